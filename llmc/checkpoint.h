@@ -1,0 +1,209 @@
+/*
+ * checkpoint.h: model files and training-state files, atomic and checksummed.
+ *
+ * Model file (llm.c's format): header [0] MODEL_MAGIC, [1] 3 (fp32) or 5
+ * (bf16), [2..7] maxT, V, L, NH, C, Vp, then the 16 tensors in checkpoint
+ * order (wte padded to (Vp,C)). Our addition: [8] = CHECKSUM_CRC32 and [9] =
+ * CRC-32 of the tensor bytes. llm.c leaves those slots zero, so its files
+ * load unchecked and ours load in llm.c unchanged.
+ *
+ * Training-state file (ours, STATE_MAGIC): everything beyond the weights that
+ * an exact resume needs: step, data position, sampler RNG, AdamW moments.
+ * header [2] step [3] world_size [4] rank [5] B [6] T [7] checksum kind
+ * [8] CRC-32 of the payload; int64 fields as (low, high) int32 pairs at
+ * [16] num_params [18] epoch [20] shard_pos [22] group_pos [24] rng state;
+ * payload: m then v, fp32, num_params each.
+ *
+ * Both are written to "<path>.tmp", fsync'ed and renamed, so a crash never
+ * leaves a half-written file under the final name.
+ */
+#ifndef LLMC_CHECKPOINT_H
+#define LLMC_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "formats.h"
+#include "gpt2.h"
+#include "utils.h"
+
+#define CHECKSUM_CRC32 1
+#define CHECKPOINT_CHUNK (1 << 20)  // floats per read/write chunk
+
+// ----------------------------------------------------------------------------
+// CRC-32 (IEEE 802.3, reflected, as zlib)
+
+static inline uint32_t crc32_update(uint32_t crc, const void *data, size_t n) {
+    static uint32_t table[256];
+    static int ready = 0;
+    if (!ready) {
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+        ready = 1;
+    }
+    const uint8_t *p = (const uint8_t *)data;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+static inline void put_i64(int32_t *header, int slot, int64_t v) {
+    uint64_t u = (uint64_t)v;
+    header[slot] = (int32_t)(uint32_t)(u & 0xffffffffu);
+    header[slot + 1] = (int32_t)(uint32_t)(u >> 32);
+}
+
+static inline int64_t get_i64(const int32_t *header, int slot) {
+    return (int64_t)(((uint64_t)(uint32_t)header[slot + 1] << 32) | (uint32_t)header[slot]);
+}
+
+// ----------------------------------------------------------------------------
+// model files
+
+// Opens a model file, checks magic, version, config and size; returns the
+// file positioned at the tensors. header receives the 256 header ints.
+static inline FILE *model_file_open(const char *path, GPT2Config *c, int32_t *header) {
+    const int versions[] = {MODEL_VERSION_FP32, MODEL_VERSION_BF16};
+    FILE *f = open_with_header(path, "model checkpoint", MODEL_MAGIC, versions, 2, header);
+    c->max_seq_len = header[2];
+    c->vocab_size = header[3];
+    c->num_layers = header[4];
+    c->num_heads = header[5];
+    c->channels = header[6];
+    c->padded_vocab_size = header[7];
+    gpt2_config_validate(c, path);
+    long long elem = header[1] == MODEL_VERSION_FP32 ? 4 : 2;
+    check_file_size(f, path, "model checkpoint",
+                    (long long)HEADER_BYTES + elem * (long long)gpt2_num_parameters(c));
+    return f;
+}
+
+// Reads the tensors of an open model file into params (fp32), converting
+// bf16 (v5) on the way, and verifies the checksum when the file has one.
+static inline void model_file_read(FILE *f, const char *path, const int32_t *header,
+                                   float *params, size_t n) {
+    int bf16 = header[1] == MODEL_VERSION_BF16;
+    uint16_t *chunk16 = bf16 ? (uint16_t *)malloc_check(CHECKPOINT_CHUNK * sizeof(uint16_t)) : NULL;
+    uint32_t crc = 0;
+    for (size_t done = 0; done < n; done += CHECKPOINT_CHUNK) {
+        size_t k = n - done < CHECKPOINT_CHUNK ? n - done : CHECKPOINT_CHUNK;
+        if (bf16) {
+            fread_check(chunk16, sizeof(uint16_t), k, f, path);
+            crc = crc32_update(crc, chunk16, k * sizeof(uint16_t));
+            for (size_t i = 0; i < k; i++) {
+                uint32_t bits = (uint32_t)chunk16[i] << 16;
+                memcpy(&params[done + i], &bits, sizeof(float));
+            }
+        } else {
+            fread_check(params + done, sizeof(float), k, f, path);
+            crc = crc32_update(crc, params + done, k * sizeof(float));
+        }
+    }
+    free(chunk16);
+    if (header[8] == CHECKSUM_CRC32 && (uint32_t)header[9] != crc) {
+        fatal("model checkpoint '%s' is corrupt: checksum %08x, header says %08x", path, crc,
+              (uint32_t)header[9]);
+    }
+}
+
+// Writes an fp32 (v3) model file atomically, with its checksum.
+static inline void model_file_write(const char *path, const GPT2Config *c, const float *params) {
+    size_t n = gpt2_num_parameters(c);
+    int32_t header[HEADER_INTS] = {0};
+    header[0] = MODEL_MAGIC;
+    header[1] = MODEL_VERSION_FP32;
+    header[2] = c->max_seq_len;
+    header[3] = c->vocab_size;
+    header[4] = c->num_layers;
+    header[5] = c->num_heads;
+    header[6] = c->channels;
+    header[7] = c->padded_vocab_size;
+    header[8] = CHECKSUM_CRC32;
+    header[9] = (int32_t)crc32_update(0, params, n * sizeof(float));
+    AtomicFile af;
+    atomic_open(&af, path);
+    write_header(af.f, header);
+    fwrite_check(params, sizeof(float), n, af.f);
+    atomic_commit(&af);
+}
+
+// ----------------------------------------------------------------------------
+// training-state files
+
+typedef struct {
+    int step;        // optimizer steps done
+    int world_size;  // ranks that wrote the run
+    int rank;
+    int B, T;
+    int64_t num_params;
+    int64_t epoch, shard_pos, group_pos;  // train dataloader position
+    uint64_t rng_state;                   // sampler RNG
+} TrainState;
+
+static inline void state_file_write(const char *path, const TrainState *s, const float *m,
+                                    const float *v) {
+    size_t n = (size_t)s->num_params;
+    int32_t header[HEADER_INTS] = {0};
+    header[0] = STATE_MAGIC;
+    header[1] = STATE_VERSION;
+    header[2] = s->step;
+    header[3] = s->world_size;
+    header[4] = s->rank;
+    header[5] = s->B;
+    header[6] = s->T;
+    header[7] = CHECKSUM_CRC32;
+    uint32_t crc = crc32_update(0, m, n * sizeof(float));
+    header[8] = (int32_t)crc32_update(crc, v, n * sizeof(float));
+    put_i64(header, 16, s->num_params);
+    put_i64(header, 18, s->epoch);
+    put_i64(header, 20, s->shard_pos);
+    put_i64(header, 22, s->group_pos);
+    put_i64(header, 24, (int64_t)s->rng_state);
+    AtomicFile af;
+    atomic_open(&af, path);
+    write_header(af.f, header);
+    fwrite_check(m, sizeof(float), n, af.f);
+    fwrite_check(v, sizeof(float), n, af.f);
+    atomic_commit(&af);
+}
+
+// Reads a state file written for a model of num_params parameters into s,
+// m and v (each num_params floats).
+static inline void state_file_read(const char *path, TrainState *s, float *m, float *v,
+                                   int64_t num_params) {
+    int32_t header[HEADER_INTS];
+    const int versions[] = {STATE_VERSION};
+    FILE *f = open_with_header(path, "training state", STATE_MAGIC, versions, 1, header);
+    s->step = header[2];
+    s->world_size = header[3];
+    s->rank = header[4];
+    s->B = header[5];
+    s->T = header[6];
+    s->num_params = get_i64(header, 16);
+    s->epoch = get_i64(header, 18);
+    s->shard_pos = get_i64(header, 20);
+    s->group_pos = get_i64(header, 22);
+    s->rng_state = (uint64_t)get_i64(header, 24);
+    if (s->num_params != num_params) {
+        fatal("training state '%s' is for a model of %lld parameters, this one has %lld", path,
+              (long long)s->num_params, (long long)num_params);
+    }
+    if (s->step < 0 || s->world_size < 1 || s->rank < 0 || s->rank >= s->world_size) {
+        fatal("training state '%s' has an invalid header (step %d, rank %d of %d)", path, s->step,
+              s->rank, s->world_size);
+    }
+    check_file_size(f, path, "training state", (long long)HEADER_BYTES + 8LL * num_params);
+    fread_check(m, sizeof(float), (size_t)num_params, f, path);
+    fread_check(v, sizeof(float), (size_t)num_params, f, path);
+    fclose_check(f);
+    uint32_t crc = crc32_update(0, m, (size_t)num_params * sizeof(float));
+    crc = crc32_update(crc, v, (size_t)num_params * sizeof(float));
+    if (header[7] != CHECKSUM_CRC32 || (uint32_t)header[8] != crc) {
+        fatal("training state '%s' is corrupt: checksum %08x, header says %08x", path, crc,
+              (uint32_t)header[8]);
+    }
+}
+
+#endif  // LLMC_CHECKPOINT_H

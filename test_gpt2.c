@@ -1,0 +1,214 @@
+/*
+ * test_gpt2.c: checks the CPU trainer against the PyTorch reference.
+ *
+ * Reads the files `train_gpt2.py reference --out DIR` writes (model_fp32.bin,
+ * model_bf16.bin, debug_state.bin, steps.txt) and checks, for the same
+ * weights and batch: the logits, the loss, every parameter gradient, and
+ * the losses and gradient norms of the first AdamW steps. Each comparison
+ * prints its error; any error above its tolerance fails the test (exit 1).
+ *
+ * usage: test_gpt2 DIR [--init dN SEED] [--perturb TENSOR]
+ *   --init dN SEED  also check that our init from descriptor dN and SEED is
+ *                   bit for bit the reference's model_fp32.bin
+ *   --perturb NAME  add an error to our gradient of NAME before comparing:
+ *                   the test must then fail (proves it can)
+ */
+#define TESTING
+#include "train_gpt2.c"
+
+// Errors are normalised by the largest magnitude in the reference tensor:
+// max|ours - ref| / max|ref|. Both sides are fp32 and differ only in the
+// order of their sums (blocked matmuls, OpenMP chunks vs MKL-DNN/OpenBLAS),
+// so agreement is about sqrt(K) * 2^-24 relative for reductions of length K.
+// fp32 forward: K <= 3072 -> ~1e-5 worst case; gradients go through more
+// reductions in series (L layers of backward).
+#define TOL_LOGITS 1e-5  // normalised; observed 5e-7 (d2), 1.1e-6 (d12)
+#define TOL_LOSS 1e-5    // absolute, on a loss of ~10.8 (1e-6 relative)
+#define TOL_GRAD 2e-5    // normalised, per tensor; observed <= 1e-6 (d2), 1.7e-6 (d12)
+// AdamW divides by sqrt(v): for gradient elements near zero, tiny sum-order
+// differences can change the update direction, so losses may drift apart
+// over the steps; at lr 1e-4 over 10 steps the drift stays near fp32 noise.
+#define TOL_STEP_LOSS 2e-5  // absolute; observed 1e-6
+#define TOL_STEP_NORM 2e-5  // relative; observed 8e-7
+// The reference's optimizer settings (train_gpt2.py reference defaults)
+#define REF_LR 1e-4f
+#define REF_BETA1 0.9f
+#define REF_BETA2 0.95f
+#define REF_EPS 1e-8f
+#define REF_WEIGHT_DECAY 0.1f
+#define REF_GRAD_CLIP 1.0f
+#define MAX_REF_STEPS 100
+
+static int failures = 0;
+
+static void report(const char *what, double err, double tol) {
+    int ok = err <= tol;  // NaN fails
+    printf("%-4s %-22s error %.3e (tolerance %.1e)\n", ok ? "ok" : "FAIL", what, err, tol);
+    if (!ok) failures++;
+}
+
+// max|a-b| / max|b| over n values; a is strided (row length of a may be
+// longer than b's: logits are (B,T,Vp) ours vs (B,T,V) reference).
+static double normalised_error(const float *a, size_t a_row, const float *b, size_t b_row,
+                               size_t rows) {
+    double max_diff = 0.0, max_ref = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t i = 0; i < b_row; i++) {
+            double d = fabs((double)a[r * a_row + i] - b[r * b_row + i]);
+            if (!(d <= max_diff)) max_diff = d;  // catches NaN
+            double m = fabs((double)b[r * b_row + i]);
+            if (m > max_ref) max_ref = m;
+        }
+    }
+    return max_diff / (max_ref > 0 ? max_ref : 1.0);
+}
+
+static uint16_t bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest even
+    return (uint16_t)(u >> 16);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) fatal("usage: test_gpt2 DIR [--init dN SEED] [--perturb TENSOR]");
+    const char *dir = argv[1];
+    const char *init_desc = NULL, *perturb = NULL;
+    uint32_t init_seed = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--init") == 0 && i + 2 < argc) {
+            init_desc = argv[++i];
+            init_seed = (uint32_t)atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--perturb") == 0 && i + 1 < argc) {
+            perturb = argv[++i];
+        } else {
+            fatal("unknown argument '%s'", argv[i]);
+        }
+    }
+    char path[4096];
+
+    // the debug state: batch, logits, loss, gradients
+    snprintf(path, sizeof(path), "%s/debug_state.bin", dir);
+    int32_t header[HEADER_INTS];
+    const int versions[] = {DEBUG_STATE_VERSION};
+    FILE *f = open_with_header(path, "debug state", DEBUG_STATE_MAGIC, versions, 1, header);
+    int B = header[2], T = header[3];
+    if (B < 1 || T < 1 || B > 1024 || T > 65536) fatal("'%s' has B=%d T=%d", path, B, T);
+
+    char model_path[4096];
+    snprintf(model_path, sizeof(model_path), "%s/model_fp32.bin", dir);
+    GPT2 model;
+    gpt2_build(&model, model_path, 0, B, T);
+    const GPT2Config *c = &model.config;
+    int V = c->vocab_size, Vp = c->padded_vocab_size;
+    size_t BT = (size_t)B * T, n = model.num_parameters;
+    printf("reference %s: L=%d NH=%d C=%d, %.2fM parameters, B=%d T=%d\n", dir, c->num_layers,
+           c->num_heads, c->channels, n / 1e6, B, T);
+
+    check_file_size(f, path, "debug state",
+                    (long long)HEADER_BYTES + 4LL * (2 * BT + BT * V + 1 + n));
+    int *x = (int *)malloc_check(BT * sizeof(int)), *y = (int *)malloc_check(BT * sizeof(int));
+    float *ref_logits = alloc_floats(BT * V), *ref_grads = alloc_floats(n), ref_loss;
+    fread_check(x, sizeof(int), BT, f, path);
+    fread_check(y, sizeof(int), BT, f, path);
+    fread_check(ref_logits, sizeof(float), BT * V, f, path);
+    fread_check(&ref_loss, sizeof(float), 1, f, path);
+    fread_check(ref_grads, sizeof(float), n, f, path);
+    fclose_check(f);
+
+    // our init from the same seed must be the reference's weights, bit for bit
+    if (init_desc) {
+        GPT2 fresh;
+        gpt2_build(&fresh, init_desc, init_seed, 1, 1);
+        int same = fresh.num_parameters == n &&
+                   memcmp(fresh.params_memory, model.params_memory, n * sizeof(float)) == 0;
+        size_t diffs = 0;
+        for (size_t i = 0; same == 0 && fresh.num_parameters == n && i < n; i++) {
+            diffs += fresh.params_memory[i] != model.params_memory[i];
+        }
+        printf("%-4s init %s seed %u == reference weights (%zu of %zu differ)\n", same ? "ok" : "FAIL",
+               init_desc, init_seed, diffs, n);
+        failures += !same;
+        gpt2_free(&fresh);
+    }
+
+    // the bf16 file loads as the fp32 weights rounded to nearest even
+    snprintf(path, sizeof(path), "%s/model_bf16.bin", dir);
+    GPT2 bf;
+    gpt2_build(&bf, path, 0, 1, 1);
+    size_t bf_bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t want = (uint32_t)bf16_round(model.params_memory[i]) << 16, got;
+        memcpy(&got, &bf.params_memory[i], 4);
+        bf_bad += got != want;
+    }
+    printf("%-4s bf16 checkpoint == rounded fp32 weights (%zu differ)\n", bf_bad ? "FAIL" : "ok", bf_bad);
+    failures += bf_bad != 0;
+    gpt2_free(&bf);
+
+    // forward and backward on the reference batch
+    gpt2_forward(&model, x, y, B, T);
+    report("logits", normalised_error(model.acts.logits, Vp, ref_logits, V, BT), TOL_LOGITS);
+    report("loss", fabs(model.mean_loss - ref_loss), TOL_LOSS);
+    printf("     loss: ours %.7f, reference %.7f\n", model.mean_loss, ref_loss);
+    gpt2_zero_grad(&model);
+    gpt2_backward(&model, 1.0f);
+    int found = perturb == NULL;
+    size_t off = 0;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        size_t size = model.param_sizes[k];
+        if (perturb && strcmp(perturb, parameter_names[k]) == 0) {
+            model.grads_memory[off + size / 2] += 1e-2f;  // a plausible-looking bug
+            found = 1;
+        }
+        char what[64];
+        snprintf(what, sizeof(what), "grad %s", parameter_names[k]);
+        report(what, normalised_error(model.grads_memory + off, size, ref_grads + off, size, 1),
+               TOL_GRAD);
+        off += size;
+    }
+    if (!found) fatal("--perturb: no parameter tensor named '%s'", perturb);
+
+    // the first AdamW steps, all on the same batch
+    snprintf(path, sizeof(path), "%s/steps.txt", dir);
+    FILE *sf = fopen_check(path, "r");
+    float ref_step_loss[MAX_REF_STEPS], ref_step_norm[MAX_REF_STEPS];
+    int steps = 0, idx;
+    while (steps < MAX_REF_STEPS &&
+           fscanf(sf, "%d %f %f", &idx, &ref_step_loss[steps], &ref_step_norm[steps]) == 3) {
+        if (idx != steps) fatal("'%s': line %d has step %d", path, steps + 1, idx);
+        steps++;
+    }
+    fclose_check(sf);
+    if (steps == 0) fatal("'%s' holds no steps", path);
+    // restart from the reference weights: the gradient above may be perturbed
+    gpt2_free(&model);
+    gpt2_build(&model, model_path, 0, B, T);
+    double max_loss_err = 0.0, max_norm_err = 0.0;
+    for (int s = 0; s < steps; s++) {
+        gpt2_forward(&model, x, y, B, T);
+        float loss = model.mean_loss;
+        gpt2_zero_grad(&model);
+        gpt2_backward(&model, 1.0f);
+        float norm = gpt2_clip_grad_norm(&model, REF_GRAD_CLIP);
+        gpt2_update(&model, REF_LR, REF_BETA1, REF_BETA2, REF_EPS, REF_WEIGHT_DECAY, s + 1);
+        double le = fabs(loss - ref_step_loss[s]), ne = fabs(norm - ref_step_norm[s]) / ref_step_norm[s];
+        printf("     step %2d: loss %.6f (ref %.6f), norm %.5f (ref %.5f)\n", s, loss,
+               ref_step_loss[s], norm, ref_step_norm[s]);
+        if (!(le <= max_loss_err)) max_loss_err = le;
+        if (!(ne <= max_norm_err)) max_norm_err = ne;
+    }
+    char what[64];
+    snprintf(what, sizeof(what), "%d-step losses", steps);
+    report(what, max_loss_err, TOL_STEP_LOSS);
+    snprintf(what, sizeof(what), "%d-step grad norms", steps);
+    report(what, max_norm_err, TOL_STEP_NORM);
+
+    gpt2_free(&model);
+    free(x);
+    free(y);
+    free(ref_logits);
+    free(ref_grads);
+    printf("%s: %d check(s) failed\n", failures ? "FAILED" : "all ok", failures);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,116 @@
+# tests/t_train.sh: the CPU trainer end to end on small synthetic shards:
+# learning, exact resume, checkpoint files, and rejection of bad input.
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+make -s train_gpt2 >/dev/null || { fail build "make train_gpt2"; exit 1; }
+PY=/usr/bin/python3
+D=$TMP/data
+mkdir -p "$D"
+$PY tests/make_shard.py "$D/s_train_000.bin" 60000 1
+$PY tests/make_shard.py "$D/s_train_001.bin" 40000 2
+$PY tests/make_shard.py "$D/s_val_000.bin" 10000 3
+TRAIN="$D/s_train_*.bin"; VAL="$D/s_val_*.bin"
+RUN=(./train_gpt2 -e d1 -i "$TRAIN" -j "$VAL" -b 4 -t 32 -g 0 -tz "")
+
+# --- it learns: val loss falls well below its start (ln 50257 = 10.8)
+"${RUN[@]}" -x 60 -l 3e-3 -v 60 -m 8 > "$TMP/learn.txt" 2>&1
+first=$(grep -m1 'val loss' "$TMP/learn.txt" | sed 's/.*val loss //')
+last=$(grep 'val loss' "$TMP/learn.txt" | tail -1 | sed 's/.*val loss //')
+if awk -v a="$first" -v b="$last" 'BEGIN{exit !(a > 10 && b < a - 3)}'; then
+    pass "val loss falls ($first -> $last)"
+else
+    fail "val loss falls" "from '$first' to '$last'"; tail -5 "$TMP/learn.txt"
+fi
+
+# --- resume is exact: 20 steps straight == 10 steps + resume + 10 steps
+"${RUN[@]}" -x 20 -d 256 -o "$TMP/straight" -n 10 -s 5 -g 4 > "$TMP/straight.txt" 2>&1
+"${RUN[@]}" -x 20 -d 256 -o "$TMP/split" -n 10 -s 5 -g 4 > /dev/null 2>&1
+# drop the step-20 files of the split run, then redo 11..20 from step 10
+rm -f "$TMP/split/model_00000020.bin" "$TMP/split/state_00000020_00000.bin"
+"${RUN[@]}" -x 20 -d 256 -o "$TMP/split" -n 10 -s 5 -g 4 -y 1 > "$TMP/resumed.txt" 2>&1
+losses() { grep '^step' "$1" | grep -v val | sed 's/ |.*ms.*//' | sed -n '/^step 1[1-9]\/\|^step 20\//p'; }
+if [ -n "$(losses "$TMP/straight.txt")" ] && [ "$(losses "$TMP/straight.txt")" = "$(losses "$TMP/resumed.txt")" ]; then
+    pass "resumed losses identical (steps 11-20)"
+else
+    fail "resumed losses identical" "$(diff <(losses "$TMP/straight.txt") <(losses "$TMP/resumed.txt") | head -5)"
+fi
+check "resumed weights bitwise identical" cmp "$TMP/straight/model_00000020.bin" "$TMP/split/model_00000020.bin"
+check "resumed optimizer state bitwise identical" cmp "$TMP/straight/state_00000020_00000.bin" "$TMP/split/state_00000020_00000.bin"
+samples() { grep '^sample' "$1" | tail -2; }
+if [ "$(samples "$TMP/straight.txt")" = "$(samples "$TMP/resumed.txt")" ]; then
+    pass "resumed samples identical"; else fail "resumed samples identical" "sampler state not restored"; fi
+if ls "$TMP/straight"/*.tmp >/dev/null 2>&1; then fail "no temp files left" "$(ls "$TMP/straight")"; else pass "no temp files left"; fi
+check "log.jsonl has a line per step" test "$(grep -c train_loss "$TMP/straight/log.jsonl")" -eq 20
+
+# -nk keeps only the last N checkpoints
+"${RUN[@]}" -x 8 -o "$TMP/keep" -n 2 -nk 2 > /dev/null 2>&1
+check "-nk 2 keeps the last two checkpoints" test "$(ls "$TMP/keep"/model_*.bin | wc -l)" -eq 2
+
+# --- bad flags
+expect_error "unknown flag" "unknown flag" "${RUN[@]}" -zz 1
+expect_error "prefix of a flag is not a flag" "unknown flag" "${RUN[@]}" --batch 4
+expect_error "-b 0" "-b must be in" "${RUN[@]}" -b 0
+expect_error "-v 0" "-v must be in" "${RUN[@]}" -v 0
+expect_error "-b not a number" "expects an integer" "${RUN[@]}" -b four
+expect_error "-l not a number" "expects a number" "${RUN[@]}" -l 1e-3x
+expect_error "flag without value" "needs a value" "${RUN[@]}" -x
+expect_error "-t above the model's maximum" "exceeds the model's maximum" "${RUN[@]}" -t 2048
+expect_error "-k unknown schedule" "-k must be" "${RUN[@]}" -k sine
+expect_error "-d not a multiple of B*T" "not a multiple" "${RUN[@]}" -d 100
+expect_error "-e neither file nor descriptor" "neither a model file" "${RUN[@]}" -e nosuchmodel.bin
+expect_error "-y without a checkpoint" "no checkpoint" "${RUN[@]}" -o "$TMP/empty" -y 1
+expect_error "-i matching nothing" "no token shards match" ./train_gpt2 -e d1 -i "$D/nothing_*.bin"
+check "--help lists every flag" sh -c './train_gpt2 --help | grep -q -- "-nk, --checkpoints-keep"'
+
+# --- bad files: shard, model, state; each a one-line error, never a crash
+hdr() { # hdr FILE MAGIC VERSION FIELD2 : a 1024-byte header
+    $PY -c "import numpy as np,sys; h=np.zeros(256,np.int32); h[:3]=[int(a) for a in sys.argv[2:5]]; open(sys.argv[1],'wb').write(h.tobytes())" "$@"
+}
+B=$TMP/bad; mkdir -p "$B"
+: > "$B/empty.bin"
+head -c 5000 /dev/urandom > "$B/random.bin"
+head -c 500 "$D/s_val_000.bin" > "$B/short_header.bin"
+hdr "$B/magic.bin" 12345 1 100; head -c 200 /dev/zero >> "$B/magic.bin"
+hdr "$B/version.bin" 20240520 7 100; head -c 200 /dev/zero >> "$B/version.bin"
+hdr "$B/claims_more.bin" 20240520 1 1000000; head -c 2000 /dev/zero >> "$B/claims_more.bin"
+hdr "$B/tiny.bin" 20240520 1 10; head -c 20 /dev/zero >> "$B/tiny.bin"
+hdr "$B/negative.bin" 20240520 1 -5
+$PY -c "import numpy as np; h=np.zeros(256,np.int32); h[:3]=[20240520,1,1000]; open('$B/bigtok.bin','wb').write(h.tobytes()+np.full(1000,60000,np.uint16).tobytes())"
+for f in empty random short_header magic version claims_more tiny negative bigtok; do
+    case $f in
+        empty|short_header) want=truncated;; random|magic) want="not a token shard";;
+        version) want="version 7";; claims_more) want="header implies";; tiny) want="fewer than one batch";;
+        negative) want="declares -5 tokens";; bigtok) want="outside the vocabulary";;
+    esac
+    expect_error "shard: $f" "$want" ./train_gpt2 -e d1 -b 4 -t 32 -i "$B/$f.bin" -j "" -x 1
+done
+
+M=$TMP/straight/model_00000020.bin
+S=$TMP/straight/state_00000020_00000.bin
+model_bad() { # model_bad NAME WANT FILE: training from FILE must fail with WANT
+    expect_error "model file: $1" "$2" ./train_gpt2 -e "$3" -i "$TRAIN" -j "" -b 4 -t 32 -x 1
+}
+model_bad empty truncated "$B/empty.bin"
+model_bad random "not a model checkpoint" "$B/random.bin"
+hdr "$B/m_version.bin" 20240326 4 1024; model_bad "wrong version" "version 4" "$B/m_version.bin"
+head -c 100000 "$M" > "$B/m_trunc.bin"; model_bad truncated "header implies" "$B/m_trunc.bin"
+cp "$M" "$B/m_long.bin"; echo junk >> "$B/m_long.bin"; model_bad "trailing bytes" "header implies" "$B/m_long.bin"
+$PY -c "
+import numpy as np; d=bytearray(open('$M','rb').read()); h=np.frombuffer(d[:1024],np.int32).copy()
+h[4]=100000; open('$B/m_config.bin','wb').write(h.tobytes()+d[1024:])
+d[5000]^=1; open('$B/m_flip.bin','wb').write(d)"
+model_bad "nonsense config" "invalid model config" "$B/m_config.bin"
+model_bad "flipped bit (checksum)" "corrupt" "$B/m_flip.bin"
+
+state_bad() { # state_bad NAME WANT FILE: resuming with FILE as the state must fail with WANT
+    rm -rf "$TMP/sb"; mkdir -p "$TMP/sb"; cp "$M" "$TMP/sb/model_00000020.bin"; cp "$3" "$TMP/sb/state_00000020_00000.bin"
+    expect_error "state file: $1" "$2" "${RUN[@]}" -x 30 -o "$TMP/sb" -y 1
+}
+state_bad empty truncated "$B/empty.bin"
+state_bad random "not a training state" "$B/random.bin"
+hdr "$B/s_version.bin" 20240527 9 0; state_bad "wrong version" "version 9" "$B/s_version.bin"
+head -c 100000 "$S" > "$B/s_trunc.bin"; state_bad truncated "header implies" "$B/s_trunc.bin"
+$PY -c "d=bytearray(open('$S','rb').read()); d[3000]^=4; open('$B/s_flip.bin','wb').write(d)"
+state_bad "flipped bit (checksum)" "corrupt" "$B/s_flip.bin"
+rm -rf "$TMP/sb"; mkdir -p "$TMP/sb"; cp "$M" "$TMP/sb/model_00000020.bin"; cp "$S" "$TMP/sb/state_00000020_00000.bin"
+expect_error "state file: other B" "was written with B=4" "${RUN[@]}" -b 2 -x 30 -o "$TMP/sb" -y 1

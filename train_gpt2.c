@@ -1,0 +1,1020 @@
+/*
+ * train_gpt2.c: GPT-2 training on the CPU, in fp32, parallel with OpenMP.
+ *
+ * This file is the readable specification of the model: every layer's
+ * forward and backward pass is written out below as a plain function, and the
+ * GPU trainer's kernels are tested against these. It is also a real trainer
+ * for small models: from token shards to checkpoints, with resume.
+ *
+ * Conventions: B batch, T sequence length, C channels, NH heads, hs = C/NH,
+ * L layers, V vocab, Vp padded vocab, OC output channels. Tensor shapes are
+ * given in comments as (B,T,C). Layer functions take outputs first, then
+ * inputs, then weights, then sizes; gradients carry a d prefix. Backward
+ * functions accumulate (+=) into parameter gradients.
+ *
+ * Build: make train_gpt2. Usage: ./train_gpt2 --help.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "llmc/args.h"
+#include "llmc/checkpoint.h"
+#include "llmc/dataloader.h"
+#include "llmc/gemm.h"
+#include "llmc/gpt2.h"
+#include "llmc/logger.h"
+#include "llmc/rand.h"
+#include "llmc/sampler.h"
+#include "llmc/schedulers.h"
+#include "llmc/utils.h"
+
+#define LAYERNORM_EPS 1e-5f
+#define REDUCE_CHUNK 65536  // fixed-size partial sums keep reductions thread-count independent
+
+// ----------------------------------------------------------------------------
+// layers: forward and backward
+
+// out (B,T,C) = wte[token] + wpe[position]
+void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B, int T,
+                     int C) {
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            float *o = out + ((size_t)b * T + t) * C;
+            const float *tok = wte + (size_t)inp[b * T + t] * C;
+            const float *pos = wpe + (size_t)t * C;
+            for (int c = 0; c < C; c++) o[c] = tok[c] + pos[c];
+        }
+    }
+}
+
+// dwte (Vp,C), dwpe (maxT,C) += scatter of dout (B,T,C). Serial: several
+// positions may hold the same token, and the order of the sums stays fixed.
+void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B, int T,
+                      int C) {
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            const float *d = dout + ((size_t)b * T + t) * C;
+            float *dtok = dwte + (size_t)inp[b * T + t] * C;
+            float *dpos = dwpe + (size_t)t * C;
+            for (int c = 0; c < C; c++) {
+                dtok[c] += d[c];
+                dpos[c] += d[c];
+            }
+        }
+    }
+}
+
+// out (N,C) = (inp - mean) * rstd * weight + bias, per row; N = B*T.
+// mean, rstd (N,) are kept for the backward pass.
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *weight, const float *bias, int N, int C) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float m = 0.0f;
+        for (int c = 0; c < C; c++) m += x[c];
+        m /= C;
+        float var = 0.0f;
+        for (int c = 0; c < C; c++) var += (x[c] - m) * (x[c] - m);
+        var /= C;
+        float s = 1.0f / sqrtf(var + LAYERNORM_EPS);
+        float *o = out + (size_t)n * C;
+        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * weight[c] + bias[c];
+        mean[n] = m;
+        rstd[n] = s;
+    }
+}
+
+// dinp (N,C) += gradient through the normalisation; dweight, dbias (C,) +=.
+void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, const float *mean,
+                        const float *rstd, int N, int C) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *d = dout + (size_t)n * C;
+        const float *x = inp + (size_t)n * C;
+        float m = mean[n], s = rstd[n];
+        // the two means that the gradient of the normalisation subtracts
+        float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+        for (int c = 0; c < C; c++) {
+            float dnorm = weight[c] * d[c];
+            dnorm_mean += dnorm;
+            dnorm_norm_mean += dnorm * (x[c] - m) * s;
+        }
+        dnorm_mean /= C;
+        dnorm_norm_mean /= C;
+        float *dx = dinp + (size_t)n * C;
+        for (int c = 0; c < C; c++) {
+            float norm = (x[c] - m) * s;
+            dx[c] += (weight[c] * d[c] - dnorm_mean - norm * dnorm_norm_mean) * s;
+        }
+    }
+    // parameter gradients: parallel over channels, each summed over rows in order
+#pragma omp parallel for
+    for (int c = 0; c < C; c++) {
+        float dw = 0.0f, db = 0.0f;
+        for (int n = 0; n < N; n++) {
+            float dv = dout[(size_t)n * C + c];
+            dw += (inp[(size_t)n * C + c] - mean[n]) * rstd[n] * dv;
+            db += dv;
+        }
+        dweight[c] += dw;
+        dbias[c] += db;
+    }
+}
+
+// out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC,); bias may be NULL
+void matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                    int C, int OC) {
+    if (bias) {
+#pragma omp parallel for
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, OC * sizeof(float));
+    }
+    gemm(0, 1, N, OC, C, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
+}
+
+// dinp (N,C) = dout (N,OC) @ weight (OC,C)    (overwrites dinp)
+// dweight (OC,C) += dout^T @ inp (N,C);  dbias (OC,) += column sums of dout
+void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, int N, int C, int OC) {
+    gemm(0, 0, N, C, OC, dout, OC, weight, C, 0.0f, dinp, C);
+    gemm(1, 0, OC, C, N, dout, OC, inp, C, 1.0f, dweight, C);
+    if (dbias) {
+#pragma omp parallel for
+        for (int o = 0; o < OC; o++) {
+            float sum = 0.0f;
+            for (int n = 0; n < N; n++) sum += dout[(size_t)n * OC + o];
+            dbias[o] += sum;
+        }
+    }
+}
+
+// Causal self-attention. qkv (B,T,3C) holds q, k, v side by side, each split
+// into NH heads of hs = C/NH channels. att (B,NH,T,T) keeps the softmax
+// probabilities for backward (zero above the diagonal). out (B,T,C).
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(3)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            for (int t = 0; t < T; t++) {
+                const float *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                float *a = att + (((size_t)b * NH + h) * T + t) * T;
+                // scores against keys 0..t, and their max for a stable softmax
+                float maxv = -INFINITY;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
+                    float s = 0.0f;
+                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
+                    a[t2] = s * scale;
+                    if (a[t2] > maxv) maxv = a[t2];
+                }
+                float sum = 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    a[t2] = expf(a[t2] - maxv);
+                    sum += a[t2];
+                }
+                for (int t2 = 0; t2 <= t; t2++) a[t2] /= sum;
+                for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;
+                // weighted sum of the values
+                float *o = out + ((size_t)b * T + t) * C + h * hs;
+                for (int i = 0; i < hs; i++) o[i] = 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
+                    for (int i = 0; i < hs; i++) o[i] += a[t2] * v[i];
+                }
+            }
+        }
+    }
+}
+
+// dqkv (B,T,3C) = gradient of attention_forward (overwrites dqkv).
+// Parallel over (b, h) only: within a head, every query position adds into
+// the same key and value rows, and a fixed order keeps the sums reproducible.
+// scratch: (B,NH,T)
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                        const float *att, int B, int T, int C, int NH) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            for (int t = 0; t < T; t++) {
+                float *dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                float *dk = dqkv + ((size_t)b * T + t) * 3 * C + C + h * hs;
+                float *dv = dqkv + ((size_t)b * T + t) * 3 * C + 2 * C + h * hs;
+                for (int i = 0; i < hs; i++) dq[i] = dk[i] = dv[i] = 0.0f;
+            }
+            float *datt = scratch + ((size_t)b * NH + h) * T;  // (T,) one row at a time
+            for (int t = 0; t < T; t++) {
+                const float *a = att + (((size_t)b * NH + h) * T + t) * T;
+                const float *d = dout + ((size_t)b * T + t) * C + h * hs;
+                const float *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                float *dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                // through the weighted sum: datt = d . v, dv += att * d
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
+                    float *dv = dqkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
+                    float s = 0.0f;
+                    for (int i = 0; i < hs; i++) {
+                        s += d[i] * v[i];
+                        dv[i] += a[t2] * d[i];
+                    }
+                    datt[t2] = s;
+                }
+                // through the softmax: dpre = att * (datt - sum(att * datt))
+                float dot = 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) dot += a[t2] * datt[t2];
+                // through the scores: dq += dpre k scale, dk += dpre q scale
+                for (int t2 = 0; t2 <= t; t2++) {
+                    float dpre = a[t2] * (datt[t2] - dot) * scale;
+                    const float *k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
+                    float *dk = dqkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
+                    for (int i = 0; i < hs; i++) {
+                        dq[i] += dpre * k[i];
+                        dk[i] += dpre * q[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+#define GELU_SCALE 0.7978845608028654f  // sqrt(2/pi)
+
+// out (N,) = the tanh approximation of GELU, as GPT-2
+void gelu_forward(float *out, const float *inp, size_t N) {
+#pragma omp parallel for
+    for (size_t i = 0; i < N; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+    }
+}
+
+// dinout (N,): gradient wrt gelu's output in, wrt its input out (in place)
+void gelu_backward(float *dinout, const float *inp, size_t N) {
+#pragma omp parallel for
+    for (size_t i = 0; i < N; i++) {
+        float x = inp[i];
+        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+        float th = tanhf(u);
+        float sech2 = 1.0f - th * th;
+        float local = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+        dinout[i] *= local;
+    }
+}
+
+// out (N,) = a + b
+void residual_forward(float *out, const float *a, const float *b, size_t N) {
+#pragma omp parallel for
+    for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
+}
+
+// Softmax + cross-entropy over the V real entries of each logits row
+// (B*T rows of Vp). losses (BT,) = logsumexp - logit[target]; lse (BT,) is
+// kept so that backward needs one pass. Padded entries are never read.
+void crossentropy_forward(float *losses, float *lse, const float *logits, const int *targets,
+                          int BT, int V, int Vp) {
+#pragma omp parallel for
+    for (int n = 0; n < BT; n++) {
+        const float *row = logits + (size_t)n * Vp;
+        float maxv = -INFINITY;
+        for (int i = 0; i < V; i++) maxv = row[i] > maxv ? row[i] : maxv;
+        double sum = 0.0;
+        for (int i = 0; i < V; i++) sum += expf(row[i] - maxv);
+        lse[n] = maxv + (float)log(sum);
+        losses[n] = lse[n] - row[targets[n]];
+    }
+}
+
+// logits (BT,Vp) become dlogits in place: (softmax - onehot(target)) * dloss,
+// zero in the padding, where dloss is d(mean loss)/d(loss of one position).
+void crossentropy_backward(float *logits, const float *lse, const int *targets, float dloss,
+                           int BT, int V, int Vp) {
+#pragma omp parallel for
+    for (int n = 0; n < BT; n++) {
+        float *row = logits + (size_t)n * Vp;
+        for (int i = 0; i < V; i++) row[i] = expf(row[i] - lse[n]) * dloss;
+        row[targets[n]] -= dloss;
+        for (int i = V; i < Vp; i++) row[i] = 0.0f;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// the model
+
+// Activations of a forward pass, one buffer carved by this table; the
+// per-layer ones are stacked (L,...). Sized for the largest (B,T) at build;
+// a forward at a smaller (B,T) uses a prefix of each.
+#define NUM_ACTIVATION_TENSORS 20
+typedef struct {
+    float *encoded;    // (B,T,C)
+    float *ln1;        // (L,B,T,C)
+    float *ln1_mean;   // (L,B,T)
+    float *ln1_rstd;   // (L,B,T)
+    float *qkv;        // (L,B,T,3C)
+    float *atty;       // (L,B,T,C)
+    float *att;        // (L,B,NH,T,T)
+    float *attproj;    // (L,B,T,C)
+    float *residual2;  // (L,B,T,C)
+    float *ln2;        // (L,B,T,C)
+    float *ln2_mean;   // (L,B,T)
+    float *ln2_rstd;   // (L,B,T)
+    float *fch;        // (L,B,T,4C)
+    float *fch_gelu;   // (L,B,T,4C)
+    float *fcproj;     // (L,B,T,C)
+    float *residual3;  // (L,B,T,C)
+    float *lnf;        // (B,T,C)
+    float *lnf_mean;   // (B,T)
+    float *lnf_rstd;   // (B,T)
+    float *logits;     // (B,T,Vp); becomes dlogits during backward
+} ActivationTensors;
+
+// Gradients of activations: backward goes layer by layer, so one layer's
+// worth of scratch is enough, reused for every layer.
+#define NUM_GRAD_SCRATCH_TENSORS 6
+typedef struct {
+    float *dresidual;  // (B,T,C) gradient flowing down the residual stream
+    float *dln;        // (B,T,C) wrt a layernorm output
+    float *datty;      // (B,T,C) wrt the attention output
+    float *dqkv;       // (B,T,3C)
+    float *dfch;       // (B,T,4C) wrt the MLP hidden layer (before and after GELU)
+    float *datt_row;   // (B,NH,T) attention backward scratch
+} GradScratch;
+
+typedef struct {
+    GPT2Config config;
+    size_t param_sizes[NUM_PARAMETER_TENSORS];
+    size_t num_parameters;
+    ParameterTensors params;
+    float *params_memory;
+    ParameterTensors grads;
+    float *grads_memory;
+    float *m_memory;  // AdamW first moment, (num_parameters,)
+    float *v_memory;  // AdamW second moment
+    int max_B, max_T;  // activation buffers are sized for these
+    ActivationTensors acts;
+    float *acts_memory;
+    GradScratch scratch;
+    float *scratch_memory;
+    float *losses;  // (B,T) per-position loss of the last forward
+    float *lse;     // (B,T) logsumexp of each logits row
+    int B, T;       // shape of the last forward
+    const int *inputs, *targets;  // of the last forward (caller-owned)
+    float mean_loss;  // of the last forward with targets, else -1
+} GPT2;
+
+// Carves `memory` by `sizes`; returns the total when memory is NULL.
+static size_t carve(float ***ptrs, const size_t *sizes, int n, float *memory) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (memory) *ptrs[i] = memory + total;
+        total += sizes[i];
+    }
+    return total;
+}
+
+static void gpt2_allocate(GPT2 *model, int B, int T) {
+    const GPT2Config *c = &model->config;
+    size_t L = c->num_layers, C = c->channels, NH = c->num_heads, Vp = c->padded_vocab_size;
+    size_t BT = (size_t)B * T;
+    gpt2_parameter_sizes(c, model->param_sizes);
+    model->num_parameters = gpt2_num_parameters(c);
+    model->params_memory = alloc_floats(model->num_parameters);
+    model->grads_memory = alloc_floats(model->num_parameters);
+    model->m_memory = alloc_floats(model->num_parameters);
+    model->v_memory = alloc_floats(model->num_parameters);
+    gpt2_point_parameters(&model->params, model->params_memory, model->param_sizes);
+    gpt2_point_parameters(&model->grads, model->grads_memory, model->param_sizes);
+
+    ActivationTensors *a = &model->acts;
+    size_t act_sizes[NUM_ACTIVATION_TENSORS] = {
+        BT * C, L * BT * C, L * BT, L * BT, L * BT * 3 * C, L * BT * C, L * B * NH * T * T,
+        L * BT * C, L * BT * C, L * BT * C, L * BT, L * BT, L * BT * 4 * C, L * BT * 4 * C,
+        L * BT * C, L * BT * C, BT * C, BT, BT, BT * Vp};
+    float **act_ptrs[NUM_ACTIVATION_TENSORS] = {
+        &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att,
+        &a->attproj, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_gelu,
+        &a->fcproj, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits};
+    model->acts_memory = alloc_floats(carve(act_ptrs, act_sizes, NUM_ACTIVATION_TENSORS, NULL));
+    carve(act_ptrs, act_sizes, NUM_ACTIVATION_TENSORS, model->acts_memory);
+
+    GradScratch *g = &model->scratch;
+    size_t scratch_sizes[NUM_GRAD_SCRATCH_TENSORS] = {BT * C, BT * C, BT * C, BT * 3 * C,
+                                                      BT * 4 * C, B * NH * T};
+    float **scratch_ptrs[NUM_GRAD_SCRATCH_TENSORS] = {&g->dresidual, &g->dln, &g->datty,
+                                                      &g->dqkv, &g->dfch, &g->datt_row};
+    model->scratch_memory =
+        alloc_floats(carve(scratch_ptrs, scratch_sizes, NUM_GRAD_SCRATCH_TENSORS, NULL));
+    carve(scratch_ptrs, scratch_sizes, NUM_GRAD_SCRATCH_TENSORS, model->scratch_memory);
+
+    model->losses = alloc_floats(BT);
+    model->lse = alloc_floats(BT);
+    model->max_B = B;
+    model->max_T = T;
+    model->mean_loss = -1.0f;
+}
+
+// Builds a model from a checkpoint file or a descriptor such as "d12",
+// with activations for batches up to (B,T).
+void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T) {
+    memset(model, 0, sizeof(*model));
+    if (gpt2_config_from_descriptor(source, &model->config)) {
+        gpt2_allocate(model, B, T);
+        gpt2_init_parameters(&model->config, model->params_memory, seed);
+        return;
+    }
+    struct stat st;
+    if (stat(source, &st) != 0) {
+        fatal("-e '%s' is neither a model file nor a descriptor like d12", source);
+    }
+    int32_t header[HEADER_INTS];
+    FILE *f = model_file_open(source, &model->config, header);
+    gpt2_allocate(model, B, T);
+    model_file_read(f, source, header, model->params_memory, model->num_parameters);
+    fclose_check(f);
+}
+
+void gpt2_free(GPT2 *model) {
+    free(model->params_memory);
+    free(model->grads_memory);
+    free(model->m_memory);
+    free(model->v_memory);
+    free(model->acts_memory);
+    free(model->scratch_memory);
+    free(model->losses);
+    free(model->lse);
+}
+
+// Forward pass over inputs (B,T). With targets (B,T), also the loss:
+// model->losses per position and model->mean_loss. Without, logits only.
+void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int T) {
+    const GPT2Config *c = &model->config;
+    int L = c->num_layers, C = c->channels, NH = c->num_heads, V = c->vocab_size;
+    int Vp = c->padded_vocab_size;
+    if (B < 1 || T < 1 || B > model->max_B || T > model->max_T) {
+        fatal("forward with (B,T) = (%d,%d) exceeds the allocation (%d,%d)", B, T, model->max_B,
+              model->max_T);
+    }
+    for (int i = 0; i < B * T; i++) {
+        if (inputs[i] < 0 || inputs[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V))) {
+            fatal("token %d at position %d is outside the vocabulary (%d)",
+                  inputs[i] < 0 || inputs[i] >= V ? inputs[i] : targets[i], i, V);
+        }
+    }
+    model->B = B;
+    model->T = T;
+    model->inputs = inputs;
+    model->targets = targets;
+    ParameterTensors p = model->params;
+    ActivationTensors a = model->acts;
+    size_t BT = (size_t)B * T;
+
+    encoder_forward(a.encoded, inputs, p.wte, p.wpe, B, T, C);
+    for (int l = 0; l < L; l++) {
+        float *residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * BT * C;
+        // this layer's weights and activations
+        float *ln1 = a.ln1 + l * BT * C, *ln1_mean = a.ln1_mean + l * BT;
+        float *ln1_rstd = a.ln1_rstd + l * BT, *qkv = a.qkv + l * BT * 3 * C;
+        float *atty = a.atty + l * BT * C, *att = a.att + (size_t)l * B * NH * T * T;
+        float *attproj = a.attproj + l * BT * C, *residual2 = a.residual2 + l * BT * C;
+        float *ln2 = a.ln2 + l * BT * C, *ln2_mean = a.ln2_mean + l * BT;
+        float *ln2_rstd = a.ln2_rstd + l * BT, *fch = a.fch + l * BT * 4 * C;
+        float *fch_gelu = a.fch_gelu + l * BT * 4 * C, *fcproj = a.fcproj + l * BT * C;
+        float *residual3 = a.residual3 + l * BT * C;
+
+        layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, p.ln1w + l * C, p.ln1b + l * C, BT, C);
+        matmul_forward(qkv, ln1, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, BT, C, 3 * C);
+        attention_forward(atty, att, qkv, B, T, C, NH);
+        matmul_forward(attproj, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, BT, C, C);
+        residual_forward(residual2, residual, attproj, BT * C);
+        layernorm_forward(ln2, ln2_mean, ln2_rstd, residual2, p.ln2w + l * C, p.ln2b + l * C, BT, C);
+        matmul_forward(fch, ln2, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, BT, C, 4 * C);
+        gelu_forward(fch_gelu, fch, BT * 4 * C);
+        matmul_forward(fcproj, fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, p.fcprojb + l * C, BT,
+                       4 * C, C);
+        residual_forward(residual3, residual2, fcproj, BT * C);
+    }
+    float *last = a.residual3 + (L - 1) * BT * C;
+    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, last, p.lnfw, p.lnfb, BT, C);
+    matmul_forward(a.logits, a.lnf, p.wte, NULL, BT, C, Vp);  // tied output head
+
+    model->mean_loss = -1.0f;
+    if (targets) {
+        crossentropy_forward(model->losses, model->lse, a.logits, targets, BT, V, Vp);
+        double sum = 0.0;
+        for (size_t i = 0; i < BT; i++) sum += model->losses[i];
+        model->mean_loss = (float)(sum / BT);
+    }
+}
+
+void gpt2_zero_grad(GPT2 *model) {
+    memset(model->grads_memory, 0, model->num_parameters * sizeof(float));
+}
+
+// Backward pass of the last forward (which must have had targets); adds
+// into the parameter gradients. loss_scale weighs this batch's mean loss in
+// the objective (1 / gradient-accumulation steps). Destroys the logits.
+void gpt2_backward(GPT2 *model, float loss_scale) {
+    if (model->mean_loss < 0.0f) {
+        fatal("gpt2_backward needs a forward pass with targets first");
+    }
+    const GPT2Config *c = &model->config;
+    int B = model->B, T = model->T;
+    int L = c->num_layers, C = c->channels, NH = c->num_heads, V = c->vocab_size;
+    int Vp = c->padded_vocab_size;
+    size_t BT = (size_t)B * T;
+    ParameterTensors p = model->params, g = model->grads;
+    ActivationTensors a = model->acts;
+    GradScratch s = model->scratch;
+
+    // classifier and final layernorm
+    crossentropy_backward(a.logits, model->lse, model->targets, loss_scale / BT, BT, V, Vp);
+    matmul_backward(s.dln, g.wte, NULL, a.logits, a.lnf, p.wte, BT, C, Vp);
+    memset(s.dresidual, 0, BT * C * sizeof(float));
+    layernorm_backward(s.dresidual, g.lnfw, g.lnfb, s.dln, a.residual3 + (L - 1) * BT * C, p.lnfw,
+                       a.lnf_mean, a.lnf_rstd, BT, C);
+
+    // the blocks, last to first. s.dresidual holds the gradient wrt the
+    // block's output; residual adds pass it through unchanged, so it keeps
+    // accumulating in place and ends as the gradient wrt the block's input.
+    for (int l = L - 1; l >= 0; l--) {
+        float *residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * BT * C;
+        float *ln1 = a.ln1 + l * BT * C, *ln1_mean = a.ln1_mean + l * BT;
+        float *ln1_rstd = a.ln1_rstd + l * BT, *qkv = a.qkv + l * BT * 3 * C;
+        float *atty = a.atty + l * BT * C, *att = a.att + (size_t)l * B * NH * T * T;
+        float *residual2 = a.residual2 + l * BT * C, *ln2 = a.ln2 + l * BT * C;
+        float *ln2_mean = a.ln2_mean + l * BT, *ln2_rstd = a.ln2_rstd + l * BT;
+        float *fch = a.fch + l * BT * 4 * C, *fch_gelu = a.fch_gelu + l * BT * 4 * C;
+
+        // MLP: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2))))
+        matmul_backward(s.dfch, g.fcprojw + (size_t)l * 4 * C * C, g.fcprojb + l * C, s.dresidual,
+                        fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C);
+        gelu_backward(s.dfch, fch, BT * 4 * C);
+        matmul_backward(s.dln, g.fcw + (size_t)l * 4 * C * C, g.fcb + l * 4 * C, s.dfch, ln2,
+                        p.fcw + (size_t)l * 4 * C * C, BT, C, 4 * C);
+        layernorm_backward(s.dresidual, g.ln2w + l * C, g.ln2b + l * C, s.dln, residual2,
+                           p.ln2w + l * C, ln2_mean, ln2_rstd, BT, C);
+        // attention: residual2 = residual + attproj(attention(qkv(ln1(residual))))
+        matmul_backward(s.datty, g.attprojw + (size_t)l * C * C, g.attprojb + l * C, s.dresidual,
+                        atty, p.attprojw + (size_t)l * C * C, BT, C, C);
+        attention_backward(s.dqkv, s.datt_row, s.datty, qkv, att, B, T, C, NH);
+        matmul_backward(s.dln, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C, s.dqkv, ln1,
+                        p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
+        layernorm_backward(s.dresidual, g.ln1w + l * C, g.ln1b + l * C, s.dln, residual,
+                           p.ln1w + l * C, ln1_mean, ln1_rstd, BT, C);
+    }
+    encoder_backward(g.wte, g.wpe, s.dresidual, model->inputs, B, T, C);
+    model->mean_loss = -1.0f;  // the logits are gone: a second backward needs a new forward
+}
+
+// Sum of squares of x (n,) in double, summed in fixed chunks so the result
+// does not depend on the number of threads.
+static double sum_of_squares(const float *x, size_t n) {
+    size_t chunks = (n + REDUCE_CHUNK - 1) / REDUCE_CHUNK;
+    double *partial = (double *)malloc_check(chunks * sizeof(double));
+#pragma omp parallel for
+    for (size_t k = 0; k < chunks; k++) {
+        size_t end = (k + 1) * REDUCE_CHUNK < n ? (k + 1) * REDUCE_CHUNK : n;
+        double s = 0.0;
+        for (size_t i = k * REDUCE_CHUNK; i < end; i++) s += (double)x[i] * x[i];
+        partial[k] = s;
+    }
+    double total = 0.0;
+    for (size_t k = 0; k < chunks; k++) total += partial[k];
+    free(partial);
+    return total;
+}
+
+// Global L2 norm of all gradients; if above max_norm (> 0), scales the
+// gradients down to it (as torch.nn.utils.clip_grad_norm_). Returns the norm
+// before clipping.
+float gpt2_clip_grad_norm(GPT2 *model, float max_norm) {
+    float norm = (float)sqrt(sum_of_squares(model->grads_memory, model->num_parameters));
+    if (max_norm > 0.0f) {
+        float coef = max_norm / (norm + 1e-6f);
+        if (coef < 1.0f) {
+#pragma omp parallel for
+            for (size_t i = 0; i < model->num_parameters; i++) model->grads_memory[i] *= coef;
+        }
+    }
+    return norm;
+}
+
+// AdamW with decoupled weight decay on the 2-D weights only, as
+// torch.optim.AdamW. t is the 1-based step number.
+void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, float weight_decay,
+                 int t) {
+    float bc1 = 1.0f - powf(beta1, (float)t);
+    float bc2_sqrt = sqrtf(1.0f - powf(beta2, (float)t));
+    float step_size = lr / bc1;
+    size_t offset = 0;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        size_t n = model->param_sizes[k];
+        float decay = parameter_decays(k) ? 1.0f - lr * weight_decay : 1.0f;
+        float *p = model->params_memory + offset, *g = model->grads_memory + offset;
+        float *m = model->m_memory + offset, *v = model->v_memory + offset;
+#pragma omp parallel for
+        for (size_t i = 0; i < n; i++) {
+            m[i] = beta1 * m[i] + (1.0f - beta1) * g[i];
+            v[i] = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
+            float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+            p[i] = p[i] * decay - step_size * m[i] / denom;
+        }
+        offset += n;
+    }
+}
+
+#ifndef TESTING
+// ----------------------------------------------------------------------------
+// the training program
+
+typedef struct {
+    const char *train_pattern, *val_pattern, *model_source, *output_dir, *tokenizer_path;
+    const char *schedule;
+    int checkpoint_every, checkpoints_keep, resume;
+    int B, T, total_batch, max_steps;
+    float lr, final_frac, weight_decay, grad_clip, beta1, beta2;
+    int warmup;
+    int val_every, val_batches, sample_every, gen_tokens;
+    float temperature;
+    int top_k;
+    int overfit, shuffle, seed;
+} TrainConfig;
+
+static TrainConfig train_defaults(void) {
+    TrainConfig c = {0};
+    c.train_pattern = "data/mobydick/mobydick_train_*.bin";
+    c.val_pattern = "data/mobydick/mobydick_val_*.bin";
+    c.model_source = "d6";
+    c.output_dir = "";
+    c.tokenizer_path = "build/gpt2_tokenizer.bin";
+    c.schedule = "cosine";
+    c.checkpoint_every = 0;
+    c.checkpoints_keep = 0;
+    c.resume = 0;
+    c.B = 4;
+    c.T = 64;
+    c.total_batch = -1;
+    c.max_steps = -1;
+    c.lr = 3e-4f;
+    c.warmup = 0;
+    c.final_frac = 0.1f;
+    c.weight_decay = 0.1f;
+    c.grad_clip = 1.0f;
+    c.beta1 = 0.9f;
+    c.beta2 = 0.95f;
+    c.val_every = 20;
+    c.val_batches = 20;
+    c.sample_every = 20;
+    c.gen_tokens = 64;
+    c.temperature = 1.0f;
+    c.top_k = 0;
+    c.overfit = 0;
+    c.shuffle = 1;
+    c.seed = 1337;
+    return c;
+}
+
+#define MAX_INT 2147483647.0
+static const char *train_summary =
+    "Trains GPT-2 on the CPU (fp32) from token shards; writes checkpoints to -o.";
+
+static int train_flag_table(TrainConfig *c, ArgSpec *s) {
+    ArgSpec table[] = {
+        {"-i", "--train", ARG_STRING, &c->train_pattern, 0, 0, "train token shards (glob)"},
+        {"-j", "--val", ARG_STRING, &c->val_pattern, 0, 0, "val token shards (glob; empty: no val)"},
+        {"-e", "--model", ARG_STRING, &c->model_source, 0, 0, "model file, or descriptor d1..d64 (d12 = 124M)"},
+        {"-o", "--output-dir", ARG_STRING, &c->output_dir, 0, 0, "output dir for log and checkpoints (empty: none)"},
+        {"-n", "--checkpoint-every", ARG_INT, &c->checkpoint_every, 0, MAX_INT, "checkpoint every N steps (0: only at the end)"},
+        {"-nk", "--checkpoints-keep", ARG_INT, &c->checkpoints_keep, 0, MAX_INT, "keep the last N checkpoints (0: all)"},
+        {"-y", "--resume", ARG_INT, &c->resume, 0, 1, "resume from the latest checkpoint in -o"},
+        {"-b", "--batch-size", ARG_INT, &c->B, 1, 65536, "micro-batch size B"},
+        {"-t", "--seq-len", ARG_INT, &c->T, 1, 1048576, "sequence length T (at most the model's)"},
+        {"-d", "--total-batch", ARG_INT, &c->total_batch, -1, MAX_INT, "total batch in tokens, a multiple of B*T (-1: B*T)"},
+        {"-x", "--max-steps", ARG_INT, &c->max_steps, -1, MAX_INT, "optimizer steps (-1: one epoch)"},
+        {"-k", "--schedule", ARG_STRING, &c->schedule, 0, 0, "LR schedule: cosine, linear, constant, wsd"},
+        {"-l", "--lr", ARG_FLOAT, &c->lr, 0, 10, "peak learning rate"},
+        {"-u", "--warmup", ARG_INT, &c->warmup, 0, MAX_INT, "warmup steps"},
+        {"-q", "--final-lr-frac", ARG_FLOAT, &c->final_frac, 0, 1, "final LR as a fraction of the peak"},
+        {"-c", "--weight-decay", ARG_FLOAT, &c->weight_decay, 0, 10, "AdamW weight decay (2-D weights)"},
+        {"-gc", "--grad-clip", ARG_FLOAT, &c->grad_clip, 0, 1e6, "clip gradients to this global norm (0: off)"},
+        {"-b1", "--beta1", ARG_FLOAT, &c->beta1, 0, 0.999999, "AdamW beta1"},
+        {"-b2", "--beta2", ARG_FLOAT, &c->beta2, 0, 0.999999, "AdamW beta2"},
+        {"-v", "--val-every", ARG_INT, &c->val_every, 1, MAX_INT, "val loss every N steps"},
+        {"-m", "--val-batches", ARG_INT, &c->val_batches, 1, MAX_INT, "batches per val loss"},
+        {"-s", "--sample-every", ARG_INT, &c->sample_every, 1, MAX_INT, "text sample every N steps"},
+        {"-g", "--gen-tokens", ARG_INT, &c->gen_tokens, 0, 1048576, "tokens per sample (0: no samples)"},
+        {"-tp", "--temperature", ARG_FLOAT, &c->temperature, 0, 100, "sampling temperature"},
+        {"-tk", "--top-k", ARG_INT, &c->top_k, 0, MAX_INT, "sample from the top k tokens (0: all)"},
+        {"-a", "--overfit", ARG_INT, &c->overfit, 0, 1, "train on the first batch only (debugging)"},
+        {"-sh", "--shuffle", ARG_INT, &c->shuffle, 0, 1, "shuffle shards and batches each epoch"},
+        {"-sd", "--seed", ARG_INT, &c->seed, 0, MAX_INT, "seed for init, shuffling and sampling"},
+        {"-tz", "--tokenizer", ARG_STRING, &c->tokenizer_path, 0, 0, "tokenizer file for decoding samples"},
+    };
+    int n = (int)(sizeof(table) / sizeof(table[0]));
+    if (s) memcpy(s, table, sizeof(table));
+    return n;
+}
+
+// ---- checkpoint files in the output dir: model_%08d.bin, state_%08d_%05d.bin
+
+static void checkpoint_paths(char *model_path, char *state_path, size_t size, const char *dir,
+                             int step, int rank) {
+    snprintf(model_path, size, "%s/model_%08d.bin", dir, step);
+    snprintf(state_path, size, "%s/state_%08d_%05d.bin", dir, step, rank);
+}
+
+// Latest step with both files in dir, or -1.
+static int latest_checkpoint(const char *dir, int rank) {
+    char mp[4096], sp[4096];
+    int best = -1;
+    glob_t g;
+    char pattern[4096];
+    snprintf(pattern, sizeof(pattern), "%s/model_*.bin", dir);
+    if (glob(pattern, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            const char *name = strrchr(g.gl_pathv[i], '/') + 1;
+            int step;
+            char tail;
+            if (sscanf(name, "model_%d.bi%c", &step, &tail) != 2 || step <= best) continue;
+            checkpoint_paths(mp, sp, sizeof(mp), dir, step, rank);
+            struct stat st;
+            if (stat(sp, &st) == 0) best = step;
+        }
+        globfree(&g);
+    }
+    return best;
+}
+
+static void remove_old_checkpoints(const char *dir, int step, int every, int keep, int rank) {
+    if (keep <= 0 || every <= 0) return;
+    int old = step - keep * every;
+    if (old <= 0 || old % every != 0) return;
+    char mp[4096], sp[4096];
+    checkpoint_paths(mp, sp, sizeof(mp), dir, old, rank);
+    remove(mp);
+    remove(sp);
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// ---- tokenizer file (llm.c format), for decoding samples
+
+typedef struct {
+    int vocab_size;
+    char **tokens;  // (vocab_size,) NUL-terminated byte strings
+} Decoder;
+
+static int decoder_load(Decoder *d, const char *path) {
+    d->vocab_size = 0;
+    d->tokens = NULL;
+    struct stat st;
+    if (path[0] == '\0' || stat(path, &st) != 0) return 0;  // optional
+    int32_t header[HEADER_INTS];
+    const int versions[] = {TOKENIZER_VERSION_1, TOKENIZER_VERSION_2};
+    FILE *f = open_with_header(path, "tokenizer", TOKENIZER_MAGIC, versions, 2, header);
+    if (header[2] < 1 || header[2] > (1 << 24)) fatal("tokenizer '%s' has vocab size %d", path, header[2]);
+    d->vocab_size = header[2];
+    d->tokens = (char **)calloc_check((size_t)d->vocab_size, sizeof(char *));
+    for (int i = 0; i < d->vocab_size; i++) {
+        unsigned char len;
+        fread_check(&len, 1, 1, f, path);
+        if (len == 0) fatal("tokenizer '%s': token %d has length 0", path, i);
+        d->tokens[i] = (char *)malloc_check((size_t)len + 1);
+        fread_check(d->tokens[i], 1, len, f, path);
+        d->tokens[i][len] = '\0';
+    }
+    fclose_check(f);
+    return 1;
+}
+
+static void decoder_free(Decoder *d) {
+    for (int i = 0; i < d->vocab_size; i++) free(d->tokens[i]);
+    free(d->tokens);
+}
+
+// Generates n tokens after <|endoftext|> and prints them as they come. The
+// context is the last max_T tokens (the activations' allocated length).
+static void print_sample(GPT2 *model, const Decoder *dec, int n, float temperature, int top_k,
+                         Rng64 *rng) {
+    int Vp = model->config.padded_vocab_size;
+    int *tokens = (int *)malloc_check(((size_t)n + 1) * sizeof(int));
+    float *work = alloc_floats((size_t)model->config.vocab_size);
+    tokens[0] = GPT2_EOT;
+    printf("sample: ");
+    for (int i = 1; i <= n; i++) {
+        int len = i < model->max_T ? i : model->max_T;
+        gpt2_forward(model, tokens + i - len, NULL, 1, len);
+        const float *logits = model->acts.logits + (size_t)(len - 1) * Vp;
+        tokens[i] = sample_token(logits, model->config.vocab_size, temperature, top_k, work, rng);
+        if (tokens[i] < dec->vocab_size) {
+            fputs(dec->tokens[tokens[i]], stdout);
+        } else {
+            printf("%d ", tokens[i]);
+        }
+        fflush(stdout);
+    }
+    printf("\n");
+    free(tokens);
+    free(work);
+}
+
+static float val_loss(GPT2 *model, DataLoader *val, int batches) {
+    dataloader_reset(val);
+    double sum = 0.0;
+    for (int i = 0; i < batches; i++) {
+        dataloader_next_batch(val);
+        gpt2_forward(model, val->inputs, val->targets, val->B, val->T);
+        sum += model->mean_loss;
+    }
+    return (float)(sum / batches);
+}
+
+static void format_eta(char *out, size_t size, double seconds) {
+    int s = (int)(seconds + 0.5);
+    if (s >= 3600) snprintf(out, size, "%dh%02dm", s / 3600, (s / 60) % 60);
+    else snprintf(out, size, "%dm%02ds", s / 60, s % 60);
+}
+
+int main(int argc, char **argv) {
+    TrainConfig cfg = train_defaults();
+    ArgSpec specs[64];
+    int nspecs = train_flag_table(&cfg, specs);
+    args_parse(argc, argv, train_summary, specs, nspecs);
+
+    LRScheduler sched;
+    int schedule_type = lr_schedule_from_name(cfg.schedule);
+    if (schedule_type < 0) fatal("-k must be cosine, linear, constant or wsd, got '%s'", cfg.schedule);
+    if ((cfg.resume || cfg.checkpoints_keep || cfg.checkpoint_every) && cfg.output_dir[0] == '\0') {
+        fatal("-y, -n and -nk need an output dir (-o)");
+    }
+    if (cfg.output_dir[0]) {
+        struct stat st;
+        if (stat(cfg.output_dir, &st) != 0 && mkdir(cfg.output_dir, 0755) != 0) {
+            fatal("cannot create output dir '%s'", cfg.output_dir);
+        }
+    }
+    int rank = 0, world_size = 1;
+
+    // model, possibly from the latest checkpoint
+    int resume_step = cfg.resume ? latest_checkpoint(cfg.output_dir, rank) : -1;
+    if (cfg.resume && resume_step < 0) {
+        fatal("-y 1: no checkpoint (model + state file) in '%s' to resume from", cfg.output_dir);
+    }
+    char model_path[4096], state_path[4096];
+    if (resume_step >= 0) {
+        checkpoint_paths(model_path, state_path, sizeof(model_path), cfg.output_dir, resume_step, rank);
+    }
+    // T is checked against the model before allocating activations
+    GPT2Config probe;
+    const char *source = resume_step >= 0 ? model_path : cfg.model_source;
+    if (!gpt2_config_from_descriptor(source, &probe)) {
+        int32_t header[HEADER_INTS];
+        struct stat st;
+        if (stat(source, &st) != 0) fatal("-e '%s' is neither a model file nor a descriptor like d12", source);
+        fclose_check(model_file_open(source, &probe, header));
+    }
+    if (cfg.T > probe.max_seq_len) {
+        fatal("-t %d exceeds the model's maximum sequence length %d", cfg.T, probe.max_seq_len);
+    }
+    int B = cfg.B, T = cfg.T;
+    if (cfg.total_batch == -1) cfg.total_batch = B * T * world_size;
+    if (cfg.total_batch % (B * T * world_size) != 0) {
+        fatal("-d %d is not a multiple of B*T*ranks = %d", cfg.total_batch, B * T * world_size);
+    }
+    int accum_steps = cfg.total_batch / (B * T * world_size);
+
+    GPT2 model;
+    gpt2_build(&model, source, (uint32_t)cfg.seed, B, T);
+    const GPT2Config *mc = &model.config;
+
+    DataLoader train_loader, val_loader;
+    dataloader_init(&train_loader, cfg.train_pattern, B, T, rank, world_size, cfg.shuffle,
+                    (uint64_t)cfg.seed, mc->vocab_size);
+    int use_val = cfg.val_pattern[0] != '\0';
+    if (use_val) {
+        dataloader_init(&val_loader, cfg.val_pattern, B, T, rank, world_size, 0, 0, mc->vocab_size);
+        int64_t avail = dataloader_batches_per_epoch(&val_loader);
+        if (cfg.val_batches > avail) cfg.val_batches = (int)avail;
+    }
+    int64_t epoch_steps = dataloader_batches_per_epoch(&train_loader) / accum_steps;
+    if (cfg.max_steps == -1) cfg.max_steps = epoch_steps > 0 ? (int)epoch_steps : 1;
+    sched = (LRScheduler){(LRScheduleType)schedule_type, cfg.lr, cfg.warmup, cfg.max_steps, cfg.final_frac};
+
+    Rng64 sample_rng = {(uint64_t)cfg.seed * 0x2545f4914f6cdd1dull + 1};
+    int start_step = 0;
+    if (resume_step >= 0) {
+        TrainState st;
+        state_file_read(state_path, &st, model.m_memory, model.v_memory, (int64_t)model.num_parameters);
+        if (st.B != B || st.T != T) {
+            fatal("'%s' was written with B=%d T=%d, this run has B=%d T=%d", state_path, st.B, st.T, B, T);
+        }
+        if (st.step >= cfg.max_steps) {
+            fatal("checkpoint step %d is already at or past -x %d", st.step, cfg.max_steps);
+        }
+        start_step = st.step;
+        dataloader_seek(&train_loader, st.epoch, st.shard_pos, st.group_pos);
+        sample_rng.state = st.rng_state;
+        printf("resuming from step %d (%s)\n", start_step, model_path);
+    }
+    Decoder decoder;
+    decoder_load(&decoder, cfg.tokenizer_path);
+    Logger logger;
+    logger_init(&logger, cfg.output_dir, resume_step >= 0);
+
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    printf("model: L=%d NH=%d C=%d maxT=%d V=%d (Vp=%d), %.2fM parameters\n", mc->num_layers,
+           mc->num_heads, mc->channels, mc->max_seq_len, mc->vocab_size, mc->padded_vocab_size,
+           model.num_parameters / 1e6);
+    printf("train: %lld tokens in %d shard(s), %lld steps per epoch; val: %s\n",
+           (long long)train_loader.total_tokens, train_loader.num_shards, (long long)epoch_steps,
+           use_val ? cfg.val_pattern : "off");
+    printf("batch: B=%d T=%d, %d accumulation step(s), %d tokens per step; %d steps; %d threads\n",
+           B, T, accum_steps, cfg.total_batch, cfg.max_steps, threads);
+
+    double train_seconds = 0.0;
+    int timed_steps = 0;
+    for (int step = start_step; step <= cfg.max_steps; step++) {
+        int last = step == cfg.max_steps;
+        if (use_val && (step % cfg.val_every == 0 || last)) {
+            float vl = val_loss(&model, &val_loader, cfg.val_batches);
+            printf("step %d/%d | val loss %.4f\n", step, cfg.max_steps, vl);
+            logger_val(&logger, step, vl);
+        }
+        if (cfg.gen_tokens > 0 && step > start_step && (step % cfg.sample_every == 0 || last)) {
+            print_sample(&model, &decoder, cfg.gen_tokens, cfg.temperature, cfg.top_k, &sample_rng);
+        }
+        if (cfg.output_dir[0] && step > start_step &&
+            (last || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0))) {
+            checkpoint_paths(model_path, state_path, sizeof(model_path), cfg.output_dir, step, rank);
+            model_file_write(model_path, mc, model.params_memory);
+            TrainState st = {step, world_size, rank, B, T, (int64_t)model.num_parameters,
+                             train_loader.epoch, train_loader.shard_pos, train_loader.group_pos,
+                             sample_rng.state};
+            state_file_write(state_path, &st, model.m_memory, model.v_memory);
+            remove_old_checkpoints(cfg.output_dir, step, cfg.checkpoint_every, cfg.checkpoints_keep, rank);
+            printf("checkpoint: %s\n", model_path);
+        }
+        if (last) break;
+
+        // one optimizer step: accumulate gradients over micro-batches
+        double t0 = now_seconds();
+        gpt2_zero_grad(&model);
+        double loss_sum = 0.0;
+        for (int micro = 0; micro < accum_steps; micro++) {
+            if (!cfg.overfit || (step == start_step && micro == 0)) {
+                dataloader_next_batch(&train_loader);
+            }
+            gpt2_forward(&model, train_loader.inputs, train_loader.targets, B, T);
+            loss_sum += model.mean_loss;
+            gpt2_backward(&model, 1.0f / accum_steps);
+        }
+        float loss = (float)(loss_sum / accum_steps);
+        float norm = gpt2_clip_grad_norm(&model, cfg.grad_clip);
+        if (!isfinite(loss) || !isfinite(norm)) {
+            fatal("step %d: loss %f, grad norm %f is not finite; try a lower -l", step + 1, loss, norm);
+        }
+        float lr = lr_at_step(&sched, step);
+        gpt2_update(&model, lr, cfg.beta1, cfg.beta2, 1e-8f, cfg.weight_decay, step + 1);
+        double dt = now_seconds() - t0;
+        if (step > start_step) {  // the first step warms caches: leave it out of the ETA
+            train_seconds += dt;
+            timed_steps++;
+        }
+        double tok_s = cfg.total_batch / dt;
+        char eta[32] = "?";
+        if (timed_steps > 0) {
+            format_eta(eta, sizeof(eta), train_seconds / timed_steps * (cfg.max_steps - step - 1));
+        }
+        printf("step %d/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s | ETA %s\n",
+               step + 1, cfg.max_steps, loss, lr, norm, dt * 1e3, tok_s, eta);
+        fflush(stdout);
+        logger_train(&logger, step + 1, loss, lr, norm, dt * 1e3, tok_s);
+    }
+
+    logger_close(&logger);
+    decoder_free(&decoder);
+    dataloader_free(&train_loader);
+    if (use_val) dataloader_free(&val_loader);
+    gpt2_free(&model);
+    return 0;
+}
+#endif  // TESTING
