@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# scripts/plot_loss.sh LOG.jsonl OUT.png [TITLE]: the loss curve of a run
+# (train loss per step, val loss where measured) as a PNG, with gnuplot.
+set -euo pipefail
+log=$1; out=$2; title=${3:-training loss}
+[ -f "$log" ] || { echo "error: no log file '$log'" >&2; exit 1; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# JSON lines -> two columns per series
+sed -n 's/.*"step":\([0-9]*\),"train_loss":\([-0-9.eE+]*\).*/\1 \2/p' "$log" > "$tmp/train.dat"
+sed -n 's/.*"step":\([0-9]*\),"val_loss":\([-0-9.eE+]*\).*/\1 \2/p' "$log" > "$tmp/val.dat"
+[ -s "$tmp/train.dat" ] || { echo "error: '$log' holds no train_loss lines" >&2; exit 1; }
+plots="'$tmp/train.dat' using 1:2 with lines lw 1.5 lc rgb '#4477aa' title 'train'"
+[ -s "$tmp/val.dat" ] && plots="$plots, '$tmp/val.dat' using 1:2 with linespoints lw 2 pt 7 ps 0.8 lc rgb '#cc3311' title 'val'"
+gnuplot <<GP
+set terminal pngcairo size 900,540 font 'sans,11'
+set output '$out'
+set title '$title'
+set xlabel 'step'
+set ylabel 'loss (nats per token)'
+set grid
+set key top right
+plot $plots
+GP
