@@ -42,11 +42,12 @@ help:
 # ----------------------------------------------------------------------------
 # CPU trainer and its test
 
+# (PCRE2: the tokenizer, for -p prompts; see the tokenizer section)
 train_gpt2: train_gpt2.c
-	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(PCRE2_CFLAGS) $< $(PCRE2_LIBS) $(LDLIBS) -o $@
 
 test_gpt2: test_gpt2.c train_gpt2.c
-	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(PCRE2_CFLAGS) $< $(PCRE2_LIBS) $(LDLIBS) -o $@
 
 # ----------------------------------------------------------------------------
 # CPU GEMM (llmc/gemm.h): its test and bench

@@ -34,6 +34,7 @@
 #include "llmc/rand.h"
 #include "llmc/sampler.h"
 #include "llmc/schedulers.h"
+#include "llmc/tokenizer.h"
 #include "llmc/utils.h"
 
 #define LAYERNORM_EPS 1e-5f
@@ -280,6 +281,26 @@ void residual_forward(float *out, const float *a, const float *b, size_t N) {
     for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
 }
 
+// exp(x) for the x <= 0 of a stable softmax, within 2 ulp of expf, and
+// written so the compiler vectorises it (libm's expf is a scalar call, and
+// the softmax over 50257 logits per position would spend most of a step in
+// it). x = n ln2 + r with |r| <= ln2/2; exp(r) by its degree-7 Taylor series
+// (truncation error < 5e-9 relative); 2^n put into the exponent bits.
+static inline float exp_nonpositive(float x) {
+    x = x < -87.0f ? -87.0f : x;  // below this the result is under FLT_MIN
+    float t = x * 1.44269504f + 12582912.0f;  // adding 1.5*2^23 rounds to an integer
+    float n = t - 12582912.0f;
+    float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;  // ln2 split in two: exact first product
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
+              r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+}
+
+#define SIMD_LANES 16  // independent partial sums: vectorisable, and a fixed order
+
 // Softmax + cross-entropy over the V real entries of each logits row
 // (B*T rows of Vp). losses (BT,) = logsumexp - logit[target]; lse (BT,) is
 // kept so that backward needs one pass. Padded entries are never read.
@@ -288,10 +309,22 @@ void crossentropy_forward(float *losses, float *lse, const float *logits, const 
 #pragma omp parallel for
     for (int n = 0; n < BT; n++) {
         const float *row = logits + (size_t)n * Vp;
+        float lane[SIMD_LANES];
+        for (int j = 0; j < SIMD_LANES; j++) lane[j] = -INFINITY;
+        int i = 0;
+        for (; i + SIMD_LANES <= V; i += SIMD_LANES) {
+            for (int j = 0; j < SIMD_LANES; j++) lane[j] = row[i + j] > lane[j] ? row[i + j] : lane[j];
+        }
         float maxv = -INFINITY;
-        for (int i = 0; i < V; i++) maxv = row[i] > maxv ? row[i] : maxv;
+        for (int j = 0; j < SIMD_LANES; j++) maxv = lane[j] > maxv ? lane[j] : maxv;
+        for (int k = i; k < V; k++) maxv = row[k] > maxv ? row[k] : maxv;
+        for (int j = 0; j < SIMD_LANES; j++) lane[j] = 0.0f;
+        for (i = 0; i + SIMD_LANES <= V; i += SIMD_LANES) {
+            for (int j = 0; j < SIMD_LANES; j++) lane[j] += exp_nonpositive(row[i + j] - maxv);
+        }
         double sum = 0.0;
-        for (int i = 0; i < V; i++) sum += expf(row[i] - maxv);
+        for (int j = 0; j < SIMD_LANES; j++) sum += lane[j];
+        for (int k = i; k < V; k++) sum += exp_nonpositive(row[k] - maxv);
         lse[n] = maxv + (float)log(sum);
         losses[n] = lse[n] - row[targets[n]];
     }
@@ -304,7 +337,8 @@ void crossentropy_backward(float *logits, const float *lse, const int *targets, 
 #pragma omp parallel for
     for (int n = 0; n < BT; n++) {
         float *row = logits + (size_t)n * Vp;
-        for (int i = 0; i < V; i++) row[i] = expf(row[i] - lse[n]) * dloss;
+        float m = lse[n];
+        for (int i = 0; i < V; i++) row[i] = exp_nonpositive(row[i] - m) * dloss;
         row[targets[n]] -= dloss;
         for (int i = V; i < Vp; i++) row[i] = 0.0f;
     }
@@ -425,8 +459,19 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     model->mean_loss = -1.0f;
 }
 
-// Builds a model from a checkpoint file or a descriptor such as "d12",
-// with activations for batches up to (B,T).
+// The config of a model source: a descriptor such as "d12" or a model file.
+void gpt2_read_config(const char *source, GPT2Config *config) {
+    if (gpt2_config_from_descriptor(source, config)) return;
+    struct stat st;
+    if (stat(source, &st) != 0) {
+        fatal("-e '%s' is neither a model file nor a descriptor like d12", source);
+    }
+    int32_t header[HEADER_INTS];
+    fclose_check(model_file_open(source, config, header));
+}
+
+// Builds a model from a checkpoint file or a descriptor such as "d12"
+// (GPT-2 init from seed), with activations for batches up to (B,T).
 void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T) {
     memset(model, 0, sizeof(*model));
     if (gpt2_config_from_descriptor(source, &model->config)) {
@@ -434,10 +479,7 @@ void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T) {
         gpt2_init_parameters(&model->config, model->params_memory, seed);
         return;
     }
-    struct stat st;
-    if (stat(source, &st) != 0) {
-        fatal("-e '%s' is neither a model file nor a descriptor like d12", source);
-    }
+    gpt2_read_config(source, &model->config);
     int32_t header[HEADER_INTS];
     FILE *f = model_file_open(source, &model->config, header);
     gpt2_allocate(model, B, T);
@@ -641,7 +683,7 @@ void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, flo
 
 typedef struct {
     const char *train_pattern, *val_pattern, *model_source, *output_dir, *tokenizer_path;
-    const char *schedule;
+    const char *schedule, *prompt, *merges_path;
     int checkpoint_every, checkpoints_keep, resume;
     int B, T, total_batch, max_steps;
     float lr, final_frac, weight_decay, grad_clip, beta1, beta2;
@@ -660,6 +702,8 @@ static TrainConfig train_defaults(void) {
     c.output_dir = "";
     c.tokenizer_path = "build/gpt2_tokenizer.bin";
     c.schedule = "cosine";
+    c.prompt = "";
+    c.merges_path = "build/gpt2_merges.bin";
     c.checkpoint_every = 0;
     c.checkpoints_keep = 0;
     c.resume = 0;
@@ -721,6 +765,8 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-sh", "--shuffle", ARG_INT, &c->shuffle, 0, 1, "shuffle shards and batches each epoch"},
         {"-sd", "--seed", ARG_INT, &c->seed, 0, MAX_INT, "seed for init, shuffling and sampling"},
         {"-tz", "--tokenizer", ARG_STRING, &c->tokenizer_path, 0, 0, "tokenizer file for decoding samples"},
+        {"-p", "--prompt", ARG_STRING, &c->prompt, 0, 0, "no training: continue this text by -g tokens and exit"},
+        {"-tm", "--merges", ARG_STRING, &c->merges_path, 0, 0, "BPE merges file, to encode -p"},
     };
     int n = (int)(sizeof(table) / sizeof(table[0]));
     if (s) memcpy(s, table, sizeof(table));
@@ -773,61 +819,39 @@ static double now_seconds(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-// ---- tokenizer file (llm.c format), for decoding samples
-
-typedef struct {
-    int vocab_size;
-    char **tokens;  // (vocab_size,) NUL-terminated byte strings
-} Decoder;
-
-static int decoder_load(Decoder *d, const char *path) {
-    d->vocab_size = 0;
-    d->tokens = NULL;
+// The tokenizer file is optional: without it samples print as token ids.
+static int tokenizer_load_optional(Tokenizer *tok, const char *path) {
     struct stat st;
-    if (path[0] == '\0' || stat(path, &st) != 0) return 0;  // optional
-    int32_t header[HEADER_INTS];
-    const int versions[] = {TOKENIZER_VERSION_1, TOKENIZER_VERSION_2};
-    FILE *f = open_with_header(path, "tokenizer", TOKENIZER_MAGIC, versions, 2, header);
-    if (header[2] < 1 || header[2] > (1 << 24)) fatal("tokenizer '%s' has vocab size %d", path, header[2]);
-    d->vocab_size = header[2];
-    d->tokens = (char **)calloc_check((size_t)d->vocab_size, sizeof(char *));
-    for (int i = 0; i < d->vocab_size; i++) {
-        unsigned char len;
-        fread_check(&len, 1, 1, f, path);
-        if (len == 0) fatal("tokenizer '%s': token %d has length 0", path, i);
-        d->tokens[i] = (char *)malloc_check((size_t)len + 1);
-        fread_check(d->tokens[i], 1, len, f, path);
-        d->tokens[i][len] = '\0';
-    }
-    fclose_check(f);
+    if (path[0] == '\0' || stat(path, &st) != 0) return 0;
+    tokenizer_init(tok, path);
     return 1;
 }
 
-static void decoder_free(Decoder *d) {
-    for (int i = 0; i < d->vocab_size; i++) free(d->tokens[i]);
-    free(d->tokens);
+static void print_token(const Tokenizer *tok, int have_tok, int id) {
+    size_t len = 0;
+    const uint8_t *bytes = have_tok ? tokenizer_decode(tok, id, &len) : NULL;
+    if (bytes) {
+        fwrite(bytes, 1, len, stdout);
+    } else {
+        printf("%d ", id);
+    }
+    fflush(stdout);
 }
 
-// Generates n tokens after <|endoftext|> and prints them as they come. The
-// context is the last max_T tokens (the activations' allocated length).
-static void print_sample(GPT2 *model, const Decoder *dec, int n, float temperature, int top_k,
-                         Rng64 *rng) {
+// Continues prompt[0..n_prompt) by n tokens, printing them as they come.
+// The context is the last max_T tokens (the activations' allocated length).
+static void generate(GPT2 *model, const int *prompt, int n_prompt, int n, float temperature,
+                     int top_k, Rng64 *rng, const Tokenizer *tok, int have_tok) {
     int Vp = model->config.padded_vocab_size;
-    int *tokens = (int *)malloc_check(((size_t)n + 1) * sizeof(int));
+    int *tokens = (int *)malloc_check(((size_t)n_prompt + n) * sizeof(int));
     float *work = alloc_floats((size_t)model->config.vocab_size);
-    tokens[0] = GPT2_EOT;
-    printf("sample: ");
-    for (int i = 1; i <= n; i++) {
+    memcpy(tokens, prompt, (size_t)n_prompt * sizeof(int));
+    for (int i = n_prompt; i < n_prompt + n; i++) {
         int len = i < model->max_T ? i : model->max_T;
         gpt2_forward(model, tokens + i - len, NULL, 1, len);
         const float *logits = model->acts.logits + (size_t)(len - 1) * Vp;
         tokens[i] = sample_token(logits, model->config.vocab_size, temperature, top_k, work, rng);
-        if (tokens[i] < dec->vocab_size) {
-            fputs(dec->tokens[tokens[i]], stdout);
-        } else {
-            printf("%d ", tokens[i]);
-        }
-        fflush(stdout);
+        print_token(tok, have_tok, tokens[i]);
     }
     printf("\n");
     free(tokens);
@@ -881,16 +905,32 @@ int main(int argc, char **argv) {
         checkpoint_paths(model_path, state_path, sizeof(model_path), cfg.output_dir, resume_step, rank);
     }
     // T is checked against the model before allocating activations
-    GPT2Config probe;
     const char *source = resume_step >= 0 ? model_path : cfg.model_source;
-    if (!gpt2_config_from_descriptor(source, &probe)) {
-        int32_t header[HEADER_INTS];
-        struct stat st;
-        if (stat(source, &st) != 0) fatal("-e '%s' is neither a model file nor a descriptor like d12", source);
-        fclose_check(model_file_open(source, &probe, header));
-    }
+    GPT2Config probe;
+    gpt2_read_config(source, &probe);
     if (cfg.T > probe.max_seq_len) {
         fatal("-t %d exceeds the model's maximum sequence length %d", cfg.T, probe.max_seq_len);
+    }
+    Tokenizer tok;
+    int have_tok = tokenizer_load_optional(&tok, cfg.tokenizer_path);
+    Rng64 sample_rng = {(uint64_t)cfg.seed * 0x2545f4914f6cdd1dull + 1};
+    if (cfg.prompt[0]) {  // generation only: encode the prompt, continue it, exit
+        if (!have_tok) fatal("-p needs the tokenizer file (-tz '%s' not found; make vocab)", cfg.tokenizer_path);
+        tokenizer_init_encoder(&tok, cfg.merges_path);
+        TokenBuf ids = {0};
+        tokbuf_push(&ids, GPT2_EOT);  // the prompt starts a document
+        tokenizer_encode(&tok, cfg.prompt, strlen(cfg.prompt), 0, &ids);
+        int context = (int)ids.n + cfg.gen_tokens;
+        if (context > probe.max_seq_len) context = probe.max_seq_len;
+        GPT2 model;
+        gpt2_build(&model, source, (uint32_t)cfg.seed, 1, context);
+        fputs(cfg.prompt, stdout);
+        generate(&model, ids.ids, (int)ids.n, cfg.gen_tokens, cfg.temperature, cfg.top_k,
+                 &sample_rng, &tok, have_tok);
+        tokbuf_free(&ids);
+        tokenizer_free(&tok);
+        gpt2_free(&model);
+        return 0;
     }
     int B = cfg.B, T = cfg.T;
     if (cfg.total_batch == -1) cfg.total_batch = B * T * world_size;
@@ -916,7 +956,6 @@ int main(int argc, char **argv) {
     if (cfg.max_steps == -1) cfg.max_steps = epoch_steps > 0 ? (int)epoch_steps : 1;
     sched = (LRScheduler){(LRScheduleType)schedule_type, cfg.lr, cfg.warmup, cfg.max_steps, cfg.final_frac};
 
-    Rng64 sample_rng = {(uint64_t)cfg.seed * 0x2545f4914f6cdd1dull + 1};
     int start_step = 0;
     if (resume_step >= 0) {
         TrainState st;
@@ -932,8 +971,6 @@ int main(int argc, char **argv) {
         sample_rng.state = st.rng_state;
         printf("resuming from step %d (%s)\n", start_step, model_path);
     }
-    Decoder decoder;
-    decoder_load(&decoder, cfg.tokenizer_path);
     Logger logger;
     logger_init(&logger, cfg.output_dir, resume_step >= 0);
 
@@ -960,7 +997,10 @@ int main(int argc, char **argv) {
             logger_val(&logger, step, vl);
         }
         if (cfg.gen_tokens > 0 && step > start_step && (step % cfg.sample_every == 0 || last)) {
-            print_sample(&model, &decoder, cfg.gen_tokens, cfg.temperature, cfg.top_k, &sample_rng);
+            int eot = GPT2_EOT;
+            printf("sample: ");
+            generate(&model, &eot, 1, cfg.gen_tokens, cfg.temperature, cfg.top_k, &sample_rng, &tok,
+                     have_tok);
         }
         if (cfg.output_dir[0] && step > start_step &&
             (last || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0))) {
@@ -1011,7 +1051,7 @@ int main(int argc, char **argv) {
     }
 
     logger_close(&logger);
-    decoder_free(&decoder);
+    if (have_tok) tokenizer_free(&tok);
     dataloader_free(&train_loader);
     if (use_val) dataloader_free(&val_loader);
     gpt2_free(&model);

@@ -2,7 +2,7 @@
 # learning, exact resume, checkpoint files, and rejection of bad input.
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-make -s train_gpt2 >/dev/null || { fail build "make train_gpt2"; exit 1; }
+make -s train_gpt2 vocab >/dev/null || { fail build "make train_gpt2 vocab"; exit 1; }
 PY=/usr/bin/python3
 D=$TMP/data
 mkdir -p "$D"
@@ -41,6 +41,16 @@ if [ "$(samples "$TMP/straight.txt")" = "$(samples "$TMP/resumed.txt")" ]; then
     pass "resumed samples identical"; else fail "resumed samples identical" "sampler state not restored"; fi
 if ls "$TMP/straight"/*.tmp >/dev/null 2>&1; then fail "no temp files left" "$(ls "$TMP/straight")"; else pass "no temp files left"; fi
 check "log.jsonl has a line per step" test "$(grep -c train_loss "$TMP/straight/log.jsonl")" -eq 20
+
+# generation from a prompt: the prompt, then -g tokens; the same seed gives the same text
+gen=(./train_gpt2 -e "$TMP/straight/model_00000020.bin" -p "Call me Ishmael." -g 12 -tk 40 -sd 7)
+"${gen[@]}" > "$TMP/gen1.txt" 2>&1; "${gen[@]}" > "$TMP/gen2.txt" 2>&1
+if grep -q "^Call me Ishmael\." "$TMP/gen1.txt" && [ "$(wc -c < "$TMP/gen1.txt")" -gt 30 ] && cmp -s "$TMP/gen1.txt" "$TMP/gen2.txt"; then
+    pass "prompt generation continues the prompt, reproducibly"
+else
+    fail "prompt generation" "$(head -c 300 "$TMP/gen1.txt")"
+fi
+expect_error "-p without a tokenizer file" "needs the tokenizer" "${gen[@]}" -tz "$TMP/none.bin"
 
 # -nk keeps only the last N checkpoints
 "${RUN[@]}" -x 8 -o "$TMP/keep" -n 2 -nk 2 > /dev/null 2>&1
