@@ -251,40 +251,9 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
     }
 }
 
-#define GELU_SCALE 0.7978845608028654f  // sqrt(2/pi)
-
-// out (N,) = the tanh approximation of GELU, as GPT-2
-void gelu_forward(float *out, const float *inp, size_t N) {
-#pragma omp parallel for
-    for (size_t i = 0; i < N; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
-    }
-}
-
-// dinout (N,): gradient wrt gelu's output in, wrt its input out (in place)
-void gelu_backward(float *dinout, const float *inp, size_t N) {
-#pragma omp parallel for
-    for (size_t i = 0; i < N; i++) {
-        float x = inp[i];
-        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        float th = tanhf(u);
-        float sech2 = 1.0f - th * th;
-        float local = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
-        dinout[i] *= local;
-    }
-}
-
-// out (N,) = a + b
-void residual_forward(float *out, const float *a, const float *b, size_t N) {
-#pragma omp parallel for
-    for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
-}
-
-// exp(x) for the x <= 0 of a stable softmax, within 2 ulp of expf, and
-// written so the compiler vectorises it (libm's expf is a scalar call, and
-// the softmax over 50257 logits per position would spend most of a step in
-// it). x = n ln2 + r with |r| <= ln2/2; exp(r) by its degree-7 Taylor series
+// exp(x) for x <= 0 (a stable softmax's arguments), within 2 ulp of expf,
+// and written so the compiler vectorises it: libm's expf is a scalar call,
+// and the softmax runs it over 50257 logits per position. x = n ln2 + r with |r| <= ln2/2; exp(r) by its degree-7 Taylor series
 // (truncation error < 5e-9 relative); 2^n put into the exponent bits.
 static inline float exp_nonpositive(float x) {
     x = x < -87.0f ? -87.0f : x;  // below this the result is under FLT_MIN
@@ -297,6 +266,46 @@ static inline float exp_nonpositive(float x) {
     float scale;
     memcpy(&scale, &bits, sizeof(scale));
     return p * scale;
+}
+
+// tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|) <= 1: vectorisable
+// like exp_nonpositive, within ~1e-7 absolute of tanhf (the cancellation in
+// 1 - e for tiny |u| costs relative, not absolute, accuracy; GELU adds the
+// result to 1, so only absolute accuracy matters there).
+static inline float tanh_fast(float u) {
+    float e = exp_nonpositive(-2.0f * fabsf(u));
+    float t = (1.0f - e) / (1.0f + e);
+    return u < 0.0f ? -t : t;
+}
+
+#define GELU_SCALE 0.7978845608028654f  // sqrt(2/pi)
+
+// out (N,) = the tanh approximation of GELU, as GPT-2
+void gelu_forward(float *out, const float *inp, size_t N) {
+#pragma omp parallel for
+    for (size_t i = 0; i < N; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanh_fast(GELU_SCALE * (x + 0.044715f * x * x * x)));
+    }
+}
+
+// dinout (N,): gradient wrt gelu's output in, wrt its input out (in place)
+void gelu_backward(float *dinout, const float *inp, size_t N) {
+#pragma omp parallel for
+    for (size_t i = 0; i < N; i++) {
+        float x = inp[i];
+        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+        float th = tanh_fast(u);
+        float sech2 = 1.0f - th * th;
+        float local = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+        dinout[i] *= local;
+    }
+}
+
+// out (N,) = a + b
+void residual_forward(float *out, const float *a, const float *b, size_t N) {
+#pragma omp parallel for
+    for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
 }
 
 #define SIMD_LANES 16  // independent partial sums: vectorisable, and a fixed order

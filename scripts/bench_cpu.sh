@@ -11,11 +11,11 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 $PY tests/make_shard.py "$tmp/bench_train_000.bin" $((B * T * (STEPS + 2) + 1)) 1
 
 echo "shape: GPT-2 124M (d12), B=$B, T=$T, $THREADS threads; median over $((STEPS - 1)) steps after a warm-up step"
-OMP_NUM_THREADS=$THREADS ./train_gpt2 -e d12 -i "$tmp/bench_train_*.bin" -j "" -b "$B" -t "$T" \
+OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$THREADS ./train_gpt2 -e d12 -i "$tmp/bench_train_*.bin" -j "" -b "$B" -t "$T" \
     -x $STEPS -g 0 -tz "" -sh 0 > "$tmp/ours.txt"
 ours=$(grep '^step' "$tmp/ours.txt" | tail -n +2 | sed 's/.*| \([0-9.]*\) ms |.*/\1/' | sort -n |
        awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-torch_out=$(OMP_NUM_THREADS=$THREADS $PY train_gpt2.py bench --model d12 --B "$B" --T "$T" \
+torch_out=$(OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$THREADS $PY train_gpt2.py bench --model d12 --B "$B" --T "$T" \
     --threads "$THREADS" --steps $((STEPS - 1)))
 echo "$torch_out" | grep -iv '^pytorch_ms_per_step' | sed 's/^/pytorch: /'
 theirs=$(echo "$torch_out" | awk '/^pytorch_ms_per_step/ {print $2}')
