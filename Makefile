@@ -12,13 +12,18 @@ CFLAGS += -fno-math-errno
 CFLAGS += $(if $(filter true 1,$(CI)),-Werror)
 LDLIBS = -lm
 
+# (without OpenMP its pragmas are ignored on purpose: no warning for them)
 ifeq ($(NO_OMP),)
   ifeq ($(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo ok),ok)
     CFLAGS += -fopenmp
     $(info OpenMP: enabled)
   else
+    CFLAGS += -Wno-unknown-pragmas
     $(info OpenMP: not found, building single-threaded)
   endif
+else
+  CFLAGS += -Wno-unknown-pragmas
+  $(info OpenMP: off (NO_OMP=1))
 endif
 
 CPU_BINS = train_gpt2 test_gpt2
@@ -51,6 +56,12 @@ train_gpt2: train_gpt2.c
 
 test_gpt2: test_gpt2.c train_gpt2.c
 	$(CC) $(CFLAGS) $(PCRE2_CFLAGS) $< $(PCRE2_LIBS) $(LDLIBS) -o $@
+
+build/test_dataloader: tests/test_dataloader.c
+	@mkdir -p build
+	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
+
+-include build/test_dataloader.d
 
 # ----------------------------------------------------------------------------
 # CPU GEMM (llmc/gemm.h): its test and bench
@@ -139,7 +150,7 @@ bench: deps train_gpt2
 	@bash scripts/bench_cpu.sh
 
 clean:
-	rm -f $(CPU_BINS) $(GEMM_BINS) $(GEMM_BINS:=.d) $(DATA_BINS) $(DATA_TESTS) $(DATA_TESTS:=.d) *.d
+	rm -f $(CPU_BINS) build/test_dataloader build/test_dataloader.d $(GEMM_BINS) $(GEMM_BINS:=.d) $(DATA_BINS) $(DATA_TESTS) $(DATA_TESTS:=.d) *.d
 	rm -rf build/ref
 
 -include $(wildcard *.d)
