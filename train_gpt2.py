@@ -407,7 +407,8 @@ def load_shard(path, V):
 # -----------------------------------------------------------------------------
 # subcommands
 
-def cmd_reference(args):
+def seeded_model_and_batch(args):
+    """The model initialised from args.seed, and a random batch from seed + 1."""
     cfg = config_from_descriptor(args.model)
     torch.set_num_threads(args.threads)
     model = GPT(cfg)
@@ -415,6 +416,11 @@ def cmd_reference(args):
     g2 = torch.Generator().manual_seed(args.seed + 1)
     tokens = torch.randint(0, cfg.V, (args.B, args.T + 1), generator=g2)  # (B,T+1)
     x, y = tokens[:, :-1], tokens[:, 1:]  # (B,T) each: y is x shifted by one
+    return cfg, model, x, y
+
+
+def cmd_reference(args):
+    cfg, model, x, y = seeded_model_and_batch(args)
     os.makedirs(args.out, exist_ok=True)
     # the checkpoints hold the initial weights, the ones the debug state was computed from
     write_model(os.path.join(args.out, "model_fp32.bin"), model, MODEL_VERSION_FP32)
@@ -483,13 +489,7 @@ def loaded_blas():
 
 
 def cmd_bench(args):
-    cfg = config_from_descriptor(args.model)
-    torch.set_num_threads(args.threads)
-    model = GPT(cfg)
-    model.init_weights(args.seed)
-    g2 = torch.Generator().manual_seed(args.seed + 1)
-    tokens = torch.randint(0, cfg.V, (args.B, args.T + 1), generator=g2)  # (B,T+1)
-    x, y = tokens[:, :-1], tokens[:, 1:]  # (B,T)
+    cfg, model, x, y = seeded_model_and_batch(args)
     opt = make_optimizer(model, args)
     print(f"# {args.model} ({cfg}), B={args.B} T={args.T}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}")
