@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 #ifdef _OPENMP
@@ -433,12 +434,6 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     size_t BT = (size_t)B * T;
     gpt2_parameter_sizes(c, model->param_sizes);
     model->num_parameters = gpt2_num_parameters(c);
-    model->params_memory = alloc_floats(model->num_parameters);
-    model->grads_memory = alloc_floats(model->num_parameters);
-    model->m_memory = alloc_floats(model->num_parameters);
-    model->v_memory = alloc_floats(model->num_parameters);
-    gpt2_point_parameters(&model->params, model->params_memory, model->param_sizes);
-    gpt2_point_parameters(&model->grads, model->grads_memory, model->param_sizes);
 
     ActivationTensors *a = &model->acts;
     size_t act_sizes[NUM_ACTIVATION_TENSORS] = {
@@ -449,18 +444,34 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
         &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att,
         &a->attproj, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_gelu,
         &a->fcproj, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits};
-    model->acts_memory = alloc_floats(carve(act_ptrs, act_sizes, NUM_ACTIVATION_TENSORS, NULL));
-    carve(act_ptrs, act_sizes, NUM_ACTIVATION_TENSORS, model->acts_memory);
-
     GradScratch *g = &model->scratch;
     size_t scratch_sizes[NUM_GRAD_SCRATCH_TENSORS] = {BT * C, BT * C, BT * C, BT * 3 * C,
                                                       BT * 4 * C, B * NH * T};
     float **scratch_ptrs[NUM_GRAD_SCRATCH_TENSORS] = {&g->dresidual, &g->dln, &g->datty,
                                                       &g->dqkv, &g->dfch, &g->datt_row};
-    model->scratch_memory =
-        alloc_floats(carve(scratch_ptrs, scratch_sizes, NUM_GRAD_SCRATCH_TENSORS, NULL));
-    carve(scratch_ptrs, scratch_sizes, NUM_GRAD_SCRATCH_TENSORS, model->scratch_memory);
+    size_t num_acts = carve(act_ptrs, act_sizes, NUM_ACTIVATION_TENSORS, NULL);
+    size_t num_scratch = carve(scratch_ptrs, scratch_sizes, NUM_GRAD_SCRATCH_TENSORS, NULL);
 
+    // a clear error rather than the OOM killer: parameters, gradients and
+    // two AdamW moments, activations, scratch, losses and lse
+    double gib = (4.0 * model->num_parameters + num_acts + num_scratch + 2.0 * BT) *
+                 sizeof(float) / (1 << 30);
+    double ram = (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) / (1 << 30);
+    if (ram > 0 && gib > ram) {
+        fatal("the model needs %.1f GiB at B=%d T=%d, this machine has %.1f GiB: lower -b or -t",
+              gib, B, T, ram);
+    }
+
+    model->params_memory = alloc_floats(model->num_parameters);
+    model->grads_memory = alloc_floats(model->num_parameters);
+    model->m_memory = alloc_floats(model->num_parameters);
+    model->v_memory = alloc_floats(model->num_parameters);
+    gpt2_point_parameters(&model->params, model->params_memory, model->param_sizes);
+    gpt2_point_parameters(&model->grads, model->grads_memory, model->param_sizes);
+    model->acts_memory = alloc_floats(num_acts);
+    carve(act_ptrs, act_sizes, NUM_ACTIVATION_TENSORS, model->acts_memory);
+    model->scratch_memory = alloc_floats(num_scratch);
+    carve(scratch_ptrs, scratch_sizes, NUM_GRAD_SCRATCH_TENSORS, model->scratch_memory);
     model->losses = alloc_floats(BT);
     model->lse = alloc_floats(BT);
     model->max_B = B;
@@ -790,36 +801,55 @@ static void checkpoint_paths(char *model_path, char *state_path, size_t size, co
     snprintf(state_path, size, "%s/state_%08d_%05d.bin", dir, step, rank);
 }
 
-// Latest step with both files in dir, or -1.
-static int latest_checkpoint(const char *dir, int rank) {
-    char mp[4096], sp[4096];
-    int best = -1;
-    glob_t g;
-    char pattern[4096];
-    snprintf(pattern, sizeof(pattern), "%s/model_*.bin", dir);
-    if (glob(pattern, 0, NULL, &g) == 0) {
-        for (size_t i = 0; i < g.gl_pathc; i++) {
-            const char *name = strrchr(g.gl_pathv[i], '/') + 1;
-            int step;
-            char tail;
-            if (sscanf(name, "model_%d.bi%c", &step, &tail) != 2 || step <= best) continue;
-            checkpoint_paths(mp, sp, sizeof(mp), dir, step, rank);
-            struct stat st;
-            if (stat(sp, &st) == 0) best = step;
-        }
-        globfree(&g);
-    }
-    return best;
+static int compare_ints(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
 }
 
-static void remove_old_checkpoints(const char *dir, int step, int every, int keep, int rank) {
-    if (keep <= 0 || every <= 0) return;
-    int old = step - keep * every;
-    if (old <= 0 || old % every != 0) return;
-    char mp[4096], sp[4096];
-    checkpoint_paths(mp, sp, sizeof(mp), dir, old, rank);
-    remove(mp);
-    remove(sp);
+// The steps of the complete checkpoints (model and this rank's state file)
+// in dir, ascending, into *steps (malloc'ed); returns how many. Lists the
+// directory itself, so names with glob characters are no problem.
+static int checkpoint_steps(const char *dir, int rank, int **steps) {
+    int n = 0, cap = 16;
+    *steps = (int *)malloc_check((size_t)cap * sizeof(int));
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int step, len = 0;
+        if (sscanf(e->d_name, "model_%8d.bin%n", &step, &len) != 1 || len != 18 || step < 0) continue;
+        char mp[4200], sp[4200];
+        checkpoint_paths(mp, sp, sizeof(mp), dir, step, rank);
+        struct stat st;
+        if (stat(sp, &st) != 0) continue;  // a model file without its state: not resumable
+        if (n == cap) *steps = (int *)realloc(*steps, (size_t)(cap *= 2) * sizeof(int));
+        if (!*steps) fatal("out of memory listing '%s'", dir);
+        (*steps)[n++] = step;
+    }
+    closedir(d);
+    qsort(*steps, (size_t)n, sizeof(int), compare_ints);
+    return n;
+}
+
+// Latest complete checkpoint's step in dir, or -1.
+static int latest_checkpoint(const char *dir, int rank) {
+    int *steps, n = checkpoint_steps(dir, rank, &steps);
+    int latest = n > 0 ? steps[n - 1] : -1;
+    free(steps);
+    return latest;
+}
+
+// Deletes all but the newest `keep` checkpoints in dir (keep 0: keep all).
+static void remove_old_checkpoints(const char *dir, int keep, int rank) {
+    if (keep <= 0) return;
+    int *steps, n = checkpoint_steps(dir, rank, &steps);
+    for (int i = 0; i < n - keep; i++) {
+        char mp[4200], sp[4200];
+        checkpoint_paths(mp, sp, sizeof(mp), dir, steps[i], rank);
+        remove(sp);
+        remove(mp);
+    }
+    free(steps);
 }
 
 static double now_seconds(void) {
@@ -879,6 +909,7 @@ static float val_loss(GPT2 *model, DataLoader *val, int batches) {
 }
 
 static void format_eta(char *out, size_t size, double seconds) {
+    if (!(seconds < 3.6e8)) seconds = 3.6e8;  // 100,000 hours: clamp before int
     int s = (int)(seconds + 0.5);
     if (s >= 3600) snprintf(out, size, "%dh%02dm", s / 3600, (s / 60) % 60);
     else snprintf(out, size, "%dm%02ds", s / 60, s % 60);
@@ -896,6 +927,8 @@ int main(int argc, char **argv) {
     if ((cfg.resume || cfg.checkpoints_keep || cfg.checkpoint_every) && cfg.output_dir[0] == '\0') {
         fatal("-y, -n and -nk need an output dir (-o)");
     }
+    if (strlen(cfg.output_dir) > 4000) fatal("-o is longer than 4000 characters");
+    if (cfg.total_batch == 0) fatal("-d must be -1 (= B*T) or a number of tokens, got 0");
     if (cfg.output_dir[0]) {
         struct stat st;
         if (stat(cfg.output_dir, &st) != 0 && mkdir(cfg.output_dir, 0755) != 0) {
@@ -909,17 +942,20 @@ int main(int argc, char **argv) {
     if (cfg.resume && resume_step < 0) {
         fatal("-y 1: no checkpoint (model + state file) in '%s' to resume from", cfg.output_dir);
     }
-    char model_path[4096], state_path[4096];
+    if (!cfg.resume && cfg.output_dir[0] && latest_checkpoint(cfg.output_dir, rank) >= 0) {
+        fatal("'%s' already holds checkpoints: resume them with -y 1, or choose another -o",
+              cfg.output_dir);
+    }
+    char model_path[4200], state_path[4200];
     if (resume_step >= 0) {
         checkpoint_paths(model_path, state_path, sizeof(model_path), cfg.output_dir, resume_step, rank);
     }
-    // T is checked against the model before allocating activations
     const char *source = resume_step >= 0 ? model_path : cfg.model_source;
     GPT2Config probe;
     gpt2_read_config(source, &probe);
-    if (cfg.T > probe.max_seq_len) {
-        fatal("-t %d exceeds the model's maximum sequence length %d", cfg.T, probe.max_seq_len);
-    }
+    // documents (and samples) start with <|endoftext|>; a model with a
+    // smaller vocabulary than GPT-2's starts from token 0 instead
+    int start_token = GPT2_EOT < probe.vocab_size ? GPT2_EOT : 0;
     Tokenizer tok;
     int have_tok = tokenizer_load_optional(&tok, cfg.tokenizer_path);
     Rng64 sample_rng = {(uint64_t)cfg.seed * 0x2545f4914f6cdd1dull + 1};
@@ -927,7 +963,7 @@ int main(int argc, char **argv) {
         if (!have_tok) fatal("-p needs the tokenizer file (-tz '%s' not found; make vocab)", cfg.tokenizer_path);
         tokenizer_init_encoder(&tok, cfg.merges_path);
         TokenBuf ids = {0};
-        tokbuf_push(&ids, GPT2_EOT);  // the prompt starts a document
+        tokbuf_push(&ids, start_token);  // the prompt starts a document
         tokenizer_encode(&tok, cfg.prompt, strlen(cfg.prompt), 0, &ids);
         int context = (int)ids.n + cfg.gen_tokens;
         if (context > probe.max_seq_len) context = probe.max_seq_len;
@@ -941,26 +977,33 @@ int main(int argc, char **argv) {
         gpt2_free(&model);
         return 0;
     }
+    // the batch is checked against the model and the data before allocating
+    if (cfg.T > probe.max_seq_len) {
+        fatal("-t %d exceeds the model's maximum sequence length %d", cfg.T, probe.max_seq_len);
+    }
     int B = cfg.B, T = cfg.T;
+    if ((int64_t)B * T * world_size > INT32_MAX) {
+        fatal("-b %d x -t %d x %d ranks is more than 2^31 tokens per micro-batch", B, T, world_size);
+    }
     if (cfg.total_batch == -1) cfg.total_batch = B * T * world_size;
     if (cfg.total_batch % (B * T * world_size) != 0) {
         fatal("-d %d is not a multiple of B*T*ranks = %d", cfg.total_batch, B * T * world_size);
     }
     int accum_steps = cfg.total_batch / (B * T * world_size);
 
-    GPT2 model;
-    gpt2_build(&model, source, (uint32_t)cfg.seed, B, T);
-    const GPT2Config *mc = &model.config;
-
     DataLoader train_loader, val_loader;
     dataloader_init(&train_loader, cfg.train_pattern, B, T, rank, world_size, cfg.shuffle,
-                    (uint64_t)cfg.seed, mc->vocab_size);
+                    (uint64_t)cfg.seed, probe.vocab_size);
     int use_val = cfg.val_pattern[0] != '\0';
     if (use_val) {
-        dataloader_init(&val_loader, cfg.val_pattern, B, T, rank, world_size, 0, 0, mc->vocab_size);
+        dataloader_init(&val_loader, cfg.val_pattern, B, T, rank, world_size, 0, 0, probe.vocab_size);
         int64_t avail = dataloader_batches_per_epoch(&val_loader);
         if (cfg.val_batches > avail) cfg.val_batches = (int)avail;
     }
+
+    GPT2 model;
+    gpt2_build(&model, source, (uint32_t)cfg.seed, B, T);
+    const GPT2Config *mc = &model.config;
     int64_t epoch_steps = dataloader_batches_per_epoch(&train_loader) / accum_steps;
     if (cfg.max_steps == -1) cfg.max_steps = epoch_steps > 0 ? (int)epoch_steps : 1;
     sched = (LRScheduler){(LRScheduleType)schedule_type, cfg.lr, cfg.warmup, cfg.max_steps, cfg.final_frac};
@@ -971,6 +1014,9 @@ int main(int argc, char **argv) {
         state_file_read(state_path, &st, model.m_memory, model.v_memory, (int64_t)model.num_parameters);
         if (st.B != B || st.T != T) {
             fatal("'%s' was written with B=%d T=%d, this run has B=%d T=%d", state_path, st.B, st.T, B, T);
+        }
+        if (st.step != resume_step) {
+            fatal("'%s' says step %d, its name says %d", state_path, st.step, resume_step);
         }
         if (st.step >= cfg.max_steps) {
             fatal("checkpoint step %d is already at or past -x %d", st.step, cfg.max_steps);
@@ -1006,9 +1052,8 @@ int main(int argc, char **argv) {
             logger_val(&logger, step, vl);
         }
         if (cfg.gen_tokens > 0 && step > start_step && (step % cfg.sample_every == 0 || last)) {
-            int eot = GPT2_EOT;
             printf("sample: ");
-            generate(&model, &eot, 1, cfg.gen_tokens, cfg.temperature, cfg.top_k, &sample_rng, &tok,
+            generate(&model, &start_token, 1, cfg.gen_tokens, cfg.temperature, cfg.top_k, &sample_rng, &tok,
                      have_tok);
         }
         if (cfg.output_dir[0] && step > start_step &&
@@ -1019,7 +1064,7 @@ int main(int argc, char **argv) {
                              train_loader.epoch, train_loader.shard_pos, train_loader.group_pos,
                              sample_rng.state};
             state_file_write(state_path, &st, model.m_memory, model.v_memory);
-            remove_old_checkpoints(cfg.output_dir, step, cfg.checkpoint_every, cfg.checkpoints_keep, rank);
+            remove_old_checkpoints(cfg.output_dir, cfg.checkpoints_keep, rank);
             printf("checkpoint: %s\n", model_path);
         }
         if (last) break;
@@ -1029,7 +1074,10 @@ int main(int argc, char **argv) {
         gpt2_zero_grad(&model);
         double loss_sum = 0.0;
         for (int micro = 0; micro < accum_steps; micro++) {
-            if (!cfg.overfit || (step == start_step && micro == 0)) {
+            if (!cfg.overfit) {
+                dataloader_next_batch(&train_loader);
+            } else if (step == start_step && micro == 0) {  // -a: always the first batch
+                dataloader_reset(&train_loader);
                 dataloader_next_batch(&train_loader);
             }
             gpt2_forward(&model, train_loader.inputs, train_loader.targets, B, T);

@@ -10,7 +10,7 @@
  * Training-state file (ours, STATE_MAGIC): everything beyond the weights that
  * an exact resume needs: step, data position, sampler RNG, AdamW moments.
  * header [2] step [3] world_size [4] rank [5] B [6] T [7] checksum kind
- * [8] CRC-32 of the payload; int64 fields as (low, high) int32 pairs at
+ * [8] CRC-32 of the header (slot 8 as 0) and the payload; int64 fields as (low, high) int32 pairs at
  * [16] num_params [18] epoch [20] shard_pos [22] group_pos [24] rng state;
  * payload: m then v, fp32, num_params each.
  *
@@ -154,13 +154,14 @@ static inline void state_file_write(const char *path, const TrainState *s, const
     header[5] = s->B;
     header[6] = s->T;
     header[7] = CHECKSUM_CRC32;
-    uint32_t crc = crc32_update(0, m, n * sizeof(float));
-    header[8] = (int32_t)crc32_update(crc, v, n * sizeof(float));
     put_i64(header, 16, s->num_params);
     put_i64(header, 18, s->epoch);
     put_i64(header, 20, s->shard_pos);
     put_i64(header, 22, s->group_pos);
     put_i64(header, 24, (int64_t)s->rng_state);
+    uint32_t crc = crc32_update(0, header, HEADER_BYTES);  // with slot 8 still 0
+    crc = crc32_update(crc, m, n * sizeof(float));
+    header[8] = (int32_t)crc32_update(crc, v, n * sizeof(float));
     AtomicFile af;
     atomic_open(&af, path);
     write_header(af.f, header);
@@ -198,7 +199,11 @@ static inline void state_file_read(const char *path, TrainState *s, float *m, fl
     fread_check(m, sizeof(float), (size_t)num_params, f, path);
     fread_check(v, sizeof(float), (size_t)num_params, f, path);
     fclose_check(f);
-    uint32_t crc = crc32_update(0, m, (size_t)num_params * sizeof(float));
+    int32_t unsummed[HEADER_INTS];  // the header as summed: slot 8 zero
+    memcpy(unsummed, header, HEADER_BYTES);
+    unsummed[8] = 0;
+    uint32_t crc = crc32_update(0, unsummed, HEADER_BYTES);
+    crc = crc32_update(crc, m, (size_t)num_params * sizeof(float));
     crc = crc32_update(crc, v, (size_t)num_params * sizeof(float));
     if (header[7] != CHECKSUM_CRC32 || (uint32_t)header[8] != crc) {
         fatal("training state '%s' is corrupt: checksum %08x, header says %08x", path, crc,

@@ -50,7 +50,8 @@ static inline float lr_at_step(const LRScheduler *s, int step) {
         if (step < decay_start) return s->lr;
     }
     int span = s->max_steps - 1 - decay_start;
-    float progress = span > 0 ? (float)(step - decay_start) / (float)span : 1.0f;
+    // a one-step decay phase has nothing to decay over: it runs at the peak
+    float progress = span > 0 ? (float)(step - decay_start) / (float)span : 0.0f;
     if (progress > 1.0f) progress = 1.0f;
     if (s->type == LR_COSINE) {
         return lr_min + 0.5f * (s->lr - lr_min) * (1.0f + cosf((float)M_PI * progress));

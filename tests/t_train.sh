@@ -63,9 +63,22 @@ else
 fi
 expect_error "-p without a tokenizer file" "needs the tokenizer" "${gen[@]}" -tz "$TMP/none.bin"
 
-# -nk keeps only the last N checkpoints
-"${RUN[@]}" -x 8 -o "$TMP/keep" -n 2 -nk 2 > /dev/null 2>&1
-check "-nk 2 keeps the last two checkpoints" test "$(ls "$TMP/keep"/model_*.bin | wc -l)" -eq 2
+# -nk keeps only the newest N checkpoints, the final one included
+"${RUN[@]}" -x 7 -o "$TMP/keep" -n 2 -nk 2 > /dev/null 2>&1
+check "-nk 2 keeps the newest two checkpoints" test "$(cd "$TMP/keep" && echo model_*.bin state_*.bin)" = \
+    "model_00000006.bin model_00000007.bin state_00000006_00000.bin state_00000007_00000.bin"
+# a directory name with glob characters still resumes
+mkdir -p "$TMP/odd[1]"
+"${RUN[@]}" -x 2 -o "$TMP/odd[1]" > /dev/null 2>&1
+check "-o with glob characters resumes" "${RUN[@]}" -x 3 -o "$TMP/odd[1]" -y 1
+expect_error "-o holding checkpoints without -y" "already holds checkpoints" "${RUN[@]}" -x 3 -o "$TMP/keep"
+# -a (overfit one batch) trains on the same batch after a resume
+"${RUN[@]}" -x 4 -a 1 -sh 0 -o "$TMP/of1" > "$TMP/of1.txt" 2>&1
+"${RUN[@]}" -x 4 -a 1 -sh 0 -o "$TMP/of2" -n 2 > /dev/null 2>&1
+rm -f "$TMP/of2/model_00000004.bin" "$TMP/of2/state_00000004_00000.bin"
+"${RUN[@]}" -x 4 -a 1 -sh 0 -o "$TMP/of2" -n 2 -y 1 > "$TMP/of2.txt" 2>&1
+if [ "$(grep '^step 4/4 | loss' "$TMP/of1.txt" | cut -d'|' -f2)" = "$(grep '^step 4/4 | loss' "$TMP/of2.txt" | cut -d'|' -f2)" ]; then
+    pass "-a 1 resumes on the same batch"; else fail "-a 1 resumes on the same batch" "losses differ"; fi
 
 # --- bad flags
 expect_error "unknown flag" "unknown flag" "${RUN[@]}" -zz 1
@@ -78,6 +91,16 @@ expect_error "flag without value" "needs a value" "${RUN[@]}" -x
 expect_error "-t above the model's maximum" "exceeds the model's maximum" "${RUN[@]}" -t 2048
 expect_error "-k unknown schedule" "-k must be" "${RUN[@]}" -k sine
 expect_error "-d not a multiple of B*T" "not a multiple" "${RUN[@]}" -d 100
+expect_error "-d 0" "-d must be" "${RUN[@]}" -d 0
+# a model file with maxT = 65536 (C = 1) lets B*T overflow an int
+$PY -c "
+import numpy as np; V, Vp, T, L, C = 50257, 50304, 65536, 1, 1
+n = Vp*C + T*C + L*(C + C + 3*C*C + 3*C + C*C + C + C + C + 4*C*C + 4*C + 4*C*C + C) + 2*C
+h = np.zeros(256, np.int32); h[:8] = [20240326, 3, T, V, L, 1, C, Vp]
+open('$TMP/longT.bin', 'wb').write(h.tobytes() + np.zeros(n, np.float32).tobytes())"
+expect_error "B*T over 2^31" "more than 2^31" "${RUN[@]}" -e "$TMP/longT.bin" -b 65536 -t 65536
+$PY tests/make_shard.py "$D/big_train_000.bin" 600000 4
+expect_error "more memory than the machine" "lower -b or -t" "${RUN[@]}" -e d12 -b 512 -t 1024 -i "$D/big_train_000.bin" -j ""
 expect_error "-e neither file nor descriptor" "neither a model file" "${RUN[@]}" -e nosuchmodel.bin
 expect_error "-y without a checkpoint" "no checkpoint" "${RUN[@]}" -o "$TMP/empty" -y 1
 expect_error "-i matching nothing" "no token shards match" ./train_gpt2 -e d1 -i "$D/nothing_*.bin"
@@ -133,5 +156,9 @@ hdr "$B/s_version.bin" 20240527 9 0; state_bad "wrong version" "version 9" "$B/s
 head -c 100000 "$S" > "$B/s_trunc.bin"; state_bad truncated "header implies" "$B/s_trunc.bin"
 $PY -c "d=bytearray(open('$S','rb').read()); d[3000]^=4; open('$B/s_flip.bin','wb').write(d)"
 state_bad "flipped bit (checksum)" "corrupt" "$B/s_flip.bin"
+$PY -c "
+import numpy as np; d=bytearray(open('$S','rb').read()); h=np.frombuffer(d[:1024],np.int32).copy()
+h[22]=99; open('$B/s_pos.bin','wb').write(h.tobytes()+d[1024:])"
+state_bad "edited data position (header checksum)" "corrupt" "$B/s_pos.bin"
 rm -rf "$TMP/sb"; mkdir -p "$TMP/sb"; cp "$M" "$TMP/sb/model_00000020.bin"; cp "$S" "$TMP/sb/state_00000020_00000.bin"
 expect_error "state file: other B" "was written with B=4" "${RUN[@]}" -b 2 -x 30 -o "$TMP/sb" -y 1
