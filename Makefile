@@ -44,6 +44,7 @@ help:
 	@echo "make data-mobydick tokenize Moby-Dick (a document per chapter) into data/mobydick/"
 	@echo "make data-sotu     tokenize the State of the Union addresses (1790-2021) into data/sotu/"
 	@echo "make bench-tokenizer  encoding MB/s, single-threaded: ours vs js-tiktoken on ~20 MB"
+	@echo "make emu           build the CUDA emulation's tests (dev/emu; build/emu/), run by tests/t_emu.sh"
 	@echo "make clean         remove build outputs (keeps downloaded packages and data)"
 	@echo "variables: NO_OMP=1 (no OpenMP), CC=..., CFLAGS=..., PYTHON=..."
 
@@ -133,6 +134,64 @@ data-sotu: tokenize vocab
 
 bench-tokenizer: tokenize vocab
 	@bash dev/data/bench_tokenizer.sh
+
+# ----------------------------------------------------------------------------
+# CUDA emulation (dev/emu): CUDA kernels on the CPU, threads as fibers
+#
+# A .cu/.cuh is rewritten by dev/emu/rewrite.py into build/emu/src/<same path>
+# (launch syntax, __shared__ declarations; includes resolve to the rewritten
+# copies) and compiled by g++ with dev/emu/cuda_emu.h force-included: under
+# ASan + UBSan into build/emu/asan/, without into build/emu/plain/ (the
+# emulator's own guard regions). The same sources compile with nvcc, compile
+# only, warnings as errors, into build/emu/nvcc/.
+
+EMU_CXX ?= g++
+EMU_CXXFLAGS = -std=c++17 -O1 -g -Wall -Wextra -MMD -MP -include dev/emu/cuda_emu.h
+# CUDA's "#pragma unroll" means nothing to g++
+EMU_CXXFLAGS += -Wno-unknown-pragmas
+EMU_CXXFLAGS += $(if $(filter true 1,$(CI)),-Werror)
+EMU_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
+NVCC_FLAGS = -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+	-Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -warn-spills,-warn-lmem-usage
+EMU_TESTS = good_kernels bad_kernels
+EMU_TEST_HDRS = build/emu/src/dev/emu/tests/common.cuh
+EMU_BINS = $(EMU_TESTS:%=build/emu/asan/%) $(EMU_TESTS:%=build/emu/plain/%)
+EMU_NVCC_OBJS = $(EMU_TESTS:%=build/emu/nvcc/%.o)
+
+.PHONY: emu emu-nvcc emu-clean
+# keep the rewritten sources: compiler messages are easier to read next to them
+.PRECIOUS: build/emu/src/%.cu build/emu/src/%.cuh
+
+emu: $(EMU_BINS)
+
+emu-nvcc: $(EMU_NVCC_OBJS)
+
+build/emu/src/%.cu: %.cu dev/emu/rewrite.py
+	@mkdir -p $(@D)
+	$(PYTHON) dev/emu/rewrite.py $< $@
+
+build/emu/src/%.cuh: %.cuh dev/emu/rewrite.py
+	@mkdir -p $(@D)
+	$(PYTHON) dev/emu/rewrite.py $< $@
+
+build/emu/asan/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) dev/emu/cuda_emu.h
+	@mkdir -p $(@D)
+	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_SAN) -x c++ $< -o $@
+
+build/emu/plain/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) dev/emu/cuda_emu.h
+	@mkdir -p $(@D)
+	$(EMU_CXX) $(EMU_CXXFLAGS) -x c++ $< -o $@
+
+build/emu/nvcc/%.o: dev/emu/tests/%.cu dev/emu/tests/common.cuh
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+clean: emu-clean
+emu-clean:
+	rm -rf build/emu
+
+-include $(EMU_BINS:=.d)
 
 # ----------------------------------------------------------------------------
 # set-up, tests, benchmarks

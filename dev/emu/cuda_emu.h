@@ -1,0 +1,858 @@
+// dev/emu/cuda_emu.h: CUDA on the CPU, so kernels are tested without a GPU.
+//
+// A .cu file goes through dev/emu/rewrite.py (launch syntax and __shared__
+// declarations) and is then compiled by g++ -std=c++17 with this header
+// force-included (-include dev/emu/cuda_emu.h). Everything runs on one OS
+// thread, in host memory:
+//
+// - A launch runs the blocks one after another. The threads of a block are
+//   cooperative fibers (ucontext: makecontext/swapcontext) that switch only
+//   at __syncthreads, __syncwarp and the warp collectives (shuffles, ballot,
+//   any, all). Between two such points a thread runs alone, so the order in
+//   which the threads are swept decides what a racy kernel computes:
+//   EMU_ORDER=forward|reverse|random (default forward), EMU_SEED=N for the
+//   random order (reshuffled at every sweep, reproducible from the seed).
+// - Static __shared__ variables and extern __shared__ (dynamic) memory live
+//   in a per-block arena: rewrite.py turns each declaration into a lookup
+//   keyed by the address of a static tag unique to that declaration site, so
+//   all fibers of a block get the same storage. The arena is freed at the end
+//   of each block and every allocation is filled with 0xFF bytes (float NaN,
+//   int -1), so reading shared memory nobody wrote in this block shows.
+//   cudaMalloc memory is poisoned the same way.
+// - Errors end the program with exit status 1 and one line
+//   "error: emu: kernel NAME (block (x,y,z) thread (x,y,z)): ..." on stderr:
+//   a __syncthreads that some threads of the block exited without reaching,
+//   threads waiting at different __syncthreads, a warp collective whose mask
+//   names a lane that exited, does not exist, waits at a barrier or joins
+//   with another mask or collective. (A source lane outside the mask of a
+//   shuffle reads as 0xFF bytes: undefined on the device.) A bad launch
+//   configuration is returned by cudaGetLastError, as on the device.
+// - Out-of-bounds accesses: under AddressSanitizer every cudaMalloc buffer
+//   and shared variable is its own heap block, and an ASan or UBSan report
+//   gets the same "error: emu: kernel ..." line (through ASan's report
+//   callback and UBSan's __ubsan_on_report hook). Without ASan a guard
+//   region after each buffer is checked after every block (shared memory)
+//   and launch (cudaMalloc), so writes just past the end are caught, and a
+//   segfault in a kernel is reported with the kernel's name.
+// - ASan and swapcontext: the fiber switches are annotated with
+//   __sanitizer_start/finish_switch_fiber, so ASan + UBSan work with the
+//   fibers (also with detect_stack_use_after_return=1); ASan still prints
+//   its one-line "doesn't fully support makecontext/swapcontext" notice per
+//   run. Fiber stacks: 64 KiB, 256 KiB under ASan (EMU_STACK_KB=N to
+//   change), mmap'ed with a guard page below, reused across blocks.
+//
+// Limits: the kernel of a <<<>>> launch must be a plain function or a
+// template with explicit arguments (no deduction of template arguments from
+// the call); a race is seen only when thread order changes the result;
+// reads past the end are seen only under ASan; swapcontext costs a system
+// call per switch, fine for tests, slow for big grids.
+#ifndef CUDA_EMU_H
+#define CUDA_EMU_H
+
+#include <ucontext.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMU_ASAN 1
+#endif
+#endif
+#ifndef EMU_ASAN
+#define EMU_ASAN 0
+#endif
+#if EMU_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#define CUDA_EMU 1
+
+#if EMU_ASAN
+// UBSan (built with ASan in the tests) calls this hook before its report and
+// then exits 1: add the kernel's name. Weak: the header may be in several
+// units, and a build without UBSan never calls it.
+extern "C" __attribute__((weak)) void __ubsan_get_current_report_data(const char**, const char**, const char**,
+                                                                      unsigned*, unsigned*, char**);
+namespace emu { inline void ubsan_report(); }
+extern "C" __attribute__((weak)) void __ubsan_on_report() { emu::ubsan_report(); }
+#endif
+
+// ----------------------------------------------------------------------------
+// keywords
+
+#define __global__
+#define __device__
+#define __host__
+#define __constant__
+#define __forceinline__ inline __attribute__((always_inline))
+#define __noinline__ __attribute__((noinline))
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+// declarations are rewritten by dev/emu/rewrite.py; one it missed fails to
+// compile with this name in the message
+#define __shared__ emu_shared_declaration_not_rewritten_by_dev_emu_rewrite_py
+#define warpSize 32
+
+// ----------------------------------------------------------------------------
+// runtime types
+
+struct uint3 { unsigned x, y, z; };
+struct dim3 {
+    unsigned x, y, z;
+    constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+    constexpr dim3(uint3 v) : x(v.x), y(v.y), z(v.z) {}
+};
+
+// (values as in the CUDA runtime)
+enum cudaError_t {
+    cudaSuccess = 0,
+    cudaErrorInvalidValue = 1,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidConfiguration = 9,
+    cudaErrorInvalidDevicePointer = 17,
+    cudaErrorInvalidMemcpyDirection = 21,
+};
+typedef cudaError_t cudaError;
+enum cudaMemcpyKind {
+    cudaMemcpyHostToHost = 0,
+    cudaMemcpyHostToDevice = 1,
+    cudaMemcpyDeviceToHost = 2,
+    cudaMemcpyDeviceToDevice = 3,
+    cudaMemcpyDefault = 4,
+};
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+struct emu_stream { int unused; };
+typedef emu_stream* cudaStream_t;
+struct emu_event { std::chrono::steady_clock::time_point t; };
+typedef emu_event* cudaEvent_t;
+
+namespace emu {
+
+// ----------------------------------------------------------------------------
+// state (one OS thread runs everything)
+
+enum class Order { forward, reverse, random };
+enum class Wait { runnable, barrier, warp, exited };
+enum class Op { shfl_idx, shfl_up, shfl_down, shfl_xor, ballot, any, all, syncwarp };
+
+inline const char* op_name(Op op) {
+    switch (op) {
+    case Op::shfl_idx: return "__shfl_sync";
+    case Op::shfl_up: return "__shfl_up_sync";
+    case Op::shfl_down: return "__shfl_down_sync";
+    case Op::shfl_xor: return "__shfl_xor_sync";
+    case Op::ballot: return "__ballot_sync";
+    case Op::any: return "__any_sync";
+    case Op::all: return "__all_sync";
+    case Op::syncwarp: return "__syncwarp";
+    }
+    return "?";
+}
+
+struct Fiber {
+    ucontext_t ctx;
+    char* stack;        // usable stack (the guard page lies below it)
+    uint3 tid;
+    int lane, warp;
+    Wait state;
+    const char* file;   // where it waits
+    int line;
+    Op op;              // the collective it waits at
+    unsigned mask;
+    int arg, width, pred;
+    uint64_t in, out;   // value posted, value returned
+};
+
+struct SharedVar { const void* key; const char* name; char* ptr; size_t size; };
+
+constexpr size_t kGuard = EMU_ASAN ? 0 : 64;   // bytes of 0xA5 after each buffer
+constexpr unsigned char kGuardByte = 0xA5;
+constexpr unsigned char kPoisonByte = 0xFF;
+constexpr size_t kSharedLimit = 48 * 1024;     // default per block, as on the device
+constexpr size_t kSharedOptinMax = 227 * 1024; // sm_90 maximum with the opt-in
+
+struct State {
+    bool configured = false;
+    Order order = Order::forward;
+    uint64_t seed = 1, rng = 0;
+    size_t stack_bytes = 0, page = 4096;
+    // the launch in progress
+    const char* kernel = nullptr;
+    dim3 grid, block;
+    uint3 block_idx{0, 0, 0};
+    bool in_block = false;
+    size_t dyn_bytes = 0, shared_limit = kSharedLimit, static_bytes = 0;
+    std::vector<Fiber> fibers;
+    std::vector<char*> stacks;
+    Fiber* cur = nullptr;
+    ucontext_t sched;
+    void (*invoke)(void*) = nullptr;
+    void* invoke_ctx = nullptr;
+    std::vector<SharedVar> shared;
+    char* dyn = nullptr;
+    const void* main_stack_bottom = nullptr;
+    size_t main_stack_size = 0;
+    // memory and errors
+    std::map<uintptr_t, size_t> allocs;   // cudaMalloc: start -> size
+    std::map<const void*, size_t> smem_optin;
+    cudaError_t last_error = cudaSuccess;
+    uint64_t launches = 0;
+    char altstack[1 << 16];
+};
+inline State g;
+
+inline const char* order_name(Order o) {
+    return o == Order::forward ? "forward" : o == Order::reverse ? "reverse" : "random";
+}
+
+// one line on stderr naming the kernel, block and thread
+inline void vreport(const char* fmt, va_list ap) {
+    fflush(stdout);
+    fprintf(stderr, "error: emu: ");
+    if (g.kernel) {
+        fprintf(stderr, "kernel %s (", g.kernel);
+        if (g.in_block) fprintf(stderr, "block (%u,%u,%u)", g.block_idx.x, g.block_idx.y, g.block_idx.z);
+        if (g.cur) fprintf(stderr, " thread (%u,%u,%u)", g.cur->tid.x, g.cur->tid.y, g.cur->tid.z);
+        fprintf(stderr, "%sorder %s", g.in_block ? ", " : "", order_name(g.order));
+        if (g.order == Order::random) fprintf(stderr, " seed %llu", (unsigned long long)g.seed);
+        fprintf(stderr, "): ");
+    }
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    fflush(stderr);
+}
+// that line, then exit(1)
+[[noreturn]] __attribute__((format(printf, 1, 2))) inline void fail(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fmt, ap);
+    va_end(ap);
+    _exit(1);   // not exit(): we may be on a fiber stack
+}
+__attribute__((format(printf, 1, 2))) inline void report(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fmt, ap);
+    va_end(ap);
+}
+
+inline uint64_t next_random() {   // splitmix64
+    uint64_t z = (g.rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+#if EMU_ASAN
+inline void asan_report(const char* report) {
+    const char* s = strstr(report, "SUMMARY: ");
+    int n = 0;
+    if (s) { s += 9; while (s[n] && s[n] != '\n') n++; }
+    fprintf(stderr, "\n");
+    if (g.kernel) fail("%.*s", n, s ? s : "AddressSanitizer error (report above)");
+    fprintf(stderr, "error: emu: outside any kernel: %.*s\n", n, s ? s : "AddressSanitizer error");
+}
+inline void ubsan_report() {
+    const char *kind = "", *msg = "", *file = "?";
+    unsigned line = 0, col = 0;
+    char* addr = nullptr;
+    if (__ubsan_get_current_report_data) __ubsan_get_current_report_data(&kind, &msg, &file, &line, &col, &addr);
+    if (g.kernel) report("UBSan: %s at %s:%u", msg, file, line);
+}
+#else
+inline void on_segv(int sig) {
+    // async-signal-safe enough for a crash report: fail() uses stdio, but the
+    // program dies right after
+    if (g.kernel) fail("signal %d (segfault: a wild pointer or a fiber stack overflow; EMU_STACK_KB=%zu)",
+                       sig, g.stack_bytes / 1024);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+#endif
+
+inline void configure() {
+    if (g.configured) return;
+    g.configured = true;
+    const char* o = getenv("EMU_ORDER");
+    if (!o || !*o || !strcmp(o, "forward")) g.order = Order::forward;
+    else if (!strcmp(o, "reverse")) g.order = Order::reverse;
+    else if (!strcmp(o, "random")) g.order = Order::random;
+    else fail("EMU_ORDER=%s: expected forward, reverse or random", o);
+    if (const char* s = getenv("EMU_SEED")) g.seed = strtoull(s, nullptr, 10);
+    g.page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t kb = EMU_ASAN ? 256 : 64;   // ASan's redzones make frames bigger
+    if (const char* s = getenv("EMU_STACK_KB")) kb = strtoull(s, nullptr, 10);
+    if (kb < 16) fail("EMU_STACK_KB=%zu: at least 16", kb);
+    g.stack_bytes = (kb * 1024 + g.page - 1) / g.page * g.page;
+#if EMU_ASAN
+    __asan_set_error_report_callback(asan_report);
+#else
+    stack_t ss;
+    ss.ss_sp = g.altstack;
+    ss.ss_size = sizeof g.altstack;
+    ss.ss_flags = 0;
+    sigaltstack(&ss, nullptr);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_segv;
+    sa.sa_flags = SA_ONSTACK;
+    sigaction(SIGSEGV, &sa, nullptr);
+    sigaction(SIGBUS, &sa, nullptr);
+#endif
+}
+
+// ----------------------------------------------------------------------------
+// guarded buffers (cudaMalloc and shared memory)
+
+inline char* alloc_guarded(size_t n) {
+    // exactly n bytes (+ the guard), so ASan sees the true end
+    void* q = nullptr;
+    if (posix_memalign(&q, 256, n + kGuard + (n + kGuard == 0))) return nullptr;
+    char* p = (char*)q;
+    memset(p, kPoisonByte, n);
+    memset(p + n, kGuardByte, kGuard);
+    return p;
+}
+inline bool guard_intact(const char* p, size_t n) {
+    for (size_t i = 0; i < kGuard; i++)
+        if ((unsigned char)p[n + i] != kGuardByte) return false;
+    return true;
+}
+
+// ----------------------------------------------------------------------------
+// fibers and the block scheduler
+
+inline void fiber_entry();
+
+inline void switch_to(Fiber& f) {
+    g.cur = &f;
+#if EMU_ASAN
+    void* fake = nullptr;
+    __sanitizer_start_switch_fiber(&fake, f.stack, g.stack_bytes);
+#endif
+    swapcontext(&g.sched, &f.ctx);
+#if EMU_ASAN
+    __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
+    g.cur = nullptr;
+}
+
+// the current fiber gives control back to the scheduler
+inline void yield() {
+    Fiber* f = g.cur;
+#if EMU_ASAN
+    void* fake = nullptr;
+    __sanitizer_start_switch_fiber(&fake, g.main_stack_bottom, g.main_stack_size);
+#endif
+    swapcontext(&f->ctx, &g.sched);
+#if EMU_ASAN
+    __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
+}
+
+inline void collective_check_exit(Fiber& f);
+
+inline void fiber_entry() {
+#if EMU_ASAN
+    __sanitizer_finish_switch_fiber(nullptr, &g.main_stack_bottom, &g.main_stack_size);
+#endif
+    g.invoke(g.invoke_ctx);
+    Fiber& f = *g.cur;
+    f.state = Wait::exited;
+    collective_check_exit(f);
+#if EMU_ASAN
+    __sanitizer_start_switch_fiber(nullptr, g.main_stack_bottom, g.main_stack_size);
+#endif
+    setcontext(&g.sched);
+}
+
+// "file:line" where f waits; a few buffers in turn, so one message can hold two
+inline const char* where(const Fiber& f) {
+    static char buf[4][512];
+    static int next = 0;
+    char* b = buf[next++ % 4];
+    snprintf(b, sizeof buf[0], "%s:%d", f.file, f.line);
+    return b;
+}
+
+// no fiber can run: release a barrier all threads reached, or fail with why
+inline void resolve_stuck() {
+    std::vector<Fiber>& fs = g.fibers;
+    for (Fiber& f : fs) {
+        if (f.state != Wait::warp) continue;
+        for (int l = 0; l < 32; l++) {
+            if (!(f.mask >> l & 1)) continue;
+            Fiber& o = fs[f.warp * 32 + l];
+            if (o.state == Wait::barrier) {
+                g.cur = &f;
+                fail("%s at %s waits for lane %d (thread (%u,%u,%u)), which waits at __syncthreads at %s: "
+                     "divergent warp collective", op_name(f.op), where(f), l, o.tid.x, o.tid.y, o.tid.z, where(o));
+            }
+        }
+        // (lanes that exited or joined another collective failed already)
+        g.cur = &f;
+        fail("%s at %s with mask 0x%08x: deadlock", op_name(f.op), where(f), f.mask);
+    }
+    const Fiber* first = nullptr;
+    const Fiber* gone = nullptr;
+    int waiting = 0;
+    for (const Fiber& f : fs) {
+        if (f.state == Wait::exited) { if (!gone) gone = &f; continue; }
+        waiting++;
+        if (!first) { first = &f; continue; }
+        if (f.line != first->line || strcmp(f.file, first->file)) {
+            g.cur = const_cast<Fiber*>(&f);
+            fail("waits at __syncthreads at %s while thread (%u,%u,%u) waits at the one at %s: "
+                 "barrier in divergent code", where(f), first->tid.x, first->tid.y, first->tid.z, where(*first));
+        }
+    }
+    if (gone) {
+        g.cur = const_cast<Fiber*>(gone);
+        fail("exited without reaching __syncthreads at %s, where %d of the block's %zu threads wait: "
+             "barrier in divergent code", where(*first), waiting, fs.size());
+    }
+    for (Fiber& f : fs) f.state = Wait::runnable;
+}
+
+inline void release_shared() {
+    for (SharedVar& v : g.shared) {
+        if (!guard_intact(v.ptr, v.size))
+            fail("wrote past the end of __shared__ %s (%zu bytes)", v.name, v.size);
+        free(v.ptr);
+    }
+    g.shared.clear();
+    if (g.dyn) {
+        if (!guard_intact(g.dyn, g.dyn_bytes))
+            fail("wrote past the end of extern __shared__ memory (%zu bytes)", g.dyn_bytes);
+        free(g.dyn);
+        g.dyn = nullptr;
+    }
+    g.static_bytes = 0;
+}
+
+inline void run_block() {
+    size_t n = (size_t)g.block.x * g.block.y * g.block.z;
+    g.fibers.assign(n, Fiber{});
+    while (g.stacks.size() < n) {
+        // a guard page below each stack: an overflow faults instead of
+        // overwriting the neighbour
+        size_t len = g.stack_bytes + g.page;
+        void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) fail("mmap of a %zu-byte fiber stack failed", len);
+        mprotect(p, g.page, PROT_NONE);
+        g.stacks.push_back((char*)p + g.page);
+    }
+    for (size_t i = 0; i < n; i++) {
+        Fiber& f = g.fibers[i];
+        f.tid = uint3{(unsigned)(i % g.block.x), (unsigned)(i / g.block.x % g.block.y),
+                      (unsigned)(i / ((size_t)g.block.x * g.block.y))};
+        f.lane = (int)(i % 32);
+        f.warp = (int)(i / 32);
+        f.state = Wait::runnable;
+        f.stack = g.stacks[i];
+        getcontext(&f.ctx);
+        f.ctx.uc_stack.ss_sp = f.stack;
+        f.ctx.uc_stack.ss_size = g.stack_bytes;
+        f.ctx.uc_link = nullptr;
+        makecontext(&f.ctx, fiber_entry, 0);
+    }
+    g.dyn = alloc_guarded(g.dyn_bytes);
+    if (!g.dyn) fail("out of memory for %zu bytes of dynamic shared memory", g.dyn_bytes);
+    std::vector<size_t> order(n);
+    for (;;) {
+        for (size_t i = 0; i < n; i++) order[i] = g.order == Order::reverse ? n - 1 - i : i;
+        if (g.order == Order::random)
+            for (size_t i = n - 1; i > 0; i--) std::swap(order[i], order[next_random() % (i + 1)]);
+        for (size_t i : order)
+            if (g.fibers[i].state == Wait::runnable) switch_to(g.fibers[i]);
+        bool alive = false, runnable = false;
+        for (const Fiber& f : g.fibers) {
+            alive |= f.state != Wait::exited;
+            runnable |= f.state == Wait::runnable;
+        }
+        if (!alive) break;
+        if (!runnable) resolve_stuck();
+    }
+    release_shared();
+}
+
+// ----------------------------------------------------------------------------
+// launch
+
+inline void check_allocs() {
+    for (const auto& a : g.allocs)
+        if (!guard_intact((const char*)a.first, a.second))
+            fail("wrote past the end of the %zu-byte cudaMalloc buffer at %p", a.second, (void*)a.first);
+}
+
+inline bool launch_config_ok(dim3 grid, dim3 block) {
+    size_t threads = (size_t)block.x * block.y * block.z;
+    return threads >= 1 && threads <= 1024 && block.z <= 64 && grid.x >= 1 && grid.y >= 1 &&
+           grid.z >= 1 && grid.x <= 0x7fffffffu && grid.y <= 65535 && grid.z <= 65535;
+}
+
+template <class F, class Args>
+struct Call {
+    F* k;
+    Args* args;
+    static void run(void* c) {
+        Call* x = (Call*)c;
+        Args local = *x->args;   // each thread gets its own copy of the parameters
+        std::apply(x->k, local);
+    }
+};
+
+template <class... P, class... A>
+void launch(const char* name, void (*k)(P...), dim3 grid, dim3 block, size_t shmem, A&&... a) {
+    static_assert(sizeof...(P) == sizeof...(A), "emu_launch: wrong number of kernel arguments");
+    configure();
+    if (!launch_config_ok(grid, block)) { g.last_error = cudaErrorInvalidConfiguration; return; }
+    size_t limit = kSharedLimit;
+    auto it = g.smem_optin.find((const void*)k);
+    if (it != g.smem_optin.end()) limit = std::max(limit, it->second);
+    if (shmem > limit) { g.last_error = cudaErrorInvalidValue; return; }
+    std::tuple<std::decay_t<P>...> args(std::forward<A>(a)...);
+    Call<void(P...), decltype(args)> call{k, &args};
+    // "(name)" from the rewrite: drop the parentheses
+    static char kname[256];
+    size_t len = strlen(name);
+    if (len >= 2 && name[0] == '(' && name[len - 1] == ')') { name++; len -= 2; }
+    snprintf(kname, sizeof kname, "%.*s", (int)len, name);
+    g.kernel = kname;
+    g.grid = grid;
+    g.block = block;
+    g.dyn_bytes = shmem;
+    g.shared_limit = limit;
+    g.invoke = &decltype(call)::run;
+    g.invoke_ctx = &call;
+    g.rng = g.seed * 0x2545f4914f6cdd1dull + (++g.launches);
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++) {
+                g.block_idx = uint3{x, y, z};
+                g.in_block = true;
+                run_block();
+                g.in_block = false;
+            }
+    g.block_idx = uint3{0, 0, 0};
+    check_allocs();
+    g.kernel = nullptr;
+}
+
+// ----------------------------------------------------------------------------
+// what kernels see
+
+inline Fiber& self() {
+    if (!g.cur) {
+        fprintf(stderr, "error: emu: threadIdx or a device intrinsic used outside a kernel\n");
+        _exit(1);
+    }
+    return *g.cur;
+}
+inline const uint3& thread_idx() { return self().tid; }
+inline const uint3& block_idx() { return g.block_idx; }
+inline const dim3& block_dim() { return g.block; }
+inline const dim3& grid_dim() { return g.grid; }
+
+template <class T>
+T* shared_var(const void* key, const char* name) {
+    for (const SharedVar& v : g.shared)
+        if (v.key == key) return (T*)v.ptr;
+    g.static_bytes += sizeof(T);
+    if (g.static_bytes + g.dyn_bytes > std::max(g.shared_limit, kSharedLimit))
+        fail("__shared__ %s: %zu bytes of static + %zu of dynamic shared memory exceed the %zu-byte limit",
+             name, g.static_bytes, g.dyn_bytes, std::max(g.shared_limit, kSharedLimit));
+    char* p = alloc_guarded(sizeof(T));
+    if (!p) fail("out of memory for __shared__ %s", name);
+    g.shared.push_back(SharedVar{key, name, p, sizeof(T)});
+    return (T*)p;
+}
+template <class T>
+T* dynamic_shared() { self(); return (T*)g.dyn; }
+
+// lanes of f's warp that exist in this block
+inline unsigned lanes_present(const Fiber& f) {
+    size_t n = g.fibers.size(), first = (size_t)f.warp * 32;
+    return n - first >= 32 ? 0xffffffffu : (1u << (n - first)) - 1;
+}
+
+// a lane that exits while lanes of its warp wait for it at a collective
+inline void collective_check_exit(Fiber& f) {
+    for (int l = 0; l < 32; l++) {
+        size_t i = (size_t)f.warp * 32 + l;
+        if (i >= g.fibers.size()) break;
+        Fiber& o = g.fibers[i];
+        if (o.state == Wait::warp && (o.mask >> f.lane & 1)) {
+            g.cur = &o;
+            fail("%s at %s with mask 0x%08x names lane %d, which exited without joining (inactive lane)",
+                 op_name(o.op), where(o), o.mask, f.lane);
+        }
+    }
+}
+
+inline uint64_t poison64() { return ~0ull; }
+
+// complete the collective of the lanes in mask when all have arrived
+inline void collective_try_complete(Fiber& f) {
+    Fiber* w = &g.fibers[(size_t)f.warp * 32];
+    for (int l = 0; l < 32; l++) {
+        if (!(f.mask >> l & 1)) continue;
+        Fiber& o = w[l];
+        if (o.state != Wait::warp) return;   // still running (an exited one failed already)
+        if (o.mask != f.mask || o.op != f.op || o.width != f.width) {
+            fail("%s at %s with mask 0x%08x meets lane %d at %s at %s with mask 0x%08x: "
+                 "lanes of one mask must join the same collective", op_name(f.op), where(f), f.mask, l,
+                 op_name(o.op), where(o), o.mask);
+        }
+    }
+    unsigned ballot = 0;
+    for (int l = 0; l < 32; l++)
+        if ((f.mask >> l & 1) && w[l].pred) ballot |= 1u << l;
+    for (int l = 0; l < 32; l++) {
+        if (!(f.mask >> l & 1)) continue;
+        Fiber& o = w[l];
+        int width = o.width, base = l & ~(width - 1), src = l;
+        switch (o.op) {
+        case Op::shfl_idx: src = base + (o.arg & (width - 1)); break;
+        case Op::shfl_up: src = l - o.arg >= base ? l - o.arg : l; break;
+        case Op::shfl_down: src = l + o.arg < base + width ? l + o.arg : l; break;
+        case Op::shfl_xor: src = (l ^ o.arg) < base + width ? (l ^ o.arg) : l; break;
+        default: break;
+        }
+        switch (o.op) {
+        case Op::ballot: o.out = ballot; break;
+        case Op::any: o.out = ballot != 0; break;
+        case Op::all: o.out = ballot == f.mask; break;
+        case Op::syncwarp: o.out = 0; break;
+        default:
+            // a source lane outside the mask gives an undefined value on the
+            // device: poison it here
+            o.out = (f.mask >> src & 1) ? w[src].in : poison64();
+        }
+        o.state = Wait::runnable;
+    }
+}
+
+inline uint64_t collective(const char* file, int line, Op op, unsigned mask, uint64_t in, int arg, int width,
+                           int pred) {
+    Fiber& f = self();
+    f.file = file;
+    f.line = line;
+    f.op = op;
+    if (width < 1 || width > 32 || (width & (width - 1)))
+        fail("%s at %s: width %d is not a power of two in [1, 32]", op_name(op), where(f), width);
+    if (!(mask >> f.lane & 1))
+        fail("%s at %s: mask 0x%08x does not name the calling lane %d", op_name(op), where(f), mask, f.lane);
+    unsigned missing = mask & ~lanes_present(f);
+    if (missing)
+        fail("%s at %s: mask 0x%08x names lanes 0x%08x that do not exist (the block has %zu threads)",
+             op_name(op), where(f), mask, missing, g.fibers.size());
+    for (int l = 0; l < 32; l++)
+        if ((mask >> l & 1) && g.fibers[(size_t)f.warp * 32 + l].state == Wait::exited)
+            fail("%s at %s: mask 0x%08x names lane %d, which has exited (inactive lane)", op_name(op),
+                 where(f), mask, l);
+    f.mask = mask;
+    f.in = in;
+    f.arg = arg;
+    f.width = width;
+    f.pred = pred;
+    f.state = Wait::warp;
+    collective_try_complete(f);
+    yield();
+    return f.out;
+}
+
+template <class T>
+uint64_t to_bits(T v) {
+    static_assert(std::is_trivially_copyable<T>::value && sizeof(T) <= 8, "shuffle of an unsupported type");
+    uint64_t b = 0;
+    memcpy(&b, &v, sizeof v);
+    return b;
+}
+template <class T>
+T from_bits(uint64_t b) {
+    T v;
+    memcpy(&v, &b, sizeof v);
+    return v;
+}
+
+// the intrinsics, as members so a macro can add the call site
+struct Site {
+    const char* file;
+    int line;
+    void syncthreads() const {
+        Fiber& f = self();
+        f.file = file;
+        f.line = line;
+        f.state = Wait::barrier;
+        yield();
+    }
+    void syncwarp(unsigned mask = 0xffffffffu) const {
+        collective(file, line, Op::syncwarp, mask, 0, 0, 32, 0);
+    }
+    template <class T> T shfl(unsigned mask, T v, int src, int width = 32) const {
+        return from_bits<T>(collective(file, line, Op::shfl_idx, mask, to_bits(v), src, width, 0));
+    }
+    template <class T> T shfl_up(unsigned mask, T v, unsigned delta, int width = 32) const {
+        return from_bits<T>(collective(file, line, Op::shfl_up, mask, to_bits(v), (int)delta, width, 0));
+    }
+    template <class T> T shfl_down(unsigned mask, T v, unsigned delta, int width = 32) const {
+        return from_bits<T>(collective(file, line, Op::shfl_down, mask, to_bits(v), (int)delta, width, 0));
+    }
+    template <class T> T shfl_xor(unsigned mask, T v, int lane_mask, int width = 32) const {
+        return from_bits<T>(collective(file, line, Op::shfl_xor, mask, to_bits(v), lane_mask, width, 0));
+    }
+    unsigned ballot(unsigned mask, int pred) const {
+        return (unsigned)collective(file, line, Op::ballot, mask, 0, 0, 32, pred != 0);
+    }
+    int any(unsigned mask, int pred) const { return (int)collective(file, line, Op::any, mask, 0, 0, 32, pred != 0); }
+    int all(unsigned mask, int pred) const { return (int)collective(file, line, Op::all, mask, 0, 0, 32, pred != 0); }
+};
+
+// ----------------------------------------------------------------------------
+// memory
+
+// the live cudaMalloc buffer holding [p, p+n), if any
+inline bool device_range(const void* p, size_t n) {
+    auto it = g.allocs.upper_bound((uintptr_t)p);
+    if (it == g.allocs.begin()) return false;
+    --it;
+    return (uintptr_t)p + n <= it->first + it->second;
+}
+
+} // namespace emu
+
+#define threadIdx (::emu::thread_idx())
+#define blockIdx (::emu::block_idx())
+#define blockDim (::emu::block_dim())
+#define gridDim (::emu::grid_dim())
+#define __syncthreads ::emu::Site{__FILE__, __LINE__}.syncthreads
+#define __syncwarp ::emu::Site{__FILE__, __LINE__}.syncwarp
+#define __shfl_sync ::emu::Site{__FILE__, __LINE__}.shfl
+#define __shfl_up_sync ::emu::Site{__FILE__, __LINE__}.shfl_up
+#define __shfl_down_sync ::emu::Site{__FILE__, __LINE__}.shfl_down
+#define __shfl_xor_sync ::emu::Site{__FILE__, __LINE__}.shfl_xor
+#define __ballot_sync ::emu::Site{__FILE__, __LINE__}.ballot
+#define __any_sync ::emu::Site{__FILE__, __LINE__}.any
+#define __all_sync ::emu::Site{__FILE__, __LINE__}.all
+// the rewrite of k<<<grid, block, shmem>>>(args); k may be "(f<T, 4>)"
+#define emu_launch(k, ...) ::emu::launch(#k, k, __VA_ARGS__)
+
+// ----------------------------------------------------------------------------
+// atomics: fibers switch only at barriers and collectives, so a plain
+// read-modify-write is atomic here
+
+template <class T> inline T emu_atomic_add(T* p, T v) { T old = *p; *p = old + v; return old; }
+inline float atomicAdd(float* p, float v) { return emu_atomic_add(p, v); }
+inline double atomicAdd(double* p, double v) { return emu_atomic_add(p, v); }
+inline int atomicAdd(int* p, int v) { return emu_atomic_add(p, v); }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { return emu_atomic_add(p, v); }
+inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) { return emu_atomic_add(p, v); }
+inline int atomicSub(int* p, int v) { return emu_atomic_add(p, -v); }
+inline unsigned atomicSub(unsigned* p, unsigned v) { return emu_atomic_add(p, 0u - v); }
+template <class T> inline T atomicExch(T* p, T v) { T old = *p; *p = v; return old; }
+template <class T> inline T atomicMax(T* p, T v) { T old = *p; if (v > old) *p = v; return old; }
+template <class T> inline T atomicMin(T* p, T v) { T old = *p; if (v < old) *p = v; return old; }
+template <class T> inline T atomicCAS(T* p, T cmp, T v) { T old = *p; if (old == cmp) *p = v; return old; }
+
+// bit intrinsics
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline int __clz(int x) { return x ? __builtin_clz((unsigned)x) : 32; }
+inline int __ffs(int x) { return __builtin_ffs(x); }
+
+// ----------------------------------------------------------------------------
+// CUDA runtime (host memory, everything synchronous)
+
+inline const char* cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+    }
+    return "unrecognized error code";
+}
+inline cudaError_t cudaGetLastError() { cudaError_t e = emu::g.last_error; emu::g.last_error = cudaSuccess; return e; }
+inline cudaError_t cudaPeekAtLastError() { return emu::g.last_error; }
+inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+
+inline cudaError_t cudaMalloc(void** p, size_t n) {
+    emu::configure();
+    char* q = emu::alloc_guarded(n);
+    if (!q) return emu::g.last_error = cudaErrorMemoryAllocation;
+    emu::g.allocs[(uintptr_t)q] = n;
+    *p = q;
+    return cudaSuccess;
+}
+template <class T> inline cudaError_t cudaMalloc(T** p, size_t n) { return cudaMalloc((void**)p, n); }
+inline cudaError_t cudaFree(void* p) {
+    if (!p) return cudaSuccess;
+    auto it = emu::g.allocs.find((uintptr_t)p);
+    if (it == emu::g.allocs.end()) return emu::g.last_error = cudaErrorInvalidDevicePointer;
+    if (!emu::guard_intact((const char*)p, it->second))
+        emu::fail("cudaFree: something wrote past the end of the %zu-byte buffer at %p", it->second, p);
+    emu::g.allocs.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
+    bool dd = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;   // src on device
+    bool ds = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;   // dst on device
+    if ((int)kind < 0 || (int)kind > 4) return emu::g.last_error = cudaErrorInvalidMemcpyDirection;
+    if ((dd && !emu::device_range(src, n)) || (ds && !emu::device_range(dst, n)))
+        return emu::g.last_error = cudaErrorInvalidValue;
+    if (n) memmove(dst, src, n);
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cudaStream_t = nullptr) {
+    return cudaMemcpy(dst, src, n, kind);
+}
+inline cudaError_t cudaMemset(void* p, int v, size_t n) {
+    if (!emu::device_range(p, n)) return emu::g.last_error = cudaErrorInvalidValue;
+    memset(p, v, n);
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t = nullptr) { return cudaMemset(p, v, n); }
+template <class T> inline cudaError_t cudaFuncSetAttribute(T* f, cudaFuncAttribute attr, int v) {
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 || (size_t)v > emu::kSharedOptinMax)
+        return emu::g.last_error = cudaErrorInvalidValue;
+    emu::g.smem_optin[(const void*)f] = (size_t)v;
+    return cudaSuccess;
+}
+
+inline cudaError_t cudaStreamCreate(cudaStream_t* s) { *s = new emu_stream{0}; return cudaSuccess; }
+inline cudaError_t cudaStreamDestroy(cudaStream_t s) { delete s; return cudaSuccess; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = new emu_event{}; return cudaSuccess; }
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t = nullptr) {
+    e->t = std::chrono::steady_clock::now();
+    return cudaSuccess;
+}
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
+    *ms = std::chrono::duration<float, std::milli>(b->t - a->t).count();
+    return cudaSuccess;
+}
+
+#endif // CUDA_EMU_H

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""dev/emu/rewrite.py: turns a .cu/.cuh file into C++ for the CUDA emulation.
+
+    python3 dev/emu/rewrite.py IN.cu OUT.cpp
+
+Three rewrites, each keeping the line count, so compiler, ASan and emulator
+messages point at the original lines (a #line directive names the original
+file):
+  k<<<grid, block, shmem, stream>>>(args)  ->  emu_launch((k), grid, block, shmem, args)
+      (shmem defaults to 0; a stream is evaluated and dropped: the emulation
+      is serial)
+  __shared__ T name[N]...;                 ->  a per-block arena lookup
+  extern __shared__ T name[];              ->  T* name = the block's dynamic shared memory
+Everything else is left as it is; dev/emu/cuda_emu.h (force-included) does
+the rest. Comments and string literals are not rewritten. Exits non-zero with
+"error: ..." on a launch it cannot parse.
+"""
+import re
+import sys
+
+CLOSE = {"(": ")", "[": "]", "{": "}"}
+
+
+def fail(path, text, pos, msg):
+    line = text.count("\n", 0, pos) + 1
+    sys.stderr.write(f"error: {path}:{line}: {msg}\n")
+    sys.exit(1)
+
+
+def code_mask(text):
+    """True for each character that is code (not in a comment or literal)."""
+    mask = [True] * len(text)
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+        elif c in "\"'":
+            j = i + 1
+            while j < n and text[j] != c:
+                j += 2 if text[j] == "\\" else 1
+            j += 1
+        else:
+            i += 1
+            continue
+        for k in range(i, min(j, n)):
+            mask[k] = False
+        i = j
+    return mask
+
+
+def split_top(s):
+    """Splits s at commas outside brackets."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(s):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append(s[start:i])
+            start = i + 1
+    parts.append(s[start:])
+    return parts
+
+
+def match_close(text, i):
+    """Index of the bracket closing the one at text[i]."""
+    want, depth = CLOSE[text[i]], 0
+    for j in range(i, len(text)):
+        if text[j] == text[i]:
+            depth += 1
+        elif text[j] == want:
+            depth -= 1
+            if depth == 0:
+                return j
+    return -1
+
+
+def kernel_start(text, end):
+    """Start of the kernel expression ending at text[end-1]: a name, maybe
+    qualified (a::b) and with template arguments (f<T, 4>)."""
+    i = end
+    while i > 0 and text[i - 1].isspace():
+        i -= 1
+    while True:
+        if i > 0 and text[i - 1] == ">":
+            depth = 0
+            while i > 0:
+                i -= 1
+                if text[i] == ">":
+                    depth += 1
+                elif text[i] == "<":
+                    depth -= 1
+                    if depth == 0:
+                        break
+        while i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_"):
+            i -= 1
+        if i >= 2 and text[i - 2:i] == "::":
+            i -= 2
+            continue
+        return i
+
+
+def rewrite_launches(path, text):
+    out, pos = [], 0
+    mask = code_mask(text)
+    for m in re.finditer(r"<<<", text):
+        if not mask[m.start()] or m.start() < pos:
+            continue
+        ks = kernel_start(text, m.start())
+        kernel = text[ks:m.start()].strip()
+        if not kernel:
+            fail(path, text, m.start(), "<<< without a kernel name before it")
+        cfg_end = text.find(">>>", m.end())
+        if cfg_end < 0:
+            fail(path, text, m.start(), "<<< without >>>")
+        cfg = split_top(text[m.end():cfg_end])
+        if not 2 <= len(cfg) <= 4:
+            fail(path, text, m.start(), f"launch of {kernel}: expected 2 to 4 values in <<<...>>>")
+        j = cfg_end + 3
+        while j < len(text) and text[j].isspace():
+            j += 1
+        if j >= len(text) or text[j] != "(":
+            fail(path, text, m.start(), f"launch of {kernel}: no argument list after >>>")
+        close = match_close(text, j)
+        if close < 0:
+            fail(path, text, j, f"launch of {kernel}: unbalanced parentheses")
+        args = text[j + 1:close]
+        shmem = cfg[2] if len(cfg) >= 3 else " 0"
+        call = f"emu_launch(({kernel}), {cfg[0].strip()}, {cfg[1].strip()}, {shmem.strip()}"
+        call += f", {args})" if args.strip() else ")"
+        if len(cfg) == 4:
+            call = f"((void)({cfg[3].strip()}), {call})"
+        # keep the newlines of the original launch
+        call += "\n" * (text.count("\n", ks, close + 1) - call.count("\n"))
+        out.append(text[pos:ks])
+        out.append(call)
+        pos = close + 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
+ALIGN = r"(?:__align__\s*\(\s*\d+\s*\)\s*)?"
+# a type: words, each maybe qualified (a::b) and with template arguments,
+# e.g. "unsigned int", "typename Foo<T, 4>::Storage"
+TOKEN = r"(?:::)?[A-Za-z_]\w*(?:\s*<[^;{}]*?>)?(?:::[A-Za-z_]\w*(?:\s*<[^;{}]*?>)?)*"
+TYPE = r"((?:" + TOKEN + r"\s+)*?" + TOKEN + ")"
+DYN = re.compile(r"extern\s+__shared__\s+" + ALIGN + TYPE + r"\s+" + ALIGN + r"([A-Za-z_]\w*)\s*\[\s*\]\s*;")
+STATIC = re.compile(r"__shared__\s+" + ALIGN + TYPE + r"\s+" + ALIGN +
+                    r"([A-Za-z_]\w*)\s*((?:\[[^\];]*\]\s*)*);")
+
+
+def rewrite_shared(text):
+    def dyn(m):
+        t, name = m.group(1), m.group(2)
+        return f"{t}* {name} = ::emu::dynamic_shared<{t}>();" + "\n" * m.group(0).count("\n")
+
+    def static(m):
+        t, name, dims = m.group(1), m.group(2), re.sub(r"\s+", "", m.group(3))
+        key = f"emu_shared_key_{name}"
+        return (f"static char {key}; auto& {name} = *::emu::shared_var<{t}{dims}>(&{key}, \"{name}\");"
+                + "\n" * m.group(0).count("\n"))
+
+    text = DYN.sub(dyn, text)
+    return STATIC.sub(static, text)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.stderr.write("usage: rewrite.py IN.cu OUT.cpp\n")
+        sys.exit(2)
+    src, dst = sys.argv[1], sys.argv[2]
+    with open(src) as f:
+        text = f.read()
+    text = rewrite_shared(rewrite_launches(src, text))
+    with open(dst, "w") as f:
+        f.write(f'#line 1 "{src}"\n' + text)
+
+
+if __name__ == "__main__":
+    main()

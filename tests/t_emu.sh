@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# tests/t_emu.sh: the CUDA emulation (dev/emu). Correct kernels match the CPU
+# reference in forward, reverse and random thread order, under ASan + UBSan
+# and without; each deliberately broken kernel of dev/emu/tests/bad_kernels.cu
+# is caught (a race that changes the result in some order, a barrier in
+# divergent code, out-of-bounds writes to global and shared memory, a shuffle
+# naming exited lanes); and nvcc compiles the same sources (warnings as
+# errors), so they are real CUDA.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT" || exit 1
+
+ORDERS="forward reverse random"
+export EMU_SEED=1
+# the swapcontext notice ASan prints once per run is expected: fibers are
+# annotated (see dev/emu/cuda_emu.h)
+
+if ! out=$(make -s emu 2>&1); then
+    fail emu_build "make emu failed"
+    printf '%s\n' "$out" | tail -20 | sed 's/^/    /'
+    exit 0
+fi
+
+# caught NAME CMD... -- SUBSTRING...: like expect_error (non-zero exit, not a
+# signal, an "error: " line), and stderr holds every SUBSTRING
+caught() {
+    local name=$1; shift
+    local cmd=() want=() err rc s
+    while [ "$1" != "--" ]; do cmd+=("$1"); shift; done; shift
+    want=("$@")
+    err=$(timeout 60 "${cmd[@]}" 2>&1 >/dev/null); rc=$?
+    if [ $rc -eq 0 ]; then fail "$name" "exited 0: the bug was not caught"; return; fi
+    if [ $rc -eq 124 ]; then fail "$name" "hung (timeout)"; return; fi
+    if [ $rc -ge 128 ]; then fail "$name" "killed by signal $((rc-128))"; return; fi
+    if ! printf '%s\n' "$err" | grep -q '^error: '; then fail "$name" "no 'error:' line in: $(printf '%s' "$err" | tail -3)"; return; fi
+    for s in "${want[@]}"; do
+        if ! printf '%s' "$err" | grep -qiF -- "$s"; then
+            fail "$name" "message lacks '$s': $(printf '%s\n' "$err" | grep '^error: ' | head -2)"; return
+        fi
+    done
+    pass "$name"
+}
+
+for build in asan plain; do
+    for o in $ORDERS; do
+        check "emu_${build}_good_kernels_$o" env EMU_ORDER=$o build/emu/$build/good_kernels
+        check "emu_${build}_bad_kernels_control_$o" env EMU_ORDER=$o build/emu/$build/bad_kernels good
+    done
+
+    # (a) missing barrier: a race; the result must differ from the CPU in some order
+    wrong=""
+    for o in $ORDERS; do
+        err=$(EMU_ORDER=$o build/emu/$build/bad_kernels nobarrier 2>&1 >/dev/null); rc=$?
+        if [ $rc -ne 0 ] && [ $rc -lt 128 ] && printf '%s' "$err" | grep -q '^error: nobarrier: mismatch vs the CPU reference'; then
+            wrong="$wrong $o"
+        fi
+    done
+    if [ -n "$wrong" ]; then pass "emu_${build}_catches_missing_barrier"; echo "    wrong result in:$wrong"
+    else fail "emu_${build}_catches_missing_barrier" "the racy reduction matched the CPU in every order"; fi
+
+    for o in $ORDERS; do
+        run=(env EMU_ORDER=$o build/emu/$build/bad_kernels)
+        # shared memory nobody initialised reads as NaN, whatever the order
+        caught "emu_${build}_catches_uninit_shared_$o" "${run[@]}" uninit_shared -- \
+            "uninit_shared: mismatch vs the CPU reference"
+        # (b) barrier in divergent code: some threads exit, others wait; or threads at different barriers
+        caught "emu_${build}_catches_divergent_barrier_$o" "${run[@]}" divergent -- \
+            "kernel sum_divergent_kernel" "exited without reaching __syncthreads" "__syncthreads at dev/emu/tests/bad_kernels.cu:"
+        caught "emu_${build}_catches_ifelse_barrier_$o" "${run[@]}" divergent2 -- \
+            "kernel sum_ifelse_barrier_kernel" "waits at __syncthreads" "barrier in divergent code"
+        # (d) a shuffle whose mask names lanes that returned
+        caught "emu_${build}_catches_shfl_exited_lanes_$o" "${run[@]}" shfl_exited -- \
+            "kernel warp_sum_exited_kernel" "__shfl_down_sync" "inactive lane"
+        # a full mask in a warp of 16 threads; half a warp shuffling while the other half waits at a barrier
+        caught "emu_${build}_catches_shfl_missing_lanes_$o" "${run[@]}" shfl_partial -- \
+            "kernel warp_sum_partial_kernel" "names lanes 0xffff0000 that do not exist"
+        caught "emu_${build}_catches_shfl_vs_barrier_$o" "${run[@]}" shfl_barrier -- \
+            "kernel shfl_vs_barrier_kernel" "divergent warp collective"
+    done
+
+    # (c) off-by-one writes: ASan/UBSan, or the emulator's guard regions
+    if [ $build = asan ]; then
+        caught emu_asan_catches_global_oob build/emu/asan/bad_kernels oob -- \
+            "kernel scale_oob_kernel" "thread (0,0,0)" "heap-buffer-overflow"
+        caught emu_asan_catches_shared_oob build/emu/asan/bad_kernels shared_oob -- \
+            "kernel shift_shared_oob_kernel" "thread (127,0,0)" "out of bounds"
+    else
+        caught emu_plain_catches_global_oob build/emu/plain/bad_kernels oob -- \
+            "kernel scale_oob_kernel" "wrote past the end of the 4096-byte cudaMalloc buffer"
+        caught emu_plain_catches_shared_oob build/emu/plain/bad_kernels shared_oob -- \
+            "kernel shift_shared_oob_kernel" "wrote past the end of __shared__ buf"
+    fi
+done
+
+# a bad EMU_ORDER is refused, not ignored
+caught emu_rejects_bad_order env EMU_ORDER=sideways build/emu/plain/good_kernels -- "EMU_ORDER=sideways"
+
+# the same sources are real CUDA: nvcc, compile only, warnings as errors
+if out=$(make -s emu-nvcc 2>&1); then pass emu_nvcc_compiles_test_kernels
+else
+    fail emu_nvcc_compiles_test_kernels "make emu-nvcc failed"
+    printf '%s\n' "$out" | tail -20 | sed 's/^/    /'
+fi
