@@ -897,6 +897,25 @@ static void generate(GPT2 *model, const int *prompt, int n_prompt, int n, float 
     free(work);
 }
 
+// -p: encodes the prompt (after start_token, as a new document), prints it
+// and continues it by cfg->gen_tokens sampled tokens.
+static void continue_prompt(const TrainConfig *cfg, const char *source, int max_seq_len,
+                            int start_token, Tokenizer *tok, Rng64 *rng) {
+    tokenizer_init_encoder(tok, cfg->merges_path);
+    TokenBuf ids = {0};
+    tokbuf_push(&ids, start_token);
+    tokenizer_encode(tok, cfg->prompt, strlen(cfg->prompt), 0, &ids);
+    int context = (int)ids.n + cfg->gen_tokens;
+    if (context > max_seq_len) context = max_seq_len;
+    GPT2 model;
+    gpt2_build(&model, source, (uint32_t)cfg->seed, 1, context);
+    fputs(cfg->prompt, stdout);
+    generate(&model, ids.ids, (int)ids.n, cfg->gen_tokens, cfg->temperature, cfg->top_k, rng,
+             tok, 1);
+    tokbuf_free(&ids);
+    gpt2_free(&model);
+}
+
 static float val_loss(GPT2 *model, DataLoader *val, int batches) {
     dataloader_reset(val);
     double sum = 0.0;
@@ -959,22 +978,10 @@ int main(int argc, char **argv) {
     Tokenizer tok;
     int have_tok = tokenizer_load_optional(&tok, cfg.tokenizer_path);
     Rng64 sample_rng = {(uint64_t)cfg.seed * 0x2545f4914f6cdd1dull + 1};
-    if (cfg.prompt[0]) {  // generation only: encode the prompt, continue it, exit
+    if (cfg.prompt[0]) {  // generation only
         if (!have_tok) fatal("-p needs the tokenizer file (-tz '%s' not found; make vocab)", cfg.tokenizer_path);
-        tokenizer_init_encoder(&tok, cfg.merges_path);
-        TokenBuf ids = {0};
-        tokbuf_push(&ids, start_token);  // the prompt starts a document
-        tokenizer_encode(&tok, cfg.prompt, strlen(cfg.prompt), 0, &ids);
-        int context = (int)ids.n + cfg.gen_tokens;
-        if (context > probe.max_seq_len) context = probe.max_seq_len;
-        GPT2 model;
-        gpt2_build(&model, source, (uint32_t)cfg.seed, 1, context);
-        fputs(cfg.prompt, stdout);
-        generate(&model, ids.ids, (int)ids.n, cfg.gen_tokens, cfg.temperature, cfg.top_k,
-                 &sample_rng, &tok, have_tok);
-        tokbuf_free(&ids);
+        continue_prompt(&cfg, source, probe.max_seq_len, start_token, &tok, &sample_rng);
         tokenizer_free(&tok);
-        gpt2_free(&model);
         return 0;
     }
     // the batch is checked against the model and the data before allocating
