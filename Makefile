@@ -44,7 +44,7 @@ help:
 	@echo "make data-mobydick tokenize Moby-Dick (a document per chapter) into data/mobydick/"
 	@echo "make data-sotu     tokenize the State of the Union addresses (1790-2021) into data/sotu/"
 	@echo "make bench-tokenizer  encoding MB/s, single-threaded: ours vs js-tiktoken on ~20 MB"
-	@echo "make emu           build the CUDA emulation's tests (dev/emu; build/emu/), run by tests/t_emu.sh"
+	@echo "make emu           build the CUDA emulation's tests and the kernel checks (dev/emu, dev/cuda; build/emu/), run by tests/t_emu.sh, tests/t_kernels.sh"
 	@echo "make clean         remove build outputs (keeps downloaded packages and data)"
 	@echo "variables: NO_OMP=1 (no OpenMP), CC=..., CFLAGS=..., PYTHON=..."
 
@@ -143,21 +143,30 @@ bench-tokenizer: tokenize vocab
 # copies) and compiled by g++ with dev/emu/cuda_emu.h force-included: under
 # ASan + UBSan into build/emu/asan/, without into build/emu/plain/ (the
 # emulator's own guard regions). The same sources compile with nvcc, compile
-# only, warnings as errors, into build/emu/nvcc/.
+# only, warnings as errors, into build/emu/nvcc/. Two kinds of program: the
+# emulator's own tests (dev/emu/tests/*.cu -> build/emu/{asan,plain}/NAME) and
+# the kernel checks/benches (dev/cuda/*.cu, which include llmc/*.cuh ->
+# build/emu/{asan,plain}/cuda/NAME; run by tests/t_kernels.sh).
 
 EMU_CXX ?= g++
 EMU_CXXFLAGS = -std=c++17 -O1 -g -Wall -Wextra -MMD -MP -include dev/emu/cuda_emu.h
 # CUDA's "#pragma unroll" means nothing to g++
 EMU_CXXFLAGS += -Wno-unknown-pragmas
+# kernels load and store 128 bits through int4/float4 pointers into bf16
+# arrays, as CUDA code does; keep g++ from assuming they cannot alias
+EMU_CXXFLAGS += -fno-strict-aliasing
 EMU_CXXFLAGS += $(if $(filter true 1,$(CI)),-Werror)
 EMU_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
 NVCC_FLAGS = -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
 	-Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -warn-spills,-warn-lmem-usage
-EMU_TESTS = good_kernels bad_kernels
+EMU_TESTS = good_kernels bad_kernels bf16
 EMU_TEST_HDRS = build/emu/src/dev/emu/tests/common.cuh
-EMU_BINS = $(EMU_TESTS:%=build/emu/asan/%) $(EMU_TESTS:%=build/emu/plain/%)
-EMU_NVCC_OBJS = $(EMU_TESTS:%=build/emu/nvcc/%.o)
+EMU_KERNELS = gelu
+EMU_KERNEL_HDRS = $(wildcard llmc/*.cuh)
+EMU_BINS = $(EMU_TESTS:%=build/emu/asan/%) $(EMU_TESTS:%=build/emu/plain/%) \
+	$(EMU_KERNELS:%=build/emu/asan/cuda/%) $(EMU_KERNELS:%=build/emu/plain/cuda/%)
+EMU_NVCC_OBJS = $(EMU_TESTS:%=build/emu/nvcc/%.o) $(EMU_KERNELS:%=build/emu/nvcc/cuda/%.o)
 
 .PHONY: emu emu-nvcc emu-clean
 # keep the rewritten sources: compiler messages are easier to read next to them
@@ -184,6 +193,18 @@ build/emu/plain/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) dev/emu/cud
 	$(EMU_CXX) $(EMU_CXXFLAGS) -x c++ $< -o $@
 
 build/emu/nvcc/%.o: dev/emu/tests/%.cu dev/emu/tests/common.cuh
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+build/emu/asan/cuda/%: build/emu/src/dev/cuda/%.cu $(EMU_KERNEL_HDRS:%=build/emu/src/%) dev/emu/cuda_emu.h
+	@mkdir -p $(@D)
+	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_SAN) -x c++ $< -o $@
+
+build/emu/plain/cuda/%: build/emu/src/dev/cuda/%.cu $(EMU_KERNEL_HDRS:%=build/emu/src/%) dev/emu/cuda_emu.h
+	@mkdir -p $(@D)
+	$(EMU_CXX) $(EMU_CXXFLAGS) -x c++ $< -o $@
+
+build/emu/nvcc/cuda/%.o: dev/cuda/%.cu $(EMU_KERNEL_HDRS)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 

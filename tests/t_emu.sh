@@ -5,7 +5,8 @@
 # is caught (a race that changes the result in some order, a barrier in
 # divergent code, out-of-bounds writes to global and shared memory, a shuffle
 # naming exited lanes); and nvcc compiles the same sources (warnings as
-# errors), so they are real CUDA.
+# errors), so they are real CUDA. bf16 conversions (dev/emu/tests/bf16.cu)
+# round as the device does.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
 
@@ -45,6 +46,9 @@ for build in asan plain; do
         check "emu_${build}_good_kernels_$o" env EMU_ORDER=$o build/emu/$build/good_kernels
         check "emu_${build}_bad_kernels_control_$o" env EMU_ORDER=$o build/emu/$build/bad_kernels good
     done
+    # bf16 rounding vs our reference: boundary patterns + a sample here; all
+    # 2^32 floats with EMU_BF16_ALL=1 (about a minute, plain build)
+    check "emu_${build}_bf16" build/emu/$build/bf16
 
     # (a) missing barrier: a race; the result must differ from the CPU in some order
     wrong=""
@@ -90,6 +94,8 @@ for build in asan plain; do
             "kernel shift_shared_oob_kernel" "wrote past the end of __shared__ buf"
     fi
 done
+
+if [ "${EMU_BF16_ALL:-0}" = 1 ]; then check emu_bf16_all_2pow32 build/emu/plain/bf16 all; fi
 
 # a bad EMU_ORDER is refused, not ignored
 caught emu_rejects_bad_order env EMU_ORDER=sideways build/emu/plain/good_kernels -- "EMU_ORDER=sideways"

@@ -40,6 +40,10 @@
 //   its one-line "doesn't fully support makecontext/swapcontext" notice per
 //   run. Fiber stacks: 64 KiB, 256 KiB under ASan (EMU_STACK_KB=N to
 //   change), mmap'ed with a guard page below, reused across blocks.
+// - __nv_bfloat16 (conversions round to nearest even as the device, NaN to
+//   the canonical 0x7FFF; operators compute in float) and the vector types
+//   float2/float4/int2/int4/uint4 with 16-byte alignment for 128-bit packed
+//   loads; checked bit for bit by dev/emu/tests/bf16.cu.
 //
 // Limits: the kernel of a <<<>>> launch must be a plain function or a
 // template with explicit arguments (no deduction of template arguments from
@@ -777,6 +781,84 @@ inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
 inline int __clz(int x) { return x ? __builtin_clz((unsigned)x) : 32; }
 inline int __ffs(int x) { return __builtin_ffs(x); }
+
+// ----------------------------------------------------------------------------
+// vector types (as in vector_types.h: 16-byte alignment makes a float4/int4
+// load or store one 128-bit access, e.g. *reinterpret_cast<const int4*>(p))
+
+struct __align__(8) float2 { float x, y; };
+struct __align__(16) float4 { float x, y, z, w; };
+struct __align__(8) int2 { int x, y; };
+struct __align__(16) int4 { int x, y, z, w; };
+struct __align__(16) uint4 { unsigned x, y, z, w; };
+inline float2 make_float2(float x, float y) { return float2{x, y}; }
+inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+inline int2 make_int2(int x, int y) { return int2{x, y}; }
+inline int4 make_int4(int x, int y, int z, int w) { return int4{x, y, z, w}; }
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
+
+// ----------------------------------------------------------------------------
+// bf16 (the subset of cuda_bf16.h the kernels use): 16-bit storage, the top
+// half of a float. float -> bf16 rounds to nearest, ties to even, as the
+// device's cvt.rn.bf16.f32; every NaN becomes the canonical 0x7FFF (as
+// cuda_bf16.hpp); overflow rounds to infinity. Arithmetic goes through float
+// and rounds the result once, as the cuda_bf16.h operators.
+
+struct __align__(2) __nv_bfloat16 {
+    unsigned short __x;
+    __nv_bfloat16() = default;
+    inline __nv_bfloat16(float f);   // rounds, as __float2bfloat16
+    inline operator float() const;
+};
+static_assert(sizeof(__nv_bfloat16) == 2, "bf16 is 16 bits");
+typedef __nv_bfloat16 nv_bfloat16;
+
+inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short u) { __nv_bfloat16 h; h.__x = u; return h; }
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.__x; }
+inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return __ushort_as_bfloat16(0x7fff);
+    // add just under half a bf16 ulp, plus one when the kept part is odd:
+    // a tie then carries only into an odd value, i.e. rounds to even
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return __ushort_as_bfloat16((unsigned short)(u >> 16));
+}
+inline __nv_bfloat16 __float2bfloat16(float f) { return __float2bfloat16_rn(f); }
+inline float __bfloat162float(__nv_bfloat16 h) {
+    uint32_t u = (uint32_t)h.__x << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+inline __nv_bfloat16::__nv_bfloat16(float f) : __x(__float2bfloat16_rn(f).__x) {}
+inline __nv_bfloat16::operator float() const { return __bfloat162float(*this); }
+
+#define EMU_BF16_BINARY(op) \
+    inline __nv_bfloat16 operator op(__nv_bfloat16 a, __nv_bfloat16 b) { \
+        return __float2bfloat16_rn(__bfloat162float(a) op __bfloat162float(b)); \
+    } \
+    inline __nv_bfloat16& operator op##=(__nv_bfloat16& a, __nv_bfloat16 b) { return a = a op b; }
+EMU_BF16_BINARY(+)
+EMU_BF16_BINARY(-)
+EMU_BF16_BINARY(*)
+EMU_BF16_BINARY(/)
+#undef EMU_BF16_BINARY
+inline __nv_bfloat16 operator-(__nv_bfloat16 a) { return __ushort_as_bfloat16((unsigned short)(a.__x ^ 0x8000u)); }
+inline __nv_bfloat16 operator+(__nv_bfloat16 a) { return a; }
+#define EMU_BF16_COMPARE(op) \
+    inline bool operator op(__nv_bfloat16 a, __nv_bfloat16 b) { return __bfloat162float(a) op __bfloat162float(b); }
+EMU_BF16_COMPARE(==)
+EMU_BF16_COMPARE(!=)
+EMU_BF16_COMPARE(<)
+EMU_BF16_COMPARE(<=)
+EMU_BF16_COMPARE(>)
+EMU_BF16_COMPARE(>=)
+#undef EMU_BF16_COMPARE
+inline __nv_bfloat16 __hadd(__nv_bfloat16 a, __nv_bfloat16 b) { return a + b; }
+inline __nv_bfloat16 __hsub(__nv_bfloat16 a, __nv_bfloat16 b) { return a - b; }
+inline __nv_bfloat16 __hmul(__nv_bfloat16 a, __nv_bfloat16 b) { return a * b; }
+inline __nv_bfloat16 __hdiv(__nv_bfloat16 a, __nv_bfloat16 b) { return a / b; }
 
 // ----------------------------------------------------------------------------
 // CUDA runtime (host memory, everything synchronous)
