@@ -160,9 +160,9 @@ EMU_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame
 NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
 NVCC_FLAGS = -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
 	-Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -warn-spills,-warn-lmem-usage
-EMU_TESTS = good_kernels bad_kernels bf16
+EMU_TESTS = good_kernels bad_kernels bf16 coop_groups
 EMU_TEST_HDRS = build/emu/src/dev/emu/tests/common.cuh
-EMU_KERNELS = gelu
+EMU_KERNELS = gelu global_norm
 EMU_KERNEL_HDRS = $(wildcard llmc/*.cuh)
 EMU_BINS = $(EMU_TESTS:%=build/emu/asan/%) $(EMU_TESTS:%=build/emu/plain/%) \
 	$(EMU_KERNELS:%=build/emu/asan/cuda/%) $(EMU_KERNELS:%=build/emu/plain/cuda/%)

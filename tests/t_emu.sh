@@ -4,7 +4,8 @@
 # and without; each deliberately broken kernel of dev/emu/tests/bad_kernels.cu
 # is caught (a race that changes the result in some order, a barrier in
 # divergent code, out-of-bounds writes to global and shared memory, a shuffle
-# naming exited lanes); and nvcc compiles the same sources (warnings as
+# naming exited lanes, a cooperative-groups tile reduce called by half a
+# warp); and nvcc compiles the same sources (warnings as
 # errors), so they are real CUDA. bf16 conversions (dev/emu/tests/bf16.cu)
 # round as the device does.
 source "$(dirname "$0")/lib.sh"
@@ -45,6 +46,8 @@ for build in asan plain; do
     for o in $ORDERS; do
         check "emu_${build}_good_kernels_$o" env EMU_ORDER=$o build/emu/$build/good_kernels
         check "emu_${build}_bad_kernels_control_$o" env EMU_ORDER=$o build/emu/$build/bad_kernels good
+        # cooperative groups: tile reduce (plus, greater), tile shuffles, partial tiles
+        check "emu_${build}_coop_groups_$o" env EMU_ORDER=$o build/emu/$build/coop_groups
     done
     # bf16 rounding vs our reference: boundary patterns + a sample here; all
     # 2^32 floats with EMU_BF16_ALL=1 (about a minute, plain build)
@@ -79,6 +82,9 @@ for build in asan plain; do
             "kernel warp_sum_partial_kernel" "names lanes 0xffff0000 that do not exist"
         caught "emu_${build}_catches_shfl_vs_barrier_$o" "${run[@]}" shfl_barrier -- \
             "kernel shfl_vs_barrier_kernel" "divergent warp collective"
+        # a cooperative_groups::reduce that only half of each tile calls
+        caught "emu_${build}_catches_halfwarp_tile_reduce_$o" env EMU_ORDER=$o build/emu/$build/coop_groups halfwarp -- \
+            "kernel halfwarp_reduce_kernel" "dev/emu/tests/coop_groups.cu:" "inactive lane"
     done
 
     # (c) off-by-one writes: ASan/UBSan, or the emulator's guard regions

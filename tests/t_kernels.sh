@@ -4,13 +4,17 @@
 # CPU reference: threads in forward, reverse and random order, under
 # ASan + UBSan and without. Each launcher refuses arguments that break its
 # kernel's constraints, and nvcc compiles every dev/cuda/*.cu (warnings as
-# errors), so they are real CUDA.
+# errors), so they are real CUDA. global_norm must give the same bits in
+# every thread order (it promises bitwise reproducibility).
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
 
 ORDERS="forward reverse random"
-KERNELS="gelu"
+KERNELS="gelu global_norm"
 export EMU_SEED=7
+
+# saving FILE CMD...: CMD with its stdout in FILE
+saving() { local f=$1; shift; "$@" >"$f"; }
 
 if ! out=$(make -s emu 2>&1); then
     fail kernels_build "make emu failed"
@@ -21,12 +25,27 @@ fi
 for build in asan plain; do
     for k in $KERNELS; do
         for o in $ORDERS; do
-            check "kernel_${build}_${k}_$o" env EMU_ORDER=$o timeout 120 build/emu/$build/cuda/$k
+            check "kernel_${build}_${k}_$o" saving "$TMP/${build}_${k}_$o.out" \
+                env EMU_ORDER=$o timeout 120 build/emu/$build/cuda/$k
         done
     done
+    # global_norm is deterministic: the same bits in every thread order
+    gn=$TMP/${build}_global_norm
+    if [ -s "$gn"_forward.out ] && cmp -s "$gn"_forward.out "$gn"_reverse.out && cmp -s "$gn"_forward.out "$gn"_random.out
+    then pass "kernel_${build}_global_norm_same_bits_every_order"
+    else
+        fail "kernel_${build}_global_norm_same_bits_every_order" "results differ between thread orders (or a run failed)"
+        diff "$gn"_forward.out "$gn"_reverse.out | head -10 | sed 's/^/    /'
+        diff "$gn"_forward.out "$gn"_random.out | head -10 | sed 's/^/    /'
+    fi
     # N % 8 != 0: the launcher says so instead of reading past the end
     expect_error "kernel_${build}_gelu_refuses_bad_n" "not a non-negative multiple of 8" build/emu/$build/cuda/gelu badn
 done
+
+# and the same bits with and without ASan
+if [ -s "$TMP"/asan_global_norm_forward.out ] && cmp -s "$TMP"/asan_global_norm_forward.out "$TMP"/plain_global_norm_forward.out
+then pass kernel_global_norm_same_bits_asan_plain
+else fail kernel_global_norm_same_bits_asan_plain "ASan and plain builds give different results (or a run failed)"; fi
 
 for k in $KERNELS; do
     if out=$(make -s build/emu/nvcc/cuda/$k.o 2>&1); then pass "kernel_nvcc_compiles_$k"
