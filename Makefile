@@ -162,7 +162,7 @@ NVCC_FLAGS = -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=comput
 	-Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -warn-spills,-warn-lmem-usage
 EMU_TESTS = good_kernels bad_kernels bf16 coop_groups
 EMU_TEST_HDRS = build/emu/src/dev/emu/tests/common.cuh
-EMU_KERNELS = gelu global_norm
+EMU_KERNELS = gelu global_norm layernorm
 EMU_KERNEL_HDRS = $(wildcard llmc/*.cuh)
 EMU_BINS = $(EMU_TESTS:%=build/emu/asan/%) $(EMU_TESTS:%=build/emu/plain/%) \
 	$(EMU_KERNELS:%=build/emu/asan/cuda/%) $(EMU_KERNELS:%=build/emu/plain/cuda/%)

@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
 
 ORDERS="forward reverse random"
-KERNELS="gelu global_norm"
+KERNELS="gelu global_norm layernorm"
 export EMU_SEED=7
 
 # saving FILE CMD...: CMD with its stdout in FILE
@@ -40,6 +40,11 @@ for build in asan plain; do
     fi
     # N % 8 != 0: the launcher says so instead of reading past the end
     expect_error "kernel_${build}_gelu_refuses_bad_n" "not a non-negative multiple of 8" build/emu/$build/cuda/gelu badn
+    # C % 8 != 0: both layernorm launchers refuse it (rows are read in 8-value chunks)
+    expect_error "kernel_${build}_layernorm_refuses_bad_c" "error: layernorm_forward: C = 12 is not a positive multiple of 8" \
+        build/emu/$build/cuda/layernorm badc
+    expect_error "kernel_${build}_fused_residual_layernorm_refuses_bad_c" \
+        "fused_residual_layernorm_forward: C = 12 is not a positive multiple of 8" build/emu/$build/cuda/layernorm badcfused
 done
 
 # and the same bits with and without ASan
