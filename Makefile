@@ -162,15 +162,17 @@ NVCC_FLAGS = -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=comput
 	-Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -warn-spills,-warn-lmem-usage
 EMU_TESTS = good_kernels bad_kernels bf16 coop_groups
 EMU_TEST_HDRS = build/emu/src/dev/emu/tests/common.cuh
-EMU_KERNELS = gelu global_norm layernorm
-EMU_KERNEL_HDRS = $(wildcard llmc/*.cuh)
+EMU_KERNELS = $(sort $(notdir $(basename $(wildcard dev/cuda/*.cu))))
+# what dev/cuda/*.cu include: the kernel headers, the bench's shared code and
+# the plain C headers these use (rewritten too, so relative includes resolve)
+EMU_KERNEL_HDRS = $(wildcard llmc/*.cuh) dev/cuda/common.cuh llmc/mfu.h
 EMU_BINS = $(EMU_TESTS:%=build/emu/asan/%) $(EMU_TESTS:%=build/emu/plain/%) \
 	$(EMU_KERNELS:%=build/emu/asan/cuda/%) $(EMU_KERNELS:%=build/emu/plain/cuda/%)
 EMU_NVCC_OBJS = $(EMU_TESTS:%=build/emu/nvcc/%.o) $(EMU_KERNELS:%=build/emu/nvcc/cuda/%.o)
 
 .PHONY: emu emu-nvcc emu-clean
 # keep the rewritten sources: compiler messages are easier to read next to them
-.PRECIOUS: build/emu/src/%.cu build/emu/src/%.cuh
+.PRECIOUS: build/emu/src/%.cu build/emu/src/%.cuh build/emu/src/%.h
 
 emu: $(EMU_BINS)
 
@@ -181,6 +183,10 @@ build/emu/src/%.cu: %.cu dev/emu/rewrite.py
 	$(PYTHON) dev/emu/rewrite.py $< $@
 
 build/emu/src/%.cuh: %.cuh dev/emu/rewrite.py
+	@mkdir -p $(@D)
+	$(PYTHON) dev/emu/rewrite.py $< $@
+
+build/emu/src/%.h: %.h dev/emu/rewrite.py
 	@mkdir -p $(@D)
 	$(PYTHON) dev/emu/rewrite.py $< $@
 
@@ -208,9 +214,20 @@ build/emu/nvcc/cuda/%.o: dev/cuda/%.cu $(EMU_KERNEL_HDRS)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
+# Native builds of the kernel checks/benches, for a machine with a GPU
+# (scripts/gpu_validate.sh runs them): build/cuda/NAME from dev/cuda/NAME.cu
+CUDA_BENCHES = $(EMU_KERNELS:%=build/cuda/%)
+CUDA_LIBS = -L$(dir $(NVCC))../lib64 -lcublasLt -lcublas
+.PHONY: cuda-bench
+cuda-bench: $(CUDA_BENCHES)
+
+build/cuda/%: dev/cuda/%.cu $(EMU_KERNEL_HDRS)
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $< -o $@ $(CUDA_LIBS)
+
 clean: emu-clean
 emu-clean:
-	rm -rf build/emu
+	rm -rf build/emu build/cuda
 
 -include $(EMU_BINS:=.d)
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../../llmc/gelu.cuh"
+#include "common.cuh"
 
 // inputs are drawn from [-INPUT_RANGE, INPUT_RANGE): past +-5 GELU is x or 0
 #define INPUT_RANGE 6.0f
@@ -39,14 +40,6 @@ static float gelu_grad_ref(float x) {
     return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * x * x);
 }
 
-// one bf16 ulp at |w|: bf16 keeps 8 significant bits, so 2^(e-8) for
-// |w| = m 2^e with m in [0.5, 1)
-static float bf16_ulp(float w) {
-    int e;
-    frexpf(w, &e);
-    return w == 0.0f ? 0.0f : ldexpf(1.0f, e - 8);
-}
-
 // 0 when every got[i] is within one bf16 ulp of want[i] plus GELU_ABS_TOL
 static int compare_bf16(const char* what, int N, const floatX* got, const float* want) {
     for (int i = 0; i < N; i++) {
@@ -60,25 +53,16 @@ static int compare_bf16(const char* what, int N, const floatX* got, const float*
     return 0;
 }
 
-static void fill_bf16(floatX* x, float* xf, int N, uint32_t seed) {
-    for (int i = 0; i < N; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        x[i] = __float2bfloat16(((float)(seed >> 8) / (float)(1u << 23) - 1.0f) * INPUT_RANGE);
-        xf[i] = __bfloat162float(x[i]);
-    }
-}
-
 // ----------------------------------------------------------------------------
 // check, bench
 
 static int check(int N, uint32_t seed) {
-    floatX *inp = (floatX*)malloc(N * sizeof(floatX)), *dout = (floatX*)malloc(N * sizeof(floatX));
-    floatX* got = (floatX*)malloc(N * sizeof(floatX));
-    float *inpf = (float*)malloc(N * sizeof(float)), *doutf = (float*)malloc(N * sizeof(float));
-    float* want = (float*)malloc(N * sizeof(float));
-    if (!inp || !dout || !got || !inpf || !doutf || !want) { fprintf(stderr, "error: out of memory\n"); exit(1); }
-    fill_bf16(inp, inpf, N, seed);
-    fill_bf16(dout, doutf, N, seed + 1);
+    floatX *inp = (floatX*)xmalloc(N * sizeof(floatX)), *dout = (floatX*)xmalloc(N * sizeof(floatX));
+    floatX* got = (floatX*)xmalloc(N * sizeof(floatX));
+    float *inpf = (float*)xmalloc(N * sizeof(float)), *doutf = (float*)xmalloc(N * sizeof(float));
+    float* want = (float*)xmalloc(N * sizeof(float));
+    fill_bf16(inp, inpf, N, 0.0f, INPUT_RANGE, seed);
+    fill_bf16(dout, doutf, N, 0.0f, INPUT_RANGE, seed + 1);
     floatX *d_inp, *d_dout, *d_out;
     cudaCheck(cudaMalloc(&d_inp, N * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_dout, N * sizeof(floatX)));
@@ -114,27 +98,6 @@ static int check(int N, uint32_t seed) {
 }
 
 #ifndef CUDA_EMU
-// mean milliseconds of reps calls of fwd (1) or bwd (0)
-static float time_ms(int fwd, floatX* out, const floatX* inp, const floatX* dout, int N, int reps) {
-    cudaEvent_t a, b;
-    cudaCheck(cudaEventCreate(&a));
-    cudaCheck(cudaEventCreate(&b));
-    for (int w = 0; w < 2; w++) {   // warm-up, then timed
-        cudaCheck(cudaEventRecord(a, 0));
-        for (int r = 0; r < reps; r++) {
-            if (fwd) gelu_forward(out, inp, N, 0);
-            else gelu_backward(out, inp, dout, N, 0);
-        }
-        cudaCheck(cudaEventRecord(b, 0));
-        cudaCheck(cudaEventSynchronize(b));
-    }
-    float ms;
-    cudaCheck(cudaEventElapsedTime(&ms, a, b));
-    cudaCheck(cudaEventDestroy(a));
-    cudaCheck(cudaEventDestroy(b));
-    return ms / reps;
-}
-
 static void bench(void) {
     int N = 8 * 1024 * 4 * 768;   // (B,T,4C) of GPT-2 124M at B=8, T=1024
     floatX *d_inp, *d_dout, *d_out;
@@ -143,10 +106,11 @@ static void bench(void) {
     cudaCheck(cudaMalloc(&d_out, N * sizeof(floatX)));
     cudaCheck(cudaMemset(d_inp, 0, N * sizeof(floatX)));
     cudaCheck(cudaMemset(d_dout, 0, N * sizeof(floatX)));
-    float f = time_ms(1, d_out, d_inp, d_dout, N, 100), b = time_ms(0, d_out, d_inp, d_dout, N, 100);
+    float f = bench_ms([&] { gelu_forward(d_out, d_inp, N, 0); }, 100);
+    float b = bench_ms([&] { gelu_backward(d_out, d_inp, d_dout, N, 0); }, 100);
     // bytes moved: forward reads inp and writes out; backward reads two, writes one
-    printf("gelu_forward  N=%d: %.4f ms, %.1f GB/s\n", N, f, 2.0 * N * sizeof(floatX) / (f * 1e6));
-    printf("gelu_backward N=%d: %.4f ms, %.1f GB/s\n", N, b, 3.0 * N * sizeof(floatX) / (b * 1e6));
+    bench_report("gelu_forward", f, 2.0 * N * sizeof(floatX), 0);
+    bench_report("gelu_backward", b, 3.0 * N * sizeof(floatX), 0);
     cudaCheck(cudaFree(d_inp));
     cudaCheck(cudaFree(d_dout));
     cudaCheck(cudaFree(d_out));

@@ -28,14 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../../llmc/global_norm.cuh"
+#include "common.cuh"
 
 #define LAST_VALUE 16.0f
 
 static void fill(float* x, size_t n, uint32_t seed) {
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        x[i] = ((float)(seed >> 8) / (float)(1u << 23) - 1.0f) * 2.0f;   // [-2, 2)
-    }
+    for (size_t i = 0; i < n; i++) x[i] = lcg_uniform(&seed) * 2.0f;   // [-2, 2)
     if (n) x[n - 1] = LAST_VALUE;
 }
 
@@ -48,18 +46,15 @@ static uint32_t float_bits(float f) {
 // relative error bound of the kernels' fp32 sum (see the top of the file)
 static double rel_bound(size_t count) {
     size_t threads = (size_t)GLOBAL_NORM_BLOCKS * GLOBAL_NORM_THREADS;
-    double d = 1.0 + (double)((count + threads - 1) / threads) + 23.0;
-    double u = ldexp(1.0, -24);
-    return d * u / (1.0 - d * u);
+    return gamma_u(1.0 + (double)((count + threads - 1) / threads) + 23.0);
 }
 
 // runs global_norm_squared on the host values hv (converted to T), twice; 0 if
 // both results match the CPU and each other bit for bit
 template <class T>
 static int check(const char* type, size_t count, uint32_t seed) {
-    float* x = (float*)malloc((count + 1) * sizeof(float));
-    T* hv = (T*)malloc((count + 1) * sizeof(T));
-    if (!x || !hv) { fprintf(stderr, "error: out of memory\n"); exit(1); }
+    float* x = (float*)xmalloc((count + 1) * sizeof(float));
+    T* hv = (T*)xmalloc((count + 1) * sizeof(T));
     fill(x, count, seed);
     double want = 0.0;
     for (size_t i = 0; i < count; i++) {
@@ -115,23 +110,10 @@ static void bench(const char* type) {
     cudaCheck(cudaMalloc(&d_out, sizeof(float)));
     cudaCheck(cudaMalloc(&d_scratch, GLOBAL_NORM_BLOCKS * sizeof(float)));
     cudaCheck(cudaMemset(d_v, 0, count * sizeof(T)));
-    cudaEvent_t a, b;
-    cudaCheck(cudaEventCreate(&a));
-    cudaCheck(cudaEventCreate(&b));
-    int reps = 50;
-    for (int w = 0; w < 2; w++) {   // warm-up, then timed
-        cudaCheck(cudaEventRecord(a, 0));
-        for (int r = 0; r < reps; r++) global_norm_squared(d_out, d_v, count, d_scratch, 0);
-        cudaCheck(cudaEventRecord(b, 0));
-        cudaCheck(cudaEventSynchronize(b));
-    }
-    float ms;
-    cudaCheck(cudaEventElapsedTime(&ms, a, b));
-    ms /= reps;
-    printf("global_norm_squared %s count=%zu: %.4f ms, %.1f GB/s\n", type, count, ms,
-           (double)count * sizeof(T) / (ms * 1e6));
-    cudaCheck(cudaEventDestroy(a));
-    cudaCheck(cudaEventDestroy(b));
+    float ms = bench_ms([&] { global_norm_squared(d_out, d_v, count, d_scratch, 0); }, 50);
+    char name[64];
+    snprintf(name, sizeof name, "global_norm_squared_%s", type);
+    bench_report(name, ms, (double)count * sizeof(T), 0);
     cudaCheck(cudaFree(d_v));
     cudaCheck(cudaFree(d_out));
     cudaCheck(cudaFree(d_scratch));
