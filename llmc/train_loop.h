@@ -1,0 +1,461 @@
+// llmc/train_loop.h: the training program both trainers share: flags,
+// checkpoints in the output dir, resume, validation, samples, progress and
+// the log. train_gpt2.c (CPU, fp32) and train_gpt2.cu (GPU, bf16) each
+// define the model and include this file last, so the two take the same
+// flags, read and write the same files and print the same lines.
+//
+// What the including trainer provides, before the #include:
+//   TRAINER_SUMMARY                 a one-line description for --help
+//   GPT2                            the model: fields config (GPT2Config),
+//                                   num_parameters, max_T (the longest T its
+//                                   activations hold) and mean_loss
+//   gpt2_build(&m, source, seed, B, T)   from a model file or descriptor
+//   gpt2_free(&m)
+//   gpt2_forward(&m, inputs, targets, B, T)   targets may be NULL
+//   gpt2_logits_row(&m, t)          host pointer to the Vp logits of
+//                                   position t of batch row 0 after a forward
+//   gpt2_zero_grad, gpt2_backward(&m, loss_scale),
+//   gpt2_clip_grad_norm(&m, max_norm) -> norm before clipping,
+//   gpt2_update(&m, lr, beta1, beta2, eps, weight_decay, t)
+//   gpt2_save(&m, model_path, state_path, &TrainState)   both files, atomically
+//   gpt2_load_state(&m, state_path, &TrainState)         AdamW moments and position
+//   gpt2_describe_device(buf, size) e.g. "2 threads" or the GPU's name
+#ifndef LLMC_TRAIN_LOOP_H
+#define LLMC_TRAIN_LOOP_H
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "args.h"
+#include "checkpoint.h"
+#include "dataloader.h"
+#include "logger.h"
+#include "rand.h"
+#include "sampler.h"
+#include "schedulers.h"
+#include "tokenizer.h"
+#include "utils.h"
+// ----------------------------------------------------------------------------
+// the training program
+
+typedef struct {
+    const char *train_pattern, *val_pattern, *model_source, *output_dir, *tokenizer_path;
+    const char *schedule, *prompt, *merges_path;
+    int checkpoint_every, checkpoints_keep, resume;
+    int B, T, total_batch, max_steps;
+    float lr, final_frac, weight_decay, grad_clip, beta1, beta2;
+    int warmup;
+    int val_every, val_batches, sample_every, gen_tokens;
+    float temperature;
+    int top_k;
+    int overfit, shuffle, seed;
+} TrainConfig;
+
+static TrainConfig train_defaults(void) {
+    TrainConfig c = {0};
+    c.train_pattern = "data/mobydick/mobydick_train_*.bin";
+    c.val_pattern = "data/mobydick/mobydick_val_*.bin";
+    c.model_source = "d6";
+    c.output_dir = "";
+    c.tokenizer_path = "build/gpt2_tokenizer.bin";
+    c.schedule = "cosine";
+    c.prompt = "";
+    c.merges_path = "build/gpt2_merges.bin";
+    c.checkpoint_every = 0;
+    c.checkpoints_keep = 0;
+    c.resume = 0;
+    c.B = 4;
+    c.T = 64;
+    c.total_batch = -1;
+    c.max_steps = -1;
+    c.lr = 3e-4f;
+    c.warmup = 0;
+    c.final_frac = 0.1f;
+    c.weight_decay = 0.1f;
+    c.grad_clip = 1.0f;
+    c.beta1 = 0.9f;
+    c.beta2 = 0.95f;
+    c.val_every = 20;
+    c.val_batches = 20;
+    c.sample_every = 20;
+    c.gen_tokens = 64;
+    c.temperature = 1.0f;
+    c.top_k = 0;
+    c.overfit = 0;
+    c.shuffle = 1;
+    c.seed = 1337;
+    return c;
+}
+
+#define MAX_INT 2147483647.0
+
+static int train_flag_table(TrainConfig *c, ArgSpec *s) {
+    ArgSpec table[] = {
+        {"-i", "--train", ARG_STRING, &c->train_pattern, 0, 0, "train token shards (glob)"},
+        {"-j", "--val", ARG_STRING, &c->val_pattern, 0, 0, "val token shards (glob; empty: no val)"},
+        {"-e", "--model", ARG_STRING, &c->model_source, 0, 0, "model file, or descriptor d1..d64 (d12 = 124M)"},
+        {"-o", "--output-dir", ARG_STRING, &c->output_dir, 0, 0, "output dir for log and checkpoints (empty: none)"},
+        {"-n", "--checkpoint-every", ARG_INT, &c->checkpoint_every, 0, MAX_INT, "checkpoint every N steps (0: only at the end)"},
+        {"-nk", "--checkpoints-keep", ARG_INT, &c->checkpoints_keep, 0, MAX_INT, "keep the last N checkpoints (0: all)"},
+        {"-y", "--resume", ARG_INT, &c->resume, 0, 1, "resume from the latest checkpoint in -o"},
+        {"-b", "--batch-size", ARG_INT, &c->B, 1, 65536, "micro-batch size B"},
+        {"-t", "--seq-len", ARG_INT, &c->T, 1, 1048576, "sequence length T (at most the model's)"},
+        {"-d", "--total-batch", ARG_INT, &c->total_batch, -1, MAX_INT, "total batch in tokens, a multiple of B*T (-1: B*T)"},
+        {"-x", "--max-steps", ARG_INT, &c->max_steps, -1, MAX_INT, "optimizer steps (-1: one epoch)"},
+        {"-k", "--schedule", ARG_STRING, &c->schedule, 0, 0, "LR schedule: cosine, linear, constant, wsd"},
+        {"-l", "--lr", ARG_FLOAT, &c->lr, 0, 10, "peak learning rate"},
+        {"-u", "--warmup", ARG_INT, &c->warmup, 0, MAX_INT, "warmup steps"},
+        {"-q", "--final-lr-frac", ARG_FLOAT, &c->final_frac, 0, 1, "final LR as a fraction of the peak"},
+        {"-c", "--weight-decay", ARG_FLOAT, &c->weight_decay, 0, 10, "AdamW weight decay (2-D weights)"},
+        {"-gc", "--grad-clip", ARG_FLOAT, &c->grad_clip, 0, 1e6, "clip gradients to this global norm (0: off)"},
+        {"-b1", "--beta1", ARG_FLOAT, &c->beta1, 0, 0.999999, "AdamW beta1"},
+        {"-b2", "--beta2", ARG_FLOAT, &c->beta2, 0, 0.999999, "AdamW beta2"},
+        {"-v", "--val-every", ARG_INT, &c->val_every, 1, MAX_INT, "val loss every N steps"},
+        {"-m", "--val-batches", ARG_INT, &c->val_batches, 1, MAX_INT, "batches per val loss"},
+        {"-s", "--sample-every", ARG_INT, &c->sample_every, 1, MAX_INT, "text sample every N steps"},
+        {"-g", "--gen-tokens", ARG_INT, &c->gen_tokens, 0, 1048576, "tokens per sample (0: no samples)"},
+        {"-tp", "--temperature", ARG_FLOAT, &c->temperature, 0, 100, "sampling temperature"},
+        {"-tk", "--top-k", ARG_INT, &c->top_k, 0, MAX_INT, "sample from the top k tokens (0: all)"},
+        {"-a", "--overfit", ARG_INT, &c->overfit, 0, 1, "train on the first batch only (debugging)"},
+        {"-sh", "--shuffle", ARG_INT, &c->shuffle, 0, 1, "shuffle shards and batches each epoch"},
+        {"-sd", "--seed", ARG_INT, &c->seed, 0, MAX_INT, "seed for init, shuffling and sampling"},
+        {"-tz", "--tokenizer", ARG_STRING, &c->tokenizer_path, 0, 0, "tokenizer file for decoding samples"},
+        {"-p", "--prompt", ARG_STRING, &c->prompt, 0, 0, "no training: continue this text by -g tokens and exit"},
+        {"-tm", "--merges", ARG_STRING, &c->merges_path, 0, 0, "BPE merges file, to encode -p"},
+    };
+    int n = (int)(sizeof(table) / sizeof(table[0]));
+    if (s) memcpy(s, table, sizeof(table));
+    return n;
+}
+
+// ---- checkpoint files in the output dir: model_%08d.bin, state_%08d_%05d.bin
+
+static void checkpoint_paths(char *model_path, char *state_path, size_t size, const char *dir,
+                             int step, int rank) {
+    snprintf(model_path, size, "%s/model_%08d.bin", dir, step);
+    snprintf(state_path, size, "%s/state_%08d_%05d.bin", dir, step, rank);
+}
+
+static int compare_ints(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+// The steps of the complete checkpoints (model and this rank's state file)
+// in dir, ascending, into *steps (malloc'ed); returns how many. Lists the
+// directory itself, so names with glob characters are no problem.
+static int checkpoint_steps(const char *dir, int rank, int **steps) {
+    int n = 0, cap = 16;
+    *steps = (int *)malloc_check((size_t)cap * sizeof(int));
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int step, len = 0;
+        if (sscanf(e->d_name, "model_%8d.bin%n", &step, &len) != 1 || len != 18 || step < 0) continue;
+        char mp[4200], sp[4200];
+        checkpoint_paths(mp, sp, sizeof(mp), dir, step, rank);
+        struct stat st;
+        if (stat(sp, &st) != 0) continue;  // a model file without its state: not resumable
+        if (n == cap) *steps = (int *)realloc(*steps, (size_t)(cap *= 2) * sizeof(int));
+        if (!*steps) fatal("out of memory listing '%s'", dir);
+        (*steps)[n++] = step;
+    }
+    closedir(d);
+    qsort(*steps, (size_t)n, sizeof(int), compare_ints);
+    return n;
+}
+
+// Latest complete checkpoint's step in dir, or -1.
+static int latest_checkpoint(const char *dir, int rank) {
+    int *steps, n = checkpoint_steps(dir, rank, &steps);
+    int latest = n > 0 ? steps[n - 1] : -1;
+    free(steps);
+    return latest;
+}
+
+// Deletes all but the newest `keep` checkpoints in dir (keep 0: keep all).
+static void remove_old_checkpoints(const char *dir, int keep, int rank) {
+    if (keep <= 0) return;
+    int *steps, n = checkpoint_steps(dir, rank, &steps);
+    for (int i = 0; i < n - keep; i++) {
+        char mp[4200], sp[4200];
+        checkpoint_paths(mp, sp, sizeof(mp), dir, steps[i], rank);
+        remove(sp);
+        remove(mp);
+    }
+    free(steps);
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// The tokenizer file is optional: without it samples print as token ids.
+static int tokenizer_load_optional(Tokenizer *tok, const char *path) {
+    struct stat st;
+    if (path[0] == '\0' || stat(path, &st) != 0) return 0;
+    tokenizer_init(tok, path);
+    return 1;
+}
+
+static void print_token(const Tokenizer *tok, int have_tok, int id) {
+    size_t len = 0;
+    const uint8_t *bytes = have_tok ? tokenizer_decode(tok, id, &len) : NULL;
+    if (bytes) {
+        fwrite(bytes, 1, len, stdout);
+    } else {
+        printf("%d ", id);
+    }
+    fflush(stdout);
+}
+
+// Continues prompt[0..n_prompt) by n tokens, printing them as they come.
+// The context is the last max_T tokens (the activations' allocated length).
+static void generate(GPT2 *model, const int *prompt, int n_prompt, int n, float temperature,
+                     int top_k, Rng64 *rng, const Tokenizer *tok, int have_tok) {
+    int *tokens = (int *)malloc_check(((size_t)n_prompt + n) * sizeof(int));
+    float *work = alloc_floats((size_t)model->config.vocab_size);
+    memcpy(tokens, prompt, (size_t)n_prompt * sizeof(int));
+    for (int i = n_prompt; i < n_prompt + n; i++) {
+        int len = i < model->max_T ? i : model->max_T;
+        gpt2_forward(model, tokens + i - len, NULL, 1, len);
+        const float *logits = gpt2_logits_row(model, len - 1);
+        tokens[i] = sample_token(logits, model->config.vocab_size, temperature, top_k, work, rng);
+        print_token(tok, have_tok, tokens[i]);
+    }
+    printf("\n");
+    free(tokens);
+    free(work);
+}
+
+// -p: encodes the prompt (after start_token, as a new document), prints it
+// and continues it by cfg->gen_tokens sampled tokens.
+static void continue_prompt(const TrainConfig *cfg, const char *source, int max_seq_len,
+                            int start_token, Tokenizer *tok, Rng64 *rng) {
+    tokenizer_init_encoder(tok, cfg->merges_path);
+    TokenBuf ids = {0};
+    tokbuf_push(&ids, start_token);
+    tokenizer_encode(tok, cfg->prompt, strlen(cfg->prompt), 0, &ids);
+    int context = (int)ids.n + cfg->gen_tokens;
+    if (context > max_seq_len) context = max_seq_len;
+    GPT2 model;
+    gpt2_build(&model, source, (uint32_t)cfg->seed, 1, context);
+    fputs(cfg->prompt, stdout);
+    generate(&model, ids.ids, (int)ids.n, cfg->gen_tokens, cfg->temperature, cfg->top_k, rng,
+             tok, 1);
+    tokbuf_free(&ids);
+    gpt2_free(&model);
+}
+
+static float val_loss(GPT2 *model, DataLoader *val, int batches) {
+    dataloader_reset(val);
+    double sum = 0.0;
+    for (int i = 0; i < batches; i++) {
+        dataloader_next_batch(val);
+        gpt2_forward(model, val->inputs, val->targets, val->B, val->T);
+        sum += model->mean_loss;
+    }
+    return (float)(sum / batches);
+}
+
+static void format_eta(char *out, size_t size, double seconds) {
+    if (!(seconds < 3.6e8)) seconds = 3.6e8;  // 100,000 hours: clamp before int
+    int s = (int)(seconds + 0.5);
+    if (s >= 3600) snprintf(out, size, "%dh%02dm", s / 3600, (s / 60) % 60);
+    else snprintf(out, size, "%dm%02ds", s / 60, s % 60);
+}
+
+int main(int argc, char **argv) {
+    TrainConfig cfg = train_defaults();
+    ArgSpec specs[64];
+    int nspecs = train_flag_table(&cfg, specs);
+    args_parse(argc, argv, TRAINER_SUMMARY, specs, nspecs);
+
+    LRScheduler sched;
+    int schedule_type = lr_schedule_from_name(cfg.schedule);
+    if (schedule_type < 0) fatal("-k must be cosine, linear, constant or wsd, got '%s'", cfg.schedule);
+    if ((cfg.resume || cfg.checkpoints_keep || cfg.checkpoint_every) && cfg.output_dir[0] == '\0') {
+        fatal("-y, -n and -nk need an output dir (-o)");
+    }
+    if (strlen(cfg.output_dir) > 4000) fatal("-o is longer than 4000 characters");
+    if (cfg.total_batch == 0) fatal("-d must be -1 (= B*T) or a number of tokens, got 0");
+    if (cfg.output_dir[0]) {
+        struct stat st;
+        if (stat(cfg.output_dir, &st) != 0 && mkdir(cfg.output_dir, 0755) != 0) {
+            fatal("cannot create output dir '%s'", cfg.output_dir);
+        }
+    }
+    int rank = 0, world_size = 1;
+
+    // model, possibly from the latest checkpoint
+    int resume_step = cfg.resume ? latest_checkpoint(cfg.output_dir, rank) : -1;
+    if (cfg.resume && resume_step < 0) {
+        fatal("-y 1: no checkpoint (model + state file) in '%s' to resume from", cfg.output_dir);
+    }
+    if (!cfg.resume && cfg.output_dir[0] && latest_checkpoint(cfg.output_dir, rank) >= 0) {
+        fatal("'%s' already holds checkpoints: resume them with -y 1, or choose another -o",
+              cfg.output_dir);
+    }
+    char model_path[4200], state_path[4200];
+    if (resume_step >= 0) {
+        checkpoint_paths(model_path, state_path, sizeof(model_path), cfg.output_dir, resume_step, rank);
+    }
+    const char *source = resume_step >= 0 ? model_path : cfg.model_source;
+    GPT2Config probe;
+    gpt2_read_config(source, &probe);
+    // documents (and samples) start with <|endoftext|>; a model with a
+    // smaller vocabulary than GPT-2's starts from token 0 instead
+    int start_token = GPT2_EOT < probe.vocab_size ? GPT2_EOT : 0;
+    Tokenizer tok;
+    int have_tok = tokenizer_load_optional(&tok, cfg.tokenizer_path);
+    Rng64 sample_rng = {(uint64_t)cfg.seed * 0x2545f4914f6cdd1dull + 1};
+    if (cfg.prompt[0]) {  // generation only
+        if (!have_tok) fatal("-p needs the tokenizer file (-tz '%s' not found; make vocab)", cfg.tokenizer_path);
+        continue_prompt(&cfg, source, probe.max_seq_len, start_token, &tok, &sample_rng);
+        tokenizer_free(&tok);
+        return 0;
+    }
+    // the batch is checked against the model and the data before allocating
+    if (cfg.T > probe.max_seq_len) {
+        fatal("-t %d exceeds the model's maximum sequence length %d", cfg.T, probe.max_seq_len);
+    }
+    int B = cfg.B, T = cfg.T;
+    if ((int64_t)B * T * world_size > INT32_MAX) {
+        fatal("-b %d x -t %d x %d ranks is more than 2^31 tokens per micro-batch", B, T, world_size);
+    }
+    if (cfg.total_batch == -1) cfg.total_batch = B * T * world_size;
+    if (cfg.total_batch % (B * T * world_size) != 0) {
+        fatal("-d %d is not a multiple of B*T*ranks = %d", cfg.total_batch, B * T * world_size);
+    }
+    int accum_steps = cfg.total_batch / (B * T * world_size);
+
+    DataLoader train_loader, val_loader;
+    dataloader_init(&train_loader, cfg.train_pattern, B, T, rank, world_size, cfg.shuffle,
+                    (uint64_t)cfg.seed, probe.vocab_size);
+    int use_val = cfg.val_pattern[0] != '\0';
+    if (use_val) {
+        dataloader_init(&val_loader, cfg.val_pattern, B, T, rank, world_size, 0, 0, probe.vocab_size);
+        int64_t avail = dataloader_batches_per_epoch(&val_loader);
+        if (cfg.val_batches > avail) cfg.val_batches = (int)avail;
+    }
+
+    GPT2 model;
+    gpt2_build(&model, source, (uint32_t)cfg.seed, B, T);
+    const GPT2Config *mc = &model.config;
+    int64_t epoch_steps = dataloader_batches_per_epoch(&train_loader) / accum_steps;
+    if (cfg.max_steps == -1) cfg.max_steps = epoch_steps > 0 ? (int)epoch_steps : 1;
+    sched = (LRScheduler){(LRScheduleType)schedule_type, cfg.lr, cfg.warmup, cfg.max_steps, cfg.final_frac};
+
+    int start_step = 0;
+    if (resume_step >= 0) {
+        TrainState st;
+        gpt2_load_state(&model, state_path, &st);
+        if (st.B != B || st.T != T) {
+            fatal("'%s' was written with B=%d T=%d, this run has B=%d T=%d", state_path, st.B, st.T, B, T);
+        }
+        if (st.step != resume_step) {
+            fatal("'%s' says step %d, its name says %d", state_path, st.step, resume_step);
+        }
+        if (st.step >= cfg.max_steps) {
+            fatal("checkpoint step %d is already at or past -x %d", st.step, cfg.max_steps);
+        }
+        start_step = st.step;
+        dataloader_seek(&train_loader, st.epoch, st.shard_pos, st.group_pos);
+        sample_rng.state = st.rng_state;
+        printf("resuming from step %d (%s)\n", start_step, model_path);
+    }
+    Logger logger;
+    logger_init(&logger, cfg.output_dir, resume_step >= 0);
+
+    char device[256];
+    gpt2_describe_device(device, sizeof(device));
+    printf("model: L=%d NH=%d C=%d maxT=%d V=%d (Vp=%d), %.2fM parameters\n", mc->num_layers,
+           mc->num_heads, mc->channels, mc->max_seq_len, mc->vocab_size, mc->padded_vocab_size,
+           model.num_parameters / 1e6);
+    printf("train: %lld tokens in %d shard(s), %lld steps per epoch; val: %s\n",
+           (long long)train_loader.total_tokens, train_loader.num_shards, (long long)epoch_steps,
+           use_val ? cfg.val_pattern : "off");
+    printf("batch: B=%d T=%d, %d accumulation step(s), %d tokens per step; %d steps; %s\n",
+           B, T, accum_steps, cfg.total_batch, cfg.max_steps, device);
+
+    double train_seconds = 0.0;
+    int timed_steps = 0;
+    for (int step = start_step; step <= cfg.max_steps; step++) {
+        int last = step == cfg.max_steps;
+        if (use_val && (step % cfg.val_every == 0 || last)) {
+            float vl = val_loss(&model, &val_loader, cfg.val_batches);
+            printf("step %d/%d | val loss %.4f\n", step, cfg.max_steps, vl);
+            logger_val(&logger, step, vl);
+        }
+        if (cfg.gen_tokens > 0 && step > start_step && (step % cfg.sample_every == 0 || last)) {
+            printf("sample: ");
+            generate(&model, &start_token, 1, cfg.gen_tokens, cfg.temperature, cfg.top_k, &sample_rng, &tok,
+                     have_tok);
+        }
+        if (cfg.output_dir[0] && step > start_step &&
+            (last || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0))) {
+            checkpoint_paths(model_path, state_path, sizeof(model_path), cfg.output_dir, step, rank);
+            TrainState st = {step, world_size, rank, B, T, (int64_t)model.num_parameters,
+                             train_loader.epoch, train_loader.shard_pos, train_loader.group_pos,
+                             sample_rng.state};
+            gpt2_save(&model, model_path, state_path, &st);
+            remove_old_checkpoints(cfg.output_dir, cfg.checkpoints_keep, rank);
+            printf("checkpoint: %s\n", model_path);
+        }
+        if (last) break;
+
+        // one optimizer step: accumulate gradients over micro-batches
+        double t0 = now_seconds();
+        gpt2_zero_grad(&model);
+        double loss_sum = 0.0;
+        for (int micro = 0; micro < accum_steps; micro++) {
+            if (!cfg.overfit) {
+                dataloader_next_batch(&train_loader);
+            } else if (step == start_step && micro == 0) {  // -a: always the first batch
+                dataloader_reset(&train_loader);
+                dataloader_next_batch(&train_loader);
+            }
+            gpt2_forward(&model, train_loader.inputs, train_loader.targets, B, T);
+            loss_sum += model.mean_loss;
+            gpt2_backward(&model, 1.0f / accum_steps);
+        }
+        float loss = (float)(loss_sum / accum_steps);
+        float norm = gpt2_clip_grad_norm(&model, cfg.grad_clip);
+        if (!isfinite(loss) || !isfinite(norm)) {
+            fatal("step %d: loss %f, grad norm %f is not finite; try a lower -l", step + 1, loss, norm);
+        }
+        float lr = lr_at_step(&sched, step);
+        gpt2_update(&model, lr, cfg.beta1, cfg.beta2, 1e-8f, cfg.weight_decay, step + 1);
+        double dt = now_seconds() - t0;
+        if (step > start_step) {  // the first step warms caches: leave it out of the ETA
+            train_seconds += dt;
+            timed_steps++;
+        }
+        double tok_s = cfg.total_batch / dt;
+        char eta[32] = "?";
+        if (timed_steps > 0) {
+            format_eta(eta, sizeof(eta), train_seconds / timed_steps * (cfg.max_steps - step - 1));
+        }
+        printf("step %d/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s | ETA %s\n",
+               step + 1, cfg.max_steps, loss, lr, norm, dt * 1e3, tok_s, eta);
+        fflush(stdout);
+        logger_train(&logger, step + 1, loss, lr, norm, dt * 1e3, tok_s);
+    }
+
+    logger_close(&logger);
+    if (have_tok) tokenizer_free(&tok);
+    dataloader_free(&train_loader);
+    if (use_val) dataloader_free(&val_loader);
+    gpt2_free(&model);
+    return 0;
+}
+
+#endif  // LLMC_TRAIN_LOOP_H
