@@ -165,7 +165,7 @@ EMU_TEST_HDRS = build/emu/src/dev/emu/tests/common.cuh
 EMU_KERNELS = $(sort $(notdir $(basename $(wildcard dev/cuda/*.cu))))
 # what dev/cuda/*.cu include: the kernel headers, the bench's shared code and
 # the plain C headers these use (rewritten too, so relative includes resolve)
-EMU_KERNEL_HDRS = $(wildcard llmc/*.cuh) dev/cuda/common.cuh llmc/mfu.h
+EMU_KERNEL_HDRS = $(wildcard llmc/*.cuh) $(wildcard llmc/*.h) dev/cuda/common.cuh
 EMU_BINS = $(EMU_TESTS:%=build/emu/asan/%) $(EMU_TESTS:%=build/emu/plain/%) \
 	$(EMU_KERNELS:%=build/emu/asan/cuda/%) $(EMU_KERNELS:%=build/emu/plain/cuda/%)
 EMU_NVCC_OBJS = $(EMU_TESTS:%=build/emu/nvcc/%.o) $(EMU_KERNELS:%=build/emu/nvcc/cuda/%.o)
@@ -225,9 +225,26 @@ build/cuda/%: dev/cuda/%.cu $(EMU_KERNEL_HDRS)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $< -o $@ $(CUDA_LIBS)
 
+# The GPU trainer: train_gpt2cu (nvcc; needs the CUDA toolkit, not a GPU, to
+# build) and build/emu/{asan,plain}/train_gpt2cu, the same source under the
+# emulation, which tests/t_gpu_train.sh runs against the CPU trainer.
+GPU_TRAINER_DEPS = train_gpt2.cu $(wildcard llmc/*.h) $(wildcard llmc/*.cuh)
+# (PCRE2 linked statically: GPU machines often lack its library)
+PCRE2_STATIC := $(shell $(CC) -print-file-name=libpcre2-8.a)
+train_gpt2cu: $(GPU_TRAINER_DEPS)
+	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $(PCRE2_CFLAGS) $< -o $@ $(CUDA_LIBS) $(PCRE2_STATIC)
+
+build/emu/asan/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h
+	@mkdir -p $(@D)
+	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_SAN) $(PCRE2_CFLAGS) -x c++ $< $(PCRE2_LIBS) -o $@
+
+build/emu/plain/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h
+	@mkdir -p $(@D)
+	$(EMU_CXX) $(EMU_CXXFLAGS) $(PCRE2_CFLAGS) -x c++ $< $(PCRE2_LIBS) -o $@
+
 clean: emu-clean
 emu-clean:
-	rm -rf build/emu build/cuda
+	rm -rf build/emu build/cuda train_gpt2cu
 
 -include $(EMU_BINS:=.d)
 

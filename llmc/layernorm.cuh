@@ -1,20 +1,36 @@
-// llmc/layernorm.cuh: layer normalisation forward on the GPU, bf16 in and
-// out with fp32 statistics (as layernorm_forward in train_gpt2.c, eps 1e-5),
-// alone or fused with the residual addition before it (as residual_forward
-// then layernorm_forward, which is how GPT-2's blocks use it).
+// llmc/layernorm.cuh: layer normalisation on the GPU, bf16 in and out with
+// fp32 statistics (as layernorm_forward/_backward in train_gpt2.c, eps 1e-5):
+// the forward alone or fused with the residual addition before it (as
+// residual_forward then layernorm_forward, which is how GPT-2's blocks use
+// it), and the backward, deterministic (no float atomics).
 //
-// One warp (a 32-thread cooperative-groups tile) per row of C values; lane l
-// handles the 128-bit chunks of 8 bf16 at l*8, l*8 + 256, ... Two passes over
-// the row for the statistics, as the CPU reference: the mean (fp32 sums per
-// lane, then cg::reduce), then the variance of (x - mean) the same way (not
-// E[x^2] - mean^2, which cancels catastrophically when |mean| >> std); a
-// third pass writes (x - mean) * rstd * weight + bias. Passes 2 and 3 re-read
-// the row (C * 2 bytes, normally still in cache).
+// Forward: one warp (a 32-thread cooperative-groups tile) per row of C
+// values; lane l handles the 128-bit chunks of 8 bf16 at l*8, l*8 + 256, ...
+// Two passes over the row for the statistics, as the CPU reference: the mean
+// (fp32 sums per lane, then cg::reduce), then the variance of (x - mean) the
+// same way (not E[x^2] - mean^2, which cancels catastrophically when |mean| >>
+// std); a third pass writes (x - mean) * rstd * weight + bias. Passes 2 and 3
+// re-read the row (C * 2 bytes, normally still in cache).
+//
+// Backward: the same warp-per-row layout, rows strided over a grid of G
+// blocks fixed by (N, C) alone (layernorm_backward_blocks), so the summation
+// order, and with it every bit of the result, is the same on every run and
+// device. Per row: pass 1 sums dnorm = dout * weight and dnorm * xhat over
+// the row (lane sums, then cg::reduce); pass 2 writes dinp += dx. Each lane
+// also adds dout * xhat and dout of its columns into its warp's own fp32
+// accumulators in shared memory (no other thread touches them); at the end the
+// block adds its warps' accumulators in warp order into its slice of the
+// caller's fp32 scratch (G, 2, Cp), and a second kernel adds the G slices in a
+// fixed order into dweight and dbias.
 //
 // Constraints (checked by the launchers): C % 8 == 0 and C > 0 (whole 128-bit
 // chunks per row), N >= 0, and the bf16 pointers 16-byte aligned (cudaMalloc
 // gives 256 bytes; row offsets are multiples of C * 2 bytes). GPT-2's
-// C = 768, 1024, 1280, 1600 all meet them.
+// C = 768, 1024, 1280, 1600 all meet them. The backward's accumulators take
+// 64 bytes per column (8 warps x 2 x fp32, C rounded up to 256) of shared
+// memory, over the 48 KiB default above C = 768 (opted into, up to 163 KiB,
+// A100's limit); above C = 2560 it runs fewer warps per block, up to
+// C = 20736 (one warp; the launcher refuses larger C).
 #ifndef LLMC_LAYERNORM_CUH
 #define LLMC_LAYERNORM_CUH
 
@@ -111,6 +127,115 @@ __global__ void __launch_bounds__(LAYERNORM_BLOCK_SIZE)
     layernorm_finish_row(warp, out + off, mean, rstd, row, residual + off, weight, bias, sum, C);
 }
 
+// backward: column c of a row is lane (c / 8) % 32's value c % 8 of its
+// chunk c / 256; its accumulators sit at slot ((c / 256) * 8 + c % 8) * 32 +
+// (c / 8) % 32 of a (Cp,) array, Cp = C rounded up to 256, so the 32 lanes
+// of a warp touch 32 consecutive floats (no bank conflicts)
+__host__ __device__ inline int layernorm_backward_cpad(int C) { return (C + 255) / 256 * 256; }
+__device__ inline int layernorm_backward_column(int slot) {
+    return ((slot / 256) * 32 + slot % 32) * 8 + (slot / 32) % 8;
+}
+
+// dinp (N,C) += dx, the gradient of the layernorm input (added in fp32 and
+// rounded once); scratch (gridDim.x, 2, Cp) = this block's sums over its rows
+// of dout * xhat (the dweight part) and of dout (dbias), by slot. dout (N,C),
+// inp (N,C), weight (C,), mean (N,), rstd (N,) as written by the forward.
+// Dynamic shared memory: (warps per block, 2, Cp) floats.
+__global__ void __launch_bounds__(LAYERNORM_BLOCK_SIZE)
+    layernorm_backward_kernel(floatX* dinp, float* scratch, const floatX* dout, const floatX* inp,
+                              const floatX* weight, const float* mean, const float* rstd, int N, int C) {
+    namespace cg = cooperative_groups;
+    extern __shared__ float ln_bwd_acc[];
+    cg::thread_block block = cg::this_thread_block();
+    cg::thread_block_tile<32> warp = cg::tiled_partition<32>(block);
+    const int P = Pack128<floatX>::N;
+    const int W = (int)warp.meta_group_size(), lane = (int)warp.thread_rank();
+    const int Cp = layernorm_backward_cpad(C);
+    float* dw_acc = ln_bwd_acc + (size_t)warp.meta_group_rank() * 2 * Cp;   // (Cp,) this warp's
+    float* db_acc = dw_acc + Cp;
+    for (int c = lane * P, s = lane; c < C; c += 32 * P, s += 32 * P) {
+#pragma unroll
+        for (int k = 0; k < P; k++) dw_acc[s + 32 * k] = db_acc[s + 32 * k] = 0.0f;
+    }
+    // warps without a row still reach the barrier below
+    for (int row = (int)(blockIdx.x * W + warp.meta_group_rank()); row < N; row += (int)gridDim.x * W) {
+        size_t off = (size_t)row * C;
+        float m = mean[row], r = rstd[row];
+        float sum_dn = 0.0f, sum_dnx = 0.0f;
+        for (int c = lane * P, s = lane; c < C; c += 32 * P, s += 32 * P) {
+            Pack128<floatX> x = load128(inp + off + c), dy = load128(dout + off + c), w = load128(weight + c);
+#pragma unroll
+            for (int k = 0; k < P; k++) {
+                float xhat = ((float)x[k] - m) * r, g = (float)dy[k];
+                float dn = g * (float)w[k];   // exact: a product of two bf16 fits in fp32
+                sum_dn += dn;
+                sum_dnx += dn * xhat;
+                dw_acc[s + 32 * k] += g * xhat;
+                db_acc[s + 32 * k] += g;
+            }
+        }
+        float a = cg::reduce(warp, sum_dn, cg::plus<float>()) / (float)C;    // mean_c(dnorm)
+        float b = cg::reduce(warp, sum_dnx, cg::plus<float>()) / (float)C;   // mean_c(dnorm * xhat)
+        for (int c = lane * P; c < C; c += 32 * P) {
+            Pack128<floatX> x = load128(inp + off + c), dy = load128(dout + off + c), w = load128(weight + c);
+            Pack128<floatX> d = load128(dinp + off + c);
+#pragma unroll
+            for (int k = 0; k < P; k++) {
+                float xhat = ((float)x[k] - m) * r, dn = (float)dy[k] * (float)w[k];
+                d[k] = (floatX)((float)d[k] + r * ((dn - a) - xhat * b));
+            }
+            store128(dinp + off + c, d);
+        }
+    }
+    block.sync();   // every warp's accumulators are complete
+    float* out = scratch + (size_t)blockIdx.x * 2 * Cp;
+    for (int s = (int)threadIdx.x; s < Cp; s += (int)blockDim.x) {
+        if (layernorm_backward_column(s) >= C) continue;   // a slot no lane uses (C % 256 != 0)
+        float dw = 0.0f, db = 0.0f;
+        for (int w = 0; w < W; w++) {   // warp order: fixed
+            dw += ln_bwd_acc[(size_t)w * 2 * Cp + s];
+            db += ln_bwd_acc[(size_t)w * 2 * Cp + Cp + s];
+        }
+        out[s] = dw;
+        out[Cp + s] = db;
+    }
+}
+
+#define LAYERNORM_BWD_REDUCE_ROWS 8   // blockDim.y of the reduce kernel; blockDim.x = 32
+
+// dweight (C,) += the sum of the G blocks' dweight parts in scratch (G, 2, Cp)
+// and dbias (C,) += that of their dbias parts (each added in fp32, rounded
+// once). A block takes 256 slots (Cp is a multiple of 256, so all of them in
+// the dweight or all in the dbias half); thread (x, y) sums, for its slots
+// x, x + 32, ..., x + 224, the blocks y, y + 8, ... in that order; then thread
+// (x, y) adds the 8 partial sums of slot y * 32 + x in y order: a fixed order
+// for given G.
+__global__ void __launch_bounds__(32 * LAYERNORM_BWD_REDUCE_ROWS)
+    layernorm_backward_reduce_kernel(floatX* dweight, floatX* dbias, const float* scratch, int G, int C) {
+    const int ROWS = LAYERNORM_BWD_REDUCE_ROWS;
+    __shared__ float part[LAYERNORM_BWD_REDUCE_ROWS][256];
+    const int Cp = layernorm_backward_cpad(C);
+    int base = (int)blockIdx.x * 256;   // in [0, 2 Cp): dweight slots, then dbias slots
+    int which = base / Cp, s0 = base % Cp;
+    const float* src = scratch + (size_t)which * Cp + s0;
+    for (int i = (int)threadIdx.x; i < 256; i += 32) {
+        float sum = 0.0f;
+        if (layernorm_backward_column(s0 + i) < C) {
+#pragma unroll 4
+            for (int g = (int)threadIdx.y; g < G; g += ROWS) sum += src[(size_t)g * 2 * Cp + i];
+        }
+        part[threadIdx.y][i] = sum;
+    }
+    __syncthreads();
+    int i = (int)(threadIdx.y * 32 + threadIdx.x), c = layernorm_backward_column(s0 + i);
+    if (c < C) {
+        float total = part[0][i];
+        for (int y = 1; y < ROWS; y++) total += part[y][i];
+        floatX* d = which ? dbias : dweight;
+        d[c] = (floatX)((float)d[c] + total);
+    }
+}
+
 // ----------------------------------------------------------------------------
 // launchers
 
@@ -160,6 +285,63 @@ static inline void fused_residual_layernorm_forward(floatX* residual, floatX* ou
     if (N == 0) return;
     fused_residual_layernorm_forward_kernel<<<layernorm_grid(N), LAYERNORM_BLOCK_SIZE, 0, stream>>>(
         residual, out, mean, rstd, inp1, inp2, weight, bias, N, C);
+    cudaCheck(cudaGetLastError());
+}
+
+#define LAYERNORM_BWD_ROWS_PER_WARP 4          // rows per warp before the grid grows
+#define LAYERNORM_BWD_MAX_BLOCKS 512            // grid cap: more rows per warp beyond it
+#define LAYERNORM_BWD_SMEM_MAX (163 * 1024)     // shared memory opt-in limit of sm_80 (sm_90: 227 KiB)
+
+// warps per block of the backward: 8, fewer where their accumulators
+// (2 Cp floats each) would exceed LAYERNORM_BWD_SMEM_MAX; 0 if even one would
+static inline int layernorm_backward_warps(int C) {
+    size_t per_warp = 2 * (size_t)layernorm_backward_cpad(C) * sizeof(float);
+    size_t w = LAYERNORM_BWD_SMEM_MAX / per_warp;
+    return w < (size_t)(LAYERNORM_BLOCK_SIZE / 32) ? (int)w : LAYERNORM_BLOCK_SIZE / 32;
+}
+
+// the backward's grid G: a function of N and C only (not of the device), so
+// its results are the same bits everywhere
+static inline int layernorm_backward_blocks(int N, int C) {
+    int W = layernorm_backward_warps(C);
+    if (N <= 0 || W <= 0) return 0;
+    int rows_per_block = W * LAYERNORM_BWD_ROWS_PER_WARP;
+    int g = (N + rows_per_block - 1) / rows_per_block;
+    return g < LAYERNORM_BWD_MAX_BLOCKS ? g : LAYERNORM_BWD_MAX_BLOCKS;
+}
+
+// bytes of fp32 scratch layernorm_backward needs for (N,C): (G, 2, Cp) floats
+static inline size_t layernorm_backward_scratch_bytes(int N, int C) {
+    if (C <= 0) return 0;
+    return (size_t)layernorm_backward_blocks(N, C) * 2 * layernorm_backward_cpad(C) * sizeof(float);
+}
+
+// dinp (N,C) += the gradient of the layernorm input; dweight (C,) += and
+// dbias (C,) += the sums over the N rows of dout * xhat and dout; from dout
+// (N,C), inp (N,C) (the forward's input), weight (C,), mean (N,), rstd (N,)
+// (the forward's). scratch: layernorm_backward_scratch_bytes(N, C) bytes of
+// fp32 device memory, any contents (overwritten). Deterministic: the same bits
+// on every run. No output may alias an input or scratch.
+static inline void layernorm_backward(floatX* dinp, floatX* dweight, floatX* dbias, float* scratch,
+                                      const floatX* dout, const floatX* inp, const floatX* weight, const float* mean,
+                                      const float* rstd, int N, int C, cudaStream_t stream) {
+    layernorm_check_args("layernorm_backward", N, C, dinp, dweight, dbias, dout, inp, weight);
+    int W = layernorm_backward_warps(C);
+    if (W <= 0) {
+        fprintf(stderr, "error: layernorm_backward: C = %d needs %zu bytes of shared memory per warp, over %d\n", C,
+                2 * (size_t)layernorm_backward_cpad(C) * sizeof(float), LAYERNORM_BWD_SMEM_MAX);
+        exit(1);
+    }
+    if (N == 0) return;
+    int G = layernorm_backward_blocks(N, C), Cp = layernorm_backward_cpad(C);
+    size_t smem = (size_t)W * 2 * Cp * sizeof(float);
+    if (smem > 48 * 1024)
+        cudaCheck(cudaFuncSetAttribute(layernorm_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       (int)smem));
+    layernorm_backward_kernel<<<G, W * 32, smem, stream>>>(dinp, scratch, dout, inp, weight, mean, rstd, N, C);
+    cudaCheck(cudaGetLastError());
+    dim3 rblock(32, LAYERNORM_BWD_REDUCE_ROWS);
+    layernorm_backward_reduce_kernel<<<2 * Cp / 256, rblock, 0, stream>>>(dweight, dbias, scratch, G, C);
     cudaCheck(cudaGetLastError());
 }
 

@@ -1,6 +1,7 @@
-// llmc/mfu.h: how fast a GPU could go: its dense bf16 tensor-core peak, by
-// name, so benches and the GPU trainer can report a fraction of it (model
-// FLOPs utilisation). Plain C; no CUDA needed to include it.
+// llmc/mfu.h: model FLOPs utilisation: the FLOPs a GPT-2 training step
+// needs per token, and how fast a GPU could go (its dense bf16 tensor-core
+// peak, by name), so benches and the GPU trainer can report a fraction of
+// it. Plain C; no CUDA needed to include it.
 //
 // The peaks are the vendors' datasheet numbers for dense (not 2:4 sparse)
 // bf16 matmul with fp32 accumulation, in TFLOP/s. A GPU missing from the
@@ -9,6 +10,17 @@
 #define LLMC_MFU_H
 
 #include <string.h>
+
+#include "gpt2.h"
+
+// FLOPs of one training step (forward + backward) per token at sequence
+// length T: 6 per parameter (2 forward, 4 backward, for every weight a token
+// meets: the matmuls) plus attention's two (T,T) matmuls, 2 * 2 * T * C per
+// layer forward, times 3 for the backward, halved by the causal mask:
+// 6 * L * C * T. (As PaLM's appendix B counts, and llm.c.)
+static inline double gpt2_flops_per_token(const GPT2Config *c, size_t num_parameters, int T) {
+    return 6.0 * (double)num_parameters + 6.0 * c->num_layers * (double)c->channels * T;
+}
 
 typedef struct {
     const char* name_part;   // matched as a substring of the device name

@@ -18,7 +18,27 @@ export EMU_SEED=7
 # saving FILE CMD...: CMD with its stdout in FILE
 saving() { local f=$1; shift; "$@" >"$f"; }
 
-if ! out=$(make -s emu 2>&1); then
+# same_bits_every_order K (for tests/kernels/K.sh, whose kernels promise
+# bitwise reproducibility and print their result bits): the three thread
+# orders printed the same, and, once both builds ran, ASan and plain too
+same_bits_every_order() {
+    local k=$1
+    if [ -s "$OUTS"_forward.out ] && cmp -s "$OUTS"_forward.out "$OUTS"_reverse.out &&
+        cmp -s "$OUTS"_forward.out "$OUTS"_random.out
+    then pass "kernel_${BUILD}_${k}_same_bits_every_order"
+    else
+        fail "kernel_${BUILD}_${k}_same_bits_every_order" "results differ between thread orders (or a run failed)"
+        diff "$OUTS"_forward.out "$OUTS"_reverse.out | head -10 | sed 's/^/    /'
+        diff "$OUTS"_forward.out "$OUTS"_random.out | head -10 | sed 's/^/    /'
+    fi
+    if [ "$BUILD" = plain ]; then
+        if [ -s "$TMP/asan_${k}_forward.out" ] && cmp -s "$TMP/asan_${k}_forward.out" "$OUTS"_forward.out
+        then pass "kernel_${k}_same_bits_asan_plain"
+        else fail "kernel_${k}_same_bits_asan_plain" "ASan and plain builds give different results (or a run failed)"; fi
+    fi
+}
+
+if ! out=$(make -s -j"$(nproc)" emu 2>&1); then
     fail kernels_build "make emu failed"
     printf '%s\n' "$out" | tail -20 | sed 's/^/    /'
     exit 0

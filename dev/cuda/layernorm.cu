@@ -4,17 +4,27 @@
 //   layernorm            check: N in {1, 7, 64} (one row, a partial block,
 //                        several blocks) times C in {8, 64, 768, 1000} (one
 //                        lane busy, a partial warp, whole sweeps of the warp,
-//                        a ragged last sweep), both kernels, the fused one
-//                        also in place (residual == inp1)
-//   layernorm bench      also time both on (B*T, C) = (8*1024, 768) and print
-//                        GB/s (real GPU only; under the emulation it only checks)
+//                        a ragged last sweep): the forward kernels, the
+//                        fused one also in place (residual == inp1), then the
+//                        backward on the forward's mean and rstd, twice (the
+//                        two results must be the same bits); its line ends
+//                        with a checksum of the output bits, which
+//                        tests/kernels/layernorm.sh compares across thread
+//                        orders; then N = 300 with C = 64 and 1000 (a backward
+//                        grid of 10 blocks, more than the reduce kernel's 8
+//                        rows), without the fused forward (emulation time)
+//   layernorm bench      also time the three launchers on (B*T, C) =
+//                        (8*1024, 768): one bench line each (real GPU only;
+//                        under the emulation it only checks)
 //   layernorm badc       layernorm_forward with C % 8 != 0: must fail with a message
 //   layernorm badcfused  the same for fused_residual_layernorm_forward
+//   layernorm badcbwd    the same for layernorm_backward
 //
-// Inputs have mean about 3 and spread +-0.5 (std about 0.29): a one-pass
-// variance E[x^2] - mean^2 cancels about 7 of fp32's 24 bits there, which the
-// rstd tolerance below catches, and eps (1e-5) is 1.2e-4 of the variance,
-// so dropping it moves rstd by 6e-5 relative, 20 to 50 times the tolerance.
+// Forward. Inputs have mean about 3 and spread +-0.5 (std about 0.29): a
+// one-pass variance E[x^2] - mean^2 cancels about 7 of fp32's 24 bits there,
+// which the rstd tolerance below catches, and eps (1e-5) is 1.2e-4 of the
+// variance, so dropping it moves rstd by 6e-5 relative, 20 to 50 times the
+// tolerance.
 //
 // The reference takes the same bf16 values (for the fused kernel, the bf16
 // residual, which must match bit for bit: both add in fp32 and round once) and
@@ -39,44 +49,41 @@
 //   zero crossings of out a bf16 ulp is tiny, so this absolute floor is what
 //   covers them. A wrong formula (missing bias, weight or rstd) is off by
 //   ~1e-1.
+//
+// Backward. dout in +-1, dinp, dweight and dbias start random in +-0.5 (so a
+// kernel that overwrites instead of adding is off by ~0.25). The reference
+// uses the forward's fp32 mean and rstd (as the kernel does) and the same bf16
+// values, in double: xhat = (x - mean) rstd, dnorm = dout w, a = mean_c(dnorm),
+// b = mean_c(dnorm xhat), dx = rstd (dnorm - a - xhat b). In fp32, xhat has
+// relative error gamma(2) (x - mean, * rstd), dnorm is exact (a product of two
+// bf16 has 16 significant bits), so
+//   |error of a| <= ea = gamma(d + 1) mean_c |dnorm| (sum as above, / C),
+//   |error of b| <= eb = gamma(d + 4) mean_c |dnorm xhat| (+ 3 per term),
+// and dx and the addition to the old dinp add at most gamma(6) (rstd (|dnorm|
+// + |a| + |xhat b|) + |old| + |dx|) (xhat's 2, 4 more roundings). So
+// - dinp: one bf16 ulp of the reference sum rounded to bf16 + 2 E, E =
+//   rstd (ea + |xhat| eb) + the gamma(6) term (the factor 2 covers the
+//   second-order terms and the rounding of a value in the binade above);
+//   E is ~1e-6, far under an ulp except where dinp crosses zero. Dropping the
+//   xhat b term is off by rstd |xhat| |b|, ~1e-2 at C = 1000 and ~1e-1 at
+//   C = 8, against an ulp of ~4e-3 at |dinp| ~ 1.
+// - dweight, dbias: sums over the N rows; a term goes through at most k =
+//   N + W + ceil(G/8) + 12 roundings (3 for dout xhat, <= N additions in its
+//   warp, W = 8 warps of the block, ceil(G/8) and 8 in the reduce kernel with
+//   G blocks, 1 with the old value), so the fp32 error is at most gamma(k)
+//   (sum_n |term| + |old|); tolerance: one bf16 ulp of the reference + 2 x
+//   that. A block's partial sums left out are off by about half the sum.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "../../llmc/layernorm.cuh"
+#include "common.cuh"
 
 #define INPUT_MEAN 3.0f
 #define INPUT_SPREAD 0.5f                // x in INPUT_MEAN + [-INPUT_SPREAD, INPUT_SPREAD)
 #define OUT_ABS_TOL (1.0f / 8192.0f)     // 1.2e-4, over 3x the worst-case fp32 error above
-
-static double gamma_u(double k) {
-    double u = ldexp(1.0, -24);
-    return k * u / (1.0 - k * u);
-}
-
-// one bf16 ulp at |w|: bf16 keeps 8 significant bits, so 2^(e-8) for
-// |w| = m 2^e with m in [0.5, 1)
-static float bf16_ulp(float w) {
-    int e;
-    frexpf(w, &e);
-    return w == 0.0f ? 0.0f : ldexpf(1.0f, e - 8);
-}
-
-// x[i] = bf16(offset + [-spread, spread)), xf[i] the same value as float
-static void fill_bf16(floatX* x, float* xf, size_t n, float offset, float spread, uint32_t seed) {
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        x[i] = __float2bfloat16(offset + ((float)(seed >> 8) / (float)(1u << 23) - 1.0f) * spread);
-        xf[i] = __bfloat162float(x[i]);
-    }
-}
-
-static void* xmalloc(size_t n) {
-    void* p = malloc(n ? n : 1);
-    if (!p) { fprintf(stderr, "error: out of memory\n"); exit(1); }
-    return p;
-}
 
 // compares the device's out (N,C) bf16, mean, rstd (N,) with the double
 // reference of layernorm over x (N,C) (float copies of the bf16 inputs); 0 if
@@ -125,10 +132,153 @@ static int compare_layernorm(const char* what, int N, int C, const float* x, con
     return 0;
 }
 
+// FNV-1a over the bits of n bf16 values, continuing from h
+static uint32_t bits_hash(uint32_t h, const floatX* x, size_t n) {
+    const unsigned char* p = (const unsigned char*)x;
+    for (size_t i = 0; i < n * sizeof(floatX); i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+// compares one accumulated bf16 output with its reference: want = bf16 of the
+// exact value, fp32_err its fp32 error bound (see the top of the file); updates
+// *max_ratio; 0 if within tolerance
+static int compare_acc(const char* name, int N, int C, int n, int c, float got, double exact, double fp32_err,
+                       double* max_ratio) {
+    float want = __bfloat162float(__float2bfloat16((float)exact));
+    double tol = bf16_ulp(want) + 2.0 * fp32_err;
+    double err = fabs((double)got - want);
+    if (!(err <= tol)) {
+        if (n >= 0)
+            fprintf(stderr, "error: layernorm_backward N=%d C=%d: %s[%d][%d] = %.6g, want %.6g (tolerance %.3g)\n", N,
+                    C, name, n, c, got, want, tol);
+        else
+            fprintf(stderr, "error: layernorm_backward N=%d C=%d: %s[%d] = %.6g, want %.6g (tolerance %.3g)\n", N, C,
+                    name, c, got, want, tol);
+        return 1;
+    }
+    if (err / tol > *max_ratio) *max_ratio = err / tol;
+    return 0;
+}
+
+// layernorm_backward on x (N,C) (d_x on the device), weight w (C,) and the
+// forward's mean, rstd (N,) (host copies; d_mean, d_rstd on the device),
+// from random dout and random starting dinp, dweight, dbias; run twice, the
+// results must be the same bits and match the double reference. 0 if all good.
+static int check_backward(int N, int C, uint32_t seed, const floatX* d_x, const float* x, const floatX* d_w,
+                          const float* w, const float* d_mean, const float* d_rstd, const float* mean,
+                          const float* rstd) {
+    size_t NC = (size_t)N * C;
+    floatX *dy = (floatX*)xmalloc(NC * sizeof(floatX)), *dx0 = (floatX*)xmalloc(NC * sizeof(floatX));
+    floatX *dw0 = (floatX*)xmalloc(C * sizeof(floatX)), *db0 = (floatX*)xmalloc(C * sizeof(floatX));
+    floatX* got[2][3];   // per run: dinp (N,C), dweight (C,), dbias (C,)
+    for (int run = 0; run < 2; run++) {
+        got[run][0] = (floatX*)xmalloc(NC * sizeof(floatX));
+        got[run][1] = (floatX*)xmalloc(C * sizeof(floatX));
+        got[run][2] = (floatX*)xmalloc(C * sizeof(floatX));
+    }
+    float* dyf = (float*)xmalloc(NC * sizeof(float));
+    fill_bf16(dy, dyf, NC, 0.0f, 1.0f, seed + 4);
+    fill_bf16(dx0, NULL, NC, 0.0f, 0.5f, seed + 5);   // other branches' gradients, already in dinp
+    fill_bf16(dw0, NULL, C, 0.0f, 0.5f, seed + 6);    // earlier micro-steps' gradients
+    fill_bf16(db0, NULL, C, 0.0f, 0.5f, seed + 7);
+    size_t scratch_bytes = layernorm_backward_scratch_bytes(N, C);
+    floatX *d_dy, *d_dinp, *d_dw, *d_db;
+    float* d_scratch;
+    cudaCheck(cudaMalloc(&d_dy, NC * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&d_dinp, NC * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&d_dw, C * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&d_db, C * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&d_scratch, scratch_bytes ? scratch_bytes : 4));
+    cudaCheck(cudaMemcpy(d_dy, dy, NC * sizeof(floatX), cudaMemcpyHostToDevice));
+    for (int run = 0; run < 2; run++) {
+        cudaCheck(cudaMemcpy(d_dinp, dx0, NC * sizeof(floatX), cudaMemcpyHostToDevice));
+        cudaCheck(cudaMemcpy(d_dw, dw0, C * sizeof(floatX), cudaMemcpyHostToDevice));
+        cudaCheck(cudaMemcpy(d_db, db0, C * sizeof(floatX), cudaMemcpyHostToDevice));
+        // garbage (NaN, then large) in scratch: the result must not depend on it
+        cudaCheck(cudaMemset(d_scratch, run ? 0x7F : 0xFF, scratch_bytes));
+        layernorm_backward(d_dinp, d_dw, d_db, d_scratch, d_dy, d_x, d_w, d_mean, d_rstd, N, C, 0);
+        cudaCheck(cudaDeviceSynchronize());
+        cudaCheck(cudaMemcpy(got[run][0], d_dinp, NC * sizeof(floatX), cudaMemcpyDeviceToHost));
+        cudaCheck(cudaMemcpy(got[run][1], d_dw, C * sizeof(floatX), cudaMemcpyDeviceToHost));
+        cudaCheck(cudaMemcpy(got[run][2], d_db, C * sizeof(floatX), cudaMemcpyDeviceToHost));
+    }
+    int bad = 0;
+    if (memcmp(got[0][0], got[1][0], NC * sizeof(floatX)) || memcmp(got[0][1], got[1][1], C * sizeof(floatX)) ||
+        memcmp(got[0][2], got[1][2], C * sizeof(floatX))) {
+        fprintf(stderr, "error: layernorm_backward N=%d C=%d: not reproducible: two runs give different bits\n", N, C);
+        bad = 1;
+    }
+
+    double d = 8.0 * ((C + 255) / 256) + 5.0;   // see the top of the file
+    int G = layernorm_backward_blocks(N, C), W = layernorm_backward_warps(C);
+    double k_sum = N + W + (G + 7) / 8 + 12.0;
+    double* dw_sum = (double*)xmalloc(C * sizeof(double));   // sum_n dout xhat, then its |.| sum
+    double* dw_abs = (double*)xmalloc(C * sizeof(double));
+    double* db_sum = (double*)xmalloc(C * sizeof(double));
+    double* db_abs = (double*)xmalloc(C * sizeof(double));
+    for (int c = 0; c < C; c++) dw_sum[c] = dw_abs[c] = db_sum[c] = db_abs[c] = 0.0;
+    double max_dinp = 0, max_dw = 0, max_db = 0;
+    for (int n = 0; n < N && !bad; n++) {
+        const float *xr = x + (size_t)n * C, *gr = dyf + (size_t)n * C;
+        double m = mean[n], r = rstd[n], a = 0, b = 0, a_abs = 0, b_abs = 0;
+        for (int c = 0; c < C; c++) {
+            double xhat = (xr[c] - m) * r, dn = (double)gr[c] * w[c];
+            a += dn;
+            b += dn * xhat;
+            a_abs += fabs(dn);
+            b_abs += fabs(dn * xhat);
+            dw_sum[c] += gr[c] * xhat;
+            dw_abs[c] += fabs(gr[c] * xhat);
+            db_sum[c] += gr[c];
+            db_abs[c] += fabs(gr[c]);
+        }
+        a /= C;
+        b /= C;
+        double ea = gamma_u(d + 1) * a_abs / C, eb = gamma_u(d + 4) * b_abs / C;
+        for (int c = 0; c < C && !bad; c++) {
+            size_t i = (size_t)n * C + c;
+            double xhat = (xr[c] - m) * r, dn = (double)gr[c] * w[c];
+            double dx = r * (dn - a - xhat * b), old = __bfloat162float(dx0[i]);
+            double e = r * (ea + fabs(xhat) * eb) +
+                       gamma_u(6) * (r * (fabs(dn) + fabs(a) + fabs(xhat * b)) + fabs(old) + fabs(dx));
+            bad |= compare_acc("dinp", N, C, n, c, __bfloat162float(got[0][0][i]), old + dx, e, &max_dinp);
+        }
+    }
+    for (int c = 0; c < C && !bad; c++) {
+        double old = __bfloat162float(dw0[c]);
+        bad |= compare_acc("dweight", N, C, -1, c, __bfloat162float(got[0][1][c]), old + dw_sum[c],
+                           gamma_u(k_sum) * (dw_abs[c] + fabs(old)), &max_dw);
+        old = __bfloat162float(db0[c]);
+        bad |= compare_acc("dbias", N, C, -1, c, __bfloat162float(got[0][2][c]), old + db_sum[c],
+                           gamma_u(k_sum) * (db_abs[c] + fabs(old)), &max_db);
+    }
+    if (!bad) {
+        uint32_t h = bits_hash(2166136261u, got[0][0], NC);
+        h = bits_hash(h, got[0][1], C);
+        h = bits_hash(h, got[0][2], C);
+        printf("layernorm_backward N=%d C=%d: matches the CPU reference (largest error / tolerance: dinp %.2f, "
+               "dweight %.2f, dbias %.2f), same bits twice, bits 0x%08x\n",
+               N, C, max_dinp, max_dw, max_db, h);
+    }
+
+    cudaCheck(cudaFree(d_dy));
+    cudaCheck(cudaFree(d_dinp));
+    cudaCheck(cudaFree(d_dw));
+    cudaCheck(cudaFree(d_db));
+    cudaCheck(cudaFree(d_scratch));
+    for (int run = 0; run < 2; run++)
+        for (int j = 0; j < 3; j++) free(got[run][j]);
+    free(dy); free(dx0); free(dw0); free(db0); free(dyf);
+    free(dw_sum); free(dw_abs); free(db_sum); free(db_abs);
+    return bad;
+}
+
 // ----------------------------------------------------------------------------
 // check, bench
 
-static int check(int N, int C, uint32_t seed) {
+// checks the kernels at (N, C); fused = 0 skips the fused forward (cost of the
+// emulation at large N)
+static int check(int N, int C, uint32_t seed, int fused) {
     size_t NC = (size_t)N * C;
     floatX *a = (floatX*)xmalloc(NC * sizeof(floatX)), *r = (floatX*)xmalloc(NC * sizeof(floatX));
     floatX *w = (floatX*)xmalloc(C * sizeof(floatX)), *b = (floatX*)xmalloc(C * sizeof(floatX));
@@ -163,10 +313,12 @@ static int check(int N, int C, uint32_t seed) {
     cudaCheck(cudaMemcpy(mean, d_mean, N * sizeof(float), cudaMemcpyDeviceToHost));
     cudaCheck(cudaMemcpy(rstd, d_rstd, N * sizeof(float), cudaMemcpyDeviceToHost));
     bad |= compare_layernorm("layernorm_forward", N, C, af, wf, bf, got, mean, rstd);
+    // the backward of that forward, on its mean and rstd (before the fused runs overwrite them)
+    bad |= check_backward(N, C, seed, d_a, af, d_w, wf, d_mean, d_rstd, mean, rstd);
 
     // the residual as the CPU computes it: fp32 sum of the bf16 values, rounded once
     for (size_t i = 0; i < NC; i++) resf[i] = __bfloat162float(__float2bfloat16(af[i] + rf[i]));
-    for (int inplace = 0; inplace < 2; inplace++) {
+    for (int inplace = 0; inplace < 2 * fused; inplace++) {
         const char* what = inplace ? "fused_residual_layernorm_forward in place" : "fused_residual_layernorm_forward";
         floatX* res = inplace ? d_a : d_res;   // in place: residual == inp1
         fused_residual_layernorm_forward(res, d_out, d_mean, d_rstd, d_a, d_r, d_w, d_b, N, C, 0);
@@ -200,85 +352,91 @@ static int check(int N, int C, uint32_t seed) {
 }
 
 #ifndef CUDA_EMU
-// mean milliseconds of reps calls of the fused kernel (1) or the plain one (0)
-static float time_ms(int fused, floatX* res, floatX* out, float* mean, float* rstd, const floatX* a,
-                     const floatX* r, const floatX* w, const floatX* b, int N, int C, int reps) {
-    cudaEvent_t e0, e1;
-    cudaCheck(cudaEventCreate(&e0));
-    cudaCheck(cudaEventCreate(&e1));
-    for (int k = 0; k < 2; k++) {   // warm-up, then timed
-        cudaCheck(cudaEventRecord(e0, 0));
-        for (int i = 0; i < reps; i++) {
-            if (fused) fused_residual_layernorm_forward(res, out, mean, rstd, a, r, w, b, N, C, 0);
-            else layernorm_forward(out, mean, rstd, a, w, b, N, C, 0);
-        }
-        cudaCheck(cudaEventRecord(e1, 0));
-        cudaCheck(cudaEventSynchronize(e1));
-    }
-    float ms;
-    cudaCheck(cudaEventElapsedTime(&ms, e0, e1));
-    cudaCheck(cudaEventDestroy(e0));
-    cudaCheck(cudaEventDestroy(e1));
-    return ms / reps;
-}
-
 static void bench(void) {
     int N = 8 * 1024, C = 768;   // (B*T, C) of GPT-2 124M at B=8, T=1024
     size_t NC = (size_t)N * C;
-    floatX *d_a, *d_r, *d_w, *d_b, *d_out, *d_res;
-    float *d_mean, *d_rstd;
+    floatX *d_a, *d_r, *d_w, *d_b, *d_out, *d_res, *d_dy, *d_dinp, *d_dw, *d_db;
+    float *d_mean, *d_rstd, *d_scratch;
+    size_t scratch_bytes = layernorm_backward_scratch_bytes(N, C);
     cudaCheck(cudaMalloc(&d_a, NC * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_r, NC * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_out, NC * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_res, NC * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&d_dy, NC * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&d_dinp, NC * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_w, C * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_b, C * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&d_dw, C * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&d_db, C * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_mean, N * sizeof(float)));
     cudaCheck(cudaMalloc(&d_rstd, N * sizeof(float)));
+    cudaCheck(cudaMalloc(&d_scratch, scratch_bytes));
+    // zeros: the timing does not depend on the values, and the backward's
+    // repeated accumulation into zeros stays zero
     cudaCheck(cudaMemset(d_a, 0, NC * sizeof(floatX)));
     cudaCheck(cudaMemset(d_r, 0, NC * sizeof(floatX)));
+    cudaCheck(cudaMemset(d_dy, 0, NC * sizeof(floatX)));
+    cudaCheck(cudaMemset(d_dinp, 0, NC * sizeof(floatX)));
     cudaCheck(cudaMemset(d_w, 0, C * sizeof(floatX)));
     cudaCheck(cudaMemset(d_b, 0, C * sizeof(floatX)));
-    float p = time_ms(0, d_res, d_out, d_mean, d_rstd, d_a, d_r, d_w, d_b, N, C, 100);
-    float f = time_ms(1, d_res, d_out, d_mean, d_rstd, d_a, d_r, d_w, d_b, N, C, 100);
+    cudaCheck(cudaMemset(d_dw, 0, C * sizeof(floatX)));
+    cudaCheck(cudaMemset(d_db, 0, C * sizeof(floatX)));
     // bytes moved from/to DRAM, counting each (N,C) tensor once (the re-reads
-    // of a row hit the caches) and the (C,) and (N,) ones too
+    // of a row hit the caches) and the (C,) and (N,) ones and the scratch too
     double small = 2.0 * C * sizeof(floatX) + 2.0 * N * sizeof(float);
-    printf("layernorm_forward                N=%d C=%d: %.4f ms, %.1f GB/s\n", N, C, p,
-           (2.0 * NC * sizeof(floatX) + small) / (p * 1e6));
-    printf("fused_residual_layernorm_forward N=%d C=%d: %.4f ms, %.1f GB/s\n", N, C, f,
-           (4.0 * NC * sizeof(floatX) + small) / (f * 1e6));
+    float ms = bench_ms([&] { layernorm_forward(d_out, d_mean, d_rstd, d_a, d_w, d_b, N, C, 0); }, 100);
+    bench_report("layernorm_forward", ms, 2.0 * NC * sizeof(floatX) + small, 0);
+    ms = bench_ms([&] { fused_residual_layernorm_forward(d_res, d_out, d_mean, d_rstd, d_a, d_r, d_w, d_b, N, C, 0); },
+                  100);
+    bench_report("fused_residual_layernorm_forward", ms, 4.0 * NC * sizeof(floatX) + small, 0);
+    // dout, inp, dinp read, dinp written; weight read, dweight, dbias read and
+    // written; mean, rstd read; scratch written and read
+    ms = bench_ms([&] { layernorm_backward(d_dinp, d_dw, d_db, d_scratch, d_dy, d_a, d_w, d_mean, d_rstd, N, C, 0); },
+                  100);
+    bench_report("layernorm_backward", ms,
+                 4.0 * NC * sizeof(floatX) + 5.0 * C * sizeof(floatX) + 2.0 * N * sizeof(float) + 2.0 * scratch_bytes,
+                 0);
     cudaCheck(cudaFree(d_a));
     cudaCheck(cudaFree(d_r));
     cudaCheck(cudaFree(d_out));
     cudaCheck(cudaFree(d_res));
+    cudaCheck(cudaFree(d_dy));
+    cudaCheck(cudaFree(d_dinp));
     cudaCheck(cudaFree(d_w));
     cudaCheck(cudaFree(d_b));
+    cudaCheck(cudaFree(d_dw));
+    cudaCheck(cudaFree(d_db));
     cudaCheck(cudaFree(d_mean));
     cudaCheck(cudaFree(d_rstd));
+    cudaCheck(cudaFree(d_scratch));
 }
 #endif
 
 int main(int argc, char** argv) {
     const char* mode = argc > 1 ? argv[1] : "check";
-    if (argc > 2 ||
-        (strcmp(mode, "check") && strcmp(mode, "bench") && strcmp(mode, "badc") && strcmp(mode, "badcfused"))) {
-        fprintf(stderr, "error: usage: layernorm [check|bench|badc|badcfused]\n");
+    if (argc > 2 || (strcmp(mode, "check") && strcmp(mode, "bench") && strcmp(mode, "badc") &&
+                     strcmp(mode, "badcfused") && strcmp(mode, "badcbwd"))) {
+        fprintf(stderr, "error: usage: layernorm [check|bench|badc|badcfused|badcbwd]\n");
         return 2;
     }
-    if (!strcmp(mode, "badc") || !strcmp(mode, "badcfused")) {
+    if (!strcmp(mode, "badc") || !strcmp(mode, "badcfused") || !strcmp(mode, "badcbwd")) {
         floatX* d;
         float* s;
         cudaCheck(cudaMalloc(&d, 64 * sizeof(floatX)));
-        cudaCheck(cudaMalloc(&s, 4 * sizeof(float)));
+        cudaCheck(cudaMalloc(&s, 64 * sizeof(float)));
         if (!strcmp(mode, "badc")) layernorm_forward(d, s, s, d, d, d, 4, 12, 0);   // exits 1
-        else fused_residual_layernorm_forward(d, d, s, s, d, d, d, d, 4, 12, 0);  // exits 1
+        else if (!strcmp(mode, "badcfused")) fused_residual_layernorm_forward(d, d, s, s, d, d, d, d, 4, 12, 0);
+        else layernorm_backward(d, d, d, s, d, d, d, s, s, 4, 12, 0);   // exits 1
         return 0;
     }
+    // (N, C): every N of {1, 7, 64} with every C of {8, 64, 768, 1000}, all
+    // kernels; then N = 300 (a backward grid of 10 blocks) without the fused forward
     int Ns[] = {1, 7, 64}, Cs[] = {8, 64, 768, 1000};
     int bad = 0;
     for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 4; j++) bad |= check(Ns[i], Cs[j], 1234u + 10 * i + j);
+        for (int j = 0; j < 4; j++) bad |= check(Ns[i], Cs[j], 1234u + 10 * i + j, 1);
+    bad |= check(300, 64, 1264u, 0);
+    bad |= check(300, 1000, 1265u, 0);
     if (bad) return 1;
 #ifndef CUDA_EMU
     if (!strcmp(mode, "bench")) bench();

@@ -1035,4 +1035,30 @@ inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b)
     return cudaSuccess;
 }
 
+// one emulated device, 0, named so that reports say what ran; its memory is
+// the host's (cudaMemGetInfo: the physical RAM as total and free)
+struct cudaDeviceProp {
+    char name[256];
+    int major, minor;
+    int multiProcessorCount;
+    size_t totalGlobalMem;
+};
+inline size_t emu_physical_memory() { return (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE); }
+inline cudaError_t cudaGetDeviceCount(int* n) { *n = 1; return cudaSuccess; }
+inline cudaError_t cudaGetDevice(int* d) { *d = 0; return cudaSuccess; }
+inline cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : (emu::g.last_error = cudaErrorInvalidValue); }
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
+    if (d != 0) return emu::g.last_error = cudaErrorInvalidValue;
+    memset(p, 0, sizeof(*p));
+    snprintf(p->name, sizeof(p->name), "emulated GPU (dev/emu)");
+    p->major = 9;
+    p->multiProcessorCount = 1;
+    p->totalGlobalMem = emu_physical_memory();
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+    *free_bytes = *total_bytes = emu_physical_memory();
+    return cudaSuccess;
+}
+
 #endif // CUDA_EMU_H

@@ -1,0 +1,423 @@
+// dev/cuda/matmul.cu: checks and benchmarks llmc/matmul.cuh (cuBLASLt
+// wrapper, or its CPU stand-in under the emulation, and our tiled kernel)
+// against a CPU reference in double; exits 1 on any mismatch.
+//
+//   matmul            check: (BT, C, OC) = (7, 8, 24) (one partial tile
+//                     everywhere), (70, 96, 136) (a partial second column
+//                     tile, 3 k steps), (130, 40, 48) (two row tiles, a
+//                     partial k step), and for the tiled kernel also
+//                     (65, 72, 130) and (33, 16, 1) (OC not a multiple of 8);
+//                     on a real GPU also (512, 768, 1024) and (2048, 256,
+//                     384) (long k for tensor-core blocking and split-k).
+//                     Forward: matmul_forward and matmul_forward_tiled, each
+//                     without and with bias, without and with GELU;
+//                     backward: matmul_backward with dbias, with dbias and
+//                     GELU, with GELU and no dbias, run twice to show it
+//                     gives the same bits. Each line ends with a hash of the
+//                     result bits (tests/kernels/matmul.sh compares them
+//                     across thread orders and builds).
+//   matmul bench      also time cuBLASLt (forward, backward) and the tiled
+//                     kernel at GPT-2 124M shapes, TFLOP/s (real GPU only)
+//   matmul badc       matmul_forward with C % 8 != 0: must fail with a message
+//   matmul badoc      matmul_forward with OC % 8 != 0: the same
+//   matmul badctiled  matmul_forward_tiled with C % 8 != 0: the same
+//   matmul noinit     matmul_forward before matmul_init(): the same
+//
+// Tolerances. Products of two bf16 values (8-bit significands) are exact in
+// fp32, so the only errors of a dot product of n terms are the additions:
+// any summation order has |error| <= gamma(n-1) * sum |terms| (Higham,
+// "Accuracy and Stability of Numerical Algorithms", sec. 4.2), gamma(k) =
+// k u / (1 - k u), u = 2^-24. Tensor cores may truncate instead of rounding
+// in their internal additions (Fasi et al., "Numerical behavior of NVIDIA
+// tensor cores", 2021), which doubles u: so E = 2 gamma(n) * sum |terms| for
+// every cuBLASLt / tiled result (n counts the bias or the old dweight as a
+// term), and gamma(n) without the 2 for our fp32 dbias kernel. The bf16
+// output then adds half an ulp (round to nearest even) of a value within E
+// of the reference: tol = E + bf16_ulp(|want| + E) / 2. With GELU, out =
+// gelu(fp32 value): |gelu'| <= 1.13 (the tanh form's maximum, at x = 2.4),
+// so 1.2 E, plus GELU_ABS_TOL for the fp32 evaluation of tanh (as in
+// dev/cuda/gelu.cu). The backward's dout * gelu'(pre_gelu) is rounded to
+// bf16 by the kernel; the check compares those values (read back from the
+// scratch) with the fp32 formula within one bf16 ulp + GELU_ABS_TOL, then
+// uses the device's values as the GEMM reference's input, so the GEMM
+// tolerances stay the gamma bounds above. dweight += dout^T @ inp: cuBLASLt
+// (seen on an H200, CUDA 13, at BT=7) rounds dout^T @ inp to bf16 before it
+// adds the old dweight (beta = 1) and rounds again, so dweight's E also has
+// half a bf16 ulp of |dout^T @ inp|. These bounds are 1e-5..1e-4 of
+// the sums; a wrong kernel (missing bias: |bias| up to 0.5; a transposed
+// weight; GELU applied twice; dweight overwritten: the old value is up to 1;
+// a missed partial tile) is off by 1e-2..1 at some index.
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../../llmc/matmul.cuh"
+#include "common.cuh"
+
+// fp32 tanh on host and device may differ by a few fp32 ulps of 1 (2^-23
+// each) times |x| / 2 <= 3 here: far below 2^-16 (see dev/cuda/gelu.cu)
+#define GELU_ABS_TOL (1.0f / 65536.0f)
+#define GELU_SLOPE_MAX 1.2   // >= max |gelu'(x)| = 1.129 (tanh form)
+
+// ----------------------------------------------------------------------------
+// helpers
+
+static uint32_t hash_bits(const floatX* x, size_t n, uint32_t h) {   // FNV-1a over the bf16 bits
+    const unsigned char* p = (const unsigned char*)x;
+    for (size_t i = 0; i < n * sizeof(floatX); i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+static floatX* to_device(const floatX* h, size_t n) {
+    floatX* d;
+    cudaCheck(cudaMalloc(&d, n * sizeof(floatX)));
+    cudaCheck(cudaMemcpy(d, h, n * sizeof(floatX), cudaMemcpyHostToDevice));
+    return d;
+}
+
+static void to_host(floatX* h, const floatX* d, size_t n) {
+    cudaCheck(cudaDeviceSynchronize());
+    cudaCheck(cudaMemcpy(h, d, n * sizeof(floatX), cudaMemcpyDeviceToHost));
+}
+
+static double gelu_d(double x) {
+    return 0.5 * x * (1.0 + tanh(GELU_SCALE * (x + GELU_CUBIC * x * x * x)));
+}
+// gelu' in fp32 as llmc/gelu.cuh's gelu_backward computes it
+static float gelu_grad_f(float x) {
+    float u = GELU_SCALE * (x + GELU_CUBIC * x * x * x);
+    float th = tanhf(u);
+    return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * x * x);
+}
+
+// compares got (rows, cols) with want (double) within err[i] (the fp32
+// bound E before the bf16 rounding; see the top); prints nothing on success,
+// one error line on the first failure. *worst: largest error / tolerance.
+static int compare(const char* what, const char* name, int BT, int C, int OC, const floatX* got, const double* want,
+                   const double* err, int rows, int cols, double* worst) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            size_t i = (size_t)r * cols + c;
+            double g = __bfloat162float(got[i]), w = want[i], e = err[i];
+            double tol = e + 0.5 * bf16_ulp((float)(fabs(w) + e));
+            double d = fabs(g - w);
+            if (!(d <= tol)) {
+                fprintf(stderr, "error: %s BT=%d C=%d OC=%d: %s[%d][%d] = %.7g, want %.7g (tolerance %.3g)\n", what,
+                        BT, C, OC, name, r, c, g, w, tol);
+                return 1;
+            }
+            if (d / tol > *worst) *worst = d / tol;
+        }
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// forward check
+
+// version 0: matmul_forward (cuBLASLt or its stand-in); 1: matmul_forward_tiled
+static int check_forward(int version, int BT, int C, int OC, uint32_t seed) {
+    const char* what = version ? "matmul_forward_tiled" : "matmul_forward";
+    size_t nin = (size_t)BT * C, nw = (size_t)OC * C, nout = (size_t)BT * OC;
+    floatX *inp = (floatX*)xmalloc(nin * sizeof(floatX)), *w = (floatX*)xmalloc(nw * sizeof(floatX));
+    floatX* b = (floatX*)xmalloc(OC * sizeof(floatX));
+    floatX *out = (floatX*)xmalloc(nout * sizeof(floatX)), *pre = (floatX*)xmalloc(nout * sizeof(floatX));
+    float *inpf = (float*)xmalloc(nin * sizeof(float)), *wf = (float*)xmalloc(nw * sizeof(float));
+    float* bf = (float*)xmalloc(OC * sizeof(float));
+    double *mm = (double*)xmalloc(nout * sizeof(double)), *mabs = (double*)xmalloc(nout * sizeof(double));
+    double *want = (double*)xmalloc(nout * sizeof(double)), *err = (double*)xmalloc(nout * sizeof(double));
+    double *want_g = (double*)xmalloc(nout * sizeof(double)), *err_g = (double*)xmalloc(nout * sizeof(double));
+    fill_bf16(inp, inpf, nin, 0.0f, 1.0f, seed);
+    fill_bf16(w, wf, nw, 0.0f, 1.0f, seed + 1);
+    fill_bf16(b, bf, OC, 0.0f, 0.5f, seed + 2);
+    for (int r = 0; r < BT; r++)
+        for (int o = 0; o < OC; o++) {
+            double s = 0, a = 0;
+            for (int c = 0; c < C; c++) {
+                double p = (double)inpf[(size_t)r * C + c] * wf[(size_t)o * C + c];
+                s += p;
+                a += fabs(p);
+            }
+            mm[(size_t)r * OC + o] = s;
+            mabs[(size_t)r * OC + o] = a;
+        }
+    floatX *d_inp = to_device(inp, nin), *d_w = to_device(w, nw), *d_b = to_device(b, OC);
+    floatX *d_out, *d_pre;
+    cudaCheck(cudaMalloc(&d_out, nout * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&d_pre, nout * sizeof(floatX)));
+    int bad = 0;
+    for (int variant = 0; variant < 4 && !bad; variant++) {
+        int has_bias = variant & 1, has_gelu = variant >> 1;
+        for (size_t i = 0; i < nout; i++) {
+            int o = (int)(i % OC);
+            double bias = has_bias ? bf[o] : 0.0;
+            want[i] = mm[i] + bias;
+            err[i] = 2.0 * gamma_u(C + 1) * (mabs[i] + fabs(bias));
+            want_g[i] = gelu_d(want[i]);
+            err_g[i] = GELU_SLOPE_MAX * err[i] + GELU_ABS_TOL;
+        }
+        char label[64];   // names the variant in error lines
+        snprintf(label, sizeof label, "%s%s%s", what, has_bias ? " bias" : "", has_gelu ? " gelu" : "");
+        floatX* bias_ptr = has_bias ? d_b : NULL;
+        floatX* pre_ptr = has_gelu ? d_pre : NULL;
+        if (version == 0) matmul_forward(d_out, pre_ptr, d_inp, d_w, bias_ptr, BT, C, OC, 0);
+        else matmul_forward_tiled(d_out, pre_ptr, d_inp, d_w, bias_ptr, BT, C, OC, 0);
+        to_host(out, d_out, nout);
+        double worst = 0, worst_pre = 0;
+        uint32_t h = hash_bits(out, nout, 2166136261u);
+        if (has_gelu) {
+            to_host(pre, d_pre, nout);
+            h = hash_bits(pre, nout, h);
+            bad |= compare(label, "pre_gelu", BT, C, OC, pre, want, err, BT, OC, &worst_pre);
+            if (!bad) bad |= compare(label, "out", BT, C, OC, out, want_g, err_g, BT, OC, &worst);
+        } else {
+            bad |= compare(label, "out", BT, C, OC, out, want, err, BT, OC, &worst);
+        }
+        if (!bad)
+            printf("%s BT=%d C=%d OC=%d: matches the CPU reference (largest error / tolerance: out %.2f, "
+                   "pre_gelu %.2f) bits %08x\n",
+                   label, BT, C, OC, worst, worst_pre, h);
+    }
+    cudaCheck(cudaFree(d_inp));
+    cudaCheck(cudaFree(d_w));
+    cudaCheck(cudaFree(d_b));
+    cudaCheck(cudaFree(d_out));
+    cudaCheck(cudaFree(d_pre));
+    free(inp); free(w); free(b); free(out); free(pre); free(inpf); free(wf); free(bf);
+    free(mm); free(mabs); free(want); free(err); free(want_g); free(err_g);
+    return bad;
+}
+
+// ----------------------------------------------------------------------------
+// backward check
+
+static int check_backward(int BT, int C, int OC, uint32_t seed) {
+    const char* what = "matmul_backward";
+    size_t nin = (size_t)BT * C, nw = (size_t)OC * C, nout = (size_t)BT * OC;
+    floatX *inp = (floatX*)xmalloc(nin * sizeof(floatX)), *w = (floatX*)xmalloc(nw * sizeof(floatX));
+    floatX *dout = (floatX*)xmalloc(nout * sizeof(floatX)), *pre = (floatX*)xmalloc(nout * sizeof(floatX));
+    floatX *dw0 = (floatX*)xmalloc(nw * sizeof(floatX)), *db0 = (floatX*)xmalloc(OC * sizeof(floatX));
+    floatX *deff = (floatX*)xmalloc(nout * sizeof(floatX)), *dinp = (floatX*)xmalloc(nin * sizeof(floatX));
+    floatX *dw = (floatX*)xmalloc(nw * sizeof(floatX)), *db = (floatX*)xmalloc(OC * sizeof(floatX));
+    floatX *dinp2 = (floatX*)xmalloc(nin * sizeof(floatX)), *dw2 = (floatX*)xmalloc(nw * sizeof(floatX));
+    floatX* db2 = (floatX*)xmalloc(OC * sizeof(floatX));
+    float *inpf = (float*)xmalloc(nin * sizeof(float)), *wf = (float*)xmalloc(nw * sizeof(float));
+    float *doutf = (float*)xmalloc(nout * sizeof(float)), *pref = (float*)xmalloc(nout * sizeof(float));
+    float *dw0f = (float*)xmalloc(nw * sizeof(float)), *db0f = (float*)xmalloc(OC * sizeof(float));
+    float* df = (float*)xmalloc(nout * sizeof(float));   // the effective dout as float
+    size_t nmax = nin > nw ? nin : nw;
+    double *want = (double*)xmalloc(nmax * sizeof(double)), *err = (double*)xmalloc(nmax * sizeof(double));
+    fill_bf16(inp, inpf, nin, 0.0f, 1.0f, seed);
+    fill_bf16(w, wf, nw, 0.0f, 1.0f, seed + 1);
+    fill_bf16(dout, doutf, nout, 0.0f, 1.0f, seed + 2);
+    fill_bf16(pre, pref, nout, 0.0f, 4.0f, seed + 3);
+    fill_bf16(dw0, dw0f, nw, 0.0f, 1.0f, seed + 4);   // non-zero: dweight must be accumulated into
+    fill_bf16(db0, db0f, OC, 0.0f, 1.0f, seed + 5);
+    floatX *d_inp = to_device(inp, nin), *d_w = to_device(w, nw), *d_dout = to_device(dout, nout);
+    floatX *d_pre = to_device(pre, nout), *d_dw = to_device(dw0, nw), *d_db = to_device(db0, OC);
+    floatX* d_dinp;
+    float* d_scratch;
+    size_t scratch_bytes = matmul_backward_scratch_bytes(BT, OC);
+    cudaCheck(cudaMalloc(&d_dinp, nin * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&d_scratch, scratch_bytes));
+    int bad = 0;
+    // variants: dbias without GELU, dbias with GELU, GELU without dbias
+    for (int variant = 0; variant < 3 && !bad; variant++) {
+        int has_dbias = variant < 2, has_gelu = variant > 0;
+        for (int run = 0; run < 2; run++) {   // twice from the same state: the same bits
+            cudaCheck(cudaMemcpy(d_dw, dw0, nw * sizeof(floatX), cudaMemcpyHostToDevice));
+            cudaCheck(cudaMemcpy(d_db, db0, OC * sizeof(floatX), cudaMemcpyHostToDevice));
+            cudaCheck(cudaMemset(d_dinp, 0xFF, nin * sizeof(floatX)));   // NaN: dinp must be written
+            matmul_backward(d_dinp, d_dw, has_dbias ? d_db : NULL, d_dout, d_inp, d_w, has_gelu ? d_pre : NULL,
+                            d_scratch, BT, C, OC, 0);
+            to_host(run ? dinp2 : dinp, d_dinp, nin);
+            to_host(run ? dw2 : dw, d_dw, nw);
+            to_host(run ? db2 : db, d_db, OC);
+        }
+        if (memcmp(dinp, dinp2, nin * sizeof(floatX)) || memcmp(dw, dw2, nw * sizeof(floatX)) ||
+            memcmp(db, db2, OC * sizeof(floatX))) {
+            fprintf(stderr, "error: %s BT=%d C=%d OC=%d: two runs gave different bits\n", what, BT, C, OC);
+            bad = 1;
+            break;
+        }
+        double worst_g = 0, worst_i = 0, worst_w = 0, worst_b = 0;
+        if (has_gelu) {   // the kernel's bf16 dout * gelu'(pre_gelu), checked, then the GEMMs' input
+            to_host(deff, matmul_backward_dgelu(d_scratch, BT, OC), nout);
+            for (size_t i = 0; i < nout; i++) {
+                float wnt = __bfloat162float(__float2bfloat16(doutf[i] * gelu_grad_f(pref[i])));
+                float got = __bfloat162float(deff[i]);
+                double tol = bf16_ulp(wnt) + GELU_ABS_TOL;
+                if (!(fabsf(got - wnt) <= tol)) {
+                    fprintf(stderr, "error: %s BT=%d C=%d OC=%d: dout*gelu'[%zu] = %.7g, want %.7g (tolerance %.3g)\n",
+                            what, BT, C, OC, i, got, wnt, tol);
+                    bad = 1;
+                    break;
+                }
+                if (fabsf(got - wnt) / tol > worst_g) worst_g = fabsf(got - wnt) / tol;
+                df[i] = got;
+            }
+            if (bad) break;
+        } else {
+            memcpy(df, doutf, nout * sizeof(float));
+        }
+        // dinp (BT,C) = d (BT,OC) @ w (OC,C)
+        for (int r = 0; r < BT; r++)
+            for (int c = 0; c < C; c++) {
+                double s = 0, a = 0;
+                for (int o = 0; o < OC; o++) {
+                    double p = (double)df[(size_t)r * OC + o] * wf[(size_t)o * C + c];
+                    s += p;
+                    a += fabs(p);
+                }
+                want[(size_t)r * C + c] = s;
+                err[(size_t)r * C + c] = 2.0 * gamma_u(OC) * a;
+            }
+        bad |= compare(what, "dinp", BT, C, OC, dinp, want, err, BT, C, &worst_i);
+        // dweight (OC,C) = old + d^T @ inp
+        for (int o = 0; o < OC && !bad; o++)
+            for (int c = 0; c < C; c++) {
+                double s = dw0f[(size_t)o * C + c], a = fabs(s);
+                for (int r = 0; r < BT; r++) {
+                    double p = (double)df[(size_t)r * OC + o] * inpf[(size_t)r * C + c];
+                    s += p;
+                    a += fabs(p);
+                }
+                // cuBLASLt rounds the product sum (s - old) to bf16 before it adds
+                // the old value (see the top): half a bf16 ulp of that sum more
+                double e = 2.0 * gamma_u(BT + 1) * a;
+                want[(size_t)o * C + c] = s;
+                err[(size_t)o * C + c] = e + 0.5 * bf16_ulp((float)(fabs(s - dw0f[(size_t)o * C + c]) + e));
+            }
+        if (!bad) bad |= compare(what, "dweight", BT, C, OC, dw, want, err, OC, C, &worst_w);
+        // dbias (OC,) = old + column sums of d (our fp32 kernel: gamma without the 2); untouched without dbias
+        for (int o = 0; o < OC; o++) {
+            double s = db0f[o], a = fabs(s);
+            if (has_dbias)
+                for (int r = 0; r < BT; r++) {
+                    s += df[(size_t)r * OC + o];
+                    a += fabs(df[(size_t)r * OC + o]);
+                }
+            want[o] = s;
+            err[o] = has_dbias ? gamma_u(BT + 1) * a : 0.0;
+        }
+        if (!bad) bad |= compare(what, "dbias", BT, C, OC, db, want, err, 1, OC, &worst_b);
+        uint32_t h = hash_bits(dinp, nin, hash_bits(dw, nw, hash_bits(db, OC, 2166136261u)));
+        if (!bad)
+            printf("%s BT=%d C=%d OC=%d%s%s: matches the CPU reference, same bits twice (largest error / tolerance: "
+                   "dinp %.2f, dweight %.2f, dbias %.2f, dout*gelu' %.2f) bits %08x\n",
+                   what, BT, C, OC, has_dbias ? " dbias" : "", has_gelu ? " gelu" : "", worst_i, worst_w, worst_b,
+                   worst_g, h);
+    }
+    cudaCheck(cudaFree(d_inp));
+    cudaCheck(cudaFree(d_w));
+    cudaCheck(cudaFree(d_dout));
+    cudaCheck(cudaFree(d_pre));
+    cudaCheck(cudaFree(d_dw));
+    cudaCheck(cudaFree(d_db));
+    cudaCheck(cudaFree(d_dinp));
+    cudaCheck(cudaFree(d_scratch));
+    free(inp); free(w); free(dout); free(pre); free(dw0); free(db0); free(deff); free(dinp); free(dw); free(db);
+    free(dinp2); free(dw2); free(db2); free(inpf); free(wf); free(doutf); free(pref); free(dw0f); free(db0f);
+    free(df); free(want); free(err);
+    return bad;
+}
+
+// ----------------------------------------------------------------------------
+// bench
+
+#ifndef CUDA_EMU
+static void bench(void) {
+    const int BT = 8 * 1024;   // B*T of GPT-2 124M at B=8, T=1024
+    // (C, OC): qkv, fc (with GELU), fc_proj, attention proj, classifier (no bias)
+    const int shapes[5][2] = {{768, 2304}, {768, 3072}, {3072, 768}, {768, 768}, {768, 50304}};
+    for (int s = 0; s < 5; s++) {
+        int C = shapes[s][0], OC = shapes[s][1];
+        int gelu = s == 1, classifier = s == 4;
+        size_t nin = (size_t)BT * C, nw = (size_t)OC * C, nout = (size_t)BT * OC;
+        floatX *inp, *w, *b, *out, *pre, *dinp, *dw, *db;
+        float* scratch;
+        cudaCheck(cudaMalloc(&inp, nin * sizeof(floatX)));
+        cudaCheck(cudaMalloc(&w, nw * sizeof(floatX)));
+        cudaCheck(cudaMalloc(&b, OC * sizeof(floatX)));
+        cudaCheck(cudaMalloc(&out, nout * sizeof(floatX)));
+        cudaCheck(cudaMalloc(&pre, nout * sizeof(floatX)));
+        cudaCheck(cudaMalloc(&dinp, nin * sizeof(floatX)));
+        cudaCheck(cudaMalloc(&dw, nw * sizeof(floatX)));
+        cudaCheck(cudaMalloc(&db, OC * sizeof(floatX)));
+        cudaCheck(cudaMalloc(&scratch, matmul_backward_scratch_bytes(BT, OC)));
+        cudaCheck(cudaMemset(inp, 0, nin * sizeof(floatX)));
+        cudaCheck(cudaMemset(w, 0, nw * sizeof(floatX)));
+        cudaCheck(cudaMemset(b, 0, OC * sizeof(floatX)));
+        cudaCheck(cudaMemset(dw, 0, nw * sizeof(floatX)));
+        cudaCheck(cudaMemset(db, 0, OC * sizeof(floatX)));
+        floatX* bias = classifier ? NULL : b;
+        floatX* pre_gelu = gelu ? pre : NULL;
+        double flops = 2.0 * BT * C * OC;
+        int reps = classifier ? 5 : 20;
+        char name[128];
+        float ms = bench_ms([&] { matmul_forward(out, pre_gelu, inp, w, bias, BT, C, OC, 0); }, reps * 5);
+        snprintf(name, sizeof name, "matmul_forward_cublaslt_%dx%dx%d%s", BT, C, OC, gelu ? "_gelu" : "");
+        bench_report(name, ms, 0, flops);
+        ms = bench_ms([&] { matmul_forward_tiled(out, pre_gelu, inp, w, bias, BT, C, OC, 0); }, reps);
+        snprintf(name, sizeof name, "matmul_forward_tiled_%dx%dx%d%s", BT, C, OC, gelu ? "_gelu" : "");
+        bench_report(name, ms, 0, flops);
+        // dinp and dweight: 2 GEMMs (the dbias and gelu' passes are not counted as flops)
+        ms = bench_ms([&] { matmul_backward(dinp, dw, classifier ? NULL : db, out, inp, w, pre_gelu, scratch, BT, C,
+                                            OC, 0); }, reps * 5);
+        snprintf(name, sizeof name, "matmul_backward_cublaslt_%dx%dx%d%s", BT, C, OC, gelu ? "_gelu" : "");
+        bench_report(name, ms, 0, 2.0 * flops);
+        cudaCheck(cudaFree(inp));
+        cudaCheck(cudaFree(w));
+        cudaCheck(cudaFree(b));
+        cudaCheck(cudaFree(out));
+        cudaCheck(cudaFree(pre));
+        cudaCheck(cudaFree(dinp));
+        cudaCheck(cudaFree(dw));
+        cudaCheck(cudaFree(db));
+        cudaCheck(cudaFree(scratch));
+    }
+}
+#endif
+
+int main(int argc, char** argv) {
+    const char* mode = argc > 1 ? argv[1] : "check";
+    const char* modes[] = {"check", "bench", "badc", "badoc", "badctiled", "noinit"};
+    int known = 0;
+    for (int i = 0; i < 6; i++) known |= !strcmp(mode, modes[i]);
+    if (argc > 2 || !known) {
+        fprintf(stderr, "error: usage: matmul [check|bench|badc|badoc|badctiled|noinit]\n");
+        return 2;
+    }
+    if (strcmp(mode, "check") && strcmp(mode, "bench")) {   // a bad call: must exit 1 with a message
+        floatX* d;
+        cudaCheck(cudaMalloc(&d, 1024 * sizeof(floatX)));
+        if (!strcmp(mode, "noinit")) matmul_forward(d, NULL, d, d, NULL, 4, 8, 8, 0);
+        matmul_init();
+        if (!strcmp(mode, "badc")) matmul_forward(d, NULL, d, d, NULL, 4, 12, 8, 0);
+        if (!strcmp(mode, "badoc")) matmul_forward(d, NULL, d, d, NULL, 4, 8, 20, 0);
+        if (!strcmp(mode, "badctiled")) matmul_forward_tiled(d, NULL, d, d, NULL, 4, 12, 8, 0);
+        return 0;
+    }
+    matmul_init();
+    // (BT, C, OC); OC % 8 != 0 only for the tiled kernel
+    int shapes[][3] = {{7, 8, 24}, {70, 96, 136}, {130, 40, 48}, {65, 72, 130}, {33, 16, 1},
+#ifndef CUDA_EMU
+                       {512, 768, 1024}, {2048, 256, 384},
+#endif
+    };
+    int bad = 0;
+    for (int i = 0; i < (int)(sizeof shapes / sizeof shapes[0]) && !bad; i++) {
+        int BT = shapes[i][0], C = shapes[i][1], OC = shapes[i][2];
+        uint32_t seed = 1234u + 100u * i;
+        if (OC % 8 == 0) {
+            bad |= check_forward(0, BT, C, OC, seed);
+            if (!bad) bad |= check_backward(BT, C, OC, seed + 10);
+        }
+        if (!bad) bad |= check_forward(1, BT, C, OC, seed + 20);
+    }
+#ifndef CUDA_EMU
+    if (!bad && !strcmp(mode, "bench")) bench();
+#endif
+    matmul_destroy();
+    return bad;
+}

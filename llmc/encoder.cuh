@@ -1,0 +1,282 @@
+// llmc/encoder.cuh: GPT-2's input embedding on the GPU, forward and backward:
+// out[b,t,:] = wte[inp[b,t],:] + wpe[t,:] (token plus position embedding),
+// and the gradients of both tables, deterministically (as
+// encoder_forward/encoder_backward in train_gpt2.c, bf16 in and out).
+//
+// Forward: one thread per 128-bit chunk of 8 bf16 of out; the two bf16 values
+// are added in fp32 and rounded once to bf16 (round to nearest even), so the
+// result is exactly what the host computes from the same bf16 values.
+//
+// Backward, deterministic (no float atomics; the same bits whatever order
+// the threads run in): dwte[v] += the sum of dout[b,t] over the positions
+// with inp[b,t] == v, dwpe[t] += the sum over b of dout[b,t]. Gradients
+// accumulate across micro-steps, so each touched row is summed in fp32 in a
+// fixed order -- its existing bf16 value first, then the contributions in
+// increasing b*T+t order -- and rounded once to bf16. Rows of dwte whose
+// token does not occur are not touched (same bits as before). The positions
+// are grouped by token on the host (a stable counting sort of the inputs,
+// which the trainer has on the host anyway: the data loader fills them
+// there), the buckets are copied to a device scratch buffer, and then one
+// warp per (token, 256-channel chunk) sums its bucket sequentially: each of
+// the 32 lanes owns 8 channels (one 128-bit chunk). dwpe gets one thread per
+// (t, 8 channels), looping over b. A warp's loop is as long as its token's
+// count (the most frequent token in a batch of text occurs a few hundred
+// times in B*T = 8192); the sum is sequential because that fixed order is
+// what makes the bits reproducible, so that longest bucket bounds the time
+// (on an H200, 0.09 ms for Zipf-like ids whose most frequent token has ~500
+// positions: a chain of dependent loads, ENCODER_BWD_PREFETCH in flight).
+//
+// Constraints (checked by the launchers, "error: <launcher>: ..." and exit 1):
+// C % 8 == 0 and C > 0 (whole 128-bit chunks), B, T >= 0, V > 0, B*T*C
+// within int range for the indices, bf16 pointers 16-byte aligned (cudaMalloc
+// gives 256 bytes; row offsets are multiples of C * 2 bytes). NOT checked:
+// T <= maxT (the rows of wpe/dwpe; the caller knows maxT), and in the forward
+// pass the token ids, which live on the device: validating them (0 <= id < V)
+// is the caller's job on the host (e.g. where the data loader reads them). The forward kernel still never reads outside wte: a position whose
+// id is not in [0, V) gets a NaN row, so the bad id shows in the loss. The
+// backward launcher reads the ids on the host and exits on one outside
+// [0, V).
+#ifndef LLMC_ENCODER_CUH
+#define LLMC_ENCODER_CUH
+
+#include <stdint.h>
+#include <string.h>
+#include "cuda_common.cuh"
+
+#define ENCODER_BLOCK_SIZE 256           // threads per block, forward and dwpe kernels
+#define ENCODER_BWD_WARPS 4              // warps per block of the dwte kernel (128 threads)
+#define ENCODER_BWD_CHUNK (32 * 8)       // channels per warp in the dwte kernel: 32 lanes x 8 bf16
+#define ENCODER_BWD_PREFETCH 4           // dout chunks a lane loads before it adds them (in order)
+#define ENCODER_NAN_BITS 0x7FC0u         // bf16 quiet NaN, written for a token id outside [0, V)
+
+// ----------------------------------------------------------------------------
+// kernels
+
+// out (B,T,C) = wte (V,C) [inp (B,T)] + wpe (maxT,C) [t]; one thread per 8
+// channels of one position; N = B*T
+__global__ void __launch_bounds__(ENCODER_BLOCK_SIZE)
+    encoder_forward_kernel(floatX* out, const int* inp, const floatX* wte, const floatX* wpe, int N, int T,
+                           int C, int V) {
+    const int P = Pack128<floatX>::N;
+    int C8 = C / P;
+    int idx = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (idx >= N * C8) return;   // no barrier in this kernel
+    int bt = idx / C8, c = (idx - bt * C8) * P, t = bt % T;
+    int tok = inp[bt];
+    Pack128<floatX> y;
+    if (tok >= 0 && tok < V) {
+        Pack128<floatX> w = load128(wte + (size_t)tok * C + c), p = load128(wpe + (size_t)t * C + c);
+#pragma unroll
+        for (int k = 0; k < P; k++) y[k] = (floatX)((float)w[k] + (float)p[k]);
+    } else {
+        // a bad id: nothing is read from wte (see the top of the file)
+#pragma unroll
+        for (int k = 0; k < P; k++) y[k] = __ushort_as_bfloat16((unsigned short)ENCODER_NAN_BITS);
+    }
+    store128(out + (size_t)bt * C + c, y);
+}
+
+// dwte (V,C) += per bucket the sum of dout (B,T,C) over its positions. The
+// buckets: tokens[u] (U,) a token id, starts (U+1,) its range
+// pos[starts[u]] .. pos[starts[u+1]-1] in pos (B*T,), the b*T+t of each
+// occurrence in increasing order. Warp w of the grid does bucket w / nchunks,
+// channels (w % nchunks) * 256 + lane * 8 .. + 8, nchunks = ceil(C / 256).
+__global__ void __launch_bounds__(ENCODER_BWD_WARPS * 32)
+    encoder_backward_wte_kernel(floatX* dwte, const floatX* dout, const int* pos, const int* starts,
+                                const int* tokens, int U, int C) {
+    const int P = Pack128<floatX>::N;
+    int nchunks = (C + ENCODER_BWD_CHUNK - 1) / ENCODER_BWD_CHUNK;
+    int w = (int)(blockIdx.x * ENCODER_BWD_WARPS + threadIdx.x / 32), lane = (int)(threadIdx.x % 32);
+    if (w >= U * nchunks) return;   // the ragged last block; no barrier in this kernel
+    int u = w / nchunks;
+    int c = (w - u * nchunks) * ENCODER_BWD_CHUNK + lane * P;
+    if (c >= C) return;   // the last chunk of a row with C % 256 != 0
+    floatX* row = dwte + (size_t)tokens[u] * C + c;
+    Pack128<floatX> old = load128(row);
+    float acc[P];
+#pragma unroll
+    for (int k = 0; k < P; k++) acc[k] = (float)old[k];   // the existing gradient first
+    int i = starts[u], end = starts[u + 1];
+    // ENCODER_BWD_PREFETCH loads in flight before their additions, which
+    // still happen one position after the other, in bucket order
+    for (; i + ENCODER_BWD_PREFETCH <= end; i += ENCODER_BWD_PREFETCH) {
+        Pack128<floatX> d[ENCODER_BWD_PREFETCH];
+#pragma unroll
+        for (int j = 0; j < ENCODER_BWD_PREFETCH; j++) d[j] = load128(dout + (size_t)pos[i + j] * C + c);
+#pragma unroll
+        for (int j = 0; j < ENCODER_BWD_PREFETCH; j++)
+#pragma unroll
+            for (int k = 0; k < P; k++) acc[k] += (float)d[j][k];
+    }
+    for (; i < end; i++) {
+        Pack128<floatX> d = load128(dout + (size_t)pos[i] * C + c);
+#pragma unroll
+        for (int k = 0; k < P; k++) acc[k] += (float)d[k];
+    }
+    Pack128<floatX> y;
+#pragma unroll
+    for (int k = 0; k < P; k++) y[k] = (floatX)acc[k];
+    store128(row, y);
+}
+
+// dwpe (maxT,C) rows 0..T-1 += the sum over b of dout (B,T,C) [b,t], in
+// increasing b; one thread per 8 channels of one t
+__global__ void __launch_bounds__(ENCODER_BLOCK_SIZE)
+    encoder_backward_wpe_kernel(floatX* dwpe, const floatX* dout, int B, int T, int C) {
+    const int P = Pack128<floatX>::N;
+    int C8 = C / P;
+    int idx = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (idx >= T * C8) return;   // no barrier in this kernel
+    int t = idx / C8, c = (idx - t * C8) * P;
+    floatX* row = dwpe + (size_t)t * C + c;
+    Pack128<floatX> old = load128(row);
+    float acc[P];
+#pragma unroll
+    for (int k = 0; k < P; k++) acc[k] = (float)old[k];
+    for (int b = 0; b < B; b++) {
+        Pack128<floatX> d = load128(dout + ((size_t)b * T + t) * C + c);
+#pragma unroll
+        for (int k = 0; k < P; k++) acc[k] += (float)d[k];
+    }
+    Pack128<floatX> y;
+#pragma unroll
+    for (int k = 0; k < P; k++) y[k] = (floatX)acc[k];
+    store128(row, y);
+}
+
+// ----------------------------------------------------------------------------
+// launchers
+
+// exits with a message when the sizes or the bf16 pointers break the
+// kernels' constraints
+static inline void encoder_check_args(const char* who, int B, int T, int C, int V, const void* a, const void* b,
+                                      const void* c) {
+    if (C <= 0 || C % Pack128<floatX>::N != 0) {
+        fprintf(stderr, "error: %s: C = %d is not a positive multiple of %d\n", who, C, Pack128<floatX>::N);
+        exit(1);
+    }
+    if (B < 0 || T < 0 || V <= 0) {
+        fprintf(stderr, "error: %s: B = %d, T = %d, V = %d: B and T must be >= 0, V > 0\n", who, B, T, V);
+        exit(1);
+    }
+    if ((long long)B * T * C > 0x7FFFFFFFLL) {
+        fprintf(stderr, "error: %s: B*T*C = %lld is too large for int indices\n", who, (long long)B * T * C);
+        exit(1);
+    }
+    if (((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) % 16 != 0) {
+        fprintf(stderr, "error: %s: bf16 pointers must be 16-byte aligned\n", who);
+        exit(1);
+    }
+}
+
+// out (B,T,C), inp (B,T) on the device, wte (V,C), wpe (maxT,C) with
+// T <= maxT. Token ids must be in [0, V): the caller validates them on the
+// host; a bad one gives a NaN row of out, never a read outside wte.
+static inline void encoder_forward(floatX* out, const int* inp, const floatX* wte, const floatX* wpe, int B, int T,
+                                   int C, int V, cudaStream_t stream) {
+    encoder_check_args("encoder_forward", B, T, C, V, out, wte, wpe);
+    int n = B * T * (C / Pack128<floatX>::N);
+    if (n == 0) return;
+    int grid = (n + ENCODER_BLOCK_SIZE - 1) / ENCODER_BLOCK_SIZE;
+    encoder_forward_kernel<<<grid, ENCODER_BLOCK_SIZE, 0, stream>>>(out, inp, wte, wpe, B * T, T, C, V);
+    cudaCheck(cudaGetLastError());
+}
+
+// bytes of the device scratch of encoder_backward: pos (B*T,), starts
+// (U+1,) and tokens (U,) with U <= B*T distinct tokens
+static inline size_t encoder_backward_scratch_bytes(int B, int T) {
+    return (3 * (size_t)B * T + 1) * sizeof(int);
+}
+
+// bytes of the host scratch of encoder_backward: the same three arrays,
+// built there and copied over, plus a count per token (V,)
+static inline size_t encoder_backward_host_scratch_bytes(int B, int T, int V) {
+    return (3 * (size_t)B * T + 1 + (size_t)V) * sizeof(int);
+}
+
+// the host half of encoder_backward: a stable counting sort of the
+// positions i = b*T+t of inp_host (N,) by token, into host_scratch = pos (N,)
+// | starts (U+1,) | tokens (U,) | counts (V,). tokens lists the distinct ids
+// in order of first occurrence (any order of the buckets gives the same
+// sums: each row is summed by itself), pos the positions of each token in
+// increasing order; the first three arrays are back to back (N + 2U + 1
+// ints) so that one copy moves them. O(N) plus clearing counts. Returns U,
+// the number of distinct tokens; exits on an id outside [0, V).
+static inline int encoder_backward_buckets(int* host_scratch, const int* inp_host, int N, int V) {
+    int* pos = host_scratch;
+    int* counts = host_scratch + 3 * (size_t)N + 1;
+    int* tokens = pos + N;   // for now; moved behind starts once U is known
+    memset(counts, 0, (size_t)V * sizeof(int));
+    int U = 0;
+    for (int i = 0; i < N; i++) {
+        int v = inp_host[i];
+        if (v < 0 || v >= V) {
+            fprintf(stderr, "error: encoder_backward: token id %d at position %d is not in [0, V = %d)\n", v, i, V);
+            exit(1);
+        }
+        if (counts[v]++ == 0) tokens[U++] = v;
+    }
+    // starts (U+1,) at pos + N, tokens (U,) after it: move tokens up first
+    // (from the end: the ranges overlap)
+    int* starts = pos + N;
+    for (int u = U - 1; u >= 0; u--) starts[U + 1 + u] = tokens[u];
+    tokens = starts + U + 1;
+    int off = 0;
+    for (int u = 0; u < U; u++) {
+        int v = tokens[u], n = counts[v];
+        starts[u] = off;
+        counts[v] = off;   // from here on: the next free slot of v in pos
+        off += n;
+    }
+    starts[U] = off;
+    for (int i = 0; i < N; i++) pos[counts[inp_host[i]]++] = i;   // increasing i: stable
+    return U;
+}
+
+// the device half of encoder_backward: the two kernels on the buckets in
+// scratch (pos (N,) | starts (U+1,) | tokens (U,), as built by
+// encoder_backward_buckets and copied there); sizes already checked
+static inline void encoder_backward_kernels(floatX* dwte, floatX* dwpe, const int* scratch, const floatX* dout,
+                                            int U, int B, int T, int C, cudaStream_t stream) {
+    int N = B * T;
+    int nchunks = (C + ENCODER_BWD_CHUNK - 1) / ENCODER_BWD_CHUNK;
+    int grid = (U * nchunks + ENCODER_BWD_WARPS - 1) / ENCODER_BWD_WARPS;
+    encoder_backward_wte_kernel<<<grid, ENCODER_BWD_WARPS * 32, 0, stream>>>(dwte, dout, scratch, scratch + N,
+                                                                              scratch + N + U + 1, U, C);
+    cudaCheck(cudaGetLastError());
+    int n = T * (C / Pack128<floatX>::N);
+    encoder_backward_wpe_kernel<<<(n + ENCODER_BLOCK_SIZE - 1) / ENCODER_BLOCK_SIZE, ENCODER_BLOCK_SIZE, 0,
+                                  stream>>>(dwpe, dout, B, T, C);
+    cudaCheck(cudaGetLastError());
+}
+
+// dwte (V,C) += the sums of dout (B,T,C) per token of inp_host (B,T), dwpe
+// (maxT,C) rows 0..T-1 += the sums of dout over b; deterministic (see the
+// top of the file). inp_host: the same ids as the forward pass's, on the
+// host; each must be in [0, V) (checked: exits with a message otherwise).
+// scratch: device memory of encoder_backward_scratch_bytes(B, T) bytes;
+// host_scratch: host memory of encoder_backward_host_scratch_bytes(B, T, V)
+// bytes. The buckets go from
+// host_scratch to scratch with cudaMemcpyAsync on stream: the caller must
+// keep host_scratch alive and unchanged, and scratch unused by others, until
+// the stream has synchronized after this call (from pageable memory CUDA
+// copies to a staging buffer before it returns, but from pinned memory the
+// copy reads host_scratch later, while the stream runs). dout must not alias
+// dwte or dwpe.
+static inline void encoder_backward(floatX* dwte, floatX* dwpe, void* scratch, int* host_scratch,
+                                    const floatX* dout, const int* inp_host, int B, int T, int C, int V,
+                                    cudaStream_t stream) {
+    encoder_check_args("encoder_backward", B, T, C, V, dwte, dwpe, dout);
+    if ((uintptr_t)scratch % sizeof(int) != 0) {
+        fprintf(stderr, "error: encoder_backward: scratch must be int-aligned\n");
+        exit(1);
+    }
+    int N = B * T;
+    if (N == 0) return;
+    int U = encoder_backward_buckets(host_scratch, inp_host, N, V);
+    cudaCheck(cudaMemcpyAsync(scratch, host_scratch, ((size_t)N + 2 * U + 1) * sizeof(int), cudaMemcpyHostToDevice,
+                              stream));
+    encoder_backward_kernels(dwte, dwpe, (const int*)scratch, dout, U, B, T, C, stream);
+}
+
+#endif // LLMC_ENCODER_CUH

@@ -1,0 +1,146 @@
+// llmc/fused_classifier.cuh: softmax + cross-entropy loss + its gradient in
+// one kernel, the classifier at the end of GPT-2 (as softmax_forward,
+// crossentropy_forward and crossentropy_softmax_backward in train_gpt2.c,
+// without the (B,T,Vp) probability buffer).
+//
+// One block per row i of the logits (BT, Vp) bf16 (V real columns, then
+// Vp - V padding columns that never count):
+// - pass 1: each thread walks its 128-bit chunks of 8 logits (chunk k at
+//   k * 8 for k = threadIdx.x, + blockDim.x, ...) keeping an online max m and
+//   sum s of exp(x - m) in fp32 (rescaling s when m grows, once per chunk);
+//   the (m, s) pairs are combined by a warp butterfly (__shfl_xor_sync), then
+//   across the block's warps through shared memory by a second butterfly in
+//   every warp, so every thread holds the same bits (the combine is
+//   commutative) and the order of every operation is fixed: the results are
+//   bitwise reproducible;
+// - losses[i] = m + log(s) - x[target] (fp32);
+// - pass 2 (if write_dlogits): each thread re-reads its chunks (normally from
+//   L2: a row is Vp * 2 bytes) and OVERWRITES them with
+//   dlogits = (exp(x - m) / s - [c == target]) * dloss in bf16; the padding
+//   columns V..Vp-1 get 0. The logit of the target is read before the
+//   block's barrier, so before any thread overwrites it.
+//
+// Constraints (checked by the launcher): 0 < V <= Vp, Vp % 8 == 0 (whole
+// chunks per row), BT >= 0, logits 16-byte aligned. The caller guarantees
+// 0 <= targets[i] < V (not checked on the device: an out-of-range target
+// reads another column or row). GPT-2: V = 50257, Vp = 50304.
+#ifndef LLMC_FUSED_CLASSIFIER_CUH
+#define LLMC_FUSED_CLASSIFIER_CUH
+
+#include <math.h>
+#include <stdint.h>
+#include "cuda_common.cuh"
+
+#define FUSED_CLASSIFIER_BLOCK_SIZE 512   // threads per block (one row each): Vp = 50304 is 6288 chunks, ~12 a thread
+
+// ----------------------------------------------------------------------------
+// kernels
+
+// (m, s) = the pair for the union of the values of (m1, s1) and (m2, s2):
+// s rescaled to the larger max; m == -inf means no values yet (s == 0).
+// Commutative bit for bit (max, * and + are), so both lanes of a butterfly
+// step get the same result.
+__device__ __forceinline__ void fused_classifier_combine(float& m, float& s, float m2, float s2) {
+    float mm = fmaxf(m, m2);
+    if (mm == -INFINITY) return;   // both empty
+    s = s * expf(m - mm) + s2 * expf(m2 - mm);
+    m = mm;
+}
+
+// the butterfly over a warp's 32 lanes: every lane ends with the warp's pair
+__device__ __forceinline__ void fused_classifier_warp_combine(float& m, float& s) {
+    for (int offset = 16; offset > 0; offset /= 2) {
+        float m2 = __shfl_xor_sync(0xffffffffu, m, offset);
+        float s2 = __shfl_xor_sync(0xffffffffu, s, offset);
+        fused_classifier_combine(m, s, m2, s2);
+    }
+}
+
+// logits (BT,Vp) -> losses (BT,) and, if write_dlogits, dlogits (BT,Vp) in
+// place of the logits; targets (BT,); one block per row; blockDim.x a
+// multiple of 32, at most 1024
+__global__ void __launch_bounds__(FUSED_CLASSIFIER_BLOCK_SIZE)
+    fused_classifier_kernel(floatX* logits, float* losses, float dloss, const int* targets, int V, int Vp,
+                            int write_dlogits) {
+    __shared__ float warp_m[32];   // each warp's (m, s), at most 32 warps
+    __shared__ float warp_s[32];
+    const int P = Pack128<floatX>::N;
+    int row = blockIdx.x;
+    floatX* x = logits + (size_t)row * Vp;
+    int target = targets[row];
+    // read before the barrier below: pass 2 may overwrite this column
+    float x_target = threadIdx.x == 0 ? (float)x[target] : 0.0f;
+
+    // pass 1: online max and sum of exp over the thread's chunks (only c < V)
+    float m = -INFINITY, s = 0.0f;
+    for (int c = (int)threadIdx.x * P; c < V; c += (int)blockDim.x * P) {
+        Pack128<floatX> v = load128(x + c);
+        float cm = -INFINITY;
+#pragma unroll
+        for (int k = 0; k < P; k++)
+            if (c + k < V) cm = fmaxf(cm, (float)v[k]);
+        float mm = fmaxf(m, cm);
+        s *= expf(m - mm);   // exp(-inf) = 0 for the first chunk (s is 0 then anyway)
+#pragma unroll
+        for (int k = 0; k < P; k++)
+            if (c + k < V) s += expf((float)v[k] - mm);
+        m = mm;
+    }
+    fused_classifier_warp_combine(m, s);
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = blockDim.x / 32;
+    if (lane == 0) {
+        warp_m[warp] = m;
+        warp_s[warp] = s;
+    }
+    __syncthreads();
+    m = lane < nwarps ? warp_m[lane] : -INFINITY;
+    s = lane < nwarps ? warp_s[lane] : 0.0f;
+    fused_classifier_warp_combine(m, s);   // every thread now holds the row's (m, s)
+
+    if (threadIdx.x == 0) losses[row] = m + logf(s) - x_target;
+    if (!write_dlogits) return;
+
+    // pass 2: dlogits in place, 0 in the padding
+    float inv_s = 1.0f / s;
+    for (int c = (int)threadIdx.x * P; c < Vp; c += (int)blockDim.x * P) {
+        Pack128<floatX> v = load128(x + c), d;
+#pragma unroll
+        for (int k = 0; k < P; k++) {
+            float p = expf((float)v[k] - m) * inv_s;
+            float indicator = c + k == target ? 1.0f : 0.0f;
+            d[k] = c + k < V ? (floatX)((p - indicator) * dloss) : (floatX)0.0f;
+        }
+        store128(x + c, d);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// launcher
+
+// logits (BT,Vp) bf16, overwritten by dlogits (BT,Vp) if write_dlogits (then
+// padding columns V..Vp-1 are 0, else logits are left as they are); losses
+// (BT,) fp32; targets (BT,), each in [0, V) (the caller's job); dloss the
+// gradient of the mean loss with respect to each row's loss (1 / (B*T) for
+// a mean over the batch)
+static inline void fused_classifier(floatX* logits, float* losses, float dloss, const int* targets, int BT, int V,
+                                    int Vp, int write_dlogits, cudaStream_t stream) {
+    if (V <= 0 || V > Vp || Vp % Pack128<floatX>::N != 0) {
+        fprintf(stderr, "error: fused_classifier: V = %d, Vp = %d: need 0 < V <= Vp and Vp %% %d == 0\n", V, Vp,
+                Pack128<floatX>::N);
+        exit(1);
+    }
+    if (BT < 0) {
+        fprintf(stderr, "error: fused_classifier: BT = %d is negative\n", BT);
+        exit(1);
+    }
+    if ((uintptr_t)logits % 16 != 0) {
+        fprintf(stderr, "error: fused_classifier: logits must be 16-byte aligned\n");
+        exit(1);
+    }
+    if (BT == 0) return;
+    fused_classifier_kernel<<<BT, FUSED_CLASSIFIER_BLOCK_SIZE, 0, stream>>>(logits, losses, dloss, targets, V, Vp,
+                                                                           write_dlogits);
+    cudaCheck(cudaGetLastError());
+}
+
+#endif // LLMC_FUSED_CLASSIFIER_CUH

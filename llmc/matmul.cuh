@@ -1,0 +1,451 @@
+// llmc/matmul.cuh: GPT-2's linear layers on the GPU, bf16 in and out with
+// fp32 accumulation: out (BT,OC) = inp (BT,C) @ weight (OC,C)^T + bias (OC,),
+// optionally followed by tanh-GELU (the MLP's fc), and the backward pass.
+//
+// Two implementations of the forward pass:
+// - matmul_forward: cuBLASLt (tensor cores), bias and GELU fused into its
+//   epilogue (CUBLASLT_EPILOGUE_BIAS, _GELU_AUX, _GELU_AUX_BIAS; the aux
+//   output is the pre-GELU value). Under the CUDA emulation (CUDA_EMU) the
+//   same functions run a CPU stand-in on the host-resident "device" memory
+//   (fp32 accumulation in order of k, epilogue in fp32, one round to
+//   nearest even to bf16), so the trainer runs emulated.
+// - matmul_forward_tiled: our own kernel on the CUDA cores (the fallback and
+//   the baseline cuBLASLt is benched against): 128x128 output tiles per block
+//   of 256 threads, k in steps of 32 through shared memory (converted to fp32
+//   once on the way in), each thread an 8x8 register tile; bias + GELU in the
+//   epilogue.
+// matmul_backward: dinp and dweight through cuBLASLt (beta = 1 accumulates
+// dweight), dbias by our own two-kernel fixed-order fp32 column sum (no
+// atomics: bitwise reproducible), and for the fc, dout * gelu'(pre_gelu)
+// first by gelu_backward (llmc/gelu.cuh) into the scratch buffer.
+// cuBLASLt's BGRADB epilogue is not used for dbias: it overwrites (the
+// trainer accumulates over micro-steps) and writes in the output type
+// (bf16), so adding it to dbias would round twice.
+//
+// cuBLASLt is column-major: a row-major (R,K) matrix is a column-major
+// (K,R) one. The context (handle + 32 MiB workspace) is one file-static
+// MatmulContext, created by matmul_init() and freed by matmul_destroy(); the
+// workspace is shared, so calls must not run concurrently on two streams.
+//
+// Constraints (checked by the launchers, which exit with a message):
+// - cuBLASLt path (matmul_forward, matmul_backward): C and OC positive
+//   multiples of 8 (16-byte rows for the tensor cores; the GELU aux leading
+//   dimension must be a multiple of 8; gelu_backward works in 8-value
+//   chunks), BT >= 0, bf16 pointers and scratch 16-byte aligned.
+// - matmul_forward_tiled: C a positive multiple of 8 (128-bit loads along
+//   k), any OC > 0 and BT >= 0 (partial tiles are bounds-checked), inp and
+//   weight 16-byte aligned; BT <= 65535 * 128.
+// GPT-2's C = 768 .. 1600, OC = 3C, 4C, C, Vp all meet them.
+#ifndef LLMC_MATMUL_CUH
+#define LLMC_MATMUL_CUH
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cuda_common.cuh"
+#include "gelu.cuh"
+#ifndef CUDA_EMU
+#include <cublasLt.h>
+#endif
+
+#define MATMUL_WORKSPACE_BYTES (32u << 20)   // cuBLASLt workspace: 32 MiB (enough for its split-k on H100)
+#define MATMUL_TILE_M 128       // rows of inp (BT) per block of the tiled kernel
+#define MATMUL_TILE_N 128       // rows of weight (OC) per block
+#define MATMUL_TILE_K 32        // k (C) per shared-memory step
+#define MATMUL_TILED_THREADS 256   // 16 x 16 threads, each 8 x 8 outputs
+#define MATMUL_DBIAS_ROWS 64    // rows of dout per block of the dbias partial sums
+#define MATMUL_DBIAS_THREADS 256   // 8 warps; a lane sums 8 columns: 256 columns per block, one per thread
+#define MATMUL_DBIAS_COLS (32 * 8)   // columns per block of the dbias partial sums (= MATMUL_DBIAS_THREADS)
+
+// tanh-GELU as llmc/gelu.cuh (GPT-2), in fp32, host and device (the CPU
+// stand-in and the tiled kernel's epilogue)
+__host__ __device__ inline float matmul_gelu_tanh(float x) {
+    float u = GELU_SCALE * (x + GELU_CUBIC * x * x * x);
+    return 0.5f * x * (1.0f + tanhf(u));
+}
+
+// ----------------------------------------------------------------------------
+// context (cuBLASLt handle and workspace)
+
+#ifndef CUDA_EMU
+// every cuBLASLt call: names the call, file:line and the status, exits 1
+#define cublasCheck(call) matmul_cublas_check((call), #call, __FILE__, __LINE__)
+static inline void matmul_cublas_check(cublasStatus_t status, const char* what, const char* file, int line) {
+    if (status != CUBLAS_STATUS_SUCCESS) {
+        fprintf(stderr, "error: cuBLASLt: %s failed at %s:%d: status %d\n", what, file, line, (int)status);
+        exit(1);
+    }
+}
+#endif
+
+typedef struct {
+#ifndef CUDA_EMU
+    cublasLtHandle_t handle;
+    void* workspace;   // MATMUL_WORKSPACE_BYTES of device memory
+#endif
+    int ready;         // 1 between matmul_init() and matmul_destroy()
+} MatmulContext;
+
+static MatmulContext matmul_ctx;
+
+static inline void matmul_init(void) {
+#ifndef CUDA_EMU
+    cublasCheck(cublasLtCreate(&matmul_ctx.handle));
+    cudaCheck(cudaMalloc(&matmul_ctx.workspace, MATMUL_WORKSPACE_BYTES));
+#endif
+    matmul_ctx.ready = 1;
+}
+
+static inline void matmul_destroy(void) {
+#ifndef CUDA_EMU
+    if (matmul_ctx.ready) {
+        cudaCheck(cudaFree(matmul_ctx.workspace));
+        cublasCheck(cublasLtDestroy(matmul_ctx.handle));
+    }
+#endif
+    matmul_ctx.ready = 0;
+}
+
+// ----------------------------------------------------------------------------
+// kernels
+
+// out (BT,OC) = inp (BT,C) @ weight (OC,C)^T + bias (OC,) (bias may be NULL);
+// if pre_gelu != NULL, pre_gelu (BT,OC) = that and out = gelu(it) (GELU of the
+// fp32 value; each output rounded to bf16 once). Block (x, y): rows
+// y*128.. of out, columns x*128..; thread (tx, ty) = (tid % 16, tid / 16)
+// owns rows ty*4 + {0..3} and 64 + ty*4 + {0..3}, columns tx*4 + {0..3}
+// and 64 + tx*4 + {0..3} of the tile (two float4 reads per operand per k
+// from shared memory).
+__global__ void __launch_bounds__(MATMUL_TILED_THREADS)
+    matmul_forward_tiled_kernel(floatX* out, floatX* pre_gelu, const floatX* inp, const floatX* weight,
+                                const floatX* bias, int BT, int C, int OC) {
+    // k-major tiles in fp32: a thread's 4 consecutive rows are one float4
+    __shared__ __align__(16) float As[MATMUL_TILE_K][MATMUL_TILE_M];
+    __shared__ __align__(16) float Bs[MATMUL_TILE_K][MATMUL_TILE_N];
+    const int P = Pack128<floatX>::N;
+    const int tid = (int)threadIdx.x, tx = tid % 16, ty = tid / 16;
+    const int m0 = (int)blockIdx.y * MATMUL_TILE_M, n0 = (int)blockIdx.x * MATMUL_TILE_N;
+    float acc[8][8];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[i][j] = 0.0f;
+
+    for (int k0 = 0; k0 < C; k0 += MATMUL_TILE_K) {
+        // each tile is 128 rows x 4 chunks of 8 bf16 = 512 chunks: 2 per
+        // thread per operand; row = chunk % 128 so a warp's shared stores
+        // go to 32 different banks. Out-of-range rows and k chunks read as
+        // zeros (C % 8 == 0: a chunk is all in or all out).
+#pragma unroll
+        for (int h = 0; h < (MATMUL_TILE_M * MATMUL_TILE_K / P) / MATMUL_TILED_THREADS; h++) {
+            int chunk = tid + h * MATMUL_TILED_THREADS;
+            int r = chunk % MATMUL_TILE_M, kc = (chunk / MATMUL_TILE_M) * P;
+            int k = k0 + kc;
+            Pack128<floatX> a, b;
+            if (m0 + r < BT && k < C) a = load128(inp + (size_t)(m0 + r) * C + k);
+            else
+#pragma unroll
+                for (int q = 0; q < P; q++) a[q] = __float2bfloat16(0.0f);
+            if (n0 + r < OC && k < C) b = load128(weight + (size_t)(n0 + r) * C + k);
+            else
+#pragma unroll
+                for (int q = 0; q < P; q++) b[q] = __float2bfloat16(0.0f);
+#pragma unroll
+            for (int q = 0; q < P; q++) {
+                As[kc + q][r] = __bfloat162float(a[q]);
+                Bs[kc + q][r] = __bfloat162float(b[q]);
+            }
+        }
+        __syncthreads();
+#pragma unroll 4
+        for (int k = 0; k < MATMUL_TILE_K; k++) {
+            float4 a0 = *reinterpret_cast<const float4*>(&As[k][ty * 4]);
+            float4 a1 = *reinterpret_cast<const float4*>(&As[k][64 + ty * 4]);
+            float4 b0 = *reinterpret_cast<const float4*>(&Bs[k][tx * 4]);
+            float4 b1 = *reinterpret_cast<const float4*>(&Bs[k][64 + tx * 4]);
+            float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+            float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+#pragma unroll
+                for (int j = 0; j < 8; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        }
+        __syncthreads();   // the tiles are overwritten by the next step
+    }
+
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        int row = m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
+        if (row >= BT) continue;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            int col = n0 + (j < 4 ? tx * 4 + j : 64 + tx * 4 + j - 4);
+            if (col >= OC) continue;
+            float v = acc[i][j];
+            if (bias != NULL) v += __bfloat162float(bias[col]);
+            size_t idx = (size_t)row * OC + col;
+            if (pre_gelu != NULL) {
+                pre_gelu[idx] = __float2bfloat16(v);
+                v = matmul_gelu_tanh(v);
+            }
+            out[idx] = __float2bfloat16(v);
+        }
+    }
+}
+
+// partial[y][o] (gridDim.y, OC) fp32 = sum of dout[r][o] (BT,OC) over the
+// rows r of chunk y (MATMUL_DBIAS_ROWS rows); block (x, y) sums columns
+// x*256..: lane l of warp w sums the 8 columns x*256 + l*8.. over rows
+// y*64 + w, + 8, ..., in order; then thread t adds the 8 warps' sums of
+// column x*256 + t in warp order. Fixed order, no atomics.
+__global__ void __launch_bounds__(MATMUL_DBIAS_THREADS)
+    matmul_dbias_partial_kernel(float* partial, const floatX* dout, int BT, int OC) {
+    const int P = Pack128<floatX>::N, WARPS = MATMUL_DBIAS_THREADS / 32;
+    __shared__ float sums[MATMUL_DBIAS_THREADS / 32][MATMUL_DBIAS_COLS];
+    int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32;
+    int col0 = (int)blockIdx.x * MATMUL_DBIAS_COLS;
+    int col = col0 + lane * P;
+    float s[Pack128<floatX>::N];
+#pragma unroll
+    for (int k = 0; k < P; k++) s[k] = 0.0f;
+    if (col < OC) {   // OC % 8 == 0: the chunk is all in or all out
+        int r_end = ((int)blockIdx.y + 1) * MATMUL_DBIAS_ROWS;
+        if (r_end > BT) r_end = BT;
+        for (int r = (int)blockIdx.y * MATMUL_DBIAS_ROWS + warp; r < r_end; r += WARPS) {
+            Pack128<floatX> d = load128(dout + (size_t)r * OC + col);
+#pragma unroll
+            for (int k = 0; k < P; k++) s[k] += __bfloat162float(d[k]);
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < P; k++) sums[warp][lane * P + k] = s[k];
+    __syncthreads();
+    int c = (int)threadIdx.x;
+    if (col0 + c < OC) {
+        float t = 0.0f;
+#pragma unroll
+        for (int w = 0; w < WARPS; w++) t += sums[w][c];
+        partial[(size_t)blockIdx.y * OC + col0 + c] = t;
+    }
+}
+
+// dbias[o] (OC,) = bf16(dbias[o] + sum over the chunks y of partial[y][o]
+// (chunks, OC)), in order of y; one thread per column
+__global__ void matmul_dbias_finish_kernel(floatX* dbias, const float* partial, int chunks, int OC) {
+    int o = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (o >= OC) return;
+    float t = 0.0f;
+    for (int y = 0; y < chunks; y++) t += partial[(size_t)y * OC + o];
+    dbias[o] = __float2bfloat16(__bfloat162float(dbias[o]) + t);
+}
+
+// ----------------------------------------------------------------------------
+// cuBLASLt calls (column-major), or their CPU stand-in under the emulation
+
+#ifndef CUDA_EMU
+// d (m,n) = op(a) (m,k) @ op(b) (k,n) + beta * d, column-major, op = transpose
+// where asked, with the epilogue epi (bias (m,) and aux (m,n), ld m, where it
+// uses them)
+static inline void matmul_cublaslt(floatX* d, const floatX* a, const floatX* b, const floatX* bias, floatX* aux, int m,
+                            int n, int k, int transa, int transb, float beta, cublasLtEpilogue_t epi,
+                            cudaStream_t stream) {
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, ld;
+    cublasLtMatmulPreference_t pref;
+    cublasOperation_t opa = transa ? CUBLAS_OP_T : CUBLAS_OP_N, opb = transb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasCheck(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
+    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    if (bias != NULL)
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    if (aux != NULL) {
+        int64_t aux_ld = m;
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux,
+                                                   sizeof(aux)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld,
+                                                   sizeof(aux_ld)));
+    }
+    // stored shapes: op(x) transposed means x is stored (k,m) / (n,k)
+    cublasCheck(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, transa ? k : m, transa ? m : k, transa ? k : m));
+    cublasCheck(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, transb ? n : k, transb ? k : n, transb ? n : k));
+    cublasCheck(cublasLtMatrixLayoutCreate(&ld, CUDA_R_16BF, m, n, m));
+    uint64_t ws = MATMUL_WORKSPACE_BYTES;
+    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
+    cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    // split-k partial sums only in fp32: INPLACE and OUTPUT_TYPE would add
+    // them in the output type (bf16), rounding more than once
+    uint32_t schemes = CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+    cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &schemes,
+                                                     sizeof(schemes)));
+    cublasLtMatmulHeuristicResult_t heur;
+    int found = 0;
+    cublasCheck(cublasLtMatmulAlgoGetHeuristic(matmul_ctx.handle, desc, la, lb, ld, ld, pref, 1, &heur, &found));
+    if (found == 0) {
+        fprintf(stderr, "error: cuBLASLt: no algorithm for m = %d n = %d k = %d transa = %d transb = %d epilogue %d\n",
+                m, n, k, transa, transb, (int)epi);
+        exit(1);
+    }
+    float alpha = 1.0f;
+    cublasCheck(cublasLtMatmul(matmul_ctx.handle, desc, &alpha, a, la, b, lb, &beta, d, ld, d, ld, &heur.algo,
+                               matmul_ctx.workspace, MATMUL_WORKSPACE_BYTES, stream));
+    cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
+    cublasCheck(cublasLtMatrixLayoutDestroy(la));
+    cublasCheck(cublasLtMatrixLayoutDestroy(lb));
+    cublasCheck(cublasLtMatrixLayoutDestroy(ld));
+    cublasCheck(cublasLtMatmulDescDestroy(desc));
+}
+#else
+// the stand-in, row-major: out (BT,OC) = inp (BT,C) @ weight (OC,C)^T (+ bias
+// (OC,)), fp32 sum in order of c; pre_gelu as in matmul_forward
+static inline void matmul_emu_forward(floatX* out, floatX* pre_gelu, const floatX* inp, const floatX* weight,
+                               const floatX* bias, int BT, int C, int OC) {
+    for (int r = 0; r < BT; r++)
+        for (int o = 0; o < OC; o++) {
+            float v = 0.0f;
+            for (int c = 0; c < C; c++)
+                v += __bfloat162float(inp[(size_t)r * C + c]) * __bfloat162float(weight[(size_t)o * C + c]);
+            if (bias != NULL) v += __bfloat162float(bias[o]);
+            if (pre_gelu != NULL) {
+                pre_gelu[(size_t)r * OC + o] = __float2bfloat16(v);
+                v = matmul_gelu_tanh(v);
+            }
+            out[(size_t)r * OC + o] = __float2bfloat16(v);
+        }
+}
+#endif
+
+// ----------------------------------------------------------------------------
+// launchers
+
+// exits with a message when the sizes or the bf16 pointers break the
+// constraints of the cuBLASLt path (oc_multiple 8) or the tiled kernel (1)
+static inline void matmul_check_args(const char* who, int BT, int C, int OC, int oc_multiple, const void* a,
+                                     const void* b, const void* c, const void* d, const void* e) {
+    const int P = Pack128<floatX>::N;
+    if (!matmul_ctx.ready && oc_multiple > 1) {
+        fprintf(stderr, "error: %s: matmul_init() was not called\n", who);
+        exit(1);
+    }
+    if (C <= 0 || C % P != 0) {
+        fprintf(stderr, "error: %s: C = %d is not a positive multiple of %d\n", who, C, P);
+        exit(1);
+    }
+    if (OC <= 0 || OC % oc_multiple != 0) {
+        fprintf(stderr, "error: %s: OC = %d is not a positive multiple of %d\n", who, OC, oc_multiple);
+        exit(1);
+    }
+    if (BT < 0) {
+        fprintf(stderr, "error: %s: BT = %d is negative\n", who, BT);
+        exit(1);
+    }
+    if (((uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)d | (uintptr_t)e) % 16 != 0) {
+        fprintf(stderr, "error: %s: bf16 pointers must be 16-byte aligned\n", who);
+        exit(1);
+    }
+}
+
+// out (BT,OC) = inp (BT,C) @ weight (OC,C)^T + bias (OC,) (bias may be NULL);
+// if pre_gelu != NULL: pre_gelu (BT,OC) = that, out = gelu_tanh(pre_gelu)
+// (of the fp32 value). cuBLASLt (CPU stand-in under the emulation).
+static inline void matmul_forward(floatX* out, floatX* pre_gelu, const floatX* inp, const floatX* weight,
+                           const floatX* bias, int BT, int C, int OC, cudaStream_t stream) {
+    matmul_check_args("matmul_forward", BT, C, OC, 8, out, pre_gelu, inp, weight, bias);
+    if (BT == 0) return;
+#ifndef CUDA_EMU
+    cublasLtEpilogue_t epi = pre_gelu != NULL ? (bias != NULL ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX)
+                                              : (bias != NULL ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
+    // column-major: out^T (OC,BT) = (W^T (C,OC))^T @ X^T (C,BT), bias per row of out^T
+    matmul_cublaslt(out, weight, inp, bias, pre_gelu, OC, BT, C, 1, 0, 0.0f, epi, stream);
+#else
+    (void)stream;
+    matmul_emu_forward(out, pre_gelu, inp, weight, bias, BT, C, OC);
+#endif
+}
+
+// the same with our tiled CUDA-core kernel; any OC > 0 (see the top)
+static inline void matmul_forward_tiled(floatX* out, floatX* pre_gelu, const floatX* inp, const floatX* weight,
+                                 const floatX* bias, int BT, int C, int OC, cudaStream_t stream) {
+    matmul_check_args("matmul_forward_tiled", BT, C, OC, 1, inp, weight, inp, inp, inp);
+    if (BT > 65535 * MATMUL_TILE_M) {
+        fprintf(stderr, "error: matmul_forward_tiled: BT = %d is over %d\n", BT, 65535 * MATMUL_TILE_M);
+        exit(1);
+    }
+    if (BT == 0) return;
+    dim3 grid((OC + MATMUL_TILE_N - 1) / MATMUL_TILE_N, (BT + MATMUL_TILE_M - 1) / MATMUL_TILE_M);
+    matmul_forward_tiled_kernel<<<grid, MATMUL_TILED_THREADS, 0, stream>>>(out, pre_gelu, inp, weight, bias, BT, C,
+                                                                          OC);
+    cudaCheck(cudaGetLastError());
+}
+
+// bytes of the scratch matmul_backward needs: the dbias partial sums
+// (ceil(BT/64), OC) fp32, then dout * gelu'(pre_gelu) (BT,OC) bf16
+static inline size_t matmul_backward_scratch_bytes(int BT, int OC) {
+    size_t chunks = ((size_t)BT + MATMUL_DBIAS_ROWS - 1) / MATMUL_DBIAS_ROWS;
+    return chunks * OC * sizeof(float) + (size_t)BT * OC * sizeof(floatX);
+}
+
+// where matmul_backward leaves dout * gelu'(pre_gelu) (BT,OC) in the scratch
+// (16-byte aligned: OC % 8 == 0)
+static inline floatX* matmul_backward_dgelu(float* scratch, int BT, int OC) {
+    size_t chunks = ((size_t)BT + MATMUL_DBIAS_ROWS - 1) / MATMUL_DBIAS_ROWS;
+    return (floatX*)(scratch + chunks * OC);
+}
+
+// dinp (BT,C) = dout (BT,OC) @ weight (OC,C) (overwritten); dweight (OC,C) +=
+// dout^T @ inp (BT,C); dbias (OC,) += column sums of dout (if dbias != NULL;
+// fixed order, bitwise reproducible). If pre_gelu (BT,OC) != NULL (the fc's
+// pre-GELU activation), dout is first multiplied by gelu'(pre_gelu), rounded
+// to bf16, into the scratch (see matmul_backward_dgelu). scratch: 16-byte
+// aligned, matmul_backward_scratch_bytes(BT, OC) bytes. cuBLASLt for dinp and
+// dweight (CPU stand-in under the emulation), our kernels for the rest.
+static inline void matmul_backward(floatX* dinp, floatX* dweight, floatX* dbias, const floatX* dout, const floatX* inp,
+                            const floatX* weight, const floatX* pre_gelu, float* scratch, int BT, int C, int OC,
+                            cudaStream_t stream) {
+    matmul_check_args("matmul_backward", BT, C, OC, 8, dinp, dweight, dout, inp, weight);
+    matmul_check_args("matmul_backward", BT, C, OC, 8, dbias, pre_gelu, scratch, inp, inp);
+    if (scratch == NULL) {
+        fprintf(stderr, "error: matmul_backward: scratch is NULL\n");
+        exit(1);
+    }
+    if (BT == 0) return;
+    if (pre_gelu != NULL) {
+        floatX* g = matmul_backward_dgelu(scratch, BT, OC);
+        gelu_backward(g, pre_gelu, dout, BT * OC, stream);
+        dout = g;
+    }
+    if (dbias != NULL) {
+        int chunks = (BT + MATMUL_DBIAS_ROWS - 1) / MATMUL_DBIAS_ROWS;
+        dim3 grid((OC + MATMUL_DBIAS_COLS - 1) / MATMUL_DBIAS_COLS, chunks);
+        matmul_dbias_partial_kernel<<<grid, MATMUL_DBIAS_THREADS, 0, stream>>>(scratch, dout, BT, OC);
+        cudaCheck(cudaGetLastError());
+        matmul_dbias_finish_kernel<<<(OC + 255) / 256, 256, 0, stream>>>(dbias, scratch, chunks, OC);
+        cudaCheck(cudaGetLastError());
+    }
+#ifndef CUDA_EMU
+    // column-major: dinp^T (C,BT) = W (C,OC) @ dout^T (OC,BT)
+    matmul_cublaslt(dinp, weight, dout, NULL, NULL, C, BT, OC, 0, 0, 0.0f, CUBLASLT_EPILOGUE_DEFAULT, stream);
+    // dweight^T (C,OC) += X (C,BT) @ (dout^T (OC,BT))^T. cuBLASLt (seen on
+    // H200, CUDA 13) rounds the product to bf16 before it adds beta * C, so
+    // dweight gets two roundings per call (dev/cuda/matmul.cu allows for it)
+    matmul_cublaslt(dweight, inp, dout, NULL, NULL, C, OC, BT, 0, 1, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, stream);
+#else
+    (void)stream;
+    for (int r = 0; r < BT; r++)
+        for (int c = 0; c < C; c++) {
+            float v = 0.0f;
+            for (int o = 0; o < OC; o++)
+                v += __bfloat162float(dout[(size_t)r * OC + o]) * __bfloat162float(weight[(size_t)o * C + c]);
+            dinp[(size_t)r * C + c] = __float2bfloat16(v);
+        }
+    for (int o = 0; o < OC; o++)
+        for (int c = 0; c < C; c++) {
+            float v = 0.0f;
+            for (int r = 0; r < BT; r++)
+                v += __bfloat162float(dout[(size_t)r * OC + o]) * __bfloat162float(inp[(size_t)r * C + c]);
+            size_t i = (size_t)o * C + c;
+            dweight[i] = __float2bfloat16(v + __bfloat162float(dweight[i]));   // beta = 1, one rounding
+        }
+#endif
+}
+
+#endif // LLMC_MATMUL_CUH
