@@ -479,17 +479,6 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     model->mean_loss = -1.0f;
 }
 
-// The config of a model source: a descriptor such as "d12" or a model file.
-void gpt2_read_config(const char *source, GPT2Config *config) {
-    if (gpt2_config_from_descriptor(source, config)) return;
-    struct stat st;
-    if (stat(source, &st) != 0) {
-        fatal("-e '%s' is neither a model file nor a descriptor like d12", source);
-    }
-    int32_t header[HEADER_INTS];
-    fclose_check(model_file_open(source, config, header));
-}
-
 // Builds a model from a checkpoint file or a descriptor such as "d12"
 // (GPT-2 init from seed), with activations for batches up to (B,T).
 void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T) {
@@ -720,6 +709,12 @@ void gpt2_describe_device(char *out, size_t size) {
     threads = omp_get_max_threads();
 #endif
     snprintf(out, size, "CPU, %d thread%s", threads, threads == 1 ? "" : "s");
+}
+
+// no MFU on the CPU: its peak is not in the table
+double gpt2_peak_flops(GPT2 *model) {
+    (void)model;
+    return -1.0;
 }
 
 #ifndef TESTING

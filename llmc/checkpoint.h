@@ -22,6 +22,8 @@
 
 #include <stdint.h>
 
+#include <sys/stat.h>
+
 #include "formats.h"
 #include "gpt2.h"
 #include "utils.h"
@@ -108,12 +110,14 @@ static inline void model_file_read(FILE *f, const char *path, const int32_t *hea
     }
 }
 
-// Writes an fp32 (v3) model file atomically, with its checksum.
-static inline void model_file_write(const char *path, const GPT2Config *c, const float *params) {
-    size_t n = gpt2_num_parameters(c);
+// Writes a model file atomically, with its checksum: fp32 (v3) from float
+// params, or bf16 (v5) from the raw bf16 bits (uint16_t) the GPU trainer keeps.
+static inline void model_file_write_version(const char *path, const GPT2Config *c, int version,
+                                            const void *params) {
+    size_t bytes = gpt2_num_parameters(c) * (version == MODEL_VERSION_BF16 ? 2 : 4);
     int32_t header[HEADER_INTS] = {0};
     header[0] = MODEL_MAGIC;
-    header[1] = MODEL_VERSION_FP32;
+    header[1] = version;
     header[2] = c->max_seq_len;
     header[3] = c->vocab_size;
     header[4] = c->num_layers;
@@ -121,12 +125,27 @@ static inline void model_file_write(const char *path, const GPT2Config *c, const
     header[6] = c->channels;
     header[7] = c->padded_vocab_size;
     header[8] = CHECKSUM_CRC32;
-    header[9] = (int32_t)crc32_update(0, params, n * sizeof(float));
+    header[9] = (int32_t)crc32_update(0, params, bytes);
     AtomicFile af;
     atomic_open(&af, path);
     write_header(af.f, header);
-    fwrite_check(params, sizeof(float), n, af.f);
+    fwrite_check(params, 1, bytes, af.f);
     atomic_commit(&af);
+}
+
+static inline void model_file_write(const char *path, const GPT2Config *c, const float *params) {
+    model_file_write_version(path, c, MODEL_VERSION_FP32, params);
+}
+
+// The config of a model source: a descriptor such as "d12" or a model file.
+static inline void gpt2_read_config(const char *source, GPT2Config *config) {
+    if (gpt2_config_from_descriptor(source, config)) return;
+    struct stat st;
+    if (stat(source, &st) != 0) {
+        fatal("-e '%s' is neither a model file nor a descriptor like d12", source);
+    }
+    int32_t header[HEADER_INTS];
+    fclose_check(model_file_open(source, config, header));
 }
 
 // ----------------------------------------------------------------------------

@@ -19,7 +19,8 @@
 //   gpt2_update(&m, lr, beta1, beta2, eps, weight_decay, t)
 //   gpt2_save(&m, model_path, state_path, &TrainState)   both files, atomically
 //   gpt2_load_state(&m, state_path, &TrainState)         AdamW moments and position
-//   gpt2_describe_device(buf, size) e.g. "2 threads" or the GPU's name
+//   gpt2_describe_device(buf, size) e.g. "CPU, 2 threads" or the GPU's name
+//   gpt2_peak_flops(&m)             the device's peak FLOP/s for MFU, or -1
 #ifndef LLMC_TRAIN_LOOP_H
 #define LLMC_TRAIN_LOOP_H
 
@@ -35,6 +36,7 @@
 #include "checkpoint.h"
 #include "dataloader.h"
 #include "logger.h"
+#include "mfu.h"
 #include "rand.h"
 #include "sampler.h"
 #include "schedulers.h"
@@ -57,7 +59,8 @@ typedef struct {
 } TrainConfig;
 
 static TrainConfig train_defaults(void) {
-    TrainConfig c = {0};
+    TrainConfig c;
+    memset(&c, 0, sizeof(c));
     c.train_pattern = "data/mobydick/mobydick_train_*.bin";
     c.val_pattern = "data/mobydick/mobydick_val_*.bin";
     c.model_source = "d6";
@@ -241,7 +244,8 @@ static void generate(GPT2 *model, const int *prompt, int n_prompt, int n, float 
 static void continue_prompt(const TrainConfig *cfg, const char *source, int max_seq_len,
                             int start_token, Tokenizer *tok, Rng64 *rng) {
     tokenizer_init_encoder(tok, cfg->merges_path);
-    TokenBuf ids = {0};
+    TokenBuf ids;
+    memset(&ids, 0, sizeof(ids));
     tokbuf_push(&ids, start_token);
     tokenizer_encode(tok, cfg->prompt, strlen(cfg->prompt), 0, &ids);
     int context = (int)ids.n + cfg->gen_tokens;
@@ -444,8 +448,15 @@ int main(int argc, char **argv) {
         if (timed_steps > 0) {
             format_eta(eta, sizeof(eta), train_seconds / timed_steps * (cfg.max_steps - step - 1));
         }
-        printf("step %d/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s | ETA %s\n",
-               step + 1, cfg.max_steps, loss, lr, norm, dt * 1e3, tok_s, eta);
+        // model FLOPs utilisation, where the device's peak is known (llmc/mfu.h)
+        char mfu[32] = "";
+        double peak = gpt2_peak_flops(&model);
+        if (peak > 0) {
+            double flops = gpt2_flops_per_token(mc, model.num_parameters, T) * tok_s;
+            snprintf(mfu, sizeof(mfu), " | MFU %.1f%%", 100.0 * flops / peak);
+        }
+        printf("step %d/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s%s | ETA %s\n",
+               step + 1, cfg.max_steps, loss, lr, norm, dt * 1e3, tok_s, mfu, eta);
         fflush(stdout);
         logger_train(&logger, step + 1, loss, lr, norm, dt * 1e3, tok_s);
     }

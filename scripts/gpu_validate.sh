@@ -9,14 +9,26 @@
 #      the device, then times each at GPT-2 124M shapes ("bench ..." lines:
 #      GB/s or TFLOP/s and the fraction of the GPU's peak);
 #   2. compute-sanitizer memcheck, racecheck and synccheck over NAME check.
+# Then the GPU trainer (train_gpt2.cu):
+#   3. a tiny model (tests/make_model.py) trained 10 steps by it and by the CPU
+#      trainer on the same data: losses within 0.01, grad norms within 1%
+#      (scripts/compare_losses.sh), and a second GPU run with the same bits;
+#   4. GPT-2 124M (d12) at B=GPU_VALIDATE_B (default 64), T=1024 on random
+#      tokens: the memory plan, ms per step, tokens/s and MFU (median of the
+#      steps after the first).
 # Then writes REPORT_DIR/report.md (GPU, versions, a pass/fail table per
-# kernel, every bench line) beside one log per run, and exits 1 if anything
-# failed.
+# kernel and trainer check, every bench line, the training numbers) beside
+# one log per run, and exits 1 if anything failed.
 #
 # Settings (environment):
 #   GPU_VALIDATE_KERNELS="gelu layernorm"  only these families (default: all)
-#   GPU_VALIDATE_PREBUILT=1                use build/cuda/* as they are (built
-#                                          elsewhere with `make cuda-bench`)
+#   GPU_VALIDATE_PREBUILT=1                use build/cuda/*, train_gpt2cu and
+#                                          train_gpt2 as they are (built
+#                                          elsewhere: make cuda-bench train_gpt2cu)
+#   GPU_VALIDATE_CPU_REF=FILE              the CPU trainer's output for check 3
+#                                          (when train_gpt2 cannot run there)
+#   GPU_VALIDATE_B=N, GPU_VALIDATE_STEPS=N 124M benchmark batch (64), steps (20)
+#   GPU_VALIDATE_TRAINER=0                 the kernels only
 #   GPU_VALIDATE_TIMEOUT=S                 seconds per run (default 300)
 #   GPU_VALIDATE_JOBS=N                    sanitizer runs at once (default 4)
 #   GPU_VALIDATE_EMU=1                     no GPU: run the emulated builds
@@ -63,12 +75,16 @@ echo "gpu_validate: $gpu (compute capability $cc, driver $driver), nvcc ${nvcc_v
 # build
 
 if [ "$EMU" = 1 ]; then
-    targets=$(for k in $KERNELS; do echo build/emu/plain/cuda/$k build/emu/asan/cuda/$k; done)
+    targets="$(for k in $KERNELS; do echo build/emu/plain/cuda/$k build/emu/asan/cuda/$k; done) build/emu/plain/train_gpt2cu"
+    GPU_TRAINER=build/emu/plain/train_gpt2cu
 elif [ "${GPU_VALIDATE_PREBUILT:-0}" = 1 ]; then
     targets=""
+    GPU_TRAINER=./train_gpt2cu
 else
-    targets=$(for k in $KERNELS; do echo build/cuda/$k; done)
+    targets="$(for k in $KERNELS; do echo build/cuda/$k; done) train_gpt2cu"
+    GPU_TRAINER=./train_gpt2cu
 fi
+[ -z "${GPU_VALIDATE_CPU_REF:-}" ] && [ "${GPU_VALIDATE_PREBUILT:-0}" != 1 ] && targets="$targets train_gpt2"
 build_status=ok
 if [ -n "$targets" ]; then
     echo "building: $(echo $targets | wc -w) programs"
@@ -95,6 +111,15 @@ run_one() {
     if [ $rc -eq 124 ]; then echo "TIMEOUT (${TIMEOUT} s)"; else echo "FAIL (exit $rc)"; fi
 }
 
+# only_library_hazards LOG: racecheck's hazards in LOG are all between
+# accesses inside nvjet* kernels, and the program itself passed
+only_library_hazards() {
+    grep -q 'Race reported' "$1" || return 1
+    grep -q 'Target application returned an error' "$1" && return 1
+    grep -E '========= +(Error|Warning|and )' "$1" | grep -q -v -E 'access at nvjet' && return 1
+    return 0
+}
+
 # sanitize KERNEL: its three sanitizer results, " | "-separated, into $LOGS/KERNEL.sanitizers
 sanitize() {
     local k=$1 tool r out=""
@@ -103,6 +128,15 @@ sanitize() {
             r=$(EMU_ORDER=random EMU_SEED=11 run_one "$LOGS/$k.$tool.log" "$(bin_of asan "$k")" check)
         else
             r=$(run_one "$LOGS/$k.$tool.log" "$SANITIZER" --tool "$tool" --error-exitcode 1 "$(bin_of plain "$k")" check)
+            # racecheck reports hazards inside cuBLASLt's own Hopper GEMM
+            # kernels (nvjet*: closed code whose TMA/mbarrier copies it does
+            # not follow; seen on an H200, and leaving them out with
+            # --kernel-name-exclude crashed the sanitizer there). When every
+            # hazard is in such a kernel and the check itself passed, say so
+            # instead of failing our kernels.
+            if [ "$tool" = racecheck ] && [ "$r" != PASS ] && only_library_hazards "$LOGS/$k.$tool.log"; then
+                r="PASS ($(grep -c 'Race reported' "$LOGS/$k.$tool.log") hazards, all inside cuBLASLt's nvjet kernels)"
+            fi
             # some virtualised GPUs (gVisor) refuse the sanitizer outright: say
             # so instead of blaming the kernel
             grep -q 'Device not supported' "$LOGS/$k.$tool.log" && r="n/a (sanitizer: device not supported)"
@@ -138,6 +172,64 @@ for k in $KERNELS; do
 done
 
 # ----------------------------------------------------------------------------
+# the GPU trainer: against the CPU trainer on a tiny model, then 124M speed
+
+trainer_rows=()
+# trainer_row NAME RESULT: one row of the trainer table; failures counted
+trainer_row() {
+    trainer_rows+=("| $1 | $2 |")
+    case "$2" in PASS*|n/a*) ;; *) failures=$((failures + 1));; esac
+    echo "$1: $2"
+}
+if [ "${GPU_VALIDATE_TRAINER:-1}" = 0 ]; then
+    echo "trainer: skipped (GPU_VALIDATE_TRAINER=0)"
+elif [ ! -x "$GPU_TRAINER" ]; then
+    trainer_row "GPU trainer builds" "FAIL ($GPU_TRAINER missing)"
+else
+    PY=python3   # one with numpy (Debian's, where the default python lacks it)
+    for p in /usr/bin/python3 python3; do "$p" -c 'import numpy' 2>/dev/null && { PY=$p; break; }; done
+    W=$LOGS/trainer && mkdir -p "$W"
+    "$PY" tests/make_model.py "$W/tiny.bin" 2 2 128 512 64 5
+    "$PY" tests/make_shard.py "$W/tr_000.bin" 20000 1 512
+    "$PY" tests/make_shard.py "$W/va_000.bin" 4000 2 512
+    TINY=(-e "$W/tiny.bin" -i "$W/tr_*.bin" -j "$W/va_*.bin" -b 2 -t 16 -x 10 -v 5 -m 2 -l 1e-3 -g 0 -tz "")
+    if [ -n "${GPU_VALIDATE_CPU_REF:-}" ]; then cp "$GPU_VALIDATE_CPU_REF" "$LOGS/cpu_tiny.log"
+    else OMP_NUM_THREADS=1 run_one "$LOGS/cpu_tiny.log" ./train_gpt2 "${TINY[@]}" >/dev/null; fi
+    r=$(run_one "$LOGS/gpu_tiny.log" "$GPU_TRAINER" "${TINY[@]}")
+    if [ "$r" = PASS ]; then
+        if why=$(bash scripts/compare_losses.sh "$LOGS/cpu_tiny.log" "$LOGS/gpu_tiny.log"); then r=PASS
+        else r="FAIL ($why)"; echo "$LOGS/gpu_tiny.log" >>"$LOGS/failed"; fi
+    fi
+    trainer_row "tiny model, 10 steps: losses match the CPU trainer" "$r"
+    r=$(run_one "$LOGS/gpu_tiny2.log" "$GPU_TRAINER" "${TINY[@]}")
+    steps_of() { grep '^step' "$1" | sed 's/ | [0-9.]* ms .*//'; }
+    if [ "$r" = PASS ] && [ "$(steps_of "$LOGS/gpu_tiny.log")" != "$(steps_of "$LOGS/gpu_tiny2.log")" ]; then
+        r="FAIL (two runs differ)"
+    fi
+    trainer_row "tiny model, two runs: the same bits" "$r"
+
+    # speed: 124M, or the tiny model under the emulation (the plumbing only)
+    if [ "$EMU" = 1 ]; then SPEED=(-e "$W/tiny.bin" -i "$W/tr_*.bin" -b 2 -t 16 -x 3); bench_what="tiny model (emulated)"
+    else
+        B=${GPU_VALIDATE_B:-64}; STEPS=${GPU_VALIDATE_STEPS:-20}
+        "$PY" tests/make_shard.py "$W/bench_000.bin" $((B * 1024 * (STEPS + 1) + 1)) 3
+        SPEED=(-e d12 -i "$W/bench_*.bin" -b "$B" -t 1024 -x "$STEPS"); bench_what="GPT-2 124M (d12), B=$B, T=1024"
+    fi
+    r=$(run_one "$LOGS/gpu_speed.log" "$GPU_TRAINER" "${SPEED[@]}" -j "" -g 0 -tz "")
+    trainer_row "$bench_what: trains" "$r"
+    # median over the steps after the first: the number before "ms" and
+    # "tok/s", after "MFU"
+    median_field() {
+        grep '^step [0-9]*/[0-9]* | loss' "$LOGS/gpu_speed.log" | tail -n +2 |
+            awk -v key="$1" -v off="$2" '{ for (i = 2; i < NF; i++) if ($i == key) print $(i + off) }' |
+            tr -d '%' | sort -n | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]; else print "n/a"}'
+    }
+    speed_ms=$(median_field ms -1); speed_toks=$(median_field tok/s -1); speed_mfu=$(median_field MFU 1)
+    speed_mem=$(grep -m1 '^memory:' "$LOGS/gpu_speed.log" | sed 's/^memory: //')
+    echo "speed: $bench_what: $speed_ms ms/step, $speed_toks tok/s, MFU $speed_mfu%"
+fi
+
+# ----------------------------------------------------------------------------
 # report
 
 report=$REPORT_DIR/report.md
@@ -159,6 +251,17 @@ report=$REPORT_DIR/report.md
     echo "| --- | --- | --- | --- | --- |"
     printf '%s\n' "${rows[@]}"
     echo
+    echo "## The GPU trainer"
+    echo
+    echo "| check | result |"
+    echo "| --- | --- |"
+    printf '%s\n' "${trainer_rows[@]}"
+    echo
+    if [ -n "${bench_what:-}" ]; then
+        echo "Speed, $bench_what: median ${speed_ms:-?} ms per step, ${speed_toks:-?} tokens/s, MFU ${speed_mfu:-n/a}%"
+        echo "(steps after the first); memory plan: ${speed_mem:-?}"
+        echo
+    fi
     echo "## Bench at GPT-2 124M shapes"
     echo
     echo '```'
@@ -172,14 +275,14 @@ report=$REPORT_DIR/report.md
         for f in $(sort "$LOGS/failed" 2>/dev/null); do
             echo "$(basename "$f") (first error lines):"
             echo '```'
-            grep -m 5 -i 'error' "$f" || tail -5 "$f"
+            grep -m 6 -E '^error|========= (Error|Invalid|Barrier|Program hit)' "$f" || tail -5 "$f"
             echo '```'
         done
     fi
 } >"$report"
 echo "report: $report"
 if [ $failures -gt 0 ] || [ "$build_status" != ok ]; then
-    echo "gpu_validate: $failures of $(echo $KERNELS | wc -w) kernel families failed (build: $build_status)"
+    echo "gpu_validate: $failures failure(s) among $(echo $KERNELS | wc -w) kernel families and the trainer checks (build: $build_status)"
     exit 1
 fi
-echo "gpu_validate: all $(echo $KERNELS | wc -w) kernel families passed"
+echo "gpu_validate: all $(echo $KERNELS | wc -w) kernel families and the trainer checks passed"

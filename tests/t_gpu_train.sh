@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# tests/t_gpu_train.sh: the GPU trainer (train_gpt2.cu), whole training steps
+# under the CUDA emulation (dev/emu), against the CPU trainer: the same
+# flags, data and model give the same losses within bf16 precision, runs are
+# bitwise deterministic, resume is exact, checkpoints load in both trainers,
+# and a GPU trainer with one broken kernel fails the comparison. nvcc builds
+# the real thing (train_gpt2cu).
+#
+# The model is tiny (tests/make_model.py: L=2, NH=2, C=128, head size 64,
+# V=512) so the emulated classifier stays cheap; B=2, T=16, 10 steps.
+#
+# Tolerance: 0.01 nats on every train and val loss, 1% on the grad norm.
+# Measured differences are below 1.2e-3 (bf16 parameters and activations
+# carry 8 significant bits, a relative rounding of at most 2^-9 per stored
+# value, against the CPU's fp32), and a 10% larger learning rate moves the
+# CPU's own losses by up to 0.045 by step 10: the bound sits 8x above the
+# noise and 4x below a change of that size.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT" || exit 1
+
+if ! out=$(make -s -j"$(nproc)" build/emu/asan/train_gpt2cu build/emu/plain/train_gpt2cu train_gpt2 2>&1); then
+    fail gpu_train_build "make failed"; printf '%s\n' "$out" | tail -20 | sed 's/^/    /'; exit 0
+fi
+PY=/usr/bin/python3
+$PY tests/make_model.py "$TMP/tiny.bin" 2 2 128 512 64 5
+$PY tests/make_shard.py "$TMP/tr_000.bin" 20000 1 512
+$PY tests/make_shard.py "$TMP/va_000.bin" 4000 2 512
+ARGS=(-e "$TMP/tiny.bin" -i "$TMP/tr_*.bin" -j "$TMP/va_*.bin" -b 2 -t 16 -x 10 -v 5 -m 2 -l 1e-3 -tz "")
+GPU=build/emu/plain/train_gpt2cu
+
+# step lines without the timings: "step N/M | loss X | lr Y | norm Z" and val lines
+steps() { grep '^step' "$1" | sed 's/ | [0-9.]* ms .*//'; }
+# compare_runs NAME A B: every loss within 0.01, every norm within 1% (scripts/compare_losses.sh)
+compare_runs() {
+    local why
+    if why=$(bash scripts/compare_losses.sh "$2" "$3"); then pass "$1"; else fail "$1" "$why"; fi
+}
+
+OMP_NUM_THREADS=1 ./train_gpt2 "${ARGS[@]}" -o "$TMP/cpu" > "$TMP/cpu.txt" 2>&1
+"$GPU" "${ARGS[@]}" -o "$TMP/gpu" -n 5 -s 5 -g 4 > "$TMP/gpu.txt" 2>&1 || { fail gpu_train_runs "exit $?"; tail -5 "$TMP/gpu.txt"; }
+compare_runs gpu_train_matches_cpu_trainer "$TMP/cpu.txt" "$TMP/gpu.txt"
+OMP_NUM_THREADS=1 ./train_gpt2 "${ARGS[@]}" -l 1.1e-3 > "$TMP/cpu_lr.txt" 2>&1
+if compare_runs x "$TMP/cpu.txt" "$TMP/cpu_lr.txt" | grep -q '^FAIL'; then pass gpu_train_tolerance_sees_10pct_lr
+else fail gpu_train_tolerance_sees_10pct_lr "a 10% larger learning rate passes the comparison: the tolerance is too loose"; fi
+check gpu_train_prints_memory_plan grep -q '^memory: parameters .* GiB of .* GiB free' "$TMP/gpu.txt"
+check gpu_train_samples grep -q '^sample: ' "$TMP/gpu.txt"
+
+# the ASan + UBSan build: the same steps, bit for bit (every kernel is deterministic)
+build/emu/asan/train_gpt2cu "${ARGS[@]}" > "$TMP/asan.txt" 2>&1
+if [ -n "$(steps "$TMP/gpu.txt")" ] && [ "$(steps "$TMP/gpu.txt" | grep -v ' val ')" = "$(steps "$TMP/asan.txt" | grep -v ' val ')" ]
+then pass gpu_train_deterministic_asan_and_plain
+else fail gpu_train_deterministic_asan_and_plain "$(diff <(steps "$TMP/gpu.txt") <(steps "$TMP/asan.txt") | head -6)"; fi
+
+# resume: drop the step-10 checkpoint, resume from step 5: the same steps 6..10, the same weights
+cp -r "$TMP/gpu" "$TMP/split" && mv "$TMP/split/model_00000010.bin" "$TMP/gpu_model_10.bin"
+rm -f "$TMP/split/state_00000010_00000.bin"
+"$GPU" "${ARGS[@]}" -o "$TMP/split" -n 5 -s 5 -g 4 -y 1 > "$TMP/resumed.txt" 2>&1
+late() { steps "$1" | grep -E '^step ([6-9]|10)/' | grep -v ' val '; }
+if [ -n "$(late "$TMP/gpu.txt")" ] && [ "$(late "$TMP/gpu.txt")" = "$(late "$TMP/resumed.txt")" ]
+then pass gpu_train_resume_exact_losses
+else fail gpu_train_resume_exact_losses "$(diff <(late "$TMP/gpu.txt") <(late "$TMP/resumed.txt") | head -6)"; fi
+check gpu_train_resume_same_weights cmp "$TMP/gpu_model_10.bin" "$TMP/split/model_00000010.bin"
+
+# checkpoints cross over: the CPU trainer evaluates the GPU's bf16 file, the
+# GPU trainer the CPU's fp32 file; each val loss matches the writer's
+val() { grep 'val loss' "$1" | tail -1 | sed 's/.*val loss //'; }
+near() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a - b <= 0.01 && b - a <= 0.01) }'; }
+VAL_ARGS=(-i "$TMP/tr_*.bin" -j "$TMP/va_*.bin" -b 2 -t 16 -x 0 -m 2 -tz "")
+OMP_NUM_THREADS=1 ./train_gpt2 -e "$TMP/gpu_model_10.bin" "${VAL_ARGS[@]}" > "$TMP/cpu_reads_gpu.txt" 2>&1
+if near "$(val "$TMP/gpu.txt")" "$(val "$TMP/cpu_reads_gpu.txt")"; then pass gpu_checkpoint_loads_in_cpu_trainer
+else fail gpu_checkpoint_loads_in_cpu_trainer "val loss $(val "$TMP/gpu.txt") vs $(val "$TMP/cpu_reads_gpu.txt")"; fi
+"$GPU" -e "$TMP/cpu/model_00000010.bin" "${VAL_ARGS[@]}" > "$TMP/gpu_reads_cpu.txt" 2>&1
+if near "$(val "$TMP/cpu.txt")" "$(val "$TMP/gpu_reads_cpu.txt")"; then pass cpu_checkpoint_loads_in_gpu_trainer
+else fail cpu_checkpoint_loads_in_gpu_trainer "val loss $(val "$TMP/cpu.txt") vs $(val "$TMP/gpu_reads_cpu.txt")"; fi
+
+# a broken kernel fails the comparison: the GPU trainer rebuilt with GELU's
+# derivative off by its second term (a wrong gradient, right forward)
+mkdir -p "$TMP/broken" && cp -r train_gpt2.cu llmc "$TMP/broken/"
+sed -i 's/float local = 0.5f \* (1.0f + th) + 0.5f \* xk \* sech2/float local = 0.5f * (1.0f + th) + 0.0f * xk * sech2/' \
+    "$TMP/broken/llmc/gelu.cuh"
+if cmp -s llmc/gelu.cuh "$TMP/broken/llmc/gelu.cuh"; then fail gpu_train_broken_kernel_fails "the mutation did not apply"
+else
+    mkdir -p "$TMP/broken/src/llmc"
+    for f in "$TMP/broken/train_gpt2.cu" "$TMP/broken"/llmc/*; do
+        $PY dev/emu/rewrite.py "$f" "$TMP/broken/src/${f#"$TMP/broken/"}"
+    done
+    if g++ -std=c++17 -O1 -w -include dev/emu/cuda_emu.h -fno-strict-aliasing -x c++ "$TMP/broken/src/train_gpt2.cu" \
+        -lpcre2-8 -o "$TMP/broken/train_gpt2cu" 2> "$TMP/broken/build.log"; then
+        "$TMP/broken/train_gpt2cu" "${ARGS[@]}" > "$TMP/broken.txt" 2>&1
+        if compare_runs x "$TMP/cpu.txt" "$TMP/broken.txt" | grep -q '^FAIL'; then pass gpu_train_broken_kernel_fails
+        else fail gpu_train_broken_kernel_fails "a wrong GELU gradient still matches the CPU trainer"; fi
+    else fail gpu_train_broken_kernel_fails "the broken build did not compile: $(head -3 "$TMP/broken/build.log")"; fi
+fi
+
+$PY tests/make_model.py "$TMP/hs48.bin" 1 2 96 512 64 5   # head size 48
+expect_error gpu_train_rejects_head_size_48 "head size 32 or 64" "$GPU" -e "$TMP/hs48.bin" "${VAL_ARGS[@]}"
+
+if out=$(make -s train_gpt2cu 2>&1); then pass gpu_train_nvcc_builds
+else fail gpu_train_nvcc_builds "nvcc failed on train_gpt2.cu"; printf '%s\n' "$out" | tail -20 | sed 's/^/    /'; fi

@@ -1,0 +1,468 @@
+/*
+ * train_gpt2.cu: GPT-2 training on one NVIDIA GPU, in bf16 mixed precision.
+ *
+ * The same model as train_gpt2.c (the readable fp32 reference), with the
+ * layers as the GPU kernels of the llmc .cuh headers: parameters, gradients and
+ * activations in bf16, one contiguous buffer each; AdamW moments in fp32;
+ * matmuls through cuBLASLt with the bias and GELU in its epilogue
+ * (llmc/matmul.cuh); our own fused attention; the classifier's softmax,
+ * loss and gradient in one pass over the logits. Every kernel is
+ * deterministic, so two runs with the same flags give the same bits.
+ *
+ * The program around the model (flags, data, schedules, validation,
+ * samples, checkpoints, resume, the log) is llmc/train_loop.h, shared with
+ * the CPU trainer: same flags, same files. Model files are written in bf16
+ * (version 5); the CPU trainer reads them, and this one reads its fp32 ones.
+ *
+ * Conventions as in train_gpt2.c: B batch, T sequence length, C channels,
+ * NH heads, L layers, V vocab, Vp padded vocab; shapes like (B,T,C).
+ *
+ * Build: make train_gpt2cu (nvcc), or make build/emu/train_gpt2cu (the CUDA
+ * emulation of dev/emu: the same code on the CPU, for tests).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llmc/checkpoint.h"
+#include "llmc/gpt2.h"
+#include "llmc/mfu.h"
+#include "llmc/utils.h"
+
+#include "llmc/cuda_common.cuh"
+#include "llmc/adamw.cuh"
+#include "llmc/attention.cuh"
+#include "llmc/encoder.cuh"
+#include "llmc/fused_classifier.cuh"
+#include "llmc/global_norm.cuh"
+#include "llmc/layernorm.cuh"
+#include "llmc/matmul.cuh"
+
+// ----------------------------------------------------------------------------
+// the model's buffers on the GPU
+
+// the 16 parameter tensors of llmc/gpt2.h, in bf16 on the device
+typedef struct {
+    floatX *wte, *wpe, *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
+    floatX *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb, *lnfw, *lnfb;
+} ParameterTensorsGPU;
+
+static void point_parameters_gpu(ParameterTensorsGPU *p, floatX *memory, const size_t *sizes) {
+    floatX **ptrs[NUM_PARAMETER_TENSORS] = {
+        &p->wte, &p->wpe, &p->ln1w, &p->ln1b, &p->qkvw, &p->qkvb, &p->attprojw, &p->attprojb,
+        &p->ln2w, &p->ln2b, &p->fcw, &p->fcb, &p->fcprojw, &p->fcprojb, &p->lnfw, &p->lnfb};
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        *ptrs[i] = memory;
+        memory += sizes[i];
+    }
+}
+
+// What the forward pass keeps for the backward pass; per-layer tensors are
+// stacked (L,...). Sized for (max_B, max_T); a smaller forward uses a prefix.
+typedef struct {
+    floatX *encoded;              // (B,T,C) token + position embedding
+    floatX *ln1;                  // (L,B,T,C)
+    float *ln1_mean, *ln1_rstd;   // (L,B,T)
+    floatX *qkv;                  // (L,B,T,3C)
+    floatX *atty;                 // (L,B,T,C) attention output, heads side by side
+    float *att_lse;               // (L,B,NH,T) logsumexp of each attention row
+    floatX *residual2;            // (L,B,T,C) residual + attention branch
+    floatX *ln2;                  // (L,B,T,C)
+    float *ln2_mean, *ln2_rstd;   // (L,B,T)
+    floatX *fch;                  // (L,B,T,4C) MLP hidden, before GELU
+    floatX *fch_gelu;             // (L,B,T,4C) after GELU
+    floatX *residual3;            // (L,B,T,C) residual2 + MLP branch: the block's output
+    floatX *lnf;                  // (B,T,C) final layernorm
+    float *lnf_mean, *lnf_rstd;   // (B,T)
+    floatX *logits;               // (B,T,Vp); dlogits after the backward's classifier
+    float *losses;                // (B,T)
+    int *inputs, *targets;        // (B,T) token ids
+} Activations;
+
+// One layer's worth of gradients of activations and the kernels' scratch:
+// the backward goes layer by layer and reuses them.
+typedef struct {
+    floatX *dresidual;   // (B,T,C) gradient flowing down the residual stream
+    floatX *dln;         // (B,T,C) wrt a layernorm output
+    floatX *datty;       // (B,T,C) wrt the attention output
+    floatX *dqkv;        // (B,T,3C)
+    floatX *dfch;        // (B,T,4C) wrt the MLP hidden layer after GELU
+    floatX *branch;      // (B,T,C) forward: a branch's output before the residual add
+    float *matmul;       // matmul_backward's scratch (dbias partials, dout * gelu')
+    float *layernorm;    // layernorm_backward's partial sums
+    float *att_D;        // (B,NH,T) attention backward's rowsum(dout * out)
+    int *encoder;        // encoder_backward's token buckets
+    float *norm;         // global_norm_squared's partials, then the result
+} Scratch;
+
+typedef struct {
+    GPT2Config config;
+    size_t param_sizes[NUM_PARAMETER_TENSORS];
+    size_t num_parameters;
+    ParameterTensorsGPU params, grads;
+    floatX *params_memory, *grads_memory;
+    float *m_memory, *v_memory;  // AdamW moments, fp32 (num_parameters,)
+    Activations acts;
+    Scratch scratch;
+    void *acts_memory, *scratch_memory;
+    int max_B, max_T;    // activation buffers are sized for these
+    int B, T;            // shape of the last forward
+    int *inputs_host;    // (B,T) the last forward's inputs (encoder backward buckets on the host)
+    int *encoder_host;   // encoder_backward's host scratch
+    float *losses_host;  // (B,T)
+    floatX *row_bf16;    // (Vp,) one logits row as on the device
+    float *row_host;     // (Vp,) the same in fp32, for sampling
+    int has_targets;     // the last forward had targets: the backward may run
+    float mean_loss;     // of the last forward with targets, else -1
+    float grad_scale;    // from gpt2_clip_grad_norm, applied by gpt2_update
+    uint32_t seed;       // stochastic rounding in AdamW
+    double peak_flops;   // the device's dense bf16 FLOP/s, -1 if unknown (llmc/mfu.h)
+    cudaStream_t stream;
+} GPT2;
+
+// Carves `memory` into tensors of the given byte sizes, each starting on a
+// 256-byte boundary (the 128-bit kernels need 16); returns the total bytes,
+// and only counts when memory is NULL.
+static size_t carve_bytes(void **ptrs[], const size_t *bytes, int n, char *memory) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (memory) *ptrs[i] = memory + total;
+        total += (bytes[i] + 255) / 256 * 256;
+    }
+    return total;
+}
+
+static size_t activation_layout(GPT2 *model, int B, int T, char *memory) {
+    const GPT2Config *c = &model->config;
+    size_t L = c->num_layers, C = c->channels, NH = c->num_heads, Vp = c->padded_vocab_size;
+    size_t BT = (size_t)B * T, X = sizeof(floatX), F = sizeof(float);
+    Activations *a = &model->acts;
+    void **ptrs[] = {(void **)&a->encoded, (void **)&a->ln1, (void **)&a->ln1_mean, (void **)&a->ln1_rstd,
+                     (void **)&a->qkv, (void **)&a->atty, (void **)&a->att_lse, (void **)&a->residual2,
+                     (void **)&a->ln2, (void **)&a->ln2_mean, (void **)&a->ln2_rstd, (void **)&a->fch,
+                     (void **)&a->fch_gelu, (void **)&a->residual3, (void **)&a->lnf, (void **)&a->lnf_mean,
+                     (void **)&a->lnf_rstd, (void **)&a->logits, (void **)&a->losses, (void **)&a->inputs,
+                     (void **)&a->targets};
+    size_t bytes[] = {BT * C * X, L * BT * C * X, L * BT * F, L * BT * F,
+                      L * BT * 3 * C * X, L * BT * C * X, L * BT * NH * F, L * BT * C * X,
+                      L * BT * C * X, L * BT * F, L * BT * F, L * BT * 4 * C * X,
+                      L * BT * 4 * C * X, L * BT * C * X, BT * C * X, BT * F,
+                      BT * F, BT * Vp * X, BT * F, BT * sizeof(int),
+                      BT * sizeof(int)};
+    return carve_bytes(ptrs, bytes, (int)(sizeof(bytes) / sizeof(bytes[0])), memory);
+}
+
+static size_t scratch_layout(GPT2 *model, int B, int T, char *memory) {
+    const GPT2Config *c = &model->config;
+    size_t C = c->channels, NH = c->num_heads, BT = (size_t)B * T, X = sizeof(floatX);
+    Scratch *s = &model->scratch;
+    void **ptrs[] = {(void **)&s->dresidual, (void **)&s->dln, (void **)&s->datty, (void **)&s->dqkv,
+                     (void **)&s->dfch, (void **)&s->branch, (void **)&s->matmul, (void **)&s->layernorm,
+                     (void **)&s->att_D, (void **)&s->encoder, (void **)&s->norm};
+    size_t bytes[] = {BT * C * X, BT * C * X, BT * C * X, BT * 3 * C * X, BT * 4 * C * X, BT * C * X,
+                      matmul_backward_scratch_bytes((int)BT, (int)(4 * C)),
+                      layernorm_backward_scratch_bytes((int)BT, (int)C), BT * NH * sizeof(float),
+                      encoder_backward_scratch_bytes(B, T), (GLOBAL_NORM_BLOCKS + 1) * sizeof(float)};
+    return carve_bytes(ptrs, bytes, (int)(sizeof(bytes) / sizeof(bytes[0])), memory);
+}
+
+static double gib(size_t bytes) { return bytes / (double)(1 << 30); }
+
+// Allocates everything on the device for batches up to (B,T), after printing
+// the memory plan and checking it against the free device memory.
+static void gpt2_allocate(GPT2 *model, int B, int T) {
+    const GPT2Config *c = &model->config;
+    if (c->channels % 8 != 0 || (c->channels / c->num_heads != 32 && c->channels / c->num_heads != 64)) {
+        fatal("the GPU trainer needs C a multiple of 8 and head size 32 or 64; this model has C=%d, NH=%d",
+              c->channels, c->num_heads);
+    }
+    gpt2_parameter_sizes(c, model->param_sizes);
+    model->num_parameters = gpt2_num_parameters(c);
+    size_t n = model->num_parameters;
+    size_t param_bytes = n * sizeof(floatX), moment_bytes = 2 * n * sizeof(float);
+    size_t act_bytes = activation_layout(model, B, T, NULL), scratch_bytes = scratch_layout(model, B, T, NULL);
+    size_t total = 2 * param_bytes + moment_bytes + act_bytes + scratch_bytes + MATMUL_WORKSPACE_BYTES;
+    size_t free_bytes, total_bytes;
+    cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
+    printf("memory: parameters %.3f GiB (bf16) + gradients %.3f + AdamW m,v %.3f (fp32) + activations %.3f "
+           "(B=%d T=%d) + scratch %.3f = %.3f GiB of %.3f GiB free\n",
+           gib(param_bytes), gib(param_bytes), gib(moment_bytes), gib(act_bytes), B, T,
+           gib(scratch_bytes + MATMUL_WORKSPACE_BYTES), gib(total), gib(free_bytes));
+    if (total > free_bytes) {
+        fatal("the model needs %.2f GiB at B=%d T=%d, the GPU has %.2f GiB free: lower -b (activations grow "
+              "with B*T)", gib(total), B, T, gib(free_bytes));
+    }
+    cudaCheck(cudaMalloc(&model->params_memory, param_bytes));
+    cudaCheck(cudaMalloc(&model->grads_memory, param_bytes));
+    cudaCheck(cudaMalloc(&model->m_memory, n * sizeof(float)));
+    cudaCheck(cudaMalloc(&model->v_memory, n * sizeof(float)));
+    cudaCheck(cudaMemset(model->m_memory, 0, n * sizeof(float)));
+    cudaCheck(cudaMemset(model->v_memory, 0, n * sizeof(float)));
+    cudaCheck(cudaMemset(model->grads_memory, 0, param_bytes));
+    point_parameters_gpu(&model->params, model->params_memory, model->param_sizes);
+    point_parameters_gpu(&model->grads, model->grads_memory, model->param_sizes);
+    cudaCheck(cudaMalloc(&model->acts_memory, act_bytes));
+    activation_layout(model, B, T, (char *)model->acts_memory);
+    cudaCheck(cudaMalloc(&model->scratch_memory, scratch_bytes));
+    scratch_layout(model, B, T, (char *)model->scratch_memory);
+    model->inputs_host = (int *)malloc_check((size_t)B * T * sizeof(int));
+    model->encoder_host = (int *)malloc_check(encoder_backward_host_scratch_bytes(B, T, c->vocab_size));
+    model->losses_host = (float *)malloc_check((size_t)B * T * sizeof(float));
+    model->row_bf16 = (floatX *)malloc_check((size_t)c->padded_vocab_size * sizeof(floatX));
+    model->row_host = (float *)malloc_check((size_t)c->padded_vocab_size * sizeof(float));
+    model->max_B = B;
+    model->max_T = T;
+    model->mean_loss = -1.0f;
+    model->grad_scale = 1.0f;
+    model->stream = 0;
+    int dev;
+    cudaDeviceProp prop;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaGetDeviceProperties(&prop, dev));
+    double tflops = gpu_bf16_peak_tflops(prop.name);
+    model->peak_flops = tflops > 0 ? tflops * 1e12 : -1.0;
+    matmul_init();
+}
+
+// fp32 host values to bf16 on the device, rounded to nearest even
+static void upload_bf16(floatX *dst, const float *src, size_t n) {
+    floatX *tmp = (floatX *)malloc_check(n * sizeof(floatX));
+    for (size_t i = 0; i < n; i++) tmp[i] = __float2bfloat16(src[i]);
+    cudaCheck(cudaMemcpy(dst, tmp, n * sizeof(floatX), cudaMemcpyHostToDevice));
+    free(tmp);
+}
+
+// Builds a model from a model file (fp32 or bf16) or a descriptor such as
+// "d12" (GPT-2 init from seed, the same numbers as the CPU trainer's, then
+// rounded to bf16), with activations for batches up to (B,T).
+void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T) {
+    memset(model, 0, sizeof(*model));
+    gpt2_read_config(source, &model->config);
+    gpt2_allocate(model, B, T);
+    model->seed = seed;
+    float *host = (float *)malloc_check(model->num_parameters * sizeof(float));
+    if (gpt2_config_from_descriptor(source, &model->config)) {
+        gpt2_init_parameters(&model->config, host, seed);
+    } else {
+        int32_t header[HEADER_INTS];
+        FILE *f = model_file_open(source, &model->config, header);
+        model_file_read(f, source, header, host, model->num_parameters);
+        fclose_check(f);
+    }
+    upload_bf16(model->params_memory, host, model->num_parameters);
+    free(host);
+}
+
+void gpt2_free(GPT2 *model) {
+    matmul_destroy();
+    cudaCheck(cudaFree(model->params_memory));
+    cudaCheck(cudaFree(model->grads_memory));
+    cudaCheck(cudaFree(model->m_memory));
+    cudaCheck(cudaFree(model->v_memory));
+    cudaCheck(cudaFree(model->acts_memory));
+    cudaCheck(cudaFree(model->scratch_memory));
+    free(model->inputs_host);
+    free(model->encoder_host);
+    free(model->losses_host);
+    free(model->row_bf16);
+    free(model->row_host);
+}
+
+// ----------------------------------------------------------------------------
+// forward, backward, update
+
+// Forward pass over inputs (B,T) (host). With targets (B,T), also the loss:
+// model->mean_loss. The logits stay for sampling and for the backward.
+void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int T) {
+    const GPT2Config *c = &model->config;
+    int L = c->num_layers, C = c->channels, NH = c->num_heads, V = c->vocab_size, Vp = c->padded_vocab_size;
+    if (B > model->max_B || T > model->max_T) {
+        fatal("forward at B=%d T=%d, but activations were allocated for B=%d T=%d", B, T, model->max_B, model->max_T);
+    }
+    int BT = B * T;
+    cudaStream_t st = model->stream;
+    ParameterTensorsGPU p = model->params;
+    Activations a = model->acts;
+    Scratch s = model->scratch;
+    model->B = B;
+    model->T = T;
+    memcpy(model->inputs_host, inputs, (size_t)BT * sizeof(int));
+    cudaCheck(cudaMemcpy(a.inputs, inputs, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice));
+    if (targets) cudaCheck(cudaMemcpy(a.targets, targets, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice));
+
+    encoder_forward(a.encoded, a.inputs, p.wte, p.wpe, B, T, C, V, st);
+    layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.encoded, p.ln1w, p.ln1b, BT, C, st);
+    for (int l = 0; l < L; l++) {
+        size_t btc = (size_t)l * BT * C;
+        const floatX *residual = l == 0 ? a.encoded : a.residual3 + btc - (size_t)BT * C;
+        floatX *ln1 = a.ln1 + btc, *qkv = a.qkv + 3 * btc, *atty = a.atty + btc;
+        floatX *residual2 = a.residual2 + btc, *ln2 = a.ln2 + btc;
+        floatX *fch = a.fch + 4 * btc, *fch_gelu = a.fch_gelu + 4 * btc;
+        float *lse = a.att_lse + (size_t)l * BT * NH;
+        // attention: residual2 = residual + attproj(attention(qkv(ln1)))
+        matmul_forward(qkv, NULL, ln1, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, BT, C, 3 * C, st);
+        attention_forward(atty, lse, qkv, B, T, C, NH, st);
+        matmul_forward(s.branch, NULL, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, BT, C, C, st);
+        fused_residual_layernorm_forward(residual2, ln2, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, residual,
+                                         s.branch, p.ln2w + l * C, p.ln2b + l * C, BT, C, st);
+        // MLP: residual3 = residual2 + fcproj(gelu(fc(ln2))), GELU in fc's epilogue
+        matmul_forward(fch_gelu, fch, ln2, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, BT, C, 4 * C, st);
+        matmul_forward(s.branch, NULL, fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, p.fcprojb + l * C, BT, 4 * C,
+                       C, st);
+        // the residual add fused with the next layernorm: the next block's
+        // ln1, or the final lnf after the last block
+        int last = l == L - 1;
+        fused_residual_layernorm_forward(a.residual3 + btc, last ? a.lnf : ln1 + (size_t)BT * C,
+                                         last ? a.lnf_mean : a.ln1_mean + (l + 1) * BT,
+                                         last ? a.lnf_rstd : a.ln1_rstd + (l + 1) * BT, residual2, s.branch,
+                                         last ? p.lnfw : p.ln1w + (l + 1) * C, last ? p.lnfb : p.ln1b + (l + 1) * C,
+                                         BT, C, st);
+    }
+    matmul_forward(a.logits, NULL, a.lnf, p.wte, NULL, BT, C, Vp, st);   // tied output head, no bias
+
+    model->has_targets = targets != NULL;
+    model->mean_loss = -1.0f;
+    if (targets) {
+        fused_classifier(a.logits, a.losses, 0.0f, a.targets, BT, V, Vp, 0, st);   // losses only, logits kept
+        cudaCheck(cudaMemcpy(model->losses_host, a.losses, (size_t)BT * sizeof(float), cudaMemcpyDeviceToHost));
+        double sum = 0.0;
+        for (int i = 0; i < BT; i++) sum += model->losses_host[i];
+        model->mean_loss = (float)(sum / BT);
+    }
+}
+
+void gpt2_zero_grad(GPT2 *model) {
+    cudaCheck(cudaMemsetAsync(model->grads_memory, 0, model->num_parameters * sizeof(floatX), model->stream));
+}
+
+// Backward pass of the last forward (which had targets), accumulating into
+// the gradients; loss_scale weighs this micro-batch (1/accumulation steps).
+void gpt2_backward(GPT2 *model, float loss_scale) {
+    if (!model->has_targets) fatal("gpt2_backward: the last forward had no targets");
+    const GPT2Config *c = &model->config;
+    int L = c->num_layers, C = c->channels, NH = c->num_heads, V = c->vocab_size, Vp = c->padded_vocab_size;
+    int B = model->B, T = model->T, BT = B * T;
+    cudaStream_t st = model->stream;
+    ParameterTensorsGPU p = model->params, g = model->grads;
+    Activations a = model->acts;
+    Scratch s = model->scratch;
+
+    // classifier: dlogits in place of the logits, then the tied head and lnf
+    fused_classifier(a.logits, a.losses, loss_scale / BT, a.targets, BT, V, Vp, 1, st);
+    matmul_backward(s.dln, g.wte, NULL, a.logits, a.lnf, p.wte, NULL, s.matmul, BT, C, Vp, st);
+    cudaCheck(cudaMemsetAsync(s.dresidual, 0, (size_t)BT * C * sizeof(floatX), st));
+    layernorm_backward(s.dresidual, g.lnfw, g.lnfb, s.layernorm, s.dln, a.residual3 + (size_t)(L - 1) * BT * C,
+                       p.lnfw, a.lnf_mean, a.lnf_rstd, BT, C, st);
+
+    // the blocks, last to first: s.dresidual accumulates the gradient wrt the
+    // residual stream, from the block's output down to its input
+    for (int l = L - 1; l >= 0; l--) {
+        size_t btc = (size_t)l * BT * C;
+        const floatX *residual = l == 0 ? a.encoded : a.residual3 + btc - (size_t)BT * C;
+        // MLP; matmul_backward multiplies by gelu'(fch) for the fc layer
+        matmul_backward(s.dfch, g.fcprojw + (size_t)l * 4 * C * C, g.fcprojb + l * C, s.dresidual,
+                        a.fch_gelu + 4 * btc, p.fcprojw + (size_t)l * 4 * C * C, NULL, s.matmul, BT, 4 * C, C, st);
+        matmul_backward(s.dln, g.fcw + (size_t)l * 4 * C * C, g.fcb + l * 4 * C, s.dfch, a.ln2 + btc,
+                        p.fcw + (size_t)l * 4 * C * C, a.fch + 4 * btc, s.matmul, BT, C, 4 * C, st);
+        layernorm_backward(s.dresidual, g.ln2w + l * C, g.ln2b + l * C, s.layernorm, s.dln, a.residual2 + btc,
+                           p.ln2w + l * C, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, BT, C, st);
+        // attention
+        matmul_backward(s.datty, g.attprojw + (size_t)l * C * C, g.attprojb + l * C, s.dresidual, a.atty + btc,
+                        p.attprojw + (size_t)l * C * C, NULL, s.matmul, BT, C, C, st);
+        attention_backward(s.dqkv, s.att_D, s.datty, a.qkv + 3 * btc, a.atty + btc,
+                           a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
+        matmul_backward(s.dln, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C, s.dqkv, a.ln1 + btc,
+                        p.qkvw + (size_t)l * 3 * C * C, NULL, s.matmul, BT, C, 3 * C, st);
+        layernorm_backward(s.dresidual, g.ln1w + l * C, g.ln1b + l * C, s.layernorm, s.dln, residual,
+                           p.ln1w + l * C, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, BT, C, st);
+    }
+    encoder_backward(g.wte, g.wpe, s.encoder, model->encoder_host, s.dresidual, model->inputs_host, B, T, C, V,
+                     st);
+    model->has_targets = 0;   // the logits are gone: a second backward needs a new forward
+    model->mean_loss = -1.0f;
+}
+
+// Global L2 norm of all gradients; if above max_norm (> 0), gpt2_update
+// scales the gradients down to it (as torch.nn.utils.clip_grad_norm_).
+// Returns the norm before clipping.
+float gpt2_clip_grad_norm(GPT2 *model, float max_norm) {
+    float *out = model->scratch.norm + GLOBAL_NORM_BLOCKS, sq;
+    global_norm_squared(out, model->grads_memory, model->num_parameters, model->scratch.norm, model->stream);
+    cudaCheck(cudaMemcpy(&sq, out, sizeof(float), cudaMemcpyDeviceToHost));
+    float norm = sqrtf(sq);
+    float coef = max_norm / (norm + 1e-6f);
+    model->grad_scale = max_norm > 0.0f && coef < 1.0f ? coef : 1.0f;
+    return norm;
+}
+
+// AdamW with decoupled weight decay on the 2-D weights only; t is the
+// 1-based step. Each tensor's stochastic rounding gets its own seed.
+void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, float weight_decay, int t) {
+    size_t offset = 0;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        size_t n = model->param_sizes[k];
+        uint32_t seed = model->seed * 0x9E3779B9u ^ (uint32_t)t * 0x85EBCA6Bu ^ (uint32_t)k * 0xC2B2AE35u;
+        adamw_update(model->params_memory + offset, NULL, model->grads_memory + offset, model->m_memory + offset,
+                     model->v_memory + offset, n, lr, beta1, beta2, t, eps, parameter_decays(k) ? weight_decay : 0.0f,
+                     model->grad_scale, seed, model->stream);
+        offset += n;
+    }
+    cudaCheck(cudaStreamSynchronize(model->stream));
+}
+
+// ----------------------------------------------------------------------------
+// what the training program (llmc/train_loop.h) needs of the model
+
+const float *gpt2_logits_row(GPT2 *model, int t) {
+    int Vp = model->config.padded_vocab_size;
+    cudaCheck(cudaMemcpy(model->row_bf16, model->acts.logits + (size_t)t * Vp, (size_t)Vp * sizeof(floatX),
+                         cudaMemcpyDeviceToHost));
+    for (int i = 0; i < Vp; i++) model->row_host[i] = __bfloat162float(model->row_bf16[i]);
+    return model->row_host;
+}
+
+static void *download(const void *src, size_t bytes) {
+    void *host = malloc_check(bytes);
+    cudaCheck(cudaMemcpy(host, src, bytes, cudaMemcpyDeviceToHost));
+    return host;
+}
+
+void gpt2_save(GPT2 *model, const char *model_path, const char *state_path, const TrainState *st) {
+    size_t n = model->num_parameters;
+    void *params = download(model->params_memory, n * sizeof(floatX));
+    model_file_write_version(model_path, &model->config, MODEL_VERSION_BF16, params);
+    free(params);
+    float *m = (float *)download(model->m_memory, n * sizeof(float));
+    float *v = (float *)download(model->v_memory, n * sizeof(float));
+    state_file_write(state_path, st, m, v);
+    free(m);
+    free(v);
+}
+
+void gpt2_load_state(GPT2 *model, const char *state_path, TrainState *st) {
+    size_t n = model->num_parameters;
+    float *m = (float *)malloc_check(n * sizeof(float)), *v = (float *)malloc_check(n * sizeof(float));
+    state_file_read(state_path, st, m, v, (int64_t)n);
+    cudaCheck(cudaMemcpy(model->m_memory, m, n * sizeof(float), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(model->v_memory, v, n * sizeof(float), cudaMemcpyHostToDevice));
+    free(m);
+    free(v);
+}
+
+void gpt2_describe_device(char *out, size_t size) {
+    int dev;
+    cudaDeviceProp prop;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaGetDeviceProperties(&prop, dev));
+    snprintf(out, size, "%s (sm_%d%d), bf16", prop.name, prop.major, prop.minor);
+}
+
+// the device's dense bf16 peak in FLOP/s (llmc/mfu.h), or -1 if unknown
+double gpt2_peak_flops(GPT2 *model) { return model->peak_flops; }
+
+#ifndef TESTING
+#define TRAINER_SUMMARY "Trains GPT-2 on one NVIDIA GPU (bf16) from token shards; writes checkpoints to -o."
+#include "llmc/train_loop.h"
+#endif
