@@ -225,13 +225,18 @@ build/cuda/%: dev/cuda/%.cu $(EMU_KERNEL_HDRS)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $< -o $@ $(CUDA_LIBS)
 
-# The GPU trainer: train_gpt2cu (nvcc; needs the CUDA toolkit, not a GPU, to
-# build) and build/emu/{asan,plain}/train_gpt2cu, the same source under the
-# emulation, which tests/t_gpu_train.sh runs against the CPU trainer.
+# The GPU trainer and its test against PyTorch: train_gpt2cu, test_gpt2cu
+# (nvcc; need the CUDA toolkit, not a GPU, to build), and the same sources
+# under the emulation: build/emu/{asan,plain}/train_gpt2cu (tests/t_gpu_train.sh
+# runs them against the CPU trainer) and build/emu/plain/test_gpt2cu
+# (tests/t_gpu_reference.sh). PCRE2 linked statically into the nvcc builds:
+# GPU machines often lack its library.
 GPU_TRAINER_DEPS = train_gpt2.cu $(wildcard llmc/*.h) $(wildcard llmc/*.cuh)
-# (PCRE2 linked statically: GPU machines often lack its library)
 PCRE2_STATIC := $(shell $(CC) -print-file-name=libpcre2-8.a)
 train_gpt2cu: $(GPU_TRAINER_DEPS)
+	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $(PCRE2_CFLAGS) $< -o $@ $(CUDA_LIBS) $(PCRE2_STATIC)
+
+test_gpt2cu: test_gpt2.cu $(GPU_TRAINER_DEPS)
 	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $(PCRE2_CFLAGS) $< -o $@ $(CUDA_LIBS) $(PCRE2_STATIC)
 
 build/emu/asan/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h
@@ -242,9 +247,13 @@ build/emu/plain/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) $(PCRE2_CFLAGS) -x c++ $< $(PCRE2_LIBS) -o $@
 
+build/emu/plain/test_gpt2cu: build/emu/src/test_gpt2.cu $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h
+	@mkdir -p $(@D)
+	$(EMU_CXX) $(EMU_CXXFLAGS) $(PCRE2_CFLAGS) -x c++ $< $(PCRE2_LIBS) -o $@
+
 clean: emu-clean
 emu-clean:
-	rm -rf build/emu build/cuda train_gpt2cu
+	rm -rf build/emu build/cuda train_gpt2cu test_gpt2cu
 
 -include $(EMU_BINS:=.d)
 

@@ -15,6 +15,7 @@
  */
 #define TESTING
 #include "train_gpt2.c"
+#include "llmc/debug_state.h"
 
 // Errors are normalised by the largest magnitude in the reference tensor:
 // max|ours - ref| / max|ref|. Both sides are fp32 and differ only in the
@@ -37,31 +38,6 @@
 #define REF_EPS 1e-8f
 #define REF_WEIGHT_DECAY 0.1f
 #define REF_GRAD_CLIP 1.0f
-#define MAX_REF_STEPS 100
-
-static int failures = 0;
-
-static void report(const char *what, double err, double tol) {
-    int ok = err <= tol;  // NaN fails
-    printf("%-4s %-22s error %.3e (tolerance %.1e)\n", ok ? "ok" : "FAIL", what, err, tol);
-    if (!ok) failures++;
-}
-
-// max|a-b| / max|b| over n values; a is strided (row length of a may be
-// longer than b's: logits are (B,T,Vp) ours vs (B,T,V) reference).
-static double normalised_error(const float *a, size_t a_row, const float *b, size_t b_row,
-                               size_t rows) {
-    double max_diff = 0.0, max_ref = 0.0;
-    for (size_t r = 0; r < rows; r++) {
-        for (size_t i = 0; i < b_row; i++) {
-            double d = fabs((double)a[r * a_row + i] - b[r * b_row + i]);
-            if (!(d <= max_diff)) max_diff = d;  // catches NaN
-            double m = fabs((double)b[r * b_row + i]);
-            if (m > max_ref) max_ref = m;
-        }
-    }
-    return max_diff / (max_ref > 0 ? max_ref : 1.0);
-}
 
 static uint16_t bf16_round(float x) {
     uint32_t u;
@@ -87,14 +63,9 @@ int main(int argc, char **argv) {
     }
     char path[4096];
 
-    // the debug state: batch, logits, loss, gradients
-    snprintf(path, sizeof(path), "%s/debug_state.bin", dir);
-    int32_t header[HEADER_INTS];
-    const int versions[] = {DEBUG_STATE_VERSION};
-    FILE *f = open_with_header(path, "debug state", DEBUG_STATE_MAGIC, versions, 1, header);
-    int B = header[2], T = header[3];
-    if (B < 1 || T < 1 || B > 1024 || T > 65536) fatal("'%s' has B=%d T=%d", path, B, T);
-
+    // the model, then the debug state (batch, logits, loss, gradients) and steps
+    int B, T;
+    debug_state_shape(dir, &B, &T);
     char model_path[4096];
     snprintf(model_path, sizeof(model_path), "%s/model_fp32.bin", dir);
     GPT2 model;
@@ -104,17 +75,10 @@ int main(int argc, char **argv) {
     size_t BT = (size_t)B * T, n = model.num_parameters;
     printf("reference %s: L=%d NH=%d C=%d, %.2fM parameters, B=%d T=%d\n", dir, c->num_layers,
            c->num_heads, c->channels, n / 1e6, B, T);
-
-    check_file_size(f, path, "debug state",
-                    (long long)HEADER_BYTES + 4LL * (2 * BT + BT * V + 1 + n));
-    int *x = (int *)malloc_check(BT * sizeof(int)), *y = (int *)malloc_check(BT * sizeof(int));
-    float *ref_logits = alloc_floats(BT * V), *ref_grads = alloc_floats(n), ref_loss;
-    fread_check(x, sizeof(int), BT, f, path);
-    fread_check(y, sizeof(int), BT, f, path);
-    fread_check(ref_logits, sizeof(float), BT * V, f, path);
-    fread_check(&ref_loss, sizeof(float), 1, f, path);
-    fread_check(ref_grads, sizeof(float), n, f, path);
-    fclose_check(f);
+    DebugState ref;
+    debug_state_read(dir, V, n, &ref);
+    int *x = ref.x, *y = ref.y;
+    int failures = 0;
 
     // our init from the same seed must be the reference's weights, bit for bit
     if (init_desc) {
@@ -148,9 +112,9 @@ int main(int argc, char **argv) {
 
     // forward and backward on the reference batch
     gpt2_forward(&model, x, y, B, T);
-    report("logits", normalised_error(model.acts.logits, Vp, ref_logits, V, BT), TOL_LOGITS);
-    report("loss", fabs(model.mean_loss - ref_loss), TOL_LOSS);
-    printf("     loss: ours %.7f, reference %.7f\n", model.mean_loss, ref_loss);
+    report("logits", normalised_error(model.acts.logits, Vp, ref.logits, V, BT), TOL_LOGITS);
+    report("loss", fabs(model.mean_loss - ref.loss), TOL_LOSS);
+    printf("     loss: ours %.7f, reference %.7f\n", model.mean_loss, ref.loss);
     gpt2_zero_grad(&model);
     gpt2_backward(&model, 1.0f);
     int found = perturb == NULL;
@@ -163,24 +127,15 @@ int main(int argc, char **argv) {
         }
         char what[64];
         snprintf(what, sizeof(what), "grad %s", parameter_names[k]);
-        report(what, normalised_error(model.grads_memory + off, size, ref_grads + off, size, 1),
+        report(what, normalised_error(model.grads_memory + off, size, ref.grads + off, size, 1),
                TOL_GRAD);
         off += size;
     }
     if (!found) fatal("--perturb: no parameter tensor named '%s'", perturb);
 
     // the first AdamW steps, all on the same batch
-    snprintf(path, sizeof(path), "%s/steps.txt", dir);
-    FILE *sf = fopen_check(path, "r");
-    float ref_step_loss[MAX_REF_STEPS], ref_step_norm[MAX_REF_STEPS];
-    int steps = 0, idx;
-    while (steps < MAX_REF_STEPS &&
-           fscanf(sf, "%d %f %f", &idx, &ref_step_loss[steps], &ref_step_norm[steps]) == 3) {
-        if (idx != steps) fatal("'%s': line %d has step %d", path, steps + 1, idx);
-        steps++;
-    }
-    fclose_check(sf);
-    if (steps == 0) fatal("'%s' holds no steps", path);
+    int steps = ref.steps;
+    float *ref_step_loss = ref.step_loss, *ref_step_norm = ref.step_norm;
     // restart from the reference weights: the gradient above may be perturbed
     gpt2_free(&model);
     gpt2_build(&model, model_path, 0, B, T);
@@ -205,10 +160,8 @@ int main(int argc, char **argv) {
     report(what, max_norm_err, TOL_STEP_NORM);
 
     gpt2_free(&model);
-    free(x);
-    free(y);
-    free(ref_logits);
-    free(ref_grads);
+    debug_state_free(&ref);
+    failures += reference_failures;
     printf("%s: %d check(s) failed\n", failures ? "FAILED" : "all ok", failures);
     return failures ? 1 : 0;
 }

@@ -720,5 +720,8 @@ double gpt2_peak_flops(GPT2 *model) {
 #ifndef TESTING
 #define TRAINER_SUMMARY "Trains GPT-2 on the CPU (fp32) from token shards; writes checkpoints to -o."
 #include "llmc/train_loop.h"
+
+// the CPU trainer has no settings of its own
+void gpt2_configure(const TrainConfig *cfg) { (void)cfg; }
 #endif
 

@@ -36,12 +36,18 @@
 #include "llmc/attention.cuh"
 #include "llmc/encoder.cuh"
 #include "llmc/fused_classifier.cuh"
+#include "llmc/gelu.cuh"
 #include "llmc/global_norm.cuh"
 #include "llmc/layernorm.cuh"
 #include "llmc/matmul.cuh"
 
 // ----------------------------------------------------------------------------
 // the model's buffers on the GPU
+
+// settings from the command line that change how the model is laid out
+static struct {
+    int recompute;   // 1: keep one layer's GELU output, recompute it in the backward (-r)
+} gpu_options;
 
 // the 16 parameter tensors of llmc/gpt2.h, in bf16 on the device
 typedef struct {
@@ -72,7 +78,7 @@ typedef struct {
     floatX *ln2;                  // (L,B,T,C)
     float *ln2_mean, *ln2_rstd;   // (L,B,T)
     floatX *fch;                  // (L,B,T,4C) MLP hidden, before GELU
-    floatX *fch_gelu;             // (L,B,T,4C) after GELU
+    floatX *fch_gelu;             // (L,B,T,4C) after GELU; (B,T,4C), one layer's, with -r 1
     floatX *residual3;            // (L,B,T,C) residual2 + MLP branch: the block's output
     floatX *lnf;                  // (B,T,C) final layernorm
     float *lnf_mean, *lnf_rstd;   // (B,T)
@@ -148,7 +154,7 @@ static size_t activation_layout(GPT2 *model, int B, int T, char *memory) {
     size_t bytes[] = {BT * C * X, L * BT * C * X, L * BT * F, L * BT * F,
                       L * BT * 3 * C * X, L * BT * C * X, L * BT * NH * F, L * BT * C * X,
                       L * BT * C * X, L * BT * F, L * BT * F, L * BT * 4 * C * X,
-                      L * BT * 4 * C * X, L * BT * C * X, BT * C * X, BT * F,
+                      (gpu_options.recompute ? 1 : L) * BT * 4 * C * X, L * BT * C * X, BT * C * X, BT * F,
                       BT * F, BT * Vp * X, BT * F, BT * sizeof(int),
                       BT * sizeof(int)};
     return carve_bytes(ptrs, bytes, (int)(sizeof(bytes) / sizeof(bytes[0])), memory);
@@ -187,12 +193,13 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     size_t free_bytes, total_bytes;
     cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
     printf("memory: parameters %.3f GiB (bf16) + gradients %.3f + AdamW m,v %.3f (fp32) + activations %.3f "
-           "(B=%d T=%d) + scratch %.3f = %.3f GiB of %.3f GiB free\n",
+           "(B=%d T=%d%s) + scratch %.3f = %.3f GiB of %.3f GiB free\n",
            gib(param_bytes), gib(param_bytes), gib(moment_bytes), gib(act_bytes), B, T,
+           gpu_options.recompute ? ", GELU recomputed" : "",
            gib(scratch_bytes + MATMUL_WORKSPACE_BYTES), gib(total), gib(free_bytes));
     if (total > free_bytes) {
         fatal("the model needs %.2f GiB at B=%d T=%d, the GPU has %.2f GiB free: lower -b (activations grow "
-              "with B*T)", gib(total), B, T, gib(free_bytes));
+              "with B*T)%s", gib(total), B, T, gib(free_bytes), gpu_options.recompute ? "" : " or recompute with -r 1");
     }
     cudaCheck(cudaMalloc(&model->params_memory, param_bytes));
     cudaCheck(cudaMalloc(&model->grads_memory, param_bytes));
@@ -299,7 +306,7 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
         const floatX *residual = l == 0 ? a.encoded : a.residual3 + btc - (size_t)BT * C;
         floatX *ln1 = a.ln1 + btc, *qkv = a.qkv + 3 * btc, *atty = a.atty + btc;
         floatX *residual2 = a.residual2 + btc, *ln2 = a.ln2 + btc;
-        floatX *fch = a.fch + 4 * btc, *fch_gelu = a.fch_gelu + 4 * btc;
+        floatX *fch = a.fch + 4 * btc, *fch_gelu = gpu_options.recompute ? a.fch_gelu : a.fch_gelu + 4 * btc;
         float *lse = a.att_lse + (size_t)l * BT * NH;
         // attention: residual2 = residual + attproj(attention(qkv(ln1)))
         matmul_forward(qkv, NULL, ln1, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, BT, C, 3 * C, st);
@@ -361,9 +368,16 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
     for (int l = L - 1; l >= 0; l--) {
         size_t btc = (size_t)l * BT * C;
         const floatX *residual = l == 0 ? a.encoded : a.residual3 + btc - (size_t)BT * C;
-        // MLP; matmul_backward multiplies by gelu'(fch) for the fc layer
+        // MLP; matmul_backward multiplies by gelu'(fch) for the fc layer.
+        // With -r 1 the GELU output is recomputed from fch (in bf16: its bits
+        // can differ from the fused epilogue's, which rounds once from fp32)
+        floatX *fch_gelu = a.fch_gelu + 4 * btc;
+        if (gpu_options.recompute) {
+            fch_gelu = a.fch_gelu;
+            gelu_forward(fch_gelu, a.fch + 4 * btc, BT * 4 * C, st);
+        }
         matmul_backward(s.dfch, g.fcprojw + (size_t)l * 4 * C * C, g.fcprojb + l * C, s.dresidual,
-                        a.fch_gelu + 4 * btc, p.fcprojw + (size_t)l * 4 * C * C, NULL, s.matmul, BT, 4 * C, C, st);
+                        fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, NULL, s.matmul, BT, 4 * C, C, st);
         matmul_backward(s.dln, g.fcw + (size_t)l * 4 * C * C, g.fcb + l * 4 * C, s.dfch, a.ln2 + btc,
                         p.fcw + (size_t)l * 4 * C * C, a.fch + 4 * btc, s.matmul, BT, C, 4 * C, st);
         layernorm_backward(s.dresidual, g.ln2w + l * C, g.ln2b + l * C, s.layernorm, s.dln, a.residual2 + btc,
@@ -464,5 +478,8 @@ double gpt2_peak_flops(GPT2 *model) { return model->peak_flops; }
 
 #ifndef TESTING
 #define TRAINER_SUMMARY "Trains GPT-2 on one NVIDIA GPU (bf16) from token shards; writes checkpoints to -o."
+#define TRAINER_GPU
 #include "llmc/train_loop.h"
+
+void gpt2_configure(const TrainConfig *cfg) { gpu_options.recompute = cfg->recompute; }
 #endif

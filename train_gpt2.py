@@ -410,6 +410,14 @@ def load_shard(path, V):
 def seeded_model_and_batch(args):
     """The model initialised from args.seed, and a random batch from seed + 1."""
     cfg = config_from_descriptor(args.model)
+    vocab = getattr(args, "vocab", None)
+    if vocab is not None:  # a small vocabulary: cheap tests of the emulated GPU trainer
+        cfg.V, cfg.Vp = vocab, (vocab + 127) // 128 * 128
+    max_seq_len = getattr(args, "max_seq_len", None)
+    if max_seq_len is not None:
+        if args.T > max_seq_len:
+            raise InputError(f"--T {args.T} is longer than --max_seq_len {max_seq_len}")
+        cfg.max_seq_len = max_seq_len
     torch.set_num_threads(args.threads)
     model = GPT(cfg)
     model.init_weights(args.seed)
@@ -580,6 +588,10 @@ def build_parser():
                    help=f"sequence length, 1..{MAX_SEQ_LEN} (default 32)")
     r.add_argument("--steps", type=int_in(1), default=10,
                    help="AdamW steps on the one batch (default 10)")
+    r.add_argument("--vocab", type=int_in(1, VOCAB_SIZE),
+                   help=f"vocabulary size V instead of GPT-2's {VOCAB_SIZE} (padded to a multiple of 128)")
+    r.add_argument("--max_seq_len", type=int_in(1, MAX_SEQ_LEN),
+                   help=f"rows of wpe instead of {MAX_SEQ_LEN}")
     add_optimizer_flags(r, lr=1e-4)
 
     t = sub.add_parser("train", allow_abbrev=False,

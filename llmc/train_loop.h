@@ -6,6 +6,9 @@
 //
 // What the including trainer provides, before the #include:
 //   TRAINER_SUMMARY                 a one-line description for --help
+//   TRAINER_GPU                     defined by the GPU trainer: its own flags
+//   gpt2_configure(&TrainConfig)    takes the trainer's own settings (-r),
+//                                   before any model is built
 //   GPT2                            the model: fields config (GPT2Config),
 //                                   num_parameters, max_T (the longest T its
 //                                   activations hold) and mean_loss
@@ -56,7 +59,11 @@ typedef struct {
     float temperature;
     int top_k;
     int overfit, shuffle, seed;
+    int recompute;  // GPU only: 1 = recompute GELU's output in the backward
 } TrainConfig;
+
+// defined by the including trainer, after this file (it needs TrainConfig)
+void gpt2_configure(const TrainConfig *cfg);
 
 static TrainConfig train_defaults(void) {
     TrainConfig c;
@@ -130,6 +137,9 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-tz", "--tokenizer", ARG_STRING, &c->tokenizer_path, 0, 0, "tokenizer file for decoding samples"},
         {"-p", "--prompt", ARG_STRING, &c->prompt, 0, 0, "no training: continue this text by -g tokens and exit"},
         {"-tm", "--merges", ARG_STRING, &c->merges_path, 0, 0, "BPE merges file, to encode -p"},
+#ifdef TRAINER_GPU
+        {"-r", "--recompute", ARG_INT, &c->recompute, 0, 1, "1: recompute GELU in the backward, not store it (less memory)"},
+#endif
     };
     int n = (int)(sizeof(table) / sizeof(table[0]));
     if (s) memcpy(s, table, sizeof(table));
@@ -282,6 +292,7 @@ int main(int argc, char **argv) {
     ArgSpec specs[64];
     int nspecs = train_flag_table(&cfg, specs);
     args_parse(argc, argv, TRAINER_SUMMARY, specs, nspecs);
+    gpt2_configure(&cfg);
 
     LRScheduler sched;
     int schedule_type = lr_schedule_from_name(cfg.schedule);

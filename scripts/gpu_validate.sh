@@ -13,6 +13,8 @@
 #   3. a tiny model (tests/make_model.py) trained 10 steps by it and by the CPU
 #      trainer on the same data: losses within 0.01, grad norms within 1%
 #      (scripts/compare_losses.sh), and a second GPU run with the same bits;
+#      test_gpt2cu against PyTorch reference files (train_gpt2.py) for a d2
+#      model with a 512-token vocabulary and for the 124M shape;
 #   4. GPT-2 124M (d12) at B=GPU_VALIDATE_B (default 64), T=1024 on random
 #      tokens: the memory plan, ms per step, tokens/s and MFU (median of the
 #      steps after the first).
@@ -75,14 +77,15 @@ echo "gpu_validate: $gpu (compute capability $cc, driver $driver), nvcc ${nvcc_v
 # build
 
 if [ "$EMU" = 1 ]; then
-    targets="$(for k in $KERNELS; do echo build/emu/plain/cuda/$k build/emu/asan/cuda/$k; done) build/emu/plain/train_gpt2cu"
-    GPU_TRAINER=build/emu/plain/train_gpt2cu
+    targets="$(for k in $KERNELS; do echo build/emu/plain/cuda/$k build/emu/asan/cuda/$k; done)"
+    targets="$targets build/emu/plain/train_gpt2cu build/emu/plain/test_gpt2cu"
+    GPU_TRAINER=build/emu/plain/train_gpt2cu GPU_TEST=build/emu/plain/test_gpt2cu
 elif [ "${GPU_VALIDATE_PREBUILT:-0}" = 1 ]; then
     targets=""
-    GPU_TRAINER=./train_gpt2cu
+    GPU_TRAINER=./train_gpt2cu GPU_TEST=./test_gpt2cu
 else
-    targets="$(for k in $KERNELS; do echo build/cuda/$k; done) train_gpt2cu"
-    GPU_TRAINER=./train_gpt2cu
+    targets="$(for k in $KERNELS; do echo build/cuda/$k; done) train_gpt2cu test_gpt2cu"
+    GPU_TRAINER=./train_gpt2cu GPU_TEST=./test_gpt2cu
 fi
 [ -z "${GPU_VALIDATE_CPU_REF:-}" ] && [ "${GPU_VALIDATE_PREBUILT:-0}" != 1 ] && targets="$targets train_gpt2"
 build_status=ok
@@ -186,8 +189,10 @@ if [ "${GPU_VALIDATE_TRAINER:-1}" = 0 ]; then
 elif [ ! -x "$GPU_TRAINER" ]; then
     trainer_row "GPU trainer builds" "FAIL ($GPU_TRAINER missing)"
 else
-    PY=python3   # one with numpy (Debian's, where the default python lacks it)
-    for p in /usr/bin/python3 python3; do "$p" -c 'import numpy' 2>/dev/null && { PY=$p; break; }; done
+    # a python with numpy (and, for the reference files, PyTorch): Debian's
+    # where the default one lacks them
+    PY=python3
+    for p in /usr/bin/python3 python3; do "$p" -c 'import numpy, torch' 2>/dev/null && { PY=$p; break; }; done
     W=$LOGS/trainer && mkdir -p "$W"
     "$PY" tests/make_model.py "$W/tiny.bin" 2 2 128 512 64 5
     "$PY" tests/make_shard.py "$W/tr_000.bin" 20000 1 512
@@ -207,6 +212,24 @@ else
         r="FAIL (two runs differ)"
     fi
     trainer_row "tiny model, two runs: the same bits" "$r"
+
+    # test_gpt2cu against PyTorch (train_gpt2.py writes the reference here):
+    # a d2 model with a 512-token vocabulary, and on a GPU the 124M shape
+    refs="d2:512"
+    [ "$EMU" = 1 ] || refs="$refs d12:50257"
+    for ref in $refs; do
+        m=${ref%%:*} v=${ref##*:}
+        if ! "$PY" -c 'import torch' 2>/dev/null; then trainer_row "test_gpt2cu vs PyTorch, $m" "n/a (no PyTorch here)"; continue; fi
+        T=$([ "$m" = d2 ] && echo 32 || echo 64)
+        max_t=$([ "$m" = d2 ] && echo 64 || echo 1024)
+        if ! "$PY" train_gpt2.py reference --model "$m" --vocab "$v" --max_seq_len "$max_t" --B 4 --T "$T" \
+            --out "$W/ref_$m" > "$LOGS/reference_$m.log" 2>&1; then
+            trainer_row "test_gpt2cu vs PyTorch, $m" "FAIL (train_gpt2.py reference failed)"
+            echo "$LOGS/reference_$m.log" >>"$LOGS/failed"; continue
+        fi
+        trainer_row "test_gpt2cu vs PyTorch, $m (V=$v), B=4 T=$T: logits, loss, gradients, 10 steps" \
+            "$(run_one "$LOGS/test_gpt2cu_$m.log" "$GPU_TEST" "$W/ref_$m")"
+    done
 
     # speed: 124M, or the tiny model under the emulation (the plumbing only)
     if [ "$EMU" = 1 ]; then SPEED=(-e "$W/tiny.bin" -i "$W/tr_*.bin" -b 2 -t 16 -x 3); bench_what="tiny model (emulated)"

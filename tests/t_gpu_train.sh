@@ -43,6 +43,12 @@ OMP_NUM_THREADS=1 ./train_gpt2 "${ARGS[@]}" -l 1.1e-3 > "$TMP/cpu_lr.txt" 2>&1
 if compare_runs x "$TMP/cpu.txt" "$TMP/cpu_lr.txt" | grep -q '^FAIL'; then pass gpu_train_tolerance_sees_10pct_lr
 else fail gpu_train_tolerance_sees_10pct_lr "a 10% larger learning rate passes the comparison: the tolerance is too loose"; fi
 check gpu_train_prints_memory_plan grep -q '^memory: parameters .* GiB of .* GiB free' "$TMP/gpu.txt"
+
+# -r 1: GELU's output recomputed in the backward instead of stored, still the CPU trainer's losses
+"$GPU" "${ARGS[@]}" -r 1 > "$TMP/gpu_r1.txt" 2>&1
+compare_runs gpu_train_recompute_matches_cpu_trainer "$TMP/cpu.txt" "$TMP/gpu_r1.txt"
+check gpu_train_recompute_in_memory_plan grep -q '^memory: .*GELU recomputed' "$TMP/gpu_r1.txt"
+expect_error cpu_trainer_has_no_recompute "unknown flag '-r'" ./train_gpt2 "${ARGS[@]}" -r 1
 check gpu_train_samples grep -q '^sample: ' "$TMP/gpu.txt"
 
 # the ASan + UBSan build: the same steps, bit for bit (every kernel is deterministic)

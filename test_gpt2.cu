@@ -1,0 +1,151 @@
+/*
+ * test_gpt2.cu: checks the GPU trainer (train_gpt2.cu) against the PyTorch
+ * reference, as test_gpt2.c checks the CPU trainer: for the files
+ * `train_gpt2.py reference --out DIR` writes, the logits, the loss, every
+ * parameter gradient, and the losses and gradient norms of the first AdamW
+ * steps. Runs on a GPU (make test_gpt2cu) and under the CUDA emulation
+ * (build/emu/plain/test_gpt2cu, in tests/t_gpu_reference.sh).
+ *
+ * usage: test_gpt2cu DIR [--perturb TENSOR]
+ *   --perturb NAME  add an error to our gradient of NAME before comparing:
+ *                   the test must then fail (proves it can); skips the
+ *                   AdamW steps, which the perturbation does not touch
+ *
+ * Tolerances. The reference computes in fp32 from fp32 weights; we round
+ * the weights to bf16 (8 significant bits: a relative error up to
+ * u = 2^-9 each), keep every activation in bf16 (one more rounding per
+ * layer output) and accumulate in fp32. Independent roundings add up like a
+ * random walk over the ~10 roundings between the input and a logit, about
+ * 3u ~ 6e-3 of a tensor's scale; the gradients go back through the same
+ * chain and through products of two rounded values, and on a GPU cuBLASLt
+ * rounds dweight twice per call (llmc/matmul.cuh). The bounds, as a fraction
+ * of the tensor's largest reference value, and what the d2 reference with
+ * V = 512 gave under the emulation:
+ *   logits 1.5e-2 (measured 4.4e-3); gradients 3e-2 per tensor (at most
+ *   1.0e-2, lnfw); the loss, a mean whose per-position errors mostly
+ *   cancel, 5e-3 nats absolute (9.5e-6).
+ * The 10 AdamW steps: stochastic rounding of the weights to bf16 after each
+ * update adds noise of up to one bf16 ulp per weight per step: losses
+ * within 5e-3 nats (measured 4.2e-4), grad norms within 1% (1.0e-3).
+ * A gradient with one element off by 1e-2 (--perturb) is far outside
+ * (tests/t_gpu_reference.sh requires it to fail); a missing term or a wrong
+ * kernel is off by O(1).
+ */
+#define TESTING
+#include "train_gpt2.cu"
+#include "llmc/debug_state.h"
+
+#define TOL_LOGITS 1.5e-2   // normalised (see above)
+#define TOL_LOSS 5e-3       // absolute, nats
+#define TOL_GRAD 3e-2       // normalised, per tensor
+#define TOL_STEP_LOSS 5e-3  // absolute
+#define TOL_STEP_NORM 1e-2  // relative
+// the reference's optimizer settings (train_gpt2.py reference defaults)
+#define REF_LR 1e-4f
+#define REF_BETA1 0.9f
+#define REF_BETA2 0.95f
+#define REF_EPS 1e-8f
+#define REF_WEIGHT_DECAY 0.1f
+#define REF_GRAD_CLIP 1.0f
+
+// n bf16 values from the device as floats
+static float *download_floats(const floatX *src, size_t n) {
+    floatX *tmp = (floatX *)download(src, n * sizeof(floatX));
+    float *out = (float *)malloc_check(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) out[i] = __bfloat162float(tmp[i]);
+    free(tmp);
+    return out;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2 && !(argc == 4 && strcmp(argv[2], "--perturb") == 0)) {
+        fatal("usage: test_gpt2cu DIR [--perturb TENSOR]");
+    }
+    const char *dir = argv[1], *perturb = argc == 4 ? argv[3] : NULL;
+    int B, T;
+    debug_state_shape(dir, &B, &T);
+    char model_path[4096], bf16_path[4096];
+    snprintf(model_path, sizeof(model_path), "%s/model_fp32.bin", dir);
+    snprintf(bf16_path, sizeof(bf16_path), "%s/model_bf16.bin", dir);
+    GPT2 model;
+    gpt2_build(&model, model_path, 0, B, T);
+    const GPT2Config *c = &model.config;
+    int V = c->vocab_size, Vp = c->padded_vocab_size;
+    size_t BT = (size_t)B * T, n = model.num_parameters;
+    printf("reference %s: L=%d NH=%d C=%d, %.2fM parameters, B=%d T=%d\n", dir, c->num_layers, c->num_heads,
+           c->channels, n / 1e6, B, T);
+    DebugState ref;
+    debug_state_read(dir, V, n, &ref);
+
+    // the bf16 file loads as the same bits as the fp32 one rounded on load
+    {
+        floatX *from_fp32 = (floatX *)download(model.params_memory, n * sizeof(floatX));
+        gpt2_free(&model);
+        gpt2_build(&model, bf16_path, 0, B, T);
+        floatX *from_bf16 = (floatX *)download(model.params_memory, n * sizeof(floatX));
+        size_t differ = 0;
+        for (size_t i = 0; i < n; i++) differ += memcmp(&from_fp32[i], &from_bf16[i], sizeof(floatX)) != 0;
+        printf("%-4s bf16 checkpoint == fp32 checkpoint rounded on load (%zu differ)\n", differ ? "FAIL" : "ok",
+               differ);
+        reference_failures += differ != 0;
+        free(from_fp32);
+        free(from_bf16);
+    }
+
+    // forward and backward on the reference batch
+    gpt2_forward(&model, ref.x, ref.y, B, T);
+    float *logits = download_floats(model.acts.logits, BT * Vp);
+    report("logits", normalised_error(logits, Vp, ref.logits, V, BT), TOL_LOGITS);
+    report("loss", fabs(model.mean_loss - ref.loss), TOL_LOSS);
+    printf("     loss: ours %.7f, reference %.7f\n", model.mean_loss, ref.loss);
+    free(logits);
+    gpt2_zero_grad(&model);
+    gpt2_backward(&model, 1.0f);
+    float *grads = download_floats(model.grads_memory, n);
+    int found = perturb == NULL;
+    size_t off = 0;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        size_t size = model.param_sizes[k];
+        if (perturb && strcmp(perturb, parameter_names[k]) == 0) {
+            grads[off + size / 2] += 1e-2f;  // a plausible-looking bug
+            found = 1;
+        }
+        char what[64];
+        snprintf(what, sizeof(what), "grad %s", parameter_names[k]);
+        report(what, normalised_error(grads + off, size, ref.grads + off, size, 1), TOL_GRAD);
+        off += size;
+    }
+    free(grads);
+    if (!found) fatal("--perturb: no parameter tensor named '%s'", perturb);
+    if (perturb) ref.steps = 0;   // (emulated steps are slow, and would prove nothing more)
+
+    // the first AdamW steps, all on the same batch, from the reference weights
+    gpt2_free(&model);
+    gpt2_build(&model, model_path, 0, B, T);
+    double max_loss_err = 0.0, max_norm_err = 0.0;
+    for (int s = 0; s < ref.steps; s++) {
+        gpt2_forward(&model, ref.x, ref.y, B, T);
+        float loss = model.mean_loss;
+        gpt2_zero_grad(&model);
+        gpt2_backward(&model, 1.0f);
+        float norm = gpt2_clip_grad_norm(&model, REF_GRAD_CLIP);
+        gpt2_update(&model, REF_LR, REF_BETA1, REF_BETA2, REF_EPS, REF_WEIGHT_DECAY, s + 1);
+        double le = fabs(loss - ref.step_loss[s]), ne = fabs(norm - ref.step_norm[s]) / ref.step_norm[s];
+        printf("     step %2d: loss %.6f (ref %.6f), norm %.5f (ref %.5f)\n", s, loss, ref.step_loss[s], norm,
+               ref.step_norm[s]);
+        if (!(le <= max_loss_err)) max_loss_err = le;
+        if (!(ne <= max_norm_err)) max_norm_err = ne;
+    }
+    if (ref.steps > 0) {
+        char what[64];
+        snprintf(what, sizeof(what), "%d-step losses", ref.steps);
+        report(what, max_loss_err, TOL_STEP_LOSS);
+        snprintf(what, sizeof(what), "%d-step grad norms", ref.steps);
+        report(what, max_norm_err, TOL_STEP_NORM);
+    }
+
+    gpt2_free(&model);
+    debug_state_free(&ref);
+    printf("%s: %d check(s) failed\n", reference_failures ? "FAILED" : "all ok", reference_failures);
+    return reference_failures ? 1 : 0;
+}
