@@ -46,7 +46,8 @@
 
 // settings from the command line that change how the model is laid out
 static struct {
-    int recompute;   // 1: keep one layer's GELU output, recompute it in the backward (-r)
+    int recompute;        // 1: keep one layer's GELU output, recompute it in the backward (-r)
+    int master_weights;   // 1: fp32 master weights, updated by AdamW, rounded into the bf16 ones (-w)
 } gpu_options;
 
 // the 16 parameter tensors of llmc/gpt2.h, in bf16 on the device
@@ -110,6 +111,7 @@ typedef struct {
     ParameterTensorsGPU params, grads;
     floatX *params_memory, *grads_memory;
     float *m_memory, *v_memory;  // AdamW moments, fp32 (num_parameters,)
+    float *master_memory;        // fp32 master weights (num_parameters,) with -w 1, else NULL
     Activations acts;
     Scratch scratch;
     void *acts_memory, *scratch_memory;
@@ -189,12 +191,13 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     size_t n = model->num_parameters;
     size_t param_bytes = n * sizeof(floatX), moment_bytes = 2 * n * sizeof(float);
     size_t act_bytes = activation_layout(model, B, T, NULL), scratch_bytes = scratch_layout(model, B, T, NULL);
-    size_t total = 2 * param_bytes + moment_bytes + act_bytes + scratch_bytes + MATMUL_WORKSPACE_BYTES;
+    size_t master_bytes = gpu_options.master_weights ? n * sizeof(float) : 0;
+    size_t total = 2 * param_bytes + moment_bytes + master_bytes + act_bytes + scratch_bytes + MATMUL_WORKSPACE_BYTES;
     size_t free_bytes, total_bytes;
     cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
-    printf("memory: parameters %.3f GiB (bf16) + gradients %.3f + AdamW m,v %.3f (fp32) + activations %.3f "
-           "(B=%d T=%d%s) + scratch %.3f = %.3f GiB of %.3f GiB free\n",
-           gib(param_bytes), gib(param_bytes), gib(moment_bytes), gib(act_bytes), B, T,
+    printf("memory: parameters %.3f GiB (bf16) + gradients %.3f + AdamW m,v %.3f (fp32) + master weights %.3f "
+           "+ activations %.3f (B=%d T=%d%s) + scratch %.3f = %.3f GiB of %.3f GiB free\n",
+           gib(param_bytes), gib(param_bytes), gib(moment_bytes), gib(master_bytes), gib(act_bytes), B, T,
            gpu_options.recompute ? ", GELU recomputed" : "",
            gib(scratch_bytes + MATMUL_WORKSPACE_BYTES), gib(total), gib(free_bytes));
     if (total > free_bytes) {
@@ -208,6 +211,7 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     cudaCheck(cudaMemset(model->m_memory, 0, n * sizeof(float)));
     cudaCheck(cudaMemset(model->v_memory, 0, n * sizeof(float)));
     cudaCheck(cudaMemset(model->grads_memory, 0, param_bytes));
+    if (master_bytes) cudaCheck(cudaMalloc(&model->master_memory, master_bytes));
     point_parameters_gpu(&model->params, model->params_memory, model->param_sizes);
     point_parameters_gpu(&model->grads, model->grads_memory, model->param_sizes);
     cudaCheck(cudaMalloc(&model->acts_memory, act_bytes));
@@ -259,6 +263,9 @@ void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T) {
         fclose_check(f);
     }
     upload_bf16(model->params_memory, host, model->num_parameters);
+    if (model->master_memory) {
+        cudaCheck(cudaMemcpy(model->master_memory, host, model->num_parameters * sizeof(float), cudaMemcpyHostToDevice));
+    }
     free(host);
 }
 
@@ -268,6 +275,7 @@ void gpt2_free(GPT2 *model) {
     cudaCheck(cudaFree(model->grads_memory));
     cudaCheck(cudaFree(model->m_memory));
     cudaCheck(cudaFree(model->v_memory));
+    if (model->master_memory) cudaCheck(cudaFree(model->master_memory));
     cudaCheck(cudaFree(model->acts_memory));
     cudaCheck(cudaFree(model->scratch_memory));
     free(model->inputs_host);
@@ -411,14 +419,22 @@ float gpt2_clip_grad_norm(GPT2 *model, float max_norm) {
     return norm;
 }
 
+// the seed of tensor k's stochastic rounding at step t (1-based)
+static uint32_t rounding_seed(const GPT2 *model, int t, int k) {
+    return model->seed * 0x9E3779B9u ^ (uint32_t)t * 0x85EBCA6Bu ^ (uint32_t)k * 0xC2B2AE35u;
+}
+
 // AdamW with decoupled weight decay on the 2-D weights only; t is the
-// 1-based step. Each tensor's stochastic rounding gets its own seed.
+// 1-based step. Each tensor's stochastic rounding gets its own seed. With
+// master weights the update is computed on them, and the bf16 parameters
+// are their stochastic rounding.
 void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, float weight_decay, int t) {
     size_t offset = 0;
     for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
         size_t n = model->param_sizes[k];
-        uint32_t seed = model->seed * 0x9E3779B9u ^ (uint32_t)t * 0x85EBCA6Bu ^ (uint32_t)k * 0xC2B2AE35u;
-        adamw_update(model->params_memory + offset, NULL, model->grads_memory + offset, model->m_memory + offset,
+        uint32_t seed = rounding_seed(model, t, k);
+        float *master = model->master_memory ? model->master_memory + offset : NULL;
+        adamw_update(model->params_memory + offset, master, model->grads_memory + offset, model->m_memory + offset,
                      model->v_memory + offset, n, lr, beta1, beta2, t, eps, parameter_decays(k) ? weight_decay : 0.0f,
                      model->grad_scale, seed, model->stream);
         offset += n;
@@ -443,11 +459,19 @@ static void *download(const void *src, size_t bytes) {
     return host;
 }
 
+// The model file holds the master weights (fp32) when there are some, else
+// the bf16 parameters; the state file the AdamW moments.
 void gpt2_save(GPT2 *model, const char *model_path, const char *state_path, const TrainState *st) {
     size_t n = model->num_parameters;
-    void *params = download(model->params_memory, n * sizeof(floatX));
-    model_file_write_version(model_path, &model->config, MODEL_VERSION_BF16, params);
-    free(params);
+    if (model->master_memory) {
+        void *master = download(model->master_memory, n * sizeof(float));
+        model_file_write_version(model_path, &model->config, MODEL_VERSION_FP32, master);
+        free(master);
+    } else {
+        void *params = download(model->params_memory, n * sizeof(floatX));
+        model_file_write_version(model_path, &model->config, MODEL_VERSION_BF16, params);
+        free(params);
+    }
     float *m = (float *)download(model->m_memory, n * sizeof(float));
     float *v = (float *)download(model->v_memory, n * sizeof(float));
     state_file_write(state_path, st, m, v);
@@ -463,6 +487,24 @@ void gpt2_load_state(GPT2 *model, const char *state_path, TrainState *st) {
     cudaCheck(cudaMemcpy(model->v_memory, v, n * sizeof(float), cudaMemcpyHostToDevice));
     free(m);
     free(v);
+    // with master weights (loaded from the fp32 model file), the bf16
+    // parameters are what the last step's stochastic rounding made of them,
+    // not their nearest rounding: redo it, so a resume is exact
+    if (model->master_memory && st->step > 0) {
+        float *master = (float *)download(model->master_memory, n * sizeof(float));
+        floatX *params = (floatX *)malloc_check(n * sizeof(floatX));
+        size_t offset = 0;
+        for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+            uint32_t seed = rounding_seed(model, st->step, k);
+            for (size_t i = 0; i < model->param_sizes[k]; i++) {
+                params[offset + i] = adamw_stochastic_round(master[offset + i], adamw_random_bits(seed, i));
+            }
+            offset += model->param_sizes[k];
+        }
+        cudaCheck(cudaMemcpy(model->params_memory, params, n * sizeof(floatX), cudaMemcpyHostToDevice));
+        free(master);
+        free(params);
+    }
 }
 
 void gpt2_describe_device(char *out, size_t size) {
@@ -481,5 +523,8 @@ double gpt2_peak_flops(GPT2 *model) { return model->peak_flops; }
 #define TRAINER_GPU
 #include "llmc/train_loop.h"
 
-void gpt2_configure(const TrainConfig *cfg) { gpu_options.recompute = cfg->recompute; }
+void gpt2_configure(const TrainConfig *cfg) {
+    gpu_options.recompute = cfg->recompute;
+    gpu_options.master_weights = cfg->master_weights;
+}
 #endif

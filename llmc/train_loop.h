@@ -7,7 +7,7 @@
 // What the including trainer provides, before the #include:
 //   TRAINER_SUMMARY                 a one-line description for --help
 //   TRAINER_GPU                     defined by the GPU trainer: its own flags
-//   gpt2_configure(&TrainConfig)    takes the trainer's own settings (-r),
+//   gpt2_configure(&TrainConfig)    takes the trainer's own settings (-r, -w),
 //                                   before any model is built
 //   GPT2                            the model: fields config (GPT2Config),
 //                                   num_parameters, max_T (the longest T its
@@ -59,7 +59,8 @@ typedef struct {
     float temperature;
     int top_k;
     int overfit, shuffle, seed;
-    int recompute;  // GPU only: 1 = recompute GELU's output in the backward
+    int recompute;       // GPU only: 1 = recompute GELU's output in the backward
+    int master_weights;  // GPU only: 1 = fp32 master weights
 } TrainConfig;
 
 // defined by the including trainer, after this file (it needs TrainConfig)
@@ -139,6 +140,7 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-tm", "--merges", ARG_STRING, &c->merges_path, 0, 0, "BPE merges file, to encode -p"},
 #ifdef TRAINER_GPU
         {"-r", "--recompute", ARG_INT, &c->recompute, 0, 1, "1: recompute GELU in the backward, not store it (less memory)"},
+        {"-w", "--master-weights", ARG_INT, &c->master_weights, 0, 1, "1: fp32 master weights for AdamW; model files in fp32"},
 #endif
     };
     int n = (int)(sizeof(table) / sizeof(table[0]));

@@ -49,6 +49,18 @@ check gpu_train_prints_memory_plan grep -q '^memory: parameters .* GiB of .* GiB
 compare_runs gpu_train_recompute_matches_cpu_trainer "$TMP/cpu.txt" "$TMP/gpu_r1.txt"
 check gpu_train_recompute_in_memory_plan grep -q '^memory: .*GELU recomputed' "$TMP/gpu_r1.txt"
 expect_error cpu_trainer_has_no_recompute "unknown flag '-r'" ./train_gpt2 "${ARGS[@]}" -r 1
+
+# -w 1: fp32 master weights: the CPU trainer's losses, fp32 (v3) model files,
+# and an exact resume (the bf16 weights are redone as the last step's
+# stochastic rounding of the master weights, not their nearest rounding)
+"$GPU" "${ARGS[@]}" -w 1 -o "$TMP/gw" -n 5 > "$TMP/gpu_w.txt" 2>&1
+compare_runs gpu_train_master_weights_match_cpu_trainer "$TMP/cpu.txt" "$TMP/gpu_w.txt"
+version=$(od -An -tu4 -j4 -N4 "$TMP/gw/model_00000010.bin" 2>/dev/null | tr -d ' ')
+if [ "$version" = 3 ]; then pass gpu_train_master_weights_saved_fp32
+else fail gpu_train_master_weights_saved_fp32 "model file version '$version', want 3 (fp32)"; fi
+cp -r "$TMP/gw" "$TMP/gw_split" && mv "$TMP/gw_split/model_00000010.bin" "$TMP/gw_model_10.bin"
+rm -f "$TMP/gw_split/state_00000010_00000.bin"
+"$GPU" "${ARGS[@]}" -w 1 -o "$TMP/gw_split" -n 5 -y 1 > "$TMP/gw_resumed.txt" 2>&1
 check gpu_train_samples grep -q '^sample: ' "$TMP/gpu.txt"
 
 # the ASan + UBSan build: the same steps, bit for bit (every kernel is deterministic)
@@ -66,6 +78,10 @@ if [ -n "$(late "$TMP/gpu.txt")" ] && [ "$(late "$TMP/gpu.txt")" = "$(late "$TMP
 then pass gpu_train_resume_exact_losses
 else fail gpu_train_resume_exact_losses "$(diff <(late "$TMP/gpu.txt") <(late "$TMP/resumed.txt") | head -6)"; fi
 check gpu_train_resume_same_weights cmp "$TMP/gpu_model_10.bin" "$TMP/split/model_00000010.bin"
+if [ -n "$(late "$TMP/gpu_w.txt")" ] && [ "$(late "$TMP/gpu_w.txt")" = "$(late "$TMP/gw_resumed.txt")" ]
+then pass gpu_train_master_weights_resume_exact_losses
+else fail gpu_train_master_weights_resume_exact_losses "$(diff <(late "$TMP/gpu_w.txt") <(late "$TMP/gw_resumed.txt") | head -6)"; fi
+check gpu_train_master_weights_resume_same_weights cmp "$TMP/gw_model_10.bin" "$TMP/gw_split/model_00000010.bin"
 
 # checkpoints cross over: the CPU trainer evaluates the GPU's bf16 file, the
 # GPU trainer the CPU's fp32 file; each val loss matches the writer's
