@@ -40,6 +40,7 @@
 #include "llmc/global_norm.cuh"
 #include "llmc/layernorm.cuh"
 #include "llmc/matmul.cuh"
+#include "llmc/profile.cuh"
 
 // ----------------------------------------------------------------------------
 // the model's buffers on the GPU
@@ -48,7 +49,14 @@
 static struct {
     int recompute;        // 1: keep one layer's GELU output, recompute it in the backward (-r)
     int master_weights;   // 1: fp32 master weights, updated by AdamW, rounded into the bf16 ones (-w)
+    int profile;          // 1: time each kernel family per step, print a table at the end (-pk)
 } gpu_options;
+
+// the kernel families -pk 1 times (llmc/profile.cuh)
+enum { K_COPY, K_ENCODER, K_LAYERNORM, K_MATMUL, K_ATTENTION, K_GELU, K_CLASSIFIER, K_NORM, K_ADAMW, K_FAMILIES };
+static const char *const kernel_family_names[K_FAMILIES] = {
+    "copies + idle", "encoder", "layernorm", "matmul", "attention", "gelu (-r)", "classifier", "global norm", "adamw"};
+
 
 // the 16 parameter tensors of llmc/gpt2.h, in bf16 on the device
 typedef struct {
@@ -125,6 +133,7 @@ typedef struct {
     int has_targets;     // the last forward had targets: the backward may run
     float mean_loss;     // of the last forward with targets, else -1
     float grad_scale;    // from gpt2_clip_grad_norm, applied by gpt2_update
+    Profile profile;     // -pk 1: GPU time per kernel family
     uint32_t seed;       // stochastic rounding in AdamW
     double peak_flops;   // the device's dense bf16 FLOP/s, -1 if unknown (llmc/mfu.h)
     cudaStream_t stream;
@@ -234,6 +243,7 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     cudaCheck(cudaGetDeviceProperties(&prop, dev));
     double tflops = gpu_bf16_peak_tflops(prop.name);
     model->peak_flops = tflops > 0 ? tflops * 1e12 : -1.0;
+    profile_init(&model->profile, gpu_options.profile);
     matmul_init();
 }
 
@@ -270,6 +280,8 @@ void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T) {
 }
 
 void gpt2_free(GPT2 *model) {
+    profile_print(&model->profile, kernel_family_names, K_FAMILIES);
+    profile_free(&model->profile);
     matmul_destroy();
     cudaCheck(cudaFree(model->params_memory));
     cudaCheck(cudaFree(model->grads_memory));
@@ -303,11 +315,15 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
     Scratch s = model->scratch;
     model->B = B;
     model->T = T;
+    Profile *pf = &model->profile;
     memcpy(model->inputs_host, inputs, (size_t)BT * sizeof(int));
+    profile_mark(pf, K_COPY, st);
     cudaCheck(cudaMemcpy(a.inputs, inputs, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice));
     if (targets) cudaCheck(cudaMemcpy(a.targets, targets, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice));
 
+    profile_mark(pf, K_ENCODER, st);
     encoder_forward(a.encoded, a.inputs, p.wte, p.wpe, B, T, C, V, st);
+    profile_mark(pf, K_LAYERNORM, st);
     layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.encoded, p.ln1w, p.ln1b, BT, C, st);
     for (int l = 0; l < L; l++) {
         size_t btc = (size_t)l * BT * C;
@@ -317,30 +333,39 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
         floatX *fch = a.fch + 4 * btc, *fch_gelu = gpu_options.recompute ? a.fch_gelu : a.fch_gelu + 4 * btc;
         float *lse = a.att_lse + (size_t)l * BT * NH;
         // attention: residual2 = residual + attproj(attention(qkv(ln1)))
+        profile_mark(pf, K_MATMUL, st);
         matmul_forward(qkv, NULL, ln1, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, BT, C, 3 * C, st);
+        profile_mark(pf, K_ATTENTION, st);
         attention_forward(atty, lse, qkv, B, T, C, NH, st);
+        profile_mark(pf, K_MATMUL, st);
         matmul_forward(s.branch, NULL, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, BT, C, C, st);
+        profile_mark(pf, K_LAYERNORM, st);
         fused_residual_layernorm_forward(residual2, ln2, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, residual,
                                          s.branch, p.ln2w + l * C, p.ln2b + l * C, BT, C, st);
         // MLP: residual3 = residual2 + fcproj(gelu(fc(ln2))), GELU in fc's epilogue
+        profile_mark(pf, K_MATMUL, st);
         matmul_forward(fch_gelu, fch, ln2, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, BT, C, 4 * C, st);
         matmul_forward(s.branch, NULL, fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, p.fcprojb + l * C, BT, 4 * C,
                        C, st);
         // the residual add fused with the next layernorm: the next block's
         // ln1, or the final lnf after the last block
         int last = l == L - 1;
+        profile_mark(pf, K_LAYERNORM, st);
         fused_residual_layernorm_forward(a.residual3 + btc, last ? a.lnf : ln1 + (size_t)BT * C,
                                          last ? a.lnf_mean : a.ln1_mean + (l + 1) * BT,
                                          last ? a.lnf_rstd : a.ln1_rstd + (l + 1) * BT, residual2, s.branch,
                                          last ? p.lnfw : p.ln1w + (l + 1) * C, last ? p.lnfb : p.ln1b + (l + 1) * C,
                                          BT, C, st);
     }
+    profile_mark(pf, K_MATMUL, st);
     matmul_forward(a.logits, NULL, a.lnf, p.wte, NULL, BT, C, Vp, st);   // tied output head, no bias
 
     model->has_targets = targets != NULL;
     model->mean_loss = -1.0f;
     if (targets) {
+        profile_mark(pf, K_CLASSIFIER, st);
         fused_classifier(a.logits, a.losses, 0.0f, a.targets, BT, V, Vp, 0, st);   // losses only, logits kept
+        profile_mark(pf, K_COPY, st);
         cudaCheck(cudaMemcpy(model->losses_host, a.losses, (size_t)BT * sizeof(float), cudaMemcpyDeviceToHost));
         double sum = 0.0;
         for (int i = 0; i < BT; i++) sum += model->losses_host[i];
@@ -349,6 +374,8 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
 }
 
 void gpt2_zero_grad(GPT2 *model) {
+    profile_begin_step(&model->profile);   // a training step starts here
+    profile_mark(&model->profile, K_COPY, model->stream);
     cudaCheck(cudaMemsetAsync(model->grads_memory, 0, model->num_parameters * sizeof(floatX), model->stream));
 }
 
@@ -364,9 +391,14 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
     Activations a = model->acts;
     Scratch s = model->scratch;
 
+    Profile *pf = &model->profile;
+
     // classifier: dlogits in place of the logits, then the tied head and lnf
+    profile_mark(pf, K_CLASSIFIER, st);
     fused_classifier(a.logits, a.losses, loss_scale / BT, a.targets, BT, V, Vp, 1, st);
+    profile_mark(pf, K_MATMUL, st);
     matmul_backward(s.dln, g.wte, NULL, a.logits, a.lnf, p.wte, NULL, s.matmul, BT, C, Vp, st);
+    profile_mark(pf, K_LAYERNORM, st);
     cudaCheck(cudaMemsetAsync(s.dresidual, 0, (size_t)BT * C * sizeof(floatX), st));
     layernorm_backward(s.dresidual, g.lnfw, g.lnfb, s.layernorm, s.dln, a.residual3 + (size_t)(L - 1) * BT * C,
                        p.lnfw, a.lnf_mean, a.lnf_rstd, BT, C, st);
@@ -382,24 +414,32 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
         floatX *fch_gelu = a.fch_gelu + 4 * btc;
         if (gpu_options.recompute) {
             fch_gelu = a.fch_gelu;
+            profile_mark(pf, K_GELU, st);
             gelu_forward(fch_gelu, a.fch + 4 * btc, BT * 4 * C, st);
         }
+        profile_mark(pf, K_MATMUL, st);
         matmul_backward(s.dfch, g.fcprojw + (size_t)l * 4 * C * C, g.fcprojb + l * C, s.dresidual,
                         fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, NULL, s.matmul, BT, 4 * C, C, st);
         matmul_backward(s.dln, g.fcw + (size_t)l * 4 * C * C, g.fcb + l * 4 * C, s.dfch, a.ln2 + btc,
                         p.fcw + (size_t)l * 4 * C * C, a.fch + 4 * btc, s.matmul, BT, C, 4 * C, st);
+        profile_mark(pf, K_LAYERNORM, st);
         layernorm_backward(s.dresidual, g.ln2w + l * C, g.ln2b + l * C, s.layernorm, s.dln, a.residual2 + btc,
                            p.ln2w + l * C, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, BT, C, st);
         // attention
+        profile_mark(pf, K_MATMUL, st);
         matmul_backward(s.datty, g.attprojw + (size_t)l * C * C, g.attprojb + l * C, s.dresidual, a.atty + btc,
                         p.attprojw + (size_t)l * C * C, NULL, s.matmul, BT, C, C, st);
+        profile_mark(pf, K_ATTENTION, st);
         attention_backward(s.dqkv, s.att_D, s.datty, a.qkv + 3 * btc, a.atty + btc,
                            a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
+        profile_mark(pf, K_MATMUL, st);
         matmul_backward(s.dln, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C, s.dqkv, a.ln1 + btc,
                         p.qkvw + (size_t)l * 3 * C * C, NULL, s.matmul, BT, C, 3 * C, st);
+        profile_mark(pf, K_LAYERNORM, st);
         layernorm_backward(s.dresidual, g.ln1w + l * C, g.ln1b + l * C, s.layernorm, s.dln, residual,
                            p.ln1w + l * C, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, BT, C, st);
     }
+    profile_mark(pf, K_ENCODER, st);
     encoder_backward(g.wte, g.wpe, s.encoder, model->encoder_host, s.dresidual, model->inputs_host, B, T, C, V,
                      st);
     model->has_targets = 0;   // the logits are gone: a second backward needs a new forward
@@ -411,6 +451,7 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
 // Returns the norm before clipping.
 float gpt2_clip_grad_norm(GPT2 *model, float max_norm) {
     float *out = model->scratch.norm + GLOBAL_NORM_BLOCKS, sq;
+    profile_mark(&model->profile, K_NORM, model->stream);
     global_norm_squared(out, model->grads_memory, model->num_parameters, model->scratch.norm, model->stream);
     cudaCheck(cudaMemcpy(&sq, out, sizeof(float), cudaMemcpyDeviceToHost));
     float norm = sqrtf(sq);
@@ -429,6 +470,7 @@ static uint32_t rounding_seed(const GPT2 *model, int t, int k) {
 // master weights the update is computed on them, and the bf16 parameters
 // are their stochastic rounding.
 void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, float weight_decay, int t) {
+    profile_mark(&model->profile, K_ADAMW, model->stream);
     size_t offset = 0;
     for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
         size_t n = model->param_sizes[k];
@@ -439,6 +481,7 @@ void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, flo
                      model->grad_scale, seed, model->stream);
         offset += n;
     }
+    profile_end_step(&model->profile, model->stream);
     cudaCheck(cudaStreamSynchronize(model->stream));
 }
 
@@ -526,5 +569,6 @@ double gpt2_peak_flops(GPT2 *model) { return model->peak_flops; }
 void gpt2_configure(const TrainConfig *cfg) {
     gpu_options.recompute = cfg->recompute;
     gpu_options.master_weights = cfg->master_weights;
+    gpu_options.profile = cfg->profile;
 }
 #endif

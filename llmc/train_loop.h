@@ -7,7 +7,7 @@
 // What the including trainer provides, before the #include:
 //   TRAINER_SUMMARY                 a one-line description for --help
 //   TRAINER_GPU                     defined by the GPU trainer: its own flags
-//   gpt2_configure(&TrainConfig)    takes the trainer's own settings (-r, -w),
+//   gpt2_configure(&TrainConfig)    takes the trainer's own settings (-r, -w, -pk),
 //                                   before any model is built
 //   GPT2                            the model: fields config (GPT2Config),
 //                                   num_parameters, max_T (the longest T its
@@ -61,6 +61,7 @@ typedef struct {
     int overfit, shuffle, seed;
     int recompute;       // GPU only: 1 = recompute GELU's output in the backward
     int master_weights;  // GPU only: 1 = fp32 master weights
+    int profile;         // GPU only: 1 = GPU time per kernel family, printed at the end
 } TrainConfig;
 
 // defined by the including trainer, after this file (it needs TrainConfig)
@@ -141,6 +142,7 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
 #ifdef TRAINER_GPU
         {"-r", "--recompute", ARG_INT, &c->recompute, 0, 1, "1: recompute GELU in the backward, not store it (less memory)"},
         {"-w", "--master-weights", ARG_INT, &c->master_weights, 0, 1, "1: fp32 master weights for AdamW; model files in fp32"},
+        {"-pk", "--profile-kernels", ARG_INT, &c->profile, 0, 1, "1: time each kernel family per step, print a table at the end"},
 #endif
     };
     int n = (int)(sizeof(table) / sizeof(table[0]));

@@ -17,7 +17,7 @@
 #      model with a 512-token vocabulary and for the 124M shape;
 #   4. GPT-2 124M (d12) at B=GPU_VALIDATE_B (default 64), T=1024 on random
 #      tokens: the memory plan, ms per step, tokens/s and MFU (median of the
-#      steps after the first).
+#      steps after the first), and the GPU time per kernel family (-pk 1).
 # Then writes REPORT_DIR/report.md (GPU, versions, a pass/fail table per
 # kernel and trainer check, every bench line, the training numbers) beside
 # one log per run, and exits 1 if anything failed.
@@ -238,7 +238,7 @@ else
         "$PY" tests/make_shard.py "$W/bench_000.bin" $((B * 1024 * (STEPS + 1) + 1)) 3
         SPEED=(-e d12 -i "$W/bench_*.bin" -b "$B" -t 1024 -x "$STEPS"); bench_what="GPT-2 124M (d12), B=$B, T=1024"
     fi
-    r=$(run_one "$LOGS/gpu_speed.log" "$GPU_TRAINER" "${SPEED[@]}" -j "" -g 0 -tz "")
+    r=$(run_one "$LOGS/gpu_speed.log" "$GPU_TRAINER" "${SPEED[@]}" -j "" -g 0 -tz "" -pk 1)
     trainer_row "$bench_what: trains" "$r"
     # median over the steps after the first: the number before "ms" and
     # "tok/s", after "MFU"
@@ -283,6 +283,12 @@ report=$REPORT_DIR/report.md
     if [ -n "${bench_what:-}" ]; then
         echo "Speed, $bench_what: median ${speed_ms:-?} ms per step, ${speed_toks:-?} tokens/s, MFU ${speed_mfu:-n/a}%"
         echo "(steps after the first); memory plan: ${speed_mem:-?}"
+        echo
+        echo "Where the step's GPU time goes (-pk 1: CUDA events between kernel families):"
+        echo
+        echo '```'
+        grep '^profile:' "$LOGS/gpu_speed.log" | sed 's/^profile: //'
+        echo '```'
         echo
     fi
     echo "## Bench at GPT-2 124M shapes"

@@ -23,6 +23,7 @@ contains gpu_validate_trainer_deterministic "$TMP/ok/report.md" "| tiny model, t
 contains gpu_validate_test_gpt2cu "$TMP/ok/report.md" \
     "| test_gpt2cu vs PyTorch, d2 (V=512), B=4 T=32: logits, loss, gradients, 10 steps | PASS |"
 contains gpu_validate_trainer_speed "$TMP/ok/report.md" "Speed, tiny model (emulated): median"
+contains gpu_validate_trainer_profile "$TMP/ok/report.md" "GPU time per step by kernel family"
 
 # a kernel run that fails (here: the emulator refuses a bad EMU_ORDER)
 EMU_ORDER=bogus GPU_VALIDATE_TRAINER=0 bash scripts/gpu_validate.sh "$TMP/bad" >"$TMP/bad.out" 2>&1
