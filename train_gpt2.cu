@@ -374,7 +374,9 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
 }
 
 void gpt2_zero_grad(GPT2 *model) {
-    profile_begin_step(&model->profile);   // a training step starts here
+    // a training step starts here (and the last one ended, if its update was skipped: -sl/-sg)
+    profile_end_step(&model->profile, model->stream);
+    profile_begin_step(&model->profile);
     profile_mark(&model->profile, K_COPY, model->stream);
     cudaCheck(cudaMemsetAsync(model->grads_memory, 0, model->num_parameters * sizeof(floatX), model->stream));
 }

@@ -40,6 +40,7 @@
 #include "dataloader.h"
 #include "logger.h"
 #include "mfu.h"
+#include "outlier.h"
 #include "rand.h"
 #include "sampler.h"
 #include "schedulers.h"
@@ -59,6 +60,7 @@ typedef struct {
     float temperature;
     int top_k;
     int overfit, shuffle, seed;
+    float skip_loss_z, skip_norm_z;  // skip the update above these z-scores (0: never)
     int recompute;       // GPU only: 1 = recompute GELU's output in the backward
     int master_weights;  // GPU only: 1 = fp32 master weights
     int profile;         // GPU only: 1 = GPU time per kernel family, printed at the end
@@ -98,6 +100,8 @@ static TrainConfig train_defaults(void) {
     c.gen_tokens = 64;
     c.temperature = 1.0f;
     c.top_k = 0;
+    c.skip_loss_z = 0.0f;
+    c.skip_norm_z = 0.0f;
     c.overfit = 0;
     c.shuffle = 1;
     c.seed = 1337;
@@ -124,6 +128,8 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-u", "--warmup", ARG_INT, &c->warmup, 0, MAX_INT, "warmup steps"},
         {"-q", "--final-lr-frac", ARG_FLOAT, &c->final_frac, 0, 1, "final LR as a fraction of the peak"},
         {"-c", "--weight-decay", ARG_FLOAT, &c->weight_decay, 0, 10, "AdamW weight decay (2-D weights)"},
+        {"-sl", "--skip-loss-z", ARG_FLOAT, &c->skip_loss_z, 0, 1e6, "skip the update when the loss z-score (last 128 steps) exceeds this (0: off)"},
+        {"-sg", "--skip-norm-z", ARG_FLOAT, &c->skip_norm_z, 0, 1e6, "skip the update when the grad norm z-score exceeds this (0: off)"},
         {"-gc", "--grad-clip", ARG_FLOAT, &c->grad_clip, 0, 1e6, "clip gradients to this global norm (0: off)"},
         {"-b1", "--beta1", ARG_FLOAT, &c->beta1, 0, 0.999999, "AdamW beta1"},
         {"-b2", "--beta2", ARG_FLOAT, &c->beta2, 0, 0.999999, "AdamW beta2"},
@@ -407,6 +413,9 @@ int main(int argc, char **argv) {
 
     double train_seconds = 0.0;
     int timed_steps = 0;
+    OutlierDetector loss_outliers, norm_outliers;
+    memset(&loss_outliers, 0, sizeof(loss_outliers));
+    memset(&norm_outliers, 0, sizeof(norm_outliers));
     for (int step = start_step; step <= cfg.max_steps; step++) {
         int last = step == cfg.max_steps;
         if (use_val && (step % cfg.val_every == 0 || last)) {
@@ -452,7 +461,15 @@ int main(int argc, char **argv) {
             fatal("step %d: loss %f, grad norm %f is not finite; try a lower -l", step + 1, loss, norm);
         }
         float lr = lr_at_step(&sched, step);
-        gpt2_update(&model, lr, cfg.beta1, cfg.beta2, 1e-8f, cfg.weight_decay, step + 1);
+        // an outlier step (a bad batch, a loss spike) is better skipped than learned from
+        double loss_z = outlier_update(&loss_outliers, loss), norm_z = outlier_update(&norm_outliers, norm);
+        if (cfg.skip_loss_z > 0 && loss_z > cfg.skip_loss_z) {
+            printf("step %d: loss z-score %.2f > -sl %.2f: update skipped\n", step + 1, loss_z, cfg.skip_loss_z);
+        } else if (cfg.skip_norm_z > 0 && norm_z > cfg.skip_norm_z) {
+            printf("step %d: grad norm z-score %.2f > -sg %.2f: update skipped\n", step + 1, norm_z, cfg.skip_norm_z);
+        } else {
+            gpt2_update(&model, lr, cfg.beta1, cfg.beta2, 1e-8f, cfg.weight_decay, step + 1);
+        }
         double dt = now_seconds() - t0;
         if (step > start_step) {  // the first step warms caches: leave it out of the ETA
             train_seconds += dt;
