@@ -517,12 +517,7 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
         fatal("forward with (B,T) = (%d,%d) exceeds the allocation (%d,%d)", B, T, model->max_B,
               model->max_T);
     }
-    for (int i = 0; i < B * T; i++) {
-        if (inputs[i] < 0 || inputs[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V))) {
-            fatal("token %d at position %d is outside the vocabulary (%d)",
-                  inputs[i] < 0 || inputs[i] >= V ? inputs[i] : targets[i], i, V);
-        }
-    }
+    gpt2_check_tokens(inputs, targets, B * T, V);
     model->B = B;
     model->T = T;
     model->inputs = inputs;

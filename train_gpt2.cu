@@ -45,17 +45,18 @@
 // ----------------------------------------------------------------------------
 // the model's buffers on the GPU
 
-// settings from the command line that change how the model is laid out
+// the GPU trainer's own settings from the command line (gpt2_configure)
 static struct {
     int recompute;        // 1: keep one layer's GELU output, recompute it in the backward (-r)
     int master_weights;   // 1: fp32 master weights, updated by AdamW, rounded into the bf16 ones (-w)
     int profile;          // 1: time each kernel family per step, print a table at the end (-pk)
-} gpu_options;
+    int gelu_fusion;      // 1: GELU in the fc matmul's cuBLASLt epilogue; 0: a separate kernel (-ge)
+} gpu_options = {0, 0, 0, 1};
 
 // the kernel families -pk 1 times (llmc/profile.cuh)
 enum { K_COPY, K_ENCODER, K_LAYERNORM, K_MATMUL, K_ATTENTION, K_GELU, K_CLASSIFIER, K_NORM, K_ADAMW, K_FAMILIES };
 static const char *const kernel_family_names[K_FAMILIES] = {
-    "copies + idle", "encoder", "layernorm", "matmul", "attention", "gelu (-r)", "classifier", "global norm", "adamw"};
+    "copies + idle", "encoder", "layernorm", "matmul", "attention", "gelu", "classifier", "global norm", "adamw"};
 
 
 // the 16 parameter tensors of llmc/gpt2.h, in bf16 on the device
@@ -305,10 +306,11 @@ void gpt2_free(GPT2 *model) {
 void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int T) {
     const GPT2Config *c = &model->config;
     int L = c->num_layers, C = c->channels, NH = c->num_heads, V = c->vocab_size, Vp = c->padded_vocab_size;
-    if (B > model->max_B || T > model->max_T) {
-        fatal("forward at B=%d T=%d, but activations were allocated for B=%d T=%d", B, T, model->max_B, model->max_T);
+    if (B < 1 || T < 1 || B > model->max_B || T > model->max_T) {
+        fatal("forward with (B,T) = (%d,%d) exceeds the allocation (%d,%d)", B, T, model->max_B, model->max_T);
     }
     int BT = B * T;
+    gpt2_check_tokens(inputs, targets, BT, V);
     cudaStream_t st = model->stream;
     ParameterTensorsGPU p = model->params;
     Activations a = model->acts;
@@ -342,9 +344,17 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
         profile_mark(pf, K_LAYERNORM, st);
         fused_residual_layernorm_forward(residual2, ln2, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, residual,
                                          s.branch, p.ln2w + l * C, p.ln2b + l * C, BT, C, st);
-        // MLP: residual3 = residual2 + fcproj(gelu(fc(ln2))), GELU in fc's epilogue
+        // MLP: residual3 = residual2 + fcproj(gelu(fc(ln2))), GELU in fc's
+        // epilogue, or (-ge 0) by its own kernel from the bf16 fch
         profile_mark(pf, K_MATMUL, st);
-        matmul_forward(fch_gelu, fch, ln2, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, BT, C, 4 * C, st);
+        if (gpu_options.gelu_fusion) {
+            matmul_forward(fch_gelu, fch, ln2, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, BT, C, 4 * C, st);
+        } else {
+            matmul_forward(fch, NULL, ln2, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, BT, C, 4 * C, st);
+            profile_mark(pf, K_GELU, st);
+            gelu_forward(fch_gelu, fch, BT * 4 * C, st);
+            profile_mark(pf, K_MATMUL, st);
+        }
         matmul_forward(s.branch, NULL, fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, p.fcprojb + l * C, BT, 4 * C,
                        C, st);
         // the residual add fused with the next layernorm: the next block's
@@ -572,5 +582,6 @@ void gpt2_configure(const TrainConfig *cfg) {
     gpu_options.recompute = cfg->recompute;
     gpu_options.master_weights = cfg->master_weights;
     gpu_options.profile = cfg->profile;
+    gpu_options.gelu_fusion = cfg->gelu_fusion;
 }
 #endif

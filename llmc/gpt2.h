@@ -73,6 +73,17 @@ static inline void gpt2_config_validate(const GPT2Config *c, const char *source)
     }
 }
 
+// Token ids of a batch (n inputs and, if not NULL, n targets) must index the
+// vocabulary: the embedding and the classifier read rows by them.
+static inline void gpt2_check_tokens(const int *inputs, const int *targets, int n, int V) {
+    for (int i = 0; i < n; i++) {
+        if (inputs[i] < 0 || inputs[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V))) {
+            fatal("token %d at position %d is outside the vocabulary (%d)",
+                  inputs[i] < 0 || inputs[i] >= V ? inputs[i] : targets[i], i, V);
+        }
+    }
+}
+
 // ----------------------------------------------------------------------------
 // the parameter table
 

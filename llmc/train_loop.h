@@ -7,7 +7,7 @@
 // What the including trainer provides, before the #include:
 //   TRAINER_SUMMARY                 a one-line description for --help
 //   TRAINER_GPU                     defined by the GPU trainer: its own flags
-//   gpt2_configure(&TrainConfig)    takes the trainer's own settings (-r, -w, -pk),
+//   gpt2_configure(&TrainConfig)    takes the trainer's own settings (-r, -w, -ge, -pk),
 //                                   before any model is built
 //   GPT2                            the model: fields config (GPT2Config),
 //                                   num_parameters, max_T (the longest T its
@@ -52,7 +52,7 @@
 typedef struct {
     const char *train_pattern, *val_pattern, *model_source, *output_dir, *tokenizer_path;
     const char *schedule, *prompt, *merges_path;
-    int checkpoint_every, checkpoints_keep, resume;
+    int checkpoint_every, checkpoints_keep, checkpoints_major, resume;
     int B, T, total_batch, max_steps;
     float lr, final_frac, weight_decay, grad_clip, beta1, beta2;
     int warmup;
@@ -64,6 +64,7 @@ typedef struct {
     int recompute;       // GPU only: 1 = recompute GELU's output in the backward
     int master_weights;  // GPU only: 1 = fp32 master weights
     int profile;         // GPU only: 1 = GPU time per kernel family, printed at the end
+    int gelu_fusion;     // GPU only: 1 = GELU in the matmul epilogue, 0 = its own kernel
 } TrainConfig;
 
 // defined by the including trainer, after this file (it needs TrainConfig)
@@ -82,6 +83,7 @@ static TrainConfig train_defaults(void) {
     c.merges_path = "build/gpt2_merges.bin";
     c.checkpoint_every = 0;
     c.checkpoints_keep = 0;
+    c.checkpoints_major = 0;
     c.resume = 0;
     c.B = 4;
     c.T = 64;
@@ -100,6 +102,7 @@ static TrainConfig train_defaults(void) {
     c.gen_tokens = 64;
     c.temperature = 1.0f;
     c.top_k = 0;
+    c.gelu_fusion = 1;
     c.skip_loss_z = 0.0f;
     c.skip_norm_z = 0.0f;
     c.overfit = 0;
@@ -118,6 +121,7 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-o", "--output-dir", ARG_STRING, &c->output_dir, 0, 0, "output dir for log and checkpoints (empty: none)"},
         {"-n", "--checkpoint-every", ARG_INT, &c->checkpoint_every, 0, MAX_INT, "checkpoint every N steps (0: only at the end)"},
         {"-nk", "--checkpoints-keep", ARG_INT, &c->checkpoints_keep, 0, MAX_INT, "keep the last N checkpoints (0: all)"},
+        {"-nm", "--checkpoints-major", ARG_INT, &c->checkpoints_major, 0, MAX_INT, "with -nk, also keep every checkpoint whose step is a multiple of N"},
         {"-y", "--resume", ARG_INT, &c->resume, 0, 1, "resume from the latest checkpoint in -o"},
         {"-b", "--batch-size", ARG_INT, &c->B, 1, 65536, "micro-batch size B"},
         {"-t", "--seq-len", ARG_INT, &c->T, 1, 1048576, "sequence length T (at most the model's)"},
@@ -148,6 +152,7 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
 #ifdef TRAINER_GPU
         {"-r", "--recompute", ARG_INT, &c->recompute, 0, 1, "1: recompute GELU in the backward, not store it (less memory)"},
         {"-w", "--master-weights", ARG_INT, &c->master_weights, 0, 1, "1: fp32 master weights for AdamW; model files in fp32"},
+        {"-ge", "--gelu-fusion", ARG_INT, &c->gelu_fusion, 0, 1, "1: GELU in the fc matmul's epilogue; 0: a separate kernel"},
         {"-pk", "--profile-kernels", ARG_INT, &c->profile, 0, 1, "1: time each kernel family per step, print a table at the end"},
 #endif
     };
@@ -203,10 +208,13 @@ static int latest_checkpoint(const char *dir, int rank) {
 }
 
 // Deletes all but the newest `keep` checkpoints in dir (keep 0: keep all).
-static void remove_old_checkpoints(const char *dir, int keep, int rank) {
+// -nk: keeps the newest `keep` checkpoints, and (-nm) every one whose step
+// is a multiple of `major`; removes the rest
+static void remove_old_checkpoints(const char *dir, int keep, int major, int rank) {
     if (keep <= 0) return;
     int *steps, n = checkpoint_steps(dir, rank, &steps);
     for (int i = 0; i < n - keep; i++) {
+        if (major > 0 && steps[i] % major == 0) continue;
         char mp[4200], sp[4200];
         checkpoint_paths(mp, sp, sizeof(mp), dir, steps[i], rank);
         remove(sp);
@@ -435,7 +443,7 @@ int main(int argc, char **argv) {
                              train_loader.epoch, train_loader.shard_pos, train_loader.group_pos,
                              sample_rng.state};
             gpt2_save(&model, model_path, state_path, &st);
-            remove_old_checkpoints(cfg.output_dir, cfg.checkpoints_keep, rank);
+            remove_old_checkpoints(cfg.output_dir, cfg.checkpoints_keep, cfg.checkpoints_major, rank);
             printf("checkpoint: %s\n", model_path);
         }
         if (last) break;

@@ -50,11 +50,15 @@ check gpu_train_prints_memory_plan grep -q '^memory: parameters .* GiB of .* GiB
 "$GPU" "${ARGS[@]}" -r 1 -pk 1 > "$TMP/gpu_r1.txt" 2>&1
 compare_runs gpu_train_recompute_matches_cpu_trainer "$TMP/cpu.txt" "$TMP/gpu_r1.txt"
 check gpu_train_recompute_in_memory_plan grep -q '^memory: .*GELU recomputed' "$TMP/gpu_r1.txt"
-families=$(grep -cE '^profile: (encoder|layernorm|matmul|attention|gelu \(-r\)|classifier|global norm|adamw) ' "$TMP/gpu_r1.txt")
+families=$(grep -cE '^profile: (encoder|layernorm|matmul|attention|gelu|classifier|global norm|adamw) ' "$TMP/gpu_r1.txt")
 if grep -q '^profile: GPU time per step by kernel family, mean of 9 steps' "$TMP/gpu_r1.txt" && [ "$families" = 8 ]
 then pass gpu_train_profile_table
 else fail gpu_train_profile_table "want a table of 8 kernel families over 9 steps: $(grep '^profile' "$TMP/gpu_r1.txt" | head -3)"; fi
 expect_error cpu_trainer_has_no_recompute "unknown flag '-r'" ./train_gpt2 "${ARGS[@]}" -r 1
+
+# -ge 0: GELU by its own kernel instead of the matmul epilogue, still the CPU trainer's losses
+"$GPU" "${ARGS[@]}" -ge 0 > "$TMP/gpu_ge0.txt" 2>&1
+compare_runs gpu_train_unfused_gelu_matches_cpu_trainer "$TMP/cpu.txt" "$TMP/gpu_ge0.txt"
 
 # -w 1: fp32 master weights: the CPU trainer's losses, fp32 (v3) model files,
 # and an exact resume (the bf16 weights are redone as the last step's

@@ -88,6 +88,10 @@ expect_error "-p without a tokenizer file" "needs the tokenizer" "${gen[@]}" -tz
 "${RUN[@]}" -x 7 -o "$TMP/keep" -n 2 -nk 2 > /dev/null 2>&1
 check "-nk 2 keeps the newest two checkpoints" test "$(cd "$TMP/keep" && echo model_*.bin state_*.bin)" = \
     "model_00000006.bin model_00000007.bin state_00000006_00000.bin state_00000007_00000.bin"
+# -nm 4 keeps the major checkpoints (multiples of 4) beside the newest two
+"${RUN[@]}" -x 9 -o "$TMP/major" -n 2 -nk 2 -nm 4 > /dev/null 2>&1
+check "-nm 4 keeps every 4th checkpoint beside -nk's" test "$(cd "$TMP/major" && echo model_*.bin)" = \
+    "model_00000004.bin model_00000008.bin model_00000009.bin"
 # a directory name with glob characters still resumes
 mkdir -p "$TMP/odd[1]"
 "${RUN[@]}" -x 2 -o "$TMP/odd[1]" > /dev/null 2>&1
