@@ -160,7 +160,7 @@ EMU_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame
 NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
 NVCC_FLAGS = -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
 	-Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -warn-spills,-warn-lmem-usage
-EMU_TESTS = good_kernels bad_kernels bf16 coop_groups
+EMU_TESTS = good_kernels bad_kernels bf16 coop_groups wmma
 EMU_TEST_HDRS = build/emu/src/dev/emu/tests/common.cuh
 EMU_KERNELS = $(sort $(notdir $(basename $(wildcard dev/cuda/*.cu))))
 # what dev/cuda/*.cu include: the kernel headers, the bench's shared code and

@@ -14,6 +14,13 @@
 //   of 256 threads, k in steps of 32 through shared memory (converted to fp32
 //   once on the way in), each thread an 8x8 register tile; bias + GELU in the
 //   epilogue.
+// - matmul_forward_wmma: our own kernel on the tensor cores (nvcuda::wmma,
+//   bf16 m16n16k16, fp32 accumulators; the CUDA emulation models wmma):
+//   64x64 output tiles per block of 4 warps, each warp 32x32 as 2x2
+//   fragments, A and B fragments loaded straight from global memory (no
+//   shared-memory staging yet: the first step towards tensor-core kernels,
+//   attention next, and a baseline to improve against cuBLASLt); the
+//   epilogue goes through shared memory (fragment layouts are opaque).
 // matmul_backward: dinp and dweight through cuBLASLt (beta = 1 accumulates
 // dweight), dbias by our own two-kernel fixed-order fp32 column sum (no
 // atomics: bitwise reproducible), and for the fc, dout * gelu'(pre_gelu)
@@ -35,6 +42,9 @@
 // - matmul_forward_tiled: C a positive multiple of 8 (128-bit loads along
 //   k), any OC > 0 and BT >= 0 (partial tiles are bounds-checked), inp and
 //   weight 16-byte aligned; BT <= 65535 * 128.
+// - matmul_forward_wmma: BT, C, OC multiples of 16 (whole 16x16x16
+//   fragments; wmma loads need 32-byte-aligned rows), pointers 32-byte
+//   aligned; BT <= 65535 * 64.
 // GPT-2's C = 768 .. 1600, OC = 3C, 4C, C, Vp all meet them.
 #ifndef LLMC_MATMUL_CUH
 #define LLMC_MATMUL_CUH
@@ -45,6 +55,7 @@
 #include "gelu.cuh"
 #ifndef CUDA_EMU
 #include <cublasLt.h>
+#include <mma.h>
 #endif
 
 #define MATMUL_WORKSPACE_BYTES (32u << 20)   // cuBLASLt workspace: 32 MiB (enough for its split-k on H100)
@@ -189,6 +200,68 @@ __global__ void __launch_bounds__(MATMUL_TILED_THREADS)
             }
             out[idx] = __float2bfloat16(v);
         }
+    }
+}
+
+#define MATMUL_WMMA_TILE 64      // output rows and columns per block of the wmma kernel
+#define MATMUL_WMMA_THREADS 128  // 4 warps, each a 32x32 quarter of the tile
+
+// out (BT,OC) = inp (BT,C) @ weight (OC,C)^T (+ bias, GELU) on the tensor
+// cores. Block (x, y) owns the 64x64 tile at rows y*64, columns x*64; warp w
+// its quarter (w / 2, w % 2), as 2x2 fragments of 16x16. B(k,n) =
+// weight[n][k] is weight read column-major. A warp whose quarter lies past
+// BT or OC skips it whole (warp-uniform: wmma is warp-wide).
+__global__ void __launch_bounds__(MATMUL_WMMA_THREADS)
+    matmul_forward_wmma_kernel(floatX* out, floatX* pre_gelu, const floatX* inp, const floatX* weight,
+                               const floatX* bias, int BT, int C, int OC) {
+    using namespace nvcuda;
+    __shared__ __align__(32) float tile[4][32 * 32];   // each warp's accumulators, for the epilogue
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int m0 = (int)blockIdx.y * MATMUL_WMMA_TILE + (warp / 2) * 32;
+    const int n0 = (int)blockIdx.x * MATMUL_WMMA_TILE + (warp % 2) * 32;
+    if (m0 >= BT || n0 >= OC) return;   // whole warp: no barrier below, wmma is per warp
+    // fragments inside (BT, OC): the loops below run to 2, unrolled, so the
+    // fragment arrays stay in registers; the conditions skip the others
+    const int mi = m0 + 16 < BT ? 2 : 1, nj = n0 + 16 < OC ? 2 : 1;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
+    for (int k = 0; k < C; k += 16) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, floatX, wmma::row_major> a[2];
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, floatX, wmma::col_major> b[2];
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+            if (i < mi) wmma::load_matrix_sync(a[i], inp + (size_t)(m0 + 16 * i) * C + k, C);
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            if (j < nj) wmma::load_matrix_sync(b[j], weight + (size_t)(n0 + 16 * j) * C + k, C);
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+            for (int j = 0; j < 2; j++)
+                if (i < mi && j < nj) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+    }
+    float* t = tile[warp];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            if (i < mi && j < nj) wmma::store_matrix_sync(t + 16 * i * 32 + 16 * j, acc[i][j], 32, wmma::mem_row_major);
+    __syncwarp();
+    // epilogue: lane l handles column l of the warp's 32x32 quarter
+    for (int r = 0; r < 16 * mi; r++) {
+        int row = m0 + r, col = n0 + lane;
+        if (lane >= 16 * nj) continue;
+        float v = t[r * 32 + lane];
+        if (bias != NULL) v += __bfloat162float(bias[col]);
+        size_t idx = (size_t)row * OC + col;
+        if (pre_gelu != NULL) {
+            pre_gelu[idx] = __float2bfloat16(v);
+            v = matmul_gelu_tanh(v);
+        }
+        out[idx] = __float2bfloat16(v);
     }
 }
 
@@ -374,6 +447,29 @@ static inline void matmul_forward_tiled(floatX* out, floatX* pre_gelu, const flo
     dim3 grid((OC + MATMUL_TILE_N - 1) / MATMUL_TILE_N, (BT + MATMUL_TILE_M - 1) / MATMUL_TILE_M);
     matmul_forward_tiled_kernel<<<grid, MATMUL_TILED_THREADS, 0, stream>>>(out, pre_gelu, inp, weight, bias, BT, C,
                                                                           OC);
+    cudaCheck(cudaGetLastError());
+}
+
+// the same on the tensor cores through our wmma kernel; BT, C, OC multiples
+// of 16 (see the top)
+static inline void matmul_forward_wmma(floatX* out, floatX* pre_gelu, const floatX* inp, const floatX* weight,
+                                       const floatX* bias, int BT, int C, int OC, cudaStream_t stream) {
+    if (BT < 0 || BT % 16 || C <= 0 || C % 16 || OC <= 0 || OC % 16) {
+        fprintf(stderr, "error: matmul_forward_wmma: BT = %d, C = %d, OC = %d must be multiples of 16 (C, OC > 0)\n",
+                BT, C, OC);
+        exit(1);
+    }
+    if (((uintptr_t)out | (uintptr_t)pre_gelu | (uintptr_t)inp | (uintptr_t)weight) % 32) {
+        fprintf(stderr, "error: matmul_forward_wmma: pointers must be 32-byte aligned\n");
+        exit(1);
+    }
+    if (BT > 65535 * MATMUL_WMMA_TILE) {
+        fprintf(stderr, "error: matmul_forward_wmma: BT = %d is over %d\n", BT, 65535 * MATMUL_WMMA_TILE);
+        exit(1);
+    }
+    if (BT == 0) return;
+    dim3 grid((OC + MATMUL_WMMA_TILE - 1) / MATMUL_WMMA_TILE, (BT + MATMUL_WMMA_TILE - 1) / MATMUL_WMMA_TILE);
+    matmul_forward_wmma_kernel<<<grid, MATMUL_WMMA_THREADS, 0, stream>>>(out, pre_gelu, inp, weight, bias, BT, C, OC);
     cudaCheck(cudaGetLastError());
 }
 

@@ -48,6 +48,8 @@ for build in asan plain; do
         check "emu_${build}_bad_kernels_control_$o" env EMU_ORDER=$o build/emu/$build/bad_kernels good
         # cooperative groups: tile reduce (plus, greater), tile shuffles, partial tiles
         check "emu_${build}_coop_groups_$o" env EMU_ORDER=$o build/emu/$build/coop_groups
+        # warp matrix multiply-accumulate (nvcuda::wmma, bf16 m16n16k16)
+        check "emu_${build}_wmma_$o" env EMU_ORDER=$o build/emu/$build/wmma
     done
     # bf16 rounding vs our reference: boundary patterns + a sample here; all
     # 2^32 floats with EMU_BF16_ALL=1 (about a minute, plain build)
@@ -85,6 +87,11 @@ for build in asan plain; do
         # a cooperative_groups::reduce that only half of each tile calls
         caught "emu_${build}_catches_halfwarp_tile_reduce_$o" env EMU_ORDER=$o build/emu/$build/coop_groups halfwarp -- \
             "kernel halfwarp_reduce_kernel" "dev/emu/tests/coop_groups.cu:" "inactive lane"
+        # an mma_sync half the warp skips; a kernel that assumes the fragment layout
+        caught "emu_${build}_catches_halfwarp_mma_$o" env EMU_ORDER=$o build/emu/$build/wmma halfwarp -- \
+            "kernel wmma_halfwarp_kernel" "dev/emu/tests/wmma.cu:" "inactive lane"
+        caught "emu_${build}_catches_wmma_layout_assumption_$o" env EMU_ORDER=$o build/emu/$build/wmma layout -- \
+            "layout: mismatch vs the CPU reference"
     done
 
     # (c) off-by-one writes: ASan/UBSan, or the emulator's guard regions

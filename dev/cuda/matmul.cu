@@ -10,17 +10,20 @@
 //                     on a real GPU also (512, 768, 1024) and (2048, 256,
 //                     384) (long k for tensor-core blocking and split-k).
 //                     Forward: matmul_forward and matmul_forward_tiled, each
-//                     without and with bias, without and with GELU;
+//                     without and with bias, without and with GELU (and
+//                     matmul_forward_wmma on (16, 16, 16), (96, 48, 144),
+//                     (64, 32, 80): partial block tiles and warp quarters);
 //                     backward: matmul_backward with dbias, with dbias and
 //                     GELU, with GELU and no dbias, run twice to show it
 //                     gives the same bits. Each line ends with a hash of the
 //                     result bits (tests/kernels/matmul.sh compares them
 //                     across thread orders and builds).
-//   matmul bench      also time cuBLASLt (forward, backward) and the tiled
-//                     kernel at GPT-2 124M shapes, TFLOP/s (real GPU only)
+//   matmul bench      also time cuBLASLt (forward, backward), the tiled and
+//                     the wmma kernel at GPT-2 124M shapes, TFLOP/s (real GPU only)
 //   matmul badc       matmul_forward with C % 8 != 0: must fail with a message
 //   matmul badoc      matmul_forward with OC % 8 != 0: the same
 //   matmul badctiled  matmul_forward_tiled with C % 8 != 0: the same
+//   matmul badwmma    matmul_forward_wmma with C % 16 != 0: the same
 //   matmul noinit     matmul_forward before matmul_init(): the same
 //
 // Tolerances. Products of two bf16 values (8-bit significands) are exact in
@@ -115,9 +118,11 @@ static int compare(const char* what, const char* name, int BT, int C, int OC, co
 // ----------------------------------------------------------------------------
 // forward check
 
-// version 0: matmul_forward (cuBLASLt or its stand-in); 1: matmul_forward_tiled
+// version 0: matmul_forward (cuBLASLt or its stand-in); 1: matmul_forward_tiled;
+// 2: matmul_forward_wmma
 static int check_forward(int version, int BT, int C, int OC, uint32_t seed) {
-    const char* what = version ? "matmul_forward_tiled" : "matmul_forward";
+    const char* names[] = {"matmul_forward", "matmul_forward_tiled", "matmul_forward_wmma"};
+    const char* what = names[version];
     size_t nin = (size_t)BT * C, nw = (size_t)OC * C, nout = (size_t)BT * OC;
     floatX *inp = (floatX*)xmalloc(nin * sizeof(floatX)), *w = (floatX*)xmalloc(nw * sizeof(floatX));
     floatX* b = (floatX*)xmalloc(OC * sizeof(floatX));
@@ -161,7 +166,8 @@ static int check_forward(int version, int BT, int C, int OC, uint32_t seed) {
         floatX* bias_ptr = has_bias ? d_b : NULL;
         floatX* pre_ptr = has_gelu ? d_pre : NULL;
         if (version == 0) matmul_forward(d_out, pre_ptr, d_inp, d_w, bias_ptr, BT, C, OC, 0);
-        else matmul_forward_tiled(d_out, pre_ptr, d_inp, d_w, bias_ptr, BT, C, OC, 0);
+        else if (version == 1) matmul_forward_tiled(d_out, pre_ptr, d_inp, d_w, bias_ptr, BT, C, OC, 0);
+        else matmul_forward_wmma(d_out, pre_ptr, d_inp, d_w, bias_ptr, BT, C, OC, 0);
         to_host(out, d_out, nout);
         double worst = 0, worst_pre = 0;
         uint32_t h = hash_bits(out, nout, 2166136261u);
@@ -361,6 +367,9 @@ static void bench(void) {
         ms = bench_ms([&] { matmul_forward_tiled(out, pre_gelu, inp, w, bias, BT, C, OC, 0); }, reps);
         snprintf(name, sizeof name, "matmul_forward_tiled_%dx%dx%d%s", BT, C, OC, gelu ? "_gelu" : "");
         bench_report(name, ms, 0, flops);
+        ms = bench_ms([&] { matmul_forward_wmma(out, pre_gelu, inp, w, bias, BT, C, OC, 0); }, reps);
+        snprintf(name, sizeof name, "matmul_forward_wmma_%dx%dx%d%s", BT, C, OC, gelu ? "_gelu" : "");
+        bench_report(name, ms, 0, flops);
         // dinp and dweight: 2 GEMMs (the dbias and gelu' passes are not counted as flops)
         ms = bench_ms([&] { matmul_backward(dinp, dw, classifier ? NULL : db, out, inp, w, pre_gelu, scratch, BT, C,
                                             OC, 0); }, reps * 5);
@@ -381,11 +390,11 @@ static void bench(void) {
 
 int main(int argc, char** argv) {
     const char* mode = argc > 1 ? argv[1] : "check";
-    const char* modes[] = {"check", "bench", "badc", "badoc", "badctiled", "noinit"};
+    const char* modes[] = {"check", "bench", "badc", "badoc", "badctiled", "badwmma", "noinit"};
     int known = 0;
-    for (int i = 0; i < 6; i++) known |= !strcmp(mode, modes[i]);
+    for (int i = 0; i < 7; i++) known |= !strcmp(mode, modes[i]);
     if (argc > 2 || !known) {
-        fprintf(stderr, "error: usage: matmul [check|bench|badc|badoc|badctiled|noinit]\n");
+        fprintf(stderr, "error: usage: matmul [check|bench|badc|badoc|badctiled|badwmma|noinit]\n");
         return 2;
     }
     if (strcmp(mode, "check") && strcmp(mode, "bench")) {   // a bad call: must exit 1 with a message
@@ -396,6 +405,7 @@ int main(int argc, char** argv) {
         if (!strcmp(mode, "badc")) matmul_forward(d, NULL, d, d, NULL, 4, 12, 8, 0);
         if (!strcmp(mode, "badoc")) matmul_forward(d, NULL, d, d, NULL, 4, 8, 20, 0);
         if (!strcmp(mode, "badctiled")) matmul_forward_tiled(d, NULL, d, d, NULL, 4, 12, 8, 0);
+        if (!strcmp(mode, "badwmma")) matmul_forward_wmma(d, NULL, d, d, NULL, 16, 24, 16, 0);
         return 0;
     }
     matmul_init();
@@ -415,6 +425,15 @@ int main(int argc, char** argv) {
         }
         if (!bad) bad |= check_forward(1, BT, C, OC, seed + 20);
     }
+    // the wmma kernel: multiples of 16, with partial 64x64 block tiles and
+    // 32x32 warp quarters that lie partly or wholly outside (BT, OC)
+    int wmma_shapes[][3] = {{16, 16, 16}, {96, 48, 144}, {64, 32, 80},
+#ifndef CUDA_EMU
+                            {512, 768, 1024},
+#endif
+    };
+    for (int i = 0; i < (int)(sizeof wmma_shapes / sizeof wmma_shapes[0]) && !bad; i++)
+        bad |= check_forward(2, wmma_shapes[i][0], wmma_shapes[i][1], wmma_shapes[i][2], 4321u + 100u * i);
 #ifndef CUDA_EMU
     if (!bad && !strcmp(mode, "bench")) bench();
 #endif

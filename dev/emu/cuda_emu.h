@@ -43,6 +43,10 @@
 // - cooperative groups: this_thread_block, tiled_partition<32>, tile
 //   shuffles and sync, cooperative_groups::reduce with plus/less/greater,
 //   all on the warp collectives above (same checks; see that section).
+// - nvcuda::wmma, m16n16k16 with bf16 inputs and fp32 accumulators
+//   (fragments, load/store/fill, mma_sync) as warp collectives, with a
+//   scrambled fragment layout so kernels cannot depend on one (see that
+//   section).
 // - __nv_bfloat16 (conversions round to nearest even as the device, NaN to
 //   the canonical 0x7FFF; operators compute in float) and the vector types
 //   float2/float4/int2/int4/uint4 with 16-byte alignment for 128-bit packed
@@ -1060,5 +1064,112 @@ inline cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
     *free_bytes = *total_bytes = emu_physical_memory();
     return cudaSuccess;
 }
+
+// ----------------------------------------------------------------------------
+// warp matrix multiply-accumulate (the subset of mma.h's nvcuda::wmma that
+// bf16 kernels use): m16n16k16 tiles, bf16 A and B (row- or column-major),
+// fp32 accumulators. Each operation is warp-wide, as on the device: all 32
+// lanes must call it (a __syncwarp with the full mask, so the usual
+// inactive-lane checks apply). Which tile elements a lane's x[] holds is
+// unspecified on the device; here it is a scrambled order (element i of lane
+// l is tile element ((32 i + l) * 167) mod 256, row-major), so a kernel that
+// assumes a layout computes garbage rather than passing by luck.
+// mma_sync gathers the warp's fragments in a per-warp scratch between two
+// syncs, then each lane computes its elements of D = A B + C in fp32, k in
+// increasing order (the device's order of the additions is its own, so
+// emulated and device results can differ in the last bits).
+
+namespace nvcuda {
+namespace wmma {
+
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+template <class Use, int M, int N, int K, class T, class Layout = void>
+struct fragment {
+    static_assert(M == 16 && N == 16 && K == 16, "emulated wmma: m16n16k16 only");
+    static constexpr int num_elements = 8;   // 256 tile elements over 32 lanes
+    T x[num_elements];
+};
+
+// the tile element (row-major index in 0..255) that x[i] of lane `lane` holds
+inline int emu_wmma_element(int lane, int i) { return ((32 * i + lane) * 167) % 256; }
+
+// per-warp scratch for mma_sync: A, B, C as fp32, row-major 16x16 each
+inline float (&emu_wmma_scratch(int warp))[3][256] {
+    static float scratch[32][3][256];
+    return scratch[warp];
+}
+
+template <class T>
+inline float emu_wmma_float(T v) { return (float)v; }
+
+template <class Use, class T, class Layout>
+inline void load_matrix_sync(fragment<Use, 16, 16, 16, T, Layout>& a, const T* p, unsigned ldm,
+                             const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    static_assert(!std::is_same<Use, accumulator>::value, "an accumulator load needs a layout_t");
+    ::emu::Site{file, line}.syncwarp();
+    int lane = ::emu::self().lane;
+    for (int i = 0; i < 8; i++) {
+        int e = emu_wmma_element(lane, i), r = e / 16, c = e % 16;
+        a.x[i] = std::is_same<Layout, row_major>::value ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r];
+    }
+}
+
+inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& a, const float* p, unsigned ldm,
+                             layout_t layout, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    ::emu::Site{file, line}.syncwarp();
+    int lane = ::emu::self().lane;
+    for (int i = 0; i < 8; i++) {
+        int e = emu_wmma_element(lane, i), r = e / 16, c = e % 16;
+        a.x[i] = layout == mem_row_major ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r];
+    }
+}
+
+inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& a, unsigned ldm,
+                              layout_t layout, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    ::emu::Site{file, line}.syncwarp();
+    int lane = ::emu::self().lane;
+    for (int i = 0; i < 8; i++) {
+        int e = emu_wmma_element(lane, i), r = e / 16, c = e % 16;
+        (layout == mem_row_major ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r]) = a.x[i];
+    }
+}
+
+template <class Use, class T, class Layout>
+inline void fill_fragment(fragment<Use, 16, 16, 16, T, Layout>& a, T v) {
+    for (int i = 0; i < 8; i++) a.x[i] = v;
+}
+
+template <class T, class LA, class LB>
+inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix_a, 16, 16, 16, T, LA>& a,
+                     const fragment<matrix_b, 16, 16, 16, T, LB>& b, const fragment<accumulator, 16, 16, 16, float>& c,
+                     const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    ::emu::Fiber& f = ::emu::self();
+    float (&s)[3][256] = emu_wmma_scratch(f.warp);
+    for (int i = 0; i < 8; i++) {
+        int e = emu_wmma_element(f.lane, i);
+        s[0][e] = emu_wmma_float(a.x[i]);   // A (m,k), row-major whatever the fragment's layout
+        s[1][e] = emu_wmma_float(b.x[i]);   // B (k,n)
+        s[2][e] = c.x[i];
+    }
+    ::emu::Site{file, line}.syncwarp();   // every lane's fragments are in
+    float out[8];
+    for (int i = 0; i < 8; i++) {
+        int e = emu_wmma_element(f.lane, i), r = e / 16, col = e % 16;
+        float acc = s[2][e];
+        for (int k = 0; k < 16; k++) acc += s[0][r * 16 + k] * s[1][k * 16 + col];
+        out[i] = acc;
+    }
+    ::emu::Site{file, line}.syncwarp();   // every lane has read the scratch
+    for (int i = 0; i < 8; i++) d.x[i] = out[i];
+}
+
+} // namespace wmma
+} // namespace nvcuda
 
 #endif // CUDA_EMU_H
