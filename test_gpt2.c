@@ -16,6 +16,7 @@
 #define TESTING
 #include "train_gpt2.c"
 #include "llmc/debug_state.h"
+#include "llmc/reference_steps.h"
 
 // Errors are normalised by the largest magnitude in the reference tensor:
 // max|ours - ref| / max|ref|. Both sides are fp32 and differ only in the
@@ -31,13 +32,6 @@
 // over the steps; at lr 1e-4 over 10 steps the drift stays near fp32 noise.
 #define TOL_STEP_LOSS 2e-5  // absolute; observed 1e-6
 #define TOL_STEP_NORM 2e-5  // relative; observed 8e-7
-// The reference's optimizer settings (train_gpt2.py reference defaults)
-#define REF_LR 1e-4f
-#define REF_BETA1 0.9f
-#define REF_BETA2 0.95f
-#define REF_EPS 1e-8f
-#define REF_WEIGHT_DECAY 0.1f
-#define REF_GRAD_CLIP 1.0f
 
 static uint16_t bf16_round(float x) {
     uint32_t u;
@@ -77,7 +71,7 @@ int main(int argc, char **argv) {
            c->num_heads, c->channels, n / 1e6, B, T);
     DebugState ref;
     debug_state_read(dir, V, n, &ref);
-    int *x = ref.x, *y = ref.y;
+    const int *x = ref.x, *y = ref.y;
     int failures = 0;
 
     // our init from the same seed must be the reference's weights, bit for bit
@@ -133,33 +127,11 @@ int main(int argc, char **argv) {
     }
     if (!found) fatal("--perturb: no parameter tensor named '%s'", perturb);
 
-    // the first AdamW steps, all on the same batch
-    int steps = ref.steps;
-    float *ref_step_loss = ref.step_loss, *ref_step_norm = ref.step_norm;
-    // restart from the reference weights: the gradient above may be perturbed
+    // the first AdamW steps, all on the same batch, from the reference
+    // weights (the gradient above may be perturbed)
     gpt2_free(&model);
-    gpt2_build(&model, model_path, 0, B, T);
-    double max_loss_err = 0.0, max_norm_err = 0.0;
-    for (int s = 0; s < steps; s++) {
-        gpt2_forward(&model, x, y, B, T);
-        float loss = model.mean_loss;
-        gpt2_zero_grad(&model);
-        gpt2_backward(&model, 1.0f);
-        float norm = gpt2_clip_grad_norm(&model, REF_GRAD_CLIP);
-        gpt2_update(&model, REF_LR, REF_BETA1, REF_BETA2, REF_EPS, REF_WEIGHT_DECAY, s + 1);
-        double le = fabs(loss - ref_step_loss[s]), ne = fabs(norm - ref_step_norm[s]) / ref_step_norm[s];
-        printf("     step %2d: loss %.6f (ref %.6f), norm %.5f (ref %.5f)\n", s, loss,
-               ref_step_loss[s], norm, ref_step_norm[s]);
-        if (!(le <= max_loss_err)) max_loss_err = le;
-        if (!(ne <= max_norm_err)) max_norm_err = ne;
-    }
-    char what[64];
-    snprintf(what, sizeof(what), "%d-step losses", steps);
-    report(what, max_loss_err, TOL_STEP_LOSS);
-    snprintf(what, sizeof(what), "%d-step grad norms", steps);
-    report(what, max_norm_err, TOL_STEP_NORM);
+    check_reference_steps(model_path, &ref, TOL_STEP_LOSS, TOL_STEP_NORM);
 
-    gpt2_free(&model);
     debug_state_free(&ref);
     failures += reference_failures;
     printf("%s: %d check(s) failed\n", failures ? "FAILED" : "all ok", failures);

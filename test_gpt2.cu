@@ -34,19 +34,13 @@
 #define TESTING
 #include "train_gpt2.cu"
 #include "llmc/debug_state.h"
+#include "llmc/reference_steps.h"
 
 #define TOL_LOGITS 1.5e-2   // normalised (see above)
 #define TOL_LOSS 5e-3       // absolute, nats
 #define TOL_GRAD 3e-2       // normalised, per tensor
 #define TOL_STEP_LOSS 5e-3  // absolute
 #define TOL_STEP_NORM 1e-2  // relative
-// the reference's optimizer settings (train_gpt2.py reference defaults)
-#define REF_LR 1e-4f
-#define REF_BETA1 0.9f
-#define REF_BETA2 0.95f
-#define REF_EPS 1e-8f
-#define REF_WEIGHT_DECAY 0.1f
-#define REF_GRAD_CLIP 1.0f
 
 // n bf16 values from the device as floats
 static float *download_floats(const floatX *src, size_t n) {
@@ -119,32 +113,11 @@ int main(int argc, char **argv) {
     if (!found) fatal("--perturb: no parameter tensor named '%s'", perturb);
     if (perturb) ref.steps = 0;   // (emulated steps are slow, and would prove nothing more)
 
-    // the first AdamW steps, all on the same batch, from the reference weights
+    // the first AdamW steps, all on the same batch, from the reference
+    // weights (the gradient above may be perturbed)
     gpt2_free(&model);
-    gpt2_build(&model, model_path, 0, B, T);
-    double max_loss_err = 0.0, max_norm_err = 0.0;
-    for (int s = 0; s < ref.steps; s++) {
-        gpt2_forward(&model, ref.x, ref.y, B, T);
-        float loss = model.mean_loss;
-        gpt2_zero_grad(&model);
-        gpt2_backward(&model, 1.0f);
-        float norm = gpt2_clip_grad_norm(&model, REF_GRAD_CLIP);
-        gpt2_update(&model, REF_LR, REF_BETA1, REF_BETA2, REF_EPS, REF_WEIGHT_DECAY, s + 1);
-        double le = fabs(loss - ref.step_loss[s]), ne = fabs(norm - ref.step_norm[s]) / ref.step_norm[s];
-        printf("     step %2d: loss %.6f (ref %.6f), norm %.5f (ref %.5f)\n", s, loss, ref.step_loss[s], norm,
-               ref.step_norm[s]);
-        if (!(le <= max_loss_err)) max_loss_err = le;
-        if (!(ne <= max_norm_err)) max_norm_err = ne;
-    }
-    if (ref.steps > 0) {
-        char what[64];
-        snprintf(what, sizeof(what), "%d-step losses", ref.steps);
-        report(what, max_loss_err, TOL_STEP_LOSS);
-        snprintf(what, sizeof(what), "%d-step grad norms", ref.steps);
-        report(what, max_norm_err, TOL_STEP_NORM);
-    }
+    check_reference_steps(model_path, &ref, TOL_STEP_LOSS, TOL_STEP_NORM);
 
-    gpt2_free(&model);
     debug_state_free(&ref);
     printf("%s: %d check(s) failed\n", reference_failures ? "FAILED" : "all ok", reference_failures);
     return reference_failures ? 1 : 0;
