@@ -124,6 +124,11 @@ else
     else fail gpu_train_broken_kernel_fails "the broken build did not compile: $(head -3 "$TMP/broken/build.log")"; fi
 fi
 
+# the GPU trainer's own flags are range-checked like the others
+expect_error gpu_train_rejects_r_2 "-r must be in [0, 1]" "$GPU" "${ARGS[@]}" -r 2
+expect_error gpu_train_rejects_w_5 "-w must be in [0, 1]" "$GPU" "${ARGS[@]}" -w 5
+expect_error gpu_train_rejects_ge_2 "-ge must be in [0, 1]" "$GPU" "${ARGS[@]}" -ge 2
+expect_error gpu_train_rejects_pk_2 "-pk must be in [0, 1]" "$GPU" "${ARGS[@]}" -pk 2
 $PY tests/make_model.py "$TMP/hs48.bin" 1 2 96 512 64 5   # head size 48
 expect_error gpu_train_rejects_head_size_48 "head size 32 or 64" "$GPU" -e "$TMP/hs48.bin" "${VAL_ARGS[@]}"
 

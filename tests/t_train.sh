@@ -110,6 +110,8 @@ expect_error "unknown flag" "unknown flag" "${RUN[@]}" -zz 1
 expect_error "prefix of a flag is not a flag" "unknown flag" "${RUN[@]}" --batch 4
 expect_error "-b 0" "-b must be in" "${RUN[@]}" -b 0
 expect_error "-v 0" "-v must be in" "${RUN[@]}" -v 0
+expect_error "-sl negative" "-sl must be in" "${RUN[@]}" -sl -1
+expect_error "-nm negative" "-nm must be in" "${RUN[@]}" -nm -3
 expect_error "-b not a number" "expects an integer" "${RUN[@]}" -b four
 expect_error "-l not a number" "expects a number" "${RUN[@]}" -l 1e-3x
 expect_error "flag without value" "needs a value" "${RUN[@]}" -x
