@@ -46,14 +46,27 @@ help:
 	@echo "make bench-tokenizer  encoding MB/s, single-threaded: ours vs js-tiktoken on ~20 MB"
 	@echo "make emu           build the CUDA emulation's tests and the kernel checks (dev/emu, dev/cuda; build/emu/), run by tests/t_emu.sh, tests/t_kernels.sh"
 	@echo "make clean         remove build outputs (keeps downloaded packages and data)"
-	@echo "variables: NO_OMP=1 (no OpenMP), CC=..., CFLAGS=..., PYTHON=..."
+	@echo "variables: NO_OMP=1 (no OpenMP), NO_MPI=1 (no mpirun data parallelism), CC=..., CFLAGS=..., PYTHON=..."
 
 # ----------------------------------------------------------------------------
 # CPU trainer and its test
 
+# MPI (OpenMPI, or MPICH): the CPU trainer then runs data parallel under
+# `mpirun -np N` (llmc/comm.h); without it, one process. NO_MPI=1 to leave it out.
+ifeq ($(NO_MPI),)
+  MPI_PKG := $(shell pkg-config --exists mpi-c 2>/dev/null && echo mpi-c || (pkg-config --exists mpich 2>/dev/null && echo mpich))
+endif
+ifneq ($(MPI_PKG),)
+  MPI_CFLAGS := -DUSE_MPI $(shell pkg-config --cflags $(MPI_PKG))
+  MPI_LIBS := $(shell pkg-config --libs $(MPI_PKG))
+  $(info MPI: $(MPI_PKG))
+else
+  $(info MPI: off (one process only; make deps installs OpenMPI))
+endif
+
 # (PCRE2: the tokenizer, for -p prompts; see the tokenizer section)
 train_gpt2: train_gpt2.c
-	$(CC) $(CFLAGS) $(PCRE2_CFLAGS) $< $(PCRE2_LIBS) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(MPI_CFLAGS) $(PCRE2_CFLAGS) $< $(PCRE2_LIBS) $(MPI_LIBS) $(LDLIBS) -o $@
 
 test_gpt2: test_gpt2.c train_gpt2.c
 	$(CC) $(CFLAGS) $(PCRE2_CFLAGS) $< $(PCRE2_LIBS) $(LDLIBS) -o $@
@@ -63,6 +76,18 @@ build/test_dataloader: tests/test_dataloader.c
 	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
 
 -include build/test_dataloader.d
+
+# ZeRO's shard arithmetic (llmc/zero.h), run by tests/t_multirank.sh
+tests/test_zero: tests/test_zero.c
+	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
+
+-include tests/test_zero.d
+
+# NCCL's id without MPI: over TCP or a file (llmc/rendezvous.h), run by tests/t_multirank.sh
+tests/test_rendezvous: tests/test_rendezvous.c
+	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
+
+-include tests/test_rendezvous.d
 
 # ----------------------------------------------------------------------------
 # CPU GEMM (llmc/gemm.h): its test and bench
@@ -218,6 +243,12 @@ build/emu/nvcc/cuda/%.o: dev/cuda/%.cu $(EMU_KERNEL_HDRS)
 # (scripts/gpu_validate.sh runs them): build/cuda/NAME from dev/cuda/NAME.cu
 CUDA_BENCHES = $(EMU_KERNELS:%=build/cuda/%)
 CUDA_LIBS = -L$(dir $(NVCC))../lib64 -lcublasLt -lcublas
+# several GPUs: NCCL, set up over MPI; without both, train_gpt2cu runs on one
+# GPU (NO_MPI=1 builds that on purpose: e.g. for a GPU machine without OpenMPI)
+ifneq ($(and $(MPI_PKG),$(wildcard $(dir $(NVCC))../include/nccl.h)),)
+  GPU_COMM_FLAGS = $(MPI_CFLAGS) -DUSE_NCCL
+  GPU_COMM_LIBS = -lnccl $(MPI_LIBS)
+endif
 .PHONY: cuda-bench
 cuda-bench: $(CUDA_BENCHES)
 
@@ -234,18 +265,19 @@ build/cuda/%: dev/cuda/%.cu $(EMU_KERNEL_HDRS)
 GPU_TRAINER_DEPS = train_gpt2.cu $(wildcard llmc/*.h) $(wildcard llmc/*.cuh)
 PCRE2_STATIC := $(shell $(CC) -print-file-name=libpcre2-8.a)
 train_gpt2cu: $(GPU_TRAINER_DEPS)
-	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $(PCRE2_CFLAGS) $< -o $@ $(CUDA_LIBS) $(PCRE2_STATIC)
+	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $(PCRE2_CFLAGS) $(GPU_COMM_FLAGS) $< -o $@ $(CUDA_LIBS) $(PCRE2_STATIC) $(GPU_COMM_LIBS)
 
 test_gpt2cu: test_gpt2.cu $(GPU_TRAINER_DEPS)
 	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $(PCRE2_CFLAGS) $< -o $@ $(CUDA_LIBS) $(PCRE2_STATIC)
 
+# (the emulated trainers run several ranks with MPI standing in for NCCL)
 build/emu/asan/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h
 	@mkdir -p $(@D)
-	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_SAN) $(PCRE2_CFLAGS) -x c++ $< $(PCRE2_LIBS) -o $@
+	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_SAN) $(PCRE2_CFLAGS) $(MPI_CFLAGS) -x c++ $< $(PCRE2_LIBS) $(MPI_LIBS) -o $@
 
 build/emu/plain/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h
 	@mkdir -p $(@D)
-	$(EMU_CXX) $(EMU_CXXFLAGS) $(PCRE2_CFLAGS) -x c++ $< $(PCRE2_LIBS) -o $@
+	$(EMU_CXX) $(EMU_CXXFLAGS) $(PCRE2_CFLAGS) $(MPI_CFLAGS) -x c++ $< $(PCRE2_LIBS) $(MPI_LIBS) -o $@
 
 build/emu/plain/test_gpt2cu: build/emu/src/test_gpt2.cu $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h
 	@mkdir -p $(@D)
@@ -273,7 +305,7 @@ bench: deps train_gpt2
 	@bash scripts/bench_cpu.sh
 
 clean:
-	rm -f $(CPU_BINS) build/test_dataloader build/test_dataloader.d $(GEMM_BINS) $(GEMM_BINS:=.d) $(DATA_BINS) $(DATA_TESTS) $(DATA_TESTS:=.d) *.d
+	rm -f $(CPU_BINS) build/test_dataloader build/test_dataloader.d tests/test_zero tests/test_zero.d tests/test_rendezvous tests/test_rendezvous.d $(GEMM_BINS) $(GEMM_BINS:=.d) $(DATA_BINS) $(DATA_TESTS) $(DATA_TESTS:=.d) *.d
 	rm -rf build/ref
 
 -include $(wildcard *.d)

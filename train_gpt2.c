@@ -28,6 +28,7 @@
 
 #include "llmc/args.h"
 #include "llmc/checkpoint.h"
+#include "llmc/comm.h"
 #include "llmc/dataloader.h"
 #include "llmc/gemm.h"
 #include "llmc/gpt2.h"
@@ -37,6 +38,7 @@
 #include "llmc/schedulers.h"
 #include "llmc/tokenizer.h"
 #include "llmc/utils.h"
+#include "llmc/zero.h"
 
 #define LAYERNORM_EPS 1e-5f
 #define REDUCE_CHUNK 65536  // fixed-size partial sums keep reductions thread-count independent
@@ -396,6 +398,29 @@ typedef struct {
     float *datt_row;   // (B,NH,T) attention backward scratch
 } GradScratch;
 
+// Data parallelism over ranks with ZeRO (llmc/zero.h explains the stages,
+// units and buckets). Bucket buffers come in three slots: slot 0 holds the
+// embeddings' bucket, slots 1 and 2 the blocks' in turn (block l in slot
+// 1 + l % 2), so one block's communication overlaps the next one's compute.
+#define DP_SLOTS 3
+typedef struct {
+    Comm *comm;
+    Comm solo;          // the communicator of a single-process model
+    int stage;          // ZeRO stage, 0..3
+    ZeroLayout shards;  // this rank's slices (the state files' layout)
+    ZeroLayout optim;   // the layout of the AdamW moments: shards, or (stage 0) the whole model
+    float *grad_shard;  // stage >= 2: (shard_size,) this rank's reduced gradients
+    float *param_shard; // stage 3: (shard_size,) this rank's parameters
+    float *bucket_grads[DP_SLOTS];   // stage >= 2: a bucket's gradients, before reduction
+    float *bucket_reduced[DP_SLOTS]; // stage >= 2: their reduced slices for this rank
+    float *bucket_params[DP_SLOTS];  // stage 3: a bucket's gathered parameters
+    int grads_of[DP_SLOTS];   // the bucket whose reduction a slot has in flight, or -1
+    int params_of[DP_SLOTS];  // the bucket whose parameters a slot holds, or -1
+    CommRequest grad_reqs[DP_SLOTS][BLOCK_TENSORS], param_reqs[DP_SLOTS][BLOCK_TENSORS];
+    int params_pending[DP_SLOTS];  // gathers in flight into a slot
+    int *counts, *displs;  // (num_units, world): the uneven collectives' slices, a row per unit
+} DataParallel;
+
 typedef struct {
     GPT2Config config;
     size_t param_sizes[NUM_PARAMETER_TENSORS];
@@ -404,9 +429,10 @@ typedef struct {
     float *params_memory;
     ParameterTensors grads;
     float *grads_memory;
-    float *m_memory;  // AdamW first moment, (num_parameters,)
+    float *m_memory;  // AdamW first moment, (num_parameters,), or this rank's shard of it
     float *v_memory;  // AdamW second moment
     int max_B, max_T;  // activation buffers are sized for these
+    size_t num_activations;  // floats of activations and backward scratch
     ActivationTensors acts;
     float *acts_memory;
     GradScratch scratch;
@@ -416,7 +442,10 @@ typedef struct {
     int B, T;       // shape of the last forward
     const int *inputs, *targets;  // of the last forward (caller-owned)
     float mean_loss;  // of the last forward with targets, else -1
+    DataParallel dp;
 } GPT2;
+
+void gpt2_distribute(GPT2 *model, Comm *comm, int stage);
 
 // Carves `memory` by `sizes`; returns the total when memory is NULL.
 static size_t carve(float ***ptrs, const size_t *sizes, int n, float *memory) {
@@ -476,6 +505,7 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     model->lse = alloc_floats(BT);
     model->max_B = B;
     model->max_T = T;
+    model->num_activations = num_acts + num_scratch + 2 * BT;
     model->mean_loss = -1.0f;
 }
 
@@ -486,14 +516,15 @@ void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T) {
     if (gpt2_config_from_descriptor(source, &model->config)) {
         gpt2_allocate(model, B, T);
         gpt2_init_parameters(&model->config, model->params_memory, seed);
-        return;
+    } else {
+        gpt2_read_config(source, &model->config);
+        int32_t header[HEADER_INTS];
+        FILE *f = model_file_open(source, &model->config, header);
+        gpt2_allocate(model, B, T);
+        model_file_read(f, source, header, model->params_memory, model->num_parameters);
+        fclose_check(f);
     }
-    gpt2_read_config(source, &model->config);
-    int32_t header[HEADER_INTS];
-    FILE *f = model_file_open(source, &model->config, header);
-    gpt2_allocate(model, B, T);
-    model_file_read(f, source, header, model->params_memory, model->num_parameters);
-    fclose_check(f);
+    gpt2_distribute(model, NULL, 0);  // one process until the trainer says otherwise
 }
 
 void gpt2_free(GPT2 *model) {
@@ -505,7 +536,198 @@ void gpt2_free(GPT2 *model) {
     free(model->scratch_memory);
     free(model->losses);
     free(model->lse);
+    DataParallel *dp = &model->dp;
+    zero_layout_free(&dp->shards);
+    zero_layout_free(&dp->optim);
+    free(dp->grad_shard);
+    free(dp->param_shard);
+    for (int k = 0; k < DP_SLOTS; k++) {
+        free(dp->bucket_grads[k]);
+        free(dp->bucket_reduced[k]);
+        free(dp->bucket_params[k]);
+    }
+    free(dp->counts);
+    free(dp->displs);
 }
+
+// ----------------------------------------------------------------------------
+// data parallelism: where each layer's weights and gradients live
+
+// The tensors of block l (the stacked ones, at layer l's slice) and of the
+// embeddings, in `flat` (checkpoint order) or, when flat is NULL, in the
+// bucket buffers `emb` (bucket 0) and `block` (bucket 1 + l).
+static ParameterTensors tensors_at(const ZeroLayout *z, float *flat, float *emb, float *block,
+                                   int l) {
+    ParameterTensors t;
+    memset(&t, 0, sizeof(t));
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        int stacked = i >= 2 && i < 2 + BLOCK_TENSORS;
+        if (stacked && l < 0) continue;
+        int u = zero_unit(z, i, l);
+        float *base = flat ? flat : stacked ? block : emb;
+        *parameter_field(&t, i) = base + (flat ? z->offset[u] : z->bucket_offset[u]);
+    }
+    return t;
+}
+
+static int dp_slot(int bucket) { return bucket == 0 ? 0 : 1 + (bucket - 1) % 2; }
+
+// Lets the collectives in flight advance while the next layer computes
+static void dp_progress(GPT2 *model) {
+    DataParallel *dp = &model->dp;
+    for (int k = 0; k < DP_SLOTS; k++) {
+        comm_progress(dp->comm, dp->param_reqs[k], dp->params_pending[k]);
+        if (dp->grads_of[k] >= 0) comm_progress(dp->comm, dp->grad_reqs[k], k == 0 ? 4 : BLOCK_TENSORS);
+    }
+}
+
+// ZeRO-3: starts gathering bucket b's parameters into its slot (unless the
+// slot holds them already): each rank puts in its own slices.
+static void dp_gather_start(GPT2 *model, int b) {
+    DataParallel *dp = &model->dp;
+    const ZeroLayout *z = &dp->shards;
+    int k = dp_slot(b);
+    if (dp->params_of[k] == b) return;
+    for (int i = 0; i < dp->params_pending[k]; i++) comm_wait(dp->comm, &dp->param_reqs[k][i]);
+    int units[BLOCK_TENSORS], n = zero_bucket_units(z, b, units);
+    for (int i = 0; i < n; i++) {
+        int u = units[i];
+        float *unit = dp->bucket_params[k] + z->bucket_offset[u];
+        memcpy(unit + (size_t)z->rank * z->slice[u], dp->param_shard + z->shard_offset[u],
+               z->slice[u] * sizeof(float));
+        dp->param_reqs[k][i] = comm_all_gather_f32(dp->comm, unit, z->slice[u], "all-gather of parameters");
+    }
+    dp->params_pending[k] = n;
+    dp->params_of[k] = b;
+}
+
+// The parameters block l uses (l = -1: only the embeddings and the final
+// layernorm). ZeRO-3 gathers them here, and starts gathering block `next`'s
+// (if 0 <= next < L) so that it arrives while block l computes.
+static ParameterTensors gpt2_params(GPT2 *model, int l, int next) {
+    DataParallel *dp = &model->dp;
+    if (dp->stage < 3) return tensors_at(&dp->shards, model->params_memory, NULL, NULL, l);
+    dp_progress(model);
+    int b = 1 + l;  // l = -1: bucket 0
+    dp_gather_start(model, b);
+    int k = dp_slot(b);
+    for (int i = 0; i < dp->params_pending[k]; i++) comm_wait(dp->comm, &dp->param_reqs[k][i]);
+    dp->params_pending[k] = 0;
+    if (next >= 0 && next < model->config.num_layers) dp_gather_start(model, 1 + next);
+    return tensors_at(&dp->shards, NULL, dp->bucket_params[0], dp->bucket_params[k], l);
+}
+
+// ZeRO-2/3: waits for the reduction a slot has in flight and adds this
+// rank's reduced slices into its gradient shard.
+static void dp_reduce_finish(GPT2 *model, int k) {
+    DataParallel *dp = &model->dp;
+    const ZeroLayout *z = &dp->shards;
+    if (dp->grads_of[k] < 0) return;
+    int units[BLOCK_TENSORS], n = zero_bucket_units(z, dp->grads_of[k], units);
+    for (int i = 0; i < n; i++) {
+        int u = units[i];
+        comm_wait(dp->comm, &dp->grad_reqs[k][i]);
+        const float *reduced = dp->bucket_reduced[k] + z->bucket_offset[u] / z->world;
+        float *g = dp->grad_shard + z->shard_offset[u];
+        for (size_t j = 0; j < z->slice[u]; j++) g[j] += reduced[j];
+    }
+    dp->grads_of[k] = -1;
+}
+
+// ZeRO-2/3: bucket b's gradients are complete: starts reduce-scattering them.
+static void dp_reduce_start(GPT2 *model, int b) {
+    DataParallel *dp = &model->dp;
+    const ZeroLayout *z = &dp->shards;
+    if (dp->stage < 2) return;
+    int k = dp_slot(b), units[BLOCK_TENSORS], n = zero_bucket_units(z, b, units);
+    for (int i = 0; i < n; i++) {
+        int u = units[i];
+        dp->grad_reqs[k][i] = comm_reduce_scatter_f32(
+            dp->comm, dp->bucket_grads[k] + z->bucket_offset[u],
+            dp->bucket_reduced[k] + z->bucket_offset[u] / z->world, z->slice[u],
+            "reduce-scatter of gradients");
+    }
+    dp->grads_of[k] = b;
+}
+
+// Where block l's gradients (l = -1: the embeddings') accumulate during the
+// backward: the full gradient buffer, or (ZeRO-2/3) its zeroed bucket slot.
+static ParameterTensors gpt2_grads(GPT2 *model, int l) {
+    DataParallel *dp = &model->dp;
+    if (dp->stage < 2) return tensors_at(&dp->shards, model->grads_memory, NULL, NULL, l);
+    dp_progress(model);
+    int b = 1 + l, k = dp_slot(b);
+    dp_reduce_finish(model, k);  // the slot's last bucket (block l + 2) is on its way
+    memset(dp->bucket_grads[k], 0, dp->shards.bucket_size[b] * sizeof(float));
+    return tensors_at(&dp->shards, NULL, dp->bucket_grads[0], dp->bucket_grads[k], l);
+}
+
+// Spreads the model over comm's ranks at ZeRO stage `stage` (comm NULL: one
+// process), freeing what this rank no longer keeps whole. gpt2_build calls
+// it for one process; the trainer may call it once more, right after.
+void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
+    DataParallel *dp = &model->dp;
+    if (dp->comm) {  // undo gpt2_build's one-process setting
+        zero_layout_free(&dp->shards);
+        zero_layout_free(&dp->optim);
+        free(dp->counts);
+        free(dp->displs);
+    }
+    if (!comm) {
+        memset(&dp->solo, 0, sizeof(dp->solo));
+        dp->solo.world = 1;
+        comm = &dp->solo;
+    }
+    dp->comm = comm;
+    dp->stage = stage;
+    int world = comm->world, rank = comm->rank;
+    zero_layout_init(&dp->shards, &model->config, world, rank);
+    zero_layout_init(&dp->optim, &model->config, stage == 0 ? 1 : world, stage == 0 ? 0 : rank);
+    size_t rows = (size_t)dp->shards.num_units * world;  // (MPI reads them until the collective ends)
+    dp->counts = (int *)calloc_check(rows, sizeof(int));
+    dp->displs = (int *)calloc_check(rows, sizeof(int));
+    for (int k = 0; k < DP_SLOTS; k++) dp->grads_of[k] = dp->params_of[k] = -1;
+    const ZeroLayout *z = &dp->shards;
+    if (stage >= 1) {  // the AdamW moments: this rank's shard only
+        free(model->m_memory);
+        free(model->v_memory);
+        model->m_memory = alloc_floats(z->shard_size);
+        model->v_memory = alloc_floats(z->shard_size);
+    }
+    if (stage >= 2) {  // the gradients: a shard, and bucket buffers to reduce from
+        free(model->grads_memory);
+        model->grads_memory = NULL;
+        dp->grad_shard = alloc_floats(z->shard_size);
+        for (int k = 0; k < DP_SLOTS; k++) {
+            size_t n = z->bucket_size[k == 0 ? 0 : 1];  // (every block's bucket has one size)
+            dp->bucket_grads[k] = alloc_floats(n);
+            dp->bucket_reduced[k] = alloc_floats(n / world);
+        }
+    }
+    if (stage == 3) {  // the parameters: a shard, and bucket buffers to gather into
+        dp->param_shard = alloc_floats(z->shard_size);
+        zero_pack_shard(z, dp->param_shard, model->params_memory);
+        free(model->params_memory);
+        model->params_memory = NULL;
+        for (int k = 0; k < DP_SLOTS; k++) {
+            dp->bucket_params[k] = alloc_floats(z->bucket_size[k == 0 ? 0 : 1]);
+        }
+    }
+    if (world > 1) {  // say where each rank's memory goes
+        double mib = sizeof(float) / (double)(1 << 20);
+        size_t buckets = z->bucket_size[0] + 2 * z->bucket_size[1];  // the three slots
+        size_t params = stage == 3 ? z->shard_size : model->num_parameters;
+        size_t grads = stage >= 2 ? z->shard_size : model->num_parameters;
+        size_t buffers = (stage >= 2 ? buckets + buckets / world : 0) + (stage == 3 ? buckets : 0);
+        printf("memory per rank (ZeRO-%d, %d rank%s): parameters %.1f MiB, gradients %.1f MiB, "
+               "AdamW %.1f MiB, bucket buffers %.1f MiB, activations %.1f MiB\n", stage, world,
+               world == 1 ? "" : "s", params * mib, grads * mib, 2.0 * dp->optim.shard_size * mib,
+               buffers * mib, model->num_activations * mib);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// forward, backward, update
 
 // Forward pass over inputs (B,T). With targets (B,T), also the loss:
 // model->losses per position and model->mean_loss. Without, logits only.
@@ -522,12 +744,13 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
     model->T = T;
     model->inputs = inputs;
     model->targets = targets;
-    ParameterTensors p = model->params;
     ActivationTensors a = model->acts;
     size_t BT = (size_t)B * T;
 
+    ParameterTensors p = gpt2_params(model, -1, 0);  // the embeddings and the final layernorm
     encoder_forward(a.encoded, inputs, p.wte, p.wpe, B, T, C);
     for (int l = 0; l < L; l++) {
+        ParameterTensors w = gpt2_params(model, l, l + 1);  // block l's weights
         float *residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * BT * C;
         // this layer's weights and activations
         float *ln1 = a.ln1 + l * BT * C, *ln1_mean = a.ln1_mean + l * BT;
@@ -539,16 +762,15 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
         float *fch_gelu = a.fch_gelu + l * BT * 4 * C, *fcproj = a.fcproj + l * BT * C;
         float *residual3 = a.residual3 + l * BT * C;
 
-        layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, p.ln1w + l * C, p.ln1b + l * C, BT, C);
-        matmul_forward(qkv, ln1, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, BT, C, 3 * C);
+        layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, w.ln1w, w.ln1b, BT, C);
+        matmul_forward(qkv, ln1, w.qkvw, w.qkvb, BT, C, 3 * C);
         attention_forward(atty, att, qkv, B, T, C, NH);
-        matmul_forward(attproj, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, BT, C, C);
+        matmul_forward(attproj, atty, w.attprojw, w.attprojb, BT, C, C);
         residual_forward(residual2, residual, attproj, BT * C);
-        layernorm_forward(ln2, ln2_mean, ln2_rstd, residual2, p.ln2w + l * C, p.ln2b + l * C, BT, C);
-        matmul_forward(fch, ln2, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, BT, C, 4 * C);
+        layernorm_forward(ln2, ln2_mean, ln2_rstd, residual2, w.ln2w, w.ln2b, BT, C);
+        matmul_forward(fch, ln2, w.fcw, w.fcb, BT, C, 4 * C);
         gelu_forward(fch_gelu, fch, BT * 4 * C);
-        matmul_forward(fcproj, fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, p.fcprojb + l * C, BT,
-                       4 * C, C);
+        matmul_forward(fcproj, fch_gelu, w.fcprojw, w.fcprojb, BT, 4 * C, C);
         residual_forward(residual3, residual2, fcproj, BT * C);
     }
     float *last = a.residual3 + (L - 1) * BT * C;
@@ -565,7 +787,11 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
 }
 
 void gpt2_zero_grad(GPT2 *model) {
-    memset(model->grads_memory, 0, model->num_parameters * sizeof(float));
+    if (model->dp.stage >= 2) {
+        memset(model->dp.grad_shard, 0, model->dp.shards.shard_size * sizeof(float));
+    } else {
+        memset(model->grads_memory, 0, model->num_parameters * sizeof(float));
+    }
 }
 
 // Backward pass of the last forward (which must have had targets); adds
@@ -580,9 +806,9 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
     int L = c->num_layers, C = c->channels, NH = c->num_heads, V = c->vocab_size;
     int Vp = c->padded_vocab_size;
     size_t BT = (size_t)B * T;
-    ParameterTensors p = model->params, g = model->grads;
     ActivationTensors a = model->acts;
     GradScratch s = model->scratch;
+    ParameterTensors p = gpt2_params(model, -1, L - 1), g = gpt2_grads(model, -1);
 
     // classifier and final layernorm
     crossentropy_backward(a.logits, model->lse, model->targets, loss_scale / BT, BT, V, Vp);
@@ -602,25 +828,25 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
         float *residual2 = a.residual2 + l * BT * C, *ln2 = a.ln2 + l * BT * C;
         float *ln2_mean = a.ln2_mean + l * BT, *ln2_rstd = a.ln2_rstd + l * BT;
         float *fch = a.fch + l * BT * 4 * C, *fch_gelu = a.fch_gelu + l * BT * 4 * C;
+        ParameterTensors w = gpt2_params(model, l, l - 1), dw = gpt2_grads(model, l);
 
         // MLP: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2))))
-        matmul_backward(s.dfch, g.fcprojw + (size_t)l * 4 * C * C, g.fcprojb + l * C, s.dresidual,
-                        fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C);
+        matmul_backward(s.dfch, dw.fcprojw, dw.fcprojb, s.dresidual, fch_gelu, w.fcprojw, BT, 4 * C, C);
         gelu_backward(s.dfch, fch, BT * 4 * C);
-        matmul_backward(s.dln, g.fcw + (size_t)l * 4 * C * C, g.fcb + l * 4 * C, s.dfch, ln2,
-                        p.fcw + (size_t)l * 4 * C * C, BT, C, 4 * C);
-        layernorm_backward(s.dresidual, g.ln2w + l * C, g.ln2b + l * C, s.dln, residual2,
-                           p.ln2w + l * C, ln2_mean, ln2_rstd, BT, C);
+        matmul_backward(s.dln, dw.fcw, dw.fcb, s.dfch, ln2, w.fcw, BT, C, 4 * C);
+        layernorm_backward(s.dresidual, dw.ln2w, dw.ln2b, s.dln, residual2, w.ln2w, ln2_mean,
+                           ln2_rstd, BT, C);
         // attention: residual2 = residual + attproj(attention(qkv(ln1(residual))))
-        matmul_backward(s.datty, g.attprojw + (size_t)l * C * C, g.attprojb + l * C, s.dresidual,
-                        atty, p.attprojw + (size_t)l * C * C, BT, C, C);
+        matmul_backward(s.datty, dw.attprojw, dw.attprojb, s.dresidual, atty, w.attprojw, BT, C, C);
         attention_backward(s.dqkv, s.datt_row, s.datty, qkv, att, B, T, C, NH);
-        matmul_backward(s.dln, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C, s.dqkv, ln1,
-                        p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
-        layernorm_backward(s.dresidual, g.ln1w + l * C, g.ln1b + l * C, s.dln, residual,
-                           p.ln1w + l * C, ln1_mean, ln1_rstd, BT, C);
+        matmul_backward(s.dln, dw.qkvw, dw.qkvb, s.dqkv, ln1, w.qkvw, BT, C, 3 * C);
+        layernorm_backward(s.dresidual, dw.ln1w, dw.ln1b, s.dln, residual, w.ln1w, ln1_mean,
+                           ln1_rstd, BT, C);
+        dp_reduce_start(model, 1 + l);  // ZeRO-2/3: block l's gradients are complete
     }
     encoder_backward(g.wte, g.wpe, s.dresidual, model->inputs, B, T, C);
+    dp_reduce_start(model, 0);
+    for (int k = 0; k < DP_SLOTS; k++) dp_reduce_finish(model, k);
     model->mean_loss = -1.0f;  // the logits are gone: a second backward needs a new forward
 }
 
@@ -642,43 +868,81 @@ static double sum_of_squares(const float *x, size_t n) {
     return total;
 }
 
+// After the micro-batches' backward passes: every rank's gradients summed
+// (ZeRO-0/1: all-reduced here; ZeRO-2/3: reduce-scattered during backward).
+void gpt2_reduce_gradients(GPT2 *model) {
+    if (model->dp.stage < 2) {
+        comm_allreduce_sum_f32(model->dp.comm, model->grads_memory, model->num_parameters,
+                               "all-reduce of gradients");
+    }
+}
+
 // Global L2 norm of all gradients; if above max_norm (> 0), scales the
 // gradients down to it (as torch.nn.utils.clip_grad_norm_). Returns the norm
-// before clipping.
+// before clipping. ZeRO-2/3: each rank holds a shard; the squares are summed
+// over ranks.
 float gpt2_clip_grad_norm(GPT2 *model, float max_norm) {
-    float norm = (float)sqrt(sum_of_squares(model->grads_memory, model->num_parameters));
+    DataParallel *dp = &model->dp;
+    int sharded = dp->stage >= 2;
+    float *grads = sharded ? dp->grad_shard : model->grads_memory;
+    size_t n = sharded ? dp->shards.shard_size : model->num_parameters;
+    double squares = sum_of_squares(grads, n);
+    if (sharded) comm_allreduce_sum_f64(dp->comm, &squares, 1, "all-reduce of the gradient norm");
+    float norm = (float)sqrt(squares);
     if (max_norm > 0.0f) {
         float coef = max_norm / (norm + 1e-6f);
         if (coef < 1.0f) {
 #pragma omp parallel for
-            for (size_t i = 0; i < model->num_parameters; i++) model->grads_memory[i] *= coef;
+            for (size_t i = 0; i < n; i++) grads[i] *= coef;
         }
     }
     return norm;
 }
 
+// AdamW on n parameters p with gradients g and moments m, v; decay is the
+// weight decay factor 1 - lr * weight_decay (1: none).
+static void adamw(float *p, const float *g, float *m, float *v, size_t n, float beta1, float beta2,
+                  float eps, float step_size, float bc2_sqrt, float decay) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) {
+        m[i] = beta1 * m[i] + (1.0f - beta1) * g[i];
+        v[i] = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
+        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+        p[i] = p[i] * decay - step_size * m[i] / denom;
+    }
+}
+
 // AdamW with decoupled weight decay on the 2-D weights only, as
-// torch.optim.AdamW. t is the 1-based step number.
+// torch.optim.AdamW. t is the 1-based step number. Each rank updates the
+// slices whose moments it holds (all of them at ZeRO-0); ZeRO-1/2 then
+// all-gather the parameters, ZeRO-3 keeps its shard until the next forward.
 void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, float weight_decay,
                  int t) {
+    DataParallel *dp = &model->dp;
+    const ZeroLayout *z = &dp->optim;
     float bc1 = 1.0f - powf(beta1, (float)t);
     float bc2_sqrt = sqrtf(1.0f - powf(beta2, (float)t));
-    float step_size = lr / bc1;
-    size_t offset = 0;
-    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
-        size_t n = model->param_sizes[k];
-        float decay = parameter_decays(k) ? 1.0f - lr * weight_decay : 1.0f;
-        float *p = model->params_memory + offset, *g = model->grads_memory + offset;
-        float *m = model->m_memory + offset, *v = model->v_memory + offset;
-#pragma omp parallel for
-        for (size_t i = 0; i < n; i++) {
-            m[i] = beta1 * m[i] + (1.0f - beta1) * g[i];
-            v[i] = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
-            float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-            p[i] = p[i] * decay - step_size * m[i] / denom;
-        }
-        offset += n;
+    for (int u = 0; u < z->num_units; u++) {
+        size_t own = zero_owned(z, u, z->rank), so = z->shard_offset[u];
+        size_t flat = z->offset[u] + (size_t)z->rank * z->slice[u];
+        float *p = dp->stage == 3 ? dp->param_shard + so : model->params_memory + flat;
+        float *g = dp->stage >= 2 ? dp->grad_shard + so : model->grads_memory + flat;
+        float decay = parameter_decays(z->tensor[u]) ? 1.0f - lr * weight_decay : 1.0f;
+        adamw(p, g, model->m_memory + so, model->v_memory + so, own, beta1, beta2, eps, lr / bc1,
+              bc2_sqrt, decay);
     }
+    if (dp->stage == 1 || dp->stage == 2) {
+        CommRequest *reqs = (CommRequest *)malloc_check((size_t)z->num_units * sizeof(CommRequest));
+        for (int u = 0; u < z->num_units; u++) {
+            size_t row = (size_t)u * z->world;
+            reqs[u] = comm_all_gather_unpadded_f32(dp->comm, model->params_memory + z->offset[u],
+                                                   z->count[u], z->slice[u], dp->counts + row,
+                                                   dp->displs + row, "all-gather of parameters");
+        }
+        for (int u = 0; u < z->num_units; u++) comm_wait(dp->comm, &reqs[u]);
+        free(reqs);
+    }
+    for (int k = 0; k < DP_SLOTS; k++) dp->params_of[k] = -1;  // ZeRO-3: gathered copies are stale
 }
 
 // ----------------------------------------------------------------------------
@@ -689,13 +953,48 @@ const float *gpt2_logits_row(GPT2 *model, int t) {
     return model->acts.logits + (size_t)t * model->config.padded_vocab_size;
 }
 
+// Writes a checkpoint: every rank its state file (its slices of the AdamW
+// moments), then rank 0 the model file, which marks the checkpoint complete.
 void gpt2_save(GPT2 *model, const char *model_path, const char *state_path, const TrainState *st) {
-    model_file_write(model_path, &model->config, model->params_memory);
-    state_file_write(state_path, st, model->m_memory, model->v_memory);
+    DataParallel *dp = &model->dp;
+    const ZeroLayout *z = &dp->shards;
+    if (dp->stage == 0 && z->world > 1) {  // every rank holds all moments: write its slices
+        float *m = alloc_floats(z->shard_size), *v = alloc_floats(z->shard_size);
+        zero_pack_shard(z, m, model->m_memory);
+        zero_pack_shard(z, v, model->v_memory);
+        state_file_write(state_path, st, m, v, z->shard_size);
+        free(m);
+        free(v);
+    } else {
+        state_file_write(state_path, st, model->m_memory, model->v_memory, z->shard_size);
+    }
+    comm_barrier_after_io(dp->comm, "checkpoint: state files written");
+    float *params = model->params_memory;
+    if (dp->stage == 3) {  // gather the parameters on rank 0
+        params = z->rank == 0 ? alloc_floats(model->num_parameters) : NULL;
+        for (int u = 0; u < z->num_units; u++) {
+            CommRequest r = comm_gather_unpadded_f32(
+                dp->comm, dp->param_shard + z->shard_offset[u], params ? params + z->offset[u] : NULL,
+                z->count[u], z->slice[u], dp->counts, dp->displs, "gather of parameters to rank 0");
+            comm_wait(dp->comm, &r);
+        }
+    }
+    if (z->rank == 0) model_file_write(model_path, &model->config, params);
+    if (params != model->params_memory) free(params);
+    comm_barrier_after_io(dp->comm, "checkpoint: model file written");
 }
 
-void gpt2_load_state(GPT2 *model, const char *state_path, TrainState *st) {
-    state_file_read(state_path, st, model->m_memory, model->v_memory, (int64_t)model->num_parameters);
+// CRC-32 of the parameters of a model just built (before gpt2_distribute:
+// ZeRO-3 keeps only a shard of them)
+uint32_t gpt2_params_checksum(GPT2 *model) {
+    return crc32_update(0, model->params_memory, model->num_parameters * sizeof(float));
+}
+
+// Reads the AdamW moments of the checkpoint at `step` in dir, written on any
+// number of ranks: this rank takes the slices it holds.
+void gpt2_load_state(GPT2 *model, const char *dir, int step, TrainState *st) {
+    state_files_read(dir, step, &model->config, &model->dp.optim, model->m_memory,
+                     model->v_memory, st);
 }
 
 void gpt2_describe_device(char *out, size_t size) {
@@ -717,6 +1016,9 @@ double gpt2_peak_flops(GPT2 *model) {
 #include "llmc/train_loop.h"
 
 // the CPU trainer has no settings of its own
-void gpt2_configure(const TrainConfig *cfg) { (void)cfg; }
+void gpt2_configure(const TrainConfig *cfg, const Comm *comm) {
+    (void)cfg;
+    (void)comm;
+}
 #endif
 

@@ -27,11 +27,14 @@
 #include <string.h>
 
 #include "llmc/checkpoint.h"
+#include "llmc/comm.h"
 #include "llmc/gpt2.h"
 #include "llmc/mfu.h"
 #include "llmc/utils.h"
+#include "llmc/zero.h"
 
 #include "llmc/cuda_common.cuh"
+#include "llmc/comm_gpu.cuh"
 #include "llmc/adamw.cuh"
 #include "llmc/attention.cuh"
 #include "llmc/encoder.cuh"
@@ -51,12 +54,15 @@ static struct {
     int master_weights;   // 1: fp32 master weights, updated by AdamW, rounded into the bf16 ones (-w)
     int profile;          // 1: time each kernel family per step, print a table at the end (-pk)
     int gelu_fusion;      // 1: GELU in the fc matmul's cuBLASLt epilogue; 0: a separate kernel (-ge)
-} gpu_options = {0, 0, 0, 1};
+    const char *init_method, *rendezvous_server, *rendezvous_file;  // how the ranks meet (-pi, -ps, -pf)
+} gpu_options = {0, 0, 0, 1, "mpi", "", ""};
 
 // the kernel families -pk 1 times (llmc/profile.cuh)
-enum { K_COPY, K_ENCODER, K_LAYERNORM, K_MATMUL, K_ATTENTION, K_GELU, K_CLASSIFIER, K_NORM, K_ADAMW, K_FAMILIES };
+enum { K_COPY, K_ENCODER, K_LAYERNORM, K_MATMUL, K_ATTENTION, K_GELU, K_CLASSIFIER, K_NORM, K_ADAMW, K_COMM,
+       K_FAMILIES };
 static const char *const kernel_family_names[K_FAMILIES] = {
-    "copies + idle", "encoder", "layernorm", "matmul", "attention", "gelu", "classifier", "global norm", "adamw"};
+    "copies + idle", "encoder", "layernorm", "matmul", "attention", "gelu", "classifier", "global norm", "adamw",
+    "communication"};
 
 
 // the 16 parameter tensors of llmc/gpt2.h, in bf16 on the device
@@ -138,7 +144,16 @@ typedef struct {
     uint32_t seed;       // stochastic rounding in AdamW
     double peak_flops;   // the device's dense bf16 FLOP/s, -1 if unknown (llmc/mfu.h)
     cudaStream_t stream;
+    // data parallelism (llmc/zero.h): ZeRO-0 or 1 so far on the GPU
+    Comm *comm;
+    Comm solo;           // the communicator of a single-process model
+    DeviceComm dcomm;    // NCCL (or its emulated stand-in) over comm's ranks
+    int zero_stage;
+    ZeroLayout shards;   // this rank's slices (the state files' layout)
+    ZeroLayout optim;    // the layout of m_memory, v_memory: shards, or (ZeRO-0) the whole model
 } GPT2;
+
+void gpt2_distribute(GPT2 *model, Comm *comm, int stage);
 
 // Carves `memory` into tensors of the given byte sizes, each starting on a
 // 256-byte boundary (the 128-bit kernels need 16); returns the total bytes,
@@ -278,9 +293,13 @@ void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T) {
         cudaCheck(cudaMemcpy(model->master_memory, host, model->num_parameters * sizeof(float), cudaMemcpyHostToDevice));
     }
     free(host);
+    gpt2_distribute(model, NULL, 0);  // one process until the trainer says otherwise
 }
 
 void gpt2_free(GPT2 *model) {
+    device_comm_free(&model->dcomm);
+    zero_layout_free(&model->shards);
+    zero_layout_free(&model->optim);
     profile_print(&model->profile, kernel_family_names, K_FAMILIES);
     profile_free(&model->profile);
     matmul_destroy();
@@ -483,15 +502,40 @@ static uint32_t rounding_seed(const GPT2 *model, int t, int k) {
 // are their stochastic rounding.
 void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, float weight_decay, int t) {
     profile_mark(&model->profile, K_ADAMW, model->stream);
-    size_t offset = 0;
-    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
-        size_t n = model->param_sizes[k];
-        uint32_t seed = rounding_seed(model, t, k);
-        float *master = model->master_memory ? model->master_memory + offset : NULL;
-        adamw_update(model->params_memory + offset, master, model->grads_memory + offset, model->m_memory + offset,
-                     model->v_memory + offset, n, lr, beta1, beta2, t, eps, parameter_decays(k) ? weight_decay : 0.0f,
-                     model->grad_scale, seed, model->stream);
-        offset += n;
+    if (model->zero_stage == 0) {  // every rank updates everything, the same way
+        size_t offset = 0;
+        for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+            size_t n = model->param_sizes[k];
+            uint32_t seed = rounding_seed(model, t, k);
+            float *master = model->master_memory ? model->master_memory + offset : NULL;
+            adamw_update(model->params_memory + offset, master, model->grads_memory + offset,
+                         model->m_memory + offset, model->v_memory + offset, n, lr, beta1, beta2, t, eps,
+                         parameter_decays(k) ? weight_decay : 0.0f, model->grad_scale, seed, model->stream);
+            offset += n;
+        }
+    } else {  // ZeRO-1: this rank's slices (with the whole tensor's random bits), then all-gather
+        const ZeroLayout *z = &model->optim;
+        size_t tensor_start[NUM_PARAMETER_TENSORS], offset = 0;
+        for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+            tensor_start[k] = offset;
+            offset += model->param_sizes[k];
+        }
+        for (int u = 0; u < z->num_units; u++) {
+            int k = z->tensor[u];
+            size_t own = zero_owned(z, u, z->rank), so = z->shard_offset[u];
+            size_t flat = z->offset[u] + (size_t)z->rank * z->slice[u];
+            adamw_update(model->params_memory + flat, NULL, model->grads_memory + flat, model->m_memory + so,
+                         model->v_memory + so, own, lr, beta1, beta2, t, eps,
+                         parameter_decays(k) ? weight_decay : 0.0f, model->grad_scale, rounding_seed(model, t, k),
+                         model->stream, flat - tensor_start[k]);
+        }
+        profile_mark(&model->profile, K_COMM, model->stream);
+        device_group_start(&model->dcomm);
+        for (int u = 0; u < z->num_units; u++) {
+            device_all_gather_unpadded(&model->dcomm, model->params_memory + z->offset[u], z->count[u], z->slice[u],
+                                       DEVICE_BF16, "all-gather of parameters");
+        }
+        device_group_end(&model->dcomm, "all-gather of parameters");
     }
     profile_end_step(&model->profile, model->stream);
     cudaCheck(cudaStreamSynchronize(model->stream));
@@ -515,9 +559,32 @@ static void *download(const void *src, size_t bytes) {
 }
 
 // The model file holds the master weights (fp32) when there are some, else
-// the bf16 parameters; the state file the AdamW moments.
+// the bf16 parameters; each rank's state file its slices of the AdamW
+// moments. State files first: rank 0's model file marks the checkpoint complete.
 void gpt2_save(GPT2 *model, const char *model_path, const char *state_path, const TrainState *st) {
     size_t n = model->num_parameters;
+    const ZeroLayout *z = &model->shards;
+    float *m, *v;
+    if (model->optim.shard_size == z->shard_size) {  // the moments are this rank's shard
+        m = (float *)download(model->m_memory, z->shard_size * sizeof(float));
+        v = (float *)download(model->v_memory, z->shard_size * sizeof(float));
+    } else {  // ZeRO-0 on several ranks: every rank holds all moments; write its slices
+        m = (float *)calloc_check(z->shard_size, sizeof(float));
+        v = (float *)calloc_check(z->shard_size, sizeof(float));
+        for (int u = 0; u < z->num_units; u++) {
+            size_t from = z->offset[u] + (size_t)z->rank * z->slice[u], bytes = zero_owned(z, u, z->rank) * sizeof(float);
+            cudaCheck(cudaMemcpy(m + z->shard_offset[u], model->m_memory + from, bytes, cudaMemcpyDeviceToHost));
+            cudaCheck(cudaMemcpy(v + z->shard_offset[u], model->v_memory + from, bytes, cudaMemcpyDeviceToHost));
+        }
+    }
+    state_file_write(state_path, st, m, v, z->shard_size);
+    free(m);
+    free(v);
+    comm_barrier_after_io(model->comm, "checkpoint: state files written");
+    if (z->rank != 0) {
+        comm_barrier_after_io(model->comm, "checkpoint: model file written");
+        return;
+    }
     if (model->master_memory) {
         void *master = download(model->master_memory, n * sizeof(float));
         model_file_write_version(model_path, &model->config, MODEL_VERSION_FP32, master);
@@ -527,19 +594,71 @@ void gpt2_save(GPT2 *model, const char *model_path, const char *state_path, cons
         model_file_write_version(model_path, &model->config, MODEL_VERSION_BF16, params);
         free(params);
     }
-    float *m = (float *)download(model->m_memory, n * sizeof(float));
-    float *v = (float *)download(model->v_memory, n * sizeof(float));
-    state_file_write(state_path, st, m, v);
-    free(m);
-    free(v);
+    comm_barrier_after_io(model->comm, "checkpoint: model file written");
 }
 
-void gpt2_load_state(GPT2 *model, const char *state_path, TrainState *st) {
-    size_t n = model->num_parameters;
-    float *m = (float *)malloc_check(n * sizeof(float)), *v = (float *)malloc_check(n * sizeof(float));
-    state_file_read(state_path, st, m, v, (int64_t)n);
-    cudaCheck(cudaMemcpy(model->m_memory, m, n * sizeof(float), cudaMemcpyHostToDevice));
-    cudaCheck(cudaMemcpy(model->v_memory, v, n * sizeof(float), cudaMemcpyHostToDevice));
+uint32_t gpt2_params_checksum(GPT2 *model) {
+    size_t bytes = model->num_parameters * sizeof(floatX);
+    void *params = download(model->params_memory, bytes);
+    uint32_t crc = crc32_update(0, params, bytes);
+    free(params);
+    return crc;
+}
+
+// Spreads the model over comm's ranks, one GPU each, at ZeRO stage `stage`
+// (comm NULL: one process); called on a freshly built model. ZeRO-1 keeps
+// this rank's slices of the AdamW moments only.
+void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
+    if (model->comm) {  // undo gpt2_build's one-process setting
+        device_comm_free(&model->dcomm);
+        zero_layout_free(&model->shards);
+        zero_layout_free(&model->optim);
+    }
+    if (!comm) {
+        memset(&model->solo, 0, sizeof(model->solo));
+        model->solo.world = 1;
+        comm = &model->solo;
+    }
+    if (stage > 1) fatal("-z %d: the GPU trainer has ZeRO stages 0 and 1 so far", stage);
+    if (stage == 1 && model->master_memory) fatal("-z 1 with -w 1: master weights are not sharded yet; use -z 0");
+    model->comm = comm;
+    model->zero_stage = stage;
+    zero_layout_init(&model->shards, &model->config, comm->world, comm->rank);
+    zero_layout_init(&model->optim, &model->config, stage == 0 ? 1 : comm->world, stage == 0 ? 0 : comm->rank);
+    if (stage == 1) {
+        size_t bytes = model->optim.shard_size * sizeof(float);
+        cudaCheck(cudaFree(model->m_memory));
+        cudaCheck(cudaFree(model->v_memory));
+        cudaCheck(cudaMalloc(&model->m_memory, bytes));
+        cudaCheck(cudaMalloc(&model->v_memory, bytes));
+        cudaCheck(cudaMemset(model->m_memory, 0, bytes));
+        cudaCheck(cudaMemset(model->v_memory, 0, bytes));
+    }
+    device_comm_init(&model->dcomm, comm, model->stream, gpu_options.init_method, gpu_options.rendezvous_server,
+                     gpu_options.rendezvous_file);
+    if (comm != &model->solo && comm->world > 1) {
+        printf("memory per rank (ZeRO-%d, %d ranks): AdamW m,v %.3f GiB of the plan's %.3f\n", stage, comm->world,
+               gib(2 * model->optim.shard_size * sizeof(float)), gib(2 * model->num_parameters * sizeof(float)));
+    }
+}
+
+// After the micro-batches' backward passes: every rank's gradients summed
+// (bf16, as the backward keeps them).
+void gpt2_reduce_gradients(GPT2 *model) {
+    if (model->comm->world == 1) return;
+    profile_mark(&model->profile, K_COMM, model->stream);
+    device_all_reduce_sum(&model->dcomm, model->grads_memory, model->num_parameters, DEVICE_BF16,
+                          "all-reduce of gradients");
+}
+
+// Reads the AdamW moments of the checkpoint at `step` in dir (written on
+// any number of ranks: the whole model is gathered from their shards).
+void gpt2_load_state(GPT2 *model, const char *dir, int step, TrainState *st) {
+    size_t n = model->num_parameters, held = model->optim.shard_size;
+    float *m = (float *)malloc_check(held * sizeof(float)), *v = (float *)malloc_check(held * sizeof(float));
+    state_files_read(dir, step, &model->config, &model->optim, m, v, st);
+    cudaCheck(cudaMemcpy(model->m_memory, m, held * sizeof(float), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(model->v_memory, v, held * sizeof(float), cudaMemcpyHostToDevice));
     free(m);
     free(v);
     // with master weights (loaded from the fp32 model file), the bf16
@@ -578,10 +697,18 @@ double gpt2_peak_flops(GPT2 *model) { return model->peak_flops; }
 #define TRAINER_GPU
 #include "llmc/train_loop.h"
 
-void gpt2_configure(const TrainConfig *cfg) {
+void gpt2_configure(const TrainConfig *cfg, const Comm *comm) {
+    if (comm->world > 1) {  // one GPU per rank, by the rank's place on its machine
+        int devices;
+        cudaCheck(cudaGetDeviceCount(&devices));
+        cudaCheck(cudaSetDevice(comm->local_rank % devices));
+    }
     gpu_options.recompute = cfg->recompute;
     gpu_options.master_weights = cfg->master_weights;
     gpu_options.profile = cfg->profile;
     gpu_options.gelu_fusion = cfg->gelu_fusion;
+    gpu_options.init_method = cfg->init_method;
+    gpu_options.rendezvous_server = cfg->rendezvous_server;
+    gpu_options.rendezvous_file = cfg->rendezvous_file;
 }
 #endif

@@ -87,6 +87,7 @@ static inline float adamw_bias_correction(float beta, int t) { return (float)(1.
 struct AdamwStep {
     float lr, beta1, beta2, bc1, bc2, eps, weight_decay, grad_scale;
     uint32_t seed;
+    uint64_t first;  // the index of element 0 in its tensor: the random bits follow the tensor's indices
 };
 
 // one element: updates m, v (fp32) from grad, returns the new weight w
@@ -108,7 +109,7 @@ __device__ __forceinline__ void adamw_scalar(floatX* params, float* master, cons
     m[i] = mi;
     v[i] = vi;
     if (master) master[i] = w;
-    params[i] = adamw_stochastic_round(w, adamw_random_bits(a.seed, i));
+    params[i] = adamw_stochastic_round(w, adamw_random_bits(a.seed, a.first + i));
 }
 
 // one thread per element, scalar accesses: any n, any alignment
@@ -142,7 +143,7 @@ __global__ void __launch_bounds__(ADAMW_BLOCK_SIZE)
         for (int k = 0; k < P; k++) {
             float w = adamw_element(w4[k / F][k % F], (float)g[k], m4[k / F][k % F], v4[k / F][k % F], a);
             w4[k / F][k % F] = w;
-            p[k] = adamw_stochastic_round(w, adamw_random_bits(a.seed, i + k));
+            p[k] = adamw_stochastic_round(w, adamw_random_bits(a.seed, a.first + i + k));
         }
         store128(m + i, m4[0]);
         store128(m + i + F, m4[1]);
@@ -168,7 +169,8 @@ __global__ void __launch_bounds__(ADAMW_BLOCK_SIZE)
 // differently in the two.
 static inline void adamw_launch(int vectorized, floatX* params, float* master, const floatX* grads, float* m,
                                 float* v, size_t n, float lr, float beta1, float beta2, int t, float eps,
-                                float weight_decay, float grad_scale, uint32_t seed, cudaStream_t stream) {
+                                float weight_decay, float grad_scale, uint32_t seed, cudaStream_t stream,
+                                uint64_t first = 0) {
     if (t < 1) {
         fprintf(stderr, "error: adamw_update: t = %d: steps count from 1\n", t);
         exit(1);
@@ -185,7 +187,7 @@ static inline void adamw_launch(int vectorized, floatX* params, float* master, c
     }
     if (n == 0) return;
     AdamwStep a = {lr, beta1, beta2, adamw_bias_correction(beta1, t), adamw_bias_correction(beta2, t), eps,
-                   weight_decay, grad_scale, seed};
+                   weight_decay, grad_scale, seed, first};
     if (vectorized) adamw_vec_kernel<<<(unsigned)blocks, ADAMW_BLOCK_SIZE, 0, stream>>>(params, master, grads, m, v, n, a);
     else adamw_kernel<<<(unsigned)blocks, ADAMW_BLOCK_SIZE, 0, stream>>>(params, master, grads, m, v, n, a);
     cudaCheck(cudaGetLastError());
@@ -196,13 +198,15 @@ static inline void adamw_launch(int vectorized, floatX* params, float* master, c
 // bf16, m, v (n,) fp32 (zero before step 1); params, master, m, v are
 // updated in place. The 128-bit kernel when every pointer is 16-byte aligned
 // (cudaMalloc'ed buffers at offsets that are multiples of 8 elements), else
-// the scalar one.
+// the scalar one. `first`: the index in its tensor of element 0, when the
+// update covers a slice of a tensor (ZeRO), so its random bits are the
+// same as in an update of the whole tensor.
 static inline void adamw_update(floatX* params, float* master, const floatX* grads, float* m, float* v, size_t n,
                                 float lr, float beta1, float beta2, int t, float eps, float weight_decay,
-                                float grad_scale, uint32_t seed, cudaStream_t stream) {
+                                float grad_scale, uint32_t seed, cudaStream_t stream, uint64_t first = 0) {
     int aligned = ((uintptr_t)params | (uintptr_t)master | (uintptr_t)grads | (uintptr_t)m | (uintptr_t)v) % 16 == 0;
     adamw_launch(aligned, params, master, grads, m, v, n, lr, beta1, beta2, t, eps, weight_decay, grad_scale, seed,
-                 stream);
+                 stream, first);
 }
 
 #endif // LLMC_ADAMW_CUH

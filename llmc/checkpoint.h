@@ -7,12 +7,17 @@
  * CRC-32 of the tensor bytes. llm.c leaves those slots zero, so its files
  * load unchecked and ours load in llm.c unchanged.
  *
- * Training-state file (ours, STATE_MAGIC): everything beyond the weights that
- * an exact resume needs: step, data position, sampler RNG, AdamW moments.
- * header [2] step [3] world_size [4] rank [5] B [6] T [7] checksum kind
- * [8] CRC-32 of the header (slot 8 as 0) and the payload; int64 fields as (low, high) int32 pairs at
- * [16] num_params [18] epoch [20] shard_pos [22] group_pos [24] rng state;
- * payload: m then v, fp32, num_params each.
+ * Training-state file (ours, STATE_MAGIC), one per rank: everything beyond
+ * the weights that an exact resume needs: step, data position, sampler RNG,
+ * AdamW moments. header [2] step [3] world_size [4] rank [5] B [6] T [7]
+ * checksum kind [8] CRC-32 of the header (slot 8 as 0) and the payload;
+ * int64 fields as (low, high) int32 pairs at [16] num_params [18] epoch [20]
+ * shard_pos [22] group_pos [24] rng state [26] shard size (0: num_params);
+ * payload: m then v, fp32, this rank's ZeRO shard of each (llmc/zero.h: with
+ * one rank, the whole model in checkpoint order).
+ *
+ * A checkpoint in an output dir is model_<step>.bin plus state_<step>_<rank>.bin
+ * for every rank of the run that wrote it; the model file is written last.
  *
  * Both are written to "<path>.tmp", fsync'ed and renamed, so a crash never
  * leaves a half-written file under the final name.
@@ -27,6 +32,7 @@
 #include "formats.h"
 #include "gpt2.h"
 #include "utils.h"
+#include "zero.h"
 
 #define CHECKSUM_CRC32 1
 #define CHECKPOINT_CHUNK (1 << 20)  // floats per read/write chunk
@@ -161,9 +167,9 @@ typedef struct {
     uint64_t rng_state;                   // sampler RNG
 } TrainState;
 
+// Writes a state file whose payload is m and v, n floats each.
 static inline void state_file_write(const char *path, const TrainState *s, const float *m,
-                                    const float *v) {
-    size_t n = (size_t)s->num_params;
+                                    const float *v, size_t n) {
     int32_t header[HEADER_INTS] = {0};
     header[0] = STATE_MAGIC;
     header[1] = STATE_VERSION;
@@ -178,6 +184,7 @@ static inline void state_file_write(const char *path, const TrainState *s, const
     put_i64(header, 20, s->shard_pos);
     put_i64(header, 22, s->group_pos);
     put_i64(header, 24, (int64_t)s->rng_state);
+    put_i64(header, 26, (int64_t)n);
     uint32_t crc = crc32_update(0, header, HEADER_BYTES);  // with slot 8 still 0
     crc = crc32_update(crc, m, n * sizeof(float));
     header[8] = (int32_t)crc32_update(crc, v, n * sizeof(float));
@@ -189,11 +196,11 @@ static inline void state_file_write(const char *path, const TrainState *s, const
     atomic_commit(&af);
 }
 
-// Reads a state file written for a model of num_params parameters into s,
-// m and v (each num_params floats).
-static inline void state_file_read(const char *path, TrainState *s, float *m, float *v,
-                                   int64_t num_params) {
-    int32_t header[HEADER_INTS];
+// Opens a state file written for a model of num_params parameters: its
+// header into s and the length of each of m and v into *n; returns the file
+// positioned at the payload. header receives the raw header (for the checksum).
+static inline FILE *state_file_open(const char *path, TrainState *s, size_t *n, int64_t num_params,
+                                    int32_t *header) {
     const int versions[] = {STATE_VERSION};
     FILE *f = open_with_header(path, "training state", STATE_MAGIC, versions, 1, header);
     s->step = header[2];
@@ -206,27 +213,112 @@ static inline void state_file_read(const char *path, TrainState *s, float *m, fl
     s->shard_pos = get_i64(header, 20);
     s->group_pos = get_i64(header, 22);
     s->rng_state = (uint64_t)get_i64(header, 24);
+    int64_t shard = get_i64(header, 26);
+    if (shard == 0) shard = s->num_params;  // files from before sharding: the whole model
     if (s->num_params != num_params) {
         fatal("training state '%s' is for a model of %lld parameters, this one has %lld", path,
               (long long)s->num_params, (long long)num_params);
     }
-    if (s->step < 0 || s->world_size < 1 || s->rank < 0 || s->rank >= s->world_size) {
-        fatal("training state '%s' has an invalid header (step %d, rank %d of %d)", path, s->step,
-              s->rank, s->world_size);
+    // (a rank's slice of a unit is never longer than the unit: shard <= num_params)
+    if (s->step < 0 || s->world_size < 1 || s->rank < 0 || s->rank >= s->world_size || shard < 0 ||
+        shard > num_params) {
+        fatal("training state '%s' has an invalid header (step %d, rank %d of %d, shard %lld)", path,
+              s->step, s->rank, s->world_size, (long long)shard);
     }
-    check_file_size(f, path, "training state", (long long)HEADER_BYTES + 8LL * num_params);
-    fread_check(m, sizeof(float), (size_t)num_params, f, path);
-    fread_check(v, sizeof(float), (size_t)num_params, f, path);
-    fclose_check(f);
+    check_file_size(f, path, "training state", (long long)HEADER_BYTES + 8LL * shard);
+    *n = (size_t)shard;
+    return f;
+}
+
+// Reads the payload of a state file opened by state_file_open into *m, *v
+// (malloc'ed, n floats each) and verifies its checksum.
+static inline void state_file_read_payload(FILE *f, const char *path, const int32_t *header, size_t n,
+                                           float **m, float **v) {
+    *m = alloc_floats(n);
+    *v = alloc_floats(n);
+    fread_check(*m, sizeof(float), n, f, path);
+    fread_check(*v, sizeof(float), n, f, path);
     int32_t unsummed[HEADER_INTS];  // the header as summed: slot 8 zero
     memcpy(unsummed, header, HEADER_BYTES);
     unsummed[8] = 0;
     uint32_t crc = crc32_update(0, unsummed, HEADER_BYTES);
-    crc = crc32_update(crc, m, (size_t)num_params * sizeof(float));
-    crc = crc32_update(crc, v, (size_t)num_params * sizeof(float));
+    crc = crc32_update(crc, *m, n * sizeof(float));
+    crc = crc32_update(crc, *v, n * sizeof(float));
     if (header[7] != CHECKSUM_CRC32 || (uint32_t)header[8] != crc) {
         fatal("training state '%s' is corrupt: checksum %08x, header says %08x", path, crc,
               (uint32_t)header[8]);
+    }
+}
+
+// ---- checkpoints in an output dir: model_%08d.bin, state_%08d_%05d.bin
+
+static inline void checkpoint_paths(char *model_path, char *state_path, size_t size,
+                                    const char *dir, int step, int rank) {
+    snprintf(model_path, size, "%s/model_%08d.bin", dir, step);
+    snprintf(state_path, size, "%s/state_%08d_%05d.bin", dir, step, rank);
+}
+
+// The number of ranks that wrote the checkpoint at `step` in dir (rank 0's
+// state file says), or 0 when the checkpoint is incomplete: a state file missing.
+static inline int checkpoint_ranks(const char *dir, int step) {
+    char model_path[4200], path[4200];
+    checkpoint_paths(model_path, path, sizeof(path), dir, step, 0);
+    struct stat st;
+    if (stat(model_path, &st) != 0 || stat(path, &st) != 0) return 0;
+    int32_t header[HEADER_INTS];
+    const int versions[] = {STATE_VERSION};
+    fclose_check(open_with_header(path, "training state", STATE_MAGIC, versions, 1, header));
+    int world = header[3];
+    if (world < 1 || world > 1 << 20) fatal("training state '%s' says %d ranks", path, world);
+    for (int q = 1; q < world; q++) {
+        checkpoint_paths(model_path, path, sizeof(path), dir, step, q);
+        if (stat(path, &st) != 0) return 0;
+    }
+    return world;
+}
+
+// Reads the AdamW moments of the checkpoint at `step` in dir, written by
+// however many ranks, into m and v: the slices that `target` (this rank's
+// layout) holds. st receives rank 0's header. Every old rank's header is
+// checked; the payloads that share elements with the target are read
+// (whole, one rank's shard each, to verify their checksums) and copied.
+static inline void state_files_read(const char *dir, int step, const GPT2Config *c,
+                                    const ZeroLayout *target, float *m, float *v, TrainState *st) {
+    char model_path[4200], path[4200];
+    int64_t num_params = (int64_t)gpt2_num_parameters(c);
+    int world = 1;
+    for (int q = 0; q < world; q++) {
+        checkpoint_paths(model_path, path, sizeof(path), dir, step, q);
+        TrainState s;
+        size_t n;
+        int32_t header[HEADER_INTS];
+        FILE *f = state_file_open(path, &s, &n, num_params, header);
+        if (q == 0) {
+            *st = s;
+            world = s.world_size;
+        }
+        if (s.rank != q || s.world_size != world || s.step != st->step || s.B != st->B ||
+            s.T != st->T || s.epoch != st->epoch || s.shard_pos != st->shard_pos ||
+            s.group_pos != st->group_pos) {
+            fatal("training state '%s' (rank %d of %d, step %d) does not fit rank 0's checkpoint",
+                  path, s.rank, s.world_size, s.step);
+        }
+        ZeroLayout old;
+        zero_layout_init(&old, c, world, q);
+        if (n != old.shard_size) {
+            fatal("training state '%s' holds %zu moments, rank %d of %d holds %zu", path, n, q,
+                  world, old.shard_size);
+        }
+        if (zero_overlap(target, &old)) {
+            float *m_old, *v_old;
+            state_file_read_payload(f, path, header, n, &m_old, &v_old);
+            zero_copy_overlap(target, m, m_old, &old);
+            zero_copy_overlap(target, v, v_old, &old);
+            free(m_old);
+            free(v_old);
+        }
+        fclose_check(f);
+        zero_layout_free(&old);
     }
 }
 

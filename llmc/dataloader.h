@@ -6,12 +6,13 @@
  * pattern and sorted by name. Each shard is cut into "slots" of B*T+1 tokens
  * starting every B*T tokens; one batch is one slot: inputs = slot[0..B*T),
  * targets = slot[1..B*T]. Rank r of N takes slot r of every group of N
- * consecutive slots, so ranks read disjoint data.
+ * consecutive slots (in the epoch's slot order), so ranks read disjoint data.
  *
  * With shuffling on, every epoch visits the shards in a fresh order and each
- * shard's slot groups in a fresh order, both derived from (seed, epoch, shard)
- * alone: the position (epoch, shard_pos, group_pos) is all that a training
- * state file needs to resume exactly. Offsets are 64-bit: shards over 2 GiB
+ * shard's slots in a fresh order, both derived from (seed, epoch, shard)
+ * alone, not from the number of ranks: the position (epoch, shard_pos,
+ * group_pos) is all that a training state file needs to resume exactly, and
+ * group_pos * ranks slots of the shard are used up, on any number of ranks. Offsets are 64-bit: shards over 2 GiB
  * work.
  */
 #ifndef LLMC_DATALOADER_H
@@ -39,10 +40,11 @@ typedef struct {
     // position: exactly what resume needs
     int64_t epoch;
     int64_t shard_pos;  // index into shard_order
-    int64_t group_pos;  // index into group_order of the current shard
+    int64_t group_pos;  // groups of world_size slots used in the current shard
     // derived from the position
     int64_t *shard_order;  // (num_shards,) permutation for this epoch
-    int64_t *group_order;  // (num_groups,) permutation for the current shard
+    int64_t *slot_order;   // (num_slots,) permutation of the current shard's slots
+    int64_t num_slots;
     int64_t num_groups;    // groups of world_size slots in the current shard
     FILE *file;            // the current shard, open
     // output buffers
@@ -78,14 +80,15 @@ static inline void dataloader_open_shard(DataLoader *dl) {
     if (dl->file) fclose_check(dl->file);
     int64_t s = dl->shard_order[dl->shard_pos];
     shard_read_header(dl->glob_result.gl_pathv[s], &dl->file);
-    dl->num_groups = dataloader_slots(dl, dl->shard_tokens[s]) / dl->world_size;
-    free(dl->group_order);
-    dl->group_order = (int64_t *)malloc_check((size_t)dl->num_groups * sizeof(int64_t));
-    for (int64_t g = 0; g < dl->num_groups; g++) dl->group_order[g] = g;
+    dl->num_slots = dataloader_slots(dl, dl->shard_tokens[s]);
+    dl->num_groups = dl->num_slots / dl->world_size;
+    free(dl->slot_order);
+    dl->slot_order = (int64_t *)malloc_check((size_t)dl->num_slots * sizeof(int64_t));
+    for (int64_t g = 0; g < dl->num_slots; g++) dl->slot_order[g] = g;
     if (dl->shuffle) {
         Rng64 rng = {dl->seed ^ (0x5851f42d4c957f2dull * (uint64_t)(dl->epoch + 1)) ^
                      (0x14057b7ef767814full * (uint64_t)(s + 1))};
-        rng_shuffle(&rng, dl->group_order, dl->num_groups);
+        rng_shuffle(&rng, dl->slot_order, dl->num_slots);
     }
 }
 
@@ -168,7 +171,7 @@ static inline void dataloader_next_batch(DataLoader *dl) {
         dataloader_open_shard(dl);
     }
     int64_t BT = (int64_t)dl->B * dl->T;
-    int64_t slot = dl->group_order[dl->group_pos] * dl->world_size + dl->rank;
+    int64_t slot = dl->slot_order[dl->group_pos * dl->world_size + dl->rank];
     fseek_check(dl->file, (long long)HEADER_BYTES + 2 * slot * BT, SEEK_SET);
     fread_check(dl->buffer, sizeof(uint16_t), (size_t)BT + 1, dl->file, "token shard");
     for (int64_t i = 0; i <= BT; i++) {
@@ -199,7 +202,7 @@ static inline void dataloader_free(DataLoader *dl) {
     globfree(&dl->glob_result);
     free(dl->shard_tokens);
     free(dl->shard_order);
-    free(dl->group_order);
+    free(dl->slot_order);
     free(dl->buffer);
     free(dl->inputs);
     free(dl->targets);

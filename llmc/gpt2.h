@@ -155,14 +155,19 @@ static inline size_t gpt2_num_parameters(const GPT2Config *c) {
     return n;
 }
 
+// The field of p that points at tensor i (checkpoint order)
+static inline float **parameter_field(ParameterTensors *p, int i) {
+    float **fields[NUM_PARAMETER_TENSORS] = {
+        &p->wte, &p->wpe, &p->ln1w, &p->ln1b, &p->qkvw, &p->qkvb, &p->attprojw, &p->attprojb,
+        &p->ln2w, &p->ln2b, &p->fcw, &p->fcb, &p->fcprojw, &p->fcprojb, &p->lnfw, &p->lnfb};
+    return fields[i];
+}
+
 // Points the 16 tensors into `memory` (laid out in checkpoint order).
 static inline void gpt2_point_parameters(ParameterTensors *p, float *memory,
                                          const size_t sizes[NUM_PARAMETER_TENSORS]) {
-    float **ptrs[NUM_PARAMETER_TENSORS] = {
-        &p->wte, &p->wpe, &p->ln1w, &p->ln1b, &p->qkvw, &p->qkvb, &p->attprojw, &p->attprojb,
-        &p->ln2w, &p->ln2b, &p->fcw, &p->fcb, &p->fcprojw, &p->fcprojb, &p->lnfw, &p->lnfb};
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
-        *ptrs[i] = memory;
+        *parameter_field(p, i) = memory;
         memory += sizes[i];
     }
 }

@@ -7,7 +7,8 @@
 // What the including trainer provides, before the #include:
 //   TRAINER_SUMMARY                 a one-line description for --help
 //   TRAINER_GPU                     defined by the GPU trainer: its own flags
-//   gpt2_configure(&TrainConfig)    takes the trainer's own settings (-r, -w, -ge, -pk),
+//   gpt2_configure(&TrainConfig, &Comm)   takes the trainer's own settings (-r, -w,
+//                                   -ge, -pk) and this process's rank (the GPU to use),
 //                                   before any model is built
 //   GPT2                            the model: fields config (GPT2Config),
 //                                   num_parameters, max_T (the longest T its
@@ -17,11 +18,16 @@
 //   gpt2_forward(&m, inputs, targets, B, T)   targets may be NULL
 //   gpt2_logits_row(&m, t)          host pointer to the Vp logits of
 //                                   position t of batch row 0 after a forward
+//   gpt2_params_checksum(&m)        CRC-32 of the parameters of a model just built
+//   gpt2_distribute(&m, &comm, zero_stage)   spread over the ranks (llmc/zero.h)
 //   gpt2_zero_grad, gpt2_backward(&m, loss_scale),
+//   gpt2_reduce_gradients(&m)       sum the ranks' gradients
 //   gpt2_clip_grad_norm(&m, max_norm) -> norm before clipping,
 //   gpt2_update(&m, lr, beta1, beta2, eps, weight_decay, t)
-//   gpt2_save(&m, model_path, state_path, &TrainState)   both files, atomically
-//   gpt2_load_state(&m, state_path, &TrainState)         AdamW moments and position
+//   gpt2_save(&m, model_path, state_path, &TrainState)   a collective: this rank's
+//                                   state file, then (rank 0) the model file, atomically
+//   gpt2_load_state(&m, dir, step, &TrainState)   AdamW moments and position of a
+//                                   checkpoint written on any number of ranks
 //   gpt2_describe_device(buf, size) e.g. "CPU, 2 threads" or the GPU's name
 //   gpt2_peak_flops(&m)             the device's peak FLOP/s for MFU, or -1
 #ifndef LLMC_TRAIN_LOOP_H
@@ -37,6 +43,7 @@
 
 #include "args.h"
 #include "checkpoint.h"
+#include "comm.h"
 #include "dataloader.h"
 #include "logger.h"
 #include "mfu.h"
@@ -60,6 +67,10 @@ typedef struct {
     float temperature;
     int top_k;
     int overfit, shuffle, seed;
+    int zero_stage;      // ZeRO stage over the ranks of an mpirun (llmc/zero.h)
+    float comm_timeout;  // seconds a collective may take before the job is ended
+    const char *init_method;  // GPU only: how ranks meet: mpi, tcp (-ps host:port) or fs (-pf file)
+    const char *rendezvous_server, *rendezvous_file;
     float skip_loss_z, skip_norm_z;  // skip the update above these z-scores (0: never)
     int recompute;       // GPU only: 1 = recompute GELU's output in the backward
     int master_weights;  // GPU only: 1 = fp32 master weights
@@ -68,7 +79,7 @@ typedef struct {
 } TrainConfig;
 
 // defined by the including trainer, after this file (it needs TrainConfig)
-void gpt2_configure(const TrainConfig *cfg);
+void gpt2_configure(const TrainConfig *cfg, const Comm *comm);
 
 static TrainConfig train_defaults(void) {
     TrainConfig c;
@@ -108,6 +119,11 @@ static TrainConfig train_defaults(void) {
     c.overfit = 0;
     c.shuffle = 1;
     c.seed = 1337;
+    c.zero_stage = 0;
+    c.comm_timeout = 60.0f;
+    c.init_method = "mpi";
+    c.rendezvous_server = "";
+    c.rendezvous_file = "";
     return c;
 }
 
@@ -149,11 +165,16 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-tz", "--tokenizer", ARG_STRING, &c->tokenizer_path, 0, 0, "tokenizer file for decoding samples"},
         {"-p", "--prompt", ARG_STRING, &c->prompt, 0, 0, "no training: continue this text by -g tokens and exit"},
         {"-tm", "--merges", ARG_STRING, &c->merges_path, 0, 0, "BPE merges file, to encode -p"},
+        {"-z", "--zero", ARG_INT, &c->zero_stage, 0, 3, "ZeRO stage with several ranks: 0 all-reduce, 1 shard AdamW, 2 + gradients, 3 + parameters"},
+        {"-ct", "--comm-timeout", ARG_FLOAT, &c->comm_timeout, 0.1, 1e6, "seconds a collective may wait for the other ranks before the job ends"},
 #ifdef TRAINER_GPU
         {"-r", "--recompute", ARG_INT, &c->recompute, 0, 1, "1: recompute GELU in the backward, not store it (less memory)"},
         {"-w", "--master-weights", ARG_INT, &c->master_weights, 0, 1, "1: fp32 master weights for AdamW; model files in fp32"},
         {"-ge", "--gelu-fusion", ARG_INT, &c->gelu_fusion, 0, 1, "1: GELU in the fc matmul's epilogue; 0: a separate kernel"},
         {"-pk", "--profile-kernels", ARG_INT, &c->profile, 0, 1, "1: time each kernel family per step, print a table at the end"},
+        {"-pi", "--init-method", ARG_STRING, &c->init_method, 0, 0, "how the ranks meet: mpi, tcp (rank 0 at -ps) or fs (a file, -pf); without MPI the ranks come from the environment"},
+        {"-ps", "--rendezvous-server", ARG_STRING, &c->rendezvous_server, 0, 0, "-pi tcp: rank 0's host:port"},
+        {"-pf", "--rendezvous-file", ARG_STRING, &c->rendezvous_file, 0, 0, "-pi fs: a fresh file path every rank sees"},
 #endif
     };
     int n = (int)(sizeof(table) / sizeof(table[0]));
@@ -161,23 +182,18 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
     return n;
 }
 
-// ---- checkpoint files in the output dir: model_%08d.bin, state_%08d_%05d.bin
-
-static void checkpoint_paths(char *model_path, char *state_path, size_t size, const char *dir,
-                             int step, int rank) {
-    snprintf(model_path, size, "%s/model_%08d.bin", dir, step);
-    snprintf(state_path, size, "%s/state_%08d_%05d.bin", dir, step, rank);
-}
+// ---- checkpoints in the output dir (llmc/checkpoint.h names the files)
 
 static int compare_ints(const void *a, const void *b) {
     int x = *(const int *)a, y = *(const int *)b;
     return (x > y) - (x < y);
 }
 
-// The steps of the complete checkpoints (model and this rank's state file)
-// in dir, ascending, into *steps (malloc'ed); returns how many. Lists the
-// directory itself, so names with glob characters are no problem.
-static int checkpoint_steps(const char *dir, int rank, int **steps) {
+// The steps of the complete checkpoints (the model file and the state file
+// of every rank that wrote it) in dir, ascending, into *steps (malloc'ed);
+// returns how many. Lists the directory itself, so names with glob
+// characters are no problem.
+static int checkpoint_steps(const char *dir, int **steps) {
     int n = 0, cap = 16;
     *steps = (int *)malloc_check((size_t)cap * sizeof(int));
     DIR *d = opendir(dir);
@@ -186,10 +202,7 @@ static int checkpoint_steps(const char *dir, int rank, int **steps) {
     while ((e = readdir(d)) != NULL) {
         int step, len = 0;
         if (sscanf(e->d_name, "model_%8d.bin%n", &step, &len) != 1 || len != 18 || step < 0) continue;
-        char mp[4200], sp[4200];
-        checkpoint_paths(mp, sp, sizeof(mp), dir, step, rank);
-        struct stat st;
-        if (stat(sp, &st) != 0) continue;  // a model file without its state: not resumable
+        if (checkpoint_ranks(dir, step) == 0) continue;  // a state file missing: not resumable
         if (n == cap) *steps = (int *)realloc(*steps, (size_t)(cap *= 2) * sizeof(int));
         if (!*steps) fatal("out of memory listing '%s'", dir);
         (*steps)[n++] = step;
@@ -200,25 +213,29 @@ static int checkpoint_steps(const char *dir, int rank, int **steps) {
 }
 
 // Latest complete checkpoint's step in dir, or -1.
-static int latest_checkpoint(const char *dir, int rank) {
-    int *steps, n = checkpoint_steps(dir, rank, &steps);
+static int latest_checkpoint(const char *dir) {
+    int *steps, n = checkpoint_steps(dir, &steps);
     int latest = n > 0 ? steps[n - 1] : -1;
     free(steps);
     return latest;
 }
 
-// Deletes all but the newest `keep` checkpoints in dir (keep 0: keep all).
-// -nk: keeps the newest `keep` checkpoints, and (-nm) every one whose step
-// is a multiple of `major`; removes the rest
-static void remove_old_checkpoints(const char *dir, int keep, int major, int rank) {
+// -nk: keeps the newest `keep` checkpoints (0: all), and (-nm) every one
+// whose step is a multiple of `major`; removes the rest: the model file
+// first (the checkpoint is then incomplete), then every rank's state file.
+static void remove_old_checkpoints(const char *dir, int keep, int major) {
     if (keep <= 0) return;
-    int *steps, n = checkpoint_steps(dir, rank, &steps);
+    int *steps, n = checkpoint_steps(dir, &steps);
     for (int i = 0; i < n - keep; i++) {
         if (major > 0 && steps[i] % major == 0) continue;
         char mp[4200], sp[4200];
-        checkpoint_paths(mp, sp, sizeof(mp), dir, steps[i], rank);
-        remove(sp);
+        int ranks = checkpoint_ranks(dir, steps[i]);
+        checkpoint_paths(mp, sp, sizeof(mp), dir, steps[i], 0);
         remove(mp);
+        for (int rank = 0; rank < ranks; rank++) {
+            checkpoint_paths(mp, sp, sizeof(mp), dir, steps[i], rank);
+            remove(sp);
+        }
     }
     free(steps);
 }
@@ -287,7 +304,9 @@ static void continue_prompt(const TrainConfig *cfg, const char *source, int max_
     gpt2_free(&model);
 }
 
-static float val_loss(GPT2 *model, DataLoader *val, int batches) {
+// Mean loss over the first batches of the val set; with several ranks each
+// takes its share (`batches` per rank), so every rank count sees the same data.
+static float val_loss(GPT2 *model, DataLoader *val, int batches, Comm *comm) {
     dataloader_reset(val);
     double sum = 0.0;
     for (int i = 0; i < batches; i++) {
@@ -295,7 +314,41 @@ static float val_loss(GPT2 *model, DataLoader *val, int batches) {
         gpt2_forward(model, val->inputs, val->targets, val->B, val->T);
         sum += model->mean_loss;
     }
-    return (float)(sum / batches);
+    comm_allreduce_sum_f64(comm, &sum, 1, "all-reduce of the val loss");
+    return (float)(sum / ((double)batches * comm->world));
+}
+
+// Every rank must run the same configuration on the same model and data: a
+// rank started with other flags or files would train something else, or
+// hang in a collective. Compares what matters with rank 0's, at start.
+static void check_ranks_agree(Comm *comm, const TrainConfig *cfg, const GPT2Config *mc,
+                              uint32_t params_crc, const DataLoader *train, int resume_step,
+                              int argc, char **argv) {
+    float lr = cfg->lr;
+    uint32_t lr_bits;
+    memcpy(&lr_bits, &lr, sizeof(lr_bits));
+    uint32_t flags_crc = 0;  // every other flag: the command line, argument by argument
+    for (int i = 1; i < argc; i++) flags_crc = crc32_update(flags_crc, argv[i], strlen(argv[i]) + 1);
+    const char *names[] = {"model config (L, C, V)", "model parameters (checksum)", "-b", "-t", "-d",
+                           "-x", "-z", "-l", "-sd", "train data (tokens)", "checkpoint to resume",
+                           "the command line (checksum)"};
+    enum { N_CHECKS = 12 };
+    int64_t mine[N_CHECKS] = {
+        ((int64_t)mc->num_layers << 40) ^ ((int64_t)mc->channels << 24) ^ mc->vocab_size,
+        params_crc, cfg->B, cfg->T, cfg->total_batch, cfg->max_steps, cfg->zero_stage,
+        lr_bits, cfg->seed, train->total_tokens, resume_step, flags_crc};
+    int64_t *all = (int64_t *)malloc_check(sizeof(mine) * (size_t)comm->world);
+    comm_allgather_bytes(comm, mine, all, sizeof(mine), "all-gather of the configuration");
+    for (int q = 1; q < comm->world; q++) {
+        for (int i = 0; i < N_CHECKS; i++) {
+            if (all[q * N_CHECKS + i] != all[i]) {
+                fatal("ranks disagree on %s: rank %d has %lld, rank 0 %lld; every rank must get "
+                      "the same flags and files", names[i], q, (long long)all[q * N_CHECKS + i],
+                      (long long)all[i]);
+            }
+        }
+    }
+    free(all);
 }
 
 static void format_eta(char *out, size_t size, double seconds) {
@@ -310,7 +363,20 @@ int main(int argc, char **argv) {
     ArgSpec specs[64];
     int nspecs = train_flag_table(&cfg, specs);
     args_parse(argc, argv, TRAINER_SUMMARY, specs, nspecs);
-    gpt2_configure(&cfg);
+    Comm comm;
+    if (strcmp(cfg.init_method, "mpi") == 0) {
+        comm_init(&comm, &argc, &argv);
+    } else if (strcmp(cfg.init_method, "tcp") == 0 || strcmp(cfg.init_method, "fs") == 0) {
+        comm_init_from_env(&comm);  // (the GPU trainer's model carries the collectives over NCCL)
+    } else {
+        fatal("-pi must be mpi, tcp or fs, got '%s'", cfg.init_method);
+    }
+    comm.timeout_s = cfg.comm_timeout;
+    int rank = comm.rank, world_size = comm.world;
+    if (rank > 0 && !freopen("/dev/null", "w", stdout)) {  // rank 0 reports; errors still show
+        fatal("cannot silence stdout");
+    }
+    gpt2_configure(&cfg, &comm);
 
     LRScheduler sched;
     int schedule_type = lr_schedule_from_name(cfg.schedule);
@@ -322,24 +388,24 @@ int main(int argc, char **argv) {
     if (cfg.total_batch == 0) fatal("-d must be -1 (= B*T) or a number of tokens, got 0");
     if (cfg.output_dir[0]) {
         struct stat st;
-        if (stat(cfg.output_dir, &st) != 0 && mkdir(cfg.output_dir, 0755) != 0) {
+        if (stat(cfg.output_dir, &st) != 0 && mkdir(cfg.output_dir, 0755) != 0 &&
+            stat(cfg.output_dir, &st) != 0) {  // (another rank may have made it meanwhile)
             fatal("cannot create output dir '%s'", cfg.output_dir);
         }
     }
-    int rank = 0, world_size = 1;
 
     // model, possibly from the latest checkpoint
-    int resume_step = cfg.resume ? latest_checkpoint(cfg.output_dir, rank) : -1;
+    int resume_step = cfg.resume ? latest_checkpoint(cfg.output_dir) : -1;
     if (cfg.resume && resume_step < 0) {
         fatal("-y 1: no checkpoint (model + state file) in '%s' to resume from", cfg.output_dir);
     }
-    if (!cfg.resume && cfg.output_dir[0] && latest_checkpoint(cfg.output_dir, rank) >= 0) {
+    if (!cfg.resume && cfg.output_dir[0] && latest_checkpoint(cfg.output_dir) >= 0) {
         fatal("'%s' already holds checkpoints: resume them with -y 1, or choose another -o",
               cfg.output_dir);
     }
     char model_path[4200], state_path[4200];
     if (resume_step >= 0) {
-        checkpoint_paths(model_path, state_path, sizeof(model_path), cfg.output_dir, resume_step, rank);
+        checkpoint_paths(model_path, state_path, sizeof(model_path), cfg.output_dir, resume_step, 0);
     }
     const char *source = resume_step >= 0 ? model_path : cfg.model_source;
     GPT2Config probe;
@@ -354,6 +420,7 @@ int main(int argc, char **argv) {
         if (!have_tok) fatal("-p needs the tokenizer file (-tz '%s' not found; make vocab)", cfg.tokenizer_path);
         continue_prompt(&cfg, source, probe.max_seq_len, start_token, &tok, &sample_rng);
         tokenizer_free(&tok);
+        comm_finalize(&comm);
         return 0;
     }
     // the batch is checked against the model and the data before allocating
@@ -376,13 +443,21 @@ int main(int argc, char **argv) {
     int use_val = cfg.val_pattern[0] != '\0';
     if (use_val) {
         dataloader_init(&val_loader, cfg.val_pattern, B, T, rank, world_size, 0, 0, probe.vocab_size);
+        // -m counts batches over all ranks: each rank takes its share
+        // (rounded up: the same data on any number of ranks when -m divides)
         int64_t avail = dataloader_batches_per_epoch(&val_loader);
-        if (cfg.val_batches > avail) cfg.val_batches = (int)avail;
+        int64_t share = ((int64_t)cfg.val_batches + world_size - 1) / world_size;
+        cfg.val_batches = (int)(share < avail ? share : avail);
     }
 
     GPT2 model;
     gpt2_build(&model, source, (uint32_t)cfg.seed, B, T);
     const GPT2Config *mc = &model.config;
+    uint32_t params_crc = world_size > 1 ? gpt2_params_checksum(&model) : 0;
+    gpt2_distribute(&model, &comm, cfg.zero_stage);  // (sets up the GPUs' communication)
+    if (world_size > 1) {
+        check_ranks_agree(&comm, &cfg, mc, params_crc, &train_loader, resume_step, argc, argv);
+    }
     int64_t epoch_steps = dataloader_batches_per_epoch(&train_loader) / accum_steps;
     if (cfg.max_steps == -1) cfg.max_steps = epoch_steps > 0 ? (int)epoch_steps : 1;
     sched = (LRScheduler){(LRScheduleType)schedule_type, cfg.lr, cfg.warmup, cfg.max_steps, cfg.final_frac};
@@ -390,7 +465,7 @@ int main(int argc, char **argv) {
     int start_step = 0;
     if (resume_step >= 0) {
         TrainState st;
-        gpt2_load_state(&model, state_path, &st);
+        gpt2_load_state(&model, cfg.output_dir, resume_step, &st);
         if (st.B != B || st.T != T) {
             fatal("'%s' was written with B=%d T=%d, this run has B=%d T=%d", state_path, st.B, st.T, B, T);
         }
@@ -401,12 +476,29 @@ int main(int argc, char **argv) {
             fatal("checkpoint step %d is already at or past -x %d", st.step, cfg.max_steps);
         }
         start_step = st.step;
-        dataloader_seek(&train_loader, st.epoch, st.shard_pos, st.group_pos);
+        // st.group_pos groups of st.world_size slots are used up: on another
+        // number of ranks, continue at the first group not yet started
+        if (st.group_pos < 0 || st.group_pos > ((int64_t)1 << 40)) {
+            fatal("'%s' holds an invalid data position %lld", state_path, (long long)st.group_pos);
+        }
+        int64_t group_pos = st.group_pos;
+        if (st.world_size != world_size) {
+            int64_t slots = st.group_pos * st.world_size;
+            group_pos = (slots + world_size - 1) / world_size;
+            dataloader_seek(&train_loader, st.epoch, st.shard_pos, 0);
+            if (group_pos > train_loader.num_groups) group_pos = train_loader.num_groups;
+            if (group_pos * world_size > slots) {
+                printf("resuming on %d ranks from %d: %lld batch(es) of this shard skipped\n",
+                       world_size, st.world_size, (long long)(group_pos * world_size - slots));
+            }
+        }
+        dataloader_seek(&train_loader, st.epoch, st.shard_pos, group_pos);
         sample_rng.state = st.rng_state;
-        printf("resuming from step %d (%s)\n", start_step, model_path);
+        printf("resuming from step %d (%s, written on %d rank%s)\n", start_step, model_path,
+               st.world_size, st.world_size == 1 ? "" : "s");
     }
     Logger logger;
-    logger_init(&logger, cfg.output_dir, resume_step >= 0);
+    logger_init(&logger, rank == 0 ? cfg.output_dir : "", resume_step >= 0);
 
     char device[256];
     gpt2_describe_device(device, sizeof(device));
@@ -418,6 +510,7 @@ int main(int argc, char **argv) {
            use_val ? cfg.val_pattern : "off");
     printf("batch: B=%d T=%d, %d accumulation step(s), %d tokens per step; %d steps; %s\n",
            B, T, accum_steps, cfg.total_batch, cfg.max_steps, device);
+    if (world_size > 1) printf("ranks: %d, ZeRO stage %d\n", world_size, cfg.zero_stage);
 
     double train_seconds = 0.0;
     int timed_steps = 0;
@@ -426,8 +519,9 @@ int main(int argc, char **argv) {
     memset(&norm_outliers, 0, sizeof(norm_outliers));
     for (int step = start_step; step <= cfg.max_steps; step++) {
         int last = step == cfg.max_steps;
+        comm.step = step + 1;
         if (use_val && (step % cfg.val_every == 0 || last)) {
-            float vl = val_loss(&model, &val_loader, cfg.val_batches);
+            float vl = val_loss(&model, &val_loader, cfg.val_batches, &comm);
             printf("step %d/%d | val loss %.4f\n", step, cfg.max_steps, vl);
             logger_val(&logger, step, vl);
         }
@@ -443,7 +537,7 @@ int main(int argc, char **argv) {
                              train_loader.epoch, train_loader.shard_pos, train_loader.group_pos,
                              sample_rng.state};
             gpt2_save(&model, model_path, state_path, &st);
-            remove_old_checkpoints(cfg.output_dir, cfg.checkpoints_keep, cfg.checkpoints_major, rank);
+            if (rank == 0) remove_old_checkpoints(cfg.output_dir, cfg.checkpoints_keep, cfg.checkpoints_major);
             printf("checkpoint: %s\n", model_path);
         }
         if (last) break;
@@ -461,9 +555,11 @@ int main(int argc, char **argv) {
             }
             gpt2_forward(&model, train_loader.inputs, train_loader.targets, B, T);
             loss_sum += model.mean_loss;
-            gpt2_backward(&model, 1.0f / accum_steps);
+            gpt2_backward(&model, 1.0f / ((float)accum_steps * world_size));
         }
-        float loss = (float)(loss_sum / accum_steps);
+        gpt2_reduce_gradients(&model);
+        comm_allreduce_sum_f64(&comm, &loss_sum, 1, "all-reduce of the loss");
+        float loss = (float)(loss_sum / ((double)accum_steps * world_size));
         float norm = gpt2_clip_grad_norm(&model, cfg.grad_clip);
         if (!isfinite(loss) || !isfinite(norm)) {
             fatal("step %d: loss %f, grad norm %f is not finite; try a lower -l", step + 1, loss, norm);
@@ -506,6 +602,7 @@ int main(int argc, char **argv) {
     dataloader_free(&train_loader);
     if (use_val) dataloader_free(&val_loader);
     gpt2_free(&model);
+    comm_finalize(&comm);
     return 0;
 }
 

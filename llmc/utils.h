@@ -25,6 +25,9 @@
 // ----------------------------------------------------------------------------
 // fatal errors
 
+// in a run of several ranks, errors name the rank (set by llmc/comm.h)
+static int error_rank = -1;
+
 // printf-style one-line error on stderr, then exit(1)
 static inline void fatal_at(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
@@ -32,6 +35,7 @@ static inline void fatal_at(const char *file, int line, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "error: ");
+    if (error_rank >= 0) fprintf(stderr, "rank %d: ", error_rank);
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, " (%s:%d)\n", file, line);
     va_end(ap);

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(gcc make python3-torch python3-numpy libopenblas0-pthread gnuplot-nox libpcre2-dev pkg-config)
+debs=(gcc make python3-torch python3-numpy libopenblas0-pthread gnuplot-nox libpcre2-dev pkg-config
+      openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${debs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

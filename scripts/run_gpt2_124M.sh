@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# scripts/run_gpt2_124M.sh: GPT-2 124M on GPUs, one rank per GPU, data
+# parallel with ZeRO-1, started by mpirun (OpenMPI). On one machine:
+#
+#   bash scripts/run_gpt2_124M.sh                 # every GPU nvidia-smi lists
+#   NGPU=4 bash scripts/run_gpt2_124M.sh -x 2000  # 4 GPUs; flags after the script win
+#
+# On several machines: a hostfile of one line per machine ("node1 slots=8"),
+# the repository and data at the same path on each, and
+#
+#   HOSTFILE=hosts NGPU=16 bash scripts/run_gpt2_124M.sh
+#
+# The batch is GPT-2's: 524,288 tokens per step (micro-batches of 64 x 1024
+# per GPU, accumulated as needed; with more than 8 GPUs, 64 x 1024 x NGPU).
+# Shards: TRAIN and VAL (glob patterns; dev/data/ makes them); the
+# checkpoints and log go to OUT; RESUME=1 continues from OUT's latest
+# checkpoint, on this or any other number of GPUs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NGPU=${NGPU:-$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)}
+TRAINER=${TRAINER:-./train_gpt2cu}
+TRAIN=${TRAIN:-data/fineweb10B/fineweb_train_*.bin}
+VAL=${VAL:-data/fineweb10B/fineweb_val_*.bin}
+OUT=${OUT:-runs/gpt2_124M}
+[ "${NGPU:-0}" -ge 1 ] 2>/dev/null || { echo "error: no GPUs found: set NGPU" >&2; exit 1; }
+[ -x "$TRAINER" ] || { echo "error: $TRAINER not found: make train_gpt2cu" >&2; exit 1; }
+
+micro=$((64 * 1024))
+accum=$(( (8 + NGPU - 1) / NGPU ))  # 8 micro-batches per step in all, or one per GPU
+total=$((micro * NGPU * accum))
+mpi=(mpirun -np "$NGPU" --bind-to none)
+[ -n "${HOSTFILE:-}" ] && mpi+=(--hostfile "$HOSTFILE" -x PATH -x LD_LIBRARY_PATH)
+[ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+# shellcheck disable=SC2206  # MPIRUN_ARGS: extra mpirun options, split on spaces
+[ -n "${MPIRUN_ARGS:-}" ] && mpi+=($MPIRUN_ARGS)
+resume=()
+[ "${RESUME:-0}" = 1 ] && resume=(-y 1)
+echo "GPT-2 124M on $NGPU GPU(s): $total tokens per step ($accum micro-batch(es) of 64 x 1024 per GPU)"
+# lr 6e-4 after 700 warmup steps, cosine to 0 over 18865 steps (~10B tokens)
+"${mpi[@]}" "$TRAINER" -e d12 -i "$TRAIN" -j "$VAL" -o "$OUT" "${resume[@]}" \
+    -b 64 -t 1024 -d "$total" -z 1 -l 6e-4 -u 700 -q 0.0 -c 0.1 -x 18865 \
+    -v 250 -m 20 -s 5000 -g 144 -n 2000 -nk 2 "$@"

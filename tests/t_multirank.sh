@@ -1,0 +1,227 @@
+# tests/t_multirank.sh: the CPU trainer data parallel under mpirun, with
+# every ZeRO stage on 1 to 4 ranks (llmc/comm.h, llmc/zero.h): the same
+# training as one process at the same total batch, resume on another number
+# of ranks, and faults (a hung rank, a killed rank, ranks that disagree).
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+make -s train_gpt2 tests/test_zero tests/test_rendezvous >/dev/null 2>&1 || { fail build "make train_gpt2 tests/test_zero tests/test_rendezvous"; exit 1; }
+check "zero.h: slices, buckets and re-sharding for 4 shapes x 1..7 ranks" tests/test_zero
+# NCCL's id without MPI (-pi tcp / -pi fs): 4 processes, a free port above 20000
+mkdir -p "$TMP/rdv"
+check "rendezvous.h: tcp and fs hand rank 0's blob to 4 ranks; timeouts; stale files" \
+    tests/test_rendezvous "$TMP/rdv" $((20000 + RANDOM % 20000))
+if ! ldd train_gpt2 | grep -q libmpi; then
+    fail "train_gpt2 is built with MPI" "no MPI in this build: make deps installs OpenMPI"; exit 1
+fi
+
+# 4 ranks on a 2-core machine: oversubscribe; one thread per rank
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+[ "$(id -u)" -eq 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpi() { local n=$1; shift; timeout 120 mpirun --oversubscribe -np "$n" "$@"; }
+
+# a tiny model whose units do not divide by 3 or 4 ranks (C = 50, maxT = 64, Vp = 512)
+PY=/usr/bin/python3
+$PY tests/make_model.py "$TMP/m.bin" 2 2 50 500 64 5
+$PY tests/make_shard.py "$TMP/tr_000.bin" 30000 1 500
+$PY tests/make_shard.py "$TMP/va_000.bin" 5000 2 500
+# 12 slots of B*T per step: 12, 6, 4 or 3 micro-batches per rank on 1..4 ranks;
+# val: 12 batches over all ranks; shuffled (the order does not depend on the ranks)
+RUN=(./train_gpt2 -e "$TMP/m.bin" -i "$TMP/tr_*.bin" -j "$TMP/va_*.bin" -b 2 -t 32 -d 768
+     -x 8 -l 2e-3 -v 8 -m 12 -g 0 -tz "")
+
+# same_training NAME DIR_A DIR_B: the train losses and grad norms of every
+# step and the val losses in the two runs' log.jsonl agree within 2e-5
+# (fp32 sums in another order; losses are ~6), and the final model files
+# within 1e-4 of the largest weight (1, a layernorm's): a gradient gone wrong
+# moves weights by about the learning rate, 2e-3, per step
+same_training() {
+    $PY - "$2" "$3" <<'EOF'
+import json, sys
+import numpy as np
+def log(d):
+    rows = [json.loads(l) for l in open(d + "/log.jsonl")]
+    return {(r["step"], k): r[k] for r in rows for k in ("train_loss", "val_loss", "grad_norm") if k in r}
+a, b = log(sys.argv[1]), log(sys.argv[2])
+if a.keys() != b.keys():
+    sys.exit("different steps logged")
+worst = max(abs(a[k] - b[k]) for k in a)
+w = [np.fromfile(d + "/model_00000008.bin", dtype=np.float32, offset=1024) for d in sys.argv[1:]]
+wdiff = float(np.abs(w[0] - w[1]).max() / np.abs(w[0]).max())
+print(f"losses and norms within {worst:.1e}, weights {wdiff:.1e}")
+sys.exit(0 if worst <= 2e-5 and wdiff <= 1e-4 else 1)
+EOF
+}
+
+"${RUN[@]}" -o "$TMP/ref" > "$TMP/ref.txt" 2>&1 || { fail "one process" "$(tail -3 "$TMP/ref.txt")"; exit 1; }
+
+# --- every stage on 1..4 ranks trains as one process does
+for n in 1 2 3 4; do
+    for z in 0 1 2 3; do
+        out="$TMP/n${n}z$z"
+        if ! mpi "$n" "${RUN[@]}" -z "$z" -o "$out" > "$out.txt" 2>&1; then
+            fail "$n rank(s), ZeRO-$z" "exit: $(tail -3 "$out.txt")"; continue
+        fi
+        if why=$(same_training x "$TMP/ref" "$out" 2>&1); then
+            pass "$n rank(s), ZeRO-$z = one process: $why"
+        else
+            fail "$n rank(s), ZeRO-$z = one process" "$why"
+        fi
+    done
+done
+if why=$(same_training x "$TMP/n4z0" "$TMP/n4z3" 2>&1) && why2=$(same_training x "$TMP/n3z1" "$TMP/n3z2" 2>&1); then
+    pass "stages agree with each other (4 ranks ZeRO-0 vs 3: $why; 3 ranks ZeRO-1 vs 2: $why2)"
+else
+    fail "stages agree with each other" "$why $why2"
+fi
+# the comparison can fail: half the total batch is a different training
+mpi 2 "${RUN[@]}" -d 384 -z 2 -o "$TMP/half" > /dev/null 2>&1
+if same_training x "$TMP/ref" "$TMP/half" > /dev/null 2>&1; then
+    fail "the equivalence check fails on a different total batch" "it passed"
+else
+    pass "the equivalence check fails on a different total batch"
+fi
+
+# --- memory: ZeRO-3 on 4 ranks keeps 1/4 of the parameters, gradients and
+# AdamW moments of ZeRO-0 (plus padding), and says so at start (d2: 7M parameters)
+for z in 0 3; do
+    mpi 4 ./train_gpt2 -e d2 -i "$TMP/tr_*.bin" -j "" -b 1 -t 32 -x 1 -g 0 -z $z > "$TMP/mem$z.txt" 2>&1
+done
+mem() { grep -m1 'memory per rank' "$1" | sed 's/.*parameters \([0-9.]*\) MiB, gradients \([0-9.]*\) MiB, AdamW \([0-9.]*\).*/\1 \2 \3/'; }
+read -r p0 g0 a0 <<< "$(mem "$TMP/mem0.txt")"; read -r p3 g3 a3 <<< "$(mem "$TMP/mem3.txt")"
+if awk -v a="$p0 $g0 $a0" -v b="$p3 $g3 $a3" 'BEGIN{split(a,x," "); split(b,y," "); ok=1
+        for (i=1;i<=3;i++) if (!(x[i] > 0 && y[i] <= x[i]/4*1.02 && y[i] >= x[i]/4*0.98)) ok=0; exit !ok}'; then
+    pass "ZeRO-3 on 4 ranks: parameters, gradients, AdamW $p3/$g3/$a3 MiB = 1/4 of ZeRO-0's $p0/$g0/$a0"
+else
+    fail "ZeRO-3 on 4 ranks holds 1/4 of the state" "ZeRO-0: '$p0 $g0 $a0', ZeRO-3: '$p3 $g3 $a3'"
+fi
+
+# --- checkpoints: one model file and a state file per rank; resume on
+# another number of ranks (and stage) continues the same training
+mpi 4 "${RUN[@]}" -z 3 -n 4 -o "$TMP/ck" > "$TMP/ck.txt" 2>&1
+states=$(ls "$TMP/ck" | grep -c '^state_00000004_0000[0-3].bin$')
+[ "$states" = 4 ] && [ -f "$TMP/ck/model_00000004.bin" ] && pass "4 ranks write model_00000004.bin and 4 state files" \
+    || fail "4 ranks write a model file and 4 state files" "$(ls "$TMP/ck")"
+resume_check() {  # FROM_DIR RANKS STAGE: resume step 4 of a 4-rank run on RANKS ranks at STAGE
+    local dir="$TMP/resume_$2_$3"
+    rm -rf "$dir"; mkdir -p "$dir"
+    cp "$TMP/ck/model_00000004.bin" "$TMP/ck"/state_00000004_*.bin "$dir/"
+    grep -v '"step":[5-8],' "$TMP/ck/log.jsonl" > "$dir/log.jsonl"
+    if [ "$2" = 1 ]; then "${RUN[@]}" -z "$3" -y 1 -o "$dir" > "$dir.txt" 2>&1
+    else mpi "$2" "${RUN[@]}" -z "$3" -y 1 -o "$dir" > "$dir.txt" 2>&1; fi
+    if grep -q 'written on 4 ranks' "$dir.txt" && why=$(same_training x "$TMP/ref" "$dir" 2>&1); then
+        pass "4 ranks (ZeRO-3) -> $2 rank(s) (ZeRO-$3) at step 4: $why"
+    else
+        fail "4 ranks (ZeRO-3) -> $2 rank(s) (ZeRO-$3)" "${why:-} $(grep -m2 -i 'error\|resum' "$dir.txt")"
+    fi
+}
+resume_check 4 2 1
+resume_check 4 3 0
+resume_check 4 1 2
+if [ "$(ls "$TMP/resume_3_0" | grep -c '^state_00000008_')" = 3 ]; then
+    pass "the run resumed on 3 ranks writes 3 state files"
+else
+    fail "the run resumed on 3 ranks writes 3 state files" "$(ls "$TMP/resume_3_0")"
+fi
+# -nk 1 keeps one checkpoint: the older ones go with every rank's state file
+mpi 3 "${RUN[@]}" -z 1 -n 2 -nk 1 -o "$TMP/keep" > /dev/null 2>&1
+left=$(ls "$TMP/keep" | grep -v log.jsonl | tr '\n' ' ')
+[ "$left" = "model_00000008.bin state_00000008_00000.bin state_00000008_00001.bin state_00000008_00002.bin " ] \
+    && pass "-nk 1 on 3 ranks leaves the last checkpoint's 4 files" || fail "-nk 1 on 3 ranks" "left: $left"
+
+# --- faults end the job in bounded time, naming the rank
+LONG=(./train_gpt2 -e "$TMP/m.bin" -i "$TMP/tr_*.bin" -j "" -b 2 -t 32 -x 1000000 -g 0 -tz "")
+fault_check() {  # NAME SIGNAL WANT: sends SIGNAL to rank 1 of 3 mid-run; the job must end within 30 s
+    local name=$1 sig=$2 want=$3 log="$TMP/fault_$2.txt" pid="" t0 rc
+    mpi 3 "${LONG[@]}" -ct 2 > "$log" 2>&1 &
+    local job=$!
+    for _ in $(seq 100); do  # rank 1's pid, once it trains
+        for p in $(pgrep -f "train_gpt2 -e $TMP/m.bin"); do
+            tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && pid=$p
+        done
+        [ -n "$pid" ] && grep -q '^step 3/' "$log" && break
+        sleep 0.1
+    done
+    if [ -z "$pid" ]; then fail "$name" "rank 1 not found"; kill $job; return; fi
+    t0=$(date +%s); kill -"$sig" "$pid"
+    for _ in $(seq 300); do kill -0 $job 2>/dev/null || break; sleep 0.1; done
+    if kill -0 $job 2>/dev/null; then
+        fail "$name" "still running 30 s later"; kill -KILL "$pid"; pkill -f "train_gpt2 -e $TMP/m.bin"; wait $job; return
+    fi
+    wait $job; rc=$?
+    if [ $rc -ne 0 ] && grep -q -- "$want" "$log"; then
+        pass "$name: ends in $(( $(date +%s) - t0 )) s, exit $rc, '$want'"
+    else
+        fail "$name" "exit $rc; $(grep -v '^step' "$log" | head -5)"
+    fi
+}
+fault_check "a hung rank (SIGSTOP) ends the job after -ct 2" STOP "rank 1 does not answer"
+fault_check "a killed rank (SIGKILL) ends the job" KILL "process rank 1"
+
+# --- ranks that disagree are refused at start; bad -z, -ct
+if out=$(timeout 60 mpirun --oversubscribe -np 1 "${RUN[@]}" -b 2 : -np 1 "${RUN[@]}" -b 4 2>&1); then
+    fail "ranks with different -b are refused" "exit 0"
+elif printf '%s' "$out" | grep -q "ranks disagree on -b: rank 1 has 4, rank 0 2"; then
+    pass "ranks with different -b are refused"
+else fail "ranks with different -b are refused" "$(printf '%s' "$out" | grep -m2 error)"; fi
+$PY tests/make_model.py "$TMP/m2.bin" 2 2 50 500 64 6
+if out=$(timeout 60 mpirun --oversubscribe -np 1 "${RUN[@]}" : -np 1 "${RUN[@]}" -e "$TMP/m2.bin" 2>&1); then
+    fail "ranks with different model files are refused" "exit 0"
+elif printf '%s' "$out" | grep -q "ranks disagree on model parameters"; then
+    pass "ranks with different model files are refused"
+else fail "ranks with different model files are refused" "$(printf '%s' "$out" | grep -m2 error)"; fi
+expect_error "-z 4 is refused" "-z" "${RUN[@]}" -z 4
+expect_error "-ct 0 is refused" "-ct" "${RUN[@]}" -ct 0
+# a build without MPI refuses to run as one of several ranks
+gcc -O1 -std=gnu11 -fopenmp train_gpt2.c -o "$TMP/train_nompi" $(pkg-config --cflags --libs libpcre2-8) -lm
+if out=$(mpi 2 "$TMP/train_nompi" -e "$TMP/m.bin" -i "$TMP/tr_*.bin" -x 1 2>&1); then
+    fail "a build without MPI refuses to run under mpirun -np 2" "exit 0"
+elif printf '%s' "$out" | grep -q "this build has no MPI"; then
+    pass "a build without MPI refuses to run under mpirun -np 2"
+else fail "a build without MPI refuses to run under mpirun -np 2" "$(printf '%s' "$out" | head -3)"; fi
+
+# --- the ready-made runs: scripts/run_gpt2_124M.sh starts one rank per GPU
+# (here the CPU trainer on the tiny model: flags after the script win)
+if TRAINER=./train_gpt2 NGPU=2 MPIRUN_ARGS=--oversubscribe TRAIN="$TMP/tr_*.bin" VAL="$TMP/va_*.bin" OUT="$TMP/script" \
+    timeout 120 bash scripts/run_gpt2_124M.sh -e "$TMP/m.bin" -b 2 -t 32 -d 256 -x 2 -u 0 -v 2 -m 2 -g 0 -n 0 -tz "" \
+    > "$TMP/script.txt" 2>&1 && grep -q '^ranks: 2, ZeRO stage 1' "$TMP/script.txt" && [ -f "$TMP/script/model_00000002.bin" ]
+then pass "scripts/run_gpt2_124M.sh runs 2 ranks with ZeRO-1 and checkpoints"
+else fail "scripts/run_gpt2_124M.sh runs 2 ranks" "$(grep -m3 -i 'error\|ranks' "$TMP/script.txt")"; fi
+check "scripts/run_gpt2_124M.slurm is valid bash" bash -n scripts/run_gpt2_124M.slurm
+
+# --- the GPU trainer under the emulation on 2 ranks (MPI standing in for
+# NCCL): the same training as on one GPU at the same total batch, ZeRO-0 and
+# 1, and a resume of the 2-rank run on one GPU. bf16 sums in another order:
+# the GPU trainer's tolerance (scripts/compare_losses.sh: losses 0.01, norms 1%)
+make -s build/emu/plain/train_gpt2cu >/dev/null 2>&1 || { fail "build the emulated GPU trainer" "make failed"; exit 0; }
+GPU=build/emu/plain/train_gpt2cu
+$PY tests/make_model.py "$TMP/g.bin" 2 2 128 512 64 5
+$PY tests/make_shard.py "$TMP/gtr_000.bin" 20000 1 512
+$PY tests/make_shard.py "$TMP/gva_000.bin" 4000 2 512
+GARGS=(-e "$TMP/g.bin" -i "$TMP/gtr_*.bin" -j "$TMP/gva_*.bin" -b 2 -t 16 -d 64 -x 6 -v 3 -m 2 -l 1e-3 -g 0 -tz "")
+expect_error "-pi must be mpi, tcp or fs" "-pi must be" "$GPU" -pi carrier-pigeon
+LLMC_WORLD_SIZE=2 LLMC_RANK=0 expect_error "the emulated GPU trainer meets other ranks over MPI only" \
+    "over MPI only" "$GPU" -e "$TMP/g.bin" -i "$TMP/gtr_*.bin" -x 1 -pi tcp -ps 127.0.0.1:1
+LLMC_WORLD_SIZE=2 LLMC_RANK=5 expect_error "a rank outside the environment's world is refused" \
+    "rank 5 is not below" "$GPU" -pi fs -pf "$TMP/id"
+compare_gpu() {  # NAME A.txt B.txt
+    local why
+    if why=$(bash scripts/compare_losses.sh "$2" "$3"); then pass "$1"; else fail "$1" "$why"; fi
+}
+"$GPU" "${GARGS[@]}" > "$TMP/g1.txt" 2>&1 || fail "emulated GPU, one rank" "$(tail -3 "$TMP/g1.txt")"
+for z in 0 1; do
+    mpi 2 "$GPU" "${GARGS[@]}" -z $z -n 3 -o "$TMP/g2z$z" > "$TMP/g2z$z.txt" 2>&1 || fail "emulated GPU, 2 ranks, ZeRO-$z" "$(tail -3 "$TMP/g2z$z.txt")"
+    compare_gpu "emulated GPU trainer: 2 ranks, ZeRO-$z = one GPU" "$TMP/g1.txt" "$TMP/g2z$z.txt"
+done
+grep -q 'memory per rank (ZeRO-1, 2 ranks): AdamW m,v 0.002 GiB of the .* 0.004' "$TMP/g2z1.txt" \
+    && pass "emulated GPU trainer: ZeRO-1 on 2 ranks holds half the AdamW moments" \
+    || fail "emulated GPU trainer: ZeRO-1 holds half the AdamW moments" "$(grep -m1 'memory per rank' "$TMP/g2z1.txt")"
+mpi 2 "$GPU" "${GARGS[@]}" -d 32 > "$TMP/g2half.txt" 2>&1
+if bash scripts/compare_losses.sh "$TMP/g1.txt" "$TMP/g2half.txt" > /dev/null; then
+    fail "the GPU comparison fails on a different total batch" "it passed"
+else pass "the GPU comparison fails on a different total batch"; fi
+rm "$TMP/g2z1"/*00000006*
+"$GPU" "${GARGS[@]}" -y 1 -o "$TMP/g2z1" > "$TMP/g_resumed.txt" 2>&1
+sed -n '/^step 3\/6 | val/,$p' "$TMP/g1.txt" > "$TMP/g1_tail.txt"  # from the resumed run's first line
+if grep -q 'written on 2 ranks' "$TMP/g_resumed.txt"; then
+    compare_gpu "emulated GPU trainer: a 2-rank ZeRO-1 checkpoint resumes on one GPU" "$TMP/g1_tail.txt" "$TMP/g_resumed.txt"
+else fail "emulated GPU trainer: a 2-rank checkpoint resumes on one GPU" "$(grep -m2 -i 'error\|resum' "$TMP/g_resumed.txt")"; fi

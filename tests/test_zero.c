@@ -1,0 +1,147 @@
+/*
+ * test_zero.c: the shard arithmetic of llmc/zero.h, for many model shapes
+ * and rank counts, including units smaller than the number of ranks.
+ *
+ * Checks: the ranks' slices of every unit are contiguous, disjoint and cover
+ * it exactly; one rank's shard is the whole model in checkpoint order; the
+ * shards of all ranks put together give back the model; re-sharding from N
+ * ranks' shards to M ranks (as a resume on another number of ranks does)
+ * gives exactly the M-rank shards; bucket buffers hold each unit once,
+ * padded, without overlaps. Prints one line per check; exits 1 on failure.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../llmc/zero.h"
+
+static int failures = 0;
+
+static void expect(int ok, const char *what, const GPT2Config *c, int world) {
+    if (!ok) {
+        failures++;
+        printf("FAIL %s (L=%d C=%d V=%d maxT=%d, %d ranks)\n", what, c->num_layers, c->channels,
+               c->vocab_size, c->max_seq_len, world);
+    }
+}
+
+// slices partition every unit; the shard size is the sum of the slices
+static void check_slices(const GPT2Config *c, int world) {
+    ZeroLayout z;
+    zero_layout_init(&z, c, world, 0);
+    int ok = 1;
+    size_t shard = 0, next = 0;
+    for (int u = 0; u < z.num_units; u++) {
+        ok &= z.offset[u] == next;  // units tile the model in checkpoint order
+        next += z.count[u];
+        size_t covered = 0;
+        for (int r = 0; r < world; r++) {
+            size_t own = zero_owned(&z, u, r);
+            ok &= own <= z.slice[u];
+            ok &= own == 0 || (size_t)r * z.slice[u] == covered;  // contiguous, in rank order
+            covered += own;
+        }
+        ok &= covered == z.count[u];
+        ok &= z.slice[u] * world >= z.count[u] && z.slice[u] * world < z.count[u] + world;
+        shard += z.slice[u];
+    }
+    ok &= next == gpt2_num_parameters(c) && shard == z.shard_size;
+    expect(ok, "slices partition every unit, padding under one element per rank", c, world);
+    zero_layout_free(&z);
+}
+
+// buckets: each unit inside its bucket once, padded to world * slice, no overlaps
+static void check_buckets(const GPT2Config *c, int world) {
+    ZeroLayout z;
+    zero_layout_init(&z, c, world, 0);
+    int ok = z.num_buckets == 1 + c->num_layers;
+    for (int b = 0; b < z.num_buckets; b++) {
+        int units[BLOCK_TENSORS], n = zero_bucket_units(&z, b, units);
+        ok &= n == (b == 0 ? 4 : BLOCK_TENSORS);
+        size_t next = 0;
+        for (int i = 0; i < n; i++) {
+            int u = units[i];
+            int stacked = z.tensor[u] >= 2 && z.tensor[u] < 2 + BLOCK_TENSORS;
+            ok &= stacked == (b > 0) && z.bucket_offset[u] == next;
+            next += z.slice[u] * world;
+        }
+        ok &= next == z.bucket_size[b];
+    }
+    expect(ok, "bucket buffers hold their units once, padded, in table order", c, world);
+    zero_layout_free(&z);
+}
+
+// shards: one rank's is the model; all ranks' together give it back; N -> M re-sharding
+static void check_shards(const GPT2Config *c, int world, int other) {
+    size_t n = gpt2_num_parameters(c);
+    float *full = (float *)malloc_check(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) full[i] = (float)(i + 1);  // distinct, never zero
+    ZeroLayout *z = (ZeroLayout *)malloc_check((size_t)world * sizeof(ZeroLayout));
+    float **shards = (float **)malloc_check((size_t)world * sizeof(float *));
+    float *rebuilt = (float *)calloc_check(n, sizeof(float));
+    for (int r = 0; r < world; r++) {
+        zero_layout_init(&z[r], c, world, r);
+        shards[r] = (float *)malloc_check(z[r].shard_size * sizeof(float));
+        zero_pack_shard(&z[r], shards[r], full);
+        for (int u = 0; u < z[r].num_units; u++) {  // unpack by hand
+            memcpy(rebuilt + z[r].offset[u] + (size_t)r * z[r].slice[u],
+                   shards[r] + z[r].shard_offset[u], zero_owned(&z[r], u, r) * sizeof(float));
+        }
+    }
+    expect(memcmp(rebuilt, full, n * sizeof(float)) == 0, "all ranks' shards give back the model", c,
+           world);
+    if (world == 1) {
+        expect(z[0].shard_size == n && memcmp(shards[0], full, n * sizeof(float)) == 0,
+               "one rank's shard is the model in checkpoint order", c, world);
+    }
+    // re-shard onto `other` ranks: each target shard from the overlaps of all
+    int same = 1;
+    for (int r = 0; r < other; r++) {
+        ZeroLayout t;
+        zero_layout_init(&t, c, other, r);
+        float *want = (float *)malloc_check(t.shard_size * sizeof(float));
+        float *got = (float *)calloc_check(t.shard_size, sizeof(float));
+        zero_pack_shard(&t, want, full);
+        for (int q = 0; q < world; q++) zero_copy_overlap(&t, got, shards[q], &z[q]);
+        same &= memcmp(want, got, t.shard_size * sizeof(float)) == 0;
+        free(want);
+        free(got);
+        zero_layout_free(&t);
+    }
+    char what[96];
+    snprintf(what, sizeof(what), "shards of %d ranks re-shard exactly onto %d", world, other);
+    expect(same, what, c, world);
+    for (int r = 0; r < world; r++) {
+        free(shards[r]);
+        zero_layout_free(&z[r]);
+    }
+    free(z);
+    free(shards);
+    free(rebuilt);
+    free(full);
+}
+
+int main(void) {
+    // (maxT, V, Vp, L, NH, C): GPT-2 small's shape, and tiny ones whose
+    // units (C = 3 elements for a layernorm) are smaller than the rank count
+    GPT2Config shapes[] = {
+        {1024, 50257, 50304, 12, 12, 768},
+        {64, 500, 512, 2, 2, 50},
+        {8, 7, 128, 3, 1, 3},
+        {5, 11, 128, 1, 1, 2},
+    };
+    int checks = 0;
+    for (int s = 0; s < 4; s++) {
+        for (int world = 1; world <= 7; world++) {
+            check_slices(&shapes[s], world);
+            check_buckets(&shapes[s], world);
+            checks += 2;
+            if (s == 0) continue;  // (the tiny shapes re-shard fast; the arithmetic is the same)
+            for (int other = 1; other <= 7; other++, checks++) {
+                check_shards(&shapes[s], world, other);
+            }
+        }
+    }
+    printf("%s: %d check(s), %d failed\n", failures ? "FAILED" : "all ok", checks, failures);
+    return failures ? 1 : 0;
+}
