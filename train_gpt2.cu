@@ -37,6 +37,7 @@
 #include "llmc/comm_gpu.cuh"
 #include "llmc/adamw.cuh"
 #include "llmc/attention.cuh"
+#include "llmc/cast.cuh"
 #include "llmc/encoder.cuh"
 #include "llmc/fused_classifier.cuh"
 #include "llmc/gelu.cuh"
@@ -64,22 +65,11 @@ static const char *const kernel_family_names[K_FAMILIES] = {
     "copies + idle", "encoder", "layernorm", "matmul", "attention", "gelu", "classifier", "global norm", "adamw",
     "communication"};
 
-
 // the 16 parameter tensors of llmc/gpt2.h, in bf16 on the device
 typedef struct {
     floatX *wte, *wpe, *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
     floatX *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb, *lnfw, *lnfb;
 } ParameterTensorsGPU;
-
-static void point_parameters_gpu(ParameterTensorsGPU *p, floatX *memory, const size_t *sizes) {
-    floatX **ptrs[NUM_PARAMETER_TENSORS] = {
-        &p->wte, &p->wpe, &p->ln1w, &p->ln1b, &p->qkvw, &p->qkvb, &p->attprojw, &p->attprojb,
-        &p->ln2w, &p->ln2b, &p->fcw, &p->fcb, &p->fcprojw, &p->fcprojb, &p->lnfw, &p->lnfb};
-    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
-        *ptrs[i] = memory;
-        memory += sizes[i];
-    }
-}
 
 // What the forward pass keeps for the backward pass; per-layer tensors are
 // stacked (L,...). Sized for (max_B, max_T); a smaller forward uses a prefix.
@@ -123,7 +113,6 @@ typedef struct {
     GPT2Config config;
     size_t param_sizes[NUM_PARAMETER_TENSORS];
     size_t num_parameters;
-    ParameterTensorsGPU params, grads;
     floatX *params_memory, *grads_memory;
     float *m_memory, *v_memory;  // AdamW moments, fp32 (num_parameters,)
     float *master_memory;        // fp32 master weights (num_parameters,) with -w 1, else NULL
@@ -144,13 +133,26 @@ typedef struct {
     uint32_t seed;       // stochastic rounding in AdamW
     double peak_flops;   // the device's dense bf16 FLOP/s, -1 if unknown (llmc/mfu.h)
     cudaStream_t stream;
-    // data parallelism (llmc/zero.h): ZeRO-0 or 1 so far on the GPU
+    // data parallelism (llmc/zero.h): ZeRO-0 to 3 on the GPU
     Comm *comm;
     Comm solo;           // the communicator of a single-process model
     DeviceComm dcomm;    // NCCL (or its emulated stand-in) over comm's ranks
     int zero_stage;
     ZeroLayout shards;   // this rank's slices (the state files' layout)
     ZeroLayout optim;    // the layout of m_memory, v_memory: shards, or (ZeRO-0) the whole model
+    // ZeRO-2: the gradients are this rank's shard; the backward writes a
+    // bucket's (embeddings: slot 0; block l: slot 1 + l % 2) into a slot,
+    // whose reduce-scatter then runs on the communication stream while the
+    // next block computes
+    floatX *grad_shard;                    // (shard_size,)
+    floatX *bucket_grads[3], *bucket_reduced[3];
+    cudaEvent_t slot_free[3];              // recorded when a slot's reduction is done
+    // ZeRO-3: the parameters are this rank's shard too; a bucket's are
+    // gathered into a slot just before use (the next one meanwhile)
+    floatX *param_shard;                   // (shard_size,)
+    floatX *bucket_params[3];
+    int params_of[3];                      // the bucket whose parameters a slot holds, or -1
+    cudaEvent_t params_ready[3];           // recorded when a slot's gather is done
 } GPT2;
 
 void gpt2_distribute(GPT2 *model, Comm *comm, int stage);
@@ -237,8 +239,6 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     cudaCheck(cudaMemset(model->v_memory, 0, n * sizeof(float)));
     cudaCheck(cudaMemset(model->grads_memory, 0, param_bytes));
     if (master_bytes) cudaCheck(cudaMalloc(&model->master_memory, master_bytes));
-    point_parameters_gpu(&model->params, model->params_memory, model->param_sizes);
-    point_parameters_gpu(&model->grads, model->grads_memory, model->param_sizes);
     cudaCheck(cudaMalloc(&model->acts_memory, act_bytes));
     activation_layout(model, B, T, (char *)model->acts_memory);
     cudaCheck(cudaMalloc(&model->scratch_memory, scratch_bytes));
@@ -297,6 +297,17 @@ void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T) {
 }
 
 void gpt2_free(GPT2 *model) {
+    for (int k = 0; k < 3 && model->zero_stage >= 2; k++) {
+        cudaCheck(cudaFree(model->bucket_grads[k]));
+        cudaCheck(cudaFree(model->bucket_reduced[k]));
+        cudaCheck(cudaEventDestroy(model->slot_free[k]));
+    }
+    for (int k = 0; k < 3 && model->zero_stage == 3; k++) {
+        cudaCheck(cudaFree(model->bucket_params[k]));
+        cudaCheck(cudaEventDestroy(model->params_ready[k]));
+    }
+    if (model->grad_shard) cudaCheck(cudaFree(model->grad_shard));
+    if (model->param_shard) cudaCheck(cudaFree(model->param_shard));
     device_comm_free(&model->dcomm);
     zero_layout_free(&model->shards);
     zero_layout_free(&model->optim);
@@ -318,6 +329,98 @@ void gpt2_free(GPT2 *model) {
 }
 
 // ----------------------------------------------------------------------------
+// ZeRO-2/3: where each block's parameters and gradients are, and moving them
+
+static int bucket_slot(int bucket) { return bucket == 0 ? 0 : 1 + (bucket - 1) % 2; }
+
+// The tensors of block l (the stacked ones at layer l's slice; l = -1: the
+// embeddings and the final layernorm) in `flat` (checkpoint order) or, when
+// flat is NULL, in the bucket buffer `slot` (llmc/zero.h's bucket layout).
+static ParameterTensorsGPU tensors_at(const ZeroLayout *z, floatX *flat, floatX *slot, int l) {
+    ParameterTensorsGPU t;
+    memset(&t, 0, sizeof(t));
+    floatX **fields[NUM_PARAMETER_TENSORS] = {
+        &t.wte, &t.wpe, &t.ln1w, &t.ln1b, &t.qkvw, &t.qkvb, &t.attprojw, &t.attprojb,
+        &t.ln2w, &t.ln2b, &t.fcw, &t.fcb, &t.fcprojw, &t.fcprojb, &t.lnfw, &t.lnfb};
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        int stacked = i >= 2 && i < 2 + BLOCK_TENSORS;
+        if (stacked != (l >= 0)) continue;
+        int u = zero_unit(z, i, l);
+        *fields[i] = flat ? flat + z->offset[u] : slot + z->bucket_offset[u];
+    }
+    return t;
+}
+
+// ZeRO-3: starts gathering bucket b's parameters into its slot on the
+// communication stream, after the compute stream's work so far (which may
+// still read the slot's previous block), unless the slot holds them.
+static void params_gather_start(GPT2 *model, int b) {
+    int k = bucket_slot(b);
+    if (model->params_of[k] == b) return;
+    const ZeroLayout *z = &model->shards;
+    DeviceComm *d = &model->dcomm;
+    device_follow_compute(d);
+    int units[BLOCK_TENSORS], n = zero_bucket_units(z, b, units);
+    for (int i = 0; i < n; i++) {
+        int u = units[i];
+        floatX *unit = model->bucket_params[k] + z->bucket_offset[u];
+        cudaCheck(cudaMemcpyAsync(unit + (size_t)z->rank * z->slice[u], model->param_shard + z->shard_offset[u],
+                                  z->slice[u] * sizeof(floatX), cudaMemcpyDeviceToDevice, d->stream));
+        device_all_gather(d, unit, z->slice[u], DEVICE_BF16, "all-gather of parameters");
+    }
+    cudaCheck(cudaEventRecord(model->params_ready[k], d->stream));
+    model->params_of[k] = b;
+}
+
+// The parameters block l uses (l = -1: the embeddings and the final
+// layernorm). ZeRO-3 gathers them (the compute stream waits for them) and
+// starts gathering block `next`'s (if 0 <= next < L) meanwhile.
+static ParameterTensorsGPU gpt2_params(GPT2 *model, int l, int next) {
+    const ZeroLayout *z = &model->shards;
+    if (model->zero_stage < 3) return tensors_at(z, model->params_memory, NULL, l);
+    int b = 1 + l, k = bucket_slot(b);
+    params_gather_start(model, b);
+    cudaCheck(cudaStreamWaitEvent(model->stream, model->params_ready[k], 0));
+    if (next >= 0 && next < model->config.num_layers) params_gather_start(model, 1 + next);
+    return tensors_at(z, NULL, model->bucket_params[k], l);
+}
+
+// Where block l's gradients accumulate in the backward: the full gradient
+// buffer, or (ZeRO-2/3) the bucket's slot, zeroed once its last reduction is done.
+static ParameterTensorsGPU gpt2_grads(GPT2 *model, int l) {
+    const ZeroLayout *z = &model->shards;
+    if (model->zero_stage < 2) return tensors_at(z, model->grads_memory, NULL, l);
+    int b = 1 + l, k = bucket_slot(b);
+    cudaCheck(cudaStreamWaitEvent(model->stream, model->slot_free[k], 0));
+    cudaCheck(cudaMemsetAsync(model->bucket_grads[k], 0, z->bucket_size[b] * sizeof(floatX), model->stream));
+    return tensors_at(z, NULL, model->bucket_grads[k], l);
+}
+
+// ZeRO-2: bucket b's gradients are complete: reduce-scatter them on the
+// communication stream and add this rank's slices into its shard there.
+static void grads_reduce_start(GPT2 *model, int b) {
+    if (model->zero_stage < 2) return;
+    const ZeroLayout *z = &model->shards;
+    DeviceComm *d = &model->dcomm;
+    int k = bucket_slot(b), units[BLOCK_TENSORS], n = zero_bucket_units(z, b, units);
+    device_follow_compute(d);
+    for (int i = 0; i < n; i++) {
+        int u = units[i];
+        floatX *reduced = model->bucket_reduced[k] + z->bucket_offset[u] / z->world;
+        device_reduce_scatter(d, model->bucket_grads[k] + z->bucket_offset[u], reduced, z->slice[u], DEVICE_BF16,
+                              "reduce-scatter of gradients");
+        accumulate_bf16(model->grad_shard + z->shard_offset[u], reduced, z->slice[u], d->stream);
+    }
+    cudaCheck(cudaEventRecord(model->slot_free[k], d->stream));
+}
+
+// ZeRO-2/3, at the end of the backward: waits for the reductions in flight
+// (under the watchdog)
+static void grads_reduce_finish(GPT2 *model) {
+    if (model->zero_stage >= 2) device_wait(&model->dcomm, "reduce-scatter of gradients");
+}
+
+// ----------------------------------------------------------------------------
 // forward, backward, update
 
 // Forward pass over inputs (B,T) (host). With targets (B,T), also the loss:
@@ -331,7 +434,7 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
     int BT = B * T;
     gpt2_check_tokens(inputs, targets, BT, V);
     cudaStream_t st = model->stream;
-    ParameterTensorsGPU p = model->params;
+    ParameterTensorsGPU p = gpt2_params(model, -1, 0);   // the embeddings and the final layernorm
     Activations a = model->acts;
     Scratch s = model->scratch;
     model->B = B;
@@ -345,7 +448,8 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
     profile_mark(pf, K_ENCODER, st);
     encoder_forward(a.encoded, a.inputs, p.wte, p.wpe, B, T, C, V, st);
     profile_mark(pf, K_LAYERNORM, st);
-    layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.encoded, p.ln1w, p.ln1b, BT, C, st);
+    ParameterTensorsGPU w = gpt2_params(model, 0, 1);   // block l's weights, here block 0's
+    layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.encoded, w.ln1w, w.ln1b, BT, C, st);
     for (int l = 0; l < L; l++) {
         size_t btc = (size_t)l * BT * C;
         const floatX *residual = l == 0 ? a.encoded : a.residual3 + btc - (size_t)BT * C;
@@ -355,35 +459,35 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
         float *lse = a.att_lse + (size_t)l * BT * NH;
         // attention: residual2 = residual + attproj(attention(qkv(ln1)))
         profile_mark(pf, K_MATMUL, st);
-        matmul_forward(qkv, NULL, ln1, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, BT, C, 3 * C, st);
+        matmul_forward(qkv, NULL, ln1, w.qkvw, w.qkvb, BT, C, 3 * C, st);
         profile_mark(pf, K_ATTENTION, st);
         attention_forward(atty, lse, qkv, B, T, C, NH, st);
         profile_mark(pf, K_MATMUL, st);
-        matmul_forward(s.branch, NULL, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, BT, C, C, st);
+        matmul_forward(s.branch, NULL, atty, w.attprojw, w.attprojb, BT, C, C, st);
         profile_mark(pf, K_LAYERNORM, st);
         fused_residual_layernorm_forward(residual2, ln2, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, residual,
-                                         s.branch, p.ln2w + l * C, p.ln2b + l * C, BT, C, st);
+                                         s.branch, w.ln2w, w.ln2b, BT, C, st);
         // MLP: residual3 = residual2 + fcproj(gelu(fc(ln2))), GELU in fc's
         // epilogue, or (-ge 0) by its own kernel from the bf16 fch
         profile_mark(pf, K_MATMUL, st);
         if (gpu_options.gelu_fusion) {
-            matmul_forward(fch_gelu, fch, ln2, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, BT, C, 4 * C, st);
+            matmul_forward(fch_gelu, fch, ln2, w.fcw, w.fcb, BT, C, 4 * C, st);
         } else {
-            matmul_forward(fch, NULL, ln2, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, BT, C, 4 * C, st);
+            matmul_forward(fch, NULL, ln2, w.fcw, w.fcb, BT, C, 4 * C, st);
             profile_mark(pf, K_GELU, st);
             gelu_forward(fch_gelu, fch, BT * 4 * C, st);
             profile_mark(pf, K_MATMUL, st);
         }
-        matmul_forward(s.branch, NULL, fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, p.fcprojb + l * C, BT, 4 * C,
-                       C, st);
+        matmul_forward(s.branch, NULL, fch_gelu, w.fcprojw, w.fcprojb, BT, 4 * C, C, st);
         // the residual add fused with the next layernorm: the next block's
         // ln1, or the final lnf after the last block
         int last = l == L - 1;
+        if (!last) w = gpt2_params(model, l + 1, l + 2);   // (ZeRO-3: block l + 1 arrived meanwhile)
         profile_mark(pf, K_LAYERNORM, st);
         fused_residual_layernorm_forward(a.residual3 + btc, last ? a.lnf : ln1 + (size_t)BT * C,
                                          last ? a.lnf_mean : a.ln1_mean + (l + 1) * BT,
                                          last ? a.lnf_rstd : a.ln1_rstd + (l + 1) * BT, residual2, s.branch,
-                                         last ? p.lnfw : p.ln1w + (l + 1) * C, last ? p.lnfb : p.ln1b + (l + 1) * C,
+                                         last ? p.lnfw : w.ln1w, last ? p.lnfb : w.ln1b,
                                          BT, C, st);
     }
     profile_mark(pf, K_MATMUL, st);
@@ -395,6 +499,7 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
         profile_mark(pf, K_CLASSIFIER, st);
         fused_classifier(a.logits, a.losses, 0.0f, a.targets, BT, V, Vp, 0, st);   // losses only, logits kept
         profile_mark(pf, K_COPY, st);
+        if (model->zero_stage == 3) device_wait(&model->dcomm, "all-gather of parameters");   // (under the watchdog)
         cudaCheck(cudaMemcpy(model->losses_host, a.losses, (size_t)BT * sizeof(float), cudaMemcpyDeviceToHost));
         double sum = 0.0;
         for (int i = 0; i < BT; i++) sum += model->losses_host[i];
@@ -407,7 +512,11 @@ void gpt2_zero_grad(GPT2 *model) {
     profile_end_step(&model->profile, model->stream);
     profile_begin_step(&model->profile);
     profile_mark(&model->profile, K_COPY, model->stream);
-    cudaCheck(cudaMemsetAsync(model->grads_memory, 0, model->num_parameters * sizeof(floatX), model->stream));
+    if (model->zero_stage >= 2) {
+        cudaCheck(cudaMemsetAsync(model->grad_shard, 0, model->shards.shard_size * sizeof(floatX), model->stream));
+    } else {
+        cudaCheck(cudaMemsetAsync(model->grads_memory, 0, model->num_parameters * sizeof(floatX), model->stream));
+    }
 }
 
 // Backward pass of the last forward (which had targets), accumulating into
@@ -418,7 +527,7 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
     int L = c->num_layers, C = c->channels, NH = c->num_heads, V = c->vocab_size, Vp = c->padded_vocab_size;
     int B = model->B, T = model->T, BT = B * T;
     cudaStream_t st = model->stream;
-    ParameterTensorsGPU p = model->params, g = model->grads;
+    ParameterTensorsGPU p = gpt2_params(model, -1, L - 1), g = gpt2_grads(model, -1);
     Activations a = model->acts;
     Scratch s = model->scratch;
 
@@ -449,30 +558,34 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
             gelu_forward(fch_gelu, a.fch + 4 * btc, BT * 4 * C, st);
         }
         profile_mark(pf, K_MATMUL, st);
-        matmul_backward(s.dfch, g.fcprojw + (size_t)l * 4 * C * C, g.fcprojb + l * C, s.dresidual,
-                        fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, NULL, s.matmul, BT, 4 * C, C, st);
-        matmul_backward(s.dln, g.fcw + (size_t)l * 4 * C * C, g.fcb + l * 4 * C, s.dfch, a.ln2 + btc,
-                        p.fcw + (size_t)l * 4 * C * C, a.fch + 4 * btc, s.matmul, BT, C, 4 * C, st);
+        ParameterTensorsGPU w = gpt2_params(model, l, l - 1), dw = gpt2_grads(model, l);   // block l's
+        matmul_backward(s.dfch, dw.fcprojw, dw.fcprojb, s.dresidual,
+                        fch_gelu, w.fcprojw, NULL, s.matmul, BT, 4 * C, C, st);
+        matmul_backward(s.dln, dw.fcw, dw.fcb, s.dfch, a.ln2 + btc,
+                        w.fcw, a.fch + 4 * btc, s.matmul, BT, C, 4 * C, st);
         profile_mark(pf, K_LAYERNORM, st);
-        layernorm_backward(s.dresidual, g.ln2w + l * C, g.ln2b + l * C, s.layernorm, s.dln, a.residual2 + btc,
-                           p.ln2w + l * C, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, BT, C, st);
+        layernorm_backward(s.dresidual, dw.ln2w, dw.ln2b, s.layernorm, s.dln, a.residual2 + btc,
+                           w.ln2w, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, BT, C, st);
         // attention
         profile_mark(pf, K_MATMUL, st);
-        matmul_backward(s.datty, g.attprojw + (size_t)l * C * C, g.attprojb + l * C, s.dresidual, a.atty + btc,
-                        p.attprojw + (size_t)l * C * C, NULL, s.matmul, BT, C, C, st);
+        matmul_backward(s.datty, dw.attprojw, dw.attprojb, s.dresidual, a.atty + btc,
+                        w.attprojw, NULL, s.matmul, BT, C, C, st);
         profile_mark(pf, K_ATTENTION, st);
         attention_backward(s.dqkv, s.att_D, s.datty, a.qkv + 3 * btc, a.atty + btc,
                            a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
         profile_mark(pf, K_MATMUL, st);
-        matmul_backward(s.dln, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C, s.dqkv, a.ln1 + btc,
-                        p.qkvw + (size_t)l * 3 * C * C, NULL, s.matmul, BT, C, 3 * C, st);
+        matmul_backward(s.dln, dw.qkvw, dw.qkvb, s.dqkv, a.ln1 + btc,
+                        w.qkvw, NULL, s.matmul, BT, C, 3 * C, st);
         profile_mark(pf, K_LAYERNORM, st);
-        layernorm_backward(s.dresidual, g.ln1w + l * C, g.ln1b + l * C, s.layernorm, s.dln, residual,
-                           p.ln1w + l * C, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, BT, C, st);
+        layernorm_backward(s.dresidual, dw.ln1w, dw.ln1b, s.layernorm, s.dln, residual,
+                           w.ln1w, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, BT, C, st);
+        grads_reduce_start(model, 1 + l);   // ZeRO-2/3: block l's gradients are complete
     }
     profile_mark(pf, K_ENCODER, st);
     encoder_backward(g.wte, g.wpe, s.encoder, model->encoder_host, s.dresidual, model->inputs_host, B, T, C, V,
                      st);
+    grads_reduce_start(model, 0);
+    grads_reduce_finish(model);
     model->has_targets = 0;   // the logits are gone: a second backward needs a new forward
     model->mean_loss = -1.0f;
 }
@@ -482,10 +595,14 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
 // Returns the norm before clipping.
 float gpt2_clip_grad_norm(GPT2 *model, float max_norm) {
     float *out = model->scratch.norm + GLOBAL_NORM_BLOCKS, sq;
+    int sharded = model->zero_stage >= 2;   // then each rank holds a shard: sum the squares over ranks
     profile_mark(&model->profile, K_NORM, model->stream);
-    global_norm_squared(out, model->grads_memory, model->num_parameters, model->scratch.norm, model->stream);
+    global_norm_squared(out, sharded ? model->grad_shard : model->grads_memory,
+                        sharded ? model->shards.shard_size : model->num_parameters, model->scratch.norm, model->stream);
     cudaCheck(cudaMemcpy(&sq, out, sizeof(float), cudaMemcpyDeviceToHost));
-    float norm = sqrtf(sq);
+    double squares = sq;
+    if (sharded) comm_allreduce_sum_f64(model->comm, &squares, 1, "all-reduce of the gradient norm");
+    float norm = (float)sqrt(squares);
     float coef = max_norm / (norm + 1e-6f);
     model->grad_scale = max_norm > 0.0f && coef < 1.0f ? coef : 1.0f;
     return norm;
@@ -513,7 +630,7 @@ void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, flo
                          parameter_decays(k) ? weight_decay : 0.0f, model->grad_scale, seed, model->stream);
             offset += n;
         }
-    } else {  // ZeRO-1: this rank's slices (with the whole tensor's random bits), then all-gather
+    } else {  // ZeRO-1/2/3: this rank's slices (with the whole tensor's random bits)
         const ZeroLayout *z = &model->optim;
         size_t tensor_start[NUM_PARAMETER_TENSORS], offset = 0;
         for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
@@ -524,18 +641,23 @@ void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, flo
             int k = z->tensor[u];
             size_t own = zero_owned(z, u, z->rank), so = z->shard_offset[u];
             size_t flat = z->offset[u] + (size_t)z->rank * z->slice[u];
-            adamw_update(model->params_memory + flat, NULL, model->grads_memory + flat, model->m_memory + so,
+            const floatX *grads = model->zero_stage >= 2 ? model->grad_shard + so : model->grads_memory + flat;
+            floatX *params = model->zero_stage == 3 ? model->param_shard + so : model->params_memory + flat;
+            adamw_update(params, NULL, grads, model->m_memory + so,
                          model->v_memory + so, own, lr, beta1, beta2, t, eps,
                          parameter_decays(k) ? weight_decay : 0.0f, model->grad_scale, rounding_seed(model, t, k),
                          model->stream, flat - tensor_start[k]);
         }
-        profile_mark(&model->profile, K_COMM, model->stream);
-        device_group_start(&model->dcomm);
-        for (int u = 0; u < z->num_units; u++) {
-            device_all_gather_unpadded(&model->dcomm, model->params_memory + z->offset[u], z->count[u], z->slice[u],
-                                       DEVICE_BF16, "all-gather of parameters");
+        if (model->zero_stage < 3) {  // every rank needs every parameter again (ZeRO-3: at the next use)
+            profile_mark(&model->profile, K_COMM, model->stream);
+            device_group_start(&model->dcomm);
+            for (int u = 0; u < z->num_units; u++) {
+                device_all_gather_unpadded(&model->dcomm, model->params_memory + z->offset[u], z->count[u],
+                                           z->slice[u], DEVICE_BF16, "all-gather of parameters");
+            }
+            device_group_end(&model->dcomm, "all-gather of parameters");
         }
-        device_group_end(&model->dcomm, "all-gather of parameters");
+        for (int k = 0; k < 3; k++) model->params_of[k] = -1;   // ZeRO-3: gathered copies are stale
     }
     profile_end_step(&model->profile, model->stream);
     cudaCheck(cudaStreamSynchronize(model->stream));
@@ -581,15 +703,26 @@ void gpt2_save(GPT2 *model, const char *model_path, const char *state_path, cons
     free(m);
     free(v);
     comm_barrier_after_io(model->comm, "checkpoint: state files written");
-    if (z->rank != 0) {
-        comm_barrier_after_io(model->comm, "checkpoint: model file written");
-        return;
-    }
-    if (model->master_memory) {
+    if (model->zero_stage == 3) {  // every rank gathers bucket by bucket; rank 0 keeps the whole
+        floatX *params = z->rank == 0 ? (floatX *)malloc_check(n * sizeof(floatX)) : NULL;
+        for (int b = 0; b < z->num_buckets; b++) {
+            params_gather_start(model, b);
+            device_wait(&model->dcomm, "all-gather of parameters");
+            cudaCheck(cudaStreamSynchronize(model->dcomm.stream));
+            int units[BLOCK_TENSORS], k = bucket_slot(b), count = zero_bucket_units(z, b, units);
+            for (int i = 0; params && i < count; i++) {
+                int u = units[i];
+                cudaCheck(cudaMemcpy(params + z->offset[u], model->bucket_params[k] + z->bucket_offset[u],
+                                     z->count[u] * sizeof(floatX), cudaMemcpyDeviceToHost));
+            }
+        }
+        if (params) model_file_write_version(model_path, &model->config, MODEL_VERSION_BF16, params);
+        free(params);
+    } else if (z->rank == 0 && model->master_memory) {
         void *master = download(model->master_memory, n * sizeof(float));
         model_file_write_version(model_path, &model->config, MODEL_VERSION_FP32, master);
         free(master);
-    } else {
+    } else if (z->rank == 0) {
         void *params = download(model->params_memory, n * sizeof(floatX));
         model_file_write_version(model_path, &model->config, MODEL_VERSION_BF16, params);
         free(params);
@@ -619,13 +752,12 @@ void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
         model->solo.world = 1;
         comm = &model->solo;
     }
-    if (stage > 1) fatal("-z %d: the GPU trainer has ZeRO stages 0 and 1 so far", stage);
-    if (stage == 1 && model->master_memory) fatal("-z 1 with -w 1: master weights are not sharded yet; use -z 0");
+    if (stage >= 1 && model->master_memory) fatal("-z %d with -w 1: master weights are not sharded yet; use -z 0", stage);
     model->comm = comm;
     model->zero_stage = stage;
     zero_layout_init(&model->shards, &model->config, comm->world, comm->rank);
     zero_layout_init(&model->optim, &model->config, stage == 0 ? 1 : comm->world, stage == 0 ? 0 : comm->rank);
-    if (stage == 1) {
+    if (stage >= 1) {
         size_t bytes = model->optim.shard_size * sizeof(float);
         cudaCheck(cudaFree(model->m_memory));
         cudaCheck(cudaFree(model->v_memory));
@@ -636,16 +768,51 @@ void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
     }
     device_comm_init(&model->dcomm, comm, model->stream, gpu_options.init_method, gpu_options.rendezvous_server,
                      gpu_options.rendezvous_file);
-    if (comm != &model->solo && comm->world > 1) {
-        printf("memory per rank (ZeRO-%d, %d ranks): AdamW m,v %.3f GiB of the plan's %.3f\n", stage, comm->world,
-               gib(2 * model->optim.shard_size * sizeof(float)), gib(2 * model->num_parameters * sizeof(float)));
+    const ZeroLayout *z = &model->shards;
+    if (stage >= 2) {  // the gradients: a shard, and the bucket slots the backward fills
+        cudaCheck(cudaFree(model->grads_memory));
+        model->grads_memory = NULL;
+        cudaCheck(cudaMalloc(&model->grad_shard, z->shard_size * sizeof(floatX)));
+        for (int k = 0; k < 3; k++) {
+            size_t n = z->bucket_size[k == 0 ? 0 : 1];  // (every block's bucket has one size)
+            cudaCheck(cudaMalloc(&model->bucket_grads[k], n * sizeof(floatX)));
+            cudaCheck(cudaMalloc(&model->bucket_reduced[k], n / z->world * sizeof(floatX)));
+            cudaCheck(cudaEventCreateWithFlags(&model->slot_free[k], cudaEventDisableTiming));
+            cudaCheck(cudaEventRecord(model->slot_free[k], model->stream));
+        }
+    }
+    if (stage == 3) {  // the parameters: a shard, and the bucket slots they are gathered into
+        cudaCheck(cudaMalloc(&model->param_shard, z->shard_size * sizeof(floatX)));
+        cudaCheck(cudaMemset(model->param_shard, 0, z->shard_size * sizeof(floatX)));
+        for (int u = 0; u < z->num_units; u++) {
+            cudaCheck(cudaMemcpy(model->param_shard + z->shard_offset[u],
+                                 model->params_memory + z->offset[u] + (size_t)z->rank * z->slice[u],
+                                 zero_owned(z, u, z->rank) * sizeof(floatX), cudaMemcpyDeviceToDevice));
+        }
+        cudaCheck(cudaFree(model->params_memory));
+        model->params_memory = NULL;
+        for (int k = 0; k < 3; k++) {
+            cudaCheck(cudaMalloc(&model->bucket_params[k], z->bucket_size[k == 0 ? 0 : 1] * sizeof(floatX)));
+            cudaCheck(cudaEventCreateWithFlags(&model->params_ready[k], cudaEventDisableTiming));
+            model->params_of[k] = -1;
+        }
+    }
+    if (comm->world > 1) {
+        size_t buckets = (z->bucket_size[0] + 2 * z->bucket_size[1]) * sizeof(floatX);
+        size_t whole = model->num_parameters * sizeof(floatX), shard = z->shard_size * sizeof(floatX);
+        printf("memory per rank (ZeRO-%d, %d ranks): AdamW m,v %.3f GiB, gradients %.3f GiB, parameters %.3f "
+               "GiB (each with its bucket buffers), of the plan's %.3f, %.3f, %.3f\n", stage, comm->world,
+               gib(2 * model->optim.shard_size * sizeof(float)),
+               gib(stage >= 2 ? shard + buckets + buckets / z->world : whole),
+               gib(stage == 3 ? shard + buckets : whole), gib(2 * model->num_parameters * sizeof(float)),
+               gib(whole), gib(whole));
     }
 }
 
 // After the micro-batches' backward passes: every rank's gradients summed
-// (bf16, as the backward keeps them).
+// (bf16, as the backward keeps them; ZeRO-2/3 reduce-scattered them already).
 void gpt2_reduce_gradients(GPT2 *model) {
-    if (model->comm->world == 1) return;
+    if (model->comm->world == 1 || model->zero_stage >= 2) return;   // (ZeRO-2/3: reduced in the backward)
     profile_mark(&model->profile, K_COMM, model->stream);
     device_all_reduce_sum(&model->dcomm, model->grads_memory, model->num_parameters, DEVICE_BF16,
                           "all-reduce of gradients");

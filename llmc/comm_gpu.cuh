@@ -5,9 +5,11 @@
  * over MPI (-pi mpi), or without MPI over TCP (-pi tcp -ps host:port) or a
  * file (-pi fs -pf path; llmc/rendezvous.h); without MPI the host's own
  * collectives (losses, checks, barriers) travel over NCCL too, through a
- * small device buffer (CommOps). Operations are queued on the trainer's
- * stream and waited for under comm.h's timeout: with MPI, a peer that never
- * joins is named; without, the job still ends, saying a rank is missing.
+ * small device buffer (CommOps). Operations run on a stream of their own,
+ * after the work queued so far on the trainer's (compute) stream, so that
+ * ZeRO-2's reductions overlap the backward; device_wait waits for them under
+ * comm.h's timeout: with MPI, a peer that never joins is named; without,
+ * the job still ends, saying a rank is missing.
  * Under the CUDA emulation (CUDA_EMU) device memory is host memory, and MPI
  * itself stands in for NCCL, with a bf16 sum of its own that rounds as
  * NCCL's does (fp32 add, round to nearest even).
@@ -36,7 +38,9 @@ static inline size_t device_type_size(DeviceType t) { return t == DEVICE_BF16 ? 
 
 typedef struct {
     Comm *host;
-    cudaStream_t stream;
+    cudaStream_t stream;   // the collectives' own
+    cudaStream_t compute;  // the trainer's, which they follow
+    cudaEvent_t computed;  // recorded on compute for stream to wait on
     int in_group;  // between device_group_start and device_group_end
 #ifdef USE_NCCL
     ncclComm_t nccl;
@@ -57,6 +61,7 @@ static inline ncclDataType_t nccl_type(DeviceType t) { return t == DEVICE_BF16 ?
 
 // Waits for the collectives queued on the stream, under the timeout.
 static inline void device_wait(DeviceComm *d, const char *what) {
+    if (d->host->world == 1) return;  // (one rank: everything runs on the compute stream)
 #ifdef USE_NCCL
     Comm *c = d->host;
     CommRequest r = comm_begin(c, what);
@@ -88,10 +93,18 @@ static inline void device_wait(DeviceComm *d, const char *what) {
 #endif
 }
 
+// The collectives queued next start after the compute stream's work so far
+static inline void device_follow_compute(DeviceComm *d) {
+    if (d->host->world == 1) return;
+    cudaCheck(cudaEventRecord(d->computed, d->compute));
+    cudaCheck(cudaStreamWaitEvent(d->stream, d->computed, 0));
+}
+
 // Between these, collectives are queued together (one NCCL group) and
 // waited for once at the end.
 static inline void device_group_start(DeviceComm *d) {
     if (d->host->world == 1) return;
+    device_follow_compute(d);
 #ifdef USE_NCCL
     ncclCheck(ncclGroupStart());
 #endif
@@ -107,6 +120,12 @@ static inline void device_group_end(DeviceComm *d, const char *what) {
     device_wait(d, what);
 }
 
+// before a collective: outside a group, it follows the compute stream
+static inline void device_begin(DeviceComm *d) {
+    if (!d->in_group) device_follow_compute(d);
+}
+
+// after a collective: outside a group, wait for it
 static inline void device_done(DeviceComm *d, const char *what) {
     if (!d->in_group) device_wait(d, what);
 }
@@ -151,7 +170,10 @@ static inline void device_comm_init(DeviceComm *d, Comm *host, cudaStream_t stre
     memset(d, 0, sizeof(*d));
     d->host = host;
     d->stream = stream;
+    d->compute = stream;
     if (host->world == 1) return;
+    cudaCheck(cudaStreamCreate(&d->stream));
+    cudaCheck(cudaEventCreateWithFlags(&d->computed, cudaEventDisableTiming));
 #ifdef USE_NCCL
     ncclUniqueId id;
     if (host->rank == 0) ncclCheck(ncclGetUniqueId(&id));
@@ -190,16 +212,15 @@ static inline void device_comm_init(DeviceComm *d, Comm *host, cudaStream_t stre
 }
 
 static inline void device_comm_free(DeviceComm *d) {
+    if (!d->host || d->host->world == 1) return;
 #ifdef USE_NCCL
-    if (d->host && d->host->world > 1) {
-        ncclCheck(ncclCommDestroy(d->nccl));
-        cudaCheck(cudaEventDestroy(d->done));
-        if (d->staging) cudaCheck(cudaFree(d->staging));
-        if (d->host->ops_ctx == d) d->host->ops = NULL;
-    }
-#else
-    (void)d;
+    ncclCheck(ncclCommDestroy(d->nccl));
+    cudaCheck(cudaEventDestroy(d->done));
+    if (d->staging) cudaCheck(cudaFree(d->staging));
+    if (d->host->ops_ctx == d) d->host->ops = NULL;
 #endif
+    cudaCheck(cudaEventDestroy(d->computed));
+    cudaCheck(cudaStreamDestroy(d->stream));
 }
 
 #if defined(CUDA_EMU) && defined(USE_MPI)
@@ -218,24 +239,29 @@ static void emu_bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type) {
         b[i] = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)0x7fc0 : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
     }
 }
+
+static inline MPI_Op emu_sum_op(DeviceType t) {
+    static MPI_Op bf16_sum = MPI_OP_NULL;
+    if (bf16_sum == MPI_OP_NULL) MPI_Op_create(emu_bf16_sum, 1, &bf16_sum);
+    return t == DEVICE_BF16 ? bf16_sum : MPI_SUM;
+}
 #endif
 
 // buf (n,) of type t on the device = its sum over the ranks, in place.
 static inline void device_all_reduce_sum(DeviceComm *d, void *buf, size_t n, DeviceType t, const char *what) {
     if (d->host->world == 1) return;
+    device_begin(d);
 #ifdef USE_NCCL
     ncclCheck(ncclAllReduce(buf, buf, n, nccl_type(t), ncclSum, d->nccl, d->stream));
     device_done(d, what);
 #elif defined(CUDA_EMU) && defined(USE_MPI)
     cudaCheck(cudaStreamSynchronize(d->stream));
-    static MPI_Op bf16_sum = MPI_OP_NULL;
-    if (bf16_sum == MPI_OP_NULL) MPI_Op_create(emu_bf16_sum, 1, &bf16_sum);
     for (size_t done = 0; done < n; done += COMM_MAX_COUNT) {
         size_t k = n - done < COMM_MAX_COUNT ? n - done : COMM_MAX_COUNT;
         CommRequest r = comm_begin(d->host, what);
         char *at = (char *)buf + done * device_type_size(t);
-        MPI_Iallreduce(MPI_IN_PLACE, at, (int)k, t == DEVICE_BF16 ? MPI_UINT16_T : MPI_FLOAT,
-                       t == DEVICE_BF16 ? bf16_sum : MPI_SUM, d->host->comm, &r.req);
+        MPI_Iallreduce(MPI_IN_PLACE, at, (int)k, t == DEVICE_BF16 ? MPI_UINT16_T : MPI_FLOAT, emu_sum_op(t),
+                       d->host->comm, &r.req);
         comm_wait(d->host, &r);
     }
 #else
@@ -250,6 +276,7 @@ static inline void device_all_gather_unpadded(DeviceComm *d, void *buf, size_t n
     Comm *c = d->host;
     if (c->world == 1) return;
     size_t es = device_type_size(t);
+    device_begin(d);
 #ifdef USE_NCCL
     ncclCheck(ncclGroupStart());
     for (int q = 0; q < c->world; q++) {
@@ -273,6 +300,47 @@ static inline void device_all_gather_unpadded(DeviceComm *d, void *buf, size_t n
     free(displs);
 #else
     (void)buf, (void)n, (void)slice, (void)es, (void)what;
+#endif
+}
+
+// recv (slice,) of type t = the sum over the ranks of send's rank-th slice;
+// send (world * slice,) is one padded ZeRO unit. Queued (ZeRO-2 overlaps
+// it with the backward): device_wait, or the stream, completes it.
+static inline void device_reduce_scatter(DeviceComm *d, const void *send, void *recv, size_t slice, DeviceType t,
+                                         const char *what) {
+    if (d->host->world == 1) {
+        cudaCheck(cudaMemcpyAsync(recv, send, slice * device_type_size(t), cudaMemcpyDeviceToDevice, d->compute));
+        return;
+    }
+#ifdef USE_NCCL
+    ncclCheck(ncclReduceScatter(send, recv, slice, nccl_type(t), ncclSum, d->nccl, d->stream));
+    (void)what;
+#elif defined(CUDA_EMU) && defined(USE_MPI)
+    CommRequest r = comm_begin(d->host, what);
+    MPI_Ireduce_scatter_block(send, recv, comm_count(slice, what), t == DEVICE_BF16 ? MPI_UINT16_T : MPI_FLOAT,
+                              emu_sum_op(t), d->host->comm, &r.req);
+    comm_wait(d->host, &r);
+#else
+    (void)send, (void)recv, (void)slice, (void)t, (void)what;
+#endif
+}
+
+// buf (world * slice,) of type t: every rank's slice (rank q's at q *
+// slice, this rank's already in place) to every rank; one padded ZeRO unit.
+// Queued like device_reduce_scatter.
+static inline void device_all_gather(DeviceComm *d, void *buf, size_t slice, DeviceType t, const char *what) {
+    Comm *c = d->host;
+    if (c->world == 1) return;
+    size_t es = device_type_size(t);
+#ifdef USE_NCCL
+    ncclCheck(ncclAllGather((char *)buf + (size_t)c->rank * slice * es, buf, slice, nccl_type(t), d->nccl, d->stream));
+    (void)what;
+#elif defined(CUDA_EMU) && defined(USE_MPI)
+    CommRequest r = comm_begin(c, what);
+    MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, comm_count(slice * es, what), MPI_BYTE, c->comm, &r.req);
+    comm_wait(c, &r);
+#else
+    (void)buf, (void)slice, (void)es, (void)what;
 #endif
 }
 

@@ -189,8 +189,8 @@ else fail "scripts/run_gpt2_124M.sh runs 2 ranks" "$(grep -m3 -i 'error\|ranks' 
 check "scripts/run_gpt2_124M.slurm is valid bash" bash -n scripts/run_gpt2_124M.slurm
 
 # --- the GPU trainer under the emulation on 2 ranks (MPI standing in for
-# NCCL): the same training as on one GPU at the same total batch, ZeRO-0 and
-# 1, and a resume of the 2-rank run on one GPU. bf16 sums in another order:
+# NCCL): the same training as on one GPU at the same total batch, ZeRO-0 to
+# 3, and a resume of a 2-rank ZeRO-3 run (samples on the way) on one GPU. bf16 sums in another order:
 # the GPU trainer's tolerance (scripts/compare_losses.sh: losses 0.01, norms 1%)
 make -s build/emu/plain/train_gpt2cu >/dev/null 2>&1 || { fail "build the emulated GPU trainer" "make failed"; exit 0; }
 GPU=build/emu/plain/train_gpt2cu
@@ -208,20 +208,24 @@ compare_gpu() {  # NAME A.txt B.txt
     if why=$(bash scripts/compare_losses.sh "$2" "$3"); then pass "$1"; else fail "$1" "$why"; fi
 }
 "$GPU" "${GARGS[@]}" > "$TMP/g1.txt" 2>&1 || fail "emulated GPU, one rank" "$(tail -3 "$TMP/g1.txt")"
-for z in 0 1; do
-    mpi 2 "$GPU" "${GARGS[@]}" -z $z -n 3 -o "$TMP/g2z$z" > "$TMP/g2z$z.txt" 2>&1 || fail "emulated GPU, 2 ranks, ZeRO-$z" "$(tail -3 "$TMP/g2z$z.txt")"
+for z in 0 1 2 3; do
+    mpi 2 "$GPU" "${GARGS[@]}" -z $z -n 3 -s 3 -g 4 -o "$TMP/g2z$z" > "$TMP/g2z$z.txt" 2>&1 || fail "emulated GPU, 2 ranks, ZeRO-$z" "$(tail -3 "$TMP/g2z$z.txt")"
     compare_gpu "emulated GPU trainer: 2 ranks, ZeRO-$z = one GPU" "$TMP/g1.txt" "$TMP/g2z$z.txt"
 done
-grep -q 'memory per rank (ZeRO-1, 2 ranks): AdamW m,v 0.002 GiB of the .* 0.004' "$TMP/g2z1.txt" \
+"$GPU" "${GARGS[@]}" -z 3 > "$TMP/g1z3.txt" 2>&1
+compare_gpu "emulated GPU trainer: ZeRO-3 on one GPU = ZeRO-0" "$TMP/g1.txt" "$TMP/g1z3.txt"
+expect_error "the GPU trainer refuses -z 1 with -w 1 (master weights not sharded yet)" "master weights are not sharded" \
+    "$GPU" "${GARGS[@]}" -z 1 -w 1
+grep -q "memory per rank (ZeRO-1, 2 ranks): AdamW m,v 0.002 GiB, .* of the plan's 0.004" "$TMP/g2z1.txt" \
     && pass "emulated GPU trainer: ZeRO-1 on 2 ranks holds half the AdamW moments" \
     || fail "emulated GPU trainer: ZeRO-1 holds half the AdamW moments" "$(grep -m1 'memory per rank' "$TMP/g2z1.txt")"
 mpi 2 "$GPU" "${GARGS[@]}" -d 32 > "$TMP/g2half.txt" 2>&1
 if bash scripts/compare_losses.sh "$TMP/g1.txt" "$TMP/g2half.txt" > /dev/null; then
     fail "the GPU comparison fails on a different total batch" "it passed"
 else pass "the GPU comparison fails on a different total batch"; fi
-rm "$TMP/g2z1"/*00000006*
-"$GPU" "${GARGS[@]}" -y 1 -o "$TMP/g2z1" > "$TMP/g_resumed.txt" 2>&1
+rm "$TMP/g2z3"/*00000006*
+"$GPU" "${GARGS[@]}" -y 1 -o "$TMP/g2z3" > "$TMP/g_resumed.txt" 2>&1
 sed -n '/^step 3\/6 | val/,$p' "$TMP/g1.txt" > "$TMP/g1_tail.txt"  # from the resumed run's first line
 if grep -q 'written on 2 ranks' "$TMP/g_resumed.txt"; then
-    compare_gpu "emulated GPU trainer: a 2-rank ZeRO-1 checkpoint resumes on one GPU" "$TMP/g1_tail.txt" "$TMP/g_resumed.txt"
+    compare_gpu "emulated GPU trainer: a 2-rank ZeRO-3 checkpoint resumes on one GPU" "$TMP/g1_tail.txt" "$TMP/g_resumed.txt"
 else fail "emulated GPU trainer: a 2-rank checkpoint resumes on one GPU" "$(grep -m2 -i 'error\|resum' "$TMP/g_resumed.txt")"; fi

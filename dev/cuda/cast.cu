@@ -1,5 +1,5 @@
 // dev/cuda/cast.cu: checks and benchmarks the fp32 <-> bf16 conversion
-// kernels of llmc/cast.cuh; exits 1 on any mismatch.
+// kernels of llmc/cast.cuh, and its bf16 accumulation; exits 1 on any mismatch.
 //
 //   cast            check: n in {0, 1, 7, 8, 1000, 4097, 4103} (no chunk, only
 //                   the scalar tail, one chunk, whole chunks, a full block plus
@@ -17,7 +17,9 @@
 // inputs that include NaNs (quiet, signalling, negative), infinities, +-0,
 // denormals, exact halfway cases with even and odd kept parts, one above and
 // below halfway, FLT_MAX (rounds to infinity) and random bit patterns; bf16 ->
-// fp32 is the 16-bit pattern shifted left by 16. A skipped chunk or tail
+// fp32 is the 16-bit pattern shifted left by 16; accumulate_bf16 (acc += in)
+// against the host's __float2bfloat16 of the fp32 sum, also on pointers
+// that are not 16-byte aligned (ZeRO slices start anywhere). A skipped chunk or tail
 // value shows as cudaMalloc's 0xFF poison, a wrong index as a wrong value.
 #include <math.h>
 #include <stdint.h>
@@ -133,6 +135,39 @@ static int check_to_float(size_t n, uint32_t seed) {
     return bad;
 }
 
+// acc += in on n bf16 values (finite ones: from fill_inputs, NaNs made 1),
+// starting off 16-byte alignment by `skew` elements
+static int check_accumulate(size_t n, uint32_t seed, size_t skew) {
+    float* f = (float*)xmalloc(2 * n * sizeof(float) + 1);
+    floatX* host = (floatX*)xmalloc((2 * n + 1) * sizeof(floatX));
+    fill_inputs(f, 2 * n, seed);
+    for (size_t i = 0; i < 2 * n; i++) host[i] = __float2bfloat16(f[i] == f[i] ? f[i] : 1.0f);
+    floatX* d;
+    cudaCheck(cudaMalloc(&d, (2 * n + 2 * skew + 8) * sizeof(floatX)));
+    floatX *d_acc = d + skew, *d_in = d + n + 2 * skew;
+    cudaCheck(cudaMemcpy(d_acc, host, n * sizeof(floatX), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(d_in, host + n, n * sizeof(floatX), cudaMemcpyHostToDevice));
+    accumulate_bf16(d_acc, d_in, n, 0);
+    cudaCheck(cudaDeviceSynchronize());
+    floatX* got = (floatX*)xmalloc(n * sizeof(floatX) + 1);
+    cudaCheck(cudaMemcpy(got, d_acc, n * sizeof(floatX), cudaMemcpyDeviceToHost));
+    int bad = 0;
+    for (size_t i = 0; i < n && !bad; i++) {
+        floatX want = __float2bfloat16(__bfloat162float(host[i]) + __bfloat162float(host[n + i]));
+        if (__bfloat16_as_ushort(got[i]) != __bfloat16_as_ushort(want)) {
+            fprintf(stderr, "error: accumulate_bf16 n=%zu skew=%zu: acc[%zu] = 0x%04x, want 0x%04x (bit for bit)\n",
+                    n, skew, i, __bfloat16_as_ushort(got[i]), __bfloat16_as_ushort(want));
+            bad = 1;
+        }
+    }
+    if (!bad) printf("accumulate_bf16 n=%zu skew=%zu: bit for bit as the host's rounding of the fp32 sum\n", n, skew);
+    cudaCheck(cudaFree(d));
+    free(f);
+    free(host);
+    free(got);
+    return bad;
+}
+
 #ifndef CUDA_EMU
 static void bench(void) {
     size_t n = 124439808;   // parameters of GPT-2 124M
@@ -171,6 +206,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         bad |= check_to_bf16(sizes[i], 1234u + (uint32_t)i);
         bad |= check_to_float(sizes[i], 77u * (uint32_t)i);
+        bad |= check_accumulate(sizes[i], 99u + (uint32_t)i, i % 3);
     }
     bad |= check_to_float(65536, 0);   // every bf16 bit pattern once (40503 is odd)
     if (bad) return 1;
