@@ -17,7 +17,10 @@
 #      model with a 512-token vocabulary and for the 124M shape;
 #   4. GPT-2 124M (d12) at B=GPU_VALIDATE_B (default 64), T=1024 on random
 #      tokens: the memory plan, ms per step, tokens/s and MFU (median of the
-#      steps after the first), and the GPU time per kernel family (-pk 1).
+#      steps after the first), and the GPU time per kernel family (-pk 1);
+#   5. with two or more GPUs and mpirun: the tiny model on all of them at each
+#      ZeRO stage against one GPU, and the 124M run on all of them (ZeRO-1):
+#      the scaling efficiency.
 # Then writes REPORT_DIR/report.md (GPU, versions, a pass/fail table per
 # kernel and trainer check, every bench line, the training numbers) beside
 # one log per run, and exits 1 if anything failed.
@@ -32,6 +35,7 @@
 #   GPU_VALIDATE_B=N, GPU_VALIDATE_STEPS=N 124M benchmark batch (64), steps (20)
 #   GPU_VALIDATE_TRAINER=0                 the kernels only
 #   GPU_VALIDATE_TIMEOUT=S                 seconds per run (default 300)
+#   GPU_VALIDATE_GPUS=N                    ranks for check 5 (default: every GPU)
 #   GPU_VALIDATE_JOBS=N                    sanitizer runs at once (default 4)
 #   GPU_VALIDATE_EMU=1                     no GPU: run the emulated builds
 #                                          (build/emu/plain/cuda/NAME for the
@@ -250,6 +254,38 @@ else
     speed_ms=$(median_field ms -1); speed_toks=$(median_field tok/s -1); speed_mfu=$(median_field MFU 1)
     speed_mem=$(grep -m1 '^memory:' "$LOGS/gpu_speed.log" | sed 's/^memory: //')
     echo "speed: $bench_what: $speed_ms ms/step, $speed_toks tok/s, MFU $speed_mfu%"
+
+    # several GPUs, one rank each (mpirun; NCCL): the tiny model at every
+    # ZeRO stage against one GPU at the same total batch, then the speed run
+    # on all of them at ZeRO-1: scaling efficiency = tokens/s on N GPUs / (N
+    # x tokens/s on one). Under the emulation: 2 ranks on the one emulated device.
+    NG=${GPU_VALIDATE_GPUS:-$([ "$EMU" = 1 ] && echo 2 || nvidia-smi -L 2>/dev/null | grep -c '^GPU')}
+    MPI=(mpirun -np "$NG" --oversubscribe)
+    [ "$(id -u)" -eq 0 ] && MPI+=(--allow-run-as-root)
+    if [ "$NG" -lt 2 ]; then
+        trainer_row "several GPUs: ZeRO-0..3 match one GPU; scaling" "n/a (one GPU)"
+    elif ! command -v mpirun >/dev/null; then
+        trainer_row "several GPUs: ZeRO-0..3 match one GPU; scaling" "n/a (no mpirun: apt-get install openmpi-bin)"
+    else
+        run_one "$LOGS/gpu_tiny_1x$NG.log" "$GPU_TRAINER" "${TINY[@]}" -d $((32 * NG)) >/dev/null
+        for z in 0 1 2 3; do
+            r=$(run_one "$LOGS/gpu_tiny_${NG}ranks_z$z.log" "${MPI[@]}" "$GPU_TRAINER" "${TINY[@]}" -d $((32 * NG)) -z $z)
+            if [ "$r" = PASS ]; then
+                if why=$(bash scripts/compare_losses.sh "$LOGS/gpu_tiny_1x$NG.log" "$LOGS/gpu_tiny_${NG}ranks_z$z.log"); then r=PASS
+                else r="FAIL ($why)"; echo "$LOGS/gpu_tiny_${NG}ranks_z$z.log" >>"$LOGS/failed"; fi
+            fi
+            trainer_row "tiny model on $NG ranks, ZeRO-$z: losses match one GPU" "$r"
+        done
+        # the speed run's per-GPU batch on every GPU (ZeRO-1)
+        per_rank=$(grep -m1 '^batch:' "$LOGS/gpu_speed.log" | sed 's/.*, \([0-9]*\) tokens per step.*/\1/')
+        r=$(run_one "$LOGS/gpu_speed_$NG.log" "${MPI[@]}" "$GPU_TRAINER" "${SPEED[@]}" -d $((per_rank * NG)) -z 1 -j "" -g 0 -tz "")
+        trainer_row "$bench_what on $NG GPUs, ZeRO-1: trains" "$r"
+        toks_n=$(grep '^step [0-9]*/[0-9]* | loss' "$LOGS/gpu_speed_$NG.log" | tail -n +2 |
+                 awk '{ for (i = 2; i < NF; i++) if ($i == "tok/s") print $(i - 1) }' | sort -n |
+                 awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]; else print "n/a"}')
+        scaling=$(awk -v n="$toks_n" -v one="$speed_toks" -v g="$NG" 'BEGIN{ if (n + 0 > 0 && one + 0 > 0) printf "%.1f", 100 * n / (g * one); else print "n/a" }')
+        echo "scaling: $NG GPUs: $toks_n tok/s, $scaling% of $NG x $speed_toks"
+    fi
 fi
 
 # ----------------------------------------------------------------------------
@@ -283,6 +319,11 @@ report=$REPORT_DIR/report.md
     if [ -n "${bench_what:-}" ]; then
         echo "Speed, $bench_what: median ${speed_ms:-?} ms per step, ${speed_toks:-?} tokens/s, MFU ${speed_mfu:-n/a}%"
         echo "(steps after the first); memory plan: ${speed_mem:-?}"
+        if [ -n "${scaling:-}" ]; then
+            echo
+            echo "On $NG GPUs (ZeRO-1, the same batch per GPU): median ${toks_n:-?} tokens/s, scaling efficiency"
+            echo "$scaling% (tokens/s on $NG GPUs / ($NG x one GPU's))"
+        fi
         echo
         echo "Where the step's GPU time goes (-pk 1: CUDA events between kernel families):"
         echo

@@ -24,6 +24,11 @@ contains gpu_validate_test_gpt2cu "$TMP/ok/report.md" \
     "| test_gpt2cu vs PyTorch, d2 (V=512), B=4 T=32: logits, loss, gradients, 10 steps | PASS |"
 contains gpu_validate_trainer_speed "$TMP/ok/report.md" "Speed, tiny model (emulated): median"
 contains gpu_validate_trainer_profile "$TMP/ok/report.md" "GPU time per step by kernel family"
+# several GPUs: under the emulation 2 ranks (mpirun) on the one emulated device
+for z in 0 1 2 3; do
+    contains "gpu_validate_2_ranks_zero$z" "$TMP/ok/report.md" "| tiny model on 2 ranks, ZeRO-$z: losses match one GPU | PASS |"
+done
+contains gpu_validate_scaling "$TMP/ok/report.md" "On 2 GPUs (ZeRO-1, the same batch per GPU): median"
 
 # a kernel run that fails (here: the emulator refuses a bad EMU_ORDER)
 EMU_ORDER=bogus GPU_VALIDATE_TRAINER=0 bash scripts/gpu_validate.sh "$TMP/bad" >"$TMP/bad.out" 2>&1
