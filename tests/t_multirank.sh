@@ -173,7 +173,7 @@ expect_error "-z 4 is refused" "-z" "${RUN[@]}" -z 4
 expect_error "-ct 0 is refused" "-ct" "${RUN[@]}" -ct 0
 # a build without MPI refuses to run as one of several ranks
 gcc -O1 -std=gnu11 -fopenmp train_gpt2.c -o "$TMP/train_nompi" $(pkg-config --cflags --libs libpcre2-8) -lm
-if out=$(mpi 2 "$TMP/train_nompi" -e "$TMP/m.bin" -i "$TMP/tr_*.bin" -x 1 2>&1); then
+if out=$(mpi 2 "$TMP/train_nompi" -e "$TMP/m.bin" -i "$TMP/tr_*.bin" -j "" -x 1 2>&1); then
     fail "a build without MPI refuses to run under mpirun -np 2" "exit 0"
 elif printf '%s' "$out" | grep -q "this build has no MPI"; then
     pass "a build without MPI refuses to run under mpirun -np 2"
@@ -200,7 +200,7 @@ $PY tests/make_shard.py "$TMP/gva_000.bin" 4000 2 512
 GARGS=(-e "$TMP/g.bin" -i "$TMP/gtr_*.bin" -j "$TMP/gva_*.bin" -b 2 -t 16 -d 64 -x 6 -v 3 -m 2 -l 1e-3 -g 0 -tz "")
 expect_error "-pi must be mpi, tcp or fs" "-pi must be" "$GPU" -pi carrier-pigeon
 LLMC_WORLD_SIZE=2 LLMC_RANK=0 expect_error "the emulated GPU trainer meets other ranks over MPI only" \
-    "over MPI only" "$GPU" -e "$TMP/g.bin" -i "$TMP/gtr_*.bin" -x 1 -pi tcp -ps 127.0.0.1:1
+    "over MPI only" "$GPU" -e "$TMP/g.bin" -i "$TMP/gtr_*.bin" -j "" -x 1 -pi tcp -ps 127.0.0.1:1
 LLMC_WORLD_SIZE=2 LLMC_RANK=5 expect_error "a rank outside the environment's world is refused" \
     "rank 5 is not below" "$GPU" -pi fs -pf "$TMP/id"
 compare_gpu() {  # NAME A.txt B.txt
