@@ -81,6 +81,24 @@ else
     pass "the equivalence check fails on a different total batch"
 fi
 
+# --- the same under AddressSanitizer + UBSan on 3 ranks (slices that do not
+# divide): ZeRO-2 and 3 with samples and checkpoints, and a resume of the
+# ZeRO-3 checkpoint on 2 ranks at ZeRO-1 (leak checks off: OpenMPI's plugins
+# leave allocations at exit)
+gcc -O1 -g -std=gnu11 -fopenmp -fsanitize=address,undefined -fno-sanitize-recover=undefined -DUSE_MPI \
+    $(pkg-config --cflags mpi-c) train_gpt2.c -o "$TMP/train_asan" $(pkg-config --libs libpcre2-8 mpi-c) -lm
+asan_ok=1
+for z in 2 3; do
+    ASAN_OPTIONS=detect_leaks=0 mpi 3 "$TMP/train_asan" "${RUN[@]:1}" -x 4 -v 2 -m 6 -s 2 -g 4 -z $z -n 2 -o "$TMP/asan$z" \
+        > "$TMP/asan$z.txt" 2>&1 || asan_ok=0
+done
+rm "$TMP/asan3"/*00000004*
+ASAN_OPTIONS=detect_leaks=0 mpi 2 "$TMP/train_asan" "${RUN[@]:1}" -x 4 -v 2 -m 6 -g 0 -z 1 -y 1 -o "$TMP/asan3" \
+    > "$TMP/asan_resume.txt" 2>&1 || asan_ok=0
+if [ $asan_ok = 1 ] && ! grep -qE 'ERROR: AddressSanitizer|runtime error' "$TMP"/asan*.txt; then
+    pass "ASan + UBSan, 3 ranks: ZeRO-2 and 3 with samples and checkpoints, resume on 2 ranks: no errors"
+else fail "ASan + UBSan, 3 ranks" "$(grep -h -m3 -E 'ERROR|runtime error|error:' "$TMP"/asan*.txt)"; fi
+
 # --- memory: ZeRO-3 on 4 ranks keeps 1/4 of the parameters, gradients and
 # AdamW moments of ZeRO-0 (plus padding), and says so at start (d2: 7M parameters)
 for z in 0 3; do
@@ -212,6 +230,15 @@ for z in 0 1 2 3; do
     mpi 2 "$GPU" "${GARGS[@]}" -z $z -n 3 -s 3 -g 4 -o "$TMP/g2z$z" > "$TMP/g2z$z.txt" 2>&1 || fail "emulated GPU, 2 ranks, ZeRO-$z" "$(tail -3 "$TMP/g2z$z.txt")"
     compare_gpu "emulated GPU trainer: 2 ranks, ZeRO-$z = one GPU" "$TMP/g1.txt" "$TMP/g2z$z.txt"
 done
+# the same under AddressSanitizer: ZeRO-3's slots, gathers and reduce-scatters
+# stay in bounds (leak checks off: OpenMPI's plugins leave allocations at exit;
+# the one-process ASan runs of t_gpu_train.sh check our leaks)
+make -s build/emu/asan/train_gpt2cu >/dev/null 2>&1
+if ASAN_OPTIONS=detect_leaks=0 mpi 2 build/emu/asan/train_gpt2cu "${GARGS[@]}" -x 2 -v 2 -s 2 -g 2 -z 3 -n 2 \
+        -o "$TMP/gasan" > "$TMP/gasan.txt" 2>&1 && ! grep -q 'ERROR: AddressSanitizer' "$TMP/gasan.txt" \
+        && [ -f "$TMP/gasan/model_00000002.bin" ]; then
+    pass "emulated GPU trainer under ASan: 2 ranks, ZeRO-3, samples and a checkpoint, no memory errors"
+else fail "emulated GPU trainer under ASan: 2 ranks, ZeRO-3" "$(grep -m3 -i 'error' "$TMP/gasan.txt")"; fi
 "$GPU" "${GARGS[@]}" -z 3 > "$TMP/g1z3.txt" 2>&1
 compare_gpu "emulated GPU trainer: ZeRO-3 on one GPU = ZeRO-0" "$TMP/g1.txt" "$TMP/g1z3.txt"
 expect_error "the GPU trainer refuses -z 1 with -w 1 (master weights not sharded yet)" "master weights are not sharded" \
