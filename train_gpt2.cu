@@ -115,7 +115,7 @@ typedef struct {
     size_t num_parameters;
     floatX *params_memory, *grads_memory;
     float *m_memory, *v_memory;  // AdamW moments, fp32 (num_parameters,)
-    float *master_memory;        // fp32 master weights (num_parameters,) with -w 1, else NULL
+    float *master_memory;        // fp32 master weights with -w 1 (as m, v: all, or ZeRO-1+ this rank's shard), else NULL
     Activations acts;
     Scratch scratch;
     void *acts_memory, *scratch_memory;
@@ -608,6 +608,15 @@ float gpt2_clip_grad_norm(GPT2 *model, float max_norm) {
     return norm;
 }
 
+// where each of the 16 tensors starts in the checkpoint-ordered parameters
+static void tensor_starts(const GPT2 *model, size_t start[NUM_PARAMETER_TENSORS]) {
+    size_t offset = 0;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        start[k] = offset;
+        offset += model->param_sizes[k];
+    }
+}
+
 // the seed of tensor k's stochastic rounding at step t (1-based)
 static uint32_t rounding_seed(const GPT2 *model, int t, int k) {
     return model->seed * 0x9E3779B9u ^ (uint32_t)t * 0x85EBCA6Bu ^ (uint32_t)k * 0xC2B2AE35u;
@@ -632,18 +641,16 @@ void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, flo
         }
     } else {  // ZeRO-1/2/3: this rank's slices (with the whole tensor's random bits)
         const ZeroLayout *z = &model->optim;
-        size_t tensor_start[NUM_PARAMETER_TENSORS], offset = 0;
-        for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
-            tensor_start[k] = offset;
-            offset += model->param_sizes[k];
-        }
+        size_t tensor_start[NUM_PARAMETER_TENSORS];
+        tensor_starts(model, tensor_start);
         for (int u = 0; u < z->num_units; u++) {
             int k = z->tensor[u];
             size_t own = zero_owned(z, u, z->rank), so = z->shard_offset[u];
             size_t flat = z->offset[u] + (size_t)z->rank * z->slice[u];
             const floatX *grads = model->zero_stage >= 2 ? model->grad_shard + so : model->grads_memory + flat;
             floatX *params = model->zero_stage == 3 ? model->param_shard + so : model->params_memory + flat;
-            adamw_update(params, NULL, grads, model->m_memory + so,
+            float *master = model->master_memory ? model->master_memory + so : NULL;
+            adamw_update(params, master, grads, model->m_memory + so,
                          model->v_memory + so, own, lr, beta1, beta2, t, eps,
                          parameter_decays(k) ? weight_decay : 0.0f, model->grad_scale, rounding_seed(model, t, k),
                          model->stream, flat - tensor_start[k]);
@@ -703,7 +710,26 @@ void gpt2_save(GPT2 *model, const char *model_path, const char *state_path, cons
     free(m);
     free(v);
     comm_barrier_after_io(model->comm, "checkpoint: state files written");
-    if (model->zero_stage == 3) {  // every rank gathers bucket by bucket; rank 0 keeps the whole
+    if (model->master_memory && model->zero_stage >= 1) {  // gathered unit by unit; rank 0 keeps them
+        float *master = z->rank == 0 ? (float *)malloc_check(n * sizeof(float)) : NULL, *unit;
+        size_t most = 0;
+        for (int u = 0; u < z->num_units; u++) most = z->slice[u] > most ? z->slice[u] : most;
+        cudaCheck(cudaMalloc(&unit, most * z->world * sizeof(float)));
+        for (int u = 0; u < z->num_units; u++) {
+            cudaCheck(cudaMemcpy(unit + (size_t)z->rank * z->slice[u], model->master_memory + z->shard_offset[u],
+                                 z->slice[u] * sizeof(float), cudaMemcpyDeviceToDevice));
+            device_follow_compute(&model->dcomm);
+            device_all_gather(&model->dcomm, unit, z->slice[u], DEVICE_F32, "all-gather of master weights");
+            device_wait(&model->dcomm, "all-gather of master weights");
+            cudaCheck(cudaStreamSynchronize(model->dcomm.stream));
+            if (master) {
+                cudaCheck(cudaMemcpy(master + z->offset[u], unit, z->count[u] * sizeof(float), cudaMemcpyDeviceToHost));
+            }
+        }
+        cudaCheck(cudaFree(unit));
+        if (master) model_file_write_version(model_path, &model->config, MODEL_VERSION_FP32, master);
+        free(master);
+    } else if (model->zero_stage == 3) {  // every rank gathers bucket by bucket; rank 0 keeps the whole
         floatX *params = z->rank == 0 ? (floatX *)malloc_check(n * sizeof(floatX)) : NULL;
         for (int b = 0; b < z->num_buckets; b++) {
             params_gather_start(model, b);
@@ -752,11 +778,22 @@ void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
         model->solo.world = 1;
         comm = &model->solo;
     }
-    if (stage >= 1 && model->master_memory) fatal("-z %d with -w 1: master weights are not sharded yet; use -z 0", stage);
     model->comm = comm;
     model->zero_stage = stage;
     zero_layout_init(&model->shards, &model->config, comm->world, comm->rank);
     zero_layout_init(&model->optim, &model->config, stage == 0 ? 1 : comm->world, stage == 0 ? 0 : comm->rank);
+    if (stage >= 1 && model->master_memory) {  // the master weights: this rank's slices, like m and v
+        const ZeroLayout *o = &model->optim;
+        float *shard;
+        cudaCheck(cudaMalloc(&shard, o->shard_size * sizeof(float)));
+        cudaCheck(cudaMemset(shard, 0, o->shard_size * sizeof(float)));
+        for (int u = 0; u < o->num_units; u++) {
+            cudaCheck(cudaMemcpy(shard + o->shard_offset[u], model->master_memory + o->offset[u] + (size_t)o->rank * o->slice[u],
+                                 zero_owned(o, u, o->rank) * sizeof(float), cudaMemcpyDeviceToDevice));
+        }
+        cudaCheck(cudaFree(model->master_memory));
+        model->master_memory = shard;
+    }
     if (stage >= 1) {
         size_t bytes = model->optim.shard_size * sizeof(float);
         cudaCheck(cudaFree(model->m_memory));
@@ -821,7 +858,7 @@ void gpt2_reduce_gradients(GPT2 *model) {
 // Reads the AdamW moments of the checkpoint at `step` in dir (written on
 // any number of ranks: the whole model is gathered from their shards).
 void gpt2_load_state(GPT2 *model, const char *dir, int step, TrainState *st) {
-    size_t n = model->num_parameters, held = model->optim.shard_size;
+    size_t held = model->optim.shard_size;
     float *m = (float *)malloc_check(held * sizeof(float)), *v = (float *)malloc_check(held * sizeof(float));
     state_files_read(dir, step, &model->config, &model->optim, m, v, st);
     cudaCheck(cudaMemcpy(model->m_memory, m, held * sizeof(float), cudaMemcpyHostToDevice));
@@ -831,18 +868,36 @@ void gpt2_load_state(GPT2 *model, const char *dir, int step, TrainState *st) {
     // with master weights (loaded from the fp32 model file), the bf16
     // parameters are what the last step's stochastic rounding made of them,
     // not their nearest rounding: redo it, so a resume is exact
+    // (each rank its slices of the master weights, ZeRO-1+; then the
+    // parameters are all-gathered, or at ZeRO-3 kept as the shard)
     if (model->master_memory && st->step > 0) {
-        float *master = (float *)download(model->master_memory, n * sizeof(float));
-        floatX *params = (floatX *)malloc_check(n * sizeof(floatX));
-        size_t offset = 0;
-        for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        const ZeroLayout *z = &model->optim;
+        float *master = (float *)download(model->master_memory, z->shard_size * sizeof(float));
+        floatX *params = (floatX *)calloc_check(z->shard_size, sizeof(floatX));
+        size_t tensor_start[NUM_PARAMETER_TENSORS];
+        tensor_starts(model, tensor_start);
+        for (int u = 0; u < z->num_units; u++) {
+            int k = z->tensor[u];
+            size_t so = z->shard_offset[u], flat = z->offset[u] + (size_t)z->rank * z->slice[u];
             uint32_t seed = rounding_seed(model, st->step, k);
-            for (size_t i = 0; i < model->param_sizes[k]; i++) {
-                params[offset + i] = adamw_stochastic_round(master[offset + i], adamw_random_bits(seed, i));
+            for (size_t i = 0; i < zero_owned(z, u, z->rank); i++) {
+                params[so + i] = adamw_stochastic_round(master[so + i], adamw_random_bits(seed, flat - tensor_start[k] + i));
             }
-            offset += model->param_sizes[k];
+            if (model->zero_stage < 3) {
+                cudaCheck(cudaMemcpy(model->params_memory + flat, params + so, zero_owned(z, u, z->rank) * sizeof(floatX),
+                                     cudaMemcpyHostToDevice));
+            }
         }
-        cudaCheck(cudaMemcpy(model->params_memory, params, n * sizeof(floatX), cudaMemcpyHostToDevice));
+        if (model->zero_stage == 3) {
+            cudaCheck(cudaMemcpy(model->param_shard, params, z->shard_size * sizeof(floatX), cudaMemcpyHostToDevice));
+        } else if (model->zero_stage >= 1) {
+            device_group_start(&model->dcomm);
+            for (int u = 0; u < z->num_units; u++) {
+                device_all_gather_unpadded(&model->dcomm, model->params_memory + z->offset[u], z->count[u],
+                                           z->slice[u], DEVICE_BF16, "all-gather of parameters");
+            }
+            device_group_end(&model->dcomm, "all-gather of parameters");
+        }
         free(master);
         free(params);
     }
