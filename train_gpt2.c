@@ -674,8 +674,7 @@ void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
         free(dp->displs);
     }
     if (!comm) {
-        memset(&dp->solo, 0, sizeof(dp->solo));
-        dp->solo.world = 1;
+        comm_init_single(&dp->solo);
         comm = &dp->solo;
     }
     dp->comm = comm;

@@ -774,8 +774,7 @@ void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
         zero_layout_free(&model->optim);
     }
     if (!comm) {
-        memset(&model->solo, 0, sizeof(model->solo));
-        model->solo.world = 1;
+        comm_init_single(&model->solo);
         comm = &model->solo;
     }
     model->comm = comm;
