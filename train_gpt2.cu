@@ -5,7 +5,8 @@
  * layers as the GPU kernels of the llmc .cuh headers: parameters, gradients and
  * activations in bf16, one contiguous buffer each; AdamW moments in fp32;
  * matmuls through cuBLASLt with the bias and GELU in its epilogue
- * (llmc/matmul.cuh); our own fused attention; the classifier's softmax,
+ * (llmc/matmul.cuh); our own flash-style attention on the tensor cores
+ * (llmc/attention_wmma.cuh); the classifier's softmax,
  * loss and gradient in one pass over the logits. Every kernel is
  * deterministic, so two runs with the same flags give the same bits.
  *
@@ -36,7 +37,7 @@
 #include "llmc/cuda_common.cuh"
 #include "llmc/comm_gpu.cuh"
 #include "llmc/adamw.cuh"
-#include "llmc/attention.cuh"
+#include "llmc/attention_wmma.cuh"
 #include "llmc/cast.cuh"
 #include "llmc/encoder.cuh"
 #include "llmc/fused_classifier.cuh"
@@ -461,7 +462,7 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
         profile_mark(pf, K_MATMUL, st);
         matmul_forward(qkv, NULL, ln1, w.qkvw, w.qkvb, BT, C, 3 * C, st);
         profile_mark(pf, K_ATTENTION, st);
-        attention_forward(atty, lse, qkv, B, T, C, NH, st);
+        attention_forward_wmma(atty, lse, qkv, B, T, C, NH, st);
         profile_mark(pf, K_MATMUL, st);
         matmul_forward(s.branch, NULL, atty, w.attprojw, w.attprojb, BT, C, C, st);
         profile_mark(pf, K_LAYERNORM, st);
@@ -571,8 +572,8 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
         matmul_backward(s.datty, dw.attprojw, dw.attprojb, s.dresidual, a.atty + btc,
                         w.attprojw, NULL, s.matmul, BT, C, C, st);
         profile_mark(pf, K_ATTENTION, st);
-        attention_backward(s.dqkv, s.att_D, s.datty, a.qkv + 3 * btc, a.atty + btc,
-                           a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
+        attention_backward_wmma(s.dqkv, s.att_D, s.datty, a.qkv + 3 * btc, a.atty + btc,
+                                a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
         profile_mark(pf, K_MATMUL, st);
         matmul_backward(s.dln, dw.qkvw, dw.qkvb, s.dqkv, a.ln1 + btc,
                         w.qkvw, NULL, s.matmul, BT, C, 3 * C, st);

@@ -42,8 +42,8 @@
 // Speed (H200, B=8 T=1024 NH=12 HS=64, FLOPs as in dev/cuda/attention.cu):
 // fused forward 1.12 ms (11.5 TFLOP/s), fused backward 2.08 ms (15.5);
 // simple 14.6 and 17.9 ms. The fused kernels are bound by fp32 FMA and
-// shared-memory loads (one 16-byte load per 4 FMA); tensor cores (mma) would
-// be the next step, but the CUDA emulation cannot run them.
+// shared-memory loads (one 16-byte load per 4 FMA); llmc/attention_wmma.cuh
+// runs the same algorithm on the tensor cores.
 #ifndef LLMC_ATTENTION_CUH
 #define LLMC_ATTENTION_CUH
 

@@ -92,6 +92,10 @@ for build in asan plain; do
             "kernel wmma_halfwarp_kernel" "dev/emu/tests/wmma.cu:" "inactive lane"
         caught "emu_${build}_catches_wmma_layout_assumption_$o" env EMU_ORDER=$o build/emu/$build/wmma layout -- \
             "layout: mismatch vs the CPU reference"
+        caught "emu_${build}_catches_wmma_misaligned_pointer_$o" env EMU_ORDER=$o build/emu/$build/wmma misaligned -- \
+            "kernel wmma_strided_kernel" "wmma::load_matrix_sync at dev/emu/tests/wmma.cu:" "is not 32-byte aligned"
+        caught "emu_${build}_catches_wmma_bad_ldm_$o" env EMU_ORDER=$o build/emu/$build/wmma badldm -- \
+            "kernel wmma_strided_kernel" "ldm 12 is not a multiple of 16 bytes"
     done
 
     # (c) off-by-one writes: ASan/UBSan, or the emulator's guard regions

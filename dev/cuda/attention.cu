@@ -1,13 +1,14 @@
 // dev/cuda/attention.cu: checks and benchmarks the causal self-attention
-// kernels of llmc/attention.cuh against a CPU reference; exits 1 on any
-// mismatch.
+// kernels of llmc/attention.cuh (simple, fused) and llmc/attention_wmma.cuh
+// (tensor cores) against a CPU reference; exits 1 on any mismatch.
 //
 //   attention          check, for (B,T,NH,HS) in (1,1,1,64) (one row),
 //                      (2,13,2,64) (a partial tile, two batches and heads),
 //                      (1,64,2,64) (one whole tile), (1,70,1,64) (two tiles,
-//                      the second ragged) and (1,33,2,32) (HS = 32): both
-//                      versions, forward then backward (the fused backward
-//                      is fed the fused forward's out and lse). Each line
+//                      the second ragged), (1,33,2,32) (HS = 32) and
+//                      (1,150,1,32) (three tiles, the last ragged): all three
+//                      versions, forward then backward (the fused and wmma
+//                      backward are fed their own forward's out and lse). Each line
 //                      ends with the FNV-1a hash of the output bits, which
 //                      tests/kernels/attention.sh compares across thread
 //                      orders (the kernels promise bitwise reproducibility;
@@ -15,13 +16,14 @@
 //                      whose compiler fuses multiply-adds and whose exp2f
 //                      differs in the last bit, but not between runs).
 //   attention bench    also checks (1,1024,2,64) and (2,257,3,64), then times
-//                      all four at B=8, T=1024, NH=12, HS=64 and prints
+//                      all six at B=8, T=1024, NH=12, HS=64 and prints
 //                      TFLOP/s (real GPU only; under the emulation it only
 //                      checks). FLOPs counted: forward 4 B NH T^2 HS / 2 (two
 //                      matmuls of 2 T^2 HS each, half of them under the
 //                      causal mask), backward 2.5 times that (five matmuls:
 //                      dV, dP, dQ, dK, and the recomputed scores in the fused
-//                      version; the simple one does four but is counted alike).
+//                      version; the simple one does four and the wmma one
+//                      seven (dq's kernel recomputes S and dP), all counted alike).
 //   attention badnh    attention_forward_simple with C % NH != 0: must fail
 //   attention badhs    attention_forward with HS = 48: must fail
 //   attention badhsb   attention_backward with HS = 48: must fail
@@ -41,8 +43,10 @@
 //   + 2^-20 (the sum over <= T keys, the online rescalings, exp/log ulps);
 // - out (B,T,C): one bf16 ulp of the reference rounded to bf16 plus
 //   e_P(t) sum_t2 P |v_t2d|: each term of the weighted sum is off by e_P
-//   relative. Nothing is rounded to bf16 before out: the simple version keeps
-//   P in fp32 in global memory, the fused one in registers.
+//   relative. Nothing is rounded to bf16 before out in the simple version (P
+//   in fp32 in global memory) and the fused one (in registers); the wmma
+//   version rounds P to bf16 for its tensor-core matmul P V, which adds
+//   e_R = 2^-8 (bf16's unit roundoff) to e_P here;
 // - lse (fused only): E_s + gamma(2T + 16) + 2^-20 (1 + |lse|);
 // - dqkv (B,T,3C): one bf16 ulp plus e_g times the absolute sum of the
 //   terms of each gradient, with e_g = 2 max_t e_P(t) + gamma(2T + HS + 16)
@@ -53,7 +57,9 @@
 //   of the bf16 out it is given in D = rowsum(dout * out): with errD_t =
 //   sum_d |dout_td| |out_td - out_ref_td| (out as the fused forward gave it,
 //   rounded to bf16), dq_td gets sum_t2 P errD_t |k_t2d| / sqrt(HS) more and
-//   dk likewise (dv does not use D).
+//   dk likewise (dv does not use D); for the wmma version e_g gets e_R more:
+//   P (for dv) and dS (for dq, dk) are rounded to bf16 before their matmuls,
+//   a relative error of at most 2^-8 in each term of those sums.
 // These bounds are relative to each value's own condition (the absolute sum
 // of its terms), about 1e-4 of it at these sizes; the errors they must catch
 // are of order one: attending t2 == t + 1 or dropping t2 == t changes a row's
@@ -65,12 +71,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../../llmc/attention.cuh"
+#include "../../llmc/attention_wmma.cuh"
 #include "common.cuh"
 
 #define QK_SPREAD 2.0f      // q, k in [-QK_SPREAD, QK_SPREAD)
 #define V_SPREAD 1.0f       // v and dout in [-V_SPREAD, V_SPREAD)
 #define TOL_MARGIN 2.0      // factor on every error bound (see the top of the file)
+#define BF16_ROUNDOFF 0.00390625   // e_R = 2^-8: P or dS rounded to bf16 (wmma version)
+
+enum { SIMPLE, FUSED, WMMA, N_VERSIONS };
+static const char* const forward_name[N_VERSIONS] = {"attention_forward_simple", "attention_forward",
+                                                     "attention_forward_wmma"};
+static const char* const backward_name[N_VERSIONS] = {"attention_backward_simple", "attention_backward",
+                                                      "attention_backward_wmma"};
 
 typedef struct {
     int B, T, NH, HS;
@@ -79,9 +92,10 @@ typedef struct {
 // ----------------------------------------------------------------------------
 // CPU reference (double)
 
-// out (B,T,C), its tolerance, lse and its tolerance (B,NH,T), P (B,NH,T,T)
-// and e_P (B,NH,T) from qkv (B,T,3C) as floats; see the top of the file
-static void reference_forward(Shape s, const float* qkv, double* out, double* out_tol, double* lse, double* lse_tol,
+// out (B,T,C), its magnitude sum_t2 P |v_t2d| (for the tolerance), lse and
+// its tolerance (B,NH,T), P (B,NH,T,T) and e_P (B,NH,T) from qkv (B,T,3C) as
+// floats; see the top of the file
+static void reference_forward(Shape s, const float* qkv, double* out, double* out_mag, double* lse, double* lse_tol,
                               double* P, double* eP) {
     int B = s.B, T = s.T, NH = s.NH, HS = s.HS, C = NH * HS;
     double scale = 1.0 / sqrt((double)HS);
@@ -120,17 +134,17 @@ static void reference_forward(Shape s, const float* qkv, double* out, double* ou
                     }
                     size_t idx = ((size_t)b * T + t) * C + h * HS + i;
                     out[idx] = o;
-                    out_tol[idx] = bf16_ulp(__bfloat162float(__float2bfloat16((float)o))) + TOL_MARGIN * eP[row] * mag;
+                    out_mag[idx] = mag;
                 }
             }
     free(sc);
 }
 
 // dqkv (B,T,3C) and its tolerance from qkv (B,T,3C), dout (B,T,C), P and e_P
-// of reference_forward, and errD (B,NH,T) (0 for the simple version); see
-// the top of the file
+// of reference_forward, errD (B,NH,T) (0 for the simple version) and e_R (0,
+// or 2^-8 for the wmma version); see the top of the file
 static void reference_backward(Shape s, const float* qkv, const float* dout, const double* P, const double* eP,
-                               const double* errD, double* dqkv, double* tol) {
+                               const double* errD, double eR, double* dqkv, double* tol) {
     int B = s.B, T = s.T, NH = s.NH, HS = s.HS, C = NH * HS;
     double scale = 1.0 / sqrt((double)HS);
     size_t n = (size_t)B * T * 3 * C;
@@ -141,7 +155,7 @@ static void reference_backward(Shape s, const float* qkv, const float* dout, con
     double eg = 0;
     for (size_t r = 0; r < (size_t)B * NH * T; r++)
         if (eP[r] > eg) eg = eP[r];
-    eg = 2 * eg + gamma_u(2.0 * T + HS + 16);
+    eg = 2 * eg + gamma_u(2.0 * T + HS + 16) + eR;
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++)
             for (int t = 0; t < T; t++) {
@@ -231,6 +245,7 @@ static int check(Shape s, uint32_t seed) {
     fill_bf16(dout, doutf, n_out, 0.0f, V_SPREAD, seed + 1);
 
     double* out = (double*)xmalloc(n_out * sizeof(double));
+    double* out_mag = (double*)xmalloc(n_out * sizeof(double));
     double* out_tol = (double*)xmalloc(n_out * sizeof(double));
     double* lse = (double*)xmalloc(n_row * sizeof(double));
     double* lse_tol = (double*)xmalloc(n_row * sizeof(double));
@@ -239,10 +254,10 @@ static int check(Shape s, uint32_t seed) {
     double* errD = (double*)xmalloc(n_row * sizeof(double));
     double* dqkv = (double*)xmalloc(n_qkv * sizeof(double));
     double* dqkv_tol = (double*)xmalloc(n_qkv * sizeof(double));
-    reference_forward(s, qkvf, out, out_tol, lse, lse_tol, P, eP);
+    reference_forward(s, qkvf, out, out_mag, lse, lse_tol, P, eP);
 
-    floatX *d_qkv, *d_dout, *d_out, *d_dqkv;
-    float *d_scratch, *d_lse, *d_D;
+    floatX *d_qkv = NULL, *d_dout = NULL, *d_out = NULL, *d_dqkv = NULL;
+    float *d_scratch = NULL, *d_lse = NULL, *d_D = NULL;   // set by cudaMalloc (NULL: for -Wmaybe-uninitialized)
     cudaCheck(cudaMalloc(&d_qkv, n_qkv * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_dout, n_out * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_out, n_out * sizeof(floatX)));
@@ -256,14 +271,21 @@ static int check(Shape s, uint32_t seed) {
     float* got_lse = (float*)xmalloc(n_row * sizeof(float));
     int bad = 0;
 
-    for (int fused = 0; fused < 2; fused++) {
-        const char* fwd = fused ? "attention_forward" : "attention_forward_simple";
-        const char* bwd = fused ? "attention_backward" : "attention_backward_simple";
+    for (int version = 0; version < N_VERSIONS; version++) {
+        const char *fwd = forward_name[version], *bwd = backward_name[version];
+        const int fused = version != SIMPLE;   // writes lse; its backward recomputes P from it
+        const double eR = version == WMMA ? BF16_ROUNDOFF : 0.0;
+        for (size_t i = 0; i < n_out; i++) {
+            int t = (int)(i / C % T), hh = (int)(i % C / HS), b = (int)(i / C / T);
+            double eP_row = eP[((size_t)b * NH + hh) * T + t] + eR;
+            out_tol[i] = bf16_ulp(__bfloat162float(__float2bfloat16((float)out[i]))) + TOL_MARGIN * eP_row * out_mag[i];
+        }
         // poison the outputs again (cudaMalloc did it once): a value a kernel fails to write shows
         cudaCheck(cudaMemset(d_out, 0xFF, n_out * sizeof(floatX)));
         cudaCheck(cudaMemset(d_dqkv, 0xFF, n_qkv * sizeof(floatX)));
         cudaCheck(cudaMemset(d_lse, 0xFF, n_row * sizeof(float)));
-        if (fused) attention_forward(d_out, d_lse, d_qkv, B, T, C, NH, 0);
+        if (version == WMMA) attention_forward_wmma(d_out, d_lse, d_qkv, B, T, C, NH, 0);
+        else if (fused) attention_forward(d_out, d_lse, d_qkv, B, T, C, NH, 0);
         else attention_forward_simple(d_out, d_scratch, d_qkv, B, T, C, NH, 0);
         cudaCheck(cudaDeviceSynchronize());
         cudaCheck(cudaMemcpy(got, d_out, n_out * sizeof(floatX), cudaMemcpyDeviceToHost));
@@ -292,8 +314,9 @@ static int check(Shape s, uint32_t seed) {
                 errD[r] += fabs(doutf[idx]) * fabs((double)__bfloat162float(got[idx]) - out[idx]);
             }
         }
-        reference_backward(s, qkvf, doutf, P, eP, errD, dqkv, dqkv_tol);
-        if (fused) attention_backward(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0);
+        reference_backward(s, qkvf, doutf, P, eP, errD, eR, dqkv, dqkv_tol);
+        if (version == WMMA) attention_backward_wmma(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0);
+        else if (fused) attention_backward(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0);
         else attention_backward_simple(d_dqkv, d_scratch, d_dout, d_qkv, B, T, C, NH, 0);
         cudaCheck(cudaDeviceSynchronize());
         cudaCheck(cudaMemcpy(got, d_dqkv, n_qkv * sizeof(floatX), cudaMemcpyDeviceToHost));
@@ -313,7 +336,7 @@ static int check(Shape s, uint32_t seed) {
     cudaCheck(cudaFree(d_scratch));
     cudaCheck(cudaFree(d_lse));
     cudaCheck(cudaFree(d_D));
-    free(qkv); free(dout); free(qkvf); free(doutf); free(out); free(out_tol); free(lse); free(lse_tol);
+    free(qkv); free(dout); free(qkvf); free(doutf); free(out); free(out_mag); free(out_tol); free(lse); free(lse_tol);
     free(P); free(eP); free(errD); free(dqkv); free(dqkv_tol); free(got); free(got_lse);
     return bad;
 }
@@ -346,6 +369,10 @@ static void bench(void) {
     bench_report("attention_forward", ms, 0, fwd_flops);
     ms = bench_ms([&] { attention_backward(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0); }, 20);
     bench_report("attention_backward", ms, 0, bwd_flops);
+    ms = bench_ms([&] { attention_forward_wmma(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
+    bench_report("attention_forward_wmma", ms, 0, fwd_flops);
+    ms = bench_ms([&] { attention_backward_wmma(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0); }, 20);
+    bench_report("attention_backward_wmma", ms, 0, bwd_flops);
     cudaCheck(cudaFree(d_qkv));
     cudaCheck(cudaFree(d_dout));
     cudaCheck(cudaFree(d_out));
@@ -375,7 +402,8 @@ int main(int argc, char** argv) {
         else attention_backward(d, f, d, d, d, f, 1, 4, 96, 2, 0);
         return 0;
     }
-    const Shape shapes[] = {{1, 1, 1, 64}, {2, 13, 2, 64}, {1, 64, 2, 64}, {1, 70, 1, 64}, {1, 33, 2, 32}};
+    const Shape shapes[] = {{1, 1, 1, 64}, {2, 13, 2, 64}, {1, 64, 2, 64}, {1, 70, 1, 64}, {1, 33, 2, 32},
+                            {1, 150, 1, 32}};
     int bad = 0;
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) bad |= check(shapes[i], 4321u + 17u * (uint32_t)i);
     if (bad) return 1;

@@ -1114,11 +1114,23 @@ inline float (&emu_wmma_scratch(int warp))[3][256] {
 template <class T>
 inline float emu_wmma_float(T v) { return (float)v; }
 
+// the device's rules for a fragment's memory: a 256-bit aligned pointer and
+// a row stride (ldm) that is a multiple of 16 bytes; breaking them is
+// undefined there (wrong values or a fault), so the emulation stops
+template <class T>
+inline void emu_wmma_check_memory(const char* what, const T* p, unsigned ldm, const char* file, int line) {
+    if ((uintptr_t)p % 32 != 0)
+        ::emu::fail("%s at %s:%d: pointer %p is not 32-byte aligned", what, file, line, (const void*)p);
+    if (ldm * sizeof(T) % 16 != 0)
+        ::emu::fail("%s at %s:%d: ldm %u is not a multiple of 16 bytes", what, file, line, ldm);
+}
+
 template <class Use, class T, class Layout>
 inline void load_matrix_sync(fragment<Use, 16, 16, 16, T, Layout>& a, const T* p, unsigned ldm,
                              const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     static_assert(!std::is_same<Use, accumulator>::value, "an accumulator load needs a layout_t");
     ::emu::Site{file, line}.syncwarp();
+    emu_wmma_check_memory("wmma::load_matrix_sync", p, ldm, file, line);
     int lane = ::emu::self().lane;
     for (int i = 0; i < 8; i++) {
         int e = emu_wmma_element(lane, i), r = e / 16, c = e % 16;
@@ -1129,6 +1141,7 @@ inline void load_matrix_sync(fragment<Use, 16, 16, 16, T, Layout>& a, const T* p
 inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& a, const float* p, unsigned ldm,
                              layout_t layout, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     ::emu::Site{file, line}.syncwarp();
+    emu_wmma_check_memory("wmma::load_matrix_sync", p, ldm, file, line);
     int lane = ::emu::self().lane;
     for (int i = 0; i < 8; i++) {
         int e = emu_wmma_element(lane, i), r = e / 16, c = e % 16;
@@ -1139,6 +1152,7 @@ inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& a, const 
 inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& a, unsigned ldm,
                               layout_t layout, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     ::emu::Site{file, line}.syncwarp();
+    emu_wmma_check_memory("wmma::store_matrix_sync", p, ldm, file, line);
     int lane = ::emu::self().lane;
     for (int i = 0; i < 8; i++) {
         int e = emu_wmma_element(lane, i), r = e / 16, c = e % 16;

@@ -10,6 +10,11 @@
 //                 scrambled in the emulation)
 //   wmma halfwarp an mma_sync that only lanes 0..15 reach: the emulator must
 //                 stop (inactive lanes)
+//   wmma misaligned, wmma badldm
+//                 a fragment loaded from a pointer 16 bytes off a 32-byte
+//                 boundary, or with a row stride of 12 bf16 (24 bytes): the
+//                 device requires 32-byte pointers and strides in multiples
+//                 of 16 bytes, so the emulator must stop
 // Real CUDA: compiles with nvcc too (sm_80 and up).
 #include <string.h>
 #include "common.cuh"
@@ -71,6 +76,20 @@ __global__ void wmma_halfwarp_kernel(float* out, const __nv_bfloat16* a, const _
     wmma::load_matrix_sync(fa, a, 16);
     wmma::load_matrix_sync(fb, b, 16);
     if (threadIdx.x >= 16) return;
+    wmma::mma_sync(acc, fa, fb, acc);
+    wmma::store_matrix_sync(out, acc, 16, wmma::mem_row_major);
+}
+
+// out (16,16) = A @ B with A loaded from a + a_offset with row stride ldm
+// (the misaligned and badldm modes break the device's rules with them)
+__global__ void wmma_strided_kernel(float* out, const __nv_bfloat16* a, const __nv_bfloat16* b, int a_offset,
+                                    unsigned ldm) {
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fb;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+    wmma::fill_fragment(acc, 0.0f);
+    wmma::load_matrix_sync(fa, a + a_offset, ldm);
+    wmma::load_matrix_sync(fb, b, 16);
     wmma::mma_sync(acc, fa, fb, acc);
     wmma::store_matrix_sync(out, acc, 16, wmma::mem_row_major);
 }
@@ -157,7 +176,14 @@ int main(int argc, char** argv) {
             }
         rc = compare(mode, got, want, 256, SUM_TOL);
     }
-    if (rc == 2) fprintf(stderr, "error: usage: wmma [check|layout|halfwarp]\n");
+    if (!strcmp(mode, "misaligned") || !strcmp(mode, "badldm")) {   // the emulator stops inside the kernel
+        if (!strcmp(mode, "misaligned")) wmma_strided_kernel<<<1, 32>>>(dout, da, dw, 8, 16);
+        else wmma_strided_kernel<<<1, 32>>>(dout, da, dw, 0, 12);
+        cuda_check(cudaGetLastError());
+        cuda_check(cudaDeviceSynchronize());
+        rc = 1;
+    }
+    if (rc == 2) fprintf(stderr, "error: usage: wmma [check|layout|halfwarp|misaligned|badldm]\n");
     cuda_check(cudaFree(da));
     cuda_check(cudaFree(dw));
     cuda_check(cudaFree(dbias));
