@@ -107,8 +107,8 @@ int main(int argc, char **argv) {
     // forward and backward on the reference batch
     gpt2_forward(&model, x, y, B, T);
     report("logits", normalised_error(model.acts.logits, Vp, ref.logits, V, BT), TOL_LOGITS);
-    report("loss", fabs(model.mean_loss - ref.loss), TOL_LOSS);
-    printf("     loss: ours %.7f, reference %.7f\n", model.mean_loss, ref.loss);
+    report("loss", fabs(gpt2_mean_loss(&model) - ref.loss), TOL_LOSS);
+    printf("     loss: ours %.7f, reference %.7f\n", gpt2_mean_loss(&model), ref.loss);
     gpt2_zero_grad(&model);
     gpt2_backward(&model, 1.0f);
     int found = perturb == NULL;

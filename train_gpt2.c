@@ -442,6 +442,7 @@ typedef struct {
     int B, T;       // shape of the last forward
     const int *inputs, *targets;  // of the last forward (caller-owned)
     float mean_loss;  // of the last forward with targets, else -1
+    int backward_done;  // a backward of the last forward ran (the logits are gone)
     DataParallel dp;
 } GPT2;
 
@@ -729,7 +730,7 @@ void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
 // forward, backward, update
 
 // Forward pass over inputs (B,T). With targets (B,T), also the loss:
-// model->losses per position and model->mean_loss. Without, logits only.
+// model->losses per position and the mean (gpt2_mean_loss). Without, logits only.
 void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int T) {
     const GPT2Config *c = &model->config;
     int L = c->num_layers, C = c->channels, NH = c->num_heads, V = c->vocab_size;
@@ -777,6 +778,7 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
     matmul_forward(a.logits, a.lnf, p.wte, NULL, BT, C, Vp);  // tied output head
 
     model->mean_loss = -1.0f;
+    model->backward_done = 0;
     if (targets) {
         crossentropy_forward(model->losses, model->lse, a.logits, targets, BT, V, Vp);
         double sum = 0.0;
@@ -797,8 +799,8 @@ void gpt2_zero_grad(GPT2 *model) {
 // into the parameter gradients. loss_scale weighs this batch's mean loss in
 // the objective (1 / gradient-accumulation steps). Destroys the logits.
 void gpt2_backward(GPT2 *model, float loss_scale) {
-    if (model->mean_loss < 0.0f) {
-        fatal("gpt2_backward needs a forward pass with targets first");
+    if (model->mean_loss < 0.0f || model->backward_done) {
+        fatal("gpt2_backward needs a forward pass with targets first (one backward per forward)");
     }
     const GPT2Config *c = &model->config;
     int B = model->B, T = model->T;
@@ -846,7 +848,13 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
     encoder_backward(g.wte, g.wpe, s.dresidual, model->inputs, B, T, C);
     dp_reduce_start(model, 0);
     for (int k = 0; k < DP_SLOTS; k++) dp_reduce_finish(model, k);
-    model->mean_loss = -1.0f;  // the logits are gone: a second backward needs a new forward
+    model->backward_done = 1;  // the logits are gone: a second backward needs a new forward
+}
+
+// Mean loss of the last forward (which had targets), also after its backward
+float gpt2_mean_loss(GPT2 *model) {
+    if (model->mean_loss < 0.0f) fatal("gpt2_mean_loss: the last forward had no targets");
+    return model->mean_loss;
 }
 
 // Sum of squares of x (n,) in double, summed in fixed chunks so the result
@@ -947,7 +955,7 @@ void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, flo
 // ----------------------------------------------------------------------------
 // what the training program (llmc/train_loop.h) needs of the model
 
-// the Vp logits of position t of batch row 0 of the last forward
+// the Vp logits of row t (of the B*T) of the last forward
 const float *gpt2_logits_row(GPT2 *model, int t) {
     return model->acts.logits + (size_t)t * model->config.padded_vocab_size;
 }

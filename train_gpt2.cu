@@ -89,7 +89,7 @@ typedef struct {
     floatX *residual3;            // (L,B,T,C) residual2 + MLP branch: the block's output
     floatX *lnf;                  // (B,T,C) final layernorm
     float *lnf_mean, *lnf_rstd;   // (B,T)
-    floatX *logits;               // (B,T,Vp); dlogits after the backward's classifier
+    floatX *logits;               // (ceil(B*T/HEAD_CHUNKS),Vp): one chunk of rows' logits, then dlogits
     float *losses;                // (B,T)
     int *inputs, *targets;        // (B,T) token ids
 } Activations;
@@ -127,8 +127,9 @@ typedef struct {
     float *losses_host;  // (B,T)
     floatX *row_bf16;    // (Vp,) one logits row as on the device
     float *row_host;     // (Vp,) the same in fp32, for sampling
-    int has_targets;     // the last forward had targets: the backward may run
-    float mean_loss;     // of the last forward with targets, else -1
+    int has_targets;     // the last forward had targets: its loss may be asked for
+    int backward_done;   // a backward of the last forward ran: another needs a new forward
+    float mean_loss;     // of the last forward with targets once computed (gpt2_mean_loss), else -1
     float grad_scale;    // from gpt2_clip_grad_norm, applied by gpt2_update
     Profile profile;     // -pk 1: GPU time per kernel family
     uint32_t seed;       // stochastic rounding in AdamW
@@ -170,6 +171,14 @@ static size_t carve_bytes(void **ptrs[], const size_t *bytes, int n, char *memor
     return total;
 }
 
+// The classifier (the tied head: logits, softmax, loss and their backward)
+// runs over the B*T rows in HEAD_CHUNKS pieces, so its (rows,Vp) logits
+// buffer, the largest activation, holds an eighth of them (GPT-2 124M at
+// B=64, T=1024: 0.77 GiB, not 6.1). It runs after the forward proper, in
+// gpt2_backward (fused with its gradient) or gpt2_mean_loss (losses only).
+#define HEAD_CHUNKS 8
+static int head_chunk_rows(int BT) { return (BT + HEAD_CHUNKS - 1) / HEAD_CHUNKS; }
+
 static size_t activation_layout(GPT2 *model, int B, int T, char *memory) {
     const GPT2Config *c = &model->config;
     size_t L = c->num_layers, C = c->channels, NH = c->num_heads, Vp = c->padded_vocab_size;
@@ -185,7 +194,7 @@ static size_t activation_layout(GPT2 *model, int B, int T, char *memory) {
                       L * BT * 3 * C * X, L * BT * C * X, L * BT * NH * F, L * BT * C * X,
                       L * BT * C * X, L * BT * F, L * BT * F, L * BT * 4 * C * X,
                       (gpu_options.recompute ? 1 : L) * BT * 4 * C * X, L * BT * C * X, BT * C * X, BT * F,
-                      BT * F, BT * Vp * X, BT * F, BT * sizeof(int),
+                      BT * F, head_chunk_rows((int)BT) * Vp * X, BT * F, BT * sizeof(int),
                       BT * sizeof(int)};
     return carve_bytes(ptrs, bytes, (int)(sizeof(bytes) / sizeof(bytes[0])), memory);
 }
@@ -424,11 +433,12 @@ static void grads_reduce_finish(GPT2 *model) {
 // ----------------------------------------------------------------------------
 // forward, backward, update
 
-// Forward pass over inputs (B,T) (host). With targets (B,T), also the loss:
-// model->mean_loss. The logits stay for sampling and for the backward.
+// Forward pass over inputs (B,T) (host) up to the final layernorm; with
+// targets (B,T), gpt2_mean_loss or gpt2_backward then run the classifier
+// (gpt2_head), and without, gpt2_logits_row computes the rows asked for.
 void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int T) {
     const GPT2Config *c = &model->config;
-    int L = c->num_layers, C = c->channels, NH = c->num_heads, V = c->vocab_size, Vp = c->padded_vocab_size;
+    int L = c->num_layers, C = c->channels, NH = c->num_heads, V = c->vocab_size;
     if (B < 1 || T < 1 || B > model->max_B || T > model->max_T) {
         fatal("forward with (B,T) = (%d,%d) exceeds the allocation (%d,%d)", B, T, model->max_B, model->max_T);
     }
@@ -491,21 +501,51 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
                                          last ? p.lnfw : w.ln1w, last ? p.lnfb : w.ln1b,
                                          BT, C, st);
     }
-    profile_mark(pf, K_MATMUL, st);
-    matmul_forward(a.logits, NULL, a.lnf, p.wte, NULL, BT, C, Vp, st);   // tied output head, no bias
-
     model->has_targets = targets != NULL;
+    model->backward_done = 0;
     model->mean_loss = -1.0f;
-    if (targets) {
+}
+
+// The classifier over the last forward's rows, a chunk of head_chunk_rows at
+// a time through the one chunk-sized logits buffer: logits = lnf wte^T (the
+// tied head, no bias), then the per-position losses (B,T); with g_wte (the
+// backward) also dlogits = dloss * d(loss)/d(logits) in place of the
+// logits, dlnf (B,T,C) into scratch.dln and g_wte += dlogits^T lnf.
+static void gpt2_head(GPT2 *model, ParameterTensorsGPU p, floatX *g_wte, float dloss) {
+    int C = model->config.channels, V = model->config.vocab_size, Vp = model->config.padded_vocab_size;
+    int BT = model->B * model->T, rows = head_chunk_rows(BT);
+    Activations a = model->acts;
+    cudaStream_t st = model->stream;
+    Profile *pf = &model->profile;
+    for (int r0 = 0; r0 < BT; r0 += rows) {
+        int n = BT - r0 < rows ? BT - r0 : rows;
+        const floatX *lnf = a.lnf + (size_t)r0 * C;
+        profile_mark(pf, K_MATMUL, st);
+        matmul_forward(a.logits, NULL, lnf, p.wte, NULL, n, C, Vp, st);
         profile_mark(pf, K_CLASSIFIER, st);
-        fused_classifier(a.logits, a.losses, 0.0f, a.targets, BT, V, Vp, 0, st);   // losses only, logits kept
-        profile_mark(pf, K_COPY, st);
-        if (model->zero_stage == 3) device_wait(&model->dcomm, "all-gather of parameters");   // (under the watchdog)
-        cudaCheck(cudaMemcpy(model->losses_host, a.losses, (size_t)BT * sizeof(float), cudaMemcpyDeviceToHost));
-        double sum = 0.0;
-        for (int i = 0; i < BT; i++) sum += model->losses_host[i];
-        model->mean_loss = (float)(sum / BT);
+        fused_classifier(a.logits, a.losses + r0, dloss, a.targets + r0, n, V, Vp, g_wte != NULL, st);
+        if (g_wte) {
+            profile_mark(pf, K_MATMUL, st);
+            matmul_backward(model->scratch.dln + (size_t)r0 * C, g_wte, NULL, a.logits, lnf, p.wte, NULL,
+                            model->scratch.matmul, n, C, Vp, st);
+        }
     }
+}
+
+// Mean loss of the last forward (which had targets), also after its
+// backward; runs the classifier (losses only) if the backward has not.
+float gpt2_mean_loss(GPT2 *model) {
+    if (!model->has_targets) fatal("gpt2_mean_loss: the last forward had no targets");
+    if (model->mean_loss >= 0.0f) return model->mean_loss;
+    if (!model->backward_done) gpt2_head(model, gpt2_params(model, -1, -1), NULL, 0.0f);
+    int BT = model->B * model->T;
+    profile_mark(&model->profile, K_COPY, model->stream);
+    if (model->zero_stage == 3) device_wait(&model->dcomm, "all-gather of parameters");   // (under the watchdog)
+    cudaCheck(cudaMemcpy(model->losses_host, model->acts.losses, (size_t)BT * sizeof(float), cudaMemcpyDeviceToHost));
+    double sum = 0.0;
+    for (int i = 0; i < BT; i++) sum += model->losses_host[i];
+    model->mean_loss = (float)(sum / BT);
+    return model->mean_loss;
 }
 
 void gpt2_zero_grad(GPT2 *model) {
@@ -523,9 +563,11 @@ void gpt2_zero_grad(GPT2 *model) {
 // Backward pass of the last forward (which had targets), accumulating into
 // the gradients; loss_scale weighs this micro-batch (1/accumulation steps).
 void gpt2_backward(GPT2 *model, float loss_scale) {
-    if (!model->has_targets) fatal("gpt2_backward: the last forward had no targets");
+    if (!model->has_targets || model->backward_done) {
+        fatal("gpt2_backward needs a forward pass with targets first (one backward per forward)");
+    }
     const GPT2Config *c = &model->config;
-    int L = c->num_layers, C = c->channels, NH = c->num_heads, V = c->vocab_size, Vp = c->padded_vocab_size;
+    int L = c->num_layers, C = c->channels, NH = c->num_heads, V = c->vocab_size;
     int B = model->B, T = model->T, BT = B * T;
     cudaStream_t st = model->stream;
     ParameterTensorsGPU p = gpt2_params(model, -1, L - 1), g = gpt2_grads(model, -1);
@@ -534,11 +576,8 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
 
     Profile *pf = &model->profile;
 
-    // classifier: dlogits in place of the logits, then the tied head and lnf
-    profile_mark(pf, K_CLASSIFIER, st);
-    fused_classifier(a.logits, a.losses, loss_scale / BT, a.targets, BT, V, Vp, 1, st);
-    profile_mark(pf, K_MATMUL, st);
-    matmul_backward(s.dln, g.wte, NULL, a.logits, a.lnf, p.wte, NULL, s.matmul, BT, C, Vp, st);
+    // the classifier and its backward (dlnf into s.dln), then lnf's
+    gpt2_head(model, p, g.wte, loss_scale / BT);
     profile_mark(pf, K_LAYERNORM, st);
     cudaCheck(cudaMemsetAsync(s.dresidual, 0, (size_t)BT * C * sizeof(floatX), st));
     layernorm_backward(s.dresidual, g.lnfw, g.lnfb, s.layernorm, s.dln, a.residual3 + (size_t)(L - 1) * BT * C,
@@ -587,8 +626,7 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
                      st);
     grads_reduce_start(model, 0);
     grads_reduce_finish(model);
-    model->has_targets = 0;   // the logits are gone: a second backward needs a new forward
-    model->mean_loss = -1.0f;
+    model->backward_done = 1;
 }
 
 // Global L2 norm of all gradients; if above max_norm (> 0), gpt2_update
@@ -674,10 +712,15 @@ void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, flo
 // ----------------------------------------------------------------------------
 // what the training program (llmc/train_loop.h) needs of the model
 
+// the Vp logits of row t (of the B*T) of the last forward, computed here (one
+// row of the tied head into the logits buffer)
 const float *gpt2_logits_row(GPT2 *model, int t) {
-    int Vp = model->config.padded_vocab_size;
-    cudaCheck(cudaMemcpy(model->row_bf16, model->acts.logits + (size_t)t * Vp, (size_t)Vp * sizeof(floatX),
-                         cudaMemcpyDeviceToHost));
+    int C = model->config.channels, Vp = model->config.padded_vocab_size;
+    if (t < 0 || t >= model->B * model->T) fatal("gpt2_logits_row: row %d is not in the last forward", t);
+    matmul_forward(model->acts.logits, NULL, model->acts.lnf + (size_t)t * C, gpt2_params(model, -1, -1).wte, NULL,
+                   1, C, Vp, model->stream);
+    if (model->zero_stage == 3) device_wait(&model->dcomm, "all-gather of parameters");
+    cudaCheck(cudaMemcpy(model->row_bf16, model->acts.logits, (size_t)Vp * sizeof(floatX), cudaMemcpyDeviceToHost));
     for (int i = 0; i < Vp; i++) model->row_host[i] = __bfloat162float(model->row_bf16[i]);
     return model->row_host;
 }

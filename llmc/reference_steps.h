@@ -28,9 +28,9 @@ static inline void check_reference_steps(const char *model_path, const DebugStat
     double max_loss_err = 0.0, max_norm_err = 0.0;
     for (int s = 0; s < ref->steps; s++) {
         gpt2_forward(&model, ref->x, ref->y, ref->B, ref->T);
-        float loss = model.mean_loss;
         gpt2_zero_grad(&model);
         gpt2_backward(&model, 1.0f);
+        float loss = gpt2_mean_loss(&model);
         float norm = gpt2_clip_grad_norm(&model, REF_GRAD_CLIP);
         gpt2_update(&model, REF_LR, REF_BETA1, REF_BETA2, REF_EPS, REF_WEIGHT_DECAY, s + 1);
         double le = fabs(loss - ref->step_loss[s]), ne = fabs(norm - ref->step_norm[s]) / ref->step_norm[s];

@@ -16,8 +16,10 @@
 //   gpt2_build(&m, source, seed, B, T)   from a model file or descriptor
 //   gpt2_free(&m)
 //   gpt2_forward(&m, inputs, targets, B, T)   targets may be NULL
-//   gpt2_logits_row(&m, t)          host pointer to the Vp logits of
-//                                   position t of batch row 0 after a forward
+//   gpt2_mean_loss(&m)              the mean loss of that forward (with targets),
+//                                   also after its backward
+//   gpt2_logits_row(&m, t)          host pointer to the Vp logits of row t
+//                                   (of the B*T) after a forward
 //   gpt2_params_checksum(&m)        CRC-32 of the parameters of a model just built
 //   gpt2_distribute(&m, &comm, zero_stage)   spread over the ranks (llmc/zero.h)
 //   gpt2_zero_grad, gpt2_backward(&m, loss_scale),
@@ -312,7 +314,7 @@ static float val_loss(GPT2 *model, DataLoader *val, int batches, Comm *comm) {
     for (int i = 0; i < batches; i++) {
         dataloader_next_batch(val);
         gpt2_forward(model, val->inputs, val->targets, val->B, val->T);
-        sum += model->mean_loss;
+        sum += gpt2_mean_loss(model);
     }
     comm_allreduce_sum_f64(comm, &sum, 1, "all-reduce of the val loss");
     return (float)(sum / ((double)batches * comm->world));
@@ -554,8 +556,8 @@ int main(int argc, char **argv) {
                 dataloader_next_batch(&train_loader);
             }
             gpt2_forward(&model, train_loader.inputs, train_loader.targets, B, T);
-            loss_sum += model.mean_loss;
             gpt2_backward(&model, 1.0f / ((float)accum_steps * world_size));
+            loss_sum += gpt2_mean_loss(&model);   // (the GPU trainer computes it in the backward)
         }
         gpt2_reduce_gradients(&model);
         comm_allreduce_sum_f64(&comm, &loss_sum, 1, "all-reduce of the loss");
