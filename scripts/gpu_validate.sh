@@ -18,6 +18,8 @@
 #   4. GPT-2 124M (d12) at B=GPU_VALIDATE_B (default 64), T=1024 on random
 #      tokens: the memory plan, ms per step, tokens/s and MFU (median of the
 #      steps after the first), and the GPU time per kernel family (-pk 1);
+#      the memory plan with llm.c's defaults (-r 1 -w 1) against llm.c's own
+#      allocation at that batch (scripts/llmc_memory.sh);
 #   5. with two or more GPUs and mpirun: the tiny model on all of them at each
 #      ZeRO stage against one GPU, and the 124M run on all of them (ZeRO-1):
 #      the scaling efficiency.
@@ -254,6 +256,19 @@ else
     speed_ms=$(median_field ms -1); speed_toks=$(median_field tok/s -1); speed_mfu=$(median_field MFU 1)
     speed_mem=$(grep -m1 '^memory:' "$LOGS/gpu_speed.log" | sed 's/^memory: //')
     echo "speed: $bench_what: $speed_ms ms/step, $speed_toks tok/s, MFU $speed_mfu%"
+    # memory against llm.c at the same batch, each with llm.c's defaults
+    # (GELU recomputed, fp32 master weights): our plan from a one-step run
+    # with -r 1 -w 1, llm.c's from its allocation list (scripts/llmc_memory.sh)
+    r=$(run_one "$LOGS/gpu_memory.log" "$GPU_TRAINER" "${SPEED[@]}" -x 1 -r 1 -w 1 -j "" -g 0 -tz "")
+    trainer_row "$bench_what, -r 1 -w 1: memory plan" "$r"
+    mem_ours=$(grep -m1 '^memory:' "$LOGS/gpu_memory.log" | sed -n 's/.* = \([0-9.]*\) GiB of .*/\1/p')
+    dims=$(grep -m1 '^model:' "$LOGS/gpu_speed.log" |
+           sed -n 's/^model: L=\([0-9]*\) NH=\([0-9]*\) C=\([0-9]*\) maxT=\([0-9]*\) V=[0-9]* (Vp=\([0-9]*\)).*/\1 \2 \3 \5 \4/p')
+    bt=$(grep -m1 '^batch:' "$LOGS/gpu_speed.log" | sed -n 's/^batch: B=\([0-9]*\) T=\([0-9]*\),.*/\1 \2/p')
+    # shellcheck disable=SC2086 # dims and bt are lists of numbers
+    mem_llmc=$(bash scripts/llmc_memory.sh $dims $bt 2>/dev/null || echo "?")
+    mem_vs=$(awk -v a="$mem_ours" -v b="$mem_llmc" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) { d = 100 * (1 - a / b); printf "%.1f%% %s", d < 0 ? -d : d, d < 0 ? "higher" : "lower" } else print "n/a" }')
+    echo "memory: ours ${mem_ours:-?} GiB, llm.c ${mem_llmc} GiB ($mem_vs)"
 
     # several GPUs, one rank each (mpirun; NCCL): the tiny model at every
     # ZeRO stage against one GPU at the same total batch, then the speed run
@@ -319,6 +334,10 @@ report=$REPORT_DIR/report.md
     if [ -n "${bench_what:-}" ]; then
         echo "Speed, $bench_what: median ${speed_ms:-?} ms per step, ${speed_toks:-?} tokens/s, MFU ${speed_mfu:-n/a}%"
         echo "(steps after the first); memory plan: ${speed_mem:-?}"
+        echo
+        echo "Memory against llm.c at the same batch, both with llm.c's defaults (GELU recomputed, fp32 master"
+        echo "weights): ours ${mem_ours:-?} GiB planned (-r 1 -w 1), llm.c ${mem_llmc:-?} GiB by its allocation list"
+        echo "(scripts/llmc_memory.sh, cuDNN attention): ${mem_vs:-n/a} (aim: at least 15% lower)"
         if [ -n "${scaling:-}" ]; then
             echo
             echo "On $NG GPUs (ZeRO-1, the same batch per GPU): median ${toks_n:-?} tokens/s, scaling efficiency"

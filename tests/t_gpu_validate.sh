@@ -24,6 +24,18 @@ contains gpu_validate_test_gpt2cu "$TMP/ok/report.md" \
     "| test_gpt2cu vs PyTorch, d2 (V=512), B=4 T=32: logits, loss, gradients, 10 steps | PASS |"
 contains gpu_validate_trainer_speed "$TMP/ok/report.md" "Speed, tiny model (emulated): median"
 contains gpu_validate_trainer_profile "$TMP/ok/report.md" "GPU time per step by kernel family"
+# the memory comparison: both figures parsed and compared (the tiny model's llm.c figure is
+# mostly its 32 MiB workspace and fch-sized scratch, so only that a percentage came out is checked)
+contains gpu_validate_memory_vs_llmc "$TMP/ok/report.md" "GiB planned (-r 1 -w 1), llm.c 0."
+if grep -Eq "cuDNN attention\): [0-9.]+% (lower|higher)" "$TMP/ok/report.md"; then pass gpu_validate_memory_ratio
+else fail gpu_validate_memory_ratio "no percentage in: $(grep -A2 'Memory against llm.c' "$TMP/ok/report.md")"; fi
+# llm.c's allocation for GPT-2 124M at B=64, T=1024, by hand: 155 (B,T,C) bf16 tensors
+# + (B,T,Vp) output = 11,098,128,384 bf16; 12,779,520 fp32; 16 bytes x 124,475,904
+# parameters; 32 MiB: 24,272,543,744 bytes = 22.61 GiB
+got=$(bash scripts/llmc_memory.sh 12 12 768 50304 1024 64 1024)
+if [ "$got" = 22.61 ]; then pass llmc_memory_124M; else fail llmc_memory_124M "got '$got', want 22.61"; fi
+expect_error llmc_memory_rejects_bad_input "llmc_memory.sh: 'x' is not a positive integer" \
+    bash scripts/llmc_memory.sh 12 12 768 x 1024 64 1024
 # several GPUs: under the emulation 2 ranks (mpirun) on the one emulated device
 for z in 0 1 2 3; do
     contains "gpu_validate_2_ranks_zero$z" "$TMP/ok/report.md" "| tiny model on 2 ranks, ZeRO-$z: losses match one GPU | PASS |"
