@@ -52,7 +52,7 @@
 
 // the GPU trainer's own settings from the command line (gpt2_configure)
 static struct {
-    int recompute;        // 1: keep one layer's GELU output, recompute it in the backward (-r)
+    int recompute;        // -r: 1 keeps one layer's GELU output, recomputed in the backward; 2 also ln1, ln2
     int master_weights;   // 1: fp32 master weights, updated by AdamW, rounded into the bf16 ones (-w)
     int profile;          // 1: time each kernel family per step, print a table at the end (-pk)
     int gelu_fusion;      // 1: GELU in the fc matmul's cuBLASLt epilogue; 0: a separate kernel (-ge)
@@ -76,13 +76,13 @@ typedef struct {
 // stacked (L,...). Sized for (max_B, max_T); a smaller forward uses a prefix.
 typedef struct {
     floatX *encoded;              // (B,T,C) token + position embedding
-    floatX *ln1;                  // (L,B,T,C)
+    floatX *ln1;                  // (L,B,T,C); (B,T,C), one layer's, with -r 2
     float *ln1_mean, *ln1_rstd;   // (L,B,T)
     floatX *qkv;                  // (L,B,T,3C)
     floatX *atty;                 // (L,B,T,C) attention output, heads side by side
     float *att_lse;               // (L,B,NH,T) logsumexp of each attention row
     floatX *residual2;            // (L,B,T,C) residual + attention branch
-    floatX *ln2;                  // (L,B,T,C)
+    floatX *ln2;                  // (L,B,T,C); (B,T,C), one layer's, with -r 2
     float *ln2_mean, *ln2_rstd;   // (L,B,T)
     floatX *fch;                  // (L,B,T,4C) MLP hidden, before GELU
     floatX *fch_gelu;             // (L,B,T,4C) after GELU; (B,T,4C), one layer's, with -r 1
@@ -190,9 +190,10 @@ static size_t activation_layout(GPT2 *model, int B, int T, char *memory) {
                      (void **)&a->fch_gelu, (void **)&a->residual3, (void **)&a->lnf, (void **)&a->lnf_mean,
                      (void **)&a->lnf_rstd, (void **)&a->logits, (void **)&a->losses, (void **)&a->inputs,
                      (void **)&a->targets};
-    size_t bytes[] = {BT * C * X, L * BT * C * X, L * BT * F, L * BT * F,
+    size_t Lln = gpu_options.recompute >= 2 ? 1 : L;   // layers whose ln1, ln2 outputs are kept
+    size_t bytes[] = {BT * C * X, Lln * BT * C * X, L * BT * F, L * BT * F,
                       L * BT * 3 * C * X, L * BT * C * X, L * BT * NH * F, L * BT * C * X,
-                      L * BT * C * X, L * BT * F, L * BT * F, L * BT * 4 * C * X,
+                      Lln * BT * C * X, L * BT * F, L * BT * F, L * BT * 4 * C * X,
                       (gpu_options.recompute ? 1 : L) * BT * 4 * C * X, L * BT * C * X, BT * C * X, BT * F,
                       BT * F, head_chunk_rows((int)BT) * Vp * X, BT * F, BT * sizeof(int),
                       BT * sizeof(int)};
@@ -235,11 +236,14 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     printf("memory: parameters %.3f GiB (bf16) + gradients %.3f + AdamW m,v %.3f (fp32) + master weights %.3f "
            "+ activations %.3f (B=%d T=%d%s) + scratch %.3f = %.3f GiB of %.3f GiB free\n",
            gib(param_bytes), gib(param_bytes), gib(moment_bytes), gib(master_bytes), gib(act_bytes), B, T,
+           gpu_options.recompute == 2 ? ", GELU and layernorms recomputed" :
            gpu_options.recompute ? ", GELU recomputed" : "",
            gib(scratch_bytes + MATMUL_WORKSPACE_BYTES), gib(total), gib(free_bytes));
     if (total > free_bytes) {
+        char hint[64] = "";
+        if (gpu_options.recompute < 2) snprintf(hint, sizeof(hint), " or recompute with -r %d", gpu_options.recompute + 1);
         fatal("the model needs %.2f GiB at B=%d T=%d, the GPU has %.2f GiB free: lower -b (activations grow "
-              "with B*T)%s", gib(total), B, T, gib(free_bytes), gpu_options.recompute ? "" : " or recompute with -r 1");
+              "with B*T)%s", gib(total), B, T, gib(free_bytes), hint);
     }
     cudaCheck(cudaMalloc(&model->params_memory, param_bytes));
     cudaCheck(cudaMalloc(&model->grads_memory, param_bytes));
@@ -461,11 +465,12 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
     profile_mark(pf, K_LAYERNORM, st);
     ParameterTensorsGPU w = gpt2_params(model, 0, 1);   // block l's weights, here block 0's
     layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.encoded, w.ln1w, w.ln1b, BT, C, st);
+    const size_t ln_stride = gpu_options.recompute >= 2 ? 0 : (size_t)BT * C;   // -r 2: one layer's ln1, ln2
     for (int l = 0; l < L; l++) {
         size_t btc = (size_t)l * BT * C;
         const floatX *residual = l == 0 ? a.encoded : a.residual3 + btc - (size_t)BT * C;
-        floatX *ln1 = a.ln1 + btc, *qkv = a.qkv + 3 * btc, *atty = a.atty + btc;
-        floatX *residual2 = a.residual2 + btc, *ln2 = a.ln2 + btc;
+        floatX *ln1 = a.ln1 + l * ln_stride, *qkv = a.qkv + 3 * btc, *atty = a.atty + btc;
+        floatX *residual2 = a.residual2 + btc, *ln2 = a.ln2 + l * ln_stride;
         floatX *fch = a.fch + 4 * btc, *fch_gelu = gpu_options.recompute ? a.fch_gelu : a.fch_gelu + 4 * btc;
         float *lse = a.att_lse + (size_t)l * BT * NH;
         // attention: residual2 = residual + attproj(attention(qkv(ln1)))
@@ -495,7 +500,7 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
         int last = l == L - 1;
         if (!last) w = gpt2_params(model, l + 1, l + 2);   // (ZeRO-3: block l + 1 arrived meanwhile)
         profile_mark(pf, K_LAYERNORM, st);
-        fused_residual_layernorm_forward(a.residual3 + btc, last ? a.lnf : ln1 + (size_t)BT * C,
+        fused_residual_layernorm_forward(a.residual3 + btc, last ? a.lnf : a.ln1 + (l + 1) * ln_stride,
                                          last ? a.lnf_mean : a.ln1_mean + (l + 1) * BT,
                                          last ? a.lnf_rstd : a.ln1_rstd + (l + 1) * BT, residual2, s.branch,
                                          last ? p.lnfw : w.ln1w, last ? p.lnfb : w.ln1b,
@@ -576,6 +581,7 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
 
     Profile *pf = &model->profile;
 
+    const size_t ln_stride = gpu_options.recompute >= 2 ? 0 : (size_t)BT * C;   // as in the forward
     // the classifier and its backward (dlnf into s.dln), then lnf's
     gpt2_head(model, p, g.wte, loss_scale / BT);
     profile_mark(pf, K_LAYERNORM, st);
@@ -597,11 +603,20 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
             profile_mark(pf, K_GELU, st);
             gelu_forward(fch_gelu, a.fch + 4 * btc, BT * 4 * C, st);
         }
-        profile_mark(pf, K_MATMUL, st);
         ParameterTensorsGPU w = gpt2_params(model, l, l - 1), dw = gpt2_grads(model, l);   // block l's
+        // With -r 2 ln2 (and below ln1) is recomputed from the stored residual:
+        // the forward's kernels normalise the same bf16 values in the same
+        // order, so these are its bits (and its mean, rstd, rewritten)
+        floatX *ln1 = a.ln1 + l * ln_stride, *ln2 = a.ln2 + l * ln_stride;
+        if (gpu_options.recompute >= 2) {
+            profile_mark(pf, K_LAYERNORM, st);
+            layernorm_forward(ln2, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, a.residual2 + btc, w.ln2w, w.ln2b,
+                              BT, C, st);
+        }
+        profile_mark(pf, K_MATMUL, st);
         matmul_backward(s.dfch, dw.fcprojw, dw.fcprojb, s.dresidual,
                         fch_gelu, w.fcprojw, NULL, s.matmul, BT, 4 * C, C, st);
-        matmul_backward(s.dln, dw.fcw, dw.fcb, s.dfch, a.ln2 + btc,
+        matmul_backward(s.dln, dw.fcw, dw.fcb, s.dfch, ln2,
                         w.fcw, a.fch + 4 * btc, s.matmul, BT, C, 4 * C, st);
         profile_mark(pf, K_LAYERNORM, st);
         layernorm_backward(s.dresidual, dw.ln2w, dw.ln2b, s.layernorm, s.dln, a.residual2 + btc,
@@ -613,8 +628,12 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
         profile_mark(pf, K_ATTENTION, st);
         attention_backward_wmma(s.dqkv, s.att_D, s.datty, a.qkv + 3 * btc, a.atty + btc,
                                 a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
+        if (gpu_options.recompute >= 2) {
+            profile_mark(pf, K_LAYERNORM, st);
+            layernorm_forward(ln1, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, residual, w.ln1w, w.ln1b, BT, C, st);
+        }
         profile_mark(pf, K_MATMUL, st);
-        matmul_backward(s.dln, dw.qkvw, dw.qkvb, s.dqkv, a.ln1 + btc,
+        matmul_backward(s.dln, dw.qkvw, dw.qkvb, s.dqkv, ln1,
                         w.qkvw, NULL, s.matmul, BT, C, 3 * C, st);
         profile_mark(pf, K_LAYERNORM, st);
         layernorm_backward(s.dresidual, dw.ln1w, dw.ln1b, s.layernorm, s.dln, residual,

@@ -74,7 +74,7 @@ typedef struct {
     const char *init_method;  // GPU only: how ranks meet: mpi, tcp (-ps host:port) or fs (-pf file)
     const char *rendezvous_server, *rendezvous_file;
     float skip_loss_z, skip_norm_z;  // skip the update above these z-scores (0: never)
-    int recompute;       // GPU only: 1 = recompute GELU's output in the backward
+    int recompute;       // GPU only: 1 = recompute GELU's output in the backward, 2 = also the layernorms
     int master_weights;  // GPU only: 1 = fp32 master weights
     int profile;         // GPU only: 1 = GPU time per kernel family, printed at the end
     int gelu_fusion;     // GPU only: 1 = GELU in the matmul epilogue, 0 = its own kernel
@@ -170,7 +170,7 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-z", "--zero", ARG_INT, &c->zero_stage, 0, 3, "ZeRO stage with several ranks: 0 all-reduce, 1 shard AdamW, 2 + gradients, 3 + parameters"},
         {"-ct", "--comm-timeout", ARG_FLOAT, &c->comm_timeout, 0.1, 1e6, "seconds a collective may wait for the other ranks before the job ends"},
 #ifdef TRAINER_GPU
-        {"-r", "--recompute", ARG_INT, &c->recompute, 0, 1, "1: recompute GELU in the backward, not store it (less memory)"},
+        {"-r", "--recompute", ARG_INT, &c->recompute, 0, 2, "1: recompute GELU in the backward, not store it (less memory); 2: also ln1, ln2"},
         {"-w", "--master-weights", ARG_INT, &c->master_weights, 0, 1, "1: fp32 master weights for AdamW; model files in fp32"},
         {"-ge", "--gelu-fusion", ARG_INT, &c->gelu_fusion, 0, 1, "1: GELU in the fc matmul's epilogue; 0: a separate kernel"},
         {"-pk", "--profile-kernels", ARG_INT, &c->profile, 0, 1, "1: time each kernel family per step, print a table at the end"},

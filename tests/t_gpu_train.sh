@@ -55,6 +55,16 @@ if grep -q '^profile: GPU time per step by kernel family, mean of 9 steps' "$TMP
 then pass gpu_train_profile_table
 else fail gpu_train_profile_table "want a table of 8 kernel families over 9 steps: $(grep '^profile' "$TMP/gpu_r1.txt" | head -3)"; fi
 expect_error cpu_trainer_has_no_recompute "unknown flag '-r'" ./train_gpt2 "${ARGS[@]}" -r 1
+# -r 2: ln1 and ln2 recomputed too, from the stored residuals by the same
+# arithmetic as the forward: the same bits as -r 1 (losses, norms, and the
+# model file written at the end)
+"$GPU" "${ARGS[@]}" -r 2 -n 10 -o "$TMP/r2" > "$TMP/gpu_r2.txt" 2>&1
+"$GPU" "${ARGS[@]}" -r 1 -n 10 -o "$TMP/r1" > "$TMP/gpu_r1b.txt" 2>&1
+if [ -n "$(steps "$TMP/gpu_r2.txt")" ] && [ "$(steps "$TMP/gpu_r2.txt")" = "$(steps "$TMP/gpu_r1b.txt")" ] &&
+   cmp -s "$(ls "$TMP"/r2/model_*.bin | tail -1)" "$(ls "$TMP"/r1/model_*.bin | tail -1)"
+then pass gpu_train_recompute_layernorm_same_bits
+else fail gpu_train_recompute_layernorm_same_bits "-r 2 differs from -r 1: $(diff <(steps "$TMP/gpu_r2.txt") <(steps "$TMP/gpu_r1b.txt") | head -4)"; fi
+check gpu_train_recompute_layernorm_in_memory_plan grep -q '^memory: .*GELU and layernorms recomputed' "$TMP/gpu_r2.txt"
 
 # -ge 0: GELU by its own kernel instead of the matmul epilogue, still the CPU trainer's losses
 "$GPU" "${ARGS[@]}" -ge 0 > "$TMP/gpu_ge0.txt" 2>&1
@@ -125,7 +135,7 @@ else
 fi
 
 # the GPU trainer's own flags are range-checked like the others
-expect_error gpu_train_rejects_r_2 "-r must be in [0, 1]" "$GPU" "${ARGS[@]}" -r 2
+expect_error gpu_train_rejects_r_3 "-r must be in [0, 2]" "$GPU" "${ARGS[@]}" -r 3
 expect_error gpu_train_rejects_w_5 "-w must be in [0, 1]" "$GPU" "${ARGS[@]}" -w 5
 expect_error gpu_train_rejects_ge_2 "-ge must be in [0, 1]" "$GPU" "${ARGS[@]}" -ge 2
 expect_error gpu_train_rejects_pk_2 "-pk must be in [0, 1]" "$GPU" "${ARGS[@]}" -pk 2
