@@ -56,8 +56,9 @@ static struct {
     int master_weights;   // 1: fp32 master weights, updated by AdamW, rounded into the bf16 ones (-w)
     int profile;          // 1: time each kernel family per step, print a table at the end (-pk)
     int gelu_fusion;      // 1: GELU in the fc matmul's cuBLASLt epilogue; 0: a separate kernel (-ge)
+    int reduce_fp32;      // 1: gradients summed over the ranks in fp32, rounded to bf16 once (-gr)
     const char *init_method, *rendezvous_server, *rendezvous_file;  // how the ranks meet (-pi, -ps, -pf)
-} gpu_options = {0, 0, 0, 1, "mpi", "", ""};
+} gpu_options = {0, 0, 0, 1, 0, "mpi", "", ""};
 
 // the kernel families -pk 1 times (llmc/profile.cuh)
 enum { K_COPY, K_ENCODER, K_LAYERNORM, K_MATMUL, K_ATTENTION, K_GELU, K_CLASSIFIER, K_NORM, K_ADAMW, K_COMM,
@@ -148,6 +149,8 @@ typedef struct {
     // next block computes
     floatX *grad_shard;                    // (shard_size,)
     floatX *bucket_grads[3], *bucket_reduced[3];
+    float *reduce_f32;                     // -gr 1: the fp32 copy of what is being summed over the ranks
+    float *reduced_f32;                    // -gr 1, ZeRO-2/3: this rank's fp32 slice of the sum
     cudaEvent_t slot_free[3];              // recorded when a slot's reduction is done
     // ZeRO-3: the parameters are this rank's shard too; a bucket's are
     // gathered into a slot just before use (the next one meanwhile)
@@ -322,6 +325,8 @@ void gpt2_free(GPT2 *model) {
     }
     if (model->grad_shard) cudaCheck(cudaFree(model->grad_shard));
     if (model->param_shard) cudaCheck(cudaFree(model->param_shard));
+    if (model->reduce_f32) cudaCheck(cudaFree(model->reduce_f32));
+    if (model->reduced_f32) cudaCheck(cudaFree(model->reduced_f32));
     device_comm_free(&model->dcomm);
     zero_layout_free(&model->shards);
     zero_layout_free(&model->optim);
@@ -346,6 +351,8 @@ void gpt2_free(GPT2 *model) {
 // ZeRO-2/3: where each block's parameters and gradients are, and moving them
 
 static int bucket_slot(int bucket) { return bucket == 0 ? 0 : 1 + (bucket - 1) % 2; }
+
+#define REDUCE_F32_CHUNK ((size_t)1 << 24)   // -gr 1, ZeRO-0/1: gradients converted and summed at a time (64 MiB)
 
 // The tensors of block l (the stacked ones at layer l's slice; l = -1: the
 // embeddings and the final layernorm) in `flat` (checkpoint order) or, when
@@ -418,12 +425,23 @@ static void grads_reduce_start(GPT2 *model, int b) {
     DeviceComm *d = &model->dcomm;
     int k = bucket_slot(b), units[BLOCK_TENSORS], n = zero_bucket_units(z, b, units);
     device_follow_compute(d);
+    // -gr 1 (several ranks): the whole bucket to fp32 first (one buffer: the
+    // comm stream runs the buckets in turn)
+    int fp32 = model->reduce_f32 != NULL;
+    if (fp32) cast_bf16_to_float(model->reduce_f32, model->bucket_grads[k], z->bucket_size[b], d->stream);
     for (int i = 0; i < n; i++) {
         int u = units[i];
-        floatX *reduced = model->bucket_reduced[k] + z->bucket_offset[u] / z->world;
-        device_reduce_scatter(d, model->bucket_grads[k] + z->bucket_offset[u], reduced, z->slice[u], DEVICE_BF16,
-                              "reduce-scatter of gradients");
-        accumulate_bf16(model->grad_shard + z->shard_offset[u], reduced, z->slice[u], d->stream);
+        size_t at = z->bucket_offset[u], slice_at = z->bucket_offset[u] / z->world;
+        if (fp32) {
+            device_reduce_scatter(d, model->reduce_f32 + at, model->reduced_f32 + slice_at, z->slice[u], DEVICE_F32,
+                                  "reduce-scatter of gradients");
+            accumulate_bf16(model->grad_shard + z->shard_offset[u], model->reduced_f32 + slice_at, z->slice[u], d->stream);
+        } else {
+            floatX *reduced = model->bucket_reduced[k] + slice_at;
+            device_reduce_scatter(d, model->bucket_grads[k] + at, reduced, z->slice[u], DEVICE_BF16,
+                                  "reduce-scatter of gradients");
+            accumulate_bf16(model->grad_shard + z->shard_offset[u], reduced, z->slice[u], d->stream);
+        }
     }
     cudaCheck(cudaEventRecord(model->slot_free[k], d->stream));
 }
@@ -896,6 +914,14 @@ void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
             model->params_of[k] = -1;
         }
     }
+    if (comm->world > 1 && gpu_options.reduce_fp32) {   // -gr 1: fp32 buffers for the sums over the ranks
+        size_t bucket = z->bucket_size[0] > z->bucket_size[1] ? z->bucket_size[0] : z->bucket_size[1];
+        size_t chunk = model->num_parameters < REDUCE_F32_CHUNK ? model->num_parameters : REDUCE_F32_CHUNK;
+        cudaCheck(cudaMalloc(&model->reduce_f32, (stage >= 2 ? bucket : chunk) * sizeof(float)));
+        if (stage >= 2) cudaCheck(cudaMalloc(&model->reduced_f32, bucket / z->world * sizeof(float)));
+        printf("gradients summed over the ranks in fp32 (-gr 1): %.3f GiB of fp32 buffers\n",
+               gib((stage >= 2 ? bucket + bucket / z->world : chunk) * sizeof(float)));
+    }
     if (comm->world > 1) {
         size_t buckets = (z->bucket_size[0] + 2 * z->bucket_size[1]) * sizeof(floatX);
         size_t whole = model->num_parameters * sizeof(floatX), shard = z->shard_size * sizeof(floatX);
@@ -913,8 +939,18 @@ void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
 void gpt2_reduce_gradients(GPT2 *model) {
     if (model->comm->world == 1 || model->zero_stage >= 2) return;   // (ZeRO-2/3: reduced in the backward)
     profile_mark(&model->profile, K_COMM, model->stream);
-    device_all_reduce_sum(&model->dcomm, model->grads_memory, model->num_parameters, DEVICE_BF16,
-                          "all-reduce of gradients");
+    if (!model->reduce_f32) {   // (allocated with -gr 1 and several ranks)
+        device_all_reduce_sum(&model->dcomm, model->grads_memory, model->num_parameters, DEVICE_BF16,
+                              "all-reduce of gradients");
+        return;
+    }
+    // -gr 1: REDUCE_F32_CHUNK gradients at a time to fp32, summed, rounded back once
+    for (size_t at = 0; at < model->num_parameters; at += REDUCE_F32_CHUNK) {
+        size_t n = model->num_parameters - at < REDUCE_F32_CHUNK ? model->num_parameters - at : REDUCE_F32_CHUNK;
+        cast_bf16_to_float(model->reduce_f32, model->grads_memory + at, n, model->stream);
+        device_all_reduce_sum(&model->dcomm, model->reduce_f32, n, DEVICE_F32, "all-reduce of gradients");
+        cast_float_to_bf16(model->grads_memory + at, model->reduce_f32, n, model->stream);
+    }
 }
 
 // Reads the AdamW moments of the checkpoint at `step` in dir (written on
@@ -991,6 +1027,7 @@ void gpt2_configure(const TrainConfig *cfg, const Comm *comm) {
     gpu_options.master_weights = cfg->master_weights;
     gpu_options.profile = cfg->profile;
     gpu_options.gelu_fusion = cfg->gelu_fusion;
+    gpu_options.reduce_fp32 = cfg->reduce_fp32;
     gpu_options.init_method = cfg->init_method;
     gpu_options.rendezvous_server = cfg->rendezvous_server;
     gpu_options.rendezvous_file = cfg->rendezvous_file;

@@ -3,8 +3,8 @@
 // becomes the canonical 0x7FFF, overflow rounds to infinity, denormals are
 // kept), bf16 -> fp32 is exact. Used to write fp32 master weights back to the
 // bf16 parameters and to read bf16 tensors into fp32 ones (e.g. checkpoints).
-// Also bf16 += bf16 (the sum in fp32, rounded to nearest even): ZeRO-2 adds
-// each micro-batch's reduced gradient slice into a rank's shard.
+// Also bf16 += bf16 or fp32 (the sum in fp32, rounded to nearest even once):
+// ZeRO-2 adds each micro-batch's reduced gradient slice into a rank's shard.
 //
 // Each thread converts one chunk of 8 values with 128-bit accesses (two
 // float4 + one Pack128<floatX>); the thread with chunk index n / 8 converts
@@ -64,12 +64,13 @@ __global__ void __launch_bounds__(CAST_BLOCK_SIZE)
     }
 }
 
-// acc (n,) bf16 = RNE(acc + in), in (n,) bf16; one element per thread, any
-// alignment (ZeRO slices start anywhere)
+// acc (n,) bf16 = RNE(acc + in), in (n,) bf16 or fp32; one element per
+// thread, any alignment (ZeRO slices start anywhere)
+template <class T>
 __global__ void __launch_bounds__(CAST_BLOCK_SIZE)
-    accumulate_bf16_kernel(floatX* acc, const floatX* in, size_t n) {
+    accumulate_bf16_kernel(floatX* acc, const T* in, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) acc[i] = __float2bfloat16_rn(__bfloat162float(acc[i]) + __bfloat162float(in[i]));
+    if (i < n) acc[i] = __float2bfloat16_rn(__bfloat162float(acc[i]) + (float)in[i]);
 }
 
 // ----------------------------------------------------------------------------
@@ -107,15 +108,16 @@ static inline void cast_bf16_to_float(float* out, const floatX* in, size_t n, cu
     cudaCheck(cudaGetLastError());
 }
 
-// acc (n,) bf16 += in (n,) bf16
-static inline void accumulate_bf16(floatX* acc, const floatX* in, size_t n, cudaStream_t stream) {
+// acc (n,) bf16 += in (n,), bf16 or fp32
+template <class T>
+static inline void accumulate_bf16(floatX* acc, const T* in, size_t n, cudaStream_t stream) {
     size_t blocks = (n + CAST_BLOCK_SIZE - 1) / CAST_BLOCK_SIZE;
     if (blocks > 0x7fffffffu) {
         fprintf(stderr, "error: accumulate_bf16: n = %zu is too large for one launch\n", n);
         exit(1);
     }
     if (blocks == 0) return;
-    accumulate_bf16_kernel<<<(unsigned)blocks, CAST_BLOCK_SIZE, 0, stream>>>(acc, in, n);
+    accumulate_bf16_kernel<T><<<(unsigned)blocks, CAST_BLOCK_SIZE, 0, stream>>>(acc, in, n);
     cudaCheck(cudaGetLastError());
 }
 

@@ -78,6 +78,7 @@ typedef struct {
     int master_weights;  // GPU only: 1 = fp32 master weights
     int profile;         // GPU only: 1 = GPU time per kernel family, printed at the end
     int gelu_fusion;     // GPU only: 1 = GELU in the matmul epilogue, 0 = its own kernel
+    int reduce_fp32;     // GPU only: 1 = gradients summed over the ranks in fp32, 0 = in bf16
 } TrainConfig;
 
 // defined by the including trainer, after this file (it needs TrainConfig)
@@ -173,6 +174,7 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-r", "--recompute", ARG_INT, &c->recompute, 0, 2, "1: recompute GELU in the backward, not store it (less memory); 2: also ln1, ln2"},
         {"-w", "--master-weights", ARG_INT, &c->master_weights, 0, 1, "1: fp32 master weights for AdamW; model files in fp32"},
         {"-ge", "--gelu-fusion", ARG_INT, &c->gelu_fusion, 0, 1, "1: GELU in the fc matmul's epilogue; 0: a separate kernel"},
+        {"-gr", "--grad-reduce-fp32", ARG_INT, &c->reduce_fp32, 0, 1, "several ranks: 1 sums gradients over them in fp32 (one rounding, twice the traffic); 0 in bf16"},
         {"-pk", "--profile-kernels", ARG_INT, &c->profile, 0, 1, "1: time each kernel family per step, print a table at the end"},
         {"-pi", "--init-method", ARG_STRING, &c->init_method, 0, 0, "how the ranks meet: mpi, tcp (rank 0 at -ps) or fs (a file, -pf); without MPI the ranks come from the environment"},
         {"-ps", "--rendezvous-server", ARG_STRING, &c->rendezvous_server, 0, 0, "-pi tcp: rank 0's host:port"},

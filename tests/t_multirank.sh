@@ -249,6 +249,15 @@ for z in 1 3; do
     mpi 2 "$GPU" "${GARGS[@]}" -w 1 -z $z -n 3 -o "$TMP/gw2z$z" > "$TMP/gw2z$z.txt" 2>&1
     compare_gpu "emulated GPU trainer: -w 1 on 2 ranks, ZeRO-$z = one GPU" "$TMP/gw1.txt" "$TMP/gw2z$z.txt"
 done
+# -gr 1: the gradients summed over the ranks in fp32 and rounded to bf16
+# once (ZeRO-0: the all-reduce in chunks; ZeRO-3: per bucket, then added
+# into the bf16 shard): still one GPU's training
+for z in 0 3; do
+    mpi 2 "$GPU" "${GARGS[@]}" -gr 1 -z $z > "$TMP/gf2z$z.txt" 2>&1
+    if grep -q '^gradients summed over the ranks in fp32 (-gr 1)' "$TMP/gf2z$z.txt"; then
+        compare_gpu "emulated GPU trainer: -gr 1 (fp32 sums) on 2 ranks, ZeRO-$z = one GPU" "$TMP/g1.txt" "$TMP/gf2z$z.txt"
+    else fail "emulated GPU trainer: -gr 1, ZeRO-$z" "no fp32 buffers: $(tail -3 "$TMP/gf2z$z.txt")"; fi
+done
 cp -r "$TMP/gw2z3" "$TMP/gw_resume" && rm "$TMP/gw_resume"/*00000006*
 mpi 2 "$GPU" "${GARGS[@]}" -w 1 -z 3 -y 1 -o "$TMP/gw_resume" > "$TMP/gw_resume.txt" 2>&1
 if cmp -s "$TMP/gw2z3/model_00000006.bin" "$TMP/gw_resume/model_00000006.bin"; then

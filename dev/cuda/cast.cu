@@ -17,8 +17,8 @@
 // inputs that include NaNs (quiet, signalling, negative), infinities, +-0,
 // denormals, exact halfway cases with even and odd kept parts, one above and
 // below halfway, FLT_MAX (rounds to infinity) and random bit patterns; bf16 ->
-// fp32 is the 16-bit pattern shifted left by 16; accumulate_bf16 (acc += in)
-// against the host's __float2bfloat16 of the fp32 sum, also on pointers
+// fp32 is the 16-bit pattern shifted left by 16; accumulate_bf16 (acc += in,
+// in bf16 or fp32) against the host's __float2bfloat16 of the fp32 sum, also on pointers
 // that are not 16-byte aligned (ZeRO slices start anywhere). A skipped chunk or tail
 // value shows as cudaMalloc's 0xFF poison, a wrong index as a wrong value.
 #include <math.h>
@@ -135,35 +135,49 @@ static int check_to_float(size_t n, uint32_t seed) {
     return bad;
 }
 
-// acc += in on n bf16 values (finite ones: from fill_inputs, NaNs made 1),
-// starting off 16-byte alignment by `skew` elements
+static float to_float(floatX x) { return __bfloat162float(x); }
+static float to_float(float x) { return x; }
+
+// acc (bf16) += in (T: bf16 or fp32) on n values (finite ones: from
+// fill_inputs, NaNs made 1), starting off 16-byte alignment by `skew` elements
+template <class T>
 static int check_accumulate(size_t n, uint32_t seed, size_t skew) {
+    const char* type = sizeof(T) == 2 ? "bf16" : "fp32";
     float* f = (float*)xmalloc(2 * n * sizeof(float) + 1);
-    floatX* host = (floatX*)xmalloc((2 * n + 1) * sizeof(floatX));
+    floatX* acc = (floatX*)xmalloc(n * sizeof(floatX) + 1);
+    T* in = (T*)xmalloc(n * sizeof(T) + 1);
     fill_inputs(f, 2 * n, seed);
-    for (size_t i = 0; i < 2 * n; i++) host[i] = __float2bfloat16(f[i] == f[i] ? f[i] : 1.0f);
-    floatX* d;
-    cudaCheck(cudaMalloc(&d, (2 * n + 2 * skew + 8) * sizeof(floatX)));
-    floatX *d_acc = d + skew, *d_in = d + n + 2 * skew;
-    cudaCheck(cudaMemcpy(d_acc, host, n * sizeof(floatX), cudaMemcpyHostToDevice));
-    cudaCheck(cudaMemcpy(d_in, host + n, n * sizeof(floatX), cudaMemcpyHostToDevice));
+    for (size_t i = 0; i < 2 * n; i++) f[i] = f[i] == f[i] ? f[i] : 1.0f;
+    for (size_t i = 0; i < n; i++) {
+        acc[i] = __float2bfloat16(f[i]);
+        in[i] = (T)f[n + i];   // (fp32: kept whole, bits below bf16's included)
+    }
+    char* d;
+    cudaCheck(cudaMalloc(&d, n * (sizeof(floatX) + sizeof(T)) + 4 * skew * sizeof(T) + 32));
+    floatX* d_acc = (floatX*)d + skew;
+    T* d_in = (T*)(d + (n + skew) * sizeof(floatX) / 16 * 16 + 16) + skew;
+    cudaCheck(cudaMemcpy(d_acc, acc, n * sizeof(floatX), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(d_in, in, n * sizeof(T), cudaMemcpyHostToDevice));
     accumulate_bf16(d_acc, d_in, n, 0);
     cudaCheck(cudaDeviceSynchronize());
     floatX* got = (floatX*)xmalloc(n * sizeof(floatX) + 1);
     cudaCheck(cudaMemcpy(got, d_acc, n * sizeof(floatX), cudaMemcpyDeviceToHost));
     int bad = 0;
     for (size_t i = 0; i < n && !bad; i++) {
-        floatX want = __float2bfloat16(__bfloat162float(host[i]) + __bfloat162float(host[n + i]));
+        floatX want = __float2bfloat16(__bfloat162float(acc[i]) + to_float(in[i]));
         if (__bfloat16_as_ushort(got[i]) != __bfloat16_as_ushort(want)) {
-            fprintf(stderr, "error: accumulate_bf16 n=%zu skew=%zu: acc[%zu] = 0x%04x, want 0x%04x (bit for bit)\n",
-                    n, skew, i, __bfloat16_as_ushort(got[i]), __bfloat16_as_ushort(want));
+            fprintf(stderr, "error: accumulate_bf16 (%s in) n=%zu skew=%zu: acc[%zu] = 0x%04x, want 0x%04x (bit for bit)\n",
+                    type, n, skew, i, __bfloat16_as_ushort(got[i]), __bfloat16_as_ushort(want));
             bad = 1;
         }
     }
-    if (!bad) printf("accumulate_bf16 n=%zu skew=%zu: bit for bit as the host's rounding of the fp32 sum\n", n, skew);
+    if (!bad)
+        printf("accumulate_bf16 (%s in) n=%zu skew=%zu: bit for bit as the host's rounding of the fp32 sum\n", type,
+               n, skew);
     cudaCheck(cudaFree(d));
     free(f);
-    free(host);
+    free(acc);
+    free(in);
     free(got);
     return bad;
 }
@@ -206,7 +220,8 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         bad |= check_to_bf16(sizes[i], 1234u + (uint32_t)i);
         bad |= check_to_float(sizes[i], 77u * (uint32_t)i);
-        bad |= check_accumulate(sizes[i], 99u + (uint32_t)i, i % 3);
+        bad |= check_accumulate<floatX>(sizes[i], 99u + (uint32_t)i, i % 3);
+        bad |= check_accumulate<float>(sizes[i], 199u + (uint32_t)i, i % 3);
     }
     bad |= check_to_float(65536, 0);   // every bf16 bit pattern once (40503 is odd)
     if (bad) return 1;
