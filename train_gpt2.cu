@@ -109,6 +109,7 @@ typedef struct {
     float *att_D;        // (B,NH,T) attention backward's rowsum(dout * out)
     int *encoder;        // encoder_backward's token buckets
     float *norm;         // global_norm_squared's partials, then the result
+    float *head_dwte;    // (Vp,C) fp32: the classifier's wte gradient, summed over its row chunks
 } Scratch;
 
 typedef struct {
@@ -205,15 +206,16 @@ static size_t activation_layout(GPT2 *model, int B, int T, char *memory) {
 
 static size_t scratch_layout(GPT2 *model, int B, int T, char *memory) {
     const GPT2Config *c = &model->config;
-    size_t C = c->channels, NH = c->num_heads, BT = (size_t)B * T, X = sizeof(floatX);
+    size_t C = c->channels, NH = c->num_heads, Vp = c->padded_vocab_size, BT = (size_t)B * T, X = sizeof(floatX);
     Scratch *s = &model->scratch;
     void **ptrs[] = {(void **)&s->dresidual, (void **)&s->dln, (void **)&s->datty, (void **)&s->dqkv,
                      (void **)&s->dfch, (void **)&s->branch, (void **)&s->matmul, (void **)&s->layernorm,
-                     (void **)&s->att_D, (void **)&s->encoder, (void **)&s->norm};
+                     (void **)&s->att_D, (void **)&s->encoder, (void **)&s->norm, (void **)&s->head_dwte};
     size_t bytes[] = {BT * C * X, BT * C * X, BT * C * X, BT * 3 * C * X, BT * 4 * C * X, BT * C * X,
                       matmul_backward_scratch_bytes((int)BT, (int)(4 * C)),
                       layernorm_backward_scratch_bytes((int)BT, (int)C), BT * NH * sizeof(float),
-                      encoder_backward_scratch_bytes(B, T), (GLOBAL_NORM_BLOCKS + 1) * sizeof(float)};
+                      encoder_backward_scratch_bytes(B, T), (GLOBAL_NORM_BLOCKS + 1) * sizeof(float),
+                      Vp * C * sizeof(float)};
     return carve_bytes(ptrs, bytes, (int)(sizeof(bytes) / sizeof(bytes[0])), memory);
 }
 
@@ -533,13 +535,16 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
 // a time through the one chunk-sized logits buffer: logits = lnf wte^T (the
 // tied head, no bias), then the per-position losses (B,T); with g_wte (the
 // backward) also dlogits = dloss * d(loss)/d(logits) in place of the
-// logits, dlnf (B,T,C) into scratch.dln and g_wte += dlogits^T lnf.
+// logits, dlnf (B,T,C) into scratch.dln and g_wte += dlogits^T lnf, summed
+// over the chunks in fp32 and rounded into g_wte once.
 static void gpt2_head(GPT2 *model, ParameterTensorsGPU p, floatX *g_wte, float dloss) {
     int C = model->config.channels, V = model->config.vocab_size, Vp = model->config.padded_vocab_size;
     int BT = model->B * model->T, rows = head_chunk_rows(BT);
     Activations a = model->acts;
     cudaStream_t st = model->stream;
     Profile *pf = &model->profile;
+    float *dwte = model->scratch.head_dwte;
+    if (g_wte) cudaCheck(cudaMemsetAsync(dwte, 0, (size_t)Vp * C * sizeof(float), st));
     for (int r0 = 0; r0 < BT; r0 += rows) {
         int n = BT - r0 < rows ? BT - r0 : rows;
         const floatX *lnf = a.lnf + (size_t)r0 * C;
@@ -549,10 +554,12 @@ static void gpt2_head(GPT2 *model, ParameterTensorsGPU p, floatX *g_wte, float d
         fused_classifier(a.logits, a.losses + r0, dloss, a.targets + r0, n, V, Vp, g_wte != NULL, st);
         if (g_wte) {
             profile_mark(pf, K_MATMUL, st);
-            matmul_backward(model->scratch.dln + (size_t)r0 * C, g_wte, NULL, a.logits, lnf, p.wte, NULL,
+            matmul_backward(model->scratch.dln + (size_t)r0 * C, NULL, NULL, a.logits, lnf, p.wte, NULL,
                             model->scratch.matmul, n, C, Vp, st);
+            matmul_backward_dweight_f32(dwte, a.logits, lnf, n, C, Vp, st);
         }
     }
+    if (g_wte) accumulate_bf16(g_wte, dwte, (size_t)Vp * C, st);
 }
 
 // Mean loss of the last forward (which had targets), also after its

@@ -21,6 +21,8 @@
 //   shared-memory staging yet: the first step towards tensor-core kernels,
 //   attention next, and a baseline to improve against cuBLASLt); the
 //   epilogue goes through shared memory (fragment layouts are opaque).
+// matmul_backward_dweight_f32: dweight += dout^T @ inp into an fp32 dweight
+// (cuBLASLt with an fp32 output), for gradients summed over several calls.
 // matmul_backward: dinp and dweight through cuBLASLt (beta = 1 accumulates
 // dweight), dbias by our own two-kernel fixed-order fp32 column sum (no
 // atomics: bitwise reproducible), and for the fc, dout * gelu'(pre_gelu)
@@ -317,10 +319,10 @@ __global__ void matmul_dbias_finish_kernel(floatX* dbias, const float* partial, 
 #ifndef CUDA_EMU
 // d (m,n) = op(a) (m,k) @ op(b) (k,n) + beta * d, column-major, op = transpose
 // where asked, with the epilogue epi (bias (m,) and aux (m,n), ld m, where it
-// uses them)
-static inline void matmul_cublaslt(floatX* d, const floatX* a, const floatX* b, const floatX* bias, floatX* aux, int m,
+// uses them); d is bf16, or fp32 with d_fp32
+static inline void matmul_cublaslt(void* d, const floatX* a, const floatX* b, const floatX* bias, floatX* aux, int m,
                             int n, int k, int transa, int transb, float beta, cublasLtEpilogue_t epi,
-                            cudaStream_t stream) {
+                            cudaStream_t stream, int d_fp32 = 0) {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, ld;
     cublasLtMatmulPreference_t pref;
@@ -341,7 +343,7 @@ static inline void matmul_cublaslt(floatX* d, const floatX* a, const floatX* b, 
     // stored shapes: op(x) transposed means x is stored (k,m) / (n,k)
     cublasCheck(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, transa ? k : m, transa ? m : k, transa ? k : m));
     cublasCheck(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, transb ? n : k, transb ? k : n, transb ? n : k));
-    cublasCheck(cublasLtMatrixLayoutCreate(&ld, CUDA_R_16BF, m, n, m));
+    cublasCheck(cublasLtMatrixLayoutCreate(&ld, d_fp32 ? CUDA_R_32F : CUDA_R_16BF, m, n, m));
     uint64_t ws = MATMUL_WORKSPACE_BYTES;
     cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
     cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
@@ -488,7 +490,8 @@ static inline floatX* matmul_backward_dgelu(float* scratch, int BT, int OC) {
 }
 
 // dinp (BT,C) = dout (BT,OC) @ weight (OC,C) (overwritten); dweight (OC,C) +=
-// dout^T @ inp (BT,C); dbias (OC,) += column sums of dout (if dbias != NULL;
+// dout^T @ inp (BT,C) (if dweight != NULL; matmul_backward_dweight_f32 adds
+// it into fp32 instead); dbias (OC,) += column sums of dout (if dbias != NULL;
 // fixed order, bitwise reproducible). If pre_gelu (BT,OC) != NULL (the fc's
 // pre-GELU activation), dout is first multiplied by gelu'(pre_gelu), rounded
 // to bf16, into the scratch (see matmul_backward_dgelu). scratch: 16-byte
@@ -523,7 +526,8 @@ static inline void matmul_backward(floatX* dinp, floatX* dweight, floatX* dbias,
     // dweight^T (C,OC) += X (C,BT) @ (dout^T (OC,BT))^T. cuBLASLt (seen on
     // H200, CUDA 13) rounds the product to bf16 before it adds beta * C, so
     // dweight gets two roundings per call (dev/cuda/matmul.cu allows for it)
-    matmul_cublaslt(dweight, inp, dout, NULL, NULL, C, OC, BT, 0, 1, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, stream);
+    if (dweight != NULL)
+        matmul_cublaslt(dweight, inp, dout, NULL, NULL, C, OC, BT, 0, 1, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, stream);
 #else
     (void)stream;
     for (int r = 0; r < BT; r++)
@@ -533,13 +537,35 @@ static inline void matmul_backward(floatX* dinp, floatX* dweight, floatX* dbias,
                 v += __bfloat162float(dout[(size_t)r * OC + o]) * __bfloat162float(weight[(size_t)o * C + c]);
             dinp[(size_t)r * C + c] = __float2bfloat16(v);
         }
-    for (int o = 0; o < OC; o++)
+    for (int o = 0; o < OC && dweight != NULL; o++)
         for (int c = 0; c < C; c++) {
             float v = 0.0f;
             for (int r = 0; r < BT; r++)
                 v += __bfloat162float(dout[(size_t)r * OC + o]) * __bfloat162float(inp[(size_t)r * C + c]);
             size_t i = (size_t)o * C + c;
             dweight[i] = __float2bfloat16(v + __bfloat162float(dweight[i]));   // beta = 1, one rounding
+        }
+#endif
+}
+
+// dweight (OC,C) fp32 += dout (BT,OC)^T @ inp (BT,C), summed and added in
+// fp32 (no bf16 rounding: for a gradient accumulated over several calls, as
+// the trainer's classifier does over its row chunks). cuBLASLt (CPU
+// stand-in under the emulation); BT, C, OC and pointers as matmul_backward.
+static inline void matmul_backward_dweight_f32(float* dweight, const floatX* dout, const floatX* inp, int BT, int C,
+                                               int OC, cudaStream_t stream) {
+    matmul_check_args("matmul_backward_dweight_f32", BT, C, OC, 8, dweight, dout, inp, inp, inp);
+    if (BT == 0) return;
+#ifndef CUDA_EMU
+    matmul_cublaslt(dweight, inp, dout, NULL, NULL, C, OC, BT, 0, 1, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, stream, 1);
+#else
+    (void)stream;
+    for (int o = 0; o < OC; o++)
+        for (int c = 0; c < C; c++) {
+            float v = 0.0f;
+            for (int r = 0; r < BT; r++)
+                v += __bfloat162float(dout[(size_t)r * OC + o]) * __bfloat162float(inp[(size_t)r * C + c]);
+            dweight[(size_t)o * C + c] += v;   // beta = 1
         }
 #endif
 }

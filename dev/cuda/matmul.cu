@@ -15,7 +15,8 @@
 //                     (64, 32, 80): partial block tiles and warp quarters);
 //                     backward: matmul_backward with dbias, with dbias and
 //                     GELU, with GELU and no dbias, run twice to show it
-//                     gives the same bits. Each line ends with a hash of the
+//                     gives the same bits; matmul_backward_dweight_f32 (an
+//                     fp32 dweight, no bf16 rounding). Each line ends with a hash of the
 //                     result bits (tests/kernels/matmul.sh compares them
 //                     across thread orders and builds).
 //   matmul bench      also time cuBLASLt (forward, backward), the tiled and
@@ -46,7 +47,9 @@
 // tolerances stay the gamma bounds above. dweight += dout^T @ inp: cuBLASLt
 // (seen on an H200, CUDA 13, at BT=7) rounds dout^T @ inp to bf16 before it
 // adds the old dweight (beta = 1) and rounds again, so dweight's E also has
-// half a bf16 ulp of |dout^T @ inp|. These bounds are 1e-5..1e-4 of
+// half a bf16 ulp of |dout^T @ inp|; the fp32 dweight of
+// matmul_backward_dweight_f32 has E alone (nothing is rounded to bf16: a
+// rounding would be 4e-3 of the value). These bounds are 1e-5..1e-4 of
 // the sums; a wrong kernel (missing bias: |bias| up to 0.5; a transposed
 // weight; GELU applied twice; dweight overwritten: the old value is up to 1;
 // a missed partial tile) is off by 1e-2..1 at some index.
@@ -197,6 +200,42 @@ static int check_forward(int version, int BT, int C, int OC, uint32_t seed) {
 // ----------------------------------------------------------------------------
 // backward check
 
+// matmul_backward_dweight_f32 on the device's dout (BT,OC), inp (BT,C): fp32
+// dweight (OC,C) = dw0 + dout^T @ inp within E = 2 gamma(BT + 1) sum |terms|
+static int check_dweight_f32(int BT, int C, int OC, const floatX* d_dout, const floatX* d_inp, const float* doutf,
+                             const float* inpf, const float* dw0f) {
+    size_t nw = (size_t)OC * C;
+    float *d_dw, *got = (float*)xmalloc(nw * sizeof(float));
+    cudaCheck(cudaMalloc(&d_dw, nw * sizeof(float)));
+    cudaCheck(cudaMemcpy(d_dw, dw0f, nw * sizeof(float), cudaMemcpyHostToDevice));
+    matmul_backward_dweight_f32(d_dw, d_dout, d_inp, BT, C, OC, 0);
+    cudaCheck(cudaMemcpy(got, d_dw, nw * sizeof(float), cudaMemcpyDeviceToHost));
+    double worst = 0;
+    int bad = 0;
+    for (size_t i = 0; i < nw && !bad; i++) {
+        int o = (int)(i / C), c = (int)(i % C);
+        double s = dw0f[i], a = fabs(s);
+        for (int r = 0; r < BT; r++) {
+            double p = (double)doutf[(size_t)r * OC + o] * inpf[(size_t)r * C + c];
+            s += p;
+            a += fabs(p);
+        }
+        double tol = 2.0 * gamma_u(BT + 1) * a, e = fabs(got[i] - s);
+        if (!(e <= tol)) {
+            fprintf(stderr, "error: matmul_backward_dweight_f32 BT=%d C=%d OC=%d: dweight[%d][%d] = %.9g, want %.9g "
+                    "(error %.3g > tolerance %.3g)\n", BT, C, OC, o, c, got[i], s, e, tol);
+            bad = 1;
+        }
+        if (tol > 0 && e / tol > worst) worst = e / tol;
+    }
+    if (!bad)
+        printf("matmul_backward_dweight_f32 BT=%d C=%d OC=%d: matches the CPU reference (largest error / tolerance "
+               "%.2f)\n", BT, C, OC, worst);
+    cudaCheck(cudaFree(d_dw));
+    free(got);
+    return bad;
+}
+
 static int check_backward(int BT, int C, int OC, uint32_t seed) {
     const char* what = "matmul_backward";
     size_t nin = (size_t)BT * C, nw = (size_t)OC * C, nout = (size_t)BT * OC;
@@ -314,6 +353,7 @@ static int check_backward(int BT, int C, int OC, uint32_t seed) {
                    what, BT, C, OC, has_dbias ? " dbias" : "", has_gelu ? " gelu" : "", worst_i, worst_w, worst_b,
                    worst_g, h);
     }
+    if (!bad) bad = check_dweight_f32(BT, C, OC, d_dout, d_inp, doutf, inpf, dw0f);
     cudaCheck(cudaFree(d_inp));
     cudaCheck(cudaFree(d_w));
     cudaCheck(cudaFree(d_dout));
