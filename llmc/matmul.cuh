@@ -387,6 +387,15 @@ static inline void matmul_emu_forward(floatX* out, floatX* pre_gelu, const float
             out[(size_t)r * OC + o] = __float2bfloat16(v);
         }
 }
+
+// the stand-in's dweight product: sum over r of dout[r][o] * inp[r][c]
+// (dout (BT,OC), inp (BT,C)), fp32 in order of r
+static inline float matmul_emu_dweight(const floatX* dout, const floatX* inp, int o, int c, int BT, int C, int OC) {
+    float v = 0.0f;
+    for (int r = 0; r < BT; r++)
+        v += __bfloat162float(dout[(size_t)r * OC + o]) * __bfloat162float(inp[(size_t)r * C + c]);
+    return v;
+}
 #endif
 
 // ----------------------------------------------------------------------------
@@ -539,11 +548,8 @@ static inline void matmul_backward(floatX* dinp, floatX* dweight, floatX* dbias,
         }
     for (int o = 0; o < OC && dweight != NULL; o++)
         for (int c = 0; c < C; c++) {
-            float v = 0.0f;
-            for (int r = 0; r < BT; r++)
-                v += __bfloat162float(dout[(size_t)r * OC + o]) * __bfloat162float(inp[(size_t)r * C + c]);
-            size_t i = (size_t)o * C + c;
-            dweight[i] = __float2bfloat16(v + __bfloat162float(dweight[i]));   // beta = 1, one rounding
+            size_t i = (size_t)o * C + c;   // beta = 1, one rounding
+            dweight[i] = __float2bfloat16(matmul_emu_dweight(dout, inp, o, c, BT, C, OC) + __bfloat162float(dweight[i]));
         }
 #endif
 }
@@ -561,12 +567,7 @@ static inline void matmul_backward_dweight_f32(float* dweight, const floatX* dou
 #else
     (void)stream;
     for (int o = 0; o < OC; o++)
-        for (int c = 0; c < C; c++) {
-            float v = 0.0f;
-            for (int r = 0; r < BT; r++)
-                v += __bfloat162float(dout[(size_t)r * OC + o]) * __bfloat162float(inp[(size_t)r * C + c]);
-            dweight[(size_t)o * C + c] += v;   // beta = 1
-        }
+        for (int c = 0; c < C; c++) dweight[(size_t)o * C + c] += matmul_emu_dweight(dout, inp, o, c, BT, C, OC);
 #endif
 }
 
