@@ -529,6 +529,14 @@ static inline unsigned attention_blocks(size_t threads, int per_block) {
     return (unsigned)((threads + per_block - 1) / per_block);
 }
 
+// D (B,NH,T) = rowsum(dout * out), the first step of both flash-style backwards
+static inline void attention_rowdot(float* D, const floatX* dout, const floatX* out, int B, int T, int NH, int HS,
+                                    cudaStream_t stream) {
+    attention_rowdot_kernel<<<attention_blocks((size_t)B * NH * T, ATTN_SIMPLE_BLOCK), ATTN_SIMPLE_BLOCK, 0,
+                              stream>>>(D, dout, out, B, T, NH, HS);
+    cudaCheck(cudaGetLastError());
+}
+
 // bytes of fp32 scratch the simple version needs: P (B,NH,T,T), then dS
 // (B,NH,T,T) for the backward
 static inline size_t attention_simple_scratch_bytes(int B, int T, int NH) {
@@ -597,9 +605,7 @@ static inline void attention_backward(floatX* dqkv, float* scratch_D, const floa
     attention_check_args("attention_backward", 1, B, T, C, NH, dqkv, dout, qkv, out);
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
-    attention_rowdot_kernel<<<attention_blocks((size_t)B * NH * T, ATTN_SIMPLE_BLOCK), ATTN_SIMPLE_BLOCK, 0,
-                              stream>>>(scratch_D, dout, out, B, T, NH, HS);
-    cudaCheck(cudaGetLastError());
+    attention_rowdot(scratch_D, dout, out, B, T, NH, HS, stream);
     dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
     if (HS == 64) {
         attention_backward_dkdv_kernel<64><<<grid, 2 * ATTN_TILE, 0, stream>>>(dqkv, dout, qkv, lse, scratch_D, T,

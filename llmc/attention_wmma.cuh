@@ -387,9 +387,7 @@ static inline void attention_backward_wmma(floatX* dqkv, float* scratch_D, const
     attention_check_args("attention_backward_wmma", 1, B, T, C, NH, dqkv, dout, qkv, out);
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
-    attention_rowdot_kernel<<<attention_blocks((size_t)B * NH * T, ATTN_SIMPLE_BLOCK), ATTN_SIMPLE_BLOCK, 0,
-                              stream>>>(scratch_D, dout, out, B, T, NH, HS);
-    cudaCheck(cudaGetLastError());
+    attention_rowdot(scratch_D, dout, out, B, T, NH, HS, stream);
     dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
     if (HS == 64) {
         attention_backward_dkdv_wmma_kernel<64><<<grid, 32 * ATTNW_WARPS, 0, stream>>>(dqkv, dout, qkv, lse,

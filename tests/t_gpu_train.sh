@@ -138,6 +138,8 @@ fi
 expect_error gpu_train_rejects_r_3 "-r must be in [0, 2]" "$GPU" "${ARGS[@]}" -r 3
 expect_error gpu_train_rejects_w_5 "-w must be in [0, 1]" "$GPU" "${ARGS[@]}" -w 5
 expect_error gpu_train_rejects_ge_2 "-ge must be in [0, 1]" "$GPU" "${ARGS[@]}" -ge 2
+expect_error gpu_train_rejects_gr_2 "-gr must be in [0, 1]" "$GPU" "${ARGS[@]}" -gr 2
+expect_error cpu_trainer_has_no_gr "unknown flag '-gr'" ./train_gpt2 "${ARGS[@]}" -gr 1
 expect_error gpu_train_rejects_pk_2 "-pk must be in [0, 1]" "$GPU" "${ARGS[@]}" -pk 2
 $PY tests/make_model.py "$TMP/hs48.bin" 1 2 96 512 64 5   # head size 48
 expect_error gpu_train_rejects_head_size_48 "head size 32 or 64" "$GPU" -e "$TMP/hs48.bin" "${VAL_ARGS[@]}"
