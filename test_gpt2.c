@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
     char model_path[4096];
     snprintf(model_path, sizeof(model_path), "%s/model_fp32.bin", dir);
     GPT2 model;
-    gpt2_build(&model, model_path, 0, B, T);
+    gpt2_build(&model, model_path, 0, B, T, NULL, 0);
     const GPT2Config *c = &model.config;
     int V = c->vocab_size, Vp = c->padded_vocab_size;
     size_t BT = (size_t)B * T, n = model.num_parameters;
@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
     // our init from the same seed must be the reference's weights, bit for bit
     if (init_desc) {
         GPT2 fresh;
-        gpt2_build(&fresh, init_desc, init_seed, 1, 1);
+        gpt2_build(&fresh, init_desc, init_seed, 1, 1, NULL, 0);
         int same = fresh.num_parameters == n &&
                    memcmp(fresh.params_memory, model.params_memory, n * sizeof(float)) == 0;
         size_t diffs = 0;
@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
     // the bf16 file loads as the fp32 weights rounded to nearest even
     snprintf(path, sizeof(path), "%s/model_bf16.bin", dir);
     GPT2 bf;
-    gpt2_build(&bf, path, 0, 1, 1);
+    gpt2_build(&bf, path, 0, 1, 1, NULL, 0);
     size_t bf_bad = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t want = (uint32_t)bf16_round(model.params_memory[i]) << 16, got;

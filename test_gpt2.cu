@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
     snprintf(model_path, sizeof(model_path), "%s/model_fp32.bin", dir);
     snprintf(bf16_path, sizeof(bf16_path), "%s/model_bf16.bin", dir);
     GPT2 model;
-    gpt2_build(&model, model_path, 0, B, T);
+    gpt2_build(&model, model_path, 0, B, T, NULL, 0);
     const GPT2Config *c = &model.config;
     int V = c->vocab_size, Vp = c->padded_vocab_size;
     size_t BT = (size_t)B * T, n = model.num_parameters;
@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
     {
         floatX *from_fp32 = (floatX *)download(model.params_memory, n * sizeof(floatX));
         gpt2_free(&model);
-        gpt2_build(&model, bf16_path, 0, B, T);
+        gpt2_build(&model, bf16_path, 0, B, T, NULL, 0);
         floatX *from_bf16 = (floatX *)download(model.params_memory, n * sizeof(floatX));
         size_t differ = 0;
         for (size_t i = 0; i < n; i++) differ += memcmp(&from_fp32[i], &from_bf16[i], sizeof(floatX)) != 0;

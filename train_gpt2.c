@@ -443,10 +443,11 @@ typedef struct {
     const int *inputs, *targets;  // of the last forward (caller-owned)
     float mean_loss;  // of the last forward with targets, else -1
     int backward_done;  // a backward of the last forward ran (the logits are gone)
+    uint32_t params_crc;  // with several ranks: CRC-32 of the parameters as built
     DataParallel dp;
 } GPT2;
 
-void gpt2_distribute(GPT2 *model, Comm *comm, int stage);
+static void gpt2_distribute(GPT2 *model, Comm *comm, int stage);
 
 // Carves `memory` by `sizes`; returns the total when memory is NULL.
 static size_t carve(float ***ptrs, const size_t *sizes, int n, float *memory) {
@@ -511,8 +512,9 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
 }
 
 // Builds a model from a checkpoint file or a descriptor such as "d12"
-// (GPT-2 init from seed), with activations for batches up to (B,T).
-void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T) {
+// (GPT-2 init from seed), with activations for batches up to (B,T), spread
+// over comm's ranks at ZeRO stage `stage` (comm NULL: one process).
+void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T, Comm *comm, int stage) {
     memset(model, 0, sizeof(*model));
     if (gpt2_config_from_descriptor(source, &model->config)) {
         gpt2_allocate(model, B, T);
@@ -525,7 +527,10 @@ void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T) {
         model_file_read(f, source, header, model->params_memory, model->num_parameters);
         fclose_check(f);
     }
-    gpt2_distribute(model, NULL, 0);  // one process until the trainer says otherwise
+    if (comm && comm->world > 1) {  // for the ranks to compare, before ZeRO-3 keeps a shard
+        model->params_crc = crc32_update(0, model->params_memory, model->num_parameters * sizeof(float));
+    }
+    gpt2_distribute(model, comm, stage);
 }
 
 void gpt2_free(GPT2 *model) {
@@ -663,17 +668,10 @@ static ParameterTensors gpt2_grads(GPT2 *model, int l) {
     return tensors_at(&dp->shards, NULL, dp->bucket_grads[0], dp->bucket_grads[k], l);
 }
 
-// Spreads the model over comm's ranks at ZeRO stage `stage` (comm NULL: one
-// process), freeing what this rank no longer keeps whole. gpt2_build calls
-// it for one process; the trainer may call it once more, right after.
-void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
+// Spreads a model just built over comm's ranks at ZeRO stage `stage` (comm
+// NULL: one process), freeing what this rank does not keep whole.
+static void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
     DataParallel *dp = &model->dp;
-    if (dp->comm) {  // undo gpt2_build's one-process setting
-        zero_layout_free(&dp->shards);
-        zero_layout_free(&dp->optim);
-        free(dp->counts);
-        free(dp->displs);
-    }
     if (!comm) {
         comm_init_single(&dp->solo);
         comm = &dp->solo;
@@ -991,11 +989,7 @@ void gpt2_save(GPT2 *model, const char *model_path, const char *state_path, cons
     comm_barrier_after_io(dp->comm, "checkpoint: model file written");
 }
 
-// CRC-32 of the parameters of a model just built (before gpt2_distribute:
-// ZeRO-3 keeps only a shard of them)
-uint32_t gpt2_params_checksum(GPT2 *model) {
-    return crc32_update(0, model->params_memory, model->num_parameters * sizeof(float));
-}
+uint32_t gpt2_params_checksum(GPT2 *model) { return model->params_crc; }
 
 // Reads the AdamW moments of the checkpoint at `step` in dir, written on any
 // number of ranks: this rank takes the slices it holds.

@@ -135,6 +135,7 @@ typedef struct {
     float grad_scale;    // from gpt2_clip_grad_norm, applied by gpt2_update
     Profile profile;     // -pk 1: GPU time per kernel family
     uint32_t seed;       // stochastic rounding in AdamW
+    uint32_t params_crc; // with several ranks: CRC-32 of the bf16 parameters as built
     double peak_flops;   // the device's dense bf16 FLOP/s, -1 if unknown (llmc/mfu.h)
     cudaStream_t stream;
     // data parallelism (llmc/zero.h): ZeRO-0 to 3 on the GPU
@@ -160,8 +161,6 @@ typedef struct {
     int params_of[3];                      // the bucket whose parameters a slot holds, or -1
     cudaEvent_t params_ready[3];           // recorded when a slot's gather is done
 } GPT2;
-
-void gpt2_distribute(GPT2 *model, Comm *comm, int stage);
 
 // Carves `memory` into tensors of the given byte sizes, each starting on a
 // 256-byte boundary (the 128-bit kernels need 16); returns the total bytes,
@@ -219,10 +218,14 @@ static size_t scratch_layout(GPT2 *model, int B, int T, char *memory) {
     return carve_bytes(ptrs, bytes, (int)(sizeof(bytes) / sizeof(bytes[0])), memory);
 }
 
+#define REDUCE_F32_CHUNK ((size_t)1 << 24)   // -gr 1, ZeRO-0/1: gradients converted and summed at a time (64 MiB)
+
 static double gib(size_t bytes) { return bytes / (double)(1 << 30); }
 
 // Allocates everything on the device for batches up to (B,T), after printing
-// the memory plan and checking it against the free device memory.
+// the memory plan and checking it against the free device memory. A rank
+// allocates only what it keeps at its ZeRO stage (model->shards, optim): a
+// model too big for one GPU trains on several with ZeRO-3.
 static void gpt2_allocate(GPT2 *model, int B, int T) {
     const GPT2Config *c = &model->config;
     if (c->channels % 8 != 0 || (c->channels / c->num_heads != 32 && c->channels / c->num_heads != 64)) {
@@ -231,36 +234,80 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     }
     gpt2_parameter_sizes(c, model->param_sizes);
     model->num_parameters = gpt2_num_parameters(c);
-    size_t n = model->num_parameters;
-    size_t param_bytes = n * sizeof(floatX), moment_bytes = 2 * n * sizeof(float);
+    int stage = model->zero_stage, world = model->comm->world;
+    const ZeroLayout *z = &model->shards;
+    size_t n = model->num_parameters, X = sizeof(floatX), F = sizeof(float);
+    size_t slots = z->bucket_size[0] + 2 * z->bucket_size[1];  // ZeRO-2/3's three bucket slots (llmc/zero.h)
+    size_t param_bytes = (stage == 3 ? z->shard_size + slots : n) * X;
+    size_t grad_bytes = (stage >= 2 ? z->shard_size + slots + slots / world : n) * X;
+    size_t moment_bytes = 2 * model->optim.shard_size * F;
+    size_t master_bytes = gpu_options.master_weights ? model->optim.shard_size * F : 0;
+    // -gr 1 on several ranks: the fp32 copy of what is summed over them
+    size_t bucket = z->bucket_size[0] > z->bucket_size[1] ? z->bucket_size[0] : z->bucket_size[1];
+    size_t reduce_n = world == 1 || !gpu_options.reduce_fp32 ? 0 : stage >= 2 ? bucket :
+                      n < REDUCE_F32_CHUNK ? n : REDUCE_F32_CHUNK;
+    size_t reduced_n = reduce_n && stage >= 2 ? bucket / world : 0;
     size_t act_bytes = activation_layout(model, B, T, NULL), scratch_bytes = scratch_layout(model, B, T, NULL);
-    size_t master_bytes = gpu_options.master_weights ? n * sizeof(float) : 0;
-    size_t total = 2 * param_bytes + moment_bytes + master_bytes + act_bytes + scratch_bytes + MATMUL_WORKSPACE_BYTES;
+    scratch_bytes += (reduce_n + reduced_n) * F + MATMUL_WORKSPACE_BYTES;
+    size_t total = param_bytes + grad_bytes + moment_bytes + master_bytes + act_bytes + scratch_bytes;
     size_t free_bytes, total_bytes;
     cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
+    char share[128] = "";
+    if (world > 1) {  // against one GPU's plan: all parameters, gradients and moments
+        size_t one_gpu = 2 * n * X + 2 * n * F + (master_bytes ? n * F : 0) + act_bytes + scratch_bytes
+                         - (reduce_n + reduced_n) * F;
+        snprintf(share, sizeof(share), " (this rank's at ZeRO-%d on %d ranks; one GPU: %.3f)", stage, world, gib(one_gpu));
+    }
     printf("memory: parameters %.3f GiB (bf16) + gradients %.3f + AdamW m,v %.3f (fp32) + master weights %.3f "
-           "+ activations %.3f (B=%d T=%d%s) + scratch %.3f = %.3f GiB of %.3f GiB free\n",
-           gib(param_bytes), gib(param_bytes), gib(moment_bytes), gib(master_bytes), gib(act_bytes), B, T,
+           "+ activations %.3f (B=%d T=%d%s) + scratch %.3f = %.3f GiB%s of %.3f GiB free\n",
+           gib(param_bytes), gib(grad_bytes), gib(moment_bytes), gib(master_bytes), gib(act_bytes), B, T,
            gpu_options.recompute == 2 ? ", GELU and layernorms recomputed" :
            gpu_options.recompute ? ", GELU recomputed" : "",
-           gib(scratch_bytes + MATMUL_WORKSPACE_BYTES), gib(total), gib(free_bytes));
+           gib(scratch_bytes), gib(total), share, gib(free_bytes));
+    if (reduce_n) printf("gradients summed over the ranks in fp32 (-gr 1): %.3f GiB of fp32 buffers\n",
+                         gib((reduce_n + reduced_n) * F));
     if (total > free_bytes) {
-        char hint[64] = "";
+        char hint[96] = "";
         if (gpu_options.recompute < 2) snprintf(hint, sizeof(hint), " or recompute with -r %d", gpu_options.recompute + 1);
+        if (stage < 3) snprintf(hint + strlen(hint), sizeof(hint) - strlen(hint), "%s spread it over more GPUs with -z 3",
+                                hint[0] ? ", or" : " or");
         fatal("the model needs %.2f GiB at B=%d T=%d, the GPU has %.2f GiB free: lower -b (activations grow "
               "with B*T)%s", gib(total), B, T, gib(free_bytes), hint);
     }
-    cudaCheck(cudaMalloc(&model->params_memory, param_bytes));
-    cudaCheck(cudaMalloc(&model->grads_memory, param_bytes));
-    cudaCheck(cudaMalloc(&model->m_memory, n * sizeof(float)));
-    cudaCheck(cudaMalloc(&model->v_memory, n * sizeof(float)));
-    cudaCheck(cudaMemset(model->m_memory, 0, n * sizeof(float)));
-    cudaCheck(cudaMemset(model->v_memory, 0, n * sizeof(float)));
-    cudaCheck(cudaMemset(model->grads_memory, 0, param_bytes));
+    model->stream = 0;
+    if (stage == 3) {  // the parameters: a shard, and the bucket slots they are gathered into
+        cudaCheck(cudaMalloc(&model->param_shard, z->shard_size * X));
+        for (int k = 0; k < 3; k++) {
+            cudaCheck(cudaMalloc(&model->bucket_params[k], z->bucket_size[k == 0 ? 0 : 1] * X));
+            cudaCheck(cudaEventCreateWithFlags(&model->params_ready[k], cudaEventDisableTiming));
+            model->params_of[k] = -1;
+        }
+    } else {
+        cudaCheck(cudaMalloc(&model->params_memory, n * X));
+    }
+    if (stage >= 2) {  // the gradients: a shard, and the bucket slots the backward fills
+        cudaCheck(cudaMalloc(&model->grad_shard, z->shard_size * X));
+        for (int k = 0; k < 3; k++) {
+            size_t bn = z->bucket_size[k == 0 ? 0 : 1];  // (every block's bucket has one size)
+            cudaCheck(cudaMalloc(&model->bucket_grads[k], bn * X));
+            cudaCheck(cudaMalloc(&model->bucket_reduced[k], bn / world * X));
+            cudaCheck(cudaEventCreateWithFlags(&model->slot_free[k], cudaEventDisableTiming));
+            cudaCheck(cudaEventRecord(model->slot_free[k], model->stream));
+        }
+    } else {
+        cudaCheck(cudaMalloc(&model->grads_memory, n * X));
+        cudaCheck(cudaMemset(model->grads_memory, 0, n * X));
+    }
+    cudaCheck(cudaMalloc(&model->m_memory, moment_bytes / 2));
+    cudaCheck(cudaMalloc(&model->v_memory, moment_bytes / 2));
+    cudaCheck(cudaMemset(model->m_memory, 0, moment_bytes / 2));
+    cudaCheck(cudaMemset(model->v_memory, 0, moment_bytes / 2));
     if (master_bytes) cudaCheck(cudaMalloc(&model->master_memory, master_bytes));
+    if (reduce_n) cudaCheck(cudaMalloc(&model->reduce_f32, reduce_n * F));
+    if (reduced_n) cudaCheck(cudaMalloc(&model->reduced_f32, reduced_n * F));
     cudaCheck(cudaMalloc(&model->acts_memory, act_bytes));
     activation_layout(model, B, T, (char *)model->acts_memory);
-    cudaCheck(cudaMalloc(&model->scratch_memory, scratch_bytes));
+    cudaCheck(cudaMalloc(&model->scratch_memory, scratch_layout(model, B, T, NULL)));
     scratch_layout(model, B, T, (char *)model->scratch_memory);
     model->inputs_host = (int *)malloc_check((size_t)B * T * sizeof(int));
     model->encoder_host = (int *)malloc_check(encoder_backward_host_scratch_bytes(B, T, c->vocab_size));
@@ -271,7 +318,6 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     model->max_T = T;
     model->mean_loss = -1.0f;
     model->grad_scale = 1.0f;
-    model->stream = 0;
     int dev;
     cudaDeviceProp prop;
     cudaCheck(cudaGetDevice(&dev));
@@ -292,27 +338,56 @@ static void upload_bf16(floatX *dst, const float *src, size_t n) {
 
 // Builds a model from a model file (fp32 or bf16) or a descriptor such as
 // "d12" (GPT-2 init from seed, the same numbers as the CPU trainer's, then
-// rounded to bf16), with activations for batches up to (B,T).
-void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T) {
+// rounded to bf16), with activations for batches up to (B,T), spread over
+// comm's ranks, one GPU each, at ZeRO stage `stage` (comm NULL: one process).
+// The parameters are read or made whole on the host; the GPU receives only
+// what this rank keeps.
+void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T, Comm *comm, int stage) {
     memset(model, 0, sizeof(*model));
     gpt2_read_config(source, &model->config);
-    gpt2_allocate(model, B, T);
+    if (!comm) {
+        comm_init_single(&model->solo);
+        comm = &model->solo;
+    }
+    model->comm = comm;
+    model->zero_stage = stage;
     model->seed = seed;
-    float *host = (float *)malloc_check(model->num_parameters * sizeof(float));
+    zero_layout_init(&model->shards, &model->config, comm->world, comm->rank);
+    zero_layout_init(&model->optim, &model->config, stage == 0 ? 1 : comm->world, stage == 0 ? 0 : comm->rank);
+    gpt2_allocate(model, B, T);
+    size_t n = model->num_parameters;
+    float *host = (float *)malloc_check(n * sizeof(float));
     if (gpt2_config_from_descriptor(source, &model->config)) {
         gpt2_init_parameters(&model->config, host, seed);
     } else {
         int32_t header[HEADER_INTS];
         FILE *f = model_file_open(source, &model->config, header);
-        model_file_read(f, source, header, host, model->num_parameters);
+        model_file_read(f, source, header, host, n);
         fclose_check(f);
     }
-    upload_bf16(model->params_memory, host, model->num_parameters);
-    if (model->master_memory) {
-        cudaCheck(cudaMemcpy(model->master_memory, host, model->num_parameters * sizeof(float), cudaMemcpyHostToDevice));
+    if (comm->world > 1) {  // of the bf16 parameters, for the ranks to compare
+        floatX *rounded = (floatX *)malloc_check(n * sizeof(floatX));
+        for (size_t i = 0; i < n; i++) rounded[i] = __float2bfloat16(host[i]);
+        model->params_crc = crc32_update(0, rounded, n * sizeof(floatX));
+        free(rounded);
     }
+    size_t most = model->shards.shard_size > model->optim.shard_size ? model->shards.shard_size : model->optim.shard_size;
+    float *shard = (float *)malloc_check(most * sizeof(float));
+    if (stage == 3) {
+        zero_pack_shard(&model->shards, shard, host);
+        upload_bf16(model->param_shard, shard, model->shards.shard_size);
+    } else {
+        upload_bf16(model->params_memory, host, n);
+    }
+    if (model->master_memory) {  // as the moments are held: all, or (ZeRO-1+) this rank's slices
+        zero_pack_shard(&model->optim, shard, host);
+        cudaCheck(cudaMemcpy(model->master_memory, shard, model->optim.shard_size * sizeof(float),
+                             cudaMemcpyHostToDevice));
+    }
+    free(shard);
     free(host);
-    gpt2_distribute(model, NULL, 0);  // one process until the trainer says otherwise
+    device_comm_init(&model->dcomm, comm, model->stream, gpu_options.init_method, gpu_options.rendezvous_server,
+                     gpu_options.rendezvous_file);
 }
 
 void gpt2_free(GPT2 *model) {
@@ -353,8 +428,6 @@ void gpt2_free(GPT2 *model) {
 // ZeRO-2/3: where each block's parameters and gradients are, and moving them
 
 static int bucket_slot(int bucket) { return bucket == 0 ? 0 : 1 + (bucket - 1) % 2; }
-
-#define REDUCE_F32_CHUNK ((size_t)1 << 24)   // -gr 1, ZeRO-0/1: gradients converted and summed at a time (64 MiB)
 
 // The tensors of block l (the stacked ones at layer l's slice; l = -1: the
 // embeddings and the final layernorm) in `flat` (checkpoint order) or, when
@@ -844,102 +917,7 @@ void gpt2_save(GPT2 *model, const char *model_path, const char *state_path, cons
     comm_barrier_after_io(model->comm, "checkpoint: model file written");
 }
 
-uint32_t gpt2_params_checksum(GPT2 *model) {
-    size_t bytes = model->num_parameters * sizeof(floatX);
-    void *params = download(model->params_memory, bytes);
-    uint32_t crc = crc32_update(0, params, bytes);
-    free(params);
-    return crc;
-}
-
-// Spreads the model over comm's ranks, one GPU each, at ZeRO stage `stage`
-// (comm NULL: one process); called on a freshly built model. ZeRO-1 keeps
-// this rank's slices of the AdamW moments only.
-void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
-    if (model->comm) {  // undo gpt2_build's one-process setting
-        device_comm_free(&model->dcomm);
-        zero_layout_free(&model->shards);
-        zero_layout_free(&model->optim);
-    }
-    if (!comm) {
-        comm_init_single(&model->solo);
-        comm = &model->solo;
-    }
-    model->comm = comm;
-    model->zero_stage = stage;
-    zero_layout_init(&model->shards, &model->config, comm->world, comm->rank);
-    zero_layout_init(&model->optim, &model->config, stage == 0 ? 1 : comm->world, stage == 0 ? 0 : comm->rank);
-    if (stage >= 1 && model->master_memory) {  // the master weights: this rank's slices, like m and v
-        const ZeroLayout *o = &model->optim;
-        float *shard;
-        cudaCheck(cudaMalloc(&shard, o->shard_size * sizeof(float)));
-        cudaCheck(cudaMemset(shard, 0, o->shard_size * sizeof(float)));
-        for (int u = 0; u < o->num_units; u++) {
-            cudaCheck(cudaMemcpy(shard + o->shard_offset[u], model->master_memory + o->offset[u] + (size_t)o->rank * o->slice[u],
-                                 zero_owned(o, u, o->rank) * sizeof(float), cudaMemcpyDeviceToDevice));
-        }
-        cudaCheck(cudaFree(model->master_memory));
-        model->master_memory = shard;
-    }
-    if (stage >= 1) {
-        size_t bytes = model->optim.shard_size * sizeof(float);
-        cudaCheck(cudaFree(model->m_memory));
-        cudaCheck(cudaFree(model->v_memory));
-        cudaCheck(cudaMalloc(&model->m_memory, bytes));
-        cudaCheck(cudaMalloc(&model->v_memory, bytes));
-        cudaCheck(cudaMemset(model->m_memory, 0, bytes));
-        cudaCheck(cudaMemset(model->v_memory, 0, bytes));
-    }
-    device_comm_init(&model->dcomm, comm, model->stream, gpu_options.init_method, gpu_options.rendezvous_server,
-                     gpu_options.rendezvous_file);
-    const ZeroLayout *z = &model->shards;
-    if (stage >= 2) {  // the gradients: a shard, and the bucket slots the backward fills
-        cudaCheck(cudaFree(model->grads_memory));
-        model->grads_memory = NULL;
-        cudaCheck(cudaMalloc(&model->grad_shard, z->shard_size * sizeof(floatX)));
-        for (int k = 0; k < 3; k++) {
-            size_t n = z->bucket_size[k == 0 ? 0 : 1];  // (every block's bucket has one size)
-            cudaCheck(cudaMalloc(&model->bucket_grads[k], n * sizeof(floatX)));
-            cudaCheck(cudaMalloc(&model->bucket_reduced[k], n / z->world * sizeof(floatX)));
-            cudaCheck(cudaEventCreateWithFlags(&model->slot_free[k], cudaEventDisableTiming));
-            cudaCheck(cudaEventRecord(model->slot_free[k], model->stream));
-        }
-    }
-    if (stage == 3) {  // the parameters: a shard, and the bucket slots they are gathered into
-        cudaCheck(cudaMalloc(&model->param_shard, z->shard_size * sizeof(floatX)));
-        cudaCheck(cudaMemset(model->param_shard, 0, z->shard_size * sizeof(floatX)));
-        for (int u = 0; u < z->num_units; u++) {
-            cudaCheck(cudaMemcpy(model->param_shard + z->shard_offset[u],
-                                 model->params_memory + z->offset[u] + (size_t)z->rank * z->slice[u],
-                                 zero_owned(z, u, z->rank) * sizeof(floatX), cudaMemcpyDeviceToDevice));
-        }
-        cudaCheck(cudaFree(model->params_memory));
-        model->params_memory = NULL;
-        for (int k = 0; k < 3; k++) {
-            cudaCheck(cudaMalloc(&model->bucket_params[k], z->bucket_size[k == 0 ? 0 : 1] * sizeof(floatX)));
-            cudaCheck(cudaEventCreateWithFlags(&model->params_ready[k], cudaEventDisableTiming));
-            model->params_of[k] = -1;
-        }
-    }
-    if (comm->world > 1 && gpu_options.reduce_fp32) {   // -gr 1: fp32 buffers for the sums over the ranks
-        size_t bucket = z->bucket_size[0] > z->bucket_size[1] ? z->bucket_size[0] : z->bucket_size[1];
-        size_t chunk = model->num_parameters < REDUCE_F32_CHUNK ? model->num_parameters : REDUCE_F32_CHUNK;
-        cudaCheck(cudaMalloc(&model->reduce_f32, (stage >= 2 ? bucket : chunk) * sizeof(float)));
-        if (stage >= 2) cudaCheck(cudaMalloc(&model->reduced_f32, bucket / z->world * sizeof(float)));
-        printf("gradients summed over the ranks in fp32 (-gr 1): %.3f GiB of fp32 buffers\n",
-               gib((stage >= 2 ? bucket + bucket / z->world : chunk) * sizeof(float)));
-    }
-    if (comm->world > 1) {
-        size_t buckets = (z->bucket_size[0] + 2 * z->bucket_size[1]) * sizeof(floatX);
-        size_t whole = model->num_parameters * sizeof(floatX), shard = z->shard_size * sizeof(floatX);
-        printf("memory per rank (ZeRO-%d, %d ranks): AdamW m,v %.3f GiB, gradients %.3f GiB, parameters %.3f "
-               "GiB (each with its bucket buffers), of the plan's %.3f, %.3f, %.3f\n", stage, comm->world,
-               gib(2 * model->optim.shard_size * sizeof(float)),
-               gib(stage >= 2 ? shard + buckets + buckets / z->world : whole),
-               gib(stage == 3 ? shard + buckets : whole), gib(2 * model->num_parameters * sizeof(float)),
-               gib(whole), gib(whole));
-    }
-}
+uint32_t gpt2_params_checksum(GPT2 *model) { return model->params_crc; }
 
 // After the micro-batches' backward passes: every rank's gradients summed
 // (bf16, as the backward keeps them; ZeRO-2/3 reduce-scattered them already).

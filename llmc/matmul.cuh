@@ -93,8 +93,8 @@ static inline void matmul_cublas_check(cublasStatus_t status, const char* what, 
 typedef struct {
 #ifndef CUDA_EMU
     cublasLtHandle_t handle;
-    void* workspace;   // MATMUL_WORKSPACE_BYTES of device memory
 #endif
+    void* workspace;   // MATMUL_WORKSPACE_BYTES of device memory (emulated: unused, held as on a GPU)
     int ready;         // 1 between matmul_init() and matmul_destroy()
 } MatmulContext;
 
@@ -103,18 +103,18 @@ static MatmulContext matmul_ctx;
 static inline void matmul_init(void) {
 #ifndef CUDA_EMU
     cublasCheck(cublasLtCreate(&matmul_ctx.handle));
-    cudaCheck(cudaMalloc(&matmul_ctx.workspace, MATMUL_WORKSPACE_BYTES));
 #endif
+    cudaCheck(cudaMalloc(&matmul_ctx.workspace, MATMUL_WORKSPACE_BYTES));
     matmul_ctx.ready = 1;
 }
 
 static inline void matmul_destroy(void) {
-#ifndef CUDA_EMU
     if (matmul_ctx.ready) {
         cudaCheck(cudaFree(matmul_ctx.workspace));
+#ifndef CUDA_EMU
         cublasCheck(cublasLtDestroy(matmul_ctx.handle));
-    }
 #endif
+    }
     matmul_ctx.ready = 0;
 }
 

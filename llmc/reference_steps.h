@@ -24,7 +24,7 @@ static inline void check_reference_steps(const char *model_path, const DebugStat
                                          double tol_norm) {
     if (ref->steps == 0) return;
     GPT2 model;
-    gpt2_build(&model, model_path, 0, ref->B, ref->T);
+    gpt2_build(&model, model_path, 0, ref->B, ref->T, NULL, 0);
     double max_loss_err = 0.0, max_norm_err = 0.0;
     for (int s = 0; s < ref->steps; s++) {
         gpt2_forward(&model, ref->x, ref->y, ref->B, ref->T);

@@ -13,15 +13,18 @@
 //   GPT2                            the model: fields config (GPT2Config),
 //                                   num_parameters, max_T (the longest T its
 //                                   activations hold) and mean_loss
-//   gpt2_build(&m, source, seed, B, T)   from a model file or descriptor
+//   gpt2_build(&m, source, seed, B, T, &comm, zero_stage)   from a model file or
+//                                   descriptor, spread over the ranks (llmc/zero.h;
+//                                   comm NULL: one process): a rank allocates only
+//                                   what it keeps
 //   gpt2_free(&m)
 //   gpt2_forward(&m, inputs, targets, B, T)   targets may be NULL
 //   gpt2_mean_loss(&m)              the mean loss of that forward (with targets),
 //                                   also after its backward
 //   gpt2_logits_row(&m, t)          host pointer to the Vp logits of row t
 //                                   (of the B*T) after a forward
-//   gpt2_params_checksum(&m)        CRC-32 of the parameters of a model just built
-//   gpt2_distribute(&m, &comm, zero_stage)   spread over the ranks (llmc/zero.h)
+//   gpt2_params_checksum(&m)        with several ranks: CRC-32 of the parameters as
+//                                   built, before sharding
 //   gpt2_zero_grad, gpt2_backward(&m, loss_scale),
 //   gpt2_reduce_gradients(&m)       sum the ranks' gradients
 //   gpt2_clip_grad_norm(&m, max_norm) -> norm before clipping,
@@ -300,7 +303,7 @@ static void continue_prompt(const TrainConfig *cfg, const char *source, int max_
     int context = (int)ids.n + cfg->gen_tokens;
     if (context > max_seq_len) context = max_seq_len;
     GPT2 model;
-    gpt2_build(&model, source, (uint32_t)cfg->seed, 1, context);
+    gpt2_build(&model, source, (uint32_t)cfg->seed, 1, context, NULL, 0);
     fputs(cfg->prompt, stdout);
     generate(&model, ids.ids, (int)ids.n, cfg->gen_tokens, cfg->temperature, cfg->top_k, rng,
              tok, 1);
@@ -455,12 +458,10 @@ int main(int argc, char **argv) {
     }
 
     GPT2 model;
-    gpt2_build(&model, source, (uint32_t)cfg.seed, B, T);
+    gpt2_build(&model, source, (uint32_t)cfg.seed, B, T, &comm, cfg.zero_stage);  // (and the GPUs' communication)
     const GPT2Config *mc = &model.config;
-    uint32_t params_crc = world_size > 1 ? gpt2_params_checksum(&model) : 0;
-    gpt2_distribute(&model, &comm, cfg.zero_stage);  // (sets up the GPUs' communication)
     if (world_size > 1) {
-        check_ranks_agree(&comm, &cfg, mc, params_crc, &train_loader, resume_step, argc, argv);
+        check_ranks_agree(&comm, &cfg, mc, gpt2_params_checksum(&model), &train_loader, resume_step, argc, argv);
     }
     int64_t epoch_steps = dataloader_batches_per_epoch(&train_loader) / accum_steps;
     if (cfg.max_steps == -1) cfg.max_steps = epoch_steps > 0 ? (int)epoch_steps : 1;

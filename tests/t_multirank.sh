@@ -263,9 +263,10 @@ mpi 2 "$GPU" "${GARGS[@]}" -w 1 -z 3 -y 1 -o "$TMP/gw_resume" > "$TMP/gw_resume.
 if cmp -s "$TMP/gw2z3/model_00000006.bin" "$TMP/gw_resume/model_00000006.bin"; then
     pass "emulated GPU trainer: -w 1, ZeRO-3, 2 ranks: resume from step 3 gives the same bits at step 6"
 else fail "emulated GPU trainer: -w 1, ZeRO-3 resume is exact" "$(grep -m2 -i 'error\|resum' "$TMP/gw_resume.txt")"; fi
-grep -q "memory per rank (ZeRO-1, 2 ranks): AdamW m,v 0.002 GiB, .* of the plan's 0.004" "$TMP/g2z1.txt" \
-    && pass "emulated GPU trainer: ZeRO-1 on 2 ranks holds half the AdamW moments" \
-    || fail "emulated GPU trainer: ZeRO-1 holds half the AdamW moments" "$(grep -m1 'memory per rank' "$TMP/g2z1.txt")"
+grep -q "^memory: .* AdamW m,v 0.004 (fp32) " "$TMP/g1.txt" \
+    && grep -q "^memory: .* AdamW m,v 0.002 (fp32) .* (this rank's at ZeRO-1 on 2 ranks; one GPU: " "$TMP/g2z1.txt" \
+    && pass "emulated GPU trainer: ZeRO-1 on 2 ranks holds half the AdamW moments, and says so" \
+    || fail "emulated GPU trainer: ZeRO-1 holds half the AdamW moments" "$(grep -m1 '^memory:' "$TMP/g2z1.txt")"
 mpi 2 "$GPU" "${GARGS[@]}" -d 32 > "$TMP/g2half.txt" 2>&1
 if bash scripts/compare_losses.sh "$TMP/g1.txt" "$TMP/g2half.txt" > /dev/null; then
     fail "the GPU comparison fails on a different total batch" "it passed"
@@ -276,3 +277,32 @@ sed -n '/^step 3\/6 | val/,$p' "$TMP/g1.txt" > "$TMP/g1_tail.txt"  # from the re
 if grep -q 'written on 2 ranks' "$TMP/g_resumed.txt"; then
     compare_gpu "emulated GPU trainer: a 2-rank ZeRO-3 checkpoint resumes on one GPU" "$TMP/g1_tail.txt" "$TMP/g_resumed.txt"
 else fail "emulated GPU trainer: a 2-rank checkpoint resumes on one GPU" "$(grep -m2 -i 'error\|resum' "$TMP/g_resumed.txt")"; fi
+
+# --- a model too big for one GPU trains on two with ZeRO-3: a rank allocates
+# only what it keeps (no whole model first), and its plan is what it
+# allocates. The emulated device gets EMU_DEVICE_MIB: just what a ZeRO-3 rank
+# of 2 needs (8 layers, so the bucket slots are small beside the shards).
+$PY tests/make_model.py "$TMP/g8.bin" 8 2 128 512 64 5
+MARGS=(-e "$TMP/g8.bin" -i "$TMP/gtr_*.bin" -j "" -b 2 -t 16 -d 64 -x 2 -l 1e-3 -g 0 -tz "")
+EMU_REPORT_MEMORY=1 "$GPU" "${MARGS[@]}" > "$TMP/mem_g1.txt" 2>&1
+EMU_REPORT_MEMORY=1 mpi 2 "$GPU" "${MARGS[@]}" -z 3 > "$TMP/mem_g3.txt" 2>&1
+peak() { sed -n 's/^emu: device memory peak \([0-9]*\) bytes$/\1/p' "$1" | sort -n | tail -1; }
+plan() { sed -n 's/^memory: .* = \([0-9.]*\) GiB.* GiB free$/\1/p' "$1" | head -1; }
+for f in mem_g1 mem_g3; do
+    p=$(peak "$TMP/$f.txt"); q=$(plan "$TMP/$f.txt")
+    if [ -n "$p" ] && [ -n "$q" ] && awk -v p="$p" -v q="$q" 'BEGIN{d=p/2^30-q; exit !(d<0.0006 && d>-0.0006)}'; then
+        pass "emulated GPU trainer ($f): the memory plan, $q GiB, is what it allocates ($p bytes at most)"
+    else fail "emulated GPU trainer ($f): the memory plan is what it allocates" "plan '$q' GiB, peak '$p' bytes"; fi
+done
+p1=$(peak "$TMP/mem_g1.txt"); p3=$(peak "$TMP/mem_g3.txt")
+mib=$(( (${p3:-0} + 1048575) / 1048576 ))
+if [ "${p1:-0}" -gt $((mib * 1048576)) ]; then
+    EMU_DEVICE_MIB=$mib mpi 2 "$GPU" "${MARGS[@]}" -z 3 > "$TMP/mem_fit.txt" 2>&1 \
+        || fail "ZeRO-3 on 2 emulated GPUs of $mib MiB" "$(grep -m2 error "$TMP/mem_fit.txt")"
+    compare_gpu "a model too big for one GPU of $mib MiB trains on 2 with ZeRO-3" "$TMP/mem_g3.txt" "$TMP/mem_fit.txt"
+    EMU_DEVICE_MIB=$mib expect_error "one GPU of $mib MiB: refused at start, pointing to -z 3" "spread it over more GPUs with -z 3" \
+        "$GPU" "${MARGS[@]}"
+    EMU_DEVICE_MIB=$mib expect_error "2 GPUs of $mib MiB at ZeRO-0: refused at start" "the model needs" \
+        mpirun --oversubscribe -np 2 "$GPU" "${MARGS[@]}" -z 0
+else fail "ZeRO-3 on 2 ranks allocates less than one GPU" "peaks: one GPU '$p1', ZeRO-3 rank '$p3' bytes"; fi
+EMU_DEVICE_MIB=0 expect_error "EMU_DEVICE_MIB=0 is refused" "EMU_DEVICE_MIB=0" "$GPU" "${MARGS[@]}"

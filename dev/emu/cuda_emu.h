@@ -51,6 +51,11 @@
 //   the canonical 0x7FFF; operators compute in float) and the vector types
 //   float2/float4/int2/int4/uint4 with 16-byte alignment for 128-bit packed
 //   loads; checked bit for bit by dev/emu/tests/bf16.cu.
+// - Device memory is the host's RAM unless EMU_DEVICE_MIB=N gives the device
+//   N MiB: then cudaMemGetInfo and cudaGetDeviceProperties say so and a
+//   cudaMalloc past it fails with cudaErrorMemoryAllocation, so a program's
+//   plan for a GPU of that size is tested. EMU_REPORT_MEMORY=1 prints the
+//   most that was allocated at once when the program exits.
 //
 // Limits: the kernel of a <<<>>> launch must be a plain function or a
 // template with explicit arguments (no deduction of template arguments from
@@ -222,6 +227,8 @@ struct State {
     size_t main_stack_size = 0;
     // memory and errors
     std::map<uintptr_t, size_t> allocs;   // cudaMalloc: start -> size
+    size_t device_bytes = 0;              // EMU_DEVICE_MIB in bytes, 0: the host's RAM
+    size_t allocated = 0, peak = 0;       // cudaMalloc bytes now and at most
     std::map<const void*, size_t> smem_optin;
     cudaError_t last_error = cudaSuccess;
     uint64_t launches = 0;
@@ -312,6 +319,15 @@ inline void configure() {
     if (const char* s = getenv("EMU_STACK_KB")) kb = strtoull(s, nullptr, 10);
     if (kb < 16) fail("EMU_STACK_KB=%zu: at least 16", kb);
     g.stack_bytes = (kb * 1024 + g.page - 1) / g.page * g.page;
+    if (const char* s = getenv("EMU_DEVICE_MIB")) {
+        char* end = nullptr;
+        unsigned long long mib = strtoull(s, &end, 10);
+        if (!*s || *end || mib == 0 || mib > (1ull << 30)) fail("EMU_DEVICE_MIB=%s: expected a positive number of MiB", s);
+        g.device_bytes = (size_t)mib << 20;
+    }
+    if (const char* s = getenv("EMU_REPORT_MEMORY"); s && !strcmp(s, "1")) {
+        atexit([] { fprintf(stderr, "emu: device memory peak %zu bytes\n", g.peak); });
+    }
 #if EMU_ASAN
     __asan_set_error_report_callback(asan_report);
 #else
@@ -982,9 +998,12 @@ inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 
 inline cudaError_t cudaMalloc(void** p, size_t n) {
     emu::configure();
+    if (emu::g.device_bytes && n > emu::g.device_bytes - emu::g.allocated) return emu::g.last_error = cudaErrorMemoryAllocation;
     char* q = emu::alloc_guarded(n);
     if (!q) return emu::g.last_error = cudaErrorMemoryAllocation;
     emu::g.allocs[(uintptr_t)q] = n;
+    emu::g.allocated += n;
+    if (emu::g.allocated > emu::g.peak) emu::g.peak = emu::g.allocated;
     *p = q;
     return cudaSuccess;
 }
@@ -995,6 +1014,7 @@ inline cudaError_t cudaFree(void* p) {
     if (it == emu::g.allocs.end()) return emu::g.last_error = cudaErrorInvalidDevicePointer;
     if (!emu::guard_intact((const char*)p, it->second))
         emu::fail("cudaFree: something wrote past the end of the %zu-byte buffer at %p", it->second, p);
+    emu::g.allocated -= it->second;
     emu::g.allocs.erase(it);
     free(p);
     return cudaSuccess;
@@ -1046,14 +1066,17 @@ inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b)
 }
 
 // one emulated device, 0, named so that reports say what ran; its memory is
-// the host's (cudaMemGetInfo: the physical RAM as total and free)
+// EMU_DEVICE_MIB or the host's physical RAM (then all of it free)
 struct cudaDeviceProp {
     char name[256];
     int major, minor;
     int multiProcessorCount;
     size_t totalGlobalMem;
 };
-inline size_t emu_physical_memory() { return (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE); }
+inline size_t emu_device_memory() {
+    emu::configure();
+    return emu::g.device_bytes ? emu::g.device_bytes : (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+}
 inline cudaError_t cudaGetDeviceCount(int* n) { *n = 1; return cudaSuccess; }
 inline cudaError_t cudaGetDevice(int* d) { *d = 0; return cudaSuccess; }
 inline cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : (emu::g.last_error = cudaErrorInvalidValue); }
@@ -1063,11 +1086,12 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
     snprintf(p->name, sizeof(p->name), "emulated GPU (dev/emu)");
     p->major = 9;
     p->multiProcessorCount = 1;
-    p->totalGlobalMem = emu_physical_memory();
+    p->totalGlobalMem = emu_device_memory();
     return cudaSuccess;
 }
 inline cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
-    *free_bytes = *total_bytes = emu_physical_memory();
+    *total_bytes = emu_device_memory();
+    *free_bytes = emu::g.device_bytes ? *total_bytes - emu::g.allocated : *total_bytes;
     return cudaSuccess;
 }
 
