@@ -15,7 +15,10 @@
  * that did not answer (dead, or hung outside communication) and the ones
  * waiting elsewhere, and aborts the whole job. A run never hangs silently.
  * (A rank that dies outright is noticed by mpirun itself, which ends the job
- * and names the rank.)
+ * and names the rank.) A call that blocks inside, out of reach of polling
+ * (NCCL's communicator setup, a launch that first connects to its peers),
+ * runs under comm_deadline_arm: an alarm ends the process if it has not
+ * returned in time.
  *
  * Buffers are host memory; counts are elements. Sums are in the buffer's
  * type: fp32 for gradients, fp64 for losses and norms.
@@ -26,8 +29,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef USE_MPI
 #define OMPI_SKIP_MPICXX 1  // C only, also from C++ (the emulated GPU trainer)
@@ -81,6 +87,49 @@ static inline double comm_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// ---- a deadline on a blocking call that cannot be polled: if it has not
+// returned (comm_deadline_disarm) `seconds` after comm_deadline_arm, SIGALRM
+// prints one line naming it and ends the process (exit 1). The handler only
+// write()s and _exit()s, the signal-safe part of fatal().
+static char comm_deadline_line[320];
+static int comm_deadline_length;
+
+static void comm_deadline_expired(int sig) {
+    (void)sig;
+    ssize_t written = write(STDERR_FILENO, comm_deadline_line, (size_t)comm_deadline_length);
+    (void)written;
+    _exit(1);
+}
+
+static inline void comm_deadline_arm(double seconds, const char *what) {
+    char rank[32] = "";
+    if (error_rank >= 0) snprintf(rank, sizeof(rank), "rank %d: ", error_rank);
+    int n = snprintf(comm_deadline_line, sizeof(comm_deadline_line),
+                     "error: %s%s did not return in %.0f s (-ct): a rank is dead or hung; ending the job\n",
+                     rank, what, seconds);
+    comm_deadline_length = n;
+    if (n >= (int)sizeof(comm_deadline_line)) {  // cut, still one line
+        comm_deadline_length = (int)sizeof(comm_deadline_line) - 1;
+        comm_deadline_line[comm_deadline_length - 1] = '\n';
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = comm_deadline_expired;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval t;
+    memset(&t, 0, sizeof(t));
+    t.it_value.tv_sec = (time_t)seconds;
+    t.it_value.tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6);
+    if (t.it_value.tv_sec == 0 && t.it_value.tv_usec == 0) t.it_value.tv_usec = 1;
+    if (setitimer(ITIMER_REAL, &t, NULL) != 0) fatal("setitimer for the deadline of %s failed", what);
+}
+
+static inline void comm_deadline_disarm(void) {
+    struct itimerval t;
+    memset(&t, 0, sizeof(t));
+    setitimer(ITIMER_REAL, &t, NULL);
 }
 
 // The first of the environment variables `names` that is set, as an int in

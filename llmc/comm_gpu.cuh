@@ -9,7 +9,8 @@
  * after the work queued so far on the trainer's (compute) stream, so that
  * ZeRO-2's reductions overlap the backward; device_wait waits for them under
  * comm.h's timeout: with MPI, a peer that never joins is named; without,
- * the job still ends, saying a rank is missing.
+ * the job still ends, saying a rank is missing. NCCL calls that may block
+ * on the host (setup, launches) run under comm.h's deadline.
  * Under the CUDA emulation (CUDA_EMU) device memory is host memory, and MPI
  * itself stands in for NCCL, with a bf16 sum of its own that rounds as
  * NCCL's does (fp32 add, round to nearest even).
@@ -54,6 +55,16 @@ typedef struct {
     do {                                                                                       \
         ncclResult_t r_ = (call);                                                              \
         if (r_ != ncclSuccess) fatal("NCCL: %s: %s", #call, ncclGetErrorString(r_));          \
+    } while (0)
+
+// An NCCL call that may block on the host until the peers answer (the
+// communicator's setup; a launch that first connects to them), under the
+// deadline of llmc/comm.h: a dead peer ends the job instead of hanging it.
+#define ncclCheckDeadline(comm, what, call)       \
+    do {                                          \
+        comm_deadline_arm((comm)->timeout_s, what); \
+        ncclCheck(call);                          \
+        comm_deadline_disarm();                   \
     } while (0)
 
 static inline ncclDataType_t nccl_type(DeviceType t) { return t == DEVICE_BF16 ? ncclBfloat16 : ncclFloat32; }
@@ -115,7 +126,7 @@ static inline void device_group_end(DeviceComm *d, const char *what) {
     if (d->host->world == 1) return;
     d->in_group = 0;
 #ifdef USE_NCCL
-    ncclCheck(ncclGroupEnd());
+    ncclCheckDeadline(d->host, what, ncclGroupEnd());
 #endif
     device_wait(d, what);
 }
@@ -138,7 +149,7 @@ static inline void nccl_host_allreduce_sum_f64(void *ctx, double *buf, int n, co
     size_t bytes = (size_t)n * sizeof(double);
     if (bytes > DEVICE_STAGING_BYTES) fatal("%s: %zu bytes is more than the staging buffer", what, bytes);
     cudaCheck(cudaMemcpyAsync(d->staging, buf, bytes, cudaMemcpyHostToDevice, d->stream));
-    ncclCheck(ncclAllReduce(d->staging, d->staging, (size_t)n, ncclFloat64, ncclSum, d->nccl, d->stream));
+    ncclCheckDeadline(d->host, what, ncclAllReduce(d->staging, d->staging, (size_t)n, ncclFloat64, ncclSum, d->nccl, d->stream));
     device_wait(d, what);
     cudaCheck(cudaMemcpy(buf, d->staging, bytes, cudaMemcpyDeviceToHost));
 }
@@ -149,7 +160,7 @@ static inline void nccl_host_allgather_bytes(void *ctx, const void *send, void *
     if (total > DEVICE_STAGING_BYTES) fatal("%s: %zu bytes is more than the staging buffer", what, total);
     char *at = (char *)d->staging + bytes * (size_t)d->host->rank;
     cudaCheck(cudaMemcpyAsync(at, send, bytes, cudaMemcpyHostToDevice, d->stream));
-    ncclCheck(ncclAllGather(at, d->staging, bytes, ncclUint8, d->nccl, d->stream));
+    ncclCheckDeadline(d->host, what, ncclAllGather(at, d->staging, bytes, ncclUint8, d->nccl, d->stream));
     device_wait(d, what);
     cudaCheck(cudaMemcpy(recv, d->staging, total, cudaMemcpyDeviceToHost));
 }
@@ -194,7 +205,7 @@ static inline void device_comm_init(DeviceComm *d, Comm *host, cudaStream_t stre
         fatal("%d ranks without MPI: choose -pi tcp or -pi fs", host->world);
 #endif
     }
-    ncclCheck(ncclCommInitRank(&d->nccl, host->world, id, host->rank));
+    ncclCheckDeadline(host, "NCCL's communicator setup (ncclCommInitRank)", ncclCommInitRank(&d->nccl, host->world, id, host->rank));
     if (strcmp(method, "fs") == 0) rendezvous_file_done(path, host->rank);  // every rank has read it
     cudaCheck(cudaEventCreateWithFlags(&d->done, cudaEventDisableTiming));
     if (!host->use_mpi) {  // the host's collectives over NCCL too
@@ -252,7 +263,7 @@ static inline void device_all_reduce_sum(DeviceComm *d, void *buf, size_t n, Dev
     if (d->host->world == 1) return;
     device_begin(d);
 #ifdef USE_NCCL
-    ncclCheck(ncclAllReduce(buf, buf, n, nccl_type(t), ncclSum, d->nccl, d->stream));
+    ncclCheckDeadline(d->host, what, ncclAllReduce(buf, buf, n, nccl_type(t), ncclSum, d->nccl, d->stream));
     device_done(d, what);
 #elif defined(CUDA_EMU) && defined(USE_MPI)
     cudaCheck(cudaStreamSynchronize(d->stream));
@@ -286,7 +297,7 @@ static inline void device_all_gather_unpadded(DeviceComm *d, void *buf, size_t n
         char *at = (char *)buf + start * es;
         ncclCheck(ncclBroadcast(at, at, count, nccl_type(t), q, d->nccl, d->stream));
     }
-    ncclCheck(ncclGroupEnd());
+    ncclCheckDeadline(c, what, ncclGroupEnd());
     device_done(d, what);
 #elif defined(CUDA_EMU) && defined(USE_MPI)
     cudaCheck(cudaStreamSynchronize(d->stream));
@@ -313,8 +324,7 @@ static inline void device_reduce_scatter(DeviceComm *d, const void *send, void *
         return;
     }
 #ifdef USE_NCCL
-    ncclCheck(ncclReduceScatter(send, recv, slice, nccl_type(t), ncclSum, d->nccl, d->stream));
-    (void)what;
+    ncclCheckDeadline(d->host, what, ncclReduceScatter(send, recv, slice, nccl_type(t), ncclSum, d->nccl, d->stream));
 #elif defined(CUDA_EMU) && defined(USE_MPI)
     CommRequest r = comm_begin(d->host, what);
     MPI_Ireduce_scatter_block(send, recv, comm_count(slice, what), t == DEVICE_BF16 ? MPI_UINT16_T : MPI_FLOAT,
@@ -333,8 +343,7 @@ static inline void device_all_gather(DeviceComm *d, void *buf, size_t slice, Dev
     if (c->world == 1) return;
     size_t es = device_type_size(t);
 #ifdef USE_NCCL
-    ncclCheck(ncclAllGather((char *)buf + (size_t)c->rank * slice * es, buf, slice, nccl_type(t), d->nccl, d->stream));
-    (void)what;
+    ncclCheckDeadline(c, what, ncclAllGather((char *)buf + (size_t)c->rank * slice * es, buf, slice, nccl_type(t), d->nccl, d->stream));
 #elif defined(CUDA_EMU) && defined(USE_MPI)
     CommRequest r = comm_begin(c, what);
     MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, comm_count(slice * es, what), MPI_BYTE, c->comm, &r.req);

@@ -1,10 +1,14 @@
 /*
- * test_rendezvous.c: llmc/rendezvous.h with 4 processes on this machine.
+ * test_rendezvous.c: how ranks meet: llmc/rendezvous.h with 4 processes on
+ * this machine, and llmc/comm.h's deadline on the blocking calls after it
+ * (NCCL's communicator setup).
  *
  * Checks: over tcp and through a file, every rank gets rank 0's blob, even
  * when rank 0 starts last; a rank with nobody to meet gives up within its
  * timeout with an error (exit 1) instead of hanging; a file left by
- * another run is refused. Prints one line per check; exits 1 on failure.
+ * another run is refused; a call that never returns ends its process at its
+ * deadline with a line naming it, and a disarmed deadline stays silent.
+ * Prints one line per check; exits 1 on failure.
  *
  * usage: test_rendezvous SCRATCH_DIR PORT
  */
@@ -15,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../llmc/comm.h"
 #include "../llmc/rendezvous.h"
 
 #define WORLD 4
@@ -57,12 +62,14 @@ static int run_world(const char *how, const char *where, int port, int rank0_del
 }
 
 // one process calling f; returns its exit status and how long it took
-static int run_alone(void (*f)(const char *, int), const char *arg, int port, double *seconds) {
+// runs f(arg, port) in a child, its stderr (the expected error line) to
+// errors (NULL: /dev/null); its exit status, 128 if a signal ended it
+static int run_alone(void (*f)(const char *, int), const char *arg, int port, double *seconds, const char *errors) {
     double t0 = rendezvous_now();
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
-        if (!freopen("/dev/null", "w", stderr)) _exit(3);  // (the expected error line)
+        if (!freopen(errors ? errors : "/dev/null", "w", stderr)) _exit(3);
         f(arg, port);
         _exit(0);
     }
@@ -90,6 +97,20 @@ static void stale_file_writer(const char *path, int port) {
     rendezvous_file(path, 0, blob, BLOB, 1.0);
 }
 
+static void blocked_call(const char *what, int port) {
+    (void)port;
+    error_rank = 2;
+    comm_deadline_arm(1.0, what);
+    pause();  // never returns by itself
+}
+
+static void call_in_time(const char *what, int port) {
+    (void)port;
+    comm_deadline_arm(0.5, what);
+    comm_deadline_disarm();
+    sleep(1);  // past the deadline
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s SCRATCH_DIR PORT\n", argv[0]);
@@ -103,16 +124,29 @@ int main(int argc, char **argv) {
     expect(run_world("tcp", NULL, port + 1, 500), "tcp: also when rank 0 starts half a second late");
     expect(run_world("fs", path, 0, 300), "fs: 4 ranks get rank 0's blob through a file");
     double s;
-    int rc = run_alone(lone_client, "127.0.0.1", port + 2, &s);
+    int rc = run_alone(lone_client, "127.0.0.1", port + 2, &s, NULL);
     expect(rc == 1 && s < 5.0, "tcp: a rank with no rank 0 to meet exits 1 after its 1 s timeout");
     char missing[4200];
     snprintf(missing, sizeof(missing), "%s/never", argv[1]);
-    rc = run_alone(lone_file_reader, missing, 0, &s);
+    rc = run_alone(lone_file_reader, missing, 0, &s, NULL);
     expect(rc == 1 && s < 5.0, "fs: a rank whose file never appears exits 1 after its 1 s timeout");
-    rc = run_alone(stale_file_writer, path, 0, &s);  // path still holds the earlier run's id
+    rc = run_alone(stale_file_writer, path, 0, &s, NULL);  // path still holds the earlier run's id
     expect(rc == 1, "fs: rank 0 refuses a file left by another run");
     rendezvous_file_done(path, 0);
     expect(access(path, F_OK) != 0, "fs: rank 0 removes the file when done");
+    char errors[4200], line[512] = "";
+    snprintf(errors, sizeof(errors), "%s/deadline.txt", argv[1]);
+    rc = run_alone(blocked_call, "the blocked call", 0, &s, errors);
+    FILE *f = fopen(errors, "r");
+    if (f) {
+        if (!fgets(line, sizeof(line), f)) line[0] = '\0';
+        fclose(f);
+    }
+    expect(rc == 1 && s < 5.0 && strcmp(line, "error: rank 2: the blocked call did not return in 1 s (-ct): a rank is "
+                                              "dead or hung; ending the job\n") == 0,
+           "deadline: a call that never returns ends its process after 1 s, naming the rank and the call");
+    rc = run_alone(call_in_time, "a call in time", 0, &s, NULL);
+    expect(rc == 0, "deadline: disarmed in time, it stays silent");
     printf("%s: %d check(s) failed\n", failures ? "FAILED" : "all ok", failures);
     return failures ? 1 : 0;
 }
