@@ -183,6 +183,7 @@ EMU_CXXFLAGS += -fno-strict-aliasing
 EMU_CXXFLAGS += $(if $(filter true 1,$(CI)),-Werror)
 EMU_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
+CUDA_DIR = $(dir $(NVCC))..
 NVCC_FLAGS = -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
 	-Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -warn-spills,-warn-lmem-usage
 EMU_TESTS = good_kernels bad_kernels bf16 coop_groups wmma
@@ -242,19 +243,44 @@ build/emu/nvcc/cuda/%.o: dev/cuda/%.cu $(EMU_KERNEL_HDRS)
 # Native builds of the kernel checks/benches, for a machine with a GPU
 # (scripts/gpu_validate.sh runs them): build/cuda/NAME from dev/cuda/NAME.cu
 CUDA_BENCHES = $(EMU_KERNELS:%=build/cuda/%)
-CUDA_LIBS = -L$(dir $(NVCC))../lib64 -lcublasLt -lcublas
+CUDA_LIBS = -L$(CUDA_DIR)/lib64 -lcublasLt -lcublas
 # several GPUs: NCCL, set up over MPI; without both, train_gpt2cu runs on one
 # GPU (NO_MPI=1 builds that on purpose: e.g. for a GPU machine without OpenMPI)
 ifneq ($(and $(MPI_PKG),$(wildcard $(dir $(NVCC))../include/nccl.h)),)
   GPU_COMM_FLAGS = $(MPI_CFLAGS) -DUSE_NCCL
   GPU_COMM_LIBS = -lnccl $(MPI_LIBS)
 endif
+# cuDNN's fused attention (llmc/attention_cudnn.cuh) in place of ours:
+# USE_CUDNN=1 on train_gpt2cu, test_gpt2cu and build/cuda/* (build/gpu_flags
+# remembers the setting, so switching it rebuilds them); `make cudnn` builds
+# build/cudnn/: the trainer and the attention check with it, beside ours,
+# and attention_graphs, which checks without a GPU that cuDNN takes our
+# graphs (tests/t_cudnn.sh)
+ifeq ($(USE_CUDNN),1)
+  CUDNN_FLAGS = -DUSE_CUDNN
+  CUDNN_LIBS = -lcudnn
+endif
+.PHONY: FORCE cudnn
+FORCE:
+build/gpu_flags: FORCE
+	@mkdir -p $(@D); f='USE_CUDNN=$(USE_CUDNN)'; [ "$$(cat $@ 2>/dev/null)" = "$$f" ] || echo "$$f" > $@
+
+cudnn: build/cudnn/train_gpt2cu build/cudnn/attention build/cudnn/attention_graphs
+
+build/cudnn/attention: dev/cuda/attention.cu $(EMU_KERNEL_HDRS)
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo -DUSE_CUDNN $< -o $@ $(CUDA_LIBS) -lcudnn
+
+build/cudnn/attention_graphs: dev/cuda/cudnn_attention_graphs.c llmc/attention_cudnn.cuh llmc/utils.h
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O1 -Wall -Wextra -Werror -I$(CUDA_DIR)/include $< -L$(CUDA_DIR)/lib64 -lcudnn -o $@
+
 .PHONY: cuda-bench
 cuda-bench: $(CUDA_BENCHES)
 
-build/cuda/%: dev/cuda/%.cu $(EMU_KERNEL_HDRS)
+build/cuda/%: dev/cuda/%.cu $(EMU_KERNEL_HDRS) build/gpu_flags
 	@mkdir -p $(@D)
-	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $< -o $@ $(CUDA_LIBS)
+	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $(CUDNN_FLAGS) $< -o $@ $(CUDA_LIBS) $(CUDNN_LIBS)
 
 # The GPU trainer and its test against PyTorch: train_gpt2cu, test_gpt2cu
 # (nvcc; need the CUDA toolkit, not a GPU, to build), and the same sources
@@ -264,11 +290,17 @@ build/cuda/%: dev/cuda/%.cu $(EMU_KERNEL_HDRS)
 # GPU machines often lack its library.
 GPU_TRAINER_DEPS = train_gpt2.cu $(wildcard llmc/*.h) $(wildcard llmc/*.cuh)
 PCRE2_STATIC := $(shell $(CC) -print-file-name=libpcre2-8.a)
-train_gpt2cu: $(GPU_TRAINER_DEPS)
-	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $(PCRE2_CFLAGS) $(GPU_COMM_FLAGS) $< -o $@ $(CUDA_LIBS) $(PCRE2_STATIC) $(GPU_COMM_LIBS)
+train_gpt2cu: $(GPU_TRAINER_DEPS) build/gpu_flags
+	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $(CUDNN_FLAGS) $(PCRE2_CFLAGS) $(GPU_COMM_FLAGS) $< -o $@ $(CUDA_LIBS) \
+		$(CUDNN_LIBS) $(PCRE2_STATIC) $(GPU_COMM_LIBS)
 
-test_gpt2cu: test_gpt2.cu $(GPU_TRAINER_DEPS)
-	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $(PCRE2_CFLAGS) $< -o $@ $(CUDA_LIBS) $(PCRE2_STATIC)
+test_gpt2cu: test_gpt2.cu $(GPU_TRAINER_DEPS) build/gpu_flags
+	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $(CUDNN_FLAGS) $(PCRE2_CFLAGS) $< -o $@ $(CUDA_LIBS) $(CUDNN_LIBS) $(PCRE2_STATIC)
+
+build/cudnn/train_gpt2cu: $(GPU_TRAINER_DEPS)
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo -DUSE_CUDNN $(PCRE2_CFLAGS) $(GPU_COMM_FLAGS) $< -o $@ $(CUDA_LIBS) -lcudnn \
+		$(PCRE2_STATIC) $(GPU_COMM_LIBS)
 
 # (the emulated trainers run several ranks with MPI standing in for NCCL)
 build/emu/asan/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h
@@ -285,7 +317,7 @@ build/emu/plain/test_gpt2cu: build/emu/src/test_gpt2.cu $(GPU_TRAINER_DEPS:%=bui
 
 clean: emu-clean
 emu-clean:
-	rm -rf build/emu build/cuda train_gpt2cu test_gpt2cu
+	rm -rf build/emu build/cuda build/cudnn build/gpu_flags train_gpt2cu test_gpt2cu
 
 -include $(EMU_BINS:=.d)
 

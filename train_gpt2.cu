@@ -6,9 +6,11 @@
  * activations in bf16, one contiguous buffer each; AdamW moments in fp32;
  * matmuls through cuBLASLt with the bias and GELU in its epilogue
  * (llmc/matmul.cuh); our own flash-style attention on the tensor cores
- * (llmc/attention_wmma.cuh); the classifier's softmax,
- * loss and gradient in one pass over the logits. Every kernel is
- * deterministic, so two runs with the same flags give the same bits.
+ * (llmc/attention_wmma.cuh), or built with USE_CUDNN=1 cuDNN's
+ * (llmc/attention_cudnn.cuh); the classifier's softmax, loss and gradient
+ * in one pass over the logits. Every kernel of ours is deterministic, so two
+ * runs with the same flags give the same bits (cuDNN's attention backward
+ * is not: it adds dQ with atomics).
  *
  * The program around the model (flags, data, schedules, validation,
  * samples, checkpoints, resume, the log) is llmc/train_loop.h, shared with
@@ -18,8 +20,9 @@
  * Conventions as in train_gpt2.c: B batch, T sequence length, C channels,
  * NH heads, L layers, V vocab, Vp padded vocab; shapes like (B,T,C).
  *
- * Build: make train_gpt2cu (nvcc), or make build/emu/train_gpt2cu (the CUDA
- * emulation of dev/emu: the same code on the CPU, for tests).
+ * Build: make train_gpt2cu (nvcc; USE_CUDNN=1 for cuDNN's attention), or
+ * make build/emu/plain/train_gpt2cu (the CUDA emulation of dev/emu: the
+ * same code on the CPU, for tests).
  */
 #include <math.h>
 #include <stdint.h>
@@ -38,6 +41,9 @@
 #include "llmc/comm_gpu.cuh"
 #include "llmc/adamw.cuh"
 #include "llmc/attention_wmma.cuh"
+#ifdef USE_CUDNN
+#include "llmc/attention_cudnn.cuh"
+#endif
 #include "llmc/cast.cuh"
 #include "llmc/encoder.cuh"
 #include "llmc/fused_classifier.cuh"
@@ -249,6 +255,10 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     size_t reduced_n = reduce_n && stage >= 2 ? bucket / world : 0;
     size_t act_bytes = activation_layout(model, B, T, NULL), scratch_bytes = scratch_layout(model, B, T, NULL);
     scratch_bytes += (reduce_n + reduced_n) * F + MATMUL_WORKSPACE_BYTES;
+#ifdef USE_CUDNN
+    scratch_bytes += (size_t)B * T * c->channels * F;   // cuDNN attention's fp32 dQ (its workspace, allocated at first use)
+    printf("attention: cuDNN's fused kernels (USE_CUDNN=1; their backward is not bitwise reproducible)\n");
+#endif
     size_t total = param_bytes + grad_bytes + moment_bytes + master_bytes + act_bytes + scratch_bytes;
     size_t free_bytes, total_bytes;
     cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
@@ -410,6 +420,9 @@ void gpt2_free(GPT2 *model) {
     profile_print(&model->profile, kernel_family_names, K_FAMILIES);
     profile_free(&model->profile);
     matmul_destroy();
+#ifdef USE_CUDNN
+    attention_cudnn_destroy();
+#endif
     cudaCheck(cudaFree(model->params_memory));
     cudaCheck(cudaFree(model->grads_memory));
     cudaCheck(cudaFree(model->m_memory));
@@ -533,6 +546,15 @@ static void grads_reduce_finish(GPT2 *model) {
 // Forward pass over inputs (B,T) (host) up to the final layernorm; with
 // targets (B,T), gpt2_mean_loss or gpt2_backward then run the classifier
 // (gpt2_head), and without, gpt2_logits_row computes the rows asked for.
+#ifdef USE_CUDNN
+// cuDNN's attention runs at the shape the activations were sized for
+// (training and validation: one plan each way, built once); other shapes,
+// such as sampling's growing T, take ours (cuDNN would compile a plan for
+// every length). Both write lse as the natural-log log-sum-exp, so either
+// backward may follow either forward.
+static int cudnn_attention_shape(const GPT2 *model, int B, int T) { return B == model->max_B && T == model->max_T; }
+#endif
+
 void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int T) {
     const GPT2Config *c = &model->config;
     int L = c->num_layers, C = c->channels, NH = c->num_heads, V = c->vocab_size;
@@ -570,6 +592,10 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
         profile_mark(pf, K_MATMUL, st);
         matmul_forward(qkv, NULL, ln1, w.qkvw, w.qkvb, BT, C, 3 * C, st);
         profile_mark(pf, K_ATTENTION, st);
+#ifdef USE_CUDNN
+        if (cudnn_attention_shape(model, B, T)) attention_forward_cudnn(atty, lse, qkv, B, T, C, NH, st);
+        else
+#endif
         attention_forward_wmma(atty, lse, qkv, B, T, C, NH, st);
         profile_mark(pf, K_MATMUL, st);
         matmul_forward(s.branch, NULL, atty, w.attprojw, w.attprojb, BT, C, C, st);
@@ -724,6 +750,12 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
         matmul_backward(s.datty, dw.attprojw, dw.attprojb, s.dresidual, a.atty + btc,
                         w.attprojw, NULL, s.matmul, BT, C, C, st);
         profile_mark(pf, K_ATTENTION, st);
+#ifdef USE_CUDNN
+        if (cudnn_attention_shape(model, B, T)) {
+            attention_backward_cudnn(s.dqkv, s.att_D, s.datty, a.qkv + 3 * btc, a.atty + btc,
+                                     a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
+        } else
+#endif
         attention_backward_wmma(s.dqkv, s.att_D, s.datty, a.qkv + 3 * btc, a.atty + btc,
                                 a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
         if (gpu_options.recompute >= 2) {

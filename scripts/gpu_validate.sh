@@ -22,7 +22,11 @@
 #      allocation at that batch (scripts/llmc_memory.sh);
 #   5. with two or more GPUs and mpirun: the tiny model on all of them at each
 #      ZeRO stage against one GPU, and the 124M run on all of them (ZeRO-1):
-#      the scaling efficiency.
+#      the scaling efficiency;
+#   6. cuDNN's fused attention (make cudnn: build/cudnn/): checked against the
+#      CPU reference and timed beside ours (build/cudnn/attention bench), the
+#      tiny model against the CPU trainer and the 124M run with it: tokens/s
+#      against ours (GPU_VALIDATE_CUDNN=0 skips it).
 # Then writes REPORT_DIR/report.md (GPU, versions, a pass/fail table per
 # kernel and trainer check, every bench line, the training numbers) beside
 # one log per run, and exits 1 if anything failed.
@@ -91,6 +95,7 @@ elif [ "${GPU_VALIDATE_PREBUILT:-0}" = 1 ]; then
     GPU_TRAINER=./train_gpt2cu GPU_TEST=./test_gpt2cu
 else
     targets="$(for k in $KERNELS; do echo build/cuda/$k; done) train_gpt2cu test_gpt2cu"
+    [ "${GPU_VALIDATE_CUDNN:-1}" = 1 ] && targets="$targets build/cudnn/train_gpt2cu build/cudnn/attention"
     GPU_TRAINER=./train_gpt2cu GPU_TEST=./test_gpt2cu
 fi
 [ -z "${GPU_VALIDATE_CPU_REF:-}" ] && [ "${GPU_VALIDATE_PREBUILT:-0}" != 1 ] && targets="$targets train_gpt2"
@@ -248,8 +253,8 @@ else
     trainer_row "$bench_what: trains" "$r"
     # median over the steps after the first: the number before "ms" and
     # "tok/s", after "MFU"
-    median_field() {
-        grep '^step [0-9]*/[0-9]* | loss' "$LOGS/gpu_speed.log" | tail -n +2 |
+    median_field() {   # KEY OFFSET, of $LOG (default: the speed run's)
+        grep '^step [0-9]*/[0-9]* | loss' "${LOG:-$LOGS/gpu_speed.log}" | tail -n +2 |
             awk -v key="$1" -v off="$2" '{ for (i = 2; i < NF; i++) if ($i == key) print $(i + off) }' |
             tr -d '%' | sort -n | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]; else print "n/a"}'
     }
@@ -269,6 +274,32 @@ else
     mem_llmc=$(bash scripts/llmc_memory.sh $dims $bt 2>/dev/null || echo "?")
     mem_vs=$(awk -v a="$mem_ours" -v b="$mem_llmc" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) { d = 100 * (1 - a / b); printf "%.1f%% %s", d < 0 ? -d : d, d < 0 ? "higher" : "lower" } else print "n/a" }')
     echo "memory: ours ${mem_ours:-?} GiB, llm.c ${mem_llmc} GiB ($mem_vs)"
+
+    # cuDNN's attention (build/cudnn/): its kernels against the CPU
+    # reference and beside ours, then the trainer with it: the tiny model
+    # against the CPU trainer, and the speed run (tokens/s against ours)
+    CUDNN_TRAINER=build/cudnn/train_gpt2cu
+    if [ "${GPU_VALIDATE_CUDNN:-1}" = 0 ]; then
+        trainer_row "cuDNN attention" "n/a (GPU_VALIDATE_CUDNN=0)"
+    elif [ "$EMU" = 1 ]; then
+        trainer_row "cuDNN attention" "n/a (emulation: cuDNN needs the GPU; tests/t_cudnn.sh checks its graphs)"
+    elif [ ! -x "$CUDNN_TRAINER" ] || [ ! -x build/cudnn/attention ]; then
+        trainer_row "cuDNN attention" "FAIL (build/cudnn missing: make cudnn)"
+    else
+        trainer_row "cuDNN attention: kernels match the CPU reference (build/cudnn/attention bench)" \
+            "$(run_one "$LOGS/cudnn_attention.bench.log" build/cudnn/attention bench)"
+        r=$(run_one "$LOGS/cudnn_tiny.log" "$CUDNN_TRAINER" "${TINY[@]}")
+        if [ "$r" = PASS ]; then
+            if why=$(bash scripts/compare_losses.sh "$LOGS/cpu_tiny.log" "$LOGS/cudnn_tiny.log"); then r=PASS
+            else r="FAIL ($why)"; echo "$LOGS/cudnn_tiny.log" >>"$LOGS/failed"; fi
+        fi
+        trainer_row "cuDNN attention: tiny model, 10 steps: losses match the CPU trainer" "$r"
+        r=$(run_one "$LOGS/cudnn_speed.log" "$CUDNN_TRAINER" "${SPEED[@]}" -j "" -g 0 -tz "" -pk 1)
+        trainer_row "cuDNN attention: $bench_what: trains" "$r"
+        cudnn_toks=$(LOG=$LOGS/cudnn_speed.log median_field tok/s -1)
+        cudnn_vs=$(awk -v a="$cudnn_toks" -v b="$speed_toks" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx ours", a / b; else print "n/a" }')
+        echo "cuDNN attention: $cudnn_toks tok/s ($cudnn_vs)"
+    fi
 
     # several GPUs, one rank each (mpirun; NCCL): the tiny model at every
     # ZeRO stage against one GPU at the same total batch, then the speed run
@@ -338,6 +369,11 @@ report=$REPORT_DIR/report.md
         echo "Memory against llm.c at the same batch, both with llm.c's defaults (GELU recomputed, fp32 master"
         echo "weights): ours ${mem_ours:-?} GiB planned (-r 1 -w 1), llm.c ${mem_llmc:-?} GiB by its allocation list"
         echo "(scripts/llmc_memory.sh, cuDNN attention): ${mem_vs:-n/a} (aim: at least 15% lower)"
+        if [ -n "${cudnn_toks:-}" ]; then
+            echo
+            echo "With cuDNN's attention (build/cudnn/train_gpt2cu): median ${cudnn_toks} tokens/s, ${cudnn_vs} (the"
+            echo "profile of that run is in logs/cudnn_speed.log)"
+        fi
         if [ -n "${scaling:-}" ]; then
             echo
             echo "On $NG GPUs (ZeRO-1, the same batch per GPU): median ${toks_n:-?} tokens/s, scaling efficiency"
@@ -354,7 +390,7 @@ report=$REPORT_DIR/report.md
     echo "## Bench at GPT-2 124M shapes"
     echo
     echo '```'
-    for k in $KERNELS; do grep -h '^bench ' "$LOGS/$k.bench.log" 2>/dev/null; done
+    for k in $KERNELS cudnn_attention; do grep -h '^bench ' "$LOGS/$k.bench.log" 2>/dev/null; done
     echo '```'
     echo
     if [ $failures -gt 0 ] || [ "$build_status" != ok ]; then

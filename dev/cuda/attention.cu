@@ -1,6 +1,7 @@
 // dev/cuda/attention.cu: checks and benchmarks the causal self-attention
 // kernels of llmc/attention.cuh (simple, fused) and llmc/attention_wmma.cuh
-// (tensor cores) against a CPU reference; exits 1 on any mismatch.
+// (tensor cores), and with -DUSE_CUDNN cuDNN's (llmc/attention_cudnn.cuh),
+// against a CPU reference; exits 1 on any mismatch.
 //
 //   attention          check, for (B,T,NH,HS) in (1,1,1,64) (one row),
 //                      (2,13,2,64) (a partial tile, two batches and heads),
@@ -79,11 +80,48 @@
 #define TOL_MARGIN 2.0      // factor on every error bound (see the top of the file)
 #define BF16_ROUNDOFF 0.00390625   // e_R = 2^-8: P or dS rounded to bf16 (wmma version)
 
+// built with -DUSE_CUDNN (make cudnn: build/cudnn/attention), cuDNN's fused
+// attention (llmc/attention_cudnn.cuh) is a fourth version: P and dS rounded
+// to bf16 for its matmuls as in the wmma version, so e_R applies to it too
+#ifdef USE_CUDNN
+#include "../../llmc/attention_cudnn.cuh"
+enum { SIMPLE, FUSED, WMMA, CUDNN, N_VERSIONS };
+#define ROUNDS_P_TO_BF16(version) ((version) == WMMA || (version) == CUDNN)
+#else
 enum { SIMPLE, FUSED, WMMA, N_VERSIONS };
-static const char* const forward_name[N_VERSIONS] = {"attention_forward_simple", "attention_forward",
-                                                     "attention_forward_wmma"};
-static const char* const backward_name[N_VERSIONS] = {"attention_backward_simple", "attention_backward",
-                                                      "attention_backward_wmma"};
+#define ROUNDS_P_TO_BF16(version) ((version) == WMMA)
+#endif
+static const char* const forward_name[] = {"attention_forward_simple", "attention_forward", "attention_forward_wmma",
+                                           "attention_forward_cudnn"};
+static const char* const backward_name[] = {"attention_backward_simple", "attention_backward",
+                                            "attention_backward_wmma", "attention_backward_cudnn"};
+
+// version's forward: out, and lse (all but the simple one; it uses scratch)
+static void run_forward(int version, floatX* out, float* lse, float* scratch, const floatX* qkv, int B, int T, int C,
+                        int NH) {
+#ifdef USE_CUDNN
+    if (version == CUDNN) {
+        attention_forward_cudnn(out, lse, qkv, B, T, C, NH, 0);
+        return;
+    }
+#endif
+    if (version == WMMA) attention_forward_wmma(out, lse, qkv, B, T, C, NH, 0);
+    else if (version == FUSED) attention_forward(out, lse, qkv, B, T, C, NH, 0);
+    else attention_forward_simple(out, scratch, qkv, B, T, C, NH, 0);
+}
+
+static void run_backward(int version, floatX* dqkv, float* D, float* scratch, const floatX* dout, const floatX* qkv,
+                         const floatX* out, const float* lse, int B, int T, int C, int NH) {
+#ifdef USE_CUDNN
+    if (version == CUDNN) {
+        attention_backward_cudnn(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
+        return;
+    }
+#endif
+    if (version == WMMA) attention_backward_wmma(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
+    else if (version == FUSED) attention_backward(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
+    else attention_backward_simple(dqkv, scratch, dout, qkv, B, T, C, NH, 0);
+}
 
 typedef struct {
     int B, T, NH, HS;
@@ -274,7 +312,7 @@ static int check(Shape s, uint32_t seed) {
     for (int version = 0; version < N_VERSIONS; version++) {
         const char *fwd = forward_name[version], *bwd = backward_name[version];
         const int fused = version != SIMPLE;   // writes lse; its backward recomputes P from it
-        const double eR = version == WMMA ? BF16_ROUNDOFF : 0.0;
+        const double eR = ROUNDS_P_TO_BF16(version) ? BF16_ROUNDOFF : 0.0;
         for (size_t i = 0; i < n_out; i++) {
             int t = (int)(i / C % T), hh = (int)(i % C / HS), b = (int)(i / C / T);
             double eP_row = eP[((size_t)b * NH + hh) * T + t] + eR;
@@ -284,9 +322,7 @@ static int check(Shape s, uint32_t seed) {
         cudaCheck(cudaMemset(d_out, 0xFF, n_out * sizeof(floatX)));
         cudaCheck(cudaMemset(d_dqkv, 0xFF, n_qkv * sizeof(floatX)));
         cudaCheck(cudaMemset(d_lse, 0xFF, n_row * sizeof(float)));
-        if (version == WMMA) attention_forward_wmma(d_out, d_lse, d_qkv, B, T, C, NH, 0);
-        else if (fused) attention_forward(d_out, d_lse, d_qkv, B, T, C, NH, 0);
-        else attention_forward_simple(d_out, d_scratch, d_qkv, B, T, C, NH, 0);
+        run_forward(version, d_out, d_lse, d_scratch, d_qkv, B, T, C, NH);
         cudaCheck(cudaDeviceSynchronize());
         cudaCheck(cudaMemcpy(got, d_out, n_out * sizeof(floatX), cudaMemcpyDeviceToHost));
         double w_out = compare(fwd, s, "out", got, NULL, out, out_tol, n_out, C), w_lse = 0;
@@ -315,9 +351,7 @@ static int check(Shape s, uint32_t seed) {
             }
         }
         reference_backward(s, qkvf, doutf, P, eP, errD, eR, dqkv, dqkv_tol);
-        if (version == WMMA) attention_backward_wmma(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0);
-        else if (fused) attention_backward(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0);
-        else attention_backward_simple(d_dqkv, d_scratch, d_dout, d_qkv, B, T, C, NH, 0);
+        run_backward(version, d_dqkv, d_D, d_scratch, d_dout, d_qkv, d_out, d_lse, B, T, C, NH);
         cudaCheck(cudaDeviceSynchronize());
         cudaCheck(cudaMemcpy(got, d_dqkv, n_qkv * sizeof(floatX), cudaMemcpyDeviceToHost));
         double w = compare(bwd, s, "dqkv", got, NULL, dqkv, dqkv_tol, n_qkv, 3 * C);
@@ -376,6 +410,14 @@ static void bench(void) {
     bench_report("attention_backward_wmma", bwd_w, 0, bwd_flops);
     // the tensor-core kernels against the CUDA-core fused ones, timed side by side above
     printf("bench attention wmma vs fused: forward %.2fx, backward %.2fx faster\n", fwd / fwd_w, bwd / bwd_w);
+#ifdef USE_CUDNN
+    float fwd_c = bench_ms([&] { attention_forward_cudnn(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
+    bench_report("attention_forward_cudnn", fwd_c, 0, fwd_flops);
+    float bwd_c = bench_ms([&] { attention_backward_cudnn(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0); },
+                           20);
+    bench_report("attention_backward_cudnn", bwd_c, 0, bwd_flops);
+    printf("bench attention cudnn vs wmma: forward %.2fx, backward %.2fx faster\n", fwd_w / fwd_c, bwd_w / bwd_c);
+#endif
     cudaCheck(cudaFree(d_qkv));
     cudaCheck(cudaFree(d_dout));
     cudaCheck(cudaFree(d_out));
