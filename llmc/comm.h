@@ -5,9 +5,9 @@
  * OpenMPI is installed), else one process. A run of several ranks starts
  * from `mpirun -np N` (OpenMPI) or Slurm's `srun`; started without either,
  * the program is one rank and never touches MPI. The GPU trainer can also
- * run without MPI (comm_init_from_env: ranks from the launcher's
- * environment); it then carries the host collectives over NCCL itself
- * (CommOps, llmc/comm_gpu.cuh).
+ * run without MPI (comm_init_without_mpi: ranks from its flags or the
+ * launcher's environment); it then carries the host collectives over NCCL
+ * itself (CommOps, llmc/comm_gpu.cuh).
  *
  * Every collective is started non-blocking and waited for by comm_wait,
  * which gives up after the timeout (-ct, default 60 s): it then asks every
@@ -182,21 +182,24 @@ static inline void comm_init(Comm *c, int *argc, char ***argv) {
 #endif
 }
 
-// Without MPI: rank, ranks and local rank from the launcher's environment
-// (OpenMPI's mpirun, Slurm's srun, or LLMC_RANK, LLMC_WORLD_SIZE,
-// LLMC_LOCAL_RANK for any other). The caller must set ops before any
-// collective of more than one rank.
-static inline void comm_init_from_env(Comm *c) {
+// Without MPI: the ranks as given (llm.c's -pn ranks, -pr this rank, -pg
+// GPUs per machine, the local rank then being rank % per_node; -1: not
+// given) or else from the launcher's environment (OpenMPI's mpirun, Slurm's
+// srun, or LLMC_RANK, LLMC_WORLD_SIZE, LLMC_LOCAL_RANK for any other). The
+// caller must set ops before any collective of more than one rank.
+static inline void comm_init_without_mpi(Comm *c, int world, int rank, int per_node) {
     comm_init_single(c);
-    const char *world[] = {"OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS", "LLMC_WORLD_SIZE"};
-    const char *rank[] = {"OMPI_COMM_WORLD_RANK", "SLURM_PROCID", "LLMC_RANK"};
-    const char *local[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LLMC_LOCAL_RANK"};
-    c->world = comm_env_int(world, 3, 1, 1 << 20);
-    c->rank = comm_env_int(rank, 3, 0, 1 << 20);
-    c->local_rank = comm_env_int(local, 3, 0, 1 << 20);
+    if ((world < 0) != (rank < 0)) fatal("-pn (ranks) and -pr (this rank) go together");
+    if (world == 0 || per_node == 0) fatal("-pn and -pg count ranks and GPUs: at least 1 (or -1: from the environment)");
+    const char *world_vars[] = {"OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS", "LLMC_WORLD_SIZE"};
+    const char *rank_vars[] = {"OMPI_COMM_WORLD_RANK", "SLURM_PROCID", "LLMC_RANK"};
+    const char *local_vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LLMC_LOCAL_RANK"};
+    c->world = world >= 0 ? world : comm_env_int(world_vars, 3, 1, 1 << 20);
+    c->rank = rank >= 0 ? rank : comm_env_int(rank_vars, 3, 0, 1 << 20);
+    c->local_rank = per_node > 0 ? c->rank % per_node : comm_env_int(local_vars, 3, 0, 1 << 20);
     if (c->world < 0 || c->rank < 0) {
-        fatal("without MPI, the ranks come from the environment: set LLMC_WORLD_SIZE and LLMC_RANK "
-              "(or start them with mpirun or srun)");
+        fatal("without MPI, the ranks come from -pn and -pr or the environment: set LLMC_WORLD_SIZE and "
+              "LLMC_RANK (or start them with mpirun or srun)");
     }
     if (c->rank >= c->world) fatal("rank %d is not below the number of ranks %d", c->rank, c->world);
     if (c->local_rank < 0) c->local_rank = 0;

@@ -76,6 +76,7 @@ typedef struct {
     float comm_timeout;  // seconds a collective may take before the job is ended
     const char *init_method;  // GPU only: how ranks meet: mpi, tcp (-ps host:port) or fs (-pf file)
     const char *rendezvous_server, *rendezvous_file;
+    int num_processes, process_rank, gpus_per_node;  // GPU only, -pi tcp/fs: the ranks as given (-1: from the environment)
     float skip_loss_z, skip_norm_z;  // skip the update above these z-scores (0: never)
     int recompute;       // GPU only: 1 = recompute GELU's output in the backward, 2 = also the layernorms
     int master_weights;  // GPU only: 1 = fp32 master weights
@@ -130,6 +131,7 @@ static TrainConfig train_defaults(void) {
     c.init_method = "mpi";
     c.rendezvous_server = "";
     c.rendezvous_file = "";
+    c.num_processes = c.process_rank = c.gpus_per_node = -1;
     return c;
 }
 
@@ -182,6 +184,9 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-pi", "--init-method", ARG_STRING, &c->init_method, 0, 0, "how the ranks meet: mpi, tcp (rank 0 at -ps) or fs (a file, -pf); without MPI the ranks come from the environment"},
         {"-ps", "--rendezvous-server", ARG_STRING, &c->rendezvous_server, 0, 0, "-pi tcp: rank 0's host:port"},
         {"-pf", "--rendezvous-file", ARG_STRING, &c->rendezvous_file, 0, 0, "-pi fs: a fresh file path every rank sees"},
+        {"-pn", "--num-processes", ARG_INT, &c->num_processes, -1, 1 << 20, "-pi tcp or fs: the number of ranks (-1: from the launcher's environment)"},
+        {"-pr", "--process-rank", ARG_INT, &c->process_rank, -1, 1 << 20, "-pi tcp or fs: this process's rank, below -pn (-1: from the environment)"},
+        {"-pg", "--gpus-per-node", ARG_INT, &c->gpus_per_node, -1, 1 << 16, "-pi tcp or fs: GPUs per machine; a rank takes GPU rank % this (-1: its local rank from the environment)"},
 #endif
     };
     int n = (int)(sizeof(table) / sizeof(table[0]));
@@ -372,9 +377,13 @@ int main(int argc, char **argv) {
     args_parse(argc, argv, TRAINER_SUMMARY, specs, nspecs);
     Comm comm;
     if (strcmp(cfg.init_method, "mpi") == 0) {
+        if (cfg.num_processes >= 0 || cfg.process_rank >= 0 || cfg.gpus_per_node >= 0) {
+            fatal("-pn, -pr and -pg are for -pi tcp or fs: under -pi mpi, mpirun numbers the ranks");
+        }
         comm_init(&comm, &argc, &argv);
     } else if (strcmp(cfg.init_method, "tcp") == 0 || strcmp(cfg.init_method, "fs") == 0) {
-        comm_init_from_env(&comm);  // (the GPU trainer's model carries the collectives over NCCL)
+        // (the GPU trainer's model carries the collectives over NCCL)
+        comm_init_without_mpi(&comm, cfg.num_processes, cfg.process_rank, cfg.gpus_per_node);
     } else {
         fatal("-pi must be mpi, tcp or fs, got '%s'", cfg.init_method);
     }

@@ -221,6 +221,15 @@ LLMC_WORLD_SIZE=2 LLMC_RANK=0 expect_error "the emulated GPU trainer meets other
     "over MPI only" "$GPU" -e "$TMP/g.bin" -i "$TMP/gtr_*.bin" -j "" -x 1 -pi tcp -ps 127.0.0.1:1
 LLMC_WORLD_SIZE=2 LLMC_RANK=5 expect_error "a rank outside the environment's world is refused" \
     "rank 5 is not below" "$GPU" -pi fs -pf "$TMP/id"
+# llm.c's -pn, -pr, -pg number the ranks instead, and win over the environment
+expect_error "-pn without -pr is refused" "-pn (ranks) and -pr (this rank) go together" "$GPU" -pi fs -pf "$TMP/id" -pn 2
+expect_error "-pr outside -pn is refused" "rank 5 is not below the number of ranks 2" \
+    "$GPU" -pi fs -pf "$TMP/id" -pn 2 -pr 5
+expect_error "-pn under -pi mpi is refused" "are for -pi tcp or fs" "$GPU" -pn 2 -pr 0
+if LLMC_WORLD_SIZE=2 LLMC_RANK=5 "$GPU" "${GARGS[@]}" -x 1 -pi tcp -ps 127.0.0.1:1 -pn 1 -pr 0 -pg 8 \
+        > "$TMP/pn.txt" 2>&1 && grep -q '^step 1/1 | loss' "$TMP/pn.txt"; then
+    pass "-pn 1 -pr 0 -pg 8 runs one rank, whatever the environment says"
+else fail "-pn 1 -pr 0 -pg 8 runs one rank" "$(tail -3 "$TMP/pn.txt")"; fi
 compare_gpu() {  # NAME A.txt B.txt
     local why
     if why=$(bash scripts/compare_losses.sh "$2" "$3"); then pass "$1"; else fail "$1" "$why"; fi
