@@ -33,6 +33,7 @@
 #include "llmc/checkpoint.h"
 #include "llmc/comm.h"
 #include "llmc/gpt2.h"
+#include "llmc/gpu_info.h"
 #include "llmc/mfu.h"
 #include "llmc/utils.h"
 #include "llmc/zero.h"
@@ -1028,6 +1029,20 @@ void gpt2_describe_device(char *out, size_t size) {
 
 // the device's dense bf16 peak in FLOP/s (llmc/mfu.h), or -1 if unknown
 double gpt2_peak_flops(GPT2 *model) { return model->peak_flops; }
+
+// -lg: one line on what the GPU is doing now (llmc/gpu_info.h)
+void gpt2_gpu_info(char *out, size_t size) {
+#ifdef CUDA_EMU
+    gpu_info_open(NULL, "an emulated device");
+#else
+    char bus_id[32];
+    int dev;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaDeviceGetPCIBusId(bus_id, (int)sizeof(bus_id), dev));
+    gpu_info_open(bus_id, NULL);
+#endif
+    gpu_info_line(out, size);
+}
 
 #ifndef TESTING
 #define TRAINER_SUMMARY "Trains GPT-2 on one NVIDIA GPU (bf16) from token shards; writes checkpoints to -o."

@@ -344,6 +344,7 @@ static inline cudnnStatus_t cudnn_try_plan(CudnnDesc config, CudnnDesc device, C
 typedef struct {
     int B, T, NH, HS, backward;
     CudnnDesc plan;
+    CudnnGraph graph;    // the descriptors the plan was made from, kept while it lives
     int64_t workspace;   // bytes the plan needs
 } CudnnPlan;
 
@@ -368,7 +369,10 @@ static inline void attention_cudnn_init(void) {
 
 static inline void attention_cudnn_destroy(void) {
     if (!cudnn_ctx.handle) return;
-    for (int i = 0; i < cudnn_ctx.num_plans; i++) cudnnBackendDestroyDescriptor(cudnn_ctx.plans[i].plan);
+    for (int i = 0; i < cudnn_ctx.num_plans; i++) {
+        cudnnBackendDestroyDescriptor(cudnn_ctx.plans[i].plan);
+        cudnn_graph_free(&cudnn_ctx.plans[i].graph);
+    }
     if (cudnn_ctx.workspace) cudaCheck(cudaFree(cudnn_ctx.workspace));
     cudnnBackendDestroyDescriptor(cudnn_ctx.device);
     cudnnCheck(cudnnDestroy(cudnn_ctx.handle));
@@ -382,24 +386,24 @@ static inline const CudnnPlan *cudnn_plan_for(int B, int T, int NH, int HS, int 
         const CudnnPlan *p = &cudnn_ctx.plans[i];
         if (p->B == B && p->T == T && p->NH == NH && p->HS == HS && p->backward == backward) return p;
     }
-    CudnnGraph g;
-    if (backward) cudnn_backward_graph(&g, B, T, NH, HS);
-    else cudnn_forward_graph(&g, B, T, NH, HS);
-    CudnnDesc graph = cudnn_operation_graph(&g), configs[CUDNN_MAX_CONFIGS], plan = NULL;
-    int n = cudnn_engine_configs(&g, graph, cudnn_ctx.device, configs, CUDNN_MAX_CONFIGS);
+    CudnnPlan *p = &cudnn_ctx.plans[cudnn_ctx.built++ % CUDNN_PLANS];
+    if (cudnn_ctx.num_plans == CUDNN_PLANS) {  // evict the oldest (its last run must be over)
+        cudaCheck(cudaDeviceSynchronize());
+        cudnnBackendDestroyDescriptor(p->plan);
+        cudnn_graph_free(&p->graph);
+    } else {
+        cudnn_ctx.num_plans++;
+    }
+    CudnnGraph *g = &p->graph;
+    if (backward) cudnn_backward_graph(g, B, T, NH, HS);
+    else cudnn_forward_graph(g, B, T, NH, HS);
+    CudnnDesc graph = cudnn_operation_graph(g), configs[CUDNN_MAX_CONFIGS], plan = NULL;
+    int n = cudnn_engine_configs(g, graph, cudnn_ctx.device, configs, CUDNN_MAX_CONFIGS);
     cudnnStatus_t status = CUDNN_STATUS_NOT_SUPPORTED;
     for (int i = 0; i < n && !plan; i++) status = cudnn_try_plan(configs[i], cudnn_ctx.device, &plan);
-    cudnn_graph_free(&g);   // (the plan keeps what it needs)
     if (!plan) {
         fatal("cuDNN attention: no engine runs the %s graph at B=%d T=%d NH=%d HS=%d (%d offered; last: %s); "
               "build without USE_CUDNN", backward ? "backward" : "forward", B, T, NH, HS, n, cudnnGetErrorString(status));
-    }
-    CudnnPlan *p = &cudnn_ctx.plans[cudnn_ctx.built++ % CUDNN_PLANS];
-    if (cudnn_ctx.num_plans == CUDNN_PLANS) {  // (its last run must be over)
-        cudaCheck(cudaDeviceSynchronize());
-        cudnnBackendDestroyDescriptor(p->plan);
-    } else {
-        cudnn_ctx.num_plans++;
     }
     p->B = B, p->T = T, p->NH = NH, p->HS = HS, p->backward = backward, p->plan = plan;
     cudnnCheck(cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, NULL,

@@ -35,6 +35,8 @@
 //                                   checkpoint written on any number of ranks
 //   gpt2_describe_device(buf, size) e.g. "CPU, 2 threads" or the GPU's name
 //   gpt2_peak_flops(&m)             the device's peak FLOP/s for MFU, or -1
+//   gpt2_gpu_info(buf, size)        (GPU only) a line on the GPU's utilization, clocks,
+//                                   power and temperature, for -lg
 #ifndef LLMC_TRAIN_LOOP_H
 #define LLMC_TRAIN_LOOP_H
 
@@ -83,6 +85,7 @@ typedef struct {
     int profile;         // GPU only: 1 = GPU time per kernel family, printed at the end
     int gelu_fusion;     // GPU only: 1 = GELU in the matmul epilogue, 0 = its own kernel
     int reduce_fp32;     // GPU only: 1 = gradients summed over the ranks in fp32, 0 = in bf16
+    int log_gpu_every;   // GPU only: a line on the GPU's state every N steps (0: never)
 } TrainConfig;
 
 // defined by the including trainer, after this file (it needs TrainConfig)
@@ -181,6 +184,7 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-ge", "--gelu-fusion", ARG_INT, &c->gelu_fusion, 0, 1, "1: GELU in the fc matmul's epilogue; 0: a separate kernel"},
         {"-gr", "--grad-reduce-fp32", ARG_INT, &c->reduce_fp32, 0, 1, "several ranks: 1 sums gradients over them in fp32 (one rounding, twice the traffic); 0 in bf16"},
         {"-pk", "--profile-kernels", ARG_INT, &c->profile, 0, 1, "1: time each kernel family per step, print a table at the end"},
+        {"-lg", "--log-gpu-every", ARG_INT, &c->log_gpu_every, 0, MAX_INT, "every N steps, print the GPU's utilization, clocks, power, temperature and what holds its clocks down (0: never)"},
         {"-pi", "--init-method", ARG_STRING, &c->init_method, 0, 0, "how the ranks meet: mpi, tcp (rank 0 at -ps) or fs (a file, -pf); without MPI the ranks come from the environment"},
         {"-ps", "--rendezvous-server", ARG_STRING, &c->rendezvous_server, 0, 0, "-pi tcp: rank 0's host:port"},
         {"-pf", "--rendezvous-file", ARG_STRING, &c->rendezvous_file, 0, 0, "-pi fs: a fresh file path every rank sees"},
@@ -607,6 +611,13 @@ int main(int argc, char **argv) {
         }
         printf("step %d/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s%s | ETA %s\n",
                step + 1, cfg.max_steps, loss, lr, norm, dt * 1e3, tok_s, mfu, eta);
+#ifdef TRAINER_GPU
+        if (cfg.log_gpu_every > 0 && (step + 1) % cfg.log_gpu_every == 0) {
+            char gpu[320];
+            gpt2_gpu_info(gpu, sizeof(gpu));
+            printf("%s\n", gpu);
+        }
+#endif
         fflush(stdout);
         logger_train(&logger, step + 1, loss, lr, norm, dt * 1e3, tok_s);
     }

@@ -249,8 +249,15 @@ else
         "$PY" tests/make_shard.py "$W/bench_000.bin" $((B * 1024 * (STEPS + 1) + 1)) 3
         SPEED=(-e d12 -i "$W/bench_*.bin" -b "$B" -t 1024 -x "$STEPS"); bench_what="GPT-2 124M (d12), B=$B, T=1024"
     fi
-    r=$(run_one "$LOGS/gpu_speed.log" "$GPU_TRAINER" "${SPEED[@]}" -j "" -g 0 -tz "" -pk 1)
+    r=$(run_one "$LOGS/gpu_speed.log" "$GPU_TRAINER" "${SPEED[@]}" -j "" -g 0 -tz "" -pk 1 -lg 2)
     trainer_row "$bench_what: trains" "$r"
+    # -lg: the GPU's state from NVML (n/a where NVML is not there to ask)
+    gpu_state=$(grep '^gpu: ' "$LOGS/gpu_speed.log" | tail -1)
+    case "$gpu_state" in
+        "gpu: n/a"*) why=${gpu_state#gpu: n/a (}; trainer_row "-lg: the GPU's utilization, clocks, power from NVML" "n/a (${why%)})";;
+        "gpu: "*) trainer_row "-lg: the GPU's utilization, clocks, power from NVML" "PASS (${gpu_state#gpu: })";;
+        *) trainer_row "-lg: the GPU's utilization, clocks, power from NVML" "FAIL (no gpu: line)";;
+    esac
     # median over the steps after the first: the number before "ms" and
     # "tok/s", after "MFU"
     median_field() {   # KEY OFFSET, of $LOG (default: the speed run's)

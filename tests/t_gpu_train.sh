@@ -54,6 +54,36 @@ families=$(grep -cE '^profile: (encoder|layernorm|matmul|attention|gelu|classifi
 if grep -q '^profile: GPU time per step by kernel family, mean of 9 steps' "$TMP/gpu_r1.txt" && [ "$families" = 8 ]
 then pass gpu_train_profile_table
 else fail gpu_train_profile_table "want a table of 8 kernel families over 9 steps: $(grep '^profile' "$TMP/gpu_r1.txt" | head -3)"; fi
+# the same run with -lg 3 (llm.c's GPU log, from NVML): a line after steps 3,
+# 6 and 9 (the emulated device has no NVML: "n/a" and why), the same losses
+"$GPU" "${ARGS[@]}" -r 1 -lg 3 > "$TMP/gpu_lg.txt" 2>&1
+after=$(grep -B1 '^gpu: n/a (an emulated device)$' "$TMP/gpu_lg.txt" | grep -o '^step [0-9]*/10 | loss' | tr '\n' ' ')
+if [ "$after" = "step 3/10 | loss step 6/10 | loss step 9/10 | loss " ]; then pass gpu_train_log_gpu_every_3_steps
+else fail gpu_train_log_gpu_every_3_steps "gpu lines after: '$after'"; fi
+compare_runs gpu_train_log_gpu_keeps_losses "$TMP/gpu_r1.txt" "$TMP/gpu_lg.txt"
+# llmc/gpu_info.h's own parts: the names of NVML's throttle bits, and (where
+# the driver's NVML is absent, as on CI machines) a machine without it told as such
+cat > "$TMP/gpu_info.c" <<'C'
+#include <string.h>
+#include "llmc/gpu_info.h"
+int main(int argc, char **argv) {
+    (void)argv;
+    char names[160], line[320];
+    gpu_info_throttle_names(0x4 | 0x40, names, sizeof(names));
+    if (strcmp(names, "power cap, hardware thermal")) { printf("mask 0x44: '%s'\n", names); return 1; }
+    gpu_info_throttle_names(0, names, sizeof(names));
+    if (strcmp(names, "nothing")) { printf("mask 0: '%s'\n", names); return 1; }
+    if (argc > 1) return 0;  // (NVML is here)
+    if (gpu_info_open("00000000:01:00.0", NULL)) { printf("NVML opened on a machine without it\n"); return 1; }
+    gpu_info_line(line, sizeof(line));
+    if (strncmp(line, "gpu: n/a (no NVML: ", 19)) { printf("'%s'\n", line); return 1; }
+    return 0;
+}
+C
+if gcc -std=gnu11 -Wall -Wextra -Werror -I. "$TMP/gpu_info.c" -o "$TMP/gpu_info" -ldl 2> "$TMP/gpu_info.log" &&
+    out=$("$TMP/gpu_info" $(ldconfig -p | grep -q 'libnvidia-ml.so.1 ' && echo nvml) 2>&1); then
+    pass gpu_info_names_throttle_reasons_and_says_no_nvml
+else fail gpu_info_names_throttle_reasons_and_says_no_nvml "$(cat "$TMP/gpu_info.log") ${out:-}"; fi
 expect_error cpu_trainer_has_no_recompute "unknown flag '-r'" ./train_gpt2 "${ARGS[@]}" -r 1
 # -r 2: ln1 and ln2 recomputed too, from the stored residuals by the same
 # arithmetic as the forward: the same bits as -r 1 (losses, norms, and the

@@ -41,6 +41,7 @@ for z in 0 1 2 3; do
     contains "gpu_validate_2_ranks_zero$z" "$TMP/ok/report.md" "| tiny model on 2 ranks, ZeRO-$z: losses match one GPU | PASS |"
 done
 contains gpu_validate_scaling "$TMP/ok/report.md" "On 2 GPUs (ZeRO-1, the same batch per GPU): median"
+contains gpu_validate_log_gpu_row "$TMP/ok/report.md" "| -lg: the GPU's utilization, clocks, power from NVML | n/a (an emulated device) |"
 contains gpu_validate_cudnn_row "$TMP/ok/report.md" "| cuDNN attention | n/a (emulation: cuDNN needs the GPU"
 
 # a kernel run that fails (here: the emulator refuses a bad EMU_ORDER)
