@@ -855,6 +855,11 @@ float gpt2_mean_loss(GPT2 *model) {
     return model->mean_loss;
 }
 
+const float *gpt2_position_losses(GPT2 *model) {
+    gpt2_mean_loss(model);   // (fails without targets)
+    return model->losses;
+}
+
 // Sum of squares of x (n,) in double, summed in fixed chunks so the result
 // does not depend on the number of threads.
 static double sum_of_squares(const float *x, size_t n) {

@@ -678,6 +678,11 @@ float gpt2_mean_loss(GPT2 *model) {
     return model->mean_loss;
 }
 
+const float *gpt2_position_losses(GPT2 *model) {
+    gpt2_mean_loss(model);   // (copies them to the host)
+    return model->losses_host;
+}
+
 void gpt2_zero_grad(GPT2 *model) {
     // a training step starts here (and the last one ended, if its update was skipped: -sl/-sg)
     profile_end_step(&model->profile, model->stream);

@@ -39,6 +39,12 @@ static inline void logger_val(Logger *lg, int step, float val_loss) {
     fflush(lg->f);
 }
 
+static inline void logger_hellaswag(Logger *lg, int step, double accuracy) {
+    if (!lg->f) return;
+    fprintf(lg->f, "{\"step\":%d,\"hellaswag_acc\":%.6f}\n", step, accuracy);
+    fflush(lg->f);
+}
+
 static inline void logger_close(Logger *lg) {
     if (lg->f) fclose_check(lg->f);
     lg->f = NULL;

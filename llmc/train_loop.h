@@ -21,6 +21,7 @@
 //   gpt2_forward(&m, inputs, targets, B, T)   targets may be NULL
 //   gpt2_mean_loss(&m)              the mean loss of that forward (with targets),
 //                                   also after its backward
+//   gpt2_position_losses(&m)        host pointer to that forward's B*T losses
 //   gpt2_logits_row(&m, t)          host pointer to the Vp logits of row t
 //                                   (of the B*T) after a forward
 //   gpt2_params_checksum(&m)        with several ranks: CRC-32 of the parameters as
@@ -52,6 +53,7 @@
 #include "checkpoint.h"
 #include "comm.h"
 #include "dataloader.h"
+#include "hellaswag.h"
 #include "logger.h"
 #include "mfu.h"
 #include "outlier.h"
@@ -66,6 +68,7 @@
 typedef struct {
     const char *train_pattern, *val_pattern, *model_source, *output_dir, *tokenizer_path;
     const char *schedule, *prompt, *merges_path;
+    const char *hellaswag_path;  // llm.c's hellaswag_val.bin: accuracy at every val step ("": off)
     int checkpoint_every, checkpoints_keep, checkpoints_major, resume;
     int B, T, total_batch, max_steps;
     float lr, final_frac, weight_decay, grad_clip, beta1, beta2;
@@ -134,6 +137,7 @@ static TrainConfig train_defaults(void) {
     c.init_method = "mpi";
     c.rendezvous_server = "";
     c.rendezvous_file = "";
+    c.hellaswag_path = "";
     c.num_processes = c.process_rank = c.gpus_per_node = -1;
     return c;
 }
@@ -166,6 +170,7 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-b2", "--beta2", ARG_FLOAT, &c->beta2, 0, 0.999999, "AdamW beta2"},
         {"-v", "--val-every", ARG_INT, &c->val_every, 1, MAX_INT, "val loss every N steps"},
         {"-m", "--val-batches", ARG_INT, &c->val_batches, 1, MAX_INT, "batches per val loss"},
+        {"-hs", "--hellaswag", ARG_STRING, &c->hellaswag_path, 0, 0, "HellaSwag file (llm.c's hellaswag_val.bin): its accuracy every -v steps (needs B >= 4)"},
         {"-s", "--sample-every", ARG_INT, &c->sample_every, 1, MAX_INT, "text sample every N steps"},
         {"-g", "--gen-tokens", ARG_INT, &c->gen_tokens, 0, 1048576, "tokens per sample (0: no samples)"},
         {"-tp", "--temperature", ARG_FLOAT, &c->temperature, 0, 100, "sampling temperature"},
@@ -332,6 +337,39 @@ static float val_loss(GPT2 *model, DataLoader *val, int batches, Comm *comm) {
     }
     comm_allreduce_sum_f64(comm, &sum, 1, "all-reduce of the val loss");
     return (float)(sum / ((double)batches * comm->world));
+}
+
+// HellaSwag accuracy (llmc/hellaswag.h) over hs's examples that fit T, B/4
+// per forward: each rank takes its share, and every rank runs the same
+// number of forwards (ZeRO-3 gathers parameters in them), padding with
+// empty rows. *counted: the examples scored, over all ranks.
+static double hellaswag_accuracy(GPT2 *model, const HellaSwag *hs, int B, int T, Comm *comm, int *counted) {
+    int *fit = (int *)malloc_check((size_t)hs->num_examples * sizeof(int)), n = 0;
+    for (int i = 0; i < hs->num_examples; i++) {
+        if (hellaswag_fits(&hs->examples[i], T)) fit[n++] = i;
+    }
+    int per_batch = B / HELLASWAG_COMPLETIONS, per_round = per_batch * comm->world;
+    int *inputs = (int *)malloc_check((size_t)B * T * sizeof(int)), *targets = (int *)malloc_check((size_t)B * T * sizeof(int));
+    char *mask = (char *)malloc_check((size_t)B * T);
+    double tally[2] = {0.0, 0.0};  // right, scored
+    for (int first = 0; first < n; first += per_round) {
+        for (int r = 0; r < B / HELLASWAG_COMPLETIONS; r++) {
+            int k = first + comm->rank * per_batch + r;
+            hellaswag_rows(r < per_batch && k < n ? &hs->examples[fit[k]] : NULL, r, T, inputs, targets, mask);
+        }
+        gpt2_forward(model, inputs, targets, B, T);
+        const float *losses = gpt2_position_losses(model);
+        for (int r = 0; r < per_batch; r++) {
+            int k = first + comm->rank * per_batch + r;
+            if (k >= n) break;
+            tally[0] += hellaswag_pick(losses, mask, r, T) == hs->examples[fit[k]].label;
+            tally[1] += 1.0;
+        }
+    }
+    comm_allreduce_sum_f64(comm, tally, 2, "all-reduce of the HellaSwag counts");
+    free(fit), free(inputs), free(targets), free(mask);
+    *counted = (int)tally[1];
+    return tally[1] > 0 ? tally[0] / tally[1] : 0.0;
 }
 
 // Every rank must run the same configuration on the same model and data: a
@@ -529,6 +567,16 @@ int main(int argc, char **argv) {
     printf("batch: B=%d T=%d, %d accumulation step(s), %d tokens per step; %d steps; %s\n",
            B, T, accum_steps, cfg.total_batch, cfg.max_steps, device);
     if (world_size > 1) printf("ranks: %d, ZeRO stage %d\n", world_size, cfg.zero_stage);
+    HellaSwag hs;
+    memset(&hs, 0, sizeof(hs));
+    if (cfg.hellaswag_path[0]) {
+        if (B < HELLASWAG_COMPLETIONS) fatal("-hs scores 4 completions per forward: it needs -b 4 or more, got %d", B);
+        hellaswag_load(&hs, cfg.hellaswag_path, mc->vocab_size);
+        int fits = 0;
+        for (int i = 0; i < hs.num_examples; i++) fits += hellaswag_fits(&hs.examples[i], T);
+        if (fits == 0) fatal("-hs: none of the %d examples of '%s' fits T=%d", hs.num_examples, cfg.hellaswag_path, T);
+        printf("hellaswag: %d examples, %d of them fit T=%d\n", hs.num_examples, fits, T);
+    }
 
     double train_seconds = 0.0;
     int timed_steps = 0;
@@ -542,6 +590,12 @@ int main(int argc, char **argv) {
             float vl = val_loss(&model, &val_loader, cfg.val_batches, &comm);
             printf("step %d/%d | val loss %.4f\n", step, cfg.max_steps, vl);
             logger_val(&logger, step, vl);
+        }
+        if (hs.num_examples && (step % cfg.val_every == 0 || last)) {
+            int counted;
+            double acc = hellaswag_accuracy(&model, &hs, B, T, &comm, &counted);
+            printf("step %d/%d | hellaswag %.4f (%d examples)\n", step, cfg.max_steps, acc, counted);
+            logger_hellaswag(&logger, step, acc);
         }
         if (cfg.gen_tokens > 0 && step > start_step && (step % cfg.sample_every == 0 || last)) {
             printf("sample: ");
@@ -623,6 +677,7 @@ int main(int argc, char **argv) {
     }
 
     logger_close(&logger);
+    hellaswag_free(&hs);
     if (have_tok) tokenizer_free(&tok);
     dataloader_free(&train_loader);
     if (use_val) dataloader_free(&val_loader);
