@@ -349,13 +349,14 @@ static double hellaswag_accuracy(GPT2 *model, const HellaSwag *hs, int B, int T,
         if (hellaswag_fits(&hs->examples[i], T)) fit[n++] = i;
     }
     int per_batch = B / HELLASWAG_COMPLETIONS, per_round = per_batch * comm->world;
-    int *inputs = (int *)malloc_check((size_t)B * T * sizeof(int)), *targets = (int *)malloc_check((size_t)B * T * sizeof(int));
-    char *mask = (char *)malloc_check((size_t)B * T);
+    // (rows past the last 4 when B % 4 != 0 stay token 0, unscored)
+    int *inputs = (int *)calloc_check((size_t)B * T, sizeof(int)), *targets = (int *)calloc_check((size_t)B * T, sizeof(int));
+    char *mask = (char *)calloc_check((size_t)B * T, 1);
     double tally[2] = {0.0, 0.0};  // right, scored
     for (int first = 0; first < n; first += per_round) {
-        for (int r = 0; r < B / HELLASWAG_COMPLETIONS; r++) {
+        for (int r = 0; r < per_batch; r++) {
             int k = first + comm->rank * per_batch + r;
-            hellaswag_rows(r < per_batch && k < n ? &hs->examples[fit[k]] : NULL, r, T, inputs, targets, mask);
+            hellaswag_rows(k < n ? &hs->examples[fit[k]] : NULL, r, T, inputs, targets, mask);
         }
         gpt2_forward(model, inputs, targets, B, T);
         const float *losses = gpt2_position_losses(model);

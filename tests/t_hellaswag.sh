@@ -32,7 +32,7 @@ EVAL=(-e "$TMP/out/model_00000060.bin" "${DATA[@]}" -x 1 -l 0)
 [ "$(id -u)" -eq 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMP_NUM_THREADS=1
 mpi() { local n=$1; shift; timeout 120 mpirun --oversubscribe -np "$n" "$@"; }
-for run in "CPU|./train_gpt2" "emulated GPU|$GPU" "CPU, 3 ranks, B=4|mpi 3 ./train_gpt2 -b 4" \
+for run in "CPU|./train_gpt2" "emulated GPU|$GPU" "CPU, B=6|./train_gpt2 -b 6" "CPU, 3 ranks, B=4|mpi 3 ./train_gpt2 -b 4" \
            "emulated GPU, 2 ranks, ZeRO-3|mpi 2 $GPU -z 3"; do
     name=${run%%|*}; read -r -a cmd <<< "${run#*|}"
     for f in hs wrong; do
