@@ -253,7 +253,7 @@ endif
 # cuDNN's fused attention (llmc/attention_cudnn.cuh) in place of ours:
 # USE_CUDNN=1 on train_gpt2cu, test_gpt2cu and build/cuda/* (build/gpu_flags
 # remembers the setting, so switching it rebuilds them); `make cudnn` builds
-# build/cudnn/: the trainer and the attention check with it, beside ours,
+# build/cudnn/: the trainer, its PyTorch test and the attention check with it, beside ours,
 # and attention_graphs, which checks without a GPU that cuDNN takes our
 # graphs (tests/t_cudnn.sh)
 ifeq ($(USE_CUDNN),1)
@@ -265,7 +265,7 @@ FORCE:
 build/gpu_flags: FORCE
 	@mkdir -p $(@D); f='USE_CUDNN=$(USE_CUDNN)'; [ "$$(cat $@ 2>/dev/null)" = "$$f" ] || echo "$$f" > $@
 
-cudnn: build/cudnn/train_gpt2cu build/cudnn/attention build/cudnn/attention_graphs
+cudnn: build/cudnn/train_gpt2cu build/cudnn/test_gpt2cu build/cudnn/attention build/cudnn/attention_graphs
 
 build/cudnn/attention: dev/cuda/attention.cu $(EMU_KERNEL_HDRS)
 	@mkdir -p $(@D)
@@ -296,6 +296,10 @@ train_gpt2cu: $(GPU_TRAINER_DEPS) build/gpu_flags
 
 test_gpt2cu: test_gpt2.cu $(GPU_TRAINER_DEPS) build/gpu_flags
 	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $(CUDNN_FLAGS) $(PCRE2_CFLAGS) $< -o $@ $(CUDA_LIBS) $(CUDNN_LIBS) $(PCRE2_STATIC)
+
+build/cudnn/test_gpt2cu: test_gpt2.cu $(GPU_TRAINER_DEPS)
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo -DUSE_CUDNN $(PCRE2_CFLAGS) $< -o $@ $(CUDA_LIBS) -lcudnn $(PCRE2_STATIC)
 
 build/cudnn/train_gpt2cu: $(GPU_TRAINER_DEPS)
 	@mkdir -p $(@D)

@@ -25,8 +25,8 @@
 #      the scaling efficiency;
 #   6. cuDNN's fused attention (make cudnn: build/cudnn/): checked against the
 #      CPU reference and timed beside ours (build/cudnn/attention bench), the
-#      tiny model against the CPU trainer and the 124M run with it: tokens/s
-#      against ours (GPU_VALIDATE_CUDNN=0 skips it).
+#      tiny model against the CPU trainer, test_gpt2cu against PyTorch, and
+#      the 124M run with it: tokens/s against ours (GPU_VALIDATE_CUDNN=0 skips it).
 # Then writes REPORT_DIR/report.md (GPU, versions, a pass/fail table per
 # kernel and trainer check, every bench line, the training numbers) beside
 # one log per run, and exits 1 if anything failed.
@@ -95,7 +95,7 @@ elif [ "${GPU_VALIDATE_PREBUILT:-0}" = 1 ]; then
     GPU_TRAINER=./train_gpt2cu GPU_TEST=./test_gpt2cu
 else
     targets="$(for k in $KERNELS; do echo build/cuda/$k; done) train_gpt2cu test_gpt2cu"
-    [ "${GPU_VALIDATE_CUDNN:-1}" = 1 ] && targets="$targets build/cudnn/train_gpt2cu build/cudnn/attention"
+    [ "${GPU_VALIDATE_CUDNN:-1}" = 1 ] && targets="$targets build/cudnn/train_gpt2cu build/cudnn/test_gpt2cu build/cudnn/attention"
     GPU_TRAINER=./train_gpt2cu GPU_TEST=./test_gpt2cu
 fi
 [ -z "${GPU_VALIDATE_CPU_REF:-}" ] && [ "${GPU_VALIDATE_PREBUILT:-0}" != 1 ] && targets="$targets train_gpt2"
@@ -301,6 +301,12 @@ else
             else r="FAIL ($why)"; echo "$LOGS/cudnn_tiny.log" >>"$LOGS/failed"; fi
         fi
         trainer_row "cuDNN attention: tiny model, 10 steps: losses match the CPU trainer" "$r"
+        for ref in $refs; do   # the PyTorch references written above
+            m=${ref%%:*}
+            [ -d "$W/ref_$m" ] || continue
+            trainer_row "cuDNN attention: test_gpt2cu vs PyTorch, $m" \
+                "$(run_one "$LOGS/cudnn_test_gpt2cu_$m.log" build/cudnn/test_gpt2cu "$W/ref_$m")"
+        done
         r=$(run_one "$LOGS/cudnn_speed.log" "$CUDNN_TRAINER" "${SPEED[@]}" -j "" -g 0 -tz "" -pk 1)
         trainer_row "cuDNN attention: $bench_what: trains" "$r"
         cudnn_toks=$(LOG=$LOGS/cudnn_speed.log median_field tok/s -1)

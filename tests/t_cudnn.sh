@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # tests/t_cudnn.sh: cuDNN's fused attention (llmc/attention_cudnn.cuh,
-# USE_CUDNN=1) without a GPU: nvcc builds the trainer and the attention
-# check with it (make cudnn), and cuDNN's engines take our forward and
+# USE_CUDNN=1) without a GPU: nvcc builds the trainer, its PyTorch test
+# and the attention check with it (make cudnn), and cuDNN's engines take our forward and
 # backward graphs for an H100 at every shape the check uses
 # (dev/cuda/cudnn_attention_graphs.c: cuDNN picks engines and compiles
 # plans for a device described in dev/cuda/h100.json). Whether the results
-# are right needs the GPU: scripts/gpu_validate.sh runs build/cudnn/attention.
+# are right needs the GPU: scripts/gpu_validate.sh runs build/cudnn/*.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
 
@@ -14,7 +14,7 @@ if ! out=$(make -s cudnn 2>&1); then
     printf '%s\n' "$out" | tail -20 | sed 's/^/    /'
     exit 0
 fi
-pass "nvcc builds build/cudnn/train_gpt2cu and build/cudnn/attention with cuDNN's attention"
+pass "nvcc builds build/cudnn/train_gpt2cu, test_gpt2cu and attention with cuDNN's attention"
 if make -s -n train_gpt2cu USE_CUDNN=1 | grep -q -- '-DUSE_CUDNN'; then
     pass "make train_gpt2cu USE_CUDNN=1 builds with cuDNN"
 else fail "make train_gpt2cu USE_CUDNN=1 builds with cuDNN" "no -DUSE_CUDNN in: $(make -s -n train_gpt2cu USE_CUDNN=1)"; fi
