@@ -1,8 +1,8 @@
 /*
  * attention_cudnn.cuh: causal self-attention by cuDNN's fused flash
- * attention (make USE_CUDNN=1), through cuDNN's backend C API only: no
- * front-end library. The same contract as attention_forward_wmma and
- * attention_backward_wmma: qkv (B,T,3C) with C = NH*HS (q, k, v of head h at
+ * attention (make train_gpt2cu USE_CUDNN=1), through cuDNN's backend C
+ * API only: no front-end library. The same contract as
+ * attention_forward_wmma and attention_backward_wmma: qkv (B,T,3C) with C = NH*HS (q, k, v of head h at
  * columns h*HS, C + h*HS, 2C + h*HS), out (B,T,C), lse (B,NH,T) the
  * natural-log log-sum-exp of each row of scaled scores; dqkv (B,T,3C).
  *
@@ -40,7 +40,7 @@
 
 static inline void cudnn_check_at(cudnnStatus_t status, const char *call, const char *file, int line) {
     if (status == CUDNN_STATUS_SUCCESS) return;
-    char detail[512];
+    char detail[512] = "";
     cudnnGetLastErrorString(detail, sizeof(detail));
     fatal_at(file, line, "cuDNN: %s: %s (%s)", call, cudnnGetErrorString(status), detail[0] ? detail : "no detail");
 }
