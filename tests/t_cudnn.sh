@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # tests/t_cudnn.sh: cuDNN's fused attention (llmc/attention_cudnn.cuh,
-# USE_CUDNN=1) without a GPU: nvcc builds the trainer, its PyTorch test
-# and the attention check with it (make cudnn), and cuDNN's engines take our forward and
-# backward graphs for an H100 at every shape the check uses
-# (dev/cuda/cudnn_attention_graphs.c: cuDNN picks engines and compiles
-# plans for a device described in dev/cuda/h100.json). Whether the results
-# are right needs the GPU: scripts/gpu_validate.sh runs build/cudnn/*.
+# USE_CUDNN=1) without a GPU: nvcc builds the trainer, its PyTorch test and
+# the attention check with it (make cudnn), and cuDNN's engines take our
+# forward and backward graphs for an H100 and an A100 at every shape the
+# check uses (dev/cuda/cudnn_attention_graphs.c: cuDNN picks engines and
+# compiles plans for a device described in dev/cuda/h100.json, a100.json).
+# Whether the results are right needs the GPU: scripts/gpu_validate.sh
+# runs build/cudnn/*.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
 
@@ -26,7 +27,9 @@ if ! ldconfig -p | grep -q 'libcuda.so.1 '; then
     mkdir -p "$TMP/stub" && ln -sf "$(readlink -f "$LIBS/stubs/libcuda.so")" "$TMP/stub/libcuda.so.1"
     LIBS=$TMP/stub:$LIBS
 fi
-out=$(LD_LIBRARY_PATH=$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} timeout 300 build/cudnn/attention_graphs dev/cuda/h100.json 2>&1)
-rc=$?
-printf '%s\n' "$out" | sed -n 's/^ok   /PASS cuDNN attention graphs: /p; s/^FAIL /FAIL cuDNN attention graphs: /p'
-[ $rc -eq 0 ] || printf '%s\n' "$out" | grep -q '^FAIL' || fail "cuDNN attention graphs" "exit $rc: $(printf '%s\n' "$out" | tail -3)"
+for gpu in h100 a100; do   # Hopper and Ampere: the two architectures nvcc builds for
+    out=$(LD_LIBRARY_PATH=$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} timeout 300 build/cudnn/attention_graphs "dev/cuda/$gpu.json" 2>&1)
+    rc=$?
+    printf '%s\n' "$out" | sed -n "s/^ok   /PASS cuDNN attention graphs, $gpu: /p; s/^FAIL /FAIL cuDNN attention graphs, $gpu: /p"
+    [ $rc -eq 0 ] || printf '%s\n' "$out" | grep -q '^FAIL' || fail "cuDNN attention graphs, $gpu" "exit $rc: $(printf '%s\n' "$out" | tail -3)"
+done

@@ -14,7 +14,8 @@
  * (CUDNN_STATUS_EXECUTION_FAILED_CUDA_DRIVER). On a GPU machine the plan
  * finalizes and runs: build/cuda/attention checks its numbers there.
  *
- * usage: cudnn_attention_graphs DEVICE.json   (e.g. dev/cuda/h100.json)
+ * usage: cudnn_attention_graphs DEVICE.json   (dev/cuda/h100.json, a100.json:
+ *        the properties cuDNN reads, with these GPUs' published figures)
  * Prints one line per check; exits 1 if any fails.
  */
 #include <stdio.h>
