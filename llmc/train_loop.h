@@ -353,7 +353,15 @@ static double hellaswag_accuracy(GPT2 *model, const HellaSwag *hs, int B, int T,
     int *inputs = (int *)calloc_check((size_t)B * T, sizeof(int)), *targets = (int *)calloc_check((size_t)B * T, sizeof(int));
     char *mask = (char *)calloc_check((size_t)B * T, 1);
     double tally[2] = {0.0, 0.0};  // right, scored
+    double t0 = comm_now(), shown = t0;
     for (int first = 0; first < n; first += per_round) {
+        double now = comm_now();
+        if (now - shown >= 10.0) {  // long (all of HellaSwag on a CPU): show progress
+            double done = (double)first / n;
+            printf("hellaswag: %d of %d examples, about %.0f s left\n", first, n, (now - t0) * (1 - done) / done);
+            fflush(stdout);
+            shown = now;
+        }
         for (int r = 0; r < per_batch; r++) {
             int k = first + comm->rank * per_batch + r;
             hellaswag_rows(k < n ? &hs->examples[fit[k]] : NULL, r, T, inputs, targets, mask);
