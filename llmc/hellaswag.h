@@ -39,13 +39,31 @@ typedef struct {
 } HellaSwagExample;
 
 typedef struct {
-    int num_examples;
-    HellaSwagExample *examples;
+    int num_examples;             // those whose rows fit T: the ones scored
+    int num_in_file;
+    HellaSwagExample *examples;   // (num_examples,)
     uint16_t *data;  // the file's examples; the pointers above point into it
 } HellaSwag;
 
-// Loads and checks path: every token below vocab_size
-static inline void hellaswag_load(HellaSwag *h, const char *path, int vocab_size) {
+// Whether e's longest row fits T tokens
+static inline int hellaswag_fits(const HellaSwagExample *e, int T) {
+    for (int c = 0; c < HELLASWAG_COMPLETIONS; c++) {
+        if (e->context_len + e->len[c] - 1 > T) return 0;
+    }
+    return 1;
+}
+
+// The first of tokens (n,) at or past vocab_size, or -1
+static inline int hellaswag_bad_token(const uint16_t *tokens, int n, int vocab_size) {
+    for (int j = 0; j < n; j++) {
+        if (tokens[j] >= vocab_size) return tokens[j];
+    }
+    return -1;
+}
+
+// Loads and checks path (every token below vocab_size); keeps the examples
+// whose rows fit T
+static inline void hellaswag_load(HellaSwag *h, const char *path, int vocab_size, int T) {
     memset(h, 0, sizeof(*h));
     FILE *f = fopen_check(path, "rb");
     int32_t header[256];
@@ -63,11 +81,12 @@ static inline void hellaswag_load(HellaSwag *h, const char *path, int vocab_size
     h->data = (uint16_t *)malloc_check(n * sizeof(uint16_t));
     if (fread(h->data, sizeof(uint16_t), n, f) != n) fatal("'%s': short read", path);
     fclose_check(f);
-    h->num_examples = header[2];
-    h->examples = (HellaSwagExample *)calloc_check((size_t)h->num_examples, sizeof(HellaSwagExample));
+    h->num_in_file = header[2];
+    h->examples = (HellaSwagExample *)calloc_check((size_t)h->num_in_file, sizeof(HellaSwagExample));
     size_t at = 0;
-    for (int i = 0; i < h->num_examples; i++) {
-        HellaSwagExample *e = &h->examples[i];
+    for (int i = 0; i < h->num_in_file; i++) {
+        HellaSwagExample *e = &h->examples[h->num_examples];   // (kept if it fits T)
+        memset(e, 0, sizeof(*e));
         const uint16_t *x = h->data + at;
         if (n - at < 6 || x[0] != 65535) fatal("'%s': example %d does not start where the one before ends", path, i);
         size_t size = x[1] / 2, k = 6;
@@ -87,28 +106,19 @@ static inline void hellaswag_load(HellaSwag *h, const char *path, int vocab_size
         int empty = e->context_len == 0;
         for (int c = 0; c < HELLASWAG_COMPLETIONS; c++) empty |= e->len[c] == 0;
         if (k != size || empty) fatal("'%s': example %d's lengths do not add up to its %zu tokens", path, i, size);
-        for (size_t j = 6; j < size; j++) {
-            int is_len = 0;   // (the completion lengths are not tokens)
-            for (int c = 0; c < HELLASWAG_COMPLETIONS; c++) is_len |= x + j == e->completion[c] - 1;
-            if (!is_len && x[j] >= vocab_size) fatal("'%s': example %d has token %d, outside the vocabulary (%d)", path, i, x[j], vocab_size);
-        }
+        int bad = hellaswag_bad_token(e->context, e->context_len, vocab_size);
+        for (int c = 0; c < HELLASWAG_COMPLETIONS && bad < 0; c++) bad = hellaswag_bad_token(e->completion[c], e->len[c], vocab_size);
+        if (bad >= 0) fatal("'%s': example %d has token %d, outside the vocabulary (%d)", path, i, bad, vocab_size);
+        h->num_examples += hellaswag_fits(e, T);
         at += size;
     }
-    if (at != n) fatal("'%s': %zu bytes after its %d examples", path, (n - at) * 2, h->num_examples);
+    if (at != n) fatal("'%s': %zu bytes after its %d examples", path, (n - at) * 2, h->num_in_file);
 }
 
 static inline void hellaswag_free(HellaSwag *h) {
     free(h->examples);
     free(h->data);
     memset(h, 0, sizeof(*h));
-}
-
-// Whether e's longest row fits T tokens
-static inline int hellaswag_fits(const HellaSwagExample *e, int T) {
-    for (int c = 0; c < HELLASWAG_COMPLETIONS; c++) {
-        if (e->context_len + e->len[c] - 1 > T) return 0;
-    }
-    return 1;
 }
 
 // Rows 4r .. 4r+3 of inputs, targets (B,T) for e (e NULL: padding rows),

@@ -339,15 +339,12 @@ static float val_loss(GPT2 *model, DataLoader *val, int batches, Comm *comm) {
     return (float)(sum / ((double)batches * comm->world));
 }
 
-// HellaSwag accuracy (llmc/hellaswag.h) over hs's examples that fit T, B/4
-// per forward: each rank takes its share, and every rank runs the same
-// number of forwards (ZeRO-3 gathers parameters in them), padding with
-// empty rows. *counted: the examples scored, over all ranks.
+// HellaSwag accuracy (llmc/hellaswag.h) over hs's examples (those that fit
+// T), B/4 per forward: each rank takes its share, and every rank runs the
+// same number of forwards (ZeRO-3 gathers parameters in them), padding
+// with empty rows. *counted: the examples scored, over all ranks.
 static double hellaswag_accuracy(GPT2 *model, const HellaSwag *hs, int B, int T, Comm *comm, int *counted) {
-    int *fit = (int *)malloc_check((size_t)hs->num_examples * sizeof(int)), n = 0;
-    for (int i = 0; i < hs->num_examples; i++) {
-        if (hellaswag_fits(&hs->examples[i], T)) fit[n++] = i;
-    }
+    int n = hs->num_examples;
     int per_batch = B / HELLASWAG_COMPLETIONS, per_round = per_batch * comm->world;
     // (rows past the last 4 when B % 4 != 0 stay token 0, unscored)
     int *inputs = (int *)calloc_check((size_t)B * T, sizeof(int)), *targets = (int *)calloc_check((size_t)B * T, sizeof(int));
@@ -364,19 +361,19 @@ static double hellaswag_accuracy(GPT2 *model, const HellaSwag *hs, int B, int T,
         }
         for (int r = 0; r < per_batch; r++) {
             int k = first + comm->rank * per_batch + r;
-            hellaswag_rows(k < n ? &hs->examples[fit[k]] : NULL, r, T, inputs, targets, mask);
+            hellaswag_rows(k < n ? &hs->examples[k] : NULL, r, T, inputs, targets, mask);
         }
         gpt2_forward(model, inputs, targets, B, T);
         const float *losses = gpt2_position_losses(model);
         for (int r = 0; r < per_batch; r++) {
             int k = first + comm->rank * per_batch + r;
             if (k >= n) break;
-            tally[0] += hellaswag_pick(losses, mask, r, T) == hs->examples[fit[k]].label;
+            tally[0] += hellaswag_pick(losses, mask, r, T) == hs->examples[k].label;
             tally[1] += 1.0;
         }
     }
     comm_allreduce_sum_f64(comm, tally, 2, "all-reduce of the HellaSwag counts");
-    free(fit), free(inputs), free(targets), free(mask);
+    free(inputs), free(targets), free(mask);
     *counted = (int)tally[1];
     return tally[1] > 0 ? tally[0] / tally[1] : 0.0;
 }
@@ -580,11 +577,9 @@ int main(int argc, char **argv) {
     memset(&hs, 0, sizeof(hs));
     if (cfg.hellaswag_path[0]) {
         if (B < HELLASWAG_COMPLETIONS) fatal("-hs scores 4 completions per forward: it needs -b 4 or more, got %d", B);
-        hellaswag_load(&hs, cfg.hellaswag_path, mc->vocab_size);
-        int fits = 0;
-        for (int i = 0; i < hs.num_examples; i++) fits += hellaswag_fits(&hs.examples[i], T);
-        if (fits == 0) fatal("-hs: none of the %d examples of '%s' fits T=%d", hs.num_examples, cfg.hellaswag_path, T);
-        printf("hellaswag: %d examples, %d of them fit T=%d\n", hs.num_examples, fits, T);
+        hellaswag_load(&hs, cfg.hellaswag_path, mc->vocab_size, T);
+        if (hs.num_examples == 0) fatal("-hs: none of the %d examples of '%s' fits T=%d", hs.num_in_file, cfg.hellaswag_path, T);
+        printf("hellaswag: %d examples, %d of them fit T=%d\n", hs.num_in_file, hs.num_examples, T);
     }
 
     double train_seconds = 0.0;
@@ -600,7 +595,7 @@ int main(int argc, char **argv) {
             printf("step %d/%d | val loss %.4f\n", step, cfg.max_steps, vl);
             logger_val(&logger, step, vl);
         }
-        if (hs.num_examples && (step % cfg.val_every == 0 || last)) {
+        if (hs.num_examples > 0 && (step % cfg.val_every == 0 || last)) {
             int counted;
             double acc = hellaswag_accuracy(&model, &hs, B, T, &comm, &counted);
             printf("step %d/%d | hellaswag %.4f (%d examples)\n", step, cfg.max_steps, acc, counted);
