@@ -183,7 +183,13 @@ EMU_CXXFLAGS += -fno-strict-aliasing
 EMU_CXXFLAGS += $(if $(filter true 1,$(CI)),-Werror)
 EMU_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
-CUDA_DIR = $(dir $(NVCC))..
+# the toolkit's root as nvcc itself reports it: the nvcc on PATH may be a
+# wrapper script outside the toolkit (e.g. /usr/local/bin/nvcc)
+CUDA_DIR ?= $(or $(CUDA_HOME),$(shell $(NVCC) --dryrun -x cu -E /dev/null 2>&1 | sed -n 's/^\#\$$ TOP=//p'),/usr/local/cuda)
+CUDA_DIR := $(CUDA_DIR)
+.PHONY: cuda-dir
+cuda-dir:   # for scripts that need the toolkit's files
+	@echo $(CUDA_DIR)
 NVCC_FLAGS = -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
 	-Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -warn-spills,-warn-lmem-usage
 EMU_TESTS = good_kernels bad_kernels bf16 coop_groups wmma

@@ -21,8 +21,7 @@ if make -s -n train_gpt2cu USE_CUDNN=1 | grep -q -- '-DUSE_CUDNN'; then
 else fail "make train_gpt2cu USE_CUDNN=1 builds with cuDNN" "no -DUSE_CUDNN in: $(make -s -n train_gpt2cu USE_CUDNN=1)"; fi
 
 # without a GPU driver, cuDNN compiles through the CUDA toolkit's stub libcuda
-NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-LIBS=$(dirname "$NVCC")/../lib64
+LIBS=$(make -s cuda-dir | tail -n 1)/lib64   # after make's OpenMP/MPI lines
 if ! ldconfig -p | grep -q 'libcuda.so.1 '; then
     mkdir -p "$TMP/stub" && ln -sf "$(readlink -f "$LIBS/stubs/libcuda.so")" "$TMP/stub/libcuda.so.1"
     LIBS=$TMP/stub:$LIBS
