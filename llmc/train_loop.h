@@ -89,6 +89,7 @@ typedef struct {
     int gelu_fusion;     // GPU only: 1 = GELU in the matmul epilogue, 0 = its own kernel
     int reduce_fp32;     // GPU only: 1 = gradients summed over the ranks in fp32, 0 = in bf16
     int log_gpu_every;   // GPU only: a line on the GPU's state every N steps (0: never)
+    int tf32;            // GPU only: llm.c's -f, accepted; no fp32 matmul here for it to act on
 } TrainConfig;
 
 // defined by the including trainer, after this file (it needs TrainConfig)
@@ -127,6 +128,7 @@ static TrainConfig train_defaults(void) {
     c.temperature = 1.0f;
     c.top_k = 0;
     c.gelu_fusion = 1;
+    c.tf32 = 1;
     c.skip_loss_z = 0.0f;
     c.skip_norm_z = 0.0f;
     c.overfit = 0;
@@ -187,6 +189,7 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-r", "--recompute", ARG_INT, &c->recompute, 0, 2, "1: recompute GELU in the backward, not store it (less memory); 2: also ln1, ln2"},
         {"-w", "--master-weights", ARG_INT, &c->master_weights, 0, 1, "1: fp32 master weights for AdamW; model files in fp32"},
         {"-ge", "--gelu-fusion", ARG_INT, &c->gelu_fusion, 0, 1, "1: GELU in the fc matmul's epilogue; 0: a separate kernel"},
+        {"-f", "--tf32", ARG_INT, &c->tf32, 0, 1, "TF32 for fp32 matmuls (llm.c's flag): every matmul here takes bf16, so, as in llm.c's bf16 build, no effect"},
         {"-gr", "--grad-reduce-fp32", ARG_INT, &c->reduce_fp32, 0, 1, "several ranks: 1 sums gradients over them in fp32 (one rounding, twice the traffic); 0 in bf16"},
         {"-pk", "--profile-kernels", ARG_INT, &c->profile, 0, 1, "1: time each kernel family per step, print a table at the end"},
         {"-lg", "--log-gpu-every", ARG_INT, &c->log_gpu_every, 0, MAX_INT, "every N steps, print the GPU's utilization, clocks, power, temperature and what holds its clocks down (0: never)"},

@@ -100,6 +100,12 @@ check gpu_train_recompute_layernorm_in_memory_plan grep -q '^memory: .*GELU and 
 "$GPU" "${ARGS[@]}" -ge 0 > "$TMP/gpu_ge0.txt" 2>&1
 compare_runs gpu_train_unfused_gelu_matches_cpu_trainer "$TMP/cpu.txt" "$TMP/gpu_ge0.txt"
 
+# -f 0 (llm.c's TF32 switch): every matmul takes bf16, so the same bits
+"$GPU" "${ARGS[@]}" -f 0 > "$TMP/gpu_f0.txt" 2>&1
+if [ -n "$(steps "$TMP/gpu.txt")" ] && [ "$(steps "$TMP/gpu.txt" | grep -v ' val ')" = "$(steps "$TMP/gpu_f0.txt" | grep -v ' val ')" ]
+then pass gpu_train_tf32_off_same_bits
+else fail gpu_train_tf32_off_same_bits "$(diff <(steps "$TMP/gpu.txt") <(steps "$TMP/gpu_f0.txt") | head -4)"; fi
+
 # -w 1: fp32 master weights: the CPU trainer's losses, fp32 (v3) model files,
 # and an exact resume (the bf16 weights are redone as the last step's
 # stochastic rounding of the master weights, not their nearest rounding)
@@ -168,6 +174,7 @@ fi
 expect_error gpu_train_rejects_r_3 "-r must be in [0, 2]" "$GPU" "${ARGS[@]}" -r 3
 expect_error gpu_train_rejects_w_5 "-w must be in [0, 1]" "$GPU" "${ARGS[@]}" -w 5
 expect_error gpu_train_rejects_ge_2 "-ge must be in [0, 1]" "$GPU" "${ARGS[@]}" -ge 2
+expect_error gpu_train_rejects_f_2 "-f must be in [0, 1]" "$GPU" "${ARGS[@]}" -f 2
 expect_error gpu_train_rejects_gr_2 "-gr must be in [0, 1]" "$GPU" "${ARGS[@]}" -gr 2
 expect_error cpu_trainer_has_no_gr "unknown flag '-gr'" ./train_gpt2 "${ARGS[@]}" -gr 1
 expect_error gpu_train_rejects_pk_2 "-pk must be in [0, 1]" "$GPU" "${ARGS[@]}" -pk 2
