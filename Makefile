@@ -192,7 +192,7 @@ cuda-dir:   # for scripts that need the toolkit's files
 	@echo $(CUDA_DIR)
 NVCC_FLAGS = -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
 	-Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -warn-spills,-warn-lmem-usage
-EMU_TESTS = good_kernels bad_kernels bf16 coop_groups wmma
+EMU_TESTS = good_kernels bad_kernels bf16 coop_groups wmma streams
 EMU_TEST_HDRS = build/emu/src/dev/emu/tests/common.cuh
 EMU_KERNELS = $(sort $(notdir $(basename $(wildcard dev/cuda/*.cu))))
 # what dev/cuda/*.cu include: the kernel headers, the bench's shared code and

@@ -8,7 +8,8 @@
 //   output is the pre-GELU value). Under the CUDA emulation (CUDA_EMU) the
 //   same functions run a CPU stand-in on the host-resident "device" memory
 //   (fp32 accumulation in order of k, epilogue in fp32, one round to
-//   nearest even to bf16), so the trainer runs emulated.
+//   nearest even to bf16), queued on the stream as cuBLASLt's kernel would
+//   be, so the trainer runs emulated.
 // - matmul_forward_tiled: our own kernel on the CUDA cores (the fallback and
 //   the baseline cuBLASLt is benched against): 128x128 output tiles per block
 //   of 256 threads, k in steps of 32 through shared memory (converted to fp32
@@ -441,8 +442,7 @@ static inline void matmul_forward(floatX* out, floatX* pre_gelu, const floatX* i
     // column-major: out^T (OC,BT) = (W^T (C,OC))^T @ X^T (C,BT), bias per row of out^T
     matmul_cublaslt(out, weight, inp, bias, pre_gelu, OC, BT, C, 1, 0, 0.0f, epi, stream);
 #else
-    (void)stream;
-    matmul_emu_forward(out, pre_gelu, inp, weight, bias, BT, C, OC);
+    emu::submit(stream, [=] { matmul_emu_forward(out, pre_gelu, inp, weight, bias, BT, C, OC); });
 #endif
 }
 
@@ -538,19 +538,21 @@ static inline void matmul_backward(floatX* dinp, floatX* dweight, floatX* dbias,
     if (dweight != NULL)
         matmul_cublaslt(dweight, inp, dout, NULL, NULL, C, OC, BT, 0, 1, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, stream);
 #else
-    (void)stream;
-    for (int r = 0; r < BT; r++)
-        for (int c = 0; c < C; c++) {
-            float v = 0.0f;
-            for (int o = 0; o < OC; o++)
-                v += __bfloat162float(dout[(size_t)r * OC + o]) * __bfloat162float(weight[(size_t)o * C + c]);
-            dinp[(size_t)r * C + c] = __float2bfloat16(v);
-        }
-    for (int o = 0; o < OC && dweight != NULL; o++)
-        for (int c = 0; c < C; c++) {
-            size_t i = (size_t)o * C + c;   // beta = 1, one rounding
-            dweight[i] = __float2bfloat16(matmul_emu_dweight(dout, inp, o, c, BT, C, OC) + __bfloat162float(dweight[i]));
-        }
+    emu::submit(stream, [=] {
+        for (int r = 0; r < BT; r++)
+            for (int c = 0; c < C; c++) {
+                float v = 0.0f;
+                for (int o = 0; o < OC; o++)
+                    v += __bfloat162float(dout[(size_t)r * OC + o]) * __bfloat162float(weight[(size_t)o * C + c]);
+                dinp[(size_t)r * C + c] = __float2bfloat16(v);
+            }
+        for (int o = 0; o < OC && dweight != NULL; o++)
+            for (int c = 0; c < C; c++) {
+                size_t i = (size_t)o * C + c;   // beta = 1, one rounding
+                dweight[i] = __float2bfloat16(matmul_emu_dweight(dout, inp, o, c, BT, C, OC) +
+                                              __bfloat162float(dweight[i]));
+            }
+    });
 #endif
 }
 
@@ -565,9 +567,10 @@ static inline void matmul_backward_dweight_f32(float* dweight, const floatX* dou
 #ifndef CUDA_EMU
     matmul_cublaslt(dweight, inp, dout, NULL, NULL, C, OC, BT, 0, 1, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, stream, 1);
 #else
-    (void)stream;
-    for (int o = 0; o < OC; o++)
-        for (int c = 0; c < C; c++) dweight[(size_t)o * C + c] += matmul_emu_dweight(dout, inp, o, c, BT, C, OC);
+    emu::submit(stream, [=] {
+        for (int o = 0; o < OC; o++)
+            for (int c = 0; c < C; c++) dweight[(size_t)o * C + c] += matmul_emu_dweight(dout, inp, o, c, BT, C, OC);
+    });
 #endif
 }
 

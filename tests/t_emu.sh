@@ -7,7 +7,8 @@
 # naming exited lanes, a cooperative-groups tile reduce called by half a
 # warp); and nvcc compiles the same sources (warnings as
 # errors), so they are real CUDA. bf16 conversions (dev/emu/tests/bf16.cu)
-# round as the device does.
+# round as the device does. Streams (dev/emu/tests/streams.cu): with one of
+# them held back (EMU_LATE_STREAM), a missing wait between two reads stale data.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
 
@@ -54,6 +55,20 @@ for build in asan plain; do
     # bf16 rounding vs our reference: boundary patterns + a sample here; all
     # 2^32 floats with EMU_BF16_ALL=1 (about a minute, plain build)
     check "emu_${build}_bf16" build/emu/$build/bf16
+    # streams: the right waits hold with either stream late (EMU_LATE_STREAM);
+    # each missing wait passes when work runs as queued, and is caught with
+    # one of the streams late
+    for late in "" 1 2; do
+        check "emu_${build}_streams_waits_hold_late_${late:-none}" env EMU_LATE_STREAM=$late build/emu/$build/streams good
+    done
+    check "emu_${build}_streams_missing_wait_unseen_in_order" build/emu/$build/streams no-wait
+    caught "emu_${build}_streams_missing_wait_caught_producer_late" env EMU_LATE_STREAM=1 build/emu/$build/streams no-wait \
+        -- "round 0" "stale data"
+    caught "emu_${build}_streams_overwrite_before_read_caught_consumer_late" env EMU_LATE_STREAM=2 \
+        build/emu/$build/streams no-free -- "stale data"
+    caught "emu_${build}_streams_memcpy_skips_nonblocking_stream" env EMU_LATE_STREAM=1 build/emu/$build/streams legacy \
+        -- "does not wait for a non-blocking stream"
+    caught "emu_${build}_late_stream_bad_value" env EMU_LATE_STREAM=x build/emu/$build/streams good -- "EMU_LATE_STREAM=x"
 
     # (a) missing barrier: a race; the result must differ from the CPU in some order
     wrong=""

@@ -5,6 +5,9 @@
 // force-included (-include dev/emu/cuda_emu.h). Everything runs on one OS
 // thread, in host memory:
 //
+// - Streams keep their work in order; by default it runs when queued, and
+//   EMU_LATE_STREAM=k holds one stream back until something waits for it,
+//   so a missing cudaStreamWaitEvent between streams shows (see "streams").
 // - A launch runs the blocks one after another. The threads of a block are
 //   cooperative fibers (ucontext: makecontext/swapcontext) that switch only
 //   at __syncthreads, __syncwarp and the warp collectives (shuffles, ballot,
@@ -77,7 +80,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <map>
+#include <memory>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -154,10 +161,24 @@ enum cudaMemcpyKind {
     cudaMemcpyDefault = 4,
 };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
-struct emu_stream { int unused; };
+// a stream made by cudaStreamCreate: the work queued on it, not run yet (see
+// "streams" below)
+struct emu_stream {
+    std::deque<std::function<void()>> work;
+    uint64_t queued = 0, done = 0;   // operations ever queued / run
+    bool running = false;
+    bool blocking = true;            // orders with the legacy default stream (not cudaStreamNonBlocking)
+    bool late = false;               // EMU_LATE_STREAM: runs only when something waits for it
+};
 typedef emu_stream* cudaStream_t;
-struct emu_event { std::chrono::steady_clock::time_point t; };
+struct emu_event {
+    emu_stream* stream = nullptr;   // where it was last recorded (nullptr: happened)
+    uint64_t at = 0;                // it has happened when stream->done >= at
+    uint64_t records = 0;           // the time is that of the latest record
+    std::chrono::steady_clock::time_point t;
+};
 typedef emu_event* cudaEvent_t;
+typedef void (*cudaHostFn_t)(void*);
 
 namespace emu {
 
@@ -232,6 +253,11 @@ struct State {
     std::map<const void*, size_t> smem_optin;
     cudaError_t last_error = cudaSuccess;
     uint64_t launches = 0;
+    // streams
+    emu_stream legacy;                  // the legacy default stream, 0
+    std::vector<emu_stream*> streams;   // made by cudaStreamCreate*, not destroyed
+    long created = 0;                   // streams made so far
+    long late_stream = -1;              // EMU_LATE_STREAM: 0 the legacy stream, k the k-th made; -1 none
     char altstack[1 << 16];
 };
 inline State g;
@@ -314,6 +340,12 @@ inline void configure() {
     else if (!strcmp(o, "random")) g.order = Order::random;
     else fail("EMU_ORDER=%s: expected forward, reverse or random", o);
     if (const char* s = getenv("EMU_SEED")) g.seed = strtoull(s, nullptr, 10);
+    if (const char* s = getenv("EMU_LATE_STREAM"); s && *s) {
+        char* end = nullptr;
+        g.late_stream = strtol(s, &end, 10);
+        if (*end || g.late_stream < 0) fail("EMU_LATE_STREAM=%s: expected 0 (the default stream) or k (the k-th made)", s);
+        g.legacy.late = g.late_stream == 0;
+    }
     g.page = (size_t)sysconf(_SC_PAGESIZE);
     size_t kb = EMU_ASAN ? 256 : 64;   // ASan's redzones make frames bigger
     if (const char* s = getenv("EMU_STACK_KB")) kb = strtoull(s, nullptr, 10);
@@ -546,23 +578,73 @@ struct Call {
     }
 };
 
-template <class... P, class... A>
-void launch(const char* name, void (*k)(P...), dim3 grid, dim3 block, size_t shmem, A&&... a) {
-    static_assert(sizeof...(P) == sizeof...(A), "emu_launch: wrong number of kernel arguments");
+// ----------------------------------------------------------------------------
+// streams
+//
+// Each stream, the legacy default stream (0) included, keeps a queue of its
+// work (kernels, copies, memsets, host functions, the libraries' stand-ins),
+// run in order. By default every operation runs as soon as it is queued,
+// which is a valid order on the device. EMU_LATE_STREAM=k makes one stream
+// late (0: the default stream; k > 0: the k-th stream made): its work runs
+// only when something needs it (cudaStreamSynchronize, a synchronous copy,
+// an event that is synchronized, queried or waited for by another stream,
+// cudaDeviceSynchronize), so the other streams run ahead of it as far as
+// the program lets them. A program that reads across streams without a
+// cudaStreamWaitEvent then computes with stale data, as it may on a GPU,
+// instead of passing by luck; running it with each of its streams late
+// shows a missing wait on either side. As on the device, the legacy stream
+// and the blocking streams (cudaStreamCreate without cudaStreamNonBlocking)
+// wait for each other's earlier work.
+
+// runs s's queued work until `at` operations are done
+inline void run_until(emu_stream* s, uint64_t at) {
+    if (s->done >= at) return;
+    if (s->running)
+        fail("a stream waits for its own later work (cudaStreamWaitEvent in a cycle: a deadlock on the device)");
+    s->running = true;
+    while (s->done < at) {
+        std::function<void()> op = std::move(s->work.front());
+        s->work.pop_front();
+        op();
+        s->done++;
+    }
+    s->running = false;
+}
+inline void drain(emu_stream* s) { run_until(s, s->queued); }
+inline emu_stream* stream_of(cudaStream_t s) { return s ? s : &g.legacy; }
+inline void push(emu_stream* q, std::function<void()> op) {
+    q->work.push_back(std::move(op));
+    q->queued++;
+}
+// q's later work waits until `from` has done `at` operations
+inline void push_wait(emu_stream* q, emu_stream* from, uint64_t at) {
+    if (from != q && from->done < at) push(q, [from, at] { run_until(from, at); });
+}
+// op in s's order (the legacy and blocking streams after each other's
+// earlier work); runs now unless s is the late stream
+inline void submit(cudaStream_t s, std::function<void()> op) {
     configure();
-    if (!launch_config_ok(grid, block)) { g.last_error = cudaErrorInvalidConfiguration; return; }
-    size_t limit = kSharedLimit;
-    auto it = g.smem_optin.find((const void*)k);
-    if (it != g.smem_optin.end()) limit = std::max(limit, it->second);
-    if (shmem > limit) { g.last_error = cudaErrorInvalidValue; return; }
-    std::tuple<std::decay_t<P>...> args(std::forward<A>(a)...);
-    Call<void(P...), decltype(args)> call{k, &args};
-    // "(name)" from the rewrite: drop the parentheses
-    static char kname[256];
-    size_t len = strlen(name);
-    if (len >= 2 && name[0] == '(' && name[len - 1] == ')') { name++; len -= 2; }
-    snprintf(kname, sizeof kname, "%.*s", (int)len, name);
-    g.kernel = kname;
+    emu_stream* q = stream_of(s);
+    if (!s) {
+        for (emu_stream* b : g.streams)
+            if (b->blocking) push_wait(q, b, b->queued);
+    } else if (s->blocking) {
+        push_wait(q, &g.legacy, g.legacy.queued);
+    }
+    push(q, std::move(op));
+    if (!q->late) drain(q);
+}
+inline void synchronize_device() {
+    configure();
+    drain(&g.legacy);
+    for (emu_stream* s : g.streams) drain(s);
+}
+
+template <class... P, class Args>
+void run_kernel(const std::string& name, void (*k)(P...), dim3 grid, dim3 block, size_t shmem, size_t limit,
+                Args* args) {
+    Call<void(P...), Args> call{k, args};
+    g.kernel = name.c_str();
     g.grid = grid;
     g.block = block;
     g.dyn_bytes = shmem;
@@ -581,6 +663,25 @@ void launch(const char* name, void (*k)(P...), dim3 grid, dim3 block, size_t shm
     g.block_idx = uint3{0, 0, 0};
     check_allocs();
     g.kernel = nullptr;
+}
+
+// a launch: its configuration is checked now (cudaGetLastError), the kernel
+// runs in stream order with the arguments as they were at the launch
+template <class... P, class... A>
+void launch(const char* name, void (*k)(P...), dim3 grid, dim3 block, size_t shmem, cudaStream_t stream, A&&... a) {
+    static_assert(sizeof...(P) == sizeof...(A), "emu_launch: wrong number of kernel arguments");
+    configure();
+    if (!launch_config_ok(grid, block)) { g.last_error = cudaErrorInvalidConfiguration; return; }
+    size_t limit = kSharedLimit;
+    auto it = g.smem_optin.find((const void*)k);
+    if (it != g.smem_optin.end()) limit = std::max(limit, it->second);
+    if (shmem > limit) { g.last_error = cudaErrorInvalidValue; return; }
+    std::tuple<std::decay_t<P>...> args(std::forward<A>(a)...);
+    // "(name)" from the rewrite: drop the parentheses
+    size_t len = strlen(name);
+    if (len >= 2 && name[0] == '(' && name[len - 1] == ')') { name++; len -= 2; }
+    std::string kname(name, len);
+    submit(stream, [=]() mutable { run_kernel(kname, k, grid, block, shmem, limit, &args); });
 }
 
 // ----------------------------------------------------------------------------
@@ -979,7 +1080,7 @@ inline __nv_bfloat16 __hmul(__nv_bfloat16 a, __nv_bfloat16 b) { return a * b; }
 inline __nv_bfloat16 __hdiv(__nv_bfloat16 a, __nv_bfloat16 b) { return a / b; }
 
 // ----------------------------------------------------------------------------
-// CUDA runtime (host memory, everything synchronous)
+// CUDA runtime (host memory; streams as above)
 
 inline const char* cudaGetErrorString(cudaError_t e) {
     switch (e) {
@@ -994,7 +1095,7 @@ inline const char* cudaGetErrorString(cudaError_t e) {
 }
 inline cudaError_t cudaGetLastError() { cudaError_t e = emu::g.last_error; emu::g.last_error = cudaSuccess; return e; }
 inline cudaError_t cudaPeekAtLastError() { return emu::g.last_error; }
-inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+inline cudaError_t cudaDeviceSynchronize() { emu::synchronize_device(); return cudaSuccess; }
 
 inline cudaError_t cudaMalloc(void** p, size_t n) {
     emu::configure();
@@ -1012,6 +1113,7 @@ inline cudaError_t cudaFree(void* p) {
     if (!p) return cudaSuccess;
     auto it = emu::g.allocs.find((uintptr_t)p);
     if (it == emu::g.allocs.end()) return emu::g.last_error = cudaErrorInvalidDevicePointer;
+    emu::synchronize_device();   // as on the device, cudaFree waits for the work queued so far
     if (!emu::guard_intact((const char*)p, it->second))
         emu::fail("cudaFree: something wrote past the end of the %zu-byte buffer at %p", it->second, p);
     emu::g.allocated -= it->second;
@@ -1019,24 +1121,41 @@ inline cudaError_t cudaFree(void* p) {
     free(p);
     return cudaSuccess;
 }
-inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
+// copies and memsets: checked when called, done in stream order. Host memory
+// is pageable (no cudaMallocHost here), so, as on the device, a copy reads
+// its host source before it returns and one into host memory returns when
+// it is done; cudaMemcpy also waits for its stream, 0.
+inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cudaStream_t s = nullptr) {
     bool dd = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;   // src on device
     bool ds = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;   // dst on device
     if ((int)kind < 0 || (int)kind > 4) return emu::g.last_error = cudaErrorInvalidMemcpyDirection;
     if ((dd && !emu::device_range(src, n)) || (ds && !emu::device_range(dst, n)))
         return emu::g.last_error = cudaErrorInvalidValue;
-    if (n) memmove(dst, src, n);
+    if (n == 0) return cudaSuccess;
+    if (dd) {
+        emu::submit(s, [=] { memmove(dst, src, n); });
+    } else {
+        auto staged = std::make_shared<std::vector<char>>((const char*)src, (const char*)src + n);
+        emu::submit(s, [=] { memmove(dst, staged->data(), n); });
+    }
+    if (!ds) emu::drain(emu::stream_of(s));
     return cudaSuccess;
 }
-inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cudaStream_t = nullptr) {
-    return cudaMemcpy(dst, src, n, kind);
+inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
+    cudaError_t e = cudaMemcpyAsync(dst, src, n, kind, nullptr);
+    emu::drain(&emu::g.legacy);
+    return e;
 }
-inline cudaError_t cudaMemset(void* p, int v, size_t n) {
+inline cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t s = nullptr) {
     if (!emu::device_range(p, n)) return emu::g.last_error = cudaErrorInvalidValue;
-    memset(p, v, n);
+    emu::submit(s, [=] { memset(p, v, n); });
     return cudaSuccess;
 }
-inline cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t = nullptr) { return cudaMemset(p, v, n); }
+inline cudaError_t cudaMemset(void* p, int v, size_t n) { return cudaMemsetAsync(p, v, n, nullptr); }
+inline cudaError_t cudaLaunchHostFunc(cudaStream_t s, cudaHostFn_t fn, void* data) {
+    emu::submit(s, [=] { fn(data); });
+    return cudaSuccess;
+}
 template <class T> inline cudaError_t cudaFuncSetAttribute(T* f, cudaFuncAttribute attr, int v) {
     if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 || (size_t)v > emu::kSharedOptinMax)
         return emu::g.last_error = cudaErrorInvalidValue;
@@ -1044,23 +1163,60 @@ template <class T> inline cudaError_t cudaFuncSetAttribute(T* f, cudaFuncAttribu
     return cudaSuccess;
 }
 
-inline cudaError_t cudaStreamCreate(cudaStream_t* s) { *s = new emu_stream{0}; return cudaSuccess; }
-inline cudaError_t cudaStreamDestroy(cudaStream_t s) { delete s; return cudaSuccess; }
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = new emu_event{}; return cudaSuccess; }
-inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
-inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t = nullptr) {
-    e->t = std::chrono::steady_clock::now();
+#define cudaStreamNonBlocking 0x1
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
+    emu::configure();
+    static std::vector<emu_stream*>* made = new std::vector<emu_stream*>;   // never freed (see cudaStreamDestroy)
+    made->push_back(*s = new emu_stream);
+    (*s)->blocking = !(flags & cudaStreamNonBlocking);
+    (*s)->late = ++emu::g.created == emu::g.late_stream;
+    emu::g.streams.push_back(*s);
     return cudaSuccess;
 }
-inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
-// work runs when it is launched: every recorded event has happened, and no
-// stream ever waits (these order streams on the real device)
+inline cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, 0); }
+// (a destroyed stream's memory is kept: events recorded on it, and other
+// streams' waits for them, may still name it)
+inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    emu::drain(s);
+    emu::g.streams.erase(std::find(emu::g.streams.begin(), emu::g.streams.end(), s));
+    return cudaSuccess;
+}
+inline cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    if (!s) emu::submit(nullptr, [] {});   // the legacy stream: after the blocking streams' work
+    emu::drain(emu::stream_of(s));
+    return cudaSuccess;
+}
+inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = new emu_event; return cudaSuccess; }
 #define cudaEventDisableTiming 0x2
 inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { return cudaEventCreate(e); }
-inline cudaError_t cudaEventQuery(cudaEvent_t) { return cudaSuccess; }
-inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned = 0) { return cudaSuccess; }
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr) {
+    uint64_t record = ++e->records;
+    emu::submit(s, [e, record] {
+        if (e->records == record) e->t = std::chrono::steady_clock::now();
+    });
+    e->stream = emu::stream_of(s);
+    e->at = e->stream->queued;
+    return cudaSuccess;
+}
+// the event's stream runs up to it (as if the device had got there)
+inline cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    if (e->stream) emu::run_until(e->stream, e->at);
+    return cudaSuccess;
+}
+inline cudaError_t cudaEventQuery(cudaEvent_t e) { return cudaEventSynchronize(e); }
+// s's later work waits for the event's latest record, as on the device
+inline cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned = 0) {
+    emu::configure();
+    emu_stream* q = emu::stream_of(s);
+    if (!e->stream) return cudaSuccess;
+    emu::push_wait(q, e->stream, e->at);
+    if (!q->late) emu::drain(q);
+    return cudaSuccess;
+}
 inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
+    cudaEventSynchronize(a);
+    cudaEventSynchronize(b);
     *ms = std::chrono::duration<float, std::milli>(b->t - a->t).count();
     return cudaSuccess;
 }

@@ -6,9 +6,9 @@
 Three rewrites, each keeping the line count, so compiler, ASan and emulator
 messages point at the original lines (a #line directive names the original
 file):
-  k<<<grid, block, shmem, stream>>>(args)  ->  emu_launch((k), grid, block, shmem, args)
-      (shmem defaults to 0; a stream is evaluated and dropped: the emulation
-      is serial)
+  k<<<grid, block, shmem, stream>>>(args)  ->  emu_launch((k), grid, block, shmem, stream, args)
+      (shmem and stream default to 0; cuda_emu.h queues the launch on the
+      stream)
   __shared__ T name[N]...;                 ->  a per-block arena lookup
   extern __shared__ T name[];              ->  T* name = the block's dynamic shared memory
 Everything else is left as it is; dev/emu/cuda_emu.h (force-included) does
@@ -132,10 +132,9 @@ def rewrite_launches(path, text):
             fail(path, text, j, f"launch of {kernel}: unbalanced parentheses")
         args = text[j + 1:close]
         shmem = cfg[2] if len(cfg) >= 3 else " 0"
-        call = f"emu_launch(({kernel}), {cfg[0].strip()}, {cfg[1].strip()}, {shmem.strip()}"
+        stream = cfg[3] if len(cfg) == 4 else "0"
+        call = f"emu_launch(({kernel}), {cfg[0].strip()}, {cfg[1].strip()}, {shmem.strip()}, {stream.strip()}"
         call += f", {args})" if args.strip() else ")"
-        if len(cfg) == 4:
-            call = f"((void)({cfg[3].strip()}), {call})"
         # keep the newlines of the original launch
         call += "\n" * (text.count("\n", ks, close + 1) - call.count("\n"))
         out.append(text[pos:ks])
