@@ -565,7 +565,6 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
     int BT = B * T;
     gpt2_check_tokens(inputs, targets, BT, V);
     cudaStream_t st = model->stream;
-    ParameterTensorsGPU p = gpt2_params(model, -1, 0);   // the embeddings and the final layernorm
     Activations a = model->acts;
     Scratch s = model->scratch;
     model->B = B;
@@ -573,8 +572,11 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
     Profile *pf = &model->profile;
     memcpy(model->inputs_host, inputs, (size_t)BT * sizeof(int));
     profile_mark(pf, K_COPY, st);
+    // before any gather is queued: cudaMemcpy waits for the compute stream,
+    // which then would wait for the gather, outside the watchdog
     cudaCheck(cudaMemcpy(a.inputs, inputs, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice));
     if (targets) cudaCheck(cudaMemcpy(a.targets, targets, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice));
+    ParameterTensorsGPU p = gpt2_params(model, -1, 0);   // the embeddings and the final layernorm
 
     profile_mark(pf, K_ENCODER, st);
     encoder_forward(a.encoded, a.inputs, p.wte, p.wpe, B, T, C, V, st);

@@ -202,6 +202,10 @@ static inline void comm_init_without_mpi(Comm *c, int world, int rank, int per_n
               "LLMC_RANK (or start them with mpirun or srun)");
     }
     if (c->rank >= c->world) fatal("rank %d is not below the number of ranks %d", c->rank, c->world);
+    if (c->local_rank < 0 && c->world > 1) {  // (every rank on GPU 0 would hang NCCL)
+        fatal("%d ranks without MPI: which GPU is rank %d's? Give -pg (GPUs per machine) or set LLMC_LOCAL_RANK",
+              c->world, c->rank);
+    }
     if (c->local_rank < 0) c->local_rank = 0;
     if (c->world > 1) error_rank = c->rank;
 }

@@ -13,7 +13,9 @@
  * on the host (setup, launches) run under comm.h's deadline.
  * Under the CUDA emulation (CUDA_EMU) device memory is host memory, and MPI
  * itself stands in for NCCL, with a bf16 sum of its own that rounds as
- * NCCL's does (fp32 add, round to nearest even).
+ * NCCL's does (fp32 add, round to nearest even); each MPI collective is
+ * queued on the communication stream as NCCL's kernel would be, so dev/emu's
+ * late streams (EMU_LATE_STREAM) check the waits between the two streams.
  *
  * Every function is a collective: all ranks call it in the same order.
  */
@@ -84,7 +86,10 @@ static inline void device_wait(DeviceComm *d, const char *what) {
         if (e != cudaErrorNotReady) cudaCheck(e);
         ncclResult_t async;
         ncclCheck(ncclCommGetAsyncError(d->nccl, &async));
-        if (async != ncclSuccess) fatal("NCCL: %s failed: %s", what, ncclGetErrorString(async));
+        if (async != ncclSuccess) {
+            ncclCommAbort(d->nccl);   // (its kernels would spin on, and the exit wait for them)
+            fatal("NCCL: %s failed: %s", what, ncclGetErrorString(async));
+        }
 #ifdef USE_MPI
         if (c->use_mpi) comm_answer_questions(c, r.seq, what);
 #endif
@@ -99,6 +104,9 @@ static inline void device_wait(DeviceComm *d, const char *what) {
         struct timespec ts = {0, polls < 1000 ? 0 : 100000};
         nanosleep(&ts, NULL);
     }
+#elif defined(CUDA_EMU)
+    (void)what;
+    cudaCheck(cudaStreamSynchronize(d->stream));
 #else
     (void)d, (void)what;
 #endif
@@ -183,9 +191,16 @@ static inline void device_comm_init(DeviceComm *d, Comm *host, cudaStream_t stre
     d->stream = stream;
     d->compute = stream;
     if (host->world == 1) return;
-    cudaCheck(cudaStreamCreate(&d->stream));
+    // non-blocking: the legacy default stream, the trainer's, and this one
+    // order only by the events between them, so collectives overlap compute
+    cudaCheck(cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking));
     cudaCheck(cudaEventCreateWithFlags(&d->computed, cudaEventDisableTiming));
 #ifdef USE_NCCL
+    // bf16 needs 2.10, and up to 2.11 a group holds at most 2048 operations
+    // (the parameters' all-gather broadcasts every unit from every rank in one)
+    int version;
+    ncclCheck(ncclGetVersion(&version));
+    if (version < 21200) fatal("NCCL %d.%d is too old: this trainer needs 2.12 or newer", version / 10000, version / 100 % 100);
     ncclUniqueId id;
     if (host->rank == 0) ncclCheck(ncclGetUniqueId(&id));
     if (strcmp(method, "tcp") == 0) {
@@ -205,7 +220,10 @@ static inline void device_comm_init(DeviceComm *d, Comm *host, cudaStream_t stre
         fatal("%d ranks without MPI: choose -pi tcp or -pi fs", host->world);
 #endif
     }
+    double timeout = host->timeout_s;   // setting up many nodes' links takes longer than a collective
+    host->timeout_s = 10.0 * timeout;
     ncclCheckDeadline(host, "NCCL's communicator setup (ncclCommInitRank)", ncclCommInitRank(&d->nccl, host->world, id, host->rank));
+    host->timeout_s = timeout;
     if (strcmp(method, "fs") == 0) rendezvous_file_done(path, host->rank);  // every rank has read it
     cudaCheck(cudaEventCreateWithFlags(&d->done, cudaEventDisableTiming));
     if (!host->use_mpi) {  // the host's collectives over NCCL too
@@ -266,15 +284,17 @@ static inline void device_all_reduce_sum(DeviceComm *d, void *buf, size_t n, Dev
     ncclCheckDeadline(d->host, what, ncclAllReduce(buf, buf, n, nccl_type(t), ncclSum, d->nccl, d->stream));
     device_done(d, what);
 #elif defined(CUDA_EMU) && defined(USE_MPI)
-    cudaCheck(cudaStreamSynchronize(d->stream));
-    for (size_t done = 0; done < n; done += COMM_MAX_COUNT) {
-        size_t k = n - done < COMM_MAX_COUNT ? n - done : COMM_MAX_COUNT;
-        CommRequest r = comm_begin(d->host, what);
-        char *at = (char *)buf + done * device_type_size(t);
-        MPI_Iallreduce(MPI_IN_PLACE, at, (int)k, t == DEVICE_BF16 ? MPI_UINT16_T : MPI_FLOAT, emu_sum_op(t),
-                       d->host->comm, &r.req);
-        comm_wait(d->host, &r);
-    }
+    emu::submit(d->stream, [=] {
+        for (size_t done = 0; done < n; done += COMM_MAX_COUNT) {
+            size_t k = n - done < COMM_MAX_COUNT ? n - done : COMM_MAX_COUNT;
+            CommRequest r = comm_begin(d->host, what);
+            char *at = (char *)buf + done * device_type_size(t);
+            MPI_Iallreduce(MPI_IN_PLACE, at, (int)k, t == DEVICE_BF16 ? MPI_UINT16_T : MPI_FLOAT, emu_sum_op(t),
+                           d->host->comm, &r.req);
+            comm_wait(d->host, &r);
+        }
+    });
+    device_done(d, what);
 #else
     (void)buf, (void)n, (void)t, (void)what;
 #endif
@@ -300,15 +320,17 @@ static inline void device_all_gather_unpadded(DeviceComm *d, void *buf, size_t n
     ncclCheckDeadline(c, what, ncclGroupEnd());
     device_done(d, what);
 #elif defined(CUDA_EMU) && defined(USE_MPI)
-    cudaCheck(cudaStreamSynchronize(d->stream));
-    int *counts = (int *)malloc_check((size_t)c->world * sizeof(int));
-    int *displs = (int *)malloc_check((size_t)c->world * sizeof(int));
-    comm_slice_counts(c, n * es, slice * es, counts, displs, what);
-    CommRequest r = comm_begin(c, what);
-    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_BYTE, c->comm, &r.req);
-    comm_wait(c, &r);
-    free(counts);
-    free(displs);
+    emu::submit(d->stream, [=] {
+        int *counts = (int *)malloc_check((size_t)c->world * sizeof(int));
+        int *displs = (int *)malloc_check((size_t)c->world * sizeof(int));
+        comm_slice_counts(c, n * es, slice * es, counts, displs, what);
+        CommRequest r = comm_begin(c, what);
+        MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_BYTE, c->comm, &r.req);
+        comm_wait(c, &r);
+        free(counts);
+        free(displs);
+    });
+    device_done(d, what);
 #else
     (void)buf, (void)n, (void)slice, (void)es, (void)what;
 #endif
@@ -326,10 +348,12 @@ static inline void device_reduce_scatter(DeviceComm *d, const void *send, void *
 #ifdef USE_NCCL
     ncclCheckDeadline(d->host, what, ncclReduceScatter(send, recv, slice, nccl_type(t), ncclSum, d->nccl, d->stream));
 #elif defined(CUDA_EMU) && defined(USE_MPI)
-    CommRequest r = comm_begin(d->host, what);
-    MPI_Ireduce_scatter_block(send, recv, comm_count(slice, what), t == DEVICE_BF16 ? MPI_UINT16_T : MPI_FLOAT,
-                              emu_sum_op(t), d->host->comm, &r.req);
-    comm_wait(d->host, &r);
+    emu::submit(d->stream, [=] {
+        CommRequest r = comm_begin(d->host, what);
+        MPI_Ireduce_scatter_block(send, recv, comm_count(slice, what), t == DEVICE_BF16 ? MPI_UINT16_T : MPI_FLOAT,
+                                  emu_sum_op(t), d->host->comm, &r.req);
+        comm_wait(d->host, &r);
+    });
 #else
     (void)send, (void)recv, (void)slice, (void)t, (void)what;
 #endif
@@ -345,9 +369,12 @@ static inline void device_all_gather(DeviceComm *d, void *buf, size_t slice, Dev
 #ifdef USE_NCCL
     ncclCheckDeadline(c, what, ncclAllGather((char *)buf + (size_t)c->rank * slice * es, buf, slice, nccl_type(t), d->nccl, d->stream));
 #elif defined(CUDA_EMU) && defined(USE_MPI)
-    CommRequest r = comm_begin(c, what);
-    MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, comm_count(slice * es, what), MPI_BYTE, c->comm, &r.req);
-    comm_wait(c, &r);
+    emu::submit(d->stream, [=] {
+        CommRequest r = comm_begin(c, what);
+        MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, comm_count(slice * es, what), MPI_BYTE, c->comm,
+                       &r.req);
+        comm_wait(c, &r);
+    });
 #else
     (void)buf, (void)slice, (void)es, (void)what;
 #endif

@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -45,11 +46,30 @@ static inline int rendezvous_transfer(int fd, void *buf, size_t n, int recv, dou
         int left_ms = (int)((deadline - rendezvous_now()) * 1000);
         struct pollfd p = {fd, (short)(recv ? POLLIN : POLLOUT), 0};
         if (left_ms <= 0 || poll(&p, 1, left_ms) <= 0) return -1;
-        ssize_t k = recv ? read(fd, (char *)buf + done, n - done) : write(fd, (const char *)buf + done, n - done);
+        // (MSG_NOSIGNAL: a peer that hung up is an error here, not a SIGPIPE)
+        ssize_t k = recv ? read(fd, (char *)buf + done, n - done)
+                         : send(fd, (const char *)buf + done, n - done, MSG_NOSIGNAL);
         if (k <= 0) return -1;
         done += (size_t)k;
     }
     return 0;
+}
+
+// Connects fd to addr before `deadline`; 0 on success. (A plain connect may
+// block for minutes: while rank 0's listen queue is full, or on a host
+// that drops the packets.)
+static inline int rendezvous_connect(int fd, const struct addrinfo *addr, double deadline) {
+    int flags = fcntl(fd, F_GETFL, 0);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return -1;
+    int rc = connect(fd, addr->ai_addr, addr->ai_addrlen);
+    if (rc != 0 && errno == EINPROGRESS) {
+        int left_ms = (int)((deadline - rendezvous_now()) * 1000), err = 0;
+        socklen_t len = sizeof(err);
+        struct pollfd p = {fd, POLLOUT, 0};
+        rc = left_ms > 0 && poll(&p, 1, left_ms) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+             err == 0 ? 0 : -1;
+    }
+    return rc == 0 && fcntl(fd, F_SETFL, flags) == 0 ? 0 : -1;
 }
 
 // tcp: rank 0 serves blob (n bytes) on port to world - 1 ranks; the others
@@ -97,7 +117,7 @@ static inline void rendezvous_tcp(const char *host, int port, int rank, int worl
     for (;;) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0) fatal("rendezvous: cannot make a socket: %s", strerror(errno));
-        if (connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
+        if (rendezvous_connect(fd, res, deadline) == 0) {
             int ok = rendezvous_transfer(fd, blob, n, 1, deadline) == 0;
             close(fd);
             if (!ok) fatal("rendezvous: reading from %s:%d failed", host, port);

@@ -126,6 +126,24 @@ int main(int argc, char **argv) {
     double s;
     int rc = run_alone(lone_client, "127.0.0.1", port + 2, &s, NULL);
     expect(rc == 1 && s < 5.0, "tcp: a rank with no rank 0 to meet exits 1 after its 1 s timeout");
+    {   // rank 0's listen queue full: the kernel drops further connection
+        // requests, and a plain connect() would retry them for minutes
+        int server = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+        struct sockaddr_in addr = {0};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = htons((uint16_t)(port + 3));
+        setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        int queued[2] = {socket(AF_INET, SOCK_STREAM, 0), socket(AF_INET, SOCK_STREAM, 0)};
+        int ready = bind(server, (struct sockaddr *)&addr, sizeof(addr)) == 0 && listen(server, 0) == 0;
+        for (int i = 0; i < 2 && ready; i++) {  // the first fills the queue, the second waits
+            fcntl(queued[i], F_SETFL, O_NONBLOCK);
+            connect(queued[i], (struct sockaddr *)&addr, sizeof(addr));
+        }
+        rc = ready ? run_alone(lone_client, "127.0.0.1", port + 3, &s, NULL) : -1;
+        expect(rc == 1 && s < 5.0, "tcp: a rank whose connection rank 0 never takes exits 1 after its 1 s timeout");
+        close(queued[0]), close(queued[1]), close(server);
+    }
     char missing[4200];
     snprintf(missing, sizeof(missing), "%s/never", argv[1]);
     rc = run_alone(lone_file_reader, missing, 0, &s, NULL);
