@@ -553,7 +553,9 @@ static void grads_reduce_finish(GPT2 *model) {
 // such as sampling's growing T, take ours (cuDNN would compile a plan for
 // every length). Both write lse as the natural-log log-sum-exp, so either
 // backward may follow either forward.
-static int cudnn_attention_shape(const GPT2 *model, int B, int T) { return B == model->max_B && T == model->max_T; }
+static int cudnn_attention_shape(const GPT2 *model, int B, int T) {
+    return B == model->max_B && T == model->max_T && T > 1;   // (cuDNN 9.18's notes: no backward at T = 1)
+}
 #endif
 
 void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int T) {

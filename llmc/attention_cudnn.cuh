@@ -295,10 +295,12 @@ static inline void cudnn_graph_free(CudnnGraph *g) {
     g->count = g->num_ops = 0;
 }
 
-// The finalized operation graph of g's operations
-static inline CudnnDesc cudnn_operation_graph(CudnnGraph *g) {
+// The finalized operation graph of g's operations, for the GPU of handle
+// (NULL without one: then the device descriptor given later says which)
+static inline CudnnDesc cudnn_operation_graph(CudnnGraph *g, cudnnHandle_t handle) {
     CudnnDesc graph = cudnn_make(g, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
     cudnn_set(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, g->num_ops, g->ops);
+    if (handle) cudnn_set(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle);
     cudnnCheck(cudnnBackendFinalize(graph));
     return graph;
 }
@@ -320,11 +322,13 @@ static inline int cudnn_engine_configs(CudnnGraph *g, CudnnDesc graph, CudnnDesc
     return (int)got;
 }
 
-// An execution plan for config on device; CUDNN_STATUS_SUCCESS or why not
-static inline cudnnStatus_t cudnn_try_plan(CudnnDesc config, CudnnDesc device, CudnnDesc *plan) {
+// An execution plan for config on device (run through handle, if not NULL);
+// CUDNN_STATUS_SUCCESS or why not
+static inline cudnnStatus_t cudnn_try_plan(CudnnDesc config, CudnnDesc device, cudnnHandle_t handle, CudnnDesc *plan) {
     cudnnCheck(cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, plan));
     cudnn_set_desc(*plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, config);
     cudnn_set_desc(*plan, CUDNN_ATTR_EXECUTION_PLAN_DEVICEPROP, device);
+    if (handle) cudnn_set(*plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle);
     cudnnStatus_t status = cudnnBackendFinalize(*plan);
     if (status != CUDNN_STATUS_SUCCESS) {
         cudnnBackendDestroyDescriptor(*plan);
@@ -362,6 +366,13 @@ static struct {
 
 static inline void attention_cudnn_init(void) {
     if (cudnn_ctx.handle) return;
+    // device descriptors came in 9.8; from 9.10 the mask's -inf is what the
+    // fused engines expect (the front end passes the lowest float before)
+    size_t version = cudnnGetVersion();
+    if (version < 91000) {
+        fatal("cuDNN %zu.%zu is too old for this attention: it needs 9.10 or newer", version / 10000,
+              version / 100 % 100);
+    }
     cudnnCheck(cudnnCreate(&cudnn_ctx.handle));
     cudnnCheck(cudnnBackendCreateDescriptor(CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR, &cudnn_ctx.device));
     cudnn_set(cudnn_ctx.device, CUDNN_ATTR_DEVICEPROP_HANDLE, CUDNN_TYPE_HANDLE, 1, &cudnn_ctx.handle);
@@ -398,10 +409,10 @@ static inline const CudnnPlan *cudnn_plan_for(int B, int T, int NH, int HS, int 
     CudnnGraph *g = &p->graph;
     if (backward) cudnn_backward_graph(g, B, T, NH, HS);
     else cudnn_forward_graph(g, B, T, NH, HS);
-    CudnnDesc graph = cudnn_operation_graph(g), configs[CUDNN_MAX_CONFIGS], plan = NULL;
+    CudnnDesc graph = cudnn_operation_graph(g, cudnn_ctx.handle), configs[CUDNN_MAX_CONFIGS], plan = NULL;
     int n = cudnn_engine_configs(g, graph, cudnn_ctx.device, configs, CUDNN_MAX_CONFIGS);
     cudnnStatus_t status = CUDNN_STATUS_NOT_SUPPORTED;
-    for (int i = 0; i < n && !plan; i++) status = cudnn_try_plan(configs[i], cudnn_ctx.device, &plan);
+    for (int i = 0; i < n && !plan; i++) status = cudnn_try_plan(configs[i], cudnn_ctx.device, cudnn_ctx.handle, &plan);
     if (!plan) {
         fatal("cuDNN attention: no engine runs the %s graph at B=%d T=%d NH=%d HS=%d (%d offered; last: %s); "
               "build without USE_CUDNN", backward ? "backward" : "forward", B, T, NH, HS, n, cudnnGetErrorString(status));

@@ -46,12 +46,12 @@ static int check_graph(CudnnDesc device, int backward, int B, int T, int NH, int
     CudnnGraph g;
     if (backward) cudnn_backward_graph(&g, B, T, NH, HS);
     else cudnn_forward_graph(&g, B, T, NH, HS);
-    CudnnDesc graph = cudnn_operation_graph(&g), configs[CUDNN_MAX_CONFIGS];
+    CudnnDesc graph = cudnn_operation_graph(&g, NULL), configs[CUDNN_MAX_CONFIGS];
     int n = cudnn_engine_configs(&g, graph, device, configs, CUDNN_MAX_CONFIGS);
     *built = 0;
     for (int i = 0; i < n && !*built; i++) {
         CudnnDesc plan;
-        cudnnStatus_t status = cudnn_try_plan(configs[i], device, &plan);
+        cudnnStatus_t status = cudnn_try_plan(configs[i], device, NULL, &plan);
         if (plan) cudnnBackendDestroyDescriptor(plan);
         *built = status == CUDNN_STATUS_SUCCESS || status == CUDNN_STATUS_EXECUTION_FAILED_CUDA_DRIVER;
     }
