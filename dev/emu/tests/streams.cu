@@ -31,12 +31,13 @@ __global__ void twice(float* y, const float* x, int n) {
     if (i < n) y[i] = 2.0f * x[i];
 }
 
-// 0 if y[i] == 2 * (v + i) for all i, else prints the first mismatch, 1
-static int expect_twice(const char* what, const float* y, float v) {
+// 0 if got[i] == scale * (v + i) for all i, else prints the first mismatch
+// and why it would happen, 1
+static int expect(const char* what, const float* got, float scale, float v, const char* why) {
     for (int i = 0; i < N; i++) {
-        if (y[i] != 2.0f * (v + (float)i)) {
-            fprintf(stderr, "error: %s: y[%d] = %g, want %g (stale data: a missing wait between streams)\n", what, i,
-                    y[i], 2.0f * (v + (float)i));
+        if (got[i] != scale * (v + (float)i)) {
+            fprintf(stderr, "error: %s: [%d] = %g, want %g (stale data: %s)\n", what, i, got[i], scale * (v + (float)i),
+                    why);
             return 1;
         }
     }
@@ -66,13 +67,7 @@ int main(int argc, char** argv) {
         fill<<<(N + 63) / 64, 64, 0, producer>>>(x, 1.0f, N);
         cuda_check(cudaGetLastError());
         cuda_check(cudaMemcpy(host, x, N * sizeof(float), cudaMemcpyDeviceToHost));
-        for (int i = 0; i < N && !bad; i++) {
-            if (host[i] != 1.0f + (float)i) {
-                fprintf(stderr, "error: legacy: x[%d] = %g, want %g (stale data: cudaMemcpy does not wait for a "
-                        "non-blocking stream)\n", i, host[i], 1.0f + (float)i);
-                bad = 1;
-            }
-        }
+        bad = expect("legacy: x", host, 1.0f, 1.0f, "cudaMemcpy does not wait for a non-blocking stream");
     } else {
         for (int round = 0; round < 2; round++) {   // round 1 reuses x: after round 0's consumer has read it
             if (round == 1 && !no_free) cuda_check(cudaStreamWaitEvent(producer, read, 0));
@@ -88,18 +83,13 @@ int main(int argc, char** argv) {
         cuda_check(cudaDeviceSynchronize());
         float out[2 * N];
         cuda_check(cudaMemcpy(out, y, sizeof(out), cudaMemcpyDeviceToHost));
-        bad = expect_twice("round 0", out, 0.0f) || expect_twice("round 1", out + N, 100.0f);
+        const char* why = "a missing wait between streams";
+        bad = expect("round 0: y", out, 2.0f, 0.0f, why) || expect("round 1: y", out + N, 2.0f, 100.0f, why);
         // a blocking stream's work is in what cudaMemcpy reads
         fill<<<(N + 63) / 64, 64, 0, producer>>>(x, 7.0f, N);
         cuda_check(cudaGetLastError());
         cuda_check(cudaMemcpy(host, x, N * sizeof(float), cudaMemcpyDeviceToHost));
-        for (int i = 0; i < N && !bad; i++) {
-            if (host[i] != 7.0f + (float)i) {
-                fprintf(stderr, "error: blocking: x[%d] = %g, want %g (cudaMemcpy did not wait for a blocking "
-                        "stream)\n", i, host[i], 7.0f + (float)i);
-                bad = 1;
-            }
-        }
+        bad = bad || expect("blocking: x", host, 1.0f, 7.0f, "cudaMemcpy did not wait for a blocking stream");
     }
     cuda_check(cudaDeviceSynchronize());
     cuda_check(cudaFree(x));
