@@ -111,6 +111,9 @@ for build in asan plain; do
             "kernel wmma_strided_kernel" "wmma::load_matrix_sync at dev/emu/tests/wmma.cu:" "is not 32-byte aligned"
         caught "emu_${build}_catches_wmma_bad_ldm_$o" env EMU_ORDER=$o build/emu/$build/wmma badldm -- \
             "kernel wmma_strided_kernel" "ldm 12 is not a multiple of 16 bytes"
+        check "emu_${build}_wmma_from_aligned_shared_$o" env EMU_ORDER=$o build/emu/$build/wmma shared
+        caught "emu_${build}_catches_wmma_unaligned_shared_$o" env EMU_ORDER=$o build/emu/$build/wmma unaligned_shared -- \
+            "kernel wmma_unaligned_shared_kernel" "is not 32-byte aligned"
     done
 
     # (c) off-by-one writes: ASan/UBSan, or the emulator's guard regions

@@ -18,7 +18,10 @@
 // - Static __shared__ variables and extern __shared__ (dynamic) memory live
 //   in a per-block arena: rewrite.py turns each declaration into a lookup
 //   keyed by the address of a static tag unique to that declaration site, so
-//   all fibers of a block get the same storage. The arena is freed at the end
+//   all fibers of a block get the same storage. Each variable sits at just
+//   the alignment it declares (its type's, or __align__'s): the device
+//   promises no more, so a wmma fragment or vector load that needs more
+//   fails here too. The arena is freed at the end
 //   of each block and every allocation is filled with 0xFF bytes (float NaN,
 //   int -1), so reading shared memory nobody wrote in this block shows.
 //   cudaMalloc memory is poisoned the same way.
@@ -217,7 +220,7 @@ struct Fiber {
     uint64_t in, out;   // value posted, value returned
 };
 
-struct SharedVar { const void* key; const char* name; char* ptr; size_t size; };
+struct SharedVar { const void* key; const char* name; char* ptr; size_t size; char* block; };
 
 constexpr size_t kGuard = EMU_ASAN ? 0 : 64;   // bytes of 0xA5 after each buffer
 constexpr unsigned char kGuardByte = 0xA5;
@@ -494,7 +497,7 @@ inline void release_shared() {
     for (SharedVar& v : g.shared) {
         if (!guard_intact(v.ptr, v.size))
             fail("wrote past the end of __shared__ %s (%zu bytes)", v.name, v.size);
-        free(v.ptr);
+        free(v.block);
     }
     g.shared.clear();
     if (g.dyn) {
@@ -699,7 +702,11 @@ inline const uint3& block_idx() { return g.block_idx; }
 inline const dim3& block_dim() { return g.block; }
 inline const dim3& grid_dim() { return g.grid; }
 
-template <class T>
+// a static __shared__ variable of type T, declared __align__(Align) (0: not):
+// placed at exactly the alignment it asks for and no more (an address that
+// is not a multiple of twice that), since the device promises no more; so a
+// vector load or wmma fragment that needs more shows (UBSan, the wmma checks)
+template <class T, size_t Align>
 T* shared_var(const void* key, const char* name) {
     for (const SharedVar& v : g.shared)
         if (v.key == key) return (T*)v.ptr;
@@ -707,10 +714,13 @@ T* shared_var(const void* key, const char* name) {
     if (g.static_bytes + g.dyn_bytes > std::max(g.shared_limit, kSharedLimit))
         fail("__shared__ %s: %zu bytes of static + %zu of dynamic shared memory exceed the %zu-byte limit",
              name, g.static_bytes, g.dyn_bytes, std::max(g.shared_limit, kSharedLimit));
-    char* p = alloc_guarded(sizeof(T));
-    if (!p) fail("out of memory for __shared__ %s", name);
-    g.shared.push_back(SharedVar{key, name, p, sizeof(T)});
-    return (T*)p;
+    constexpr size_t align = Align > alignof(T) ? Align : alignof(T);
+    static_assert(align <= 256, "__shared__ alignment over 256 bytes");
+    size_t skip = align % 256;   // alloc_guarded's blocks are 256-byte aligned
+    char* block = alloc_guarded(skip + sizeof(T));
+    if (!block) fail("out of memory for __shared__ %s", name);
+    g.shared.push_back(SharedVar{key, name, block + skip, sizeof(T), block});
+    return (T*)(block + skip);
 }
 template <class T>
 T* dynamic_shared() { self(); return (T*)g.dyn; }

@@ -150,7 +150,8 @@ ALIGN = r"(?:__align__\s*\(\s*\d+\s*\)\s*)?"
 TOKEN = r"(?:::)?[A-Za-z_]\w*(?:\s*<[^;{}]*?>)?(?:::[A-Za-z_]\w*(?:\s*<[^;{}]*?>)?)*"
 TYPE = r"((?:" + TOKEN + r"\s+)*?" + TOKEN + ")"
 DYN = re.compile(r"extern\s+__shared__\s+" + ALIGN + TYPE + r"\s+" + ALIGN + r"([A-Za-z_]\w*)\s*\[\s*\]\s*;")
-STATIC = re.compile(r"__shared__\s+" + ALIGN + TYPE + r"\s+" + ALIGN +
+ALIGN_N = r"(?:__align__\s*\(\s*(\d+)\s*\)\s*)?"   # the same, its number captured
+STATIC = re.compile(r"__shared__\s+" + ALIGN_N + TYPE + r"\s+" + ALIGN_N +
                     r"([A-Za-z_]\w*)\s*((?:\[[^\];]*\]\s*)*);")
 
 
@@ -160,9 +161,10 @@ def rewrite_shared(text):
         return f"{t}* {name} = ::emu::dynamic_shared<{t}>();" + "\n" * m.group(0).count("\n")
 
     def static(m):
-        t, name, dims = m.group(1), m.group(2), re.sub(r"\s+", "", m.group(3))
+        align = m.group(1) or m.group(3) or "0"
+        t, name, dims = m.group(2), m.group(4), re.sub(r"\s+", "", m.group(5))
         key = f"emu_shared_key_{name}"
-        return (f"static char {key}; auto& {name} = *::emu::shared_var<{t}{dims}>(&{key}, \"{name}\");"
+        return (f"static char {key}; auto& {name} = *::emu::shared_var<{t}{dims}, {align}>(&{key}, \"{name}\");"
                 + "\n" * m.group(0).count("\n"))
 
     text = DYN.sub(dyn, text)

@@ -10,11 +10,14 @@
 //                 scrambled in the emulation)
 //   wmma halfwarp an mma_sync that only lanes 0..15 reach: the emulator must
 //                 stop (inactive lanes)
-//   wmma misaligned, wmma badldm
+//   wmma shared   A and B staged in __shared__ __align__(32) arrays: right
+//   wmma misaligned, wmma badldm, wmma unaligned_shared
 //                 a fragment loaded from a pointer 16 bytes off a 32-byte
-//                 boundary, or with a row stride of 12 bf16 (24 bytes): the
-//                 device requires 32-byte pointers and strides in multiples
-//                 of 16 bytes, so the emulator must stop
+//                 boundary, with a row stride of 12 bf16 (24 bytes), or from
+//                 a __shared__ bf16 array without __align__(32) (the
+//                 emulation places it 2 bytes past a 32-byte boundary, as
+//                 the device may): the device requires 32-byte pointers and
+//                 strides in multiples of 16 bytes, so the emulator must stop
 // Real CUDA: compiles with nvcc too (sm_80 and up).
 #include <string.h>
 #include "common.cuh"
@@ -82,16 +85,37 @@ __global__ void wmma_halfwarp_kernel(float* out, const __nv_bfloat16* a, const _
 
 // out (16,16) = A @ B with A loaded from a + a_offset with row stride ldm
 // (the misaligned and badldm modes break the device's rules with them)
-__global__ void wmma_strided_kernel(float* out, const __nv_bfloat16* a, const __nv_bfloat16* b, int a_offset,
-                                    unsigned ldm) {
+__device__ void mma16(float* out, const __nv_bfloat16* a, unsigned ldm, const __nv_bfloat16* b) {
     wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
     wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fb;
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
     wmma::fill_fragment(acc, 0.0f);
-    wmma::load_matrix_sync(fa, a + a_offset, ldm);
+    wmma::load_matrix_sync(fa, a, ldm);
     wmma::load_matrix_sync(fb, b, 16);
     wmma::mma_sync(acc, fa, fb, acc);
     wmma::store_matrix_sync(out, acc, 16, wmma::mem_row_major);
+}
+__global__ void wmma_strided_kernel(float* out, const __nv_bfloat16* a, const __nv_bfloat16* b, int a_offset,
+                                    unsigned ldm) {
+    mma16(out, a + a_offset, ldm, b);
+}
+
+// the same with A and B staged in shared memory, as the trainer's kernels
+// do: declared __align__(32) for the fragments, or (wrong on purpose) with
+// A's tile at a bf16 array's own alignment, which is all the device promises
+__global__ void wmma_shared_kernel(float* out, const __nv_bfloat16* a, const __nv_bfloat16* b) {
+    __shared__ __align__(32) __nv_bfloat16 sa[256];
+    __shared__ __align__(32) __nv_bfloat16 sb[256];
+    for (int i = threadIdx.x; i < 256; i += 32) sa[i] = a[i], sb[i] = b[i];
+    __syncwarp();
+    mma16(out, sa, 16, sb);
+}
+__global__ void wmma_unaligned_shared_kernel(float* out, const __nv_bfloat16* a, const __nv_bfloat16* b) {
+    __shared__ __nv_bfloat16 sa[256];
+    __shared__ __align__(32) __nv_bfloat16 sb[256];
+    for (int i = threadIdx.x; i < 256; i += 32) sa[i] = a[i], sb[i] = b[i];
+    __syncwarp();
+    mma16(out, sa, 16, sb);
 }
 
 // bf16 copies of values in [-1, 1); xf gets the bf16 values as floats
@@ -163,8 +187,10 @@ int main(int argc, char** argv) {
         rc |= compare("wmma_rowb", got16, want16, 256, SUM_TOL);
         if (!rc) printf("wmma: linear (%dx%dx%d, col-major B, bias through C) and row-major B match the CPU\n", M, N, K);
     }
-    if (!strcmp(mode, "layout") || !strcmp(mode, "halfwarp")) {
-        if (!strcmp(mode, "layout")) wmma_layout_kernel<<<1, 32>>>(dout, da, dw);   // A, B: first 256 values, ldm 16
+    if (!strcmp(mode, "layout") || !strcmp(mode, "halfwarp") || !strcmp(mode, "shared")) {
+        // A, B: the first 256 values, ldm 16
+        if (!strcmp(mode, "layout")) wmma_layout_kernel<<<1, 32>>>(dout, da, dw);
+        else if (!strcmp(mode, "shared")) wmma_shared_kernel<<<1, 32>>>(dout, da, dw);
         else wmma_halfwarp_kernel<<<1, 32>>>(dout, da, dw);
         cuda_check(cudaGetLastError());
         cuda_check(cudaMemcpy(got, dout, 256 * sizeof(float), cudaMemcpyDeviceToHost));
@@ -176,14 +202,16 @@ int main(int argc, char** argv) {
             }
         rc = compare(mode, got, want, 256, SUM_TOL);
     }
-    if (!strcmp(mode, "misaligned") || !strcmp(mode, "badldm")) {   // the emulator stops inside the kernel
+    if (!strcmp(mode, "misaligned") || !strcmp(mode, "badldm") || !strcmp(mode, "unaligned_shared")) {
+        // the emulator stops inside the kernel
         if (!strcmp(mode, "misaligned")) wmma_strided_kernel<<<1, 32>>>(dout, da, dw, 8, 16);
-        else wmma_strided_kernel<<<1, 32>>>(dout, da, dw, 0, 12);
+        else if (!strcmp(mode, "badldm")) wmma_strided_kernel<<<1, 32>>>(dout, da, dw, 0, 12);
+        else wmma_unaligned_shared_kernel<<<1, 32>>>(dout, da, dw);
         cuda_check(cudaGetLastError());
         cuda_check(cudaDeviceSynchronize());
         rc = 1;
     }
-    if (rc == 2) fprintf(stderr, "error: usage: wmma [check|layout|halfwarp|misaligned|badldm]\n");
+    if (rc == 2) fprintf(stderr, "error: usage: wmma [check|layout|halfwarp|shared|misaligned|badldm|unaligned_shared]\n");
     cuda_check(cudaFree(da));
     cuda_check(cudaFree(dw));
     cuda_check(cudaFree(dbias));
