@@ -353,10 +353,21 @@ static inline void matmul_cublaslt(void* d, const floatX* a, const floatX* b, co
     uint32_t schemes = CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
     cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &schemes,
                                                      sizeof(schemes)));
+    // the heuristic assumes 256-byte aligned matrices unless told (a row of
+    // a matrix, or a chunk of rows, may start only 16 bytes in)
+    const void* mats[4] = {a, b, d, d};   // (C is D)
+    const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4; i++) {
+        uint32_t align = 256;
+        while ((uintptr_t)mats[i] % align) align /= 2;
+        cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &align, sizeof(align)));
+    }
     cublasLtMatmulHeuristicResult_t heur;
     int found = 0;
-    cublasCheck(cublasLtMatmulAlgoGetHeuristic(matmul_ctx.handle, desc, la, lb, ld, ld, pref, 1, &heur, &found));
-    if (found == 0) {
+    cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(matmul_ctx.handle, desc, la, lb, ld, ld, pref, 1, &heur, &found);
+    if (status != CUBLAS_STATUS_SUCCESS || found == 0) {   // (none fits: NOT_SUPPORTED, or SUCCESS and 0 found)
         fprintf(stderr, "error: cuBLASLt: no algorithm for m = %d n = %d k = %d transa = %d transb = %d epilogue %d\n",
                 m, n, k, transa, transb, (int)epi);
         exit(1);

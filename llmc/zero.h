@@ -4,10 +4,11 @@
  * The parameters are cut into units: one per tensor for wte, wpe, lnfw,
  * lnfb, and one per (tensor, layer) for the 12 stacked block tensors, listed
  * in checkpoint order (wte, wpe, ln1w[0], ln1w[1], ..., lnfb). Each unit of
- * n elements is padded to world * slice, slice = ceil(n / world), and rank r
- * owns elements [r * slice, (r + 1) * slice) of it; what lies past n is
- * padding, zero and never used. A rank's shard is its slices of every unit,
- * in unit order: with one rank it is the whole model in checkpoint order.
+ * n elements is padded to world * slice, slice = ceil(n / world) rounded up
+ * to a multiple of ZERO_ALIGN elements with several ranks, and rank r owns
+ * elements [r * slice, (r + 1) * slice) of it; what lies past n is padding,
+ * zero and never used. A rank's shard is its slices of every unit, in unit
+ * order: with one rank it is the whole model in checkpoint order.
  *
  * Units are grouped in buckets, the unit of communication: bucket 0 holds
  * the embedding units (wte, wpe, lnfw, lnfb; needed at both ends of the
@@ -30,6 +31,11 @@
 #include "utils.h"
 
 #define BLOCK_TENSORS 12  // per-layer tensors: ln1w .. fcprojb, table entries 2..13
+// slices of several ranks are multiples of this many elements, so that every
+// slice in a shard and every unit in a bucket buffer starts on a 256-byte
+// boundary (bf16; 512 in fp32): cuBLASLt and 128-bit loads need aligned
+// pointers (C = 768 on 5 ranks would otherwise start qkvw 3080 bytes in)
+#define ZERO_ALIGN 128
 
 typedef struct {
     int world, rank;
@@ -94,6 +100,7 @@ static inline void zero_layout_init(ZeroLayout *z, const GPT2Config *c, int worl
             z->offset[u] = offset;
             offset += z->count[u];
             z->slice[u] = (z->count[u] + world - 1) / world;
+            if (world > 1) z->slice[u] = (z->slice[u] + ZERO_ALIGN - 1) / ZERO_ALIGN * ZERO_ALIGN;
         }
     }
     z->shard_size = 0;

@@ -241,6 +241,11 @@ for z in 0 1 2 3; do
     mpi 2 "$GPU" "${GARGS[@]}" -z $z -n 3 -s 3 -g 4 -o "$TMP/g2z$z" > "$TMP/g2z$z.txt" 2>&1 || fail "emulated GPU, 2 ranks, ZeRO-$z" "$(tail -3 "$TMP/g2z$z.txt")"
     compare_gpu "emulated GPU trainer: 2 ranks, ZeRO-$z = one GPU" "$TMP/g1.txt" "$TMP/g2z$z.txt"
 done
+# 3 ranks: 128 channels do not split in 3; slices rounded up to ZERO_ALIGN
+# elements keep every tensor in a bucket slot aligned for the matmuls
+"$GPU" "${GARGS[@]}" -d 96 -m 3 > "$TMP/g1d96.txt" 2>&1   # (-m 3: the same val batches on 3 ranks)
+mpi 3 "$GPU" "${GARGS[@]}" -d 96 -m 3 -z 3 > "$TMP/g3z3.txt" 2>&1 || fail "emulated GPU, 3 ranks, ZeRO-3" "$(tail -3 "$TMP/g3z3.txt")"
+compare_gpu "emulated GPU trainer: 3 ranks (128 channels do not split in 3), ZeRO-3 = one GPU" "$TMP/g1d96.txt" "$TMP/g3z3.txt"
 # the waits between the compute stream (the legacy one) and the collectives'
 # stream: with either held back until something waits for it (dev/emu's
 # EMU_LATE_STREAM: 0 compute, 1 communication), every stage gives the same

@@ -7,7 +7,8 @@
  * shards of all ranks put together give back the model; re-sharding from N
  * ranks' shards to M ranks (as a resume on another number of ranks does)
  * gives exactly the M-rank shards; bucket buffers hold each unit once,
- * padded, without overlaps. Prints one line per check; exits 1 on failure.
+ * padded, without overlaps; with several ranks every slice and every unit
+ * in a bucket starts a multiple of ZERO_ALIGN elements in. Prints one line per check; exits 1 on failure.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,11 +43,12 @@ static void check_slices(const GPT2Config *c, int world) {
             covered += own;
         }
         ok &= covered == z.count[u];
-        ok &= z.slice[u] * world >= z.count[u] && z.slice[u] * world < z.count[u] + world;
+        size_t step = world > 1 ? ZERO_ALIGN : 1;   // (one rank: no padding at all)
+        ok &= z.slice[u] % step == 0 && z.slice[u] * world >= z.count[u] && z.slice[u] < (z.count[u] + world - 1) / world + step;
         shard += z.slice[u];
     }
     ok &= next == gpt2_num_parameters(c) && shard == z.shard_size;
-    expect(ok, "slices partition every unit, padding under one element per rank", c, world);
+    expect(ok, "slices partition every unit, each the least multiple of ZERO_ALIGN elements (1 on one rank)", c, world);
     zero_layout_free(&z);
 }
 
@@ -63,11 +65,12 @@ static void check_buckets(const GPT2Config *c, int world) {
             int u = units[i];
             int stacked = z.tensor[u] >= 2 && z.tensor[u] < 2 + BLOCK_TENSORS;
             ok &= stacked == (b > 0) && z.bucket_offset[u] == next;
+            ok &= world == 1 || (z.bucket_offset[u] % ZERO_ALIGN == 0 && z.shard_offset[u] % ZERO_ALIGN == 0);
             next += z.slice[u] * world;
         }
         ok &= next == z.bucket_size[b];
     }
-    expect(ok, "bucket buffers hold their units once, padded, in table order", c, world);
+    expect(ok, "bucket buffers hold their units once, padded, in table order, each (and each slice) aligned", c, world);
     zero_layout_free(&z);
 }
 
