@@ -1199,7 +1199,12 @@ inline cudaError_t cudaStreamSynchronize(cudaStream_t s) {
 inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = new emu_event; return cudaSuccess; }
 #define cudaEventDisableTiming 0x2
 inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { return cudaEventCreate(e); }
-inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
+// (after the work queued so far, whose records may still name it)
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    emu::synchronize_device();
+    delete e;
+    return cudaSuccess;
+}
 inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr) {
     uint64_t record = ++e->records;
     emu::submit(s, [e, record] {
