@@ -448,9 +448,15 @@ static inline void cudnn_execute(const CudnnPlan *p, int n, const int64_t *uids,
     cudnnBackendDestroyDescriptor(pack);
 }
 
+// the fp32 tensors, too, must meet the 16 bytes every tensor is declared with
+static inline void cudnn_check_f32_aligned(const char *who, const float *a, const float *b) {
+    if (((uintptr_t)a | (uintptr_t)b) % 16 != 0) fatal("%s: lse and D must be 16-byte aligned", who);
+}
+
 static inline void attention_forward_cudnn(floatX *out, float *lse, const floatX *qkv, int B, int T, int C, int NH,
                                            cudaStream_t stream) {
     attention_check_args("attention_forward_cudnn", 1, B, T, C, NH, out, qkv, qkv, qkv);
+    cudnn_check_f32_aligned("attention_forward_cudnn", lse, lse);
     attention_cudnn_init();
     const int HS = C / NH;
     const CudnnPlan *p = cudnn_plan_for(B, T, NH, HS, 0);
@@ -466,6 +472,7 @@ static inline void attention_backward_cudnn(floatX *dqkv, float *scratch_D, cons
                                             const floatX *out, const float *lse, int B, int T, int C, int NH,
                                             cudaStream_t stream) {
     attention_check_args("attention_backward_cudnn", 1, B, T, C, NH, dqkv, dout, qkv, out);
+    cudnn_check_f32_aligned("attention_backward_cudnn", lse, scratch_D);
     attention_cudnn_init();
     const int HS = C / NH;
     const CudnnPlan *p = cudnn_plan_for(B, T, NH, HS, 1);
