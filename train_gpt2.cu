@@ -552,9 +552,9 @@ static void grads_reduce_finish(GPT2 *model) {
 // (training and validation: one plan each way, built once); other shapes,
 // such as sampling's growing T, take ours (cuDNN would compile a plan for
 // every length). Both write lse as the natural-log log-sum-exp, so either
-// backward may follow either forward.
-// (cuDNN 9.18's notes: no backward at T = 1; each layer's lse (B,NH,T) fp32
-// slice must start 16 bytes aligned)
+// backward may follow either forward. Not at T = 1 (cuDNN 9.18's notes: no
+// backward there), nor where a layer's lse (B,NH,T) fp32 slice would not
+// start 16 bytes aligned.
 static int cudnn_attention_shape(const GPT2 *model, int B, int T) {
     return B == model->max_B && T == model->max_T && T > 1 && (size_t)B * T * model->config.num_heads % 4 == 0;
 }

@@ -355,6 +355,7 @@ static double hellaswag_accuracy(GPT2 *model, const HellaSwag *hs, int B, int T,
     double tally[2] = {0.0, 0.0};  // right, scored
     double t0 = comm_now(), shown = t0;
     for (int first = 0; first < n; first += per_round) {
+        int mine = first + comm->rank * per_batch;   // this rank's first example of the round
         double now = comm_now();
         if (now - shown >= 10.0) {  // long (all of HellaSwag on a CPU): show progress
             double done = (double)first / n;
@@ -363,15 +364,12 @@ static double hellaswag_accuracy(GPT2 *model, const HellaSwag *hs, int B, int T,
             shown = now;
         }
         for (int r = 0; r < per_batch; r++) {
-            int k = first + comm->rank * per_batch + r;
-            hellaswag_rows(k < n ? &hs->examples[k] : NULL, r, T, inputs, targets, mask);
+            hellaswag_rows(mine + r < n ? &hs->examples[mine + r] : NULL, r, T, inputs, targets, mask);
         }
         gpt2_forward(model, inputs, targets, B, T);
         const float *losses = gpt2_position_losses(model);
-        for (int r = 0; r < per_batch; r++) {
-            int k = first + comm->rank * per_batch + r;
-            if (k >= n) break;
-            tally[0] += hellaswag_pick(losses, mask, r, T) == hs->examples[k].label;
+        for (int r = 0; r < per_batch && mine + r < n; r++) {
+            tally[0] += hellaswag_pick(losses, mask, r, T) == hs->examples[mine + r].label;
             tally[1] += 1.0;
         }
     }

@@ -253,10 +253,11 @@ else
     trainer_row "$bench_what: trains" "$r"
     # -lg: the GPU's state from NVML (n/a where NVML is not there to ask)
     gpu_state=$(grep '^gpu: ' "$LOGS/gpu_speed.log" | tail -1)
+    lg_row="-lg: the GPU's utilization, clocks, power from NVML"
     case "$gpu_state" in
-        "gpu: n/a"*) why=${gpu_state#gpu: n/a (}; trainer_row "-lg: the GPU's utilization, clocks, power from NVML" "n/a (${why%)})";;
-        "gpu: "*) trainer_row "-lg: the GPU's utilization, clocks, power from NVML" "PASS (${gpu_state#gpu: })";;
-        *) trainer_row "-lg: the GPU's utilization, clocks, power from NVML" "FAIL (no gpu: line)";;
+        "gpu: n/a"*) why=${gpu_state#gpu: n/a (}; trainer_row "$lg_row" "n/a (${why%)})";;
+        "gpu: "*) trainer_row "$lg_row" "PASS (${gpu_state#gpu: })";;
+        *) trainer_row "$lg_row" "FAIL (no gpu: line)";;
     esac
     # median over the steps after the first: the number before "ms" and
     # "tok/s", after "MFU"
