@@ -130,7 +130,7 @@ int main(int argc, char **argv) {
     // the first AdamW steps, all on the same batch, from the reference
     // weights (the gradient above may be perturbed)
     gpt2_free(&model);
-    check_reference_steps(model_path, &ref, TOL_STEP_LOSS, TOL_STEP_NORM);
+    check_reference_steps(model_path, &ref, "", TOL_STEP_LOSS, TOL_STEP_NORM);
 
     debug_state_free(&ref);
     failures += reference_failures;

@@ -24,9 +24,22 @@
  *   logits 1.5e-2 (measured 4.4e-3); gradients 3e-2 per tensor (at most
  *   1.0e-2, lnfw); the loss, a mean whose per-position errors mostly
  *   cancel, 5e-3 nats absolute (9.5e-6).
- * The 10 AdamW steps: stochastic rounding of the weights to bf16 after each
- * update adds noise of up to one bf16 ulp per weight per step: losses
- * within 5e-3 nats (measured 4.2e-4), grad norms within 1% (1.0e-3).
+ * The 10 AdamW steps, taken twice: with fp32 master weights (-w 1), and
+ * with bf16 weights stochastically rounded after each update (the default;
+ * noise of up to one bf16 ulp per weight per step). Adam's first updates
+ * are about lr * sign(g) for every element however small its gradient, so
+ * the gradients' bf16 error moves the whole trajectory, and the more so the
+ * larger the model. PyTorch drifts too: the reference takes the steps again
+ * with its forward autocast to bf16 (steps_bf16.txt); at the 124M shape
+ * (B=4, T=64) that run ends up to 5.8e-3 nats and 1.1% in grad norm from its
+ * fp32 one. The bounds: losses within 5e-3 nats and grad norms within 1%, or
+ * 3x PyTorch's own drift where that is larger. We round more than autocast
+ * (every activation is stored in bf16; without master weights each update
+ * too): on an H100 at the 124M shape we drifted 7.9e-3 / 0.6% with master
+ * weights and 1.1e-2 / 1.6% without, 1.4x and 1.9x PyTorch's in loss; with
+ * cuDNN's attention the same within 0.05e-2. At d2 with V = 512 PyTorch
+ * drifts 1.1e-4 nats and 0.08%, so 5e-3 and 1% hold, and we measured (emulated)
+ * 2.8e-4 nats and 0.13% (-w 1), 2.8e-4 and 0.11% (bf16 weights).
  * A gradient with one element off by 1e-2 (--perturb) is far outside
  * (tests/t_gpu_reference.sh requires it to fail); a missing term or a wrong
  * kernel is off by O(1).
@@ -39,8 +52,9 @@
 #define TOL_LOGITS 1.5e-2   // normalised (see above)
 #define TOL_LOSS 5e-3       // absolute, nats
 #define TOL_GRAD 3e-2       // normalised, per tensor
-#define TOL_STEP_LOSS 5e-3  // absolute
-#define TOL_STEP_NORM 1e-2  // relative
+#define TOL_STEP_LOSS 5e-3  // absolute, or TOL_STEP_DRIFT x PyTorch's bf16 drift
+#define TOL_STEP_NORM 1e-2  // relative, likewise
+#define TOL_STEP_DRIFT 3.0
 
 // n bf16 values from the device as floats
 static float *download_floats(const floatX *src, size_t n) {
@@ -70,6 +84,7 @@ int main(int argc, char **argv) {
            c->channels, n / 1e6, B, T);
     DebugState ref;
     debug_state_read(dir, V, n, &ref);
+    if (!ref.bf16_steps) fatal("'%s' has no steps_bf16.txt (train_gpt2.py reference without --no_bf16)", dir);
 
     // the bf16 file loads as the same bits as the fp32 one rounded on load
     {
@@ -116,9 +131,21 @@ int main(int argc, char **argv) {
     if (perturb) ref.steps = 0;   // (emulated steps are slow, and would prove nothing more)
 
     // the first AdamW steps, all on the same batch, from the reference
-    // weights (the gradient above may be perturbed)
+    // weights (the gradient above may be perturbed), with fp32 master
+    // weights and with bf16 ones; bounds from PyTorch's own drift in bf16
     gpt2_free(&model);
-    check_reference_steps(model_path, &ref, TOL_STEP_LOSS, TOL_STEP_NORM);
+    double drift_loss = 0.0, drift_norm = 0.0;
+    for (int s = 0; s < ref.steps; s++) {
+        drift_loss = fmax(drift_loss, fabs(ref.bf16_step_loss[s] - ref.step_loss[s]));
+        drift_norm = fmax(drift_norm, fabs(ref.bf16_step_norm[s] - ref.step_norm[s]) / ref.step_norm[s]);
+    }
+    printf("     PyTorch's drift in bf16 over the steps: loss %.3e, grad norm %.3e\n", drift_loss, drift_norm);
+    double tol_loss = fmax(TOL_STEP_LOSS, TOL_STEP_DRIFT * drift_loss);
+    double tol_norm = fmax(TOL_STEP_NORM, TOL_STEP_DRIFT * drift_norm);
+    gpu_options.master_weights = 1;
+    check_reference_steps(model_path, &ref, " (-w 1)", tol_loss, tol_norm);
+    gpu_options.master_weights = 0;
+    check_reference_steps(model_path, &ref, " (bf16 w)", tol_loss, tol_norm);
 
     debug_state_free(&ref);
     printf("%s: %d check(s) failed\n", reference_failures ? "FAILED" : "all ok", reference_failures);

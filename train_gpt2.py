@@ -7,8 +7,11 @@ it. The tests run it to write the files they compare against:
   reference  random init from a seed, then writes DIR/model_fp32.bin (v3),
              DIR/model_bf16.bin (v5) with those initial weights,
              DIR/debug_state.bin (x, y, logits, loss and every raw, unclipped
-             gradient of the first step) and DIR/steps.txt (`i loss grad_norm`
-             of `--steps` AdamW steps on that same batch).
+             gradient of the first step), DIR/steps.txt (`i loss grad_norm`
+             of `--steps` AdamW steps on that same batch) and
+             DIR/steps_bf16.txt (the same steps with the forward autocast to
+             bf16: how far PyTorch itself drifts in bf16, which sets the bf16
+             GPU trainer's tolerance on the steps; --no_bf16 leaves it out).
   train      trains a checkpoint on a token shard, to compare loss curves.
   bench      times full training steps of PyTorch on the CPU, for `make bench`.
 
@@ -258,14 +261,16 @@ def clip_grad_norm(params, max_norm):
     return total_norm
 
 
-def train_step(model, opt, x, y, grad_clip, inspect=None, clip=clip_grad_norm):
+def train_step(model, opt, x, y, grad_clip, inspect=None, clip=clip_grad_norm, bf16=False):
     """forward, backward, clip, AdamW update. Returns (loss, pre-clip grad norm).
 
     `inspect(logits, loss)`, if given, runs after backward and before the
-    clip, while the gradients are still the raw ones.
+    clip, while the gradients are still the raw ones. bf16: the forward (and
+    so its backward) autocast to bf16; weights and optimizer stay fp32.
     """
     opt.zero_grad(set_to_none=True)
-    logits, loss = model(x, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits, loss = model(x, y)
     loss.backward()
     if inspect is not None:
         inspect(logits, loss)
@@ -439,16 +444,21 @@ def cmd_reference(args):
         grads = [t.grad.detach().clone() for t in model.tensors()]
         write_debug_state(os.path.join(args.out, "debug_state.bin"), x, y, logits, loss, grads)
 
-    opt = make_optimizer(model, args)
-    lines = []
-    for i in range(args.steps):
-        loss, norm = train_step(model, opt, x, y, args.grad_clip,
-                                inspect=save_first_step if i == 0 else None)
-        lines.append(step_line(i, loss, norm))
-        print(lines[-1], flush=True)
-    write_atomically(os.path.join(args.out, "steps.txt"), [steps_text(lines)])
+    runs = [("steps.txt", False)] + ([] if args.no_bf16 else [("steps_bf16.txt", True)])
+    for name, bf16 in runs:
+        if bf16:  # the same steps again from the same weights, matmuls in bf16
+            cfg, model, x, y = seeded_model_and_batch(args)
+        opt = make_optimizer(model, args)
+        lines = []
+        for i in range(args.steps):
+            inspect = save_first_step if i == 0 and not bf16 else None
+            loss, norm = train_step(model, opt, x, y, args.grad_clip, inspect=inspect, bf16=bf16)
+            lines.append(step_line(i, loss, norm))
+            print(("bf16 " if bf16 else "") + lines[-1], flush=True)
+        write_atomically(os.path.join(args.out, name), [steps_text(lines)])
     print(f"# {args.model} ({cfg}), {num_params(cfg)} parameters (with padding): wrote "
-          f"model_fp32.bin, model_bf16.bin, debug_state.bin, steps.txt in {args.out}",
+          f"model_fp32.bin, model_bf16.bin, debug_state.bin, steps.txt"
+          f"{'' if args.no_bf16 else ', steps_bf16.txt'} in {args.out}",
           file=sys.stderr)
 
 
@@ -578,7 +588,7 @@ def build_parser():
 
     r = sub.add_parser("reference", allow_abbrev=False,
                        help="random init, then write model_fp32.bin, model_bf16.bin, "
-                            "debug_state.bin, steps.txt to --out")
+                            "debug_state.bin, steps.txt, steps_bf16.txt to --out")
     r.add_argument("--out", required=True, help="output directory (created if missing)")
     r.add_argument("--model", default="d2", help=model_help + " (default d2)")
     r.add_argument("--seed", type=seed, default=1337, help="init seed; seed+1 draws the batch "
@@ -588,6 +598,8 @@ def build_parser():
                    help=f"sequence length, 1..{MAX_SEQ_LEN} (default 32)")
     r.add_argument("--steps", type=int_in(1), default=10,
                    help="AdamW steps on the one batch (default 10)")
+    r.add_argument("--no_bf16", action="store_true",
+                   help="leave out steps_bf16.txt (only the bf16 GPU test reads it)")
     r.add_argument("--vocab", type=int_in(1, VOCAB_SIZE),
                    help=f"vocabulary size V instead of GPT-2's {VOCAB_SIZE} (padded to a multiple of 128)")
     r.add_argument("--max_seq_len", type=int_in(1, MAX_SEQ_LEN),

@@ -7,12 +7,16 @@
 //                        loss, and every parameter's gradient (checkpoint
 //                        order) fp32
 //   DIR/steps.txt        "step loss grad_norm" of the first AdamW steps
+//   DIR/steps_bf16.txt   the same steps with PyTorch's forward autocast to
+//                        bf16: its own drift from steps.txt in bf16 (read
+//                        where present: only the bf16 GPU test needs it)
 #ifndef LLMC_DEBUG_STATE_H
 #define LLMC_DEBUG_STATE_H
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "formats.h"
 #include "utils.h"
@@ -27,7 +31,24 @@ typedef struct {
     float *grads;    // (num_parameters,)
     int steps;       // lines of steps.txt
     float step_loss[MAX_REF_STEPS], step_norm[MAX_REF_STEPS];
+    int bf16_steps;  // lines of steps_bf16.txt: as many, or 0 where there is none
+    float bf16_step_loss[MAX_REF_STEPS], bf16_step_norm[MAX_REF_STEPS];
 } DebugState;
+
+// the "step loss grad_norm" lines of DIR/NAME; returns how many
+static inline int read_steps(const char *dir, const char *name, float *loss, float *norm) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen_check(path, "r");
+    int idx, steps = 0;
+    while (steps < MAX_REF_STEPS && fscanf(f, "%d %f %f", &idx, &loss[steps], &norm[steps]) == 3) {
+        if (idx != steps) fatal("'%s': line %d has step %d", path, steps + 1, idx);
+        steps++;
+    }
+    fclose_check(f);
+    if (steps == 0) fatal("'%s' holds no steps", path);
+    return steps;
+}
 
 // B and T of DIR/debug_state.bin (to size a model before reading the rest)
 static inline void debug_state_shape(const char *dir, int *B, int *T) {
@@ -41,7 +62,7 @@ static inline void debug_state_shape(const char *dir, int *B, int *T) {
     if (*B < 1 || *T < 1 || *B > 1024 || *T > 65536) fatal("'%s' has B=%d T=%d", path, *B, *T);
 }
 
-// Reads DIR/debug_state.bin and DIR/steps.txt for a model of V (unpadded)
+// Reads DIR/debug_state.bin and the steps files for a model of V (unpadded)
 // vocabulary and n parameters.
 static inline void debug_state_read(const char *dir, int V, size_t n, DebugState *d) {
     debug_state_shape(dir, &d->B, &d->T);
@@ -63,17 +84,12 @@ static inline void debug_state_read(const char *dir, int V, size_t n, DebugState
     fread_check(d->grads, sizeof(float), n, f, path);
     fclose_check(f);
 
-    snprintf(path, sizeof(path), "%s/steps.txt", dir);
-    FILE *sf = fopen_check(path, "r");
-    int idx;
-    d->steps = 0;
-    while (d->steps < MAX_REF_STEPS &&
-           fscanf(sf, "%d %f %f", &idx, &d->step_loss[d->steps], &d->step_norm[d->steps]) == 3) {
-        if (idx != d->steps) fatal("'%s': line %d has step %d", path, d->steps + 1, idx);
-        d->steps++;
+    d->steps = read_steps(dir, "steps.txt", d->step_loss, d->step_norm);
+    snprintf(path, sizeof(path), "%s/steps_bf16.txt", dir);
+    d->bf16_steps = access(path, F_OK) == 0 ? read_steps(dir, "steps_bf16.txt", d->bf16_step_loss, d->bf16_step_norm) : 0;
+    if (d->bf16_steps && d->bf16_steps != d->steps) {
+        fatal("'%s': steps_bf16.txt and steps.txt hold different numbers of steps", dir);
     }
-    fclose_check(sf);
-    if (d->steps == 0) fatal("'%s' holds no steps", path);
 }
 
 static inline void debug_state_free(DebugState *d) {

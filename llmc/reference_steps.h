@@ -19,9 +19,9 @@
 
 // ref->steps AdamW steps of a model built from model_path (B,T as the
 // reference batch); reports the largest loss error (absolute) and grad
-// norm error (relative) against tol_loss and tol_norm
-static inline void check_reference_steps(const char *model_path, const DebugState *ref, double tol_loss,
-                                         double tol_norm) {
+// norm error (relative) against tol_loss and tol_norm, label after the names
+static inline void check_reference_steps(const char *model_path, const DebugState *ref, const char *label,
+                                         double tol_loss, double tol_norm) {
     if (ref->steps == 0) return;
     GPT2 model;
     gpt2_build(&model, model_path, 0, ref->B, ref->T, NULL, 0);
@@ -41,9 +41,9 @@ static inline void check_reference_steps(const char *model_path, const DebugStat
     }
     gpt2_free(&model);
     char what[64];
-    snprintf(what, sizeof(what), "%d-step losses", ref->steps);
+    snprintf(what, sizeof(what), "%d-step losses%s", ref->steps, label);
     report(what, max_loss_err, tol_loss);
-    snprintf(what, sizeof(what), "%d-step grad norms", ref->steps);
+    snprintf(what, sizeof(what), "%d-step grad norms%s", ref->steps, label);
     report(what, max_norm_err, tol_norm);
 }
 

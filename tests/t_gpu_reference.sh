@@ -2,9 +2,11 @@
 # tests/t_gpu_reference.sh: the GPU trainer against the PyTorch reference,
 # emulated: train_gpt2.py writes a d2 model with a 512-token vocabulary (the
 # emulated classifier stays cheap), a batch (B=4, T=32), its logits, loss
-# and gradients and 10 AdamW steps; test_gpt2cu (test_gpt2.cu under the CUDA
-# emulation) checks all of them within the bf16 tolerances stated in
-# test_gpt2.cu, and must fail when one gradient is perturbed. The CPU
+# and gradients and 10 AdamW steps (in fp32, and in bf16 autocast, whose
+# drift sets the steps' tolerance at larger shapes); test_gpt2cu
+# (test_gpt2.cu under the CUDA emulation) checks all of them within the
+# bf16 tolerances stated in test_gpt2.cu, and must fail when one gradient
+# is perturbed. The CPU
 # trainer's test_gpt2 passes the same files with its fp32 tolerances.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
@@ -31,3 +33,6 @@ for t in wte qkvw lnfw; do
     else fail "gpu_reference_detects_perturbed_$t" "failed, but not on grad $t: $(grep -m3 'FAIL\|error' "$TMP/p_$t.txt")"; fi
 done
 expect_error gpu_reference_bad_dir "cannot open" build/emu/plain/test_gpt2cu "$TMP/nosuch"
+# the steps' tolerance comes from PyTorch's own bf16 run: required
+cp -r "$REF" "$TMP/no_bf16" && rm "$TMP/no_bf16/steps_bf16.txt"
+expect_error gpu_reference_needs_bf16_steps "no steps_bf16.txt" build/emu/plain/test_gpt2cu "$TMP/no_bf16"
