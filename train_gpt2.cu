@@ -62,7 +62,7 @@ static struct {
     int recompute;        // -r: 1 keeps one layer's GELU output, recomputed in the backward; 2 also ln1, ln2
     int master_weights;   // 1: fp32 master weights, updated by AdamW, rounded into the bf16 ones (-w)
     int profile;          // 1: time each kernel family per step, print a table at the end (-pk)
-    int gelu_fusion;      // 1: GELU in the fc matmul's cuBLASLt epilogue; 0: a separate kernel (-ge)
+    int gelu_fusion;      // 1: GELU (gelu') in the fc (fc_proj) matmul's cuBLASLt epilogue; 0: separate kernels (-ge)
     int reduce_fp32;      // 1: gradients summed over the ranks in fp32, rounded to bf16 once (-gr)
     const char *init_method, *rendezvous_server, *rendezvous_file;  // how the ranks meet (-pi, -ps, -pf)
 } gpu_options = {0, 0, 0, 1, 0, "mpi", "", ""};
@@ -109,9 +109,9 @@ typedef struct {
     floatX *dln;         // (B,T,C) wrt a layernorm output
     floatX *datty;       // (B,T,C) wrt the attention output
     floatX *dqkv;        // (B,T,3C)
-    floatX *dfch;        // (B,T,4C) wrt the MLP hidden layer after GELU
+    floatX *dfch;        // (B,T,4C) wrt the fc's output (before GELU)
     floatX *branch;      // (B,T,C) forward: a branch's output before the residual add
-    float *matmul;       // matmul_backward's scratch (dbias partials, dout * gelu')
+    float *matmul;       // matmul_backward's scratch (dbias partials)
     float *layernorm;    // layernorm_backward's partial sums
     float *att_D;        // (B,NH,T) attention backward's rowsum(dout * out)
     int *encoder;        // encoder_backward's token buckets
@@ -730,7 +730,8 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
     for (int l = L - 1; l >= 0; l--) {
         size_t btc = (size_t)l * BT * C;
         const floatX *residual = l == 0 ? a.encoded : a.residual3 + btc - (size_t)BT * C;
-        // MLP; matmul_backward multiplies by gelu'(fch) for the fc layer.
+        // MLP; the fc_proj's backward multiplies its dinp by gelu'(fch), so
+        // s.dfch is the fc's dout (cuBLASLt's DGELU epilogue).
         // With -r 1 the GELU output is recomputed from fch (in bf16: its bits
         // can differ from the fused epilogue's, which rounds once from fp32)
         floatX *fch_gelu = a.fch_gelu + 4 * btc;
@@ -751,9 +752,9 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
         }
         profile_mark(pf, K_MATMUL, st);
         matmul_backward(s.dfch, dw.fcprojw, dw.fcprojb, s.dresidual,
-                        fch_gelu, w.fcprojw, NULL, s.matmul, BT, 4 * C, C, st);
+                        fch_gelu, w.fcprojw, a.fch + 4 * btc, s.matmul, BT, 4 * C, C, st);
         matmul_backward(s.dln, dw.fcw, dw.fcb, s.dfch, ln2,
-                        w.fcw, a.fch + 4 * btc, s.matmul, BT, C, 4 * C, st);
+                        w.fcw, NULL, s.matmul, BT, C, 4 * C, st);
         profile_mark(pf, K_LAYERNORM, st);
         layernorm_backward(s.dresidual, dw.ln2w, dw.ln2b, s.layernorm, s.dln, a.residual2 + btc,
                            w.ln2w, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, BT, C, st);
@@ -1070,6 +1071,7 @@ void gpt2_configure(const TrainConfig *cfg, const Comm *comm) {
     gpu_options.master_weights = cfg->master_weights;
     gpu_options.profile = cfg->profile;
     gpu_options.gelu_fusion = cfg->gelu_fusion;
+    matmul_ctx.dgelu_apart = !cfg->gelu_fusion;   // and gelu' in the backward (llmc/matmul.cuh)
     gpu_options.reduce_fp32 = cfg->reduce_fp32;
     gpu_options.init_method = cfg->init_method;
     gpu_options.rendezvous_server = cfg->rendezvous_server;

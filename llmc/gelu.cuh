@@ -13,6 +13,15 @@
 #define GELU_CUBIC 0.044715f
 #define GELU_BLOCK_SIZE 512   // threads per block: a memory-bound kernel, any multiple of 32 does
 
+// gelu'(x) of the tanh form, in fp32 (host and device: gelu_backward and
+// the CPU stand-in of cuBLASLt's DGELU epilogue in llmc/matmul.cuh)
+__host__ __device__ inline float gelu_grad_tanh(float x) {
+    float u = GELU_SCALE * (x + GELU_CUBIC * x * x * x);
+    float th = tanhf(u);
+    float sech2 = 1.0f - th * th;
+    return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * x * x);
+}
+
 // ----------------------------------------------------------------------------
 // kernels
 
@@ -36,14 +45,7 @@ __global__ void gelu_backward_kernel(floatX* dinp, const floatX* inp, const floa
     if (i >= N) return;
     Pack128<floatX> x = load128(inp + i), d = load128(dout + i), r;
 #pragma unroll
-    for (int k = 0; k < Pack128<floatX>::N; k++) {
-        float xk = (float)x[k];
-        float u = GELU_SCALE * (xk + GELU_CUBIC * xk * xk * xk);
-        float th = tanhf(u);
-        float sech2 = 1.0f - th * th;
-        float local = 0.5f * (1.0f + th) + 0.5f * xk * sech2 * GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * xk * xk);
-        r[k] = (floatX)(local * (float)d[k]);
-    }
+    for (int k = 0; k < Pack128<floatX>::N; k++) r[k] = (floatX)(gelu_grad_tanh((float)x[k]) * (float)d[k]);
     store128(dinp + i, r);
 }
 

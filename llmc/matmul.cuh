@@ -26,8 +26,11 @@
 // (cuBLASLt with an fp32 output), for gradients summed over several calls.
 // matmul_backward: dinp and dweight through cuBLASLt (beta = 1 accumulates
 // dweight), dbias by our own two-kernel fixed-order fp32 column sum (no
-// atomics: bitwise reproducible), and for the fc, dout * gelu'(pre_gelu)
-// first by gelu_backward (llmc/gelu.cuh) into the scratch buffer.
+// atomics: bitwise reproducible). For the fc_proj, whose input is GELU's
+// output, dinp comes out already multiplied by gelu'(pre-GELU value): the
+// fc's dout, from cuBLASLt's DGELU epilogue (rounded to bf16 once, and no
+// separate pass over the (B,T,4C) tensors; where cuBLASLt offers no such
+// algorithm, gelu_backward (llmc/gelu.cuh) in place afterwards).
 // cuBLASLt's BGRADB epilogue is not used for dbias: it overwrites (the
 // trainer accumulates over micro-steps) and writes in the output type
 // (bf16), so adding it to dbias would round twice.
@@ -97,6 +100,7 @@ typedef struct {
 #endif
     void* workspace;   // MATMUL_WORKSPACE_BYTES of device memory (emulated: unused, held as on a GPU)
     int ready;         // 1 between matmul_init() and matmul_destroy()
+    int dgelu_apart;   // 1: gelu' by gelu_backward after the GEMM, as where cuBLASLt has no DGELU (tests)
 } MatmulContext;
 
 static MatmulContext matmul_ctx;
@@ -320,10 +324,12 @@ __global__ void matmul_dbias_finish_kernel(floatX* dbias, const float* partial, 
 #ifndef CUDA_EMU
 // d (m,n) = op(a) (m,k) @ op(b) (k,n) + beta * d, column-major, op = transpose
 // where asked, with the epilogue epi (bias (m,) and aux (m,n), ld m, where it
-// uses them); d is bf16, or fp32 with d_fp32
-static inline void matmul_cublaslt(void* d, const floatX* a, const floatX* b, const floatX* bias, floatX* aux, int m,
-                            int n, int k, int transa, int transb, float beta, cublasLtEpilogue_t epi,
-                            cudaStream_t stream, int d_fp32 = 0) {
+// uses them: GELU_AUX writes aux, DGELU reads it); d is bf16, or fp32 with
+// d_fp32. Returns 1; where cuBLASLt has no algorithm for it, 0 without doing
+// anything if may_fail (the caller has another way), else exits.
+static inline int matmul_cublaslt(void* d, const floatX* a, const floatX* b, const floatX* bias, const floatX* aux,
+                                  int m, int n, int k, int transa, int transb, float beta, cublasLtEpilogue_t epi,
+                                  cudaStream_t stream, int d_fp32 = 0, int may_fail = 0) {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, ld;
     cublasLtMatmulPreference_t pref;
@@ -367,19 +373,22 @@ static inline void matmul_cublaslt(void* d, const floatX* a, const floatX* b, co
     cublasLtMatmulHeuristicResult_t heur;
     int found = 0;
     cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(matmul_ctx.handle, desc, la, lb, ld, ld, pref, 1, &heur, &found);
-    if (status != CUBLAS_STATUS_SUCCESS || found == 0) {   // (none fits: NOT_SUPPORTED, or SUCCESS and 0 found)
+    int ok = status == CUBLAS_STATUS_SUCCESS && found > 0;   // (none fits: NOT_SUPPORTED, or SUCCESS and 0 found)
+    if (!ok && !may_fail) {
         fprintf(stderr, "error: cuBLASLt: no algorithm for m = %d n = %d k = %d transa = %d transb = %d epilogue %d\n",
                 m, n, k, transa, transb, (int)epi);
         exit(1);
     }
     float alpha = 1.0f;
-    cublasCheck(cublasLtMatmul(matmul_ctx.handle, desc, &alpha, a, la, b, lb, &beta, d, ld, d, ld, &heur.algo,
-                               matmul_ctx.workspace, MATMUL_WORKSPACE_BYTES, stream));
+    if (ok)
+        cublasCheck(cublasLtMatmul(matmul_ctx.handle, desc, &alpha, a, la, b, lb, &beta, d, ld, d, ld, &heur.algo,
+                                   matmul_ctx.workspace, MATMUL_WORKSPACE_BYTES, stream));
     cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
     cublasCheck(cublasLtMatrixLayoutDestroy(la));
     cublasCheck(cublasLtMatrixLayoutDestroy(lb));
     cublasCheck(cublasLtMatrixLayoutDestroy(ld));
     cublasCheck(cublasLtMatmulDescDestroy(desc));
+    return ok;
 }
 #else
 // the stand-in, row-major: out (BT,OC) = inp (BT,C) @ weight (OC,C)^T (+ bias
@@ -496,42 +505,31 @@ static inline void matmul_forward_wmma(floatX* out, floatX* pre_gelu, const floa
 }
 
 // bytes of the scratch matmul_backward needs: the dbias partial sums
-// (ceil(BT/64), OC) fp32, then dout * gelu'(pre_gelu) (BT,OC) bf16
+// (ceil(BT/64), OC) fp32
 static inline size_t matmul_backward_scratch_bytes(int BT, int OC) {
     size_t chunks = ((size_t)BT + MATMUL_DBIAS_ROWS - 1) / MATMUL_DBIAS_ROWS;
-    return chunks * OC * sizeof(float) + (size_t)BT * OC * sizeof(floatX);
+    return chunks * OC * sizeof(float);
 }
 
-// where matmul_backward leaves dout * gelu'(pre_gelu) (BT,OC) in the scratch
-// (16-byte aligned: OC % 8 == 0)
-static inline floatX* matmul_backward_dgelu(float* scratch, int BT, int OC) {
-    size_t chunks = ((size_t)BT + MATMUL_DBIAS_ROWS - 1) / MATMUL_DBIAS_ROWS;
-    return (floatX*)(scratch + chunks * OC);
-}
-
-// dinp (BT,C) = dout (BT,OC) @ weight (OC,C) (overwritten); dweight (OC,C) +=
-// dout^T @ inp (BT,C) (if dweight != NULL; matmul_backward_dweight_f32 adds
-// it into fp32 instead); dbias (OC,) += column sums of dout (if dbias != NULL;
-// fixed order, bitwise reproducible). If pre_gelu (BT,OC) != NULL (the fc's
-// pre-GELU activation), dout is first multiplied by gelu'(pre_gelu), rounded
-// to bf16, into the scratch (see matmul_backward_dgelu). scratch: 16-byte
-// aligned, matmul_backward_scratch_bytes(BT, OC) bytes. cuBLASLt for dinp and
-// dweight (CPU stand-in under the emulation), our kernels for the rest.
+// dinp (BT,C) = dout (BT,OC) @ weight (OC,C) (overwritten), times
+// gelu'(inp_pre_gelu) (BT,C) element by element if inp_pre_gelu != NULL (the
+// fc_proj: inp = gelu(inp_pre_gelu), so dinp is the fc's dout); dweight
+// (OC,C) += dout^T @ inp (BT,C) (if dweight != NULL; matmul_backward_dweight_f32
+// adds it into fp32 instead); dbias (OC,) += column sums of dout (if dbias !=
+// NULL; fixed order, bitwise reproducible). scratch: 16-byte aligned,
+// matmul_backward_scratch_bytes(BT, OC) bytes. cuBLASLt for dinp (gelu' in
+// its epilogue) and dweight (CPU stand-in under the emulation), our kernels
+// for the rest.
 static inline void matmul_backward(floatX* dinp, floatX* dweight, floatX* dbias, const floatX* dout, const floatX* inp,
-                            const floatX* weight, const floatX* pre_gelu, float* scratch, int BT, int C, int OC,
+                            const floatX* weight, const floatX* inp_pre_gelu, float* scratch, int BT, int C, int OC,
                             cudaStream_t stream) {
     matmul_check_args("matmul_backward", BT, C, OC, 8, dinp, dweight, dout, inp, weight);
-    matmul_check_args("matmul_backward", BT, C, OC, 8, dbias, pre_gelu, scratch, inp, inp);
+    matmul_check_args("matmul_backward", BT, C, OC, 8, dbias, inp_pre_gelu, scratch, inp, inp);
     if (scratch == NULL) {
         fprintf(stderr, "error: matmul_backward: scratch is NULL\n");
         exit(1);
     }
     if (BT == 0) return;
-    if (pre_gelu != NULL) {
-        floatX* g = matmul_backward_dgelu(scratch, BT, OC);
-        gelu_backward(g, pre_gelu, dout, BT * OC, stream);
-        dout = g;
-    }
     if (dbias != NULL) {
         int chunks = (BT + MATMUL_DBIAS_ROWS - 1) / MATMUL_DBIAS_ROWS;
         dim3 grid((OC + MATMUL_DBIAS_COLS - 1) / MATMUL_DBIAS_COLS, chunks);
@@ -541,20 +539,35 @@ static inline void matmul_backward(floatX* dinp, floatX* dweight, floatX* dbias,
         cudaCheck(cudaGetLastError());
     }
 #ifndef CUDA_EMU
-    // column-major: dinp^T (C,BT) = W (C,OC) @ dout^T (OC,BT)
-    matmul_cublaslt(dinp, weight, dout, NULL, NULL, C, BT, OC, 0, 0, 0.0f, CUBLASLT_EPILOGUE_DEFAULT, stream);
+    // column-major: dinp^T (C,BT) = W (C,OC) @ dout^T (OC,BT), times
+    // gelu'(inp_pre_gelu^T (C,BT), ld C) in the DGELU epilogue
+    if (inp_pre_gelu == NULL) {
+        matmul_cublaslt(dinp, weight, dout, NULL, NULL, C, BT, OC, 0, 0, 0.0f, CUBLASLT_EPILOGUE_DEFAULT, stream);
+    } else if (matmul_ctx.dgelu_apart || !matmul_cublaslt(dinp, weight, dout, NULL, inp_pre_gelu, C, BT, OC, 0, 0,
+                                                          0.0f, CUBLASLT_EPILOGUE_DGELU, stream, 0, 1)) {
+        static int told = 0;
+        if (!matmul_ctx.dgelu_apart && !told++)
+            printf("note: cuBLASLt has no DGELU epilogue for this shape: GELU's backward runs apart\n");
+        matmul_cublaslt(dinp, weight, dout, NULL, NULL, C, BT, OC, 0, 0, 0.0f, CUBLASLT_EPILOGUE_DEFAULT, stream);
+        gelu_backward(dinp, inp_pre_gelu, dinp, BT * C, stream);   // (dinp rounded twice)
+    }
     // dweight^T (C,OC) += X (C,BT) @ (dout^T (OC,BT))^T. cuBLASLt (seen on
     // H200, CUDA 13) rounds the product to bf16 before it adds beta * C, so
     // dweight gets two roundings per call (dev/cuda/matmul.cu allows for it)
     if (dweight != NULL)
         matmul_cublaslt(dweight, inp, dout, NULL, NULL, C, OC, BT, 0, 1, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, stream);
 #else
+    int dgelu_apart = matmul_ctx.dgelu_apart;
     emu::submit(stream, [=] {
         for (int r = 0; r < BT; r++)
             for (int c = 0; c < C; c++) {
                 float v = 0.0f;
                 for (int o = 0; o < OC; o++)
                     v += __bfloat162float(dout[(size_t)r * OC + o]) * __bfloat162float(weight[(size_t)o * C + c]);
+                if (inp_pre_gelu != NULL) {   // apart: the GEMM's bf16 output times gelu'
+                    float g = gelu_grad_tanh(__bfloat162float(inp_pre_gelu[(size_t)r * C + c]));
+                    v = (dgelu_apart ? __bfloat162float(__float2bfloat16(v)) : v) * g;
+                }
                 dinp[(size_t)r * C + c] = __float2bfloat16(v);
             }
         for (int o = 0; o < OC && dweight != NULL; o++)

@@ -154,7 +154,7 @@ else fail cpu_checkpoint_loads_in_gpu_trainer "val loss $(val "$TMP/cpu.txt") vs
 # a broken kernel fails the comparison: the GPU trainer rebuilt with GELU's
 # derivative off by its second term (a wrong gradient, right forward)
 mkdir -p "$TMP/broken" && cp -r train_gpt2.cu llmc "$TMP/broken/"
-sed -i 's/float local = 0.5f \* (1.0f + th) + 0.5f \* xk \* sech2/float local = 0.5f * (1.0f + th) + 0.0f * xk * sech2/' \
+sed -i 's/return 0.5f \* (1.0f + th) + 0.5f \* x \* sech2/return 0.5f * (1.0f + th) + 0.0f * x * sech2/' \
     "$TMP/broken/llmc/gelu.cuh"
 if cmp -s llmc/gelu.cuh "$TMP/broken/llmc/gelu.cuh"; then fail gpu_train_broken_kernel_fails "the mutation did not apply"
 else
