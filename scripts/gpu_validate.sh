@@ -204,7 +204,9 @@ else
     # where the default one lacks them
     PY=python3
     for p in /usr/bin/python3 python3; do "$p" -c 'import numpy, torch' 2>/dev/null && { PY=$p; break; }; done
-    W=$LOGS/trainer && mkdir -p "$W"
+    # inputs and the PyTorch references (1 GB at 124M) in a temporary folder
+    W=$(mktemp -d) || exit 1
+    trap 'rm -rf "$W"' EXIT
     "$PY" tests/make_model.py "$W/tiny.bin" 2 2 128 512 64 5
     "$PY" tests/make_shard.py "$W/tr_000.bin" 20000 1 512
     "$PY" tests/make_shard.py "$W/va_000.bin" 4000 2 512
@@ -233,7 +235,8 @@ else
         if ! "$PY" -c 'import torch' 2>/dev/null; then trainer_row "test_gpt2cu vs PyTorch, $m" "n/a (no PyTorch here)"; continue; fi
         T=$([ "$m" = d2 ] && echo 32 || echo 64)
         max_t=$([ "$m" = d2 ] && echo 64 || echo 1024)
-        if ! "$PY" train_gpt2.py reference --model "$m" --vocab "$v" --max_seq_len "$max_t" --B 4 --T "$T" \
+        threads=$(nproc); [ "$threads" -gt 16 ] && threads=16
+        if ! "$PY" train_gpt2.py reference --model "$m" --vocab "$v" --max_seq_len "$max_t" --B 4 --T "$T" --threads "$threads" \
             --out "$W/ref_$m" > "$LOGS/reference_$m.log" 2>&1; then
             trainer_row "test_gpt2cu vs PyTorch, $m" "FAIL (train_gpt2.py reference failed)"
             echo "$LOGS/reference_$m.log" >>"$LOGS/failed"; continue
