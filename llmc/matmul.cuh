@@ -100,7 +100,7 @@ typedef struct {
 #endif
     void* workspace;   // MATMUL_WORKSPACE_BYTES of device memory (emulated: unused, held as on a GPU)
     int ready;         // 1 between matmul_init() and matmul_destroy()
-    int dgelu_apart;   // 1: gelu' by gelu_backward after the GEMM, as where cuBLASLt has no DGELU (tests)
+    int dgelu_apart;   // 1: gelu' by gelu_backward after the GEMM, as where cuBLASLt has no DGELU (-ge 0, tests)
 } MatmulContext;
 
 static MatmulContext matmul_ctx;
