@@ -57,7 +57,7 @@ for build in asan plain; do
     check "emu_${build}_bf16" build/emu/$build/bf16
     # streams: the right waits hold with either stream late (EMU_LATE_STREAM);
     # each missing wait passes when work runs as queued, and is caught with
-    # one of the streams late
+    # one of the streams late, and with all of them late by chance
     for late in "" 1 2; do
         check "emu_${build}_streams_waits_hold_late_${late:-none}" env EMU_LATE_STREAM=$late build/emu/$build/streams good
     done
@@ -69,6 +69,22 @@ for build in asan plain; do
     caught "emu_${build}_streams_memcpy_skips_nonblocking_stream" env EMU_LATE_STREAM=1 build/emu/$build/streams legacy \
         -- "does not wait for a non-blocking stream"
     caught "emu_${build}_late_stream_bad_value" env EMU_LATE_STREAM=x build/emu/$build/streams good -- "EMU_LATE_STREAM=x"
+    # EMU_LATE_STREAM=random: every stream lags by chance (the draws from
+    # EMU_SEED): the right waits hold for every seed; each missing wait is
+    # caught by some seed of eight (the first that catches it is named)
+    for seed in 1 2 3 4 5 6 7 8; do
+        check "emu_${build}_streams_waits_hold_random_seed_$seed" env EMU_LATE_STREAM=random EMU_SEED=$seed \
+            build/emu/$build/streams good
+    done
+    for mode in no-wait no-free legacy; do
+        by=""
+        for seed in 1 2 3 4 5 6 7 8; do
+            if ! EMU_LATE_STREAM=random EMU_SEED=$seed build/emu/$build/streams $mode >/dev/null 2>"$TMP/random.err" \
+                && grep -q 'stale data' "$TMP/random.err"; then by=$seed; break; fi
+        done
+        if [ -n "$by" ]; then pass "emu_${build}_streams_${mode}_caught_random_late (seed $by)"
+        else fail "emu_${build}_streams_${mode}_caught_random_late" "no seed of 1..8 caught it"; fi
+    done
 
     # (a) missing barrier: a race; the result must differ from the CPU in some order
     wrong=""

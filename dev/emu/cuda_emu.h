@@ -7,7 +7,8 @@
 //
 // - Streams keep their work in order; by default it runs when queued, and
 //   EMU_LATE_STREAM=k holds one stream back until something waits for it,
-//   so a missing cudaStreamWaitEvent between streams shows (see "streams").
+//   or =random lets every stream lag by a random part of its work, so a
+//   missing cudaStreamWaitEvent between streams shows (see "streams").
 // - A launch runs the blocks one after another. The threads of a block are
 //   cooperative fibers (ucontext: makecontext/swapcontext) that switch only
 //   at __syncthreads, __syncwarp and the warp collectives (shuffles, ballot,
@@ -171,7 +172,7 @@ struct emu_stream {
     uint64_t queued = 0, done = 0;   // operations ever queued / run
     bool running = false;
     bool blocking = true;            // orders with the legacy default stream (not cudaStreamNonBlocking)
-    bool late = false;               // EMU_LATE_STREAM: runs only when something waits for it
+    bool late = false;               // EMU_LATE_STREAM: runs only when something waits for it (or by chance)
 };
 typedef emu_stream* cudaStream_t;
 struct emu_event {
@@ -261,6 +262,9 @@ struct State {
     std::vector<emu_stream*> streams;   // made by cudaStreamCreate*, not destroyed
     long created = 0;                   // streams made so far
     long late_stream = -1;              // EMU_LATE_STREAM: 0 the legacy stream, k the k-th made; -1 none
+    bool late_random = false;           // EMU_LATE_STREAM=random: every stream late, advanced by chance
+    uint64_t stream_rng = 0;            // its random numbers (from EMU_SEED)
+    int in_stream_work = 0;             // > 0 while a stream's queued operation runs
     char altstack[1 << 16];
 };
 inline State g;
@@ -300,8 +304,8 @@ __attribute__((format(printf, 1, 2))) inline void report(const char* fmt, ...) {
     va_end(ap);
 }
 
-inline uint64_t next_random() {   // splitmix64
-    uint64_t z = (g.rng += 0x9e3779b97f4a7c15ull);
+inline uint64_t next_random(uint64_t& state = g.rng) {   // splitmix64
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
@@ -343,10 +347,14 @@ inline void configure() {
     else if (!strcmp(o, "random")) g.order = Order::random;
     else fail("EMU_ORDER=%s: expected forward, reverse or random", o);
     if (const char* s = getenv("EMU_SEED")) g.seed = strtoull(s, nullptr, 10);
-    if (const char* s = getenv("EMU_LATE_STREAM"); s && *s) {
+    if (const char* s = getenv("EMU_LATE_STREAM"); s && !strcmp(s, "random")) {
+        g.late_random = g.legacy.late = true;
+        g.stream_rng = g.seed * 0x9e3779b97f4a7c15ull + 1;
+    } else if (s && *s) {
         char* end = nullptr;
         g.late_stream = strtol(s, &end, 10);
-        if (*end || g.late_stream < 0) fail("EMU_LATE_STREAM=%s: expected 0 (the default stream) or k (the k-th made)", s);
+        if (*end || g.late_stream < 0)
+            fail("EMU_LATE_STREAM=%s: expected 0 (the default stream), k (the k-th made) or random", s);
         g.legacy.late = g.late_stream == 0;
     }
     g.page = (size_t)sysconf(_SC_PAGESIZE);
@@ -595,9 +603,13 @@ struct Call {
 // the program lets them. A program that reads across streams without a
 // cudaStreamWaitEvent then computes with stale data, as it may on a GPU,
 // instead of passing by luck; running it with each of its streams late
-// shows a missing wait on either side. As on the device, the legacy stream
-// and the blocking streams (cudaStreamCreate without cudaStreamNonBlocking)
-// wait for each other's earlier work.
+// shows a missing wait on either side. EMU_LATE_STREAM=random makes every
+// stream late and, after each operation queued, one time in four runs a
+// random part of one stream's queue, the stream drawn at random (EMU_SEED
+// picks the draws): any stream may lag any other at any point, in turns, as
+// a bug that needs two streams to lag at different moments would. As on
+// the device, the legacy stream and the blocking streams (cudaStreamCreate
+// without cudaStreamNonBlocking) wait for each other's earlier work.
 
 // runs s's queued work until `at` operations are done
 inline void run_until(emu_stream* s, uint64_t at) {
@@ -608,12 +620,27 @@ inline void run_until(emu_stream* s, uint64_t at) {
     while (s->done < at) {
         std::function<void()> op = std::move(s->work.front());
         s->work.pop_front();
+        g.in_stream_work++;
         op();
+        g.in_stream_work--;
         s->done++;
     }
     s->running = false;
 }
 inline void drain(emu_stream* s) { run_until(s, s->queued); }
+// EMU_LATE_STREAM=random: one time in four, one stream with queued work,
+// drawn at random, runs a random part of that work (not from inside a
+// stream's work, nor into a stream already running)
+inline void advance_random() {
+    if (!g.late_random || g.in_stream_work) return;
+    std::vector<emu_stream*> ready;
+    if (g.legacy.queued > g.legacy.done && !g.legacy.running) ready.push_back(&g.legacy);
+    for (emu_stream* s : g.streams)
+        if (s->queued > s->done && !s->running) ready.push_back(s);
+    if (ready.empty() || next_random(g.stream_rng) % 4) return;   // mostly none: the queues grow
+    emu_stream* s = ready[next_random(g.stream_rng) % ready.size()];
+    run_until(s, s->done + 1 + next_random(g.stream_rng) % (s->queued - s->done));
+}
 inline emu_stream* stream_of(cudaStream_t s) { return s ? s : &g.legacy; }
 inline void push(emu_stream* q, std::function<void()> op) {
     q->work.push_back(std::move(op));
@@ -636,6 +663,7 @@ inline void submit(cudaStream_t s, std::function<void()> op) {
     }
     push(q, std::move(op));
     if (!q->late) drain(q);
+    advance_random();
 }
 inline void synchronize_device() {
     configure();
@@ -1179,7 +1207,7 @@ inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
     static std::vector<emu_stream*>* made = new std::vector<emu_stream*>;   // never freed (see cudaStreamDestroy)
     made->push_back(*s = new emu_stream);
     (*s)->blocking = !(flags & cudaStreamNonBlocking);
-    (*s)->late = ++emu::g.created == emu::g.late_stream;
+    (*s)->late = ++emu::g.created == emu::g.late_stream || emu::g.late_random;
     emu::g.streams.push_back(*s);
     return cudaSuccess;
 }
@@ -1227,6 +1255,7 @@ inline cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned =
     if (!e->stream) return cudaSuccess;
     emu::push_wait(q, e->stream, e->at);
     if (!q->late) emu::drain(q);
+    emu::advance_random();
     return cudaSuccess;
 }
 inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
