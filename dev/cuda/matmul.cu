@@ -14,8 +14,10 @@
 //                     matmul_forward_wmma on (16, 16, 16), (96, 48, 144),
 //                     (64, 32, 80): partial block tiles and warp quarters);
 //                     backward: matmul_backward with dbias, with dbias and
-//                     GELU, with GELU and no dbias, run twice to show it
-//                     gives the same bits; matmul_backward_dweight_f32 (an
+//                     dinp times gelu' (DGELU), with gelu' and no dbias, and
+//                     with gelu' by gelu_backward apart (-ge 0, or no DGELU
+//                     in cuBLASLt), each run twice to show it gives the same
+//                     bits; matmul_backward_dweight_f32 (an
 //                     fp32 dweight, no bf16 rounding). Each line ends with a hash of the
 //                     result bits (tests/kernels/matmul.sh compares them
 //                     across thread orders and builds).
