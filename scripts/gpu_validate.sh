@@ -229,13 +229,13 @@ else
     # test_gpt2cu against PyTorch (train_gpt2.py writes the reference here):
     # a d2 model with a 512-token vocabulary, and on a GPU the 124M shape
     refs="d2:512"
+    threads=$(nproc); [ "$threads" -gt 16 ] && threads=16   # PyTorch's CPU threads for the references
     [ "$EMU" = 1 ] || refs="$refs d12:50257"
     for ref in $refs; do
         m=${ref%%:*} v=${ref##*:}
         if ! "$PY" -c 'import torch' 2>/dev/null; then trainer_row "test_gpt2cu vs PyTorch, $m" "n/a (no PyTorch here)"; continue; fi
         T=$([ "$m" = d2 ] && echo 32 || echo 64)
         max_t=$([ "$m" = d2 ] && echo 64 || echo 1024)
-        threads=$(nproc); [ "$threads" -gt 16 ] && threads=16
         if ! "$PY" train_gpt2.py reference --model "$m" --vocab "$v" --max_seq_len "$max_t" --B 4 --T "$T" --threads "$threads" \
             --out "$W/ref_$m" > "$LOGS/reference_$m.log" 2>&1; then
             trainer_row "test_gpt2cu vs PyTorch, $m" "FAIL (train_gpt2.py reference failed)"

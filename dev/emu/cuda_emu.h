@@ -632,12 +632,12 @@ inline void drain(emu_stream* s) { run_until(s, s->queued); }
 // drawn at random, runs a random part of that work (not from inside a
 // stream's work, nor into a stream already running)
 inline void advance_random() {
-    if (!g.late_random || g.in_stream_work) return;
+    if (!g.late_random || g.in_stream_work || next_random(g.stream_rng) % 4) return;   // mostly none: queues grow
     std::vector<emu_stream*> ready;
     if (g.legacy.queued > g.legacy.done && !g.legacy.running) ready.push_back(&g.legacy);
     for (emu_stream* s : g.streams)
         if (s->queued > s->done && !s->running) ready.push_back(s);
-    if (ready.empty() || next_random(g.stream_rng) % 4) return;   // mostly none: the queues grow
+    if (ready.empty()) return;
     emu_stream* s = ready[next_random(g.stream_rng) % ready.size()];
     run_until(s, s->done + 1 + next_random(g.stream_rng) % (s->queued - s->done));
 }
