@@ -63,9 +63,13 @@ ifneq ($(MPI_PKG),)
 else
   $(info MPI: off (one process only; make deps installs OpenMPI))
 endif
+# build/mpi_flags remembers the MPI the binaries that use it were built with,
+# so installing OpenMPI after a build (make deps) rebuilds them
+build/mpi_flags: FORCE
+	@mkdir -p $(@D); f='MPI=$(MPI_PKG)'; [ "$$(cat $@ 2>/dev/null)" = "$$f" ] || echo "$$f" > $@
 
 # (PCRE2: the tokenizer, for -p prompts; see the tokenizer section)
-train_gpt2: train_gpt2.c
+train_gpt2: train_gpt2.c build/mpi_flags
 	$(CC) $(CFLAGS) $(MPI_CFLAGS) $(PCRE2_CFLAGS) $< $(PCRE2_LIBS) $(MPI_LIBS) $(LDLIBS) -o $@
 
 test_gpt2: test_gpt2.c train_gpt2.c
@@ -296,7 +300,7 @@ build/cuda/%: dev/cuda/%.cu $(EMU_KERNEL_HDRS) build/gpu_flags
 # GPU machines often lack its library.
 GPU_TRAINER_DEPS = train_gpt2.cu $(wildcard llmc/*.h) $(wildcard llmc/*.cuh)
 PCRE2_STATIC := $(shell $(CC) -print-file-name=libpcre2-8.a)
-train_gpt2cu: $(GPU_TRAINER_DEPS) build/gpu_flags
+train_gpt2cu: $(GPU_TRAINER_DEPS) build/gpu_flags build/mpi_flags
 	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo $(CUDNN_FLAGS) $(PCRE2_CFLAGS) $(GPU_COMM_FLAGS) $< -o $@ $(CUDA_LIBS) \
 		$(CUDNN_LIBS) $(PCRE2_STATIC) $(GPU_COMM_LIBS)
 
@@ -307,17 +311,17 @@ build/cudnn/test_gpt2cu: test_gpt2.cu $(GPU_TRAINER_DEPS)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo -DUSE_CUDNN $(PCRE2_CFLAGS) $< -o $@ $(CUDA_LIBS) -lcudnn $(PCRE2_STATIC)
 
-build/cudnn/train_gpt2cu: $(GPU_TRAINER_DEPS)
+build/cudnn/train_gpt2cu: $(GPU_TRAINER_DEPS) build/mpi_flags
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCC_FLAGS) -O3 -lineinfo -DUSE_CUDNN $(PCRE2_CFLAGS) $(GPU_COMM_FLAGS) $< -o $@ $(CUDA_LIBS) -lcudnn \
 		$(PCRE2_STATIC) $(GPU_COMM_LIBS)
 
 # (the emulated trainers run several ranks with MPI standing in for NCCL)
-build/emu/asan/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h
+build/emu/asan/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h build/mpi_flags
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_SAN) $(PCRE2_CFLAGS) $(MPI_CFLAGS) -x c++ $< $(PCRE2_LIBS) $(MPI_LIBS) -o $@
 
-build/emu/plain/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h
+build/emu/plain/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h build/mpi_flags
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) $(PCRE2_CFLAGS) $(MPI_CFLAGS) -x c++ $< $(PCRE2_LIBS) $(MPI_LIBS) -o $@
 
@@ -337,7 +341,9 @@ emu-clean:
 deps:
 	@bash scripts/install_deps.sh
 
-test: deps all
+# (all in a make of its own: this one looked for MPI before deps installed it)
+test: deps
+	@$(MAKE) --no-print-directory all
 	@bash tests/run.sh
 
 quickstart:
