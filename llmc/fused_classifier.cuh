@@ -56,6 +56,22 @@ __device__ __forceinline__ void fused_classifier_warp_combine(float& m, float& s
     }
 }
 
+// pass 1's step over one chunk v of 8 logits, of which the first n count (n
+// = 8 but in the chunk that holds column V - 1): (m, s) grows by them, s
+// rescaled once to the chunk's new max
+__device__ __forceinline__ void fused_classifier_chunk(float& m, float& s, const Pack128<floatX>& v, int n) {
+    float cm = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < Pack128<floatX>::N; k++)
+        if (k < n) cm = fmaxf(cm, (float)v[k]);
+    float mm = fmaxf(m, cm);
+    s *= expf(m - mm);   // exp(-inf) = 0 for the first chunk (s is 0 then anyway)
+#pragma unroll
+    for (int k = 0; k < Pack128<floatX>::N; k++)
+        if (k < n) s += expf((float)v[k] - mm);
+    m = mm;
+}
+
 // logits (BT,Vp) -> losses (BT,) and, if write_dlogits, dlogits (BT,Vp) in
 // place of the logits; targets (BT,); one block per row; blockDim.x a
 // multiple of 32, at most 1024
@@ -75,16 +91,8 @@ __global__ void __launch_bounds__(FUSED_CLASSIFIER_BLOCK_SIZE)
     float m = -INFINITY, s = 0.0f;
     for (int c = (int)threadIdx.x * P; c < V; c += (int)blockDim.x * P) {
         Pack128<floatX> v = load128(x + c);
-        float cm = -INFINITY;
-#pragma unroll
-        for (int k = 0; k < P; k++)
-            if (c + k < V) cm = fmaxf(cm, (float)v[k]);
-        float mm = fmaxf(m, cm);
-        s *= expf(m - mm);   // exp(-inf) = 0 for the first chunk (s is 0 then anyway)
-#pragma unroll
-        for (int k = 0; k < P; k++)
-            if (c + k < V) s += expf((float)v[k] - mm);
-        m = mm;
+        if (c + P <= V) fused_classifier_chunk(m, s, v, P);   // a whole chunk: no per-value bounds check
+        else fused_classifier_chunk(m, s, v, V - c);          // the last, partial one
     }
     fused_classifier_warp_combine(m, s);
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = blockDim.x / 32;
@@ -100,15 +108,22 @@ __global__ void __launch_bounds__(FUSED_CLASSIFIER_BLOCK_SIZE)
     if (threadIdx.x == 0) losses[row] = m + logf(s) - x_target;
     if (!write_dlogits) return;
 
-    // pass 2: dlogits in place, 0 in the padding
+    // pass 2: dlogits in place, 0 in the padding. Most chunks are whole,
+    // inside V and without the target: (p - 0) * dloss = p * dloss with no
+    // per-value checks (the same bits as the general case)
     float inv_s = 1.0f / s;
     for (int c = (int)threadIdx.x * P; c < Vp; c += (int)blockDim.x * P) {
         Pack128<floatX> v = load128(x + c), d;
+        if (c + P <= V && (target < c || target >= c + P)) {
 #pragma unroll
-        for (int k = 0; k < P; k++) {
-            float p = expf((float)v[k] - m) * inv_s;
-            float indicator = c + k == target ? 1.0f : 0.0f;
-            d[k] = c + k < V ? (floatX)((p - indicator) * dloss) : (floatX)0.0f;
+            for (int k = 0; k < P; k++) d[k] = (floatX)(expf((float)v[k] - m) * inv_s * dloss);
+        } else {
+#pragma unroll
+            for (int k = 0; k < P; k++) {
+                float p = expf((float)v[k] - m) * inv_s;
+                float indicator = c + k == target ? 1.0f : 0.0f;
+                d[k] = c + k < V ? (floatX)((p - indicator) * dloss) : (floatX)0.0f;
+            }
         }
         store128(x + c, d);
     }
