@@ -62,7 +62,8 @@ static struct {
     int recompute;        // -r: 1 keeps one layer's GELU output, recomputed in the backward; 2 also ln1, ln2
     int master_weights;   // 1: fp32 master weights, updated by AdamW, rounded into the bf16 ones (-w)
     int profile;          // 1: time each kernel family per step, print a table at the end (-pk)
-    int gelu_fusion;      // 1: GELU (gelu') in the fc (fc_proj) matmul's cuBLASLt epilogue; 0: separate kernels (-ge)
+    int gelu_fusion;      // 1: GELU (gelu') in the fc (fc_proj) matmul's cuBLASLt epilogue, dbias in the dweight
+                          // matmul's; 0: separate kernels (-ge)
     int reduce_fp32;      // 1: gradients summed over the ranks in fp32, rounded to bf16 once (-gr)
     const char *init_method, *rendezvous_server, *rendezvous_file;  // how the ranks meet (-pi, -ps, -pf)
 } gpu_options = {0, 0, 0, 1, 0, "mpi", "", ""};
@@ -1071,7 +1072,8 @@ void gpt2_configure(const TrainConfig *cfg, const Comm *comm) {
     gpu_options.master_weights = cfg->master_weights;
     gpu_options.profile = cfg->profile;
     gpu_options.gelu_fusion = cfg->gelu_fusion;
-    matmul_ctx.dgelu_apart = !cfg->gelu_fusion;   // and gelu' in the backward (llmc/matmul.cuh)
+    matmul_ctx.dgelu_apart = !cfg->gelu_fusion;   // and gelu' in the backward (llmc/matmul.cuh),
+    matmul_ctx.dbias_apart = !cfg->gelu_fusion;   // and dbias
     gpu_options.reduce_fp32 = cfg->reduce_fp32;
     gpu_options.init_method = cfg->init_method;
     gpu_options.rendezvous_server = cfg->rendezvous_server;

@@ -25,15 +25,18 @@
 // matmul_backward_dweight_f32: dweight += dout^T @ inp into an fp32 dweight
 // (cuBLASLt with an fp32 output), for gradients summed over several calls.
 // matmul_backward: dinp and dweight through cuBLASLt (beta = 1 accumulates
-// dweight), dbias by our own two-kernel fixed-order fp32 column sum (no
-// atomics: bitwise reproducible). For the fc_proj, whose input is GELU's
-// output, dinp comes out already multiplied by gelu'(pre-GELU value): the
-// fc's dout, from cuBLASLt's DGELU epilogue (rounded to bf16 once, and no
-// separate pass over the (B,T,4C) tensors; where cuBLASLt offers no such
-// algorithm, gelu_backward (llmc/gelu.cuh) in place afterwards).
-// cuBLASLt's BGRADB epilogue is not used for dbias: it overwrites (the
-// trainer accumulates over micro-steps) and writes in the output type
-// (bf16), so adding it to dbias would round twice.
+// dweight). For the fc_proj, whose input is GELU's output, dinp comes out
+// already multiplied by gelu'(pre-GELU value): the fc's dout, from
+// cuBLASLt's DGELU epilogue (rounded to bf16 once, and no separate pass over
+// the (B,T,4C) tensors; where cuBLASLt offers no such algorithm,
+// gelu_backward (llmc/gelu.cuh) in place afterwards). dbias, the column sums
+// of dout, comes from the dweight GEMM's BGRADB epilogue, which sums dout's
+// columns as the GEMM reads them (no pass of its own over dout: 9 C rows of
+// B*T bf16 per layer): it overwrites a bf16 (OC,) vector, then added to
+// dbias (the trainer accumulates over micro-steps), so dbias is rounded
+// twice per call, as dweight is. Where that is off (dbias_apart, -ge 0) or
+// cuBLASLt has no such algorithm, our own two-kernel fixed-order fp32 column
+// sum (rounded once). Either way no atomics: bitwise reproducible.
 //
 // cuBLASLt is column-major: a row-major (R,K) matrix is a column-major
 // (K,R) one. The context (handle + 32 MiB workspace) is one file-static
@@ -57,6 +60,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "cast.cuh"
 #include "cuda_common.cuh"
 #include "gelu.cuh"
 #ifndef CUDA_EMU
@@ -101,6 +105,7 @@ typedef struct {
     void* workspace;   // MATMUL_WORKSPACE_BYTES of device memory (emulated: unused, held as on a GPU)
     int ready;         // 1 between matmul_init() and matmul_destroy()
     int dgelu_apart;   // 1: gelu' by gelu_backward after the GEMM, as where cuBLASLt has no DGELU (-ge 0, tests)
+    int dbias_apart;   // 1: dbias by our column-sum kernels, as where cuBLASLt has no BGRADB (-ge 0, tests)
 } MatmulContext;
 
 static MatmulContext matmul_ctx;
@@ -505,10 +510,23 @@ static inline void matmul_forward_wmma(floatX* out, floatX* pre_gelu, const floa
 }
 
 // bytes of the scratch matmul_backward needs: the dbias partial sums
-// (ceil(BT/64), OC) fp32
+// (ceil(BT/64), OC) fp32 of our kernels (cuBLASLt's bf16 (OC,) dbias takes
+// less)
 static inline size_t matmul_backward_scratch_bytes(int BT, int OC) {
     size_t chunks = ((size_t)BT + MATMUL_DBIAS_ROWS - 1) / MATMUL_DBIAS_ROWS;
     return chunks * OC * sizeof(float);
+}
+
+// dbias (OC,) += the column sums of dout (BT,OC) by our two kernels: fp32
+// partial sums over 64-row chunks into scratch, then added in chunk order
+static inline void matmul_dbias_apart(floatX* dbias, float* scratch, const floatX* dout, int BT, int OC,
+                                      cudaStream_t stream) {
+    int chunks = (BT + MATMUL_DBIAS_ROWS - 1) / MATMUL_DBIAS_ROWS;
+    dim3 grid((OC + MATMUL_DBIAS_COLS - 1) / MATMUL_DBIAS_COLS, chunks);
+    matmul_dbias_partial_kernel<<<grid, MATMUL_DBIAS_THREADS, 0, stream>>>(scratch, dout, BT, OC);
+    cudaCheck(cudaGetLastError());
+    matmul_dbias_finish_kernel<<<(OC + 255) / 256, 256, 0, stream>>>(dbias, scratch, chunks, OC);
+    cudaCheck(cudaGetLastError());
 }
 
 // dinp (BT,C) = dout (BT,OC) @ weight (OC,C) (overwritten), times
@@ -516,10 +534,11 @@ static inline size_t matmul_backward_scratch_bytes(int BT, int OC) {
 // fc_proj: inp = gelu(inp_pre_gelu), so dinp is the fc's dout); dweight
 // (OC,C) += dout^T @ inp (BT,C) (if dweight != NULL; matmul_backward_dweight_f32
 // adds it into fp32 instead); dbias (OC,) += column sums of dout (if dbias !=
-// NULL; fixed order, bitwise reproducible). scratch: 16-byte aligned,
+// NULL; in the dweight GEMM's epilogue, or by our kernels without dweight or
+// with dbias_apart: see the top). scratch: 16-byte aligned,
 // matmul_backward_scratch_bytes(BT, OC) bytes. cuBLASLt for dinp (gelu' in
 // its epilogue) and dweight (CPU stand-in under the emulation), our kernels
-// for the rest.
+// for the rest. Bitwise reproducible.
 static inline void matmul_backward(floatX* dinp, floatX* dweight, floatX* dbias, const floatX* dout, const floatX* inp,
                             const floatX* weight, const floatX* inp_pre_gelu, float* scratch, int BT, int C, int OC,
                             cudaStream_t stream) {
@@ -530,14 +549,9 @@ static inline void matmul_backward(floatX* dinp, floatX* dweight, floatX* dbias,
         exit(1);
     }
     if (BT == 0) return;
-    if (dbias != NULL) {
-        int chunks = (BT + MATMUL_DBIAS_ROWS - 1) / MATMUL_DBIAS_ROWS;
-        dim3 grid((OC + MATMUL_DBIAS_COLS - 1) / MATMUL_DBIAS_COLS, chunks);
-        matmul_dbias_partial_kernel<<<grid, MATMUL_DBIAS_THREADS, 0, stream>>>(scratch, dout, BT, OC);
-        cudaCheck(cudaGetLastError());
-        matmul_dbias_finish_kernel<<<(OC + 255) / 256, 256, 0, stream>>>(dbias, scratch, chunks, OC);
-        cudaCheck(cudaGetLastError());
-    }
+    // the epilogue's dbias: cuBLASLt's sums of dout's columns, (OC,) bf16 at the start of scratch
+    int dbias_fused = dbias != NULL && dweight != NULL && !matmul_ctx.dbias_apart;
+    floatX* bgrad = (floatX*)scratch;
 #ifndef CUDA_EMU
     // column-major: dinp^T (C,BT) = W (C,OC) @ dout^T (OC,BT), times
     // gelu'(inp_pre_gelu^T (C,BT), ld C) in the DGELU epilogue
@@ -551,10 +565,18 @@ static inline void matmul_backward(floatX* dinp, floatX* dweight, floatX* dbias,
         matmul_cublaslt(dinp, weight, dout, NULL, NULL, C, BT, OC, 0, 0, 0.0f, CUBLASLT_EPILOGUE_DEFAULT, stream);
         gelu_backward(dinp, inp_pre_gelu, dinp, BT * C, stream);   // (dinp rounded twice)
     }
-    // dweight^T (C,OC) += X (C,BT) @ (dout^T (OC,BT))^T. cuBLASLt (seen on
-    // H200, CUDA 13) rounds the product to bf16 before it adds beta * C, so
-    // dweight gets two roundings per call (dev/cuda/matmul.cu allows for it)
-    if (dweight != NULL)
+    // dweight^T (C,OC) += X (C,BT) @ (dout^T (OC,BT))^T, and with BGRADB
+    // bgrad (OC,) = the sums of that B operand, dout, over k = BT. cuBLASLt
+    // (seen on H200, CUDA 13) rounds the product to bf16 before it adds
+    // beta * C, so dweight gets two roundings per call (dev/cuda/matmul.cu
+    // allows for it)
+    if (dbias_fused && !matmul_cublaslt(dweight, inp, dout, bgrad, NULL, C, OC, BT, 0, 1, 1.0f,
+                                        CUBLASLT_EPILOGUE_BGRADB, stream, 0, 1)) {
+        static int told = 0;
+        if (!told++) printf("note: cuBLASLt has no BGRADB epilogue for this shape: dbias runs apart\n");
+        dbias_fused = 0;
+    }
+    if (dweight != NULL && !dbias_fused)
         matmul_cublaslt(dweight, inp, dout, NULL, NULL, C, OC, BT, 0, 1, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, stream);
 #else
     int dgelu_apart = matmul_ctx.dgelu_apart;
@@ -576,8 +598,15 @@ static inline void matmul_backward(floatX* dinp, floatX* dweight, floatX* dbias,
                 dweight[i] = __float2bfloat16(matmul_emu_dweight(dout, inp, o, c, BT, C, OC) +
                                               __bfloat162float(dweight[i]));
             }
+        for (int o = 0; o < OC && dbias_fused; o++) {   // BGRADB: fp32 in order of r, one rounding
+            float v = 0.0f;
+            for (int r = 0; r < BT; r++) v += __bfloat162float(dout[(size_t)r * OC + o]);
+            bgrad[o] = __float2bfloat16(v);
+        }
     });
 #endif
+    if (dbias_fused) accumulate_bf16(dbias, bgrad, OC, stream);
+    else if (dbias != NULL) matmul_dbias_apart(dbias, scratch, dout, BT, OC, stream);
 }
 
 // dweight (OC,C) fp32 += dout (BT,OC)^T @ inp (BT,C), summed and added in

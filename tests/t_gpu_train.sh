@@ -96,7 +96,7 @@ then pass gpu_train_recompute_layernorm_same_bits
 else fail gpu_train_recompute_layernorm_same_bits "-r 2 differs from -r 1: $(diff <(steps "$TMP/gpu_r2.txt") <(steps "$TMP/gpu_r1b.txt") | head -4)"; fi
 check gpu_train_recompute_layernorm_in_memory_plan grep -q '^memory: .*GELU and layernorms recomputed' "$TMP/gpu_r2.txt"
 
-# -ge 0: GELU by its own kernel instead of the matmul epilogue, still the CPU trainer's losses
+# -ge 0: GELU, gelu' and dbias by our kernels instead of the matmul epilogues, still the CPU trainer's losses
 "$GPU" "${ARGS[@]}" -ge 0 > "$TMP/gpu_ge0.txt" 2>&1
 compare_runs gpu_train_unfused_gelu_matches_cpu_trainer "$TMP/cpu.txt" "$TMP/gpu_ge0.txt"
 

@@ -267,10 +267,12 @@ static int check_backward(int BT, int C, int OC, uint32_t seed) {
     cudaCheck(cudaMalloc(&d_scratch, scratch_bytes));
     int bad = 0;
     // variants: dbias without gelu', dbias with gelu', gelu' without dbias,
-    // and dbias with gelu' by gelu_backward apart (as without DGELU)
-    for (int variant = 0; variant < 4 && !bad; variant++) {
-        int has_dbias = variant != 2, has_gelu = variant > 0;
+    // dbias with gelu' by gelu_backward apart (as without DGELU), and dbias
+    // by our kernels apart (as without BGRADB)
+    for (int variant = 0; variant < 5 && !bad; variant++) {
+        int has_dbias = variant != 2, has_gelu = variant > 0 && variant < 4;
         matmul_ctx.dgelu_apart = variant == 3;
+        matmul_ctx.dbias_apart = variant == 4;
         for (int run = 0; run < 2; run++) {   // twice from the same state: the same bits
             cudaCheck(cudaMemcpy(d_dw, dw0, nw * sizeof(floatX), cudaMemcpyHostToDevice));
             cudaCheck(cudaMemcpy(d_db, db0, OC * sizeof(floatX), cudaMemcpyHostToDevice));
@@ -323,26 +325,36 @@ static int check_backward(int BT, int C, int OC, uint32_t seed) {
                 err[(size_t)o * C + c] = e + 0.5 * bf16_ulp((float)(fabs(s - dw0f[(size_t)o * C + c]) + e));
             }
         if (!bad) bad |= compare(what, "dweight", BT, C, OC, dw, want, err, OC, C, &worst_w);
-        // dbias (OC,) = old + column sums of d (our fp32 kernel: gamma without the 2); untouched without dbias
+        // dbias (OC,) = old + column sums of d, untouched without dbias. Our
+        // kernels sum in fp32 with the old value (gamma without the 2); the
+        // BGRADB epilogue sums the column in fp32 in its own order and rounds
+        // it to bf16 before it is added (half a bf16 ulp of the sum more)
         for (int o = 0; o < OC; o++) {
-            double s = db0f[o], a = fabs(s);
+            double s = 0, a = 0;
             if (has_dbias)
                 for (int r = 0; r < BT; r++) {
                     s += doutf[(size_t)r * OC + o];
                     a += fabs(doutf[(size_t)r * OC + o]);
                 }
-            want[o] = s;
-            err[o] = has_dbias ? gamma_u(BT + 1) * a : 0.0;
+            want[o] = db0f[o] + s;
+            if (!has_dbias) err[o] = 0.0;
+            else if (matmul_ctx.dbias_apart) err[o] = gamma_u(BT + 1) * (a + fabs(db0f[o]));
+            else {   // (and the fp32 addition of the rounded sum to the old value)
+                double e = gamma_u(BT) * a;
+                e += 0.5 * bf16_ulp((float)(fabs(s) + e));
+                err[o] = e + gamma_u(1) * (fabs(db0f[o]) + fabs(s) + e);
+            }
         }
         if (!bad) bad |= compare(what, "dbias", BT, C, OC, db, want, err, 1, OC, &worst_b);
         uint32_t h = hash_bits(dinp, nin, hash_bits(dw, nw, hash_bits(db, OC, 2166136261u)));
         if (!bad)
             printf("%s BT=%d C=%d OC=%d%s%s: matches the CPU reference, same bits twice (largest error / tolerance: "
                    "dinp %.2f, dweight %.2f, dbias %.2f) bits %08x\n",
-                   what, BT, C, OC, has_dbias ? " dbias" : "",
+                   what, BT, C, OC, has_dbias ? (matmul_ctx.dbias_apart ? " dbias apart" : " dbias") : "",
                    has_gelu ? (matmul_ctx.dgelu_apart ? " gelu' apart" : " gelu'") : "", worst_i, worst_w, worst_b, h);
     }
     matmul_ctx.dgelu_apart = 0;
+    matmul_ctx.dbias_apart = 0;
     if (!bad) bad = check_dweight_f32(BT, C, OC, d_dout, d_inp, doutf, inpf, dw0f);
     cudaCheck(cudaFree(d_inp));
     cudaCheck(cudaFree(d_w));
@@ -406,6 +418,17 @@ static void bench(void) {
                                             BT, C, OC, 0); }, reps * 5);
         snprintf(name, sizeof name, "matmul_backward_cublaslt_%dx%dx%d%s", BT, C, OC, dgelu ? "_dgelu" : "");
         bench_report(name, ms, 0, 2.0 * flops);
+        if (!classifier) {   // the same with dbias by our kernels, a pass over dout of their own, side by side
+            matmul_ctx.dbias_apart = 1;
+            float ms_apart = bench_ms([&] { matmul_backward(dinp, dw, db, out, inp, w, dgelu ? pre : NULL, scratch,
+                                                            BT, C, OC, 0); }, reps * 5);
+            matmul_ctx.dbias_apart = 0;
+            snprintf(name, sizeof name, "matmul_backward_cublaslt_%dx%dx%d%s_dbias_apart", BT, C, OC,
+                     dgelu ? "_dgelu" : "");
+            bench_report(name, ms_apart, 0, 2.0 * flops);
+            printf("bench matmul_backward %dx%dx%d: dbias in the epilogue %.2fx the speed of dbias apart\n", BT, C, OC,
+                   ms_apart / ms);
+        }
         cudaCheck(cudaFree(inp));
         cudaCheck(cudaFree(w));
         cudaCheck(cudaFree(b));
