@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 debs=(gcc make python3-torch python3-numpy libopenblas0-pthread gnuplot-nox libpcre2-dev pkg-config
       openmpi-bin libopenmpi-dev)
 missing=()
-for p in "${debs[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+for p in "${debs[@]}"; do   # (a package removed but for its configuration files counts as missing)
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 # node and npm: any install will do (Debian's, or NodeSource's which bundles npm)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
