@@ -16,7 +16,9 @@
 // blocks fixed by (N, C) alone (layernorm_backward_blocks), so the summation
 // order, and with it every bit of the result, is the same on every run and
 // device. Per row: pass 1 sums dnorm = dout * weight and dnorm * xhat over
-// the row (lane sums, then cg::reduce); pass 2 writes dinp += dx. Each lane
+// the row (lane sums, then cg::reduce); pass 2 writes dinp += dx (up to
+// C = 2048, dinp's chunks are read in pass 1 and held in registers, so a row
+// waits on DRAM once). Each lane
 // also adds dout * xhat and dout of its columns into its warp's own fp32
 // accumulators in shared memory (no other thread touches them); at the end the
 // block adds its warps' accumulators in warp order into its slice of the
@@ -136,11 +138,50 @@ __device__ inline int layernorm_backward_column(int slot) {
     return ((slot / 256) * 32 + slot % 32) * 8 + (slot / 32) % 8;
 }
 
+// pass 1 over one chunk of a row (8 columns; x, dout, weight): adds to the
+// row's sums of dnorm = dout * weight and dnorm * xhat, and to the lane's
+// accumulators of dout * xhat and dout (dw_acc, db_acc: its slots for the
+// chunk, 32 apart)
+__device__ __forceinline__ void layernorm_backward_chunk_sums(const Pack128<floatX>& x, const Pack128<floatX>& dy,
+                                                              const Pack128<floatX>& w, float m, float r,
+                                                              float* dw_acc, float* db_acc, float& sum_dn,
+                                                              float& sum_dnx) {
+#pragma unroll
+    for (int k = 0; k < Pack128<floatX>::N; k++) {
+        float xhat = ((float)x[k] - m) * r, g = (float)dy[k];
+        float dn = g * (float)w[k];   // exact: a product of two bf16 fits in fp32
+        sum_dn += dn;
+        sum_dnx += dn * xhat;
+        dw_acc[32 * k] += g * xhat;
+        db_acc[32 * k] += g;
+    }
+}
+
+// pass 2 over one chunk: d += dx from the row's means a = mean(dnorm), b =
+// mean(dnorm * xhat) (added in fp32, rounded once)
+__device__ __forceinline__ void layernorm_backward_chunk_dx(Pack128<floatX>& d, const Pack128<floatX>& x,
+                                                            const Pack128<floatX>& dy, const Pack128<floatX>& w,
+                                                            float m, float r, float a, float b) {
+#pragma unroll
+    for (int k = 0; k < Pack128<floatX>::N; k++) {
+        float xhat = ((float)x[k] - m) * r, dn = (float)dy[k] * (float)w[k];
+        d[k] = (floatX)((float)d[k] + r * ((dn - a) - xhat * b));
+    }
+}
+
 // dinp (N,C) += dx, the gradient of the layernorm input (added in fp32 and
 // rounded once); scratch (gridDim.x, 2, Cp) = this block's sums over its rows
 // of dout * xhat (the dweight part) and of dout (dbias), by slot. dout (N,C),
 // inp (N,C), weight (C,), mean (N,), rstd (N,) as written by the forward.
-// Dynamic shared memory: (warps per block, 2, Cp) floats.
+// Dynamic shared memory: (warps per block, 2, Cp) floats. Lane l's chunks of
+// a row: columns l * 8 + i * 256 .. + 7 for i = 0, 1, ..., their accumulator
+// slots l + i * 256 + 32 k. NCH = 0: any C, dinp read in pass 2 (after the
+// row's sums: a second wait on DRAM per row). NCH > 0, for C <= 256 NCH: the
+// row's dinp chunks read in pass 1 with x and dout and held in registers
+// (NCH known at compile time), so a row waits on DRAM once; pass 2's x,
+// dout and weight were just read (cache hits). The same operations in the
+// same order either way: the same bits.
+template <int NCH>
 __global__ void __launch_bounds__(LAYERNORM_BLOCK_SIZE)
     layernorm_backward_kernel(floatX* dinp, float* scratch, const floatX* dout, const floatX* inp,
                               const floatX* weight, const float* mean, const float* rstd, int N, int C) {
@@ -151,6 +192,7 @@ __global__ void __launch_bounds__(LAYERNORM_BLOCK_SIZE)
     const int P = Pack128<floatX>::N;
     const int W = (int)warp.meta_group_size(), lane = (int)warp.thread_rank();
     const int Cp = layernorm_backward_cpad(C);
+    const int chunks = NCH > 0 ? NCH : (C + 32 * P - 1) / (32 * P);   // per lane (the last may start past C)
     float* dw_acc = ln_bwd_acc + (size_t)warp.meta_group_rank() * 2 * Cp;   // (Cp,) this warp's
     float* db_acc = dw_acc + Cp;
     for (int c = lane * P, s = lane; c < C; c += 32 * P, s += 32 * P) {
@@ -161,30 +203,27 @@ __global__ void __launch_bounds__(LAYERNORM_BLOCK_SIZE)
     for (int row = (int)(blockIdx.x * W + warp.meta_group_rank()); row < N; row += (int)gridDim.x * W) {
         size_t off = (size_t)row * C;
         float m = mean[row], r = rstd[row];
+        Pack128<floatX> d[NCH > 0 ? NCH : 1];   // NCH > 0: the row's dinp chunks
         float sum_dn = 0.0f, sum_dnx = 0.0f;
-        for (int c = lane * P, s = lane; c < C; c += 32 * P, s += 32 * P) {
-            Pack128<floatX> x = load128(inp + off + c), dy = load128(dout + off + c), w = load128(weight + c);
 #pragma unroll
-            for (int k = 0; k < P; k++) {
-                float xhat = ((float)x[k] - m) * r, g = (float)dy[k];
-                float dn = g * (float)w[k];   // exact: a product of two bf16 fits in fp32
-                sum_dn += dn;
-                sum_dnx += dn * xhat;
-                dw_acc[s + 32 * k] += g * xhat;
-                db_acc[s + 32 * k] += g;
-            }
+        for (int i = 0; i < chunks; i++) {
+            int c = lane * P + i * 32 * P, s = lane + i * 32 * P;
+            if (c >= C) break;
+            Pack128<floatX> x = load128(inp + off + c), dy = load128(dout + off + c), w = load128(weight + c);
+            if (NCH > 0) d[i] = load128(dinp + off + c);
+            layernorm_backward_chunk_sums(x, dy, w, m, r, dw_acc + s, db_acc + s, sum_dn, sum_dnx);
         }
         float a = cg::reduce(warp, sum_dn, cg::plus<float>()) / (float)C;    // mean_c(dnorm)
         float b = cg::reduce(warp, sum_dnx, cg::plus<float>()) / (float)C;   // mean_c(dnorm * xhat)
-        for (int c = lane * P; c < C; c += 32 * P) {
-            Pack128<floatX> x = load128(inp + off + c), dy = load128(dout + off + c), w = load128(weight + c);
-            Pack128<floatX> d = load128(dinp + off + c);
 #pragma unroll
-            for (int k = 0; k < P; k++) {
-                float xhat = ((float)x[k] - m) * r, dn = (float)dy[k] * (float)w[k];
-                d[k] = (floatX)((float)d[k] + r * ((dn - a) - xhat * b));
-            }
-            store128(dinp + off + c, d);
+        for (int i = 0; i < chunks; i++) {
+            int c = lane * P + i * 32 * P;
+            if (c >= C) break;
+            Pack128<floatX> x = load128(inp + off + c), dy = load128(dout + off + c), w = load128(weight + c);
+            Pack128<floatX>& di = d[NCH > 0 ? i : 0];
+            if (NCH == 0) di = load128(dinp + off + c);
+            layernorm_backward_chunk_dx(di, x, dy, w, m, r, a, b);
+            store128(dinp + off + c, di);
         }
     }
     block.sync();   // every warp's accumulators are complete
@@ -316,6 +355,28 @@ static inline size_t layernorm_backward_scratch_bytes(int N, int C) {
     return (size_t)layernorm_backward_blocks(N, C) * 2 * layernorm_backward_cpad(C) * sizeof(float);
 }
 
+typedef void (*LayernormBackwardKernel)(floatX*, float*, const floatX*, const floatX*, const floatX*, const float*,
+                                        const float*, int, int);
+
+static int layernorm_backward_general;   // 1: layernorm_backward_kernel<0> for every C (tests, benches: the same bits)
+
+// the backward's kernel for C: NCH = the chunks per lane C needs, up to 8
+// (C <= 2048: GPT-2's 768 .. 1600 take 3 .. 7); the general NCH = 0 above
+static inline LayernormBackwardKernel layernorm_backward_kernel_for(int C) {
+    if (layernorm_backward_general) return layernorm_backward_kernel<0>;
+    switch ((C + 255) / 256) {
+        case 1: return layernorm_backward_kernel<1>;
+        case 2: return layernorm_backward_kernel<2>;
+        case 3: return layernorm_backward_kernel<3>;
+        case 4: return layernorm_backward_kernel<4>;
+        case 5: return layernorm_backward_kernel<5>;
+        case 6: return layernorm_backward_kernel<6>;
+        case 7: return layernorm_backward_kernel<7>;
+        case 8: return layernorm_backward_kernel<8>;
+        default: return layernorm_backward_kernel<0>;
+    }
+}
+
 // dinp (N,C) += the gradient of the layernorm input; dweight (C,) += and
 // dbias (C,) += the sums over the N rows of dout * xhat and dout; from dout
 // (N,C), inp (N,C) (the forward's input), weight (C,), mean (N,), rstd (N,)
@@ -335,10 +396,10 @@ static inline void layernorm_backward(floatX* dinp, floatX* dweight, floatX* dbi
     if (N == 0) return;
     int G = layernorm_backward_blocks(N, C), Cp = layernorm_backward_cpad(C);
     size_t smem = (size_t)W * 2 * Cp * sizeof(float);
+    LayernormBackwardKernel kernel = layernorm_backward_kernel_for(C);
     if (smem > 48 * 1024)
-        cudaCheck(cudaFuncSetAttribute(layernorm_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       (int)smem));
-    layernorm_backward_kernel<<<G, W * 32, smem, stream>>>(dinp, scratch, dout, inp, weight, mean, rstd, N, C);
+        cudaCheck(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    kernel<<<G, W * 32, smem, stream>>>(dinp, scratch, dout, inp, weight, mean, rstd, N, C);
     cudaCheck(cudaGetLastError());
     dim3 rblock(32, LAYERNORM_BWD_REDUCE_ROWS);
     layernorm_backward_reduce_kernel<<<2 * Cp / 256, rblock, 0, stream>>>(dweight, dbias, scratch, G, C);

@@ -162,16 +162,18 @@ static int compare_acc(const char* name, int N, int C, int n, int c, float got, 
 
 // layernorm_backward on x (N,C) (d_x on the device), weight w (C,) and the
 // forward's mean, rstd (N,) (host copies; d_mean, d_rstd on the device),
-// from random dout and random starting dinp, dweight, dbias; run twice, the
-// results must be the same bits and match the double reference. 0 if all good.
+// from random dout and random starting dinp, dweight, dbias; run twice, then
+// with the general kernel, NCH = 0 (where C picks NCH > 0): the results must
+// be the same bits all three times and match the double reference. 0 if all
+// good.
 static int check_backward(int N, int C, uint32_t seed, const floatX* d_x, const float* x, const floatX* d_w,
                           const float* w, const float* d_mean, const float* d_rstd, const float* mean,
                           const float* rstd) {
     size_t NC = (size_t)N * C;
     floatX *dy = (floatX*)xmalloc(NC * sizeof(floatX)), *dx0 = (floatX*)xmalloc(NC * sizeof(floatX));
     floatX *dw0 = (floatX*)xmalloc(C * sizeof(floatX)), *db0 = (floatX*)xmalloc(C * sizeof(floatX));
-    floatX* got[2][3];   // per run: dinp (N,C), dweight (C,), dbias (C,)
-    for (int run = 0; run < 2; run++) {
+    floatX* got[3][3];   // per run: dinp (N,C), dweight (C,), dbias (C,)
+    for (int run = 0; run < 3; run++) {
         got[run][0] = (floatX*)xmalloc(NC * sizeof(floatX));
         got[run][1] = (floatX*)xmalloc(C * sizeof(floatX));
         got[run][2] = (floatX*)xmalloc(C * sizeof(floatX));
@@ -190,24 +192,29 @@ static int check_backward(int N, int C, uint32_t seed, const floatX* d_x, const 
     cudaCheck(cudaMalloc(&d_db, C * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_scratch, scratch_bytes ? scratch_bytes : 4));
     cudaCheck(cudaMemcpy(d_dy, dy, NC * sizeof(floatX), cudaMemcpyHostToDevice));
-    for (int run = 0; run < 2; run++) {
+    for (int run = 0; run < 3; run++) {
+        layernorm_backward_general = run == 2;
         cudaCheck(cudaMemcpy(d_dinp, dx0, NC * sizeof(floatX), cudaMemcpyHostToDevice));
         cudaCheck(cudaMemcpy(d_dw, dw0, C * sizeof(floatX), cudaMemcpyHostToDevice));
         cudaCheck(cudaMemcpy(d_db, db0, C * sizeof(floatX), cudaMemcpyHostToDevice));
         // garbage (NaN, then large) in scratch: the result must not depend on it
-        cudaCheck(cudaMemset(d_scratch, run ? 0x7F : 0xFF, scratch_bytes));
+        cudaCheck(cudaMemset(d_scratch, run == 1 ? 0x7F : 0xFF, scratch_bytes));
         layernorm_backward(d_dinp, d_dw, d_db, d_scratch, d_dy, d_x, d_w, d_mean, d_rstd, N, C, 0);
         cudaCheck(cudaDeviceSynchronize());
         cudaCheck(cudaMemcpy(got[run][0], d_dinp, NC * sizeof(floatX), cudaMemcpyDeviceToHost));
         cudaCheck(cudaMemcpy(got[run][1], d_dw, C * sizeof(floatX), cudaMemcpyDeviceToHost));
         cudaCheck(cudaMemcpy(got[run][2], d_db, C * sizeof(floatX), cudaMemcpyDeviceToHost));
     }
+    layernorm_backward_general = 0;
     int bad = 0;
-    if (memcmp(got[0][0], got[1][0], NC * sizeof(floatX)) || memcmp(got[0][1], got[1][1], C * sizeof(floatX)) ||
-        memcmp(got[0][2], got[1][2], C * sizeof(floatX))) {
-        fprintf(stderr, "error: layernorm_backward N=%d C=%d: not reproducible: two runs give different bits\n", N, C);
-        bad = 1;
-    }
+    for (int run = 1; run < 3 && !bad; run++)
+        if (memcmp(got[0][0], got[run][0], NC * sizeof(floatX)) ||
+            memcmp(got[0][1], got[run][1], C * sizeof(floatX)) || memcmp(got[0][2], got[run][2], C * sizeof(floatX))) {
+            fprintf(stderr, "error: layernorm_backward N=%d C=%d: %s\n", N, C,
+                    run == 1 ? "not reproducible: two runs give different bits"
+                             : "the general kernel (NCH = 0) gives other bits");
+            bad = 1;
+        }
 
     double d = 8.0 * ((C + 255) / 256) + 5.0;   // see the top of the file
     int G = layernorm_backward_blocks(N, C), W = layernorm_backward_warps(C);
@@ -257,7 +264,7 @@ static int check_backward(int N, int C, uint32_t seed, const floatX* d_x, const 
         h = bits_hash(h, got[0][1], C);
         h = bits_hash(h, got[0][2], C);
         printf("layernorm_backward N=%d C=%d: matches the CPU reference (largest error / tolerance: dinp %.2f, "
-               "dweight %.2f, dbias %.2f), same bits twice, bits 0x%08x\n",
+               "dweight %.2f, dbias %.2f), same bits twice and from the general kernel, bits 0x%08x\n",
                N, C, max_dinp, max_dw, max_db, h);
     }
 
@@ -266,7 +273,7 @@ static int check_backward(int N, int C, uint32_t seed, const floatX* d_x, const 
     cudaCheck(cudaFree(d_dw));
     cudaCheck(cudaFree(d_db));
     cudaCheck(cudaFree(d_scratch));
-    for (int run = 0; run < 2; run++)
+    for (int run = 0; run < 3; run++)
         for (int j = 0; j < 3; j++) free(got[run][j]);
     free(dy); free(dx0); free(dw0); free(db0); free(dyf);
     free(dw_sum); free(dw_abs); free(db_sum); free(db_abs);
@@ -391,11 +398,18 @@ static void bench(void) {
     bench_report("fused_residual_layernorm_forward", ms, 4.0 * NC * sizeof(floatX) + small, 0);
     // dout, inp, dinp read, dinp written; weight read, dweight, dbias read and
     // written; mean, rstd read; scratch written and read
+    // the kernel for C = 768 (NCH = 3), then the general one (NCH = 0) side by side
+    double bwd_bytes =
+        4.0 * NC * sizeof(floatX) + 5.0 * C * sizeof(floatX) + 2.0 * N * sizeof(float) + 2.0 * scratch_bytes;
     ms = bench_ms([&] { layernorm_backward(d_dinp, d_dw, d_db, d_scratch, d_dy, d_a, d_w, d_mean, d_rstd, N, C, 0); },
                   100);
-    bench_report("layernorm_backward", ms,
-                 4.0 * NC * sizeof(floatX) + 5.0 * C * sizeof(floatX) + 2.0 * N * sizeof(float) + 2.0 * scratch_bytes,
-                 0);
+    bench_report("layernorm_backward", ms, bwd_bytes, 0);
+    layernorm_backward_general = 1;
+    float ms_general = bench_ms(
+        [&] { layernorm_backward(d_dinp, d_dw, d_db, d_scratch, d_dy, d_a, d_w, d_mean, d_rstd, N, C, 0); }, 100);
+    layernorm_backward_general = 0;
+    bench_report("layernorm_backward_general", ms_general, bwd_bytes, 0);
+    printf("bench layernorm_backward: NCH = 3 %.2fx the speed of the general kernel\n", ms_general / ms);
     cudaCheck(cudaFree(d_a));
     cudaCheck(cudaFree(d_r));
     cudaCheck(cudaFree(d_out));
@@ -430,13 +444,15 @@ int main(int argc, char** argv) {
         return 0;
     }
     // (N, C): every N of {1, 7, 64} with every C of {8, 64, 768, 1000}, all
-    // kernels; then N = 300 (a backward grid of 10 blocks) without the fused forward
+    // kernels; then N = 300 (a backward grid of 10 blocks) and C = 2056
+    // without the fused forward
     int Ns[] = {1, 7, 64}, Cs[] = {8, 64, 768, 1000};
     int bad = 0;
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 4; j++) bad |= check(Ns[i], Cs[j], 1234u + 10 * i + j, 1);
     bad |= check(300, 64, 1264u, 0);
     bad |= check(300, 1000, 1265u, 0);
+    bad |= check(7, 2056, 1266u, 0);   // over 2048: the general backward kernel only
     if (bad) return 1;
 #ifndef CUDA_EMU
     if (!strcmp(mode, "bench")) bench();
