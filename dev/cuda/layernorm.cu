@@ -401,12 +401,11 @@ static void bench(void) {
     // the kernel for C = 768 (NCH = 3), then the general one (NCH = 0) side by side
     double bwd_bytes =
         4.0 * NC * sizeof(floatX) + 5.0 * C * sizeof(floatX) + 2.0 * N * sizeof(float) + 2.0 * scratch_bytes;
-    ms = bench_ms([&] { layernorm_backward(d_dinp, d_dw, d_db, d_scratch, d_dy, d_a, d_w, d_mean, d_rstd, N, C, 0); },
-                  100);
+    auto backward = [&] { layernorm_backward(d_dinp, d_dw, d_db, d_scratch, d_dy, d_a, d_w, d_mean, d_rstd, N, C, 0); };
+    ms = bench_ms(backward, 100);
     bench_report("layernorm_backward", ms, bwd_bytes, 0);
     layernorm_backward_general = 1;
-    float ms_general = bench_ms(
-        [&] { layernorm_backward(d_dinp, d_dw, d_db, d_scratch, d_dy, d_a, d_w, d_mean, d_rstd, N, C, 0); }, 100);
+    float ms_general = bench_ms(backward, 100);
     layernorm_backward_general = 0;
     bench_report("layernorm_backward_general", ms_general, bwd_bytes, 0);
     printf("bench layernorm_backward: NCH = 3 %.2fx the speed of the general kernel\n", ms_general / ms);

@@ -414,14 +414,14 @@ static void bench(void) {
         snprintf(name, sizeof name, "matmul_forward_wmma_%dx%dx%d%s", BT, C, OC, gelu ? "_gelu" : "");
         bench_report(name, ms, 0, flops);
         // dinp and dweight: 2 GEMMs (the dbias and gelu' passes are not counted as flops)
-        ms = bench_ms([&] { matmul_backward(dinp, dw, classifier ? NULL : db, out, inp, w, dgelu ? pre : NULL, scratch,
-                                            BT, C, OC, 0); }, reps * 5);
+        auto backward = [&] { matmul_backward(dinp, dw, classifier ? NULL : db, out, inp, w, dgelu ? pre : NULL,
+                                              scratch, BT, C, OC, 0); };
+        ms = bench_ms(backward, reps * 5);
         snprintf(name, sizeof name, "matmul_backward_cublaslt_%dx%dx%d%s", BT, C, OC, dgelu ? "_dgelu" : "");
         bench_report(name, ms, 0, 2.0 * flops);
         if (!classifier) {   // the same with dbias by our kernels, a pass over dout of their own, side by side
             matmul_ctx.dbias_apart = 1;
-            float ms_apart = bench_ms([&] { matmul_backward(dinp, dw, db, out, inp, w, dgelu ? pre : NULL, scratch,
-                                                            BT, C, OC, 0); }, reps * 5);
+            float ms_apart = bench_ms(backward, reps * 5);
             matmul_ctx.dbias_apart = 0;
             snprintf(name, sizeof name, "matmul_backward_cublaslt_%dx%dx%d%s_dbias_apart", BT, C, OC,
                      dgelu ? "_dgelu" : "");
