@@ -1074,6 +1074,7 @@ void gpt2_configure(const TrainConfig *cfg, const Comm *comm) {
     gpu_options.gelu_fusion = cfg->gelu_fusion;
     matmul_ctx.dgelu_apart = !cfg->gelu_fusion;   // and gelu' in the backward (llmc/matmul.cuh),
     matmul_ctx.dbias_apart = !cfg->gelu_fusion;   // and dbias
+    matmul_ctx.autotune = cfg->matmul_autotune;
     gpu_options.reduce_fp32 = cfg->reduce_fp32;
     gpu_options.init_method = cfg->init_method;
     gpu_options.rendezvous_server = cfg->rendezvous_server;

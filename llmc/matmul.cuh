@@ -38,6 +38,14 @@
 // cuBLASLt has no such algorithm, our own two-kernel fixed-order fp32 column
 // sum (rounded once). Either way no atomics: bitwise reproducible.
 //
+// Which cuBLASLt algorithm: by default its heuristic's first, fixed for a
+// shape, so two runs give the same bits. With matmul_ctx.autotune (the
+// trainer's -at 1), the first call of each distinct call (shape, epilogue,
+// alignment, beta) times the heuristic's first MATMUL_TUNE_CANDIDATES
+// algorithms on the call's own operands and keeps the fastest for the rest of
+// the run: faster where the heuristic guesses wrong, but the choice follows
+// the timings, so two runs (or a run and its resume) may differ in bits.
+//
 // cuBLASLt is column-major: a row-major (R,K) matrix is a column-major
 // (K,R) one. The context (handle + 32 MiB workspace) is one file-static
 // MatmulContext, created by matmul_init() and freed by matmul_destroy(); the
@@ -60,6 +68,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include "cast.cuh"
 #include "cuda_common.cuh"
 #include "gelu.cuh"
@@ -69,6 +78,9 @@
 #endif
 
 #define MATMUL_WORKSPACE_BYTES (32u << 20)   // cuBLASLt workspace: 32 MiB (enough for its split-k on H100)
+#define MATMUL_TUNE_CANDIDATES 8   // autotune: the heuristic's first 8 algorithms timed per distinct call
+#define MATMUL_TUNE_CALLS 64       // distinct calls remembered (a GPT-2 step makes about 20)
+#define MATMUL_TUNE_REPEATS 5      // timed runs of each candidate, after one untimed
 #define MATMUL_TILE_M 128       // rows of inp (BT) per block of the tiled kernel
 #define MATMUL_TILE_N 128       // rows of weight (OC) per block
 #define MATMUL_TILE_K 32        // k (C) per shared-memory step
@@ -98,14 +110,31 @@ static inline void matmul_cublas_check(cublasStatus_t status, const char* what, 
 }
 #endif
 
+#ifndef CUDA_EMU
+// one distinct cuBLASLt call (everything the algorithm's choice and validity
+// depend on) and the algorithm autotune chose for it
+typedef struct {
+    int m, n, k, transa, transb, epilogue, d_fp32, beta_nonzero, has_bias, has_aux;
+    uint32_t align[4];   // bytes: a, b, c, d
+} MatmulCall;
+
+typedef struct {
+    MatmulCall call;
+    cublasLtMatmulAlgo_t algo;
+} MatmulTuned;
+#endif
+
 typedef struct {
 #ifndef CUDA_EMU
     cublasLtHandle_t handle;
+    MatmulTuned tuned[MATMUL_TUNE_CALLS];
+    int tuned_count;
 #endif
     void* workspace;   // MATMUL_WORKSPACE_BYTES of device memory (emulated: unused, held as on a GPU)
     int ready;         // 1 between matmul_init() and matmul_destroy()
     int dgelu_apart;   // 1: gelu' by gelu_backward after the GEMM, as where cuBLASLt has no DGELU (-ge 0, tests)
     int dbias_apart;   // 1: dbias by our column-sum kernels, as where cuBLASLt has no BGRADB (-ge 0, tests)
+    int autotune;      // 1: time the heuristic's candidates at each distinct call's first use (-at 1; no-op emulated)
 } MatmulContext;
 
 static MatmulContext matmul_ctx;
@@ -113,6 +142,7 @@ static MatmulContext matmul_ctx;
 static inline void matmul_init(void) {
 #ifndef CUDA_EMU
     cublasCheck(cublasLtCreate(&matmul_ctx.handle));
+    matmul_ctx.tuned_count = 0;
 #endif
     cudaCheck(cudaMalloc(&matmul_ctx.workspace, MATMUL_WORKSPACE_BYTES));
     matmul_ctx.ready = 1;
@@ -327,6 +357,70 @@ __global__ void matmul_dbias_finish_kernel(floatX* dbias, const float* partial, 
 // cuBLASLt calls (column-major), or their CPU stand-in under the emulation
 
 #ifndef CUDA_EMU
+// autotune (matmul_ctx.autotune): the fastest of the heuristic's first
+// MATMUL_TUNE_CANDIDATES algorithms for `call`, timed on its own operands
+// once, then remembered. With beta != 0 each run adds into d, so d is saved
+// first and put back after; an epilogue's bias or aux output is rewritten by
+// the call that follows. `first` (the heuristic's first) where no memory is
+// left to save d, or MATMUL_TUNE_CALLS calls are already remembered.
+static inline cublasLtMatmulAlgo_t matmul_tuned_algo(const MatmulCall* call, cublasLtMatmulDesc_t desc,
+                                                     cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
+                                                     cublasLtMatrixLayout_t ld, cublasLtMatmulPreference_t pref,
+                                                     const void* a, const void* b, void* d, float beta,
+                                                     cublasLtMatmulAlgo_t first, cudaStream_t stream) {
+    for (int i = 0; i < matmul_ctx.tuned_count; i++)
+        if (memcmp(&matmul_ctx.tuned[i].call, call, sizeof(*call)) == 0) return matmul_ctx.tuned[i].algo;
+    if (matmul_ctx.tuned_count == MATMUL_TUNE_CALLS) return first;
+    size_t d_bytes = (size_t)call->m * call->n * (call->d_fp32 ? sizeof(float) : sizeof(floatX));
+    void* saved = NULL;
+    if (beta != 0.0f) {
+        if (cudaMalloc(&saved, d_bytes) != cudaSuccess) {
+            (void)cudaGetLastError();   // out of memory: not an error, just no tuning for this call
+            return first;
+        }
+        cudaCheck(cudaMemcpyAsync(saved, d, d_bytes, cudaMemcpyDeviceToDevice, stream));
+    }
+    cublasLtMatmulHeuristicResult_t cand[MATMUL_TUNE_CANDIDATES];
+    int found = 0;
+    cublasCheck(cublasLtMatmulAlgoGetHeuristic(matmul_ctx.handle, desc, la, lb, ld, ld, pref, MATMUL_TUNE_CANDIDATES,
+                                               cand, &found));
+    cudaEvent_t start, stop;
+    cudaCheck(cudaEventCreate(&start));
+    cudaCheck(cudaEventCreate(&stop));
+    float alpha = 1.0f, first_ms = 0.0f, best_ms = 0.0f;
+    int best = -1;
+    for (int i = 0; i < found; i++) {
+        // one untimed run; an algorithm that cannot run here is passed over
+        if (cublasLtMatmul(matmul_ctx.handle, desc, &alpha, a, la, b, lb, &beta, d, ld, d, ld, &cand[i].algo,
+                           matmul_ctx.workspace, MATMUL_WORKSPACE_BYTES, stream) != CUBLAS_STATUS_SUCCESS)
+            continue;
+        cudaCheck(cudaEventRecord(start, stream));
+        for (int r = 0; r < MATMUL_TUNE_REPEATS; r++)
+            cublasCheck(cublasLtMatmul(matmul_ctx.handle, desc, &alpha, a, la, b, lb, &beta, d, ld, d, ld,
+                                       &cand[i].algo, matmul_ctx.workspace, MATMUL_WORKSPACE_BYTES, stream));
+        cudaCheck(cudaEventRecord(stop, stream));
+        cudaCheck(cudaEventSynchronize(stop));
+        float ms;
+        cudaCheck(cudaEventElapsedTime(&ms, start, stop));
+        if (i == 0) first_ms = ms;
+        if (best < 0 || ms < best_ms) best = i, best_ms = ms;
+    }
+    cudaCheck(cudaEventDestroy(start));
+    cudaCheck(cudaEventDestroy(stop));
+    if (saved != NULL) {
+        cudaCheck(cudaMemcpyAsync(d, saved, d_bytes, cudaMemcpyDeviceToDevice, stream));
+        cudaCheck(cudaStreamSynchronize(stream));
+        cudaCheck(cudaFree(saved));
+    }
+    MatmulTuned* t = &matmul_ctx.tuned[matmul_ctx.tuned_count++];
+    t->call = *call;
+    t->algo = best >= 0 ? cand[best].algo : first;
+    if (best >= 0)
+        printf("matmul autotune: m %d n %d k %d epilogue %d: candidate %d of %d, %.2fx the speed of the heuristic's first\n",
+               call->m, call->n, call->k, call->epilogue, best + 1, found, first_ms / best_ms);
+    return t->algo;
+}
+
 // d (m,n) = op(a) (m,k) @ op(b) (k,n) + beta * d, column-major, op = transpose
 // where asked, with the epilogue epi (bias (m,) and aux (m,n), ld m, where it
 // uses them: GELU_AUX writes aux, DGELU reads it); d is bf16, or fp32 with
@@ -370,10 +464,12 @@ static inline int matmul_cublaslt(void* d, const floatX* a, const floatX* b, con
     const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    MatmulCall call = {m, n, k, transa, transb, (int)epi, d_fp32, beta != 0.0f, bias != NULL, aux != NULL, {0}};
     for (int i = 0; i < 4; i++) {
         uint32_t align = 256;
         while ((uintptr_t)mats[i] % align) align /= 2;
         cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &align, sizeof(align)));
+        call.align[i] = align;
     }
     cublasLtMatmulHeuristicResult_t heur;
     int found = 0;
@@ -384,6 +480,8 @@ static inline int matmul_cublaslt(void* d, const floatX* a, const floatX* b, con
                 m, n, k, transa, transb, (int)epi);
         exit(1);
     }
+    if (ok && matmul_ctx.autotune)
+        heur.algo = matmul_tuned_algo(&call, desc, la, lb, ld, pref, a, b, d, beta, heur.algo, stream);
     float alpha = 1.0f;
     if (ok)
         cublasCheck(cublasLtMatmul(matmul_ctx.handle, desc, &alpha, a, la, b, lb, &beta, d, ld, d, ld, &heur.algo,

@@ -18,7 +18,8 @@
 #   4. GPT-2 124M (d12) at B=GPU_VALIDATE_B (default 64), T=1024 on random
 #      tokens: the memory plan, ms per step, tokens/s and MFU (median of the
 #      steps after the first), and the GPU time per kernel family (-pk 1);
-#      tokens/s with the matmul epilogues' work in our kernels (-ge 0);
+#      tokens/s with the matmul epilogues' work in our kernels (-ge 0) and
+#      with cuBLASLt's algorithms chosen by timing (-at 1);
 #      the memory plan with llm.c's defaults (-r 1 -w 1) against llm.c's own
 #      allocation at that batch (scripts/llmc_memory.sh);
 #   5. with two or more GPUs and mpirun: the tiny model on all of them at each
@@ -273,12 +274,22 @@ else
     speed_ms=$(median_field ms -1); speed_toks=$(median_field tok/s -1); speed_mfu=$(median_field MFU 1)
     speed_mem=$(grep -m1 '^memory:' "$LOGS/gpu_speed.log" | sed 's/^memory: //')
     echo "speed: $bench_what: $speed_ms ms/step, $speed_toks tok/s, MFU $speed_mfu%"
-    # the same with the matmul epilogues' work (GELU, gelu', dbias) in our own
-    # kernels (-ge 0): whether the fusions pay on this GPU
-    r=$(run_one "$LOGS/gpu_speed_ge0.log" "$GPU_TRAINER" "${SPEED[@]}" -ge 0 -j "" -g 0 -tz "")
-    trainer_row "$bench_what, -ge 0 (epilogues apart): trains" "$r"
-    ge0_toks=$(LOG=$LOGS/gpu_speed_ge0.log median_field tok/s -1)
-    ge0_vs=$(awk -v a="$speed_toks" -v b="$ge0_toks" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "n/a" }')
+    # speed_variant NAME FLAG VALUE: the speed run again with one setting
+    # changed; its median tokens/s in variant_toks, the default run's as a
+    # multiple of it in variant_vs
+    speed_variant() {
+        local log="$LOGS/gpu_speed${2}${3}.log"
+        trainer_row "$bench_what, $2 $3 ($1): trains" \
+            "$(run_one "$log" "$GPU_TRAINER" "${SPEED[@]}" "$2" "$3" -j "" -g 0 -tz "")"
+        variant_toks=$(LOG=$log median_field tok/s -1)
+        variant_vs=$(awk -v a="$speed_toks" -v b="$variant_toks" \
+            'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "n/a" }')
+    }
+    # the matmul epilogues' work (GELU, gelu', dbias) in our own kernels (-ge
+    # 0): whether the fusions pay on this GPU; cuBLASLt's algorithms chosen
+    # by timing (-at 1): whether its heuristic's first is the fastest
+    speed_variant "epilogues apart" -ge 0; ge0_toks=$variant_toks; ge0_vs=$variant_vs
+    speed_variant "matmuls autotuned" -at 1; at1_toks=$variant_toks; at1_vs=$variant_vs
     # memory against llm.c at the same batch, each with llm.c's defaults
     # (GELU recomputed, fp32 master weights): our plan from a one-step run
     # with -r 1 -w 1, llm.c's from its allocation list (scripts/llmc_memory.sh)
@@ -391,6 +402,8 @@ report=$REPORT_DIR/report.md
         echo "(steps after the first); memory plan: ${speed_mem:-?}"
         echo "With GELU, gelu' and dbias in our own kernels, not the matmuls' epilogues (-ge 0): median"
         echo "${ge0_toks:-?} tokens/s; the fused run is ${ge0_vs:-n/a} that"
+        echo "With cuBLASLt's algorithms chosen by timing (-at 1): median ${at1_toks:-?} tokens/s; the heuristic's"
+        echo "run is ${at1_vs:-n/a} that"
         echo
         echo "Memory against llm.c at the same batch, both with llm.c's defaults (GELU recomputed, fp32 master"
         echo "weights): ours ${mem_ours:-?} GiB planned (-r 1 -w 1), llm.c ${mem_llmc:-?} GiB by its allocation list"

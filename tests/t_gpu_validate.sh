@@ -26,6 +26,9 @@ contains gpu_validate_trainer_speed "$TMP/ok/report.md" "Speed, tiny model (emul
 if grep -Eq "^[0-9.]+ tokens/s; the fused run is [0-9.]+x that" "$TMP/ok/report.md"; then pass gpu_validate_epilogues_apart_speed
 else fail gpu_validate_epilogues_apart_speed "no speed ratio in: $(grep -A1 '(-ge 0)' "$TMP/ok/report.md")"; fi
 contains gpu_validate_epilogues_apart_row "$TMP/ok/report.md" "-ge 0 (epilogues apart): trains | PASS"
+if grep -Eq "^run is [0-9.]+x that" "$TMP/ok/report.md"; then pass gpu_validate_autotune_speed
+else fail gpu_validate_autotune_speed "no speed ratio in: $(grep -A1 '(-at 1)' "$TMP/ok/report.md")"; fi
+contains gpu_validate_autotune_row "$TMP/ok/report.md" "-at 1 (matmuls autotuned): trains | PASS"
 contains gpu_validate_trainer_profile "$TMP/ok/report.md" "GPU time per step by kernel family"
 # the memory comparison: both figures parsed and compared (the tiny model's llm.c figure is
 # mostly its 32 MiB workspace and fch-sized scratch, so only that a percentage came out is checked)

@@ -429,6 +429,14 @@ static void bench(void) {
             printf("bench matmul_backward %dx%dx%d: dbias in the epilogue %.2fx the speed of dbias apart\n", BT, C, OC,
                    ms_apart / ms);
         }
+        // the forward and backward again with the algorithms autotune picks, side by side
+        auto forward = [&] { matmul_forward(out, pre_gelu, inp, w, bias, BT, C, OC, 0); };
+        float ms_fwd = bench_ms(forward, reps * 5);
+        matmul_ctx.autotune = 1;
+        float ms_fwd_tuned = bench_ms(forward, reps * 5), ms_bwd_tuned = bench_ms(backward, reps * 5);
+        matmul_ctx.autotune = 0;
+        printf("bench matmul %dx%dx%d: autotuned forward %.2fx, backward %.2fx the speed of the heuristic's first\n",
+               BT, C, OC, ms_fwd / ms_fwd_tuned, ms / ms_bwd_tuned);
         cudaCheck(cudaFree(inp));
         cudaCheck(cudaFree(w));
         cudaCheck(cudaFree(b));
@@ -479,6 +487,18 @@ int main(int argc, char** argv) {
         }
         if (!bad) bad |= check_forward(1, BT, C, OC, seed + 20);
     }
+#ifndef CUDA_EMU
+    // cuBLASLt again with autotune (the emulation has no algorithms to
+    // choose): whichever algorithm wins, the same bounds; and the timing runs,
+    // which add into dweight, must leave it as it was
+    matmul_ctx.autotune = 1;
+    for (int i = 0; i < (int)(sizeof shapes / sizeof shapes[0]) && !bad; i++)
+        if (shapes[i][2] % 8 == 0) {
+            bad |= check_forward(0, shapes[i][0], shapes[i][1], shapes[i][2], 5678u + 100u * i);
+            if (!bad) bad |= check_backward(shapes[i][0], shapes[i][1], shapes[i][2], 5688u + 100u * i);
+        }
+    matmul_ctx.autotune = 0;
+#endif
     // the wmma kernel: multiples of 16, with partial 64x64 block tiles and
     // 32x32 warp quarters that lie partly or wholly outside (BT, OC)
     int wmma_shapes[][3] = {{16, 16, 16}, {96, 48, 144}, {64, 32, 80},
