@@ -490,9 +490,10 @@ int main(int argc, char** argv) {
 #ifndef CUDA_EMU
     // cuBLASLt again with autotune (the emulation has no algorithms to
     // choose): whichever algorithm wins, the same bounds; and the timing runs,
-    // which add into dweight, must leave it as it was
+    // which add into dweight, must leave it as it was. The five small shapes
+    // only: under racecheck, timing 8 algorithms at the large ones takes minutes
     matmul_ctx.autotune = 1;
-    for (int i = 0; i < (int)(sizeof shapes / sizeof shapes[0]) && !bad; i++)
+    for (int i = 0; i < 5 && !bad; i++)
         if (shapes[i][2] % 8 == 0) {
             bad |= check_forward(0, shapes[i][0], shapes[i][1], shapes[i][2], 5678u + 100u * i);
             if (!bad) bad |= check_backward(shapes[i][0], shapes[i][1], shapes[i][2], 5688u + 100u * i);
