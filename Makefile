@@ -202,7 +202,7 @@ EMU_KERNELS = $(sort $(notdir $(basename $(wildcard dev/cuda/*.cu))))
 # what dev/cuda/*.cu include: the kernel headers, the bench's shared code and
 # the plain C headers these use (rewritten too, so relative includes resolve)
 EMU_KERNEL_HDRS = $(wildcard llmc/*.cuh) $(wildcard llmc/*.h) dev/cuda/common.cuh
-EMU_BINS = $(EMU_TESTS:%=build/emu/asan/%) $(EMU_TESTS:%=build/emu/plain/%) \
+EMU_BINS = $(EMU_TESTS:%=build/emu/asan/%) $(EMU_TESTS:%=build/emu/plain/%) build/emu/ucontext/good_kernels \
 	$(EMU_KERNELS:%=build/emu/asan/cuda/%) $(EMU_KERNELS:%=build/emu/plain/cuda/%)
 EMU_NVCC_OBJS = $(EMU_TESTS:%=build/emu/nvcc/%.o) $(EMU_KERNELS:%=build/emu/nvcc/cuda/%.o)
 
@@ -233,6 +233,11 @@ build/emu/asan/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) dev/emu/cuda
 build/emu/plain/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) dev/emu/cuda_emu.h
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) -x c++ $< -o $@
+
+# the fibers on ucontext's switches, as on machines other than x86-64
+build/emu/ucontext/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) dev/emu/cuda_emu.h
+	@mkdir -p $(@D)
+	$(EMU_CXX) $(EMU_CXXFLAGS) -DEMU_UCONTEXT -x c++ $< -o $@
 
 build/emu/nvcc/%.o: dev/emu/tests/%.cu dev/emu/tests/common.cuh
 	@mkdir -p $(@D)

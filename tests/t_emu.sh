@@ -14,8 +14,6 @@ cd "$ROOT" || exit 1
 
 ORDERS="forward reverse random"
 export EMU_SEED=1
-# the swapcontext notice ASan prints once per run is expected: fibers are
-# annotated (see dev/emu/cuda_emu.h)
 
 if ! out=$(make -s emu 2>&1); then
     fail emu_build "make emu failed"
@@ -51,6 +49,9 @@ for build in asan plain; do
         check "emu_${build}_coop_groups_$o" env EMU_ORDER=$o build/emu/$build/coop_groups
         # warp matrix multiply-accumulate (nvcuda::wmma, bf16 m16n16k16)
         check "emu_${build}_wmma_$o" env EMU_ORDER=$o build/emu/$build/wmma
+    done
+    [ $build = plain ] && for o in $ORDERS; do   # the fibers on ucontext (other machines than x86-64)
+        check "emu_ucontext_good_kernels_$o" env EMU_ORDER=$o build/emu/ucontext/good_kernels
     done
     # bf16 rounding vs our reference: boundary patterns + a sample here; all
     # 2^32 floats with EMU_BF16_ALL=1 (about a minute, plain build)

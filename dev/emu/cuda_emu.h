@@ -10,7 +10,7 @@
 //   or =random lets every stream lag by a random part of its work, so a
 //   missing cudaStreamWaitEvent between streams shows (see "streams").
 // - A launch runs the blocks one after another. The threads of a block are
-//   cooperative fibers (ucontext: makecontext/swapcontext) that switch only
+//   cooperative fibers (see "context switches") that switch only
 //   at __syncthreads, __syncwarp and the warp collectives (shuffles, ballot,
 //   any, all). Between two such points a thread runs alone, so the order in
 //   which the threads are swept decides what a racy kernel computes:
@@ -41,11 +41,11 @@
 //   region after each buffer is checked after every block (shared memory)
 //   and launch (cudaMalloc), so writes just past the end are caught, and a
 //   segfault in a kernel is reported with the kernel's name.
-// - ASan and swapcontext: the fiber switches are annotated with
+// - ASan and the fibers: the fiber switches are annotated with
 //   __sanitizer_start/finish_switch_fiber, so ASan + UBSan work with the
-//   fibers (also with detect_stack_use_after_return=1); ASan still prints
-//   its one-line "doesn't fully support makecontext/swapcontext" notice per
-//   run. Fiber stacks: 64 KiB, 256 KiB under ASan (EMU_STACK_KB=N to
+//   fibers (also with detect_stack_use_after_return=1; on ucontext ASan
+//   still prints its one-line "doesn't fully support makecontext/swapcontext"
+//   notice per run). Fiber stacks: 64 KiB, 256 KiB under ASan (EMU_STACK_KB=N to
 //   change), mmap'ed with a guard page below, reused across blocks.
 // - cooperative groups: this_thread_block, tiled_partition<32>, tile
 //   shuffles and sync, cooperative_groups::reduce with plus/less/greater,
@@ -67,8 +67,8 @@
 // Limits: the kernel of a <<<>>> launch must be a plain function or a
 // template with explicit arguments (no deduction of template arguments from
 // the call); a race is seen only when thread order changes the result;
-// reads past the end are seen only under ASan; swapcontext costs a system
-// call per switch, fine for tests, slow for big grids.
+// reads past the end are seen only under ASan; every thread of a block is a
+// fiber with its own stack, fine for tests, slow for big grids.
 #ifndef CUDA_EMU_H
 #define CUDA_EMU_H
 
@@ -207,8 +207,88 @@ inline const char* op_name(Op op) {
     return "?";
 }
 
+// ----------------------------------------------------------------------------
+// context switches
+//
+// On x86-64 our own: a few instructions and no system call (glibc's
+// swapcontext saves and restores the signal mask with a sigprocmask call at
+// every switch: three quarters of an emulated trainer's time went there).
+// emu_context_switch pushes the callee-saved registers (the SysV ABI's rbp,
+// rbx, r12-r15) and the SSE and x87 control words on the stack it leaves,
+// stores that stack pointer in *save_sp, and pops the same from load_sp's
+// stack; a new context's stack is laid out as if it had been left that way,
+// with its entry function as the return address. Elsewhere, or built with
+// -DEMU_UCONTEXT: ucontext. (.weak: the header is in every unit of a program.)
+#if defined(__x86_64__) && !defined(EMU_UCONTEXT)
+extern "C" void emu_context_switch(void** save_sp, void* load_sp);
+asm(R"(
+    .pushsection .text
+    .weak emu_context_switch
+    .type emu_context_switch, @function
+emu_context_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_context_switch, .-emu_context_switch
+    .popsection
+)");
+
+struct Context { void* sp = nullptr; };
+
+inline void context_switch(Context& save, const Context& load) { emu_context_switch(&save.sp, load.sp); }
+
+// c: entry() on the stack [stack, stack + size), with the caller's control words
+inline void context_make(Context& c, char* stack, size_t size, void (*entry)()) {
+    // entry is "returned" into from x (16-byte aligned), so that it starts
+    // with the stack as after a call (rsp = 8 mod 16), over a null return address
+    uintptr_t x = ((uintptr_t)stack + size - 16) & ~(uintptr_t)15;
+    uint64_t* sp = (uint64_t*)x;
+    sp[1] = 0;
+    sp[0] = (uint64_t)(uintptr_t)entry;
+    sp -= 7;   // rbp, rbx, r12..r15: zero; then the control words
+    memset(sp, 0, 7 * sizeof *sp);
+    uint32_t mxcsr;
+    uint16_t fpucw;
+    asm volatile("stmxcsr %0" : "=m"(mxcsr));
+    asm volatile("fnstcw %0" : "=m"(fpucw));
+    memcpy((char*)sp, &mxcsr, 4);
+    memcpy((char*)sp + 4, &fpucw, 2);
+    c.sp = sp;
+}
+#else
+struct Context { ucontext_t uc; };
+
+inline void context_switch(Context& save, const Context& load) { swapcontext(&save.uc, &load.uc); }
+
+inline void context_make(Context& c, char* stack, size_t size, void (*entry)()) {
+    getcontext(&c.uc);
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = size;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, entry, 0);
+}
+#endif
+
 struct Fiber {
-    ucontext_t ctx;
+    Context ctx;
     char* stack;        // usable stack (the guard page lies below it)
     uint3 tid;
     int lane, warp;
@@ -243,7 +323,7 @@ struct State {
     std::vector<Fiber> fibers;
     std::vector<char*> stacks;
     Fiber* cur = nullptr;
-    ucontext_t sched;
+    Context sched;
     void (*invoke)(void*) = nullptr;
     void* invoke_ctx = nullptr;
     std::vector<SharedVar> shared;
@@ -417,7 +497,7 @@ inline void switch_to(Fiber& f) {
     void* fake = nullptr;
     __sanitizer_start_switch_fiber(&fake, f.stack, g.stack_bytes);
 #endif
-    swapcontext(&g.sched, &f.ctx);
+    context_switch(g.sched, f.ctx);
 #if EMU_ASAN
     __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #endif
@@ -431,7 +511,7 @@ inline void yield() {
     void* fake = nullptr;
     __sanitizer_start_switch_fiber(&fake, g.main_stack_bottom, g.main_stack_size);
 #endif
-    swapcontext(&f->ctx, &g.sched);
+    context_switch(f->ctx, g.sched);
 #if EMU_ASAN
     __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #endif
@@ -450,7 +530,7 @@ inline void fiber_entry() {
 #if EMU_ASAN
     __sanitizer_start_switch_fiber(nullptr, g.main_stack_bottom, g.main_stack_size);
 #endif
-    setcontext(&g.sched);
+    context_switch(f.ctx, g.sched);   // never resumed
 }
 
 // "file:line" where f waits; a few buffers in turn, so one message can hold two
@@ -537,11 +617,7 @@ inline void run_block() {
         f.warp = (int)(i / 32);
         f.state = Wait::runnable;
         f.stack = g.stacks[i];
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = f.stack;
-        f.ctx.uc_stack.ss_size = g.stack_bytes;
-        f.ctx.uc_link = nullptr;
-        makecontext(&f.ctx, fiber_entry, 0);
+        context_make(f.ctx, f.stack, g.stack_bytes, fiber_entry);
     }
     g.dyn = alloc_guarded(g.dyn_bytes);
     if (!g.dyn) fail("out of memory for %zu bytes of dynamic shared memory", g.dyn_bytes);
