@@ -494,15 +494,59 @@ static inline int matmul_cublaslt(void* d, const floatX* a, const floatX* b, con
     return ok;
 }
 #else
+// The stand-ins work on fp32 copies of their bf16 operands (the conversion is
+// exact), laid out so that every sum runs along contiguous memory: the same
+// sums in the same order as over the bf16 arrays, without a conversion per
+// product. x (rows,cols) in fp32, or transposed (cols,rows).
+static inline std::vector<float> matmul_emu_floats(const floatX* x, int rows, int cols, int transpose) {
+    std::vector<float> f((size_t)rows * cols);
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++)
+            f[transpose ? (size_t)j * rows + i : (size_t)i * cols + j] = __bfloat162float(x[(size_t)i * cols + j]);
+    return f;
+}
+
+// out (n,m) fp32: out[i][j] = the sum over k of a[i][k] * b[j][k] (a (n,K), b
+// (m,K)), each in order of k; four j at a time, four independent sums the
+// CPU overlaps (each still in order)
+static inline std::vector<float> matmul_emu_dots(const std::vector<float>& a, const std::vector<float>& b, int n,
+                                                 int m, int K) {
+    std::vector<float> out((size_t)n * m);
+    for (int i = 0; i < n; i++) {
+        const float* ai = &a[(size_t)i * K];
+        float* oi = &out[(size_t)i * m];
+        int j = 0;
+        for (; j + 4 <= m; j += 4) {
+            const float *b0 = &b[(size_t)j * K], *b1 = b0 + K, *b2 = b1 + K, *b3 = b2 + K;
+            float v0 = 0.0f, v1 = 0.0f, v2 = 0.0f, v3 = 0.0f;
+            for (int k = 0; k < K; k++) {
+                float x = ai[k];
+                v0 += x * b0[k];
+                v1 += x * b1[k];
+                v2 += x * b2[k];
+                v3 += x * b3[k];
+            }
+            oi[j] = v0, oi[j + 1] = v1, oi[j + 2] = v2, oi[j + 3] = v3;
+        }
+        for (; j < m; j++) {
+            const float* bj = &b[(size_t)j * K];
+            float v = 0.0f;
+            for (int k = 0; k < K; k++) v += ai[k] * bj[k];
+            oi[j] = v;
+        }
+    }
+    return out;
+}
+
 // the stand-in, row-major: out (BT,OC) = inp (BT,C) @ weight (OC,C)^T (+ bias
 // (OC,)), fp32 sum in order of c; pre_gelu as in matmul_forward
 static inline void matmul_emu_forward(floatX* out, floatX* pre_gelu, const floatX* inp, const floatX* weight,
                                const floatX* bias, int BT, int C, int OC) {
+    std::vector<float> y = matmul_emu_dots(matmul_emu_floats(inp, BT, C, 0), matmul_emu_floats(weight, OC, C, 0), BT,
+                                           OC, C);
     for (int r = 0; r < BT; r++)
         for (int o = 0; o < OC; o++) {
-            float v = 0.0f;
-            for (int c = 0; c < C; c++)
-                v += __bfloat162float(inp[(size_t)r * C + c]) * __bfloat162float(weight[(size_t)o * C + c]);
+            float v = y[(size_t)r * OC + o];
             if (bias != NULL) v += __bfloat162float(bias[o]);
             if (pre_gelu != NULL) {
                 pre_gelu[(size_t)r * OC + o] = __float2bfloat16(v);
@@ -512,13 +556,10 @@ static inline void matmul_emu_forward(floatX* out, floatX* pre_gelu, const float
         }
 }
 
-// the stand-in's dweight product: sum over r of dout[r][o] * inp[r][c]
-// (dout (BT,OC), inp (BT,C)), fp32 in order of r
-static inline float matmul_emu_dweight(const floatX* dout, const floatX* inp, int o, int c, int BT, int C, int OC) {
-    float v = 0.0f;
-    for (int r = 0; r < BT; r++)
-        v += __bfloat162float(dout[(size_t)r * OC + o]) * __bfloat162float(inp[(size_t)r * C + c]);
-    return v;
+// the stand-in's dweight product (OC,C): for each o, c the sum over r of
+// dout[r][o] * inp[r][c] (dout (BT,OC), inp (BT,C)), fp32 in order of r
+static inline std::vector<float> matmul_emu_dweight(const floatX* dout, const floatX* inp, int BT, int C, int OC) {
+    return matmul_emu_dots(matmul_emu_floats(dout, BT, OC, 1), matmul_emu_floats(inp, BT, C, 1), OC, C, BT);
 }
 #endif
 
@@ -679,23 +720,22 @@ static inline void matmul_backward(floatX* dinp, floatX* dweight, floatX* dbias,
 #else
     int dgelu_apart = matmul_ctx.dgelu_apart;
     emu::submit(stream, [=] {
+        std::vector<float> di = matmul_emu_dots(matmul_emu_floats(dout, BT, OC, 0), matmul_emu_floats(weight, OC, C, 1),
+                                                BT, C, OC);
         for (int r = 0; r < BT; r++)
             for (int c = 0; c < C; c++) {
-                float v = 0.0f;
-                for (int o = 0; o < OC; o++)
-                    v += __bfloat162float(dout[(size_t)r * OC + o]) * __bfloat162float(weight[(size_t)o * C + c]);
+                float v = di[(size_t)r * C + c];
                 if (inp_pre_gelu != NULL) {   // apart: the GEMM's bf16 output times gelu'
                     float g = gelu_grad_tanh(__bfloat162float(inp_pre_gelu[(size_t)r * C + c]));
                     v = (dgelu_apart ? __bfloat162float(__float2bfloat16(v)) : v) * g;
                 }
                 dinp[(size_t)r * C + c] = __float2bfloat16(v);
             }
-        for (int o = 0; o < OC && dweight != NULL; o++)
-            for (int c = 0; c < C; c++) {
-                size_t i = (size_t)o * C + c;   // beta = 1, one rounding
-                dweight[i] = __float2bfloat16(matmul_emu_dweight(dout, inp, o, c, BT, C, OC) +
-                                              __bfloat162float(dweight[i]));
-            }
+        if (dweight != NULL) {
+            std::vector<float> dw = matmul_emu_dweight(dout, inp, BT, C, OC);
+            for (size_t i = 0; i < dw.size(); i++)   // beta = 1, one rounding
+                dweight[i] = __float2bfloat16(dw[i] + __bfloat162float(dweight[i]));
+        }
         for (int o = 0; o < OC && dbias_fused; o++) {   // BGRADB: fp32 in order of r, one rounding
             float v = 0.0f;
             for (int r = 0; r < BT; r++) v += __bfloat162float(dout[(size_t)r * OC + o]);
@@ -719,8 +759,8 @@ static inline void matmul_backward_dweight_f32(float* dweight, const floatX* dou
     matmul_cublaslt(dweight, inp, dout, NULL, NULL, C, OC, BT, 0, 1, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, stream, 1);
 #else
     emu::submit(stream, [=] {
-        for (int o = 0; o < OC; o++)
-            for (int c = 0; c < C; c++) dweight[(size_t)o * C + c] += matmul_emu_dweight(dout, inp, o, c, BT, C, OC);
+        std::vector<float> dw = matmul_emu_dweight(dout, inp, BT, C, OC);
+        for (size_t i = 0; i < dw.size(); i++) dweight[i] += dw[i];
     });
 #endif
 }

@@ -321,6 +321,7 @@ struct State {
     bool in_block = false;
     size_t dyn_bytes = 0, shared_limit = kSharedLimit, static_bytes = 0;
     std::vector<Fiber> fibers;
+    std::vector<unsigned> warp_waiting, warp_exited;   // per warp: lanes at a collective, lanes exited
     std::vector<char*> stacks;
     Fiber* cur = nullptr;
     Context sched;
@@ -526,6 +527,7 @@ inline void fiber_entry() {
     g.invoke(g.invoke_ctx);
     Fiber& f = *g.cur;
     f.state = Wait::exited;
+    g.warp_exited[f.warp] |= 1u << f.lane;
     collective_check_exit(f);
 #if EMU_ASAN
     __sanitizer_start_switch_fiber(nullptr, g.main_stack_bottom, g.main_stack_size);
@@ -600,6 +602,8 @@ inline void release_shared() {
 inline void run_block() {
     size_t n = (size_t)g.block.x * g.block.y * g.block.z;
     g.fibers.assign(n, Fiber{});
+    g.warp_waiting.assign((n + 31) / 32, 0);
+    g.warp_exited.assign((n + 31) / 32, 0);
     while (g.stacks.size() < n) {
         // a guard page below each stack: an overflow faults instead of
         // overwriting the neighbour
@@ -854,10 +858,11 @@ inline uint64_t poison64() { return ~0ull; }
 // complete the collective of the lanes in mask when all have arrived
 inline void collective_try_complete(Fiber& f) {
     Fiber* w = &g.fibers[(size_t)f.warp * 32];
+    unsigned& waiting = g.warp_waiting[f.warp];
+    if (f.mask & ~waiting) return;   // some still running (an exited one failed already)
     for (int l = 0; l < 32; l++) {
         if (!(f.mask >> l & 1)) continue;
         Fiber& o = w[l];
-        if (o.state != Wait::warp) return;   // still running (an exited one failed already)
         if (o.mask != f.mask || o.op != f.op || o.width != f.width) {
             fail("%s at %s with mask 0x%08x meets lane %d at %s at %s with mask 0x%08x: "
                  "lanes of one mask must join the same collective", op_name(f.op), where(f), f.mask, l,
@@ -890,6 +895,7 @@ inline void collective_try_complete(Fiber& f) {
         }
         o.state = Wait::runnable;
     }
+    waiting &= ~f.mask;
 }
 
 inline uint64_t collective(const char* file, int line, Op op, unsigned mask, uint64_t in, int arg, int width,
@@ -906,16 +912,16 @@ inline uint64_t collective(const char* file, int line, Op op, unsigned mask, uin
     if (missing)
         fail("%s at %s: mask 0x%08x names lanes 0x%08x that do not exist (the block has %zu threads)",
              op_name(op), where(f), mask, missing, g.fibers.size());
-    for (int l = 0; l < 32; l++)
-        if ((mask >> l & 1) && g.fibers[(size_t)f.warp * 32 + l].state == Wait::exited)
-            fail("%s at %s: mask 0x%08x names lane %d, which has exited (inactive lane)", op_name(op),
-                 where(f), mask, l);
+    if (unsigned gone = mask & g.warp_exited[f.warp])
+        fail("%s at %s: mask 0x%08x names lane %d, which has exited (inactive lane)", op_name(op), where(f), mask,
+             __builtin_ctz(gone));
     f.mask = mask;
     f.in = in;
     f.arg = arg;
     f.width = width;
     f.pred = pred;
     f.state = Wait::warp;
+    g.warp_waiting[f.warp] |= 1u << f.lane;
     collective_try_complete(f);
     yield();
     return f.out;
