@@ -10,7 +10,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
 
-if ! out=$(make -s cudnn 2>&1); then
+if ! out=$(make -s -j"$(nproc)" cudnn 2>&1); then
     fail cudnn_builds "make cudnn failed"
     printf '%s\n' "$out" | tail -20 | sed 's/^/    /'
     exit 0

@@ -15,7 +15,7 @@ cd "$ROOT" || exit 1
 ORDERS="forward reverse random"
 export EMU_SEED=1
 
-if ! out=$(make -s emu 2>&1); then
+if ! out=$(make -s -j"$(nproc)" emu 2>&1); then
     fail emu_build "make emu failed"
     printf '%s\n' "$out" | tail -20 | sed 's/^/    /'
     exit 0
@@ -153,7 +153,7 @@ if [ "${EMU_BF16_ALL:-0}" = 1 ]; then check emu_bf16_all_2pow32 build/emu/plain/
 caught emu_rejects_bad_order env EMU_ORDER=sideways build/emu/plain/good_kernels -- "EMU_ORDER=sideways"
 
 # the same sources are real CUDA: nvcc, compile only, warnings as errors
-if out=$(make -s emu-nvcc 2>&1); then pass emu_nvcc_compiles_test_kernels
+if out=$(make -s -j"$(nproc)" emu-nvcc 2>&1); then pass emu_nvcc_compiles_test_kernels
 else
     fail emu_nvcc_compiles_test_kernels "make emu-nvcc failed"
     printf '%s\n' "$out" | tail -20 | sed 's/^/    /'

@@ -11,7 +11,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
 
-if ! out=$(make -s build/emu/plain/test_gpt2cu test_gpt2 2>&1); then
+if ! out=$(make -s -j"$(nproc)" build/emu/plain/test_gpt2cu test_gpt2 2>&1); then
     fail gpu_reference_build "make failed"; printf '%s\n' "$out" | tail -20 | sed 's/^/    /'; exit 0
 fi
 REF=$TMP/ref
