@@ -18,8 +18,6 @@
 #   4. GPT-2 124M (d12) at B=GPU_VALIDATE_B (default 64), T=1024 on random
 #      tokens: the memory plan, ms per step, tokens/s and MFU (median of the
 #      steps after the first), and the GPU time per kernel family (-pk 1);
-#      tokens/s with the matmul epilogues' work in our kernels (-ge 0) and
-#      with cuBLASLt's algorithms chosen by timing (-at 1);
 #      the memory plan with llm.c's defaults (-r 1 -w 1) against llm.c's own
 #      allocation at that batch (scripts/llmc_memory.sh);
 #   5. with two or more GPUs and mpirun: the tiny model on all of them at each
@@ -28,7 +26,10 @@
 #   6. cuDNN's fused attention (make cudnn: build/cudnn/): checked against the
 #      CPU reference and timed beside ours (build/cudnn/attention bench), the
 #      tiny model against the CPU trainer, test_gpt2cu against PyTorch, and
-#      the 124M run with it: tokens/s against ours (GPU_VALIDATE_CUDNN=0 skips it).
+#      the 124M run with it: tokens/s against ours (GPU_VALIDATE_CUDNN=0 skips it);
+#   7. with the faster attention (cuDNN's where it ran), tokens/s with the
+#      matmul epilogues' work in our kernels (-ge 0) and with cuBLASLt's
+#      algorithms chosen by timing (-at 1), against the default run.
 # Then writes REPORT_DIR/report.md (GPU, versions, a pass/fail table per
 # kernel and trainer check, every bench line, the training numbers) beside
 # one log per run, and exits 1 if anything failed.
@@ -274,22 +275,6 @@ else
     speed_ms=$(median_field ms -1); speed_toks=$(median_field tok/s -1); speed_mfu=$(median_field MFU 1)
     speed_mem=$(grep -m1 '^memory:' "$LOGS/gpu_speed.log" | sed 's/^memory: //')
     echo "speed: $bench_what: $speed_ms ms/step, $speed_toks tok/s, MFU $speed_mfu%"
-    # speed_variant NAME FLAG VALUE: the speed run again with one setting
-    # changed; its median tokens/s in variant_toks, the default run's as a
-    # multiple of it in variant_vs
-    speed_variant() {
-        local log="$LOGS/gpu_speed${2}${3}.log"
-        trainer_row "$bench_what, $2 $3 ($1): trains" \
-            "$(run_one "$log" "$GPU_TRAINER" "${SPEED[@]}" "$2" "$3" -j "" -g 0 -tz "")"
-        variant_toks=$(LOG=$log median_field tok/s -1)
-        variant_vs=$(awk -v a="$speed_toks" -v b="$variant_toks" \
-            'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "n/a" }')
-    }
-    # the matmul epilogues' work (GELU, gelu', dbias) in our own kernels (-ge
-    # 0): whether the fusions pay on this GPU; cuBLASLt's algorithms chosen
-    # by timing (-at 1): whether its heuristic's first is the fastest
-    speed_variant "epilogues apart" -ge 0; ge0_toks=$variant_toks; ge0_vs=$variant_vs
-    speed_variant "matmuls autotuned" -at 1; at1_toks=$variant_toks; at1_vs=$variant_vs
     # memory against llm.c at the same batch, each with llm.c's defaults
     # (GELU recomputed, fp32 master weights): our plan from a one-step run
     # with -r 1 -w 1, llm.c's from its allocation list (scripts/llmc_memory.sh)
@@ -335,6 +320,25 @@ else
         cudnn_vs=$(awk -v a="$cudnn_toks" -v b="$speed_toks" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx ours", a / b; else print "n/a" }')
         echo "cuDNN attention: $cudnn_toks tok/s ($cudnn_vs)"
     fi
+
+    # speed_variant NAME FLAG VALUE: the speed run again with one setting
+    # changed, with the faster attention (cuDNN's where it ran); its median
+    # tokens/s in variant_toks, the default run's as a multiple of it in variant_vs
+    if [ -n "${cudnn_toks:-}" ]; then ab_trainer=$CUDNN_TRAINER ab_toks=$cudnn_toks ab_what="cuDNN attention"
+    else ab_trainer=$GPU_TRAINER ab_toks=$speed_toks ab_what="our attention"; fi
+    speed_variant() {
+        local log="$LOGS/speed${2}${3}.log"
+        trainer_row "$bench_what, $ab_what, $2 $3 ($1): trains" \
+            "$(run_one "$log" "$ab_trainer" "${SPEED[@]}" "$2" "$3" -j "" -g 0 -tz "")"
+        variant_toks=$(LOG=$log median_field tok/s -1)
+        variant_vs=$(awk -v a="$ab_toks" -v b="$variant_toks" \
+            'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "n/a" }')
+    }
+    # the matmul epilogues' work (GELU, gelu', dbias) in our own kernels (-ge
+    # 0): whether the fusions pay on this GPU; cuBLASLt's algorithms chosen
+    # by timing (-at 1): whether its heuristic's first is the fastest
+    speed_variant "epilogues apart" -ge 0; ge0_toks=$variant_toks; ge0_vs=$variant_vs
+    speed_variant "matmuls autotuned" -at 1; at1_toks=$variant_toks; at1_vs=$variant_vs
 
     # several GPUs, one rank each (mpirun; NCCL): the tiny model at every
     # ZeRO stage against one GPU at the same total batch, then the speed run
@@ -400,9 +404,10 @@ report=$REPORT_DIR/report.md
     if [ -n "${bench_what:-}" ]; then
         echo "Speed, $bench_what: median ${speed_ms:-?} ms per step, ${speed_toks:-?} tokens/s, MFU ${speed_mfu:-n/a}%"
         echo "(steps after the first); memory plan: ${speed_mem:-?}"
-        echo "With GELU, gelu' and dbias in our own kernels, not the matmuls' epilogues (-ge 0): median"
+        echo "With ${ab_what:-?} and one setting changed: GELU, gelu' and dbias in our own kernels, not the"
+        echo "matmuls' epilogues (-ge 0): median"
         echo "${ge0_toks:-?} tokens/s; the fused run is ${ge0_vs:-n/a} that"
-        echo "With cuBLASLt's algorithms chosen by timing (-at 1): median ${at1_toks:-?} tokens/s; the heuristic's"
+        echo "cuBLASLt's algorithms chosen by timing (-at 1): median ${at1_toks:-?} tokens/s; the heuristic's"
         echo "run is ${at1_vs:-n/a} that"
         echo
         echo "Memory against llm.c at the same batch, both with llm.c's defaults (GELU recomputed, fp32 master"
