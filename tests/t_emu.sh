@@ -116,6 +116,9 @@ for build in asan plain; do
             "kernel warp_sum_partial_kernel" "names lanes 0xffff0000 that do not exist"
         caught "emu_${build}_catches_shfl_vs_barrier_$o" "${run[@]}" shfl_barrier -- \
             "kernel shfl_vs_barrier_kernel" "divergent warp collective"
+        # half a warp shuffles, the other half takes a ballot, under one mask
+        caught "emu_${build}_catches_shfl_vs_ballot_$o" "${run[@]}" shfl_ballot -- \
+            "kernel shfl_vs_ballot_kernel" "must join the same collective"
         # a cooperative_groups::reduce that only half of each tile calls
         caught "emu_${build}_catches_halfwarp_tile_reduce_$o" env EMU_ORDER=$o build/emu/$build/coop_groups halfwarp -- \
             "kernel halfwarp_reduce_kernel" "dev/emu/tests/coop_groups.cu:" "inactive lane"

@@ -20,6 +20,9 @@
 //                             lanes, but shuffles with the full mask
 //   bad_kernels shfl_barrier  lanes 0..15 shuffle with the full mask while
 //                             lanes 16..31 wait at a __syncthreads: deadlock
+//   bad_kernels shfl_ballot   lanes 0..15 shuffle with the full mask while
+//                             lanes 16..31 take a ballot with it: the
+//                             emulator stops (one mask, two collectives)
 //   bad_kernels uninit_shared a block sum accumulated with atomicAdd into a
 //                             __shared__ total nobody set to zero: the
 //                             emulator fills shared memory with NaN bytes,
@@ -120,6 +123,14 @@ __global__ void shfl_vs_barrier_kernel(float* out, const float* x) {
     out[blockIdx.x * blockDim.x + threadIdx.x] = v;
 }
 
+// BUG: under one full mask, half the warp shuffles and the other half votes
+__global__ void shfl_vs_ballot_kernel(float* out, const float* x) {
+    float v = x[blockIdx.x * blockDim.x + threadIdx.x];
+    if (threadIdx.x % 32 < 16) v += __shfl_xor_sync(0xffffffffu, v, 16);
+    else v += (float)__popc(__ballot_sync(0xffffffffu, v > 0.0f));
+    out[blockIdx.x * blockDim.x + threadIdx.x] = v;
+}
+
 // BUG: total is never set to zero
 __global__ void sum_uninit_shared_kernel(float* out, const float* x) {
     __shared__ float total;
@@ -130,7 +141,7 @@ __global__ void sum_uninit_shared_kernel(float* out, const float* x) {
 
 int main(int argc, char** argv) {
     if (argc != 2) {
-        fprintf(stderr, "usage: bad_kernels nobarrier|divergent|divergent2|shared_oob|oob|shfl_exited|shfl_partial|shfl_barrier|uninit_shared|good\n");
+        fprintf(stderr, "usage: bad_kernels nobarrier|divergent|divergent2|shared_oob|oob|shfl_exited|shfl_partial|shfl_barrier|shfl_ballot|uninit_shared|good\n");
         return 2;
     }
     const char* which = argv[1];
@@ -168,6 +179,9 @@ int main(int argc, char** argv) {
         cuda_check(cudaGetLastError());
     } else if (!strcmp(which, "shfl_barrier")) {
         shfl_vs_barrier_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
+        cuda_check(cudaGetLastError());
+    } else if (!strcmp(which, "shfl_ballot")) {
+        shfl_vs_ballot_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
         cuda_check(cudaGetLastError());
     } else if (!strcmp(which, "oob")) {
         // n outputs: the grid covers n + BLOCK threads
