@@ -362,7 +362,8 @@ __global__ void matmul_dbias_finish_kernel(floatX* dbias, const float* partial, 
 // once, then remembered. With beta != 0 each run adds into d, so d is saved
 // first and put back after; an epilogue's bias or aux output is rewritten by
 // the call that follows. `first` (the heuristic's first) where no memory is
-// left to save d, or MATMUL_TUNE_CALLS calls are already remembered.
+// left to save d (remembered too: not tried again at every call), or
+// MATMUL_TUNE_CALLS calls are already remembered.
 static inline cublasLtMatmulAlgo_t matmul_tuned_algo(const MatmulCall* call, cublasLtMatmulDesc_t desc,
                                                      cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
                                                      cublasLtMatrixLayout_t ld, cublasLtMatmulPreference_t pref,
@@ -371,6 +372,9 @@ static inline cublasLtMatmulAlgo_t matmul_tuned_algo(const MatmulCall* call, cub
     for (int i = 0; i < matmul_ctx.tuned_count; i++)
         if (memcmp(&matmul_ctx.tuned[i].call, call, sizeof(*call)) == 0) return matmul_ctx.tuned[i].algo;
     if (matmul_ctx.tuned_count == MATMUL_TUNE_CALLS) return first;
+    MatmulTuned* t = &matmul_ctx.tuned[matmul_ctx.tuned_count++];
+    t->call = *call;
+    t->algo = first;
     size_t d_bytes = (size_t)call->m * call->n * (call->d_fp32 ? sizeof(float) : sizeof(floatX));
     void* saved = NULL;
     if (beta != 0.0f) {
@@ -412,12 +416,11 @@ static inline cublasLtMatmulAlgo_t matmul_tuned_algo(const MatmulCall* call, cub
         cudaCheck(cudaStreamSynchronize(stream));
         cudaCheck(cudaFree(saved));
     }
-    MatmulTuned* t = &matmul_ctx.tuned[matmul_ctx.tuned_count++];
-    t->call = *call;
-    t->algo = best >= 0 ? cand[best].algo : first;
-    if (best >= 0)
+    if (best >= 0) {
+        t->algo = cand[best].algo;
         printf("matmul autotune: m %d n %d k %d epilogue %d: candidate %d of %d, %.2fx the speed of the heuristic's first\n",
                call->m, call->n, call->k, call->epilogue, best + 1, found, first_ms / best_ms);
+    }
     return t->algo;
 }
 
