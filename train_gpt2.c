@@ -41,38 +41,45 @@
 #include "llmc/zero.h"
 
 #define LAYERNORM_EPS 1e-5f
+// ZeRO-3's classifier sums dinp over the vocabulary a chunk at a time: whole
+// k blocks of gemm, so that the result is the unchunked one's bits
+_Static_assert(ZERO_VOCAB_ROWS % GEMM_KC == 0, "vocabulary chunks must be whole gemm k blocks");
 #define REDUCE_CHUNK 65536  // fixed-size partial sums keep reductions thread-count independent
 
 // ----------------------------------------------------------------------------
 // layers: forward and backward
 
-// out (B,T,C) = wte[token] + wpe[position]
-void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B, int T,
-                     int C) {
+// out (B,T,C) = wte[token] + wpe[position], at the positions whose token is
+// one of the rows [v0, v1) that wte holds (all of them: 0, Vp); the others
+// are left as they are (ZeRO-3 fills them chunk by chunk of the vocabulary).
+void encoder_forward(float *out, const int *inp, const float *wte, int v0, int v1,
+                     const float *wpe, int B, int T, int C) {
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
+            int id = inp[b * T + t];
+            if (id < v0 || id >= v1) continue;
             float *o = out + ((size_t)b * T + t) * C;
-            const float *tok = wte + (size_t)inp[b * T + t] * C;
+            const float *tok = wte + (size_t)(id - v0) * C;
             const float *pos = wpe + (size_t)t * C;
             for (int c = 0; c < C; c++) o[c] = tok[c] + pos[c];
         }
     }
 }
 
-// dwte (Vp,C), dwpe (maxT,C) += scatter of dout (B,T,C). Serial: several
-// positions may hold the same token, and the order of the sums stays fixed.
-void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B, int T,
-                      int C) {
+// dwte (rows [v0, v1) of (Vp,C); NULL: none), dwpe (maxT,C; NULL: none) +=
+// scatter of dout (B,T,C). Serial: several positions may hold the same
+// token, and the order of the sums stays fixed (the same for every chunk).
+void encoder_backward(float *dwte, int v0, int v1, float *dwpe, const float *dout, const int *inp,
+                      int B, int T, int C) {
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             const float *d = dout + ((size_t)b * T + t) * C;
-            float *dtok = dwte + (size_t)inp[b * T + t] * C;
-            float *dpos = dwpe + (size_t)t * C;
-            for (int c = 0; c < C; c++) {
-                dtok[c] += d[c];
-                dpos[c] += d[c];
-            }
+            int id = inp[b * T + t];
+            float *dtok = dwte && id >= v0 && id < v1 ? dwte + (size_t)(id - v0) * C : NULL;
+            float *dpos = dwpe ? dwpe + (size_t)t * C : NULL;
+            for (int c = 0; c < C && dtok; c++) dtok[c] += d[c];
+            for (int c = 0; c < C && dpos; c++) dpos[c] += d[c];
         }
     }
 }
@@ -160,6 +167,31 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
             dbias[o] += sum;
         }
     }
+}
+
+// The tied classifier (the head shares wte (Vp,C) with the encoder), over
+// the vocabulary rows [v0, v1) that wte points at (all of them: 0, Vp;
+// ZeRO-3 goes chunk by chunk): logits (N,Vp) columns v0..v1-1 = inp (N,C)
+// @ wte^T. As matmul_forward without a bias; a chunk's columns are the
+// whole product's bits (each element sums over C alone).
+void classifier_forward(float *logits, const float *inp, const float *wte, int v0, int v1, int N,
+                        int C, int Vp) {
+    gemm(0, 1, N, v1 - v0, C, inp, C, wte, C, 0.0f, logits + v0, Vp);
+}
+
+// dinp (N,C) = dlogits (N,Vp) @ wte, its vocabulary rows [v0, v1) at a
+// time: the chunk at v0 = 0 overwrites dinp, the next ones add to it. The
+// chunks are whole k blocks of gemm (ZERO_VOCAB_ROWS), added in order, so
+// the sum is the unchunked one's bit for bit.
+void classifier_backward_dinp(float *dinp, const float *dlogits, const float *wte, int v0, int v1,
+                              int N, int C, int Vp) {
+    gemm(0, 0, N, C, v1 - v0, dlogits + v0, Vp, wte, C, v0 == 0 ? 0.0f : 1.0f, dinp, C);
+}
+
+// dwte rows [v0, v1) (dwte points at row v0) += dlogits columns [v0, v1)^T @ inp (N,C)
+void classifier_backward_dwte(float *dwte, const float *dlogits, const float *inp, int v0, int v1,
+                              int N, int C, int Vp) {
+    gemm(1, 0, v1 - v0, C, N, dlogits + v0, Vp, inp, C, 1.0f, dwte, C);
 }
 
 // Causal self-attention. qkv (B,T,3C) holds q, k, v side by side, each split
@@ -399,10 +431,13 @@ typedef struct {
 } GradScratch;
 
 // Data parallelism over ranks with ZeRO (llmc/zero.h explains the stages,
-// units and buckets). Bucket buffers come in three slots: slot 0 holds the
-// embeddings' bucket, slots 1 and 2 the blocks' in turn (block l in slot
-// 1 + l % 2), so one block's communication overlaps the next one's compute.
+// units, buckets and vocabulary chunks). Bucket buffers come in three slots:
+// slot 0 holds the embeddings' bucket, slots 1 and 2 the blocks' in turn
+// (block l in slot 1 + l % 2), so one block's communication overlaps the
+// next one's compute. At ZeRO-2/3 the token embedding wte moves apart, in
+// vocabulary chunks through two chunk slots (chunk e in slot e % 2).
 #define DP_SLOTS 3
+#define DP_CHUNK_SLOTS 2
 typedef struct {
     Comm *comm;
     Comm solo;          // the communicator of a single-process model
@@ -419,6 +454,13 @@ typedef struct {
     CommRequest grad_reqs[DP_SLOTS][BLOCK_TENSORS], param_reqs[DP_SLOTS][BLOCK_TENSORS];
     int params_pending[DP_SLOTS];  // gathers in flight into a slot
     int *counts, *displs;  // (num_units, world): the uneven collectives' slices, a row per unit
+    float *chunk_params[DP_CHUNK_SLOTS];   // stage 3: (chunk_rows, C) a gathered vocabulary chunk of wte
+    float *chunk_grads[DP_CHUNK_SLOTS];    // stage >= 2: (chunk_rows, C) its gradient, before reduction
+    float *chunk_reduced[DP_CHUNK_SLOTS];  // stage >= 2: this rank's part of it, reduced
+    int chunk_params_of[DP_CHUNK_SLOTS], chunk_grads_of[DP_CHUNK_SLOTS];  // the chunk a slot holds / reduces, or -1
+    int chunk_gathering[DP_CHUNK_SLOTS];   // its gather is in flight
+    CommRequest chunk_param_req[DP_CHUNK_SLOTS], chunk_grad_req[DP_CHUNK_SLOTS];
+    int *chunk_counts;  // (DP_CHUNK_SLOTS, 3, world): a slot's gather counts, displs, reduction counts
 } DataParallel;
 
 typedef struct {
@@ -552,8 +594,14 @@ void gpt2_free(GPT2 *model) {
         free(dp->bucket_reduced[k]);
         free(dp->bucket_params[k]);
     }
+    for (int k = 0; k < DP_CHUNK_SLOTS; k++) {
+        free(dp->chunk_params[k]);
+        free(dp->chunk_grads[k]);
+        free(dp->chunk_reduced[k]);
+    }
     free(dp->counts);
     free(dp->displs);
+    free(dp->chunk_counts);
 }
 
 // ----------------------------------------------------------------------------
@@ -569,6 +617,7 @@ static ParameterTensors tensors_at(const ZeroLayout *z, float *flat, float *emb,
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
         int stacked = i >= 2 && i < 2 + BLOCK_TENSORS;
         if (stacked && l < 0) continue;
+        if (!flat && i == 0 && z->vocab_chunks) continue;  // wte: in vocabulary chunks (dp_chunk_params)
         int u = zero_unit(z, i, l);
         float *base = flat ? flat : stacked ? block : emb;
         *parameter_field(&t, i) = base + (flat ? z->offset[u] : z->bucket_offset[u]);
@@ -583,7 +632,14 @@ static void dp_progress(GPT2 *model) {
     DataParallel *dp = &model->dp;
     for (int k = 0; k < DP_SLOTS; k++) {
         comm_progress(dp->comm, dp->param_reqs[k], dp->params_pending[k]);
-        if (dp->grads_of[k] >= 0) comm_progress(dp->comm, dp->grad_reqs[k], k == 0 ? 4 : BLOCK_TENSORS);
+        if (dp->grads_of[k] >= 0) {
+            int units[BLOCK_TENSORS];
+            comm_progress(dp->comm, dp->grad_reqs[k], zero_bucket_units(&dp->shards, dp->grads_of[k], units));
+        }
+    }
+    for (int k = 0; k < DP_CHUNK_SLOTS; k++) {
+        if (dp->chunk_gathering[k]) comm_progress(dp->comm, &dp->chunk_param_req[k], 1);
+        if (dp->chunk_grads_of[k] >= 0) comm_progress(dp->comm, &dp->chunk_grad_req[k], 1);
     }
 }
 
@@ -668,6 +724,107 @@ static ParameterTensors gpt2_grads(GPT2 *model, int l) {
     return tensors_at(&dp->shards, NULL, dp->bucket_grads[0], dp->bucket_grads[k], l);
 }
 
+// ZeRO-2/3, the token embedding wte in vocabulary chunks (llmc/zero.h).
+
+// The elements [*a, *b) of the wte unit that vocabulary chunk e spans, and
+// [*lo, *hi), this rank's part of them (in its slice, at lo - rank * slice).
+static void dp_chunk_range(const ZeroLayout *z, int e, size_t *a, size_t *b, size_t *lo, size_t *hi) {
+    int v0, v1;
+    zero_vocab_chunk(z, e, &v0, &v1);
+    *a = (size_t)v0 * z->channels;
+    *b = (size_t)v1 * z->channels;
+    comm_range_part(z->count[0], z->slice[0], *a, *b, z->rank, lo, hi);
+}
+
+// ZeRO-3: starts gathering vocabulary chunk e (if there is one) into its
+// slot, unless the slot holds it already: this rank puts in its own part.
+static void dp_chunk_gather_start(GPT2 *model, int e) {
+    DataParallel *dp = &model->dp;
+    const ZeroLayout *z = &dp->shards;
+    int k = e % DP_CHUNK_SLOTS;
+    if (e < 0 || e >= z->vocab_chunks || dp->chunk_params_of[k] == e) return;
+    if (dp->chunk_gathering[k]) comm_wait(dp->comm, &dp->chunk_param_req[k]);
+    size_t a, b, lo, hi;
+    dp_chunk_range(z, e, &a, &b, &lo, &hi);
+    const float *own = dp->param_shard + z->shard_offset[0] + (lo - (size_t)z->rank * z->slice[0]);
+    memcpy(dp->chunk_params[k] + (lo - a), own, (hi - lo) * sizeof(float));
+    int *counts = dp->chunk_counts + (size_t)k * 3 * z->world;
+    dp->chunk_param_req[k] = comm_all_gather_range_f32(dp->comm, dp->chunk_params[k], z->count[0],
+                                                       z->slice[0], a, b, counts, counts + z->world,
+                                                       "all-gather of parameters");
+    dp->chunk_gathering[k] = 1;
+    dp->chunk_params_of[k] = e;
+}
+
+// ZeRO-3: vocabulary chunk e of wte (its rows (v1 - v0, C)), gathered; starts
+// gathering chunk e + 1 so that it arrives while this one is used.
+static const float *dp_chunk_params(GPT2 *model, int e) {
+    DataParallel *dp = &model->dp;
+    int k = e % DP_CHUNK_SLOTS;
+    dp_progress(model);
+    dp_chunk_gather_start(model, e);
+    if (dp->chunk_gathering[k]) comm_wait(dp->comm, &dp->chunk_param_req[k]);
+    dp->chunk_gathering[k] = 0;
+    dp_chunk_gather_start(model, e + 1);
+    return dp->chunk_params[k];
+}
+
+// The pieces in which the forward and the classifier's backward use wte:
+// at ZeRO-3 its vocabulary chunks, gathered in turn, else all of it at once.
+static int wte_pieces(const GPT2 *model) {
+    return model->dp.stage == 3 ? model->dp.shards.vocab_chunks : 1;
+}
+
+// Piece e of wte (p: the parameters in use): its rows [*v0, *v1), (v1 - v0, C)
+static const float *wte_piece(GPT2 *model, const ParameterTensors *p, int e, int *v0, int *v1) {
+    if (model->dp.stage < 3) {
+        *v0 = 0;
+        *v1 = model->config.padded_vocab_size;
+        return p->wte;
+    }
+    zero_vocab_chunk(&model->dp.shards, e, v0, v1);
+    return dp_chunk_params(model, e);
+}
+
+// ZeRO-2/3: waits for the reduction chunk slot k has in flight and adds
+// this rank's reduced part into its gradient shard.
+static void dp_chunk_reduce_finish(GPT2 *model, int k) {
+    DataParallel *dp = &model->dp;
+    const ZeroLayout *z = &dp->shards;
+    if (dp->chunk_grads_of[k] < 0) return;
+    size_t a, b, lo, hi;
+    dp_chunk_range(z, dp->chunk_grads_of[k], &a, &b, &lo, &hi);
+    comm_wait(dp->comm, &dp->chunk_grad_req[k]);
+    float *g = dp->grad_shard + z->shard_offset[0] + (lo - (size_t)z->rank * z->slice[0]);
+    for (size_t j = 0; j < hi - lo; j++) g[j] += dp->chunk_reduced[k][j];
+    dp->chunk_grads_of[k] = -1;
+}
+
+// ZeRO-2/3: a zeroed buffer for vocabulary chunk e's wte gradient (rows
+// (v1 - v0, C)), once the reduction its slot had in flight is done.
+static float *dp_chunk_grads(GPT2 *model, int e) {
+    DataParallel *dp = &model->dp;
+    int k = e % DP_CHUNK_SLOTS;
+    dp_progress(model);
+    dp_chunk_reduce_finish(model, k);
+    memset(dp->chunk_grads[k], 0, (size_t)dp->shards.chunk_rows * dp->shards.channels * sizeof(float));
+    return dp->chunk_grads[k];
+}
+
+// ZeRO-2/3: chunk e's gradient is complete: starts reduce-scattering it.
+static void dp_chunk_reduce_start(GPT2 *model, int e) {
+    DataParallel *dp = &model->dp;
+    const ZeroLayout *z = &dp->shards;
+    int k = e % DP_CHUNK_SLOTS;
+    size_t a, b, lo, hi;
+    dp_chunk_range(z, e, &a, &b, &lo, &hi);
+    int *counts = dp->chunk_counts + ((size_t)k * 3 + 2) * z->world;
+    dp->chunk_grad_req[k] = comm_reduce_scatter_range_f32(dp->comm, dp->chunk_grads[k], dp->chunk_reduced[k],
+                                                          z->count[0], z->slice[0], a, b, counts,
+                                                          "reduce-scatter of gradients");
+    dp->chunk_grads_of[k] = e;
+}
+
 // Spreads a model just built over comm's ranks at ZeRO stage `stage` (comm
 // NULL: one process), freeing what this rank does not keep whole.
 static void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
@@ -679,13 +836,17 @@ static void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
     dp->comm = comm;
     dp->stage = stage;
     int world = comm->world, rank = comm->rank;
-    zero_layout_init(&dp->shards, &model->config, world, rank);
-    zero_layout_init(&dp->optim, &model->config, stage == 0 ? 1 : world, stage == 0 ? 0 : rank);
+    zero_layout_init(&dp->shards, &model->config, world, rank, stage >= 2);
+    zero_layout_init(&dp->optim, &model->config, stage == 0 ? 1 : world, stage == 0 ? 0 : rank, 0);
     size_t rows = (size_t)dp->shards.num_units * world;  // (MPI reads them until the collective ends)
     dp->counts = (int *)calloc_check(rows, sizeof(int));
     dp->displs = (int *)calloc_check(rows, sizeof(int));
+    dp->chunk_counts = (int *)calloc_check((size_t)DP_CHUNK_SLOTS * 3 * world, sizeof(int));
     for (int k = 0; k < DP_SLOTS; k++) dp->grads_of[k] = dp->params_of[k] = -1;
+    for (int k = 0; k < DP_CHUNK_SLOTS; k++) dp->chunk_grads_of[k] = dp->chunk_params_of[k] = -1;
     const ZeroLayout *z = &dp->shards;
+    size_t chunk = (size_t)z->chunk_rows * z->channels;  // a vocabulary chunk's elements
+    size_t part = chunk < z->slice[0] ? chunk : z->slice[0];  // the most of one a rank owns
     if (stage >= 1) {  // the AdamW moments: this rank's shard only
         free(model->m_memory);
         free(model->v_memory);
@@ -701,6 +862,10 @@ static void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
             dp->bucket_grads[k] = alloc_floats(n);
             dp->bucket_reduced[k] = alloc_floats(n / world);
         }
+        for (int k = 0; k < DP_CHUNK_SLOTS; k++) {
+            dp->chunk_grads[k] = alloc_floats(chunk);
+            dp->chunk_reduced[k] = alloc_floats(part);
+        }
     }
     if (stage == 3) {  // the parameters: a shard, and bucket buffers to gather into
         dp->param_shard = alloc_floats(z->shard_size);
@@ -710,13 +875,15 @@ static void gpt2_distribute(GPT2 *model, Comm *comm, int stage) {
         for (int k = 0; k < DP_SLOTS; k++) {
             dp->bucket_params[k] = alloc_floats(z->bucket_size[k == 0 ? 0 : 1]);
         }
+        for (int k = 0; k < DP_CHUNK_SLOTS; k++) dp->chunk_params[k] = alloc_floats(chunk);
     }
     if (world > 1) {  // say where each rank's memory goes
         double mib = sizeof(float) / (double)(1 << 20);
         size_t buckets = z->bucket_size[0] + 2 * z->bucket_size[1];  // the three slots
         size_t params = stage == 3 ? z->shard_size : model->num_parameters;
         size_t grads = stage >= 2 ? z->shard_size : model->num_parameters;
-        size_t buffers = (stage >= 2 ? buckets + buckets / world : 0) + (stage == 3 ? buckets : 0);
+        size_t buffers = (stage >= 2 ? buckets + buckets / world + DP_CHUNK_SLOTS * (chunk + part) : 0) +
+                         (stage == 3 ? buckets + DP_CHUNK_SLOTS * chunk : 0);
         printf("memory per rank (ZeRO-%d, %d rank%s): parameters %.1f MiB, gradients %.1f MiB, "
                "AdamW %.1f MiB, bucket buffers %.1f MiB, activations %.1f MiB\n", stage, world,
                world == 1 ? "" : "s", params * mib, grads * mib, 2.0 * dp->optim.shard_size * mib,
@@ -746,7 +913,11 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
     size_t BT = (size_t)B * T;
 
     ParameterTensors p = gpt2_params(model, -1, 0);  // the embeddings and the final layernorm
-    encoder_forward(a.encoded, inputs, p.wte, p.wpe, B, T, C);
+    for (int e = 0; e < wte_pieces(model); e++) {  // (each fills the positions of its tokens)
+        int v0, v1;
+        const float *wte = wte_piece(model, &p, e, &v0, &v1);
+        encoder_forward(a.encoded, inputs, wte, v0, v1, p.wpe, B, T, C);
+    }
     for (int l = 0; l < L; l++) {
         ParameterTensors w = gpt2_params(model, l, l + 1);  // block l's weights
         float *residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * BT * C;
@@ -773,7 +944,11 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
     }
     float *last = a.residual3 + (L - 1) * BT * C;
     layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, last, p.lnfw, p.lnfb, BT, C);
-    matmul_forward(a.logits, a.lnf, p.wte, NULL, BT, C, Vp);  // tied output head
+    for (int e = 0; e < wte_pieces(model); e++) {  // the tied output head
+        int v0, v1;
+        const float *wte = wte_piece(model, &p, e, &v0, &v1);
+        classifier_forward(a.logits, a.lnf, wte, v0, v1, BT, C, Vp);
+    }
 
     model->mean_loss = -1.0f;
     model->backward_done = 0;
@@ -809,9 +984,17 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
     GradScratch s = model->scratch;
     ParameterTensors p = gpt2_params(model, -1, L - 1), g = gpt2_grads(model, -1);
 
-    // classifier and final layernorm
+    // classifier and final layernorm. ZeRO-2/3 keep dlogits (in a.logits)
+    // until the end, where wte's gradient is made a vocabulary chunk at a time
+    const ZeroLayout *z = &model->dp.shards;
+    int stage = model->dp.stage;
     crossentropy_backward(a.logits, model->lse, model->targets, loss_scale / BT, BT, V, Vp);
-    matmul_backward(s.dln, g.wte, NULL, a.logits, a.lnf, p.wte, BT, C, Vp);
+    for (int e = 0; e < wte_pieces(model); e++) {
+        int v0, v1;
+        const float *wte = wte_piece(model, &p, e, &v0, &v1);
+        classifier_backward_dinp(s.dln, a.logits, wte, v0, v1, BT, C, Vp);
+    }
+    if (stage < 2) classifier_backward_dwte(g.wte, a.logits, a.lnf, 0, Vp, BT, C, Vp);
     memset(s.dresidual, 0, BT * C * sizeof(float));
     layernorm_backward(s.dresidual, g.lnfw, g.lnfb, s.dln, a.residual3 + (L - 1) * BT * C, p.lnfw,
                        a.lnf_mean, a.lnf_rstd, BT, C);
@@ -843,9 +1026,20 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
                            ln1_rstd, BT, C);
         dp_reduce_start(model, 1 + l);  // ZeRO-2/3: block l's gradients are complete
     }
-    encoder_backward(g.wte, g.wpe, s.dresidual, model->inputs, B, T, C);
+    encoder_backward(stage < 2 ? g.wte : NULL, 0, Vp, g.wpe, s.dresidual, model->inputs, B, T, C);
     dp_reduce_start(model, 0);
+    // ZeRO-2/3: wte's gradient (the classifier's, then the encoder's, as
+    // above) a vocabulary chunk at a time, each reduced while the next is made
+    for (int e = 0; stage >= 2 && e < z->vocab_chunks; e++) {
+        int v0, v1;
+        zero_vocab_chunk(z, e, &v0, &v1);
+        float *dwte = dp_chunk_grads(model, e);
+        classifier_backward_dwte(dwte, a.logits, a.lnf, v0, v1, BT, C, Vp);
+        encoder_backward(dwte, v0, v1, NULL, s.dresidual, model->inputs, B, T, C);
+        dp_chunk_reduce_start(model, e);
+    }
     for (int k = 0; k < DP_SLOTS; k++) dp_reduce_finish(model, k);
+    for (int k = 0; k < DP_CHUNK_SLOTS; k++) dp_chunk_reduce_finish(model, k);
     model->backward_done = 1;  // the logits are gone: a second backward needs a new forward
 }
 
@@ -953,6 +1147,7 @@ void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, flo
         free(reqs);
     }
     for (int k = 0; k < DP_SLOTS; k++) dp->params_of[k] = -1;  // ZeRO-3: gathered copies are stale
+    for (int k = 0; k < DP_CHUNK_SLOTS; k++) dp->chunk_params_of[k] = -1;
 }
 
 // ----------------------------------------------------------------------------

@@ -304,7 +304,7 @@ static inline void state_files_read(const char *dir, int step, const GPT2Config 
                   path, s.rank, s.world_size, s.step);
         }
         ZeroLayout old;
-        zero_layout_init(&old, c, world, q);
+        zero_layout_init(&old, c, world, q, 0);
         if (n != old.shard_size) {
             fatal("training state '%s' holds %zu moments, rank %d of %d holds %zu", path, n, q,
                   world, old.shard_size);

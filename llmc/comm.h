@@ -491,31 +491,76 @@ static inline size_t comm_slice_length(size_t n, size_t slice, int q) {
     return start >= n ? 0 : (n - start < slice ? n - start : slice);
 }
 
+// Rank q's part [*lo, *hi) of the range [a, b) of an unpadded unit of n
+// elements: where the range meets q's slice (*lo == *hi: none of it)
+static inline void comm_range_part(size_t n, size_t slice, size_t a, size_t b, int q, size_t *lo,
+                                   size_t *hi) {
+    size_t s0 = (size_t)q * slice, s1 = s0 + comm_slice_length(n, slice, q);
+    *lo = a > s0 ? a : s0;
+    *hi = b < s1 ? b : s1;
+    if (*hi < *lo) *hi = *lo;
+}
+
 #ifdef USE_MPI
-// counts, displs (world,): every rank's part of an unpadded unit of n elements
-static inline void comm_slice_counts(const Comm *c, size_t n, size_t slice, int *counts, int *displs,
-                                     const char *what) {
+// counts, displs (world,): every rank's part of the range [a, b) of an
+// unpadded unit of n elements, relative to a
+static inline void comm_range_counts(const Comm *c, size_t n, size_t slice, size_t a, size_t b,
+                                     int *counts, int *displs, const char *what) {
     for (int q = 0; q < c->world; q++) {
-        counts[q] = (int)comm_slice_length(n, slice, q);
-        displs[q] = counts[q] ? comm_count((size_t)q * slice, what) : 0;
+        size_t lo, hi;
+        comm_range_part(n, slice, a, b, q, &lo, &hi);
+        counts[q] = comm_count(hi - lo, what);
+        displs[q] = counts[q] ? comm_count(lo - a, what) : 0;
     }
 }
 #endif
 
-// Starts: the same, for an unpadded unit of n elements: rank q's slice is
-// buf[q * slice, min((q + 1) * slice, n)), possibly short or empty.
-static inline CommRequest comm_all_gather_unpadded_f32(Comm *c, float *buf, size_t n, size_t slice,
-                                                       int *counts, int *displs, const char *what) {
+// Starts: buf (b - a,) gets the elements [a, b) of an unpadded unit of n
+// elements whose rank q's slice is [q * slice, min((q + 1) * slice, n)):
+// every rank sends its part (this rank's is already in place). counts,
+// displs (world,) stay in use until comm_wait completes it.
+static inline CommRequest comm_all_gather_range_f32(Comm *c, float *buf, size_t n, size_t slice,
+                                                    size_t a, size_t b, int *counts, int *displs,
+                                                    const char *what) {
     CommRequest r = comm_begin(c, what);
 #ifdef USE_MPI
     if (comm_mpi(c, what)) {
-        comm_slice_counts(c, n, slice, counts, displs, what);
+        comm_range_counts(c, n, slice, a, b, counts, displs, what);
         MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, c->comm,
                         &r.req);
         return r;
     }
 #endif
-    (void)buf, (void)n, (void)slice, (void)counts, (void)displs;
+    (void)buf, (void)n, (void)slice, (void)a, (void)b, (void)counts, (void)displs;
+    return r;
+}
+
+// Starts: the whole unpadded unit, buf (n,), gathered the same way
+static inline CommRequest comm_all_gather_unpadded_f32(Comm *c, float *buf, size_t n, size_t slice,
+                                                       int *counts, int *displs, const char *what) {
+    return comm_all_gather_range_f32(c, buf, n, slice, 0, n, counts, displs, what);
+}
+
+// Starts: recv (this rank's part of the range [a, b) of such a unit,) = the
+// sum over ranks of that part of their send (b - a,), the range's values.
+// counts (world,) stays in use until comm_wait completes it.
+static inline CommRequest comm_reduce_scatter_range_f32(Comm *c, const float *send, float *recv,
+                                                        size_t n, size_t slice, size_t a, size_t b,
+                                                        int *counts, const char *what) {
+    CommRequest r = comm_begin(c, what);
+#ifdef USE_MPI
+    if (comm_mpi(c, what)) {
+        for (int q = 0; q < c->world; q++) {  // (the parts follow each other in rank order)
+            size_t lo, hi;
+            comm_range_part(n, slice, a, b, q, &lo, &hi);
+            counts[q] = comm_count(hi - lo, what);
+        }
+        MPI_Ireduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, c->comm, &r.req);
+        return r;
+    }
+#endif
+    (void)n, (void)slice, (void)counts;
+    memcpy(recv, send, (b - a) * sizeof(float));
     return r;
 }
 
@@ -528,7 +573,7 @@ static inline CommRequest comm_gather_unpadded_f32(Comm *c, const float *send, f
     size_t own = comm_slice_length(n, slice, c->rank);
 #ifdef USE_MPI
     if (comm_mpi(c, what)) {
-        comm_slice_counts(c, n, slice, counts, displs, what);
+        comm_range_counts(c, n, slice, 0, n, counts, displs, what);
         MPI_Igatherv(send, (int)own, MPI_FLOAT, buf, counts, displs, MPI_FLOAT, 0, c->comm, &r.req);
         return r;
     }

@@ -323,7 +323,7 @@ static inline void device_all_gather_unpadded(DeviceComm *d, void *buf, size_t n
     emu::submit(d->stream, [=] {
         int *counts = (int *)malloc_check((size_t)c->world * sizeof(int));
         int *displs = (int *)malloc_check((size_t)c->world * sizeof(int));
-        comm_slice_counts(c, n * es, slice * es, counts, displs, what);
+        comm_range_counts(c, n * es, slice * es, 0, n * es, counts, displs, what);
         CommRequest r = comm_begin(c, what);
         MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_BYTE, c->comm, &r.req);
         comm_wait(c, &r);

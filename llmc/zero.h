@@ -16,6 +16,16 @@
  * units one after the other, each padded to world * slice, so that one
  * reduce-scatter or all-gather per unit works in place on it.
  *
+ * Vocabulary chunks (a layout made with vocab_chunked): the token embedding
+ * wte (Vp,C), tied to the classifier and a third of GPT-2 small, is left out
+ * of bucket 0 and moves instead in chunks of chunk_rows rows (the last one
+ * shorter), so that no rank ever holds all of it unsharded: chunk e is the
+ * elements [e R C, min((e + 1) R, Vp) C) of the wte unit, and each rank's
+ * part of it is where that range meets its slice, possibly nothing
+ * (comm_range_part in llmc/comm.h; the chunk's collectives). The
+ * units, slices and shards are the same either way: only what travels
+ * together changes.
+ *
  * ZeRO stages (-z): 0 all-reduces gradients; 1 shards the AdamW moments
  * (each rank updates its own slices, then the parameters are all-gathered);
  * 2 also shards the gradients (reduce-scattered bucket by bucket during the
@@ -36,6 +46,10 @@
 // boundary (bf16; 512 in fp32): cuBLASLt and 128-bit loads need aligned
 // pointers (C = 768 on 5 ranks would otherwise start qkvw 3080 bytes in)
 #define ZERO_ALIGN 128
+// vocabulary chunks are a multiple of this many rows: the CPU gemm's k block
+// (GEMM_KC), so that a product summed over the vocabulary chunk by chunk adds
+// the same k blocks in the same order as the whole one, bit for bit
+#define ZERO_VOCAB_ROWS 256
 
 typedef struct {
     int world, rank;
@@ -50,6 +64,9 @@ typedef struct {
     int *tensor;           // (num_units,) its parameter tensor (0..15)
     size_t shard_size;     // elements of a rank's shard (padding included)
     size_t *bucket_size;   // (num_buckets,) elements of a bucket buffer
+    int vocab_chunks;      // wte's chunks, 0: wte travels in bucket 0
+    int chunk_rows;        // rows of wte in a chunk (the last may have fewer)
+    int vocab_rows, channels;  // wte is (Vp, C)
 } ZeroLayout;
 
 // The unit of tensor t (0..15) at layer l (ignored for the unstacked tensors)
@@ -64,21 +81,37 @@ static inline int zero_unit(const ZeroLayout *z, int t, int l) {
 static inline int zero_bucket_units(const ZeroLayout *z, int b, int *units) {
     if (b == 0) {
         const int tensors[4] = {0, 1, 14, 15};
-        for (int i = 0; i < 4; i++) units[i] = zero_unit(z, tensors[i], 0);
-        return 4;
+        int skip = z->vocab_chunks > 0;  // wte moves in its own chunks
+        for (int i = skip; i < 4; i++) units[i - skip] = zero_unit(z, tensors[i], 0);
+        return 4 - skip;
     }
     for (int i = 0; i < BLOCK_TENSORS; i++) units[i] = zero_unit(z, 2 + i, b - 1);
     return BLOCK_TENSORS;
 }
 
-// The layout of a model of config c for rank `rank` of `world`.
-static inline void zero_layout_init(ZeroLayout *z, const GPT2Config *c, int world, int rank) {
+// The layout of a model of config c for rank `rank` of `world`; with
+// vocab_chunked, wte in vocabulary chunks of about half a block's elements
+// (two chunk buffers hold what one block's bucket does).
+static inline void zero_layout_init(ZeroLayout *z, const GPT2Config *c, int world, int rank,
+                                    int vocab_chunked) {
     size_t sizes[NUM_PARAMETER_TENSORS];
     gpt2_parameter_sizes(c, sizes);
     int L = c->num_layers;
     z->world = world;
     z->rank = rank;
     z->num_layers = L;
+    z->vocab_rows = c->padded_vocab_size;
+    z->channels = c->channels;
+    z->vocab_chunks = 0;
+    z->chunk_rows = z->vocab_rows;
+    if (vocab_chunked) {
+        size_t block = 0;
+        for (int t = 2; t < 2 + BLOCK_TENSORS; t++) block += sizes[t] / L;
+        size_t rows = block / 2 / (size_t)c->channels / ZERO_VOCAB_ROWS * ZERO_VOCAB_ROWS;
+        if (rows < ZERO_VOCAB_ROWS) rows = ZERO_VOCAB_ROWS;
+        z->chunk_rows = rows > (size_t)z->vocab_rows ? z->vocab_rows : (int)rows;
+        z->vocab_chunks = (z->vocab_rows + z->chunk_rows - 1) / z->chunk_rows;
+    }
     z->num_units = 4 + BLOCK_TENSORS * L;
     z->num_buckets = 1 + L;
     int U = z->num_units, NB = z->num_buckets;
@@ -150,6 +183,12 @@ static inline void zero_pack_shard(const ZeroLayout *z, float *shard, const floa
 static inline void zero_owned_range(const ZeroLayout *z, int u, size_t *lo, size_t *hi) {
     *lo = (size_t)z->rank * z->slice[u];
     *hi = *lo + zero_owned(z, u, z->rank);
+}
+
+// Vocabulary chunk e: rows [*v0, *v1) of wte
+static inline void zero_vocab_chunk(const ZeroLayout *z, int e, int *v0, int *v1) {
+    *v0 = e * z->chunk_rows;
+    *v1 = *v0 + z->chunk_rows < z->vocab_rows ? *v0 + z->chunk_rows : z->vocab_rows;
 }
 
 // Whether two ranks' shards (of two layouts) share any element

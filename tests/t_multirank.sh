@@ -19,11 +19,13 @@ export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 [ "$(id -u)" -eq 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpi() { local n=$1; shift; timeout 120 mpirun --oversubscribe -np "$n" "$@"; }
 
-# a tiny model whose units do not divide by 3 or 4 ranks (C = 50, maxT = 64, Vp = 512)
+# a tiny model whose units do not divide by 3 or 4 ranks (C = 50, maxT = 64,
+# Vp = 640: at ZeRO-2/3 its wte moves in vocabulary chunks of 256, 256 and
+# 128 rows, parts of two ranks' slices in each)
 PY=/usr/bin/python3
-$PY tests/make_model.py "$TMP/m.bin" 2 2 50 500 64 5
-$PY tests/make_shard.py "$TMP/tr_000.bin" 30000 1 500
-$PY tests/make_shard.py "$TMP/va_000.bin" 5000 2 500
+$PY tests/make_model.py "$TMP/m.bin" 2 2 50 600 64 5
+$PY tests/make_shard.py "$TMP/tr_000.bin" 30000 1 600
+$PY tests/make_shard.py "$TMP/va_000.bin" 5000 2 600
 # 12 slots of B*T per step: 12, 6, 4 or 3 micro-batches per rank on 1..4 ranks;
 # val: 12 batches over all ranks; shuffled (the order does not depend on the ranks)
 RUN=(./train_gpt2 -e "$TMP/m.bin" -i "$TMP/tr_*.bin" -j "$TMP/va_*.bin" -b 2 -t 32 -d 768
@@ -104,13 +106,22 @@ else fail "ASan + UBSan, 3 ranks" "$(grep -h -m3 -E 'ERROR|runtime error|error:'
 for z in 0 3; do
     mpi 4 ./train_gpt2 -e d2 -i "$TMP/tr_*.bin" -j "" -b 1 -t 32 -x 1 -g 0 -z $z > "$TMP/mem$z.txt" 2>&1
 done
-mem() { grep -m1 'memory per rank' "$1" | sed 's/.*parameters \([0-9.]*\) MiB, gradients \([0-9.]*\) MiB, AdamW \([0-9.]*\).*/\1 \2 \3/'; }
-read -r p0 g0 a0 <<< "$(mem "$TMP/mem0.txt")"; read -r p3 g3 a3 <<< "$(mem "$TMP/mem3.txt")"
+mem() { grep -m1 'memory per rank' "$1" | sed 's/.*parameters \([0-9.]*\) MiB, gradients \([0-9.]*\) MiB, AdamW \([0-9.]*\) MiB, bucket buffers \([0-9.]*\).*/\1 \2 \3 \4/'; }
+read -r p0 g0 a0 b0 <<< "$(mem "$TMP/mem0.txt")"; read -r p3 g3 a3 b3 <<< "$(mem "$TMP/mem3.txt")"
 if awk -v a="$p0 $g0 $a0" -v b="$p3 $g3 $a3" 'BEGIN{split(a,x," "); split(b,y," "); ok=1
         for (i=1;i<=3;i++) if (!(x[i] > 0 && y[i] <= x[i]/4*1.02 && y[i] >= x[i]/4*0.98)) ok=0; exit !ok}'; then
     pass "ZeRO-3 on 4 ranks: parameters, gradients, AdamW $p3/$g3/$a3 MiB = 1/4 of ZeRO-0's $p0/$g0/$a0"
 else
     fail "ZeRO-3 on 4 ranks holds 1/4 of the state" "ZeRO-0: '$p0 $g0 $a0', ZeRO-3: '$p3 $g3 $a3'"
+fi
+# and with the buffers it gathers into and reduces from, close to 1/4 too:
+# the tied wte (90% of d2) moves in vocabulary chunks, never whole
+# (gathered whole, the buffers alone were 59.8 MiB: 81% of ZeRO-0's total)
+if awk -v a="$p0 $g0 $a0 $b0" -v b="$p3 $g3 $a3 $b3" 'BEGIN{split(a,x," "); split(b,y," ")
+        exit !(x[1]+x[2]+x[3]+x[4] > 0 && y[1]+y[2]+y[3]+y[4] <= 0.35 * (x[1]+x[2]+x[3]+x[4]))}'; then
+    pass "ZeRO-3 on 4 ranks: with its buffers ($b3 MiB) at most 0.35 of ZeRO-0's memory"
+else
+    fail "ZeRO-3 on 4 ranks: with its buffers at most 0.35 of ZeRO-0's memory" "ZeRO-0: '$p0 $g0 $a0 $b0', ZeRO-3: '$p3 $g3 $a3 $b3'"
 fi
 
 # --- checkpoints: one model file and a state file per rank; resume on
@@ -181,7 +192,7 @@ if out=$(timeout 60 mpirun --oversubscribe -np 1 "${RUN[@]}" -b 2 : -np 1 "${RUN
 elif printf '%s' "$out" | grep -q "ranks disagree on -b: rank 1 has 4, rank 0 2"; then
     pass "ranks with different -b are refused"
 else fail "ranks with different -b are refused" "$(printf '%s' "$out" | grep -m2 error)"; fi
-$PY tests/make_model.py "$TMP/m2.bin" 2 2 50 500 64 6
+$PY tests/make_model.py "$TMP/m2.bin" 2 2 50 600 64 6
 if out=$(timeout 60 mpirun --oversubscribe -np 1 "${RUN[@]}" : -np 1 "${RUN[@]}" -e "$TMP/m2.bin" 2>&1); then
     fail "ranks with different model files are refused" "exit 0"
 elif printf '%s' "$out" | grep -q "ranks disagree on model parameters"; then

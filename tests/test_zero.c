@@ -7,13 +7,18 @@
  * shards of all ranks put together give back the model; re-sharding from N
  * ranks' shards to M ranks (as a resume on another number of ranks does)
  * gives exactly the M-rank shards; bucket buffers hold each unit once,
- * padded, without overlaps; with several ranks every slice and every unit
- * in a bucket starts a multiple of ZERO_ALIGN elements in. Prints one line per check; exits 1 on failure.
+ * padded, without overlaps (with wte in bucket 0 or in vocabulary chunks);
+ * with several ranks every slice and every unit in a bucket starts a
+ * multiple of ZERO_ALIGN elements in; vocabulary chunks tile wte in whole
+ * multiples of ZERO_VOCAB_ROWS rows, each about half a block, and the ranks'
+ * parts of a chunk tile it in rank order, each inside the rank's own slice.
+ * Prints one line per check; exits 1 on failure.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../llmc/comm.h"
 #include "../llmc/zero.h"
 
 static int failures = 0;
@@ -29,7 +34,7 @@ static void expect(int ok, const char *what, const GPT2Config *c, int world) {
 // slices partition every unit; the shard size is the sum of the slices
 static void check_slices(const GPT2Config *c, int world) {
     ZeroLayout z;
-    zero_layout_init(&z, c, world, 0);
+    zero_layout_init(&z, c, world, 0, 0);
     int ok = 1;
     size_t shard = 0, next = 0;
     for (int u = 0; u < z.num_units; u++) {
@@ -52,25 +57,64 @@ static void check_slices(const GPT2Config *c, int world) {
     zero_layout_free(&z);
 }
 
-// buckets: each unit inside its bucket once, padded to world * slice, no overlaps
-static void check_buckets(const GPT2Config *c, int world) {
+// buckets: each unit inside its bucket once, padded to world * slice, no
+// overlaps; with vocabulary chunks, bucket 0 without wte
+static void check_buckets(const GPT2Config *c, int world, int vocab_chunked) {
     ZeroLayout z;
-    zero_layout_init(&z, c, world, 0);
-    int ok = z.num_buckets == 1 + c->num_layers;
+    zero_layout_init(&z, c, world, 0, vocab_chunked);
+    int ok = z.num_buckets == 1 + c->num_layers && (z.vocab_chunks > 0) == vocab_chunked;
     for (int b = 0; b < z.num_buckets; b++) {
         int units[BLOCK_TENSORS], n = zero_bucket_units(&z, b, units);
-        ok &= n == (b == 0 ? 4 : BLOCK_TENSORS);
+        ok &= n == (b == 0 ? 4 - vocab_chunked : BLOCK_TENSORS);
         size_t next = 0;
         for (int i = 0; i < n; i++) {
             int u = units[i];
             int stacked = z.tensor[u] >= 2 && z.tensor[u] < 2 + BLOCK_TENSORS;
-            ok &= stacked == (b > 0) && z.bucket_offset[u] == next;
+            ok &= stacked == (b > 0) && z.bucket_offset[u] == next && !(vocab_chunked && u == 0);
             ok &= world == 1 || (z.bucket_offset[u] % ZERO_ALIGN == 0 && z.shard_offset[u] % ZERO_ALIGN == 0);
             next += z.slice[u] * world;
         }
         ok &= next == z.bucket_size[b];
     }
-    expect(ok, "bucket buffers hold their units once, padded, in table order, each (and each slice) aligned", c, world);
+    expect(ok, vocab_chunked ? "bucket buffers (wte in vocabulary chunks) hold their units once, padded, aligned"
+                             : "bucket buffers hold their units once, padded, in table order, each (and each slice) aligned",
+           c, world);
+    zero_layout_free(&z);
+}
+
+// vocabulary chunks tile wte's rows; every rank's part of a chunk (as
+// comm.h's range collectives cut it) lies in its own slice, and the parts of
+// all ranks tile the chunk in rank order
+static void check_vocab_chunks(const GPT2Config *c, int world) {
+    ZeroLayout z;
+    zero_layout_init(&z, c, world, 0, 1);
+    size_t block = 0, sizes[NUM_PARAMETER_TENSORS];
+    gpt2_parameter_sizes(c, sizes);
+    for (int t = 2; t < 2 + BLOCK_TENSORS; t++) block += sizes[t] / c->num_layers;
+    size_t chunk = (size_t)z.chunk_rows * c->channels;
+    int ok = z.chunk_rows % ZERO_VOCAB_ROWS == 0 || z.chunk_rows == c->padded_vocab_size;
+    // about half a block: no more, unless one multiple of ZERO_VOCAB_ROWS is already more
+    ok &= chunk <= block / 2 || z.chunk_rows == ZERO_VOCAB_ROWS || z.vocab_chunks == 1;
+    ok &= z.vocab_chunks == 1 || chunk + (size_t)ZERO_VOCAB_ROWS * c->channels > block / 2;
+    int rows = 0;
+    for (int e = 0; e < z.vocab_chunks; e++) {
+        int v0, v1;
+        zero_vocab_chunk(&z, e, &v0, &v1);
+        ok &= v0 == rows && v1 > v0;
+        rows = v1;
+        size_t next = (size_t)v0 * c->channels;
+        for (int r = 0; r < world; r++) {
+            size_t lo, hi;
+            comm_range_part(z.count[0], z.slice[0], (size_t)v0 * c->channels, (size_t)v1 * c->channels, r, &lo, &hi);
+            size_t own0 = (size_t)r * z.slice[0], own1 = own0 + zero_owned(&z, 0, r);
+            if (hi == lo) continue;
+            ok &= lo == next && own0 <= lo && hi <= own1;
+            next = hi;
+        }
+        ok &= next == (size_t)v1 * c->channels;
+    }
+    ok &= rows == c->padded_vocab_size;
+    expect(ok, "vocabulary chunks tile wte, about half a block each; ranks' parts tile each chunk", c, world);
     zero_layout_free(&z);
 }
 
@@ -83,7 +127,7 @@ static void check_shards(const GPT2Config *c, int world, int other) {
     float **shards = (float **)malloc_check((size_t)world * sizeof(float *));
     float *rebuilt = (float *)calloc_check(n, sizeof(float));
     for (int r = 0; r < world; r++) {
-        zero_layout_init(&z[r], c, world, r);
+        zero_layout_init(&z[r], c, world, r, 0);
         shards[r] = (float *)malloc_check(z[r].shard_size * sizeof(float));
         zero_pack_shard(&z[r], shards[r], full);
         for (int u = 0; u < z[r].num_units; u++) {  // unpack by hand
@@ -101,7 +145,7 @@ static void check_shards(const GPT2Config *c, int world, int other) {
     int same = 1;
     for (int r = 0; r < other; r++) {
         ZeroLayout t;
-        zero_layout_init(&t, c, other, r);
+        zero_layout_init(&t, c, other, r, 0);
         float *want = (float *)malloc_check(t.shard_size * sizeof(float));
         float *got = (float *)calloc_check(t.shard_size, sizeof(float));
         zero_pack_shard(&t, want, full);
@@ -137,8 +181,10 @@ int main(void) {
     for (int s = 0; s < 4; s++) {
         for (int world = 1; world <= 7; world++) {
             check_slices(&shapes[s], world);
-            check_buckets(&shapes[s], world);
-            checks += 2;
+            check_buckets(&shapes[s], world, 0);
+            check_buckets(&shapes[s], world, 1);
+            check_vocab_chunks(&shapes[s], world);
+            checks += 4;
             if (s == 0) continue;  // (the tiny shapes re-shard fast; the arithmetic is the same)
             for (int other = 1; other <= 7; other++, checks++) {
                 check_shards(&shapes[s], world, other);
