@@ -69,6 +69,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include "autotune_file.h"
 #include "cast.cuh"
 #include "cuda_common.cuh"
 #include "gelu.cuh"
@@ -78,7 +79,7 @@
 #endif
 
 #define MATMUL_WORKSPACE_BYTES (32u << 20)   // cuBLASLt workspace: 32 MiB (enough for its split-k on H100)
-#define MATMUL_TUNE_CANDIDATES 8   // autotune: the heuristic's first 8 algorithms timed per distinct call
+#define MATMUL_TUNE_CANDIDATES AUTOTUNE_MAX_CANDIDATES   // autotune: the heuristic's first 8 algorithms timed per distinct call
 #define MATMUL_TUNE_CALLS 64       // distinct calls remembered (a GPT-2 step makes about 20)
 #define MATMUL_TUNE_REPEATS 5      // timed runs of each candidate, after one untimed
 #define MATMUL_TILE_M 128       // rows of inp (BT) per block of the tiled kernel
@@ -110,25 +111,15 @@ static inline void matmul_cublas_check(cublasStatus_t status, const char* what, 
 }
 #endif
 
-#ifndef CUDA_EMU
-// one distinct cuBLASLt call (everything the algorithm's choice and validity
-// depend on) and the algorithm autotune chose for it
 typedef struct {
-    int m, n, k, transa, transb, epilogue, d_fp32, beta_nonzero, has_bias, has_aux;
-    uint32_t align[4];   // bytes: a, b, c, d
-} MatmulCall;
-
-typedef struct {
-    MatmulCall call;
-    cublasLtMatmulAlgo_t algo;
-} MatmulTuned;
-#endif
-
-typedef struct {
+    // autotune's choices (llmc/autotune_file.h): timed here, or read from the
+    // file of an earlier run and resolved to an algorithm at the call's first use
+    TunedChoice choices[MATMUL_TUNE_CALLS];
+    int choice_count;
 #ifndef CUDA_EMU
     cublasLtHandle_t handle;
-    MatmulTuned tuned[MATMUL_TUNE_CALLS];
-    int tuned_count;
+    cublasLtMatmulAlgo_t algos[MATMUL_TUNE_CALLS];   // choices[i]'s algorithm, once resolved[i]
+    int resolved[MATMUL_TUNE_CALLS];
 #endif
     void* workspace;   // MATMUL_WORKSPACE_BYTES of device memory (emulated: unused, held as on a GPU)
     int ready;         // 1 between matmul_init() and matmul_destroy()
@@ -142,7 +133,6 @@ static MatmulContext matmul_ctx;
 static inline void matmul_init(void) {
 #ifndef CUDA_EMU
     cublasCheck(cublasLtCreate(&matmul_ctx.handle));
-    matmul_ctx.tuned_count = 0;
 #endif
     cudaCheck(cudaMalloc(&matmul_ctx.workspace, MATMUL_WORKSPACE_BYTES));
     matmul_ctx.ready = 1;
@@ -156,6 +146,43 @@ static inline void matmul_destroy(void) {
 #endif
     }
     matmul_ctx.ready = 0;
+    matmul_ctx.choice_count = 0;
+}
+
+// what an autotune file's choices are valid for: this GPU and cuBLASLt
+// (emulated: the emulator's device name, library 0)
+static inline void matmul_autotune_identity(char* device, size_t size, int* library) {
+    int dev;
+    cudaDeviceProp prop;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaGetDeviceProperties(&prop, dev));
+    snprintf(device, size, "%s", prop.name);
+#ifndef CUDA_EMU
+    *library = (int)cublasLtGetVersion();
+#else
+    *library = 0;
+#endif
+}
+
+// -at 1: the choices of the run that wrote path (if it exists and was made
+// on this GPU and cuBLASLt) are used instead of timing those calls again
+static inline void matmul_autotune_load(const char* path) {
+    char device[256];
+    int library;
+    matmul_autotune_identity(device, sizeof(device), &library);
+    matmul_ctx.choice_count = autotune_file_read(path, device, library, matmul_ctx.choices, MATMUL_TUNE_CALLS);
+#ifndef CUDA_EMU
+    for (int i = 0; i < matmul_ctx.choice_count; i++) matmul_ctx.resolved[i] = 0;
+#endif
+    if (matmul_ctx.choice_count) printf("matmul autotune: %d choices read from %s\n", matmul_ctx.choice_count, path);
+}
+
+// -at 1: writes the choices made so far (and those read) to path
+static inline void matmul_autotune_save(const char* path) {
+    char device[256];
+    int library;
+    matmul_autotune_identity(device, sizeof(device), &library);
+    autotune_file_write(path, device, library, matmul_ctx.choices, matmul_ctx.choice_count);
 }
 
 // ----------------------------------------------------------------------------
@@ -359,22 +386,44 @@ __global__ void matmul_dbias_finish_kernel(floatX* dbias, const float* partial, 
 #ifndef CUDA_EMU
 // autotune (matmul_ctx.autotune): the fastest of the heuristic's first
 // MATMUL_TUNE_CANDIDATES algorithms for `call`, timed on its own operands
-// once, then remembered. With beta != 0 each run adds into d, so d is saved
-// first and put back after; an epilogue's bias or aux output is rewritten by
-// the call that follows. `first` (the heuristic's first) where no memory is
-// left to save d (remembered too: not tried again at every call), or
-// MATMUL_TUNE_CALLS calls are already remembered.
+// once, then remembered; or, for a call whose choice was read from an
+// earlier run's file, that candidate, if the heuristic lists as many as it
+// did then. With beta != 0 each run adds into d, so d is saved first and put
+// back after; an epilogue's bias or aux output is rewritten by the call that
+// follows. `first` (the heuristic's first) where no memory is left to save d
+// (remembered too: not tried again at every call), or MATMUL_TUNE_CALLS
+// calls are already remembered.
 static inline cublasLtMatmulAlgo_t matmul_tuned_algo(const MatmulCall* call, cublasLtMatmulDesc_t desc,
                                                      cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
                                                      cublasLtMatrixLayout_t ld, cublasLtMatmulPreference_t pref,
                                                      const void* a, const void* b, void* d, float beta,
                                                      cublasLtMatmulAlgo_t first, cudaStream_t stream) {
-    for (int i = 0; i < matmul_ctx.tuned_count; i++)
-        if (memcmp(&matmul_ctx.tuned[i].call, call, sizeof(*call)) == 0) return matmul_ctx.tuned[i].algo;
-    if (matmul_ctx.tuned_count == MATMUL_TUNE_CALLS) return first;
-    MatmulTuned* t = &matmul_ctx.tuned[matmul_ctx.tuned_count++];
-    t->call = *call;
-    t->algo = first;
+    int slot = 0;   // the call's place in the choices
+    while (slot < matmul_ctx.choice_count && memcmp(&matmul_ctx.choices[slot].call, call, sizeof(*call)) != 0) slot++;
+    if (slot < matmul_ctx.choice_count && matmul_ctx.resolved[slot]) return matmul_ctx.algos[slot];
+    if (slot == MATMUL_TUNE_CALLS) return first;
+    cublasLtMatmulHeuristicResult_t cand[MATMUL_TUNE_CANDIDATES];
+    int found = 0;
+    cublasCheck(cublasLtMatmulAlgoGetHeuristic(matmul_ctx.handle, desc, la, lb, ld, ld, pref, MATMUL_TUNE_CANDIDATES,
+                                               cand, &found));
+    TunedChoice* t = &matmul_ctx.choices[slot];
+    matmul_ctx.resolved[slot] = 1;
+    if (slot < matmul_ctx.choice_count) {   // read from a file
+        if (t->found == found) {
+            matmul_ctx.algos[slot] = cand[t->candidate].algo;
+            printf("matmul autotune: m %d n %d k %d epilogue %d: candidate %d of %d, as read\n", call->m, call->n,
+                   call->k, call->epilogue, t->candidate + 1, found);
+            return matmul_ctx.algos[slot];
+        }
+        printf("matmul autotune: m %d n %d k %d epilogue %d: %d candidates where the file had %d: timing again\n",
+               call->m, call->n, call->k, call->epilogue, found, t->found);
+    } else {
+        matmul_ctx.choice_count++;
+        t->call = *call;
+    }
+    t->candidate = 0;
+    t->found = found > 0 ? found : 1;
+    matmul_ctx.algos[slot] = first;
     size_t d_bytes = (size_t)call->m * call->n * (call->d_fp32 ? sizeof(float) : sizeof(floatX));
     void* saved = NULL;
     if (beta != 0.0f) {
@@ -384,10 +433,6 @@ static inline cublasLtMatmulAlgo_t matmul_tuned_algo(const MatmulCall* call, cub
         }
         cudaCheck(cudaMemcpyAsync(saved, d, d_bytes, cudaMemcpyDeviceToDevice, stream));
     }
-    cublasLtMatmulHeuristicResult_t cand[MATMUL_TUNE_CANDIDATES];
-    int found = 0;
-    cublasCheck(cublasLtMatmulAlgoGetHeuristic(matmul_ctx.handle, desc, la, lb, ld, ld, pref, MATMUL_TUNE_CANDIDATES,
-                                               cand, &found));
     cudaEvent_t start, stop;
     cudaCheck(cudaEventCreate(&start));
     cudaCheck(cudaEventCreate(&stop));
@@ -417,11 +462,12 @@ static inline cublasLtMatmulAlgo_t matmul_tuned_algo(const MatmulCall* call, cub
         cudaCheck(cudaFree(saved));
     }
     if (best >= 0) {
-        t->algo = cand[best].algo;
+        t->candidate = best;
+        matmul_ctx.algos[slot] = cand[best].algo;
         printf("matmul autotune: m %d n %d k %d epilogue %d: candidate %d of %d, %.2fx the speed of the heuristic's first\n",
                call->m, call->n, call->k, call->epilogue, best + 1, found, first_ms / best_ms);
     }
-    return t->algo;
+    return matmul_ctx.algos[slot];
 }
 
 // d (m,n) = op(a) (m,k) @ op(b) (k,n) + beta * d, column-major, op = transpose

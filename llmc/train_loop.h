@@ -190,7 +190,7 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-r", "--recompute", ARG_INT, &c->recompute, 0, 2, "1: recompute GELU in the backward, not store it (less memory); 2: also ln1, ln2"},
         {"-w", "--master-weights", ARG_INT, &c->master_weights, 0, 1, "1: fp32 master weights for AdamW; model files in fp32"},
         {"-ge", "--gelu-fusion", ARG_INT, &c->gelu_fusion, 0, 1, "1: GELU, its gradient and the bias gradients in matmul epilogues; 0: separate kernels"},
-        {"-at", "--matmul-autotune", ARG_INT, &c->matmul_autotune, 0, 1, "1: time cuBLASLt's candidate algorithms at each matmul shape's first call and keep the fastest (two runs may then differ in bits); 0: its heuristic's first"},
+        {"-at", "--matmul-autotune", ARG_INT, &c->matmul_autotune, 0, 1, "1: time cuBLASLt's candidate algorithms at each matmul shape's first call and keep the fastest, saved with the checkpoints in -o and used again by a run there (its resume keeps the bits; two fresh runs may differ); 0: its heuristic's first"},
         {"-f", "--tf32", ARG_INT, &c->tf32, 0, 1, "TF32 for fp32 matmuls (llm.c's flag): every matmul here takes bf16, so, as in llm.c's bf16 build, no effect"},
         {"-gr", "--grad-reduce-fp32", ARG_INT, &c->reduce_fp32, 0, 1, "several ranks: 1 sums gradients over them in fp32 (one rounding, twice the traffic); 0 in bf16"},
         {"-pk", "--profile-kernels", ARG_INT, &c->profile, 0, 1, "1: time each kernel family per step, print a table at the end"},

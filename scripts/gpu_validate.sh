@@ -13,6 +13,8 @@
 #   3. a tiny model (tests/make_model.py) trained 10 steps by it and by the CPU
 #      trainer on the same data: losses within 0.01, grad norms within 1%
 #      (scripts/compare_losses.sh), and a second GPU run with the same bits;
+#      with -at 1, a resume from step 3 with the saved choices ends at step 6
+#      with the model file of the run it continues, bit for bit;
 #      test_gpt2cu against PyTorch reference files (train_gpt2.py) for a d2
 #      model with a 512-token vocabulary and for the 124M shape;
 #   4. GPT-2 124M (d12) at B=GPU_VALIDATE_B (default 64), T=1024 on random
@@ -228,6 +230,18 @@ else
         r="FAIL (two runs differ)"
     fi
     trainer_row "tiny model, two runs: the same bits" "$r"
+    # -at 1: its choices, saved with the checkpoints, make a resume use the
+    # same algorithms: the step 6 model file of the run it continues, bit for bit
+    r=$(run_one "$LOGS/gpu_at.log" "$GPU_TRAINER" "${TINY[@]}" -at 1 -x 6 -n 3 -o "$W/at")
+    if [ "$r" = PASS ]; then
+        mkdir -p "$W/at_resume"
+        cp "$W/at/model_00000003.bin" "$W/at/state_00000003_00000.bin" "$W/at/matmul_autotune.txt" "$W/at_resume/"
+        r=$(run_one "$LOGS/gpu_at_resume.log" "$GPU_TRAINER" "${TINY[@]}" -at 1 -x 6 -n 3 -y 1 -o "$W/at_resume")
+        if [ "$r" = PASS ] && ! cmp -s "$W/at/model_00000006.bin" "$W/at_resume/model_00000006.bin"; then
+            r="FAIL (the resumed run's step 6 model file differs)"
+        fi
+    fi
+    trainer_row "tiny model, -at 1: a resume with the saved choices, the same bits" "$r"
 
     # test_gpt2cu against PyTorch (train_gpt2.py writes the reference here):
     # a d2 model with a 512-token vocabulary, and on a GPU the 124M shape

@@ -170,6 +170,38 @@ else
     else fail gpu_train_broken_kernel_fails "the broken build did not compile: $(head -3 "$TMP/broken/build.log")"; fi
 fi
 
+# -at 1: the choices are saved with the checkpoints (llmc/autotune_file.h)
+# and read back by a run in the same -o, which keeps them in the file it
+# writes. Emulated, cuBLASLt's stand-in has nothing to time, so the file
+# holds its header and the choices put in by hand here.
+AT=(-e "$TMP/tiny.bin" -i "$TMP/tr_*.bin" -j "" -b 2 -t 16 -x 2 -l 1e-3 -tz "" -g 0 -at 1)
+"$GPU" "${AT[@]}" -n 2 -o "$TMP/at" > "$TMP/at.txt" 2>&1
+ATF=$TMP/at/matmul_autotune.txt
+check gpu_train_autotune_file_written grep -qx 'llmc matmul autotune 1' "$ATF"
+dev=$(sed -n 2p "$ATF")
+CALL='call 8 4 2 0 1 0 0 0 0 0 16 16 16 16 1 3'
+printf 'llmc matmul autotune 1\n%s\nlibrary 0\n%s\n' "$dev" "$CALL" > "$ATF"
+"$GPU" "${AT[@]}" -y 1 -x 4 -n 2 -o "$TMP/at" > "$TMP/at2.txt" 2>&1
+if grep -q 'matmul autotune: 1 choices read from' "$TMP/at2.txt" && grep -qx "$CALL" "$ATF"; then
+    pass gpu_train_autotune_file_read_and_kept
+else fail gpu_train_autotune_file_read_and_kept "$(grep -i autotune "$TMP/at2.txt") / $(tail -1 "$ATF")"; fi
+printf 'llmc matmul autotune 1\ndevice another GPU\nlibrary 0\n%s\n' "$CALL" > "$ATF"
+"$GPU" "${AT[@]}" -y 1 -x 5 -o "$TMP/at" > "$TMP/at3.txt" 2>&1
+check gpu_train_autotune_file_of_another_gpu_set_aside grep -q 'was made on another GPU with cuBLASLt 0.*timing again' "$TMP/at3.txt"
+bad_autotune() {   # NAME WANT LINE...: a file of these lines is refused with WANT
+    local name=$1 want=$2; shift 2
+    printf '%s\n' "$@" > "$ATF"
+    expect_error "$name" "$want" "$GPU" "${AT[@]}" -y 1 -x 6 -o "$TMP/at"
+}
+bad_autotune gpu_train_autotune_rejects_other_file "matmul_autotune.txt:1: not an autotune file" 'hello'
+bad_autotune gpu_train_autotune_rejects_short_call "matmul_autotune.txt:4: not a call line" \
+    'llmc matmul autotune 1' "$dev" 'library 0' 'call 8 4 2 0 1 0 0 0 0 0 16 16 16 16 1'
+bad_autotune gpu_train_autotune_rejects_candidate_past_found "matmul_autotune.txt:4: not a call line" \
+    'llmc matmul autotune 1' "$dev" 'library 0' 'call 8 4 2 0 1 0 0 0 0 0 16 16 16 16 3 3'
+bad_autotune gpu_train_autotune_rejects_bad_alignment "matmul_autotune.txt:4: not a call line" \
+    'llmc matmul autotune 1' "$dev" 'library 0' 'call 8 4 2 0 1 0 0 0 0 0 16 24 16 16 0 3'
+bad_autotune gpu_train_autotune_rejects_cut_header "ends after 2 line(s)" 'llmc matmul autotune 1' "$dev"
+
 # the GPU trainer's own flags are range-checked like the others
 expect_error gpu_train_rejects_r_3 "-r must be in [0, 2]" "$GPU" "${ARGS[@]}" -r 3
 expect_error gpu_train_rejects_w_5 "-w must be in [0, 1]" "$GPU" "${ARGS[@]}" -w 5
