@@ -364,7 +364,8 @@ void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T, Co
     model->comm = comm;
     model->zero_stage = stage;
     model->seed = seed;
-    zero_layout_init(&model->shards, &model->config, comm->world, comm->rank, 0);   // (wte in bucket 0: vocabulary chunks are the CPU trainer's only, so far)
+    // (wte whole in bucket 0: vocabulary chunks are the CPU trainer's only, so far)
+    zero_layout_init(&model->shards, &model->config, comm->world, comm->rank, 0);
     zero_layout_init(&model->optim, &model->config, stage == 0 ? 1 : comm->world, stage == 0 ? 0 : comm->rank, 0);
     gpt2_allocate(model, B, T);
     size_t n = model->num_parameters;

@@ -34,7 +34,7 @@
 #include "cuda_common.cuh"
 
 #define FUSED_CLASSIFIER_BLOCK_SIZE 512   // threads per block (one row each): Vp = 50304 is 6288 chunks, ~12 a thread
-#define FUSED_CLASSIFIER_HELD 13           // the most chunks a thread holds in registers (Vp <= 53248: GPT-2's 50304 is 12.3 a thread)
+#define FUSED_CLASSIFIER_HELD 13           // the most chunks a thread holds in registers (GPT-2's Vp: 12.3)
 
 // ----------------------------------------------------------------------------
 // kernels

@@ -246,10 +246,10 @@ __global__ void __launch_bounds__(LAYERNORM_BLOCK_SIZE)
 // and dbias (C,) += that of their dbias parts (each added in fp32, rounded
 // once). A block takes 32 slots (Cp is a multiple of 256, so all of them in
 // the dweight or all in the dbias half): 2 Cp / 32 blocks, 48 at C = 768
-// (256 slots a block made 6 blocks whose threads loaded 512 values each, one
-// after another: 63 us on an H100, 25 times a step). Thread (x, y) sums slot x's blocks y,
-// y + 8, ... in that order; then lane x of warp 0 adds the 8 partial sums of
-// slot x in y order: a fixed order for given G.
+// (256 slots a block made 6 blocks whose threads loaded 512 values each,
+// one after another: 63 us on an H100, 25 times a step). Thread (x, y) sums
+// slot x's blocks y, y + 8, ... in that order; then lane x of warp 0 adds
+// the 8 partial sums of slot x in y order: a fixed order for given G.
 __global__ void __launch_bounds__(32 * LAYERNORM_BWD_REDUCE_ROWS)
     layernorm_backward_reduce_kernel(floatX* dweight, floatX* dbias, const float* scratch, int G, int C) {
     const int ROWS = LAYERNORM_BWD_REDUCE_ROWS;

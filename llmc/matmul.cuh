@@ -44,7 +44,10 @@
 // alignment, beta) times the heuristic's first MATMUL_TUNE_CANDIDATES
 // algorithms on the call's own operands and keeps the fastest for the rest of
 // the run: faster where the heuristic guesses wrong, but the choice follows
-// the timings, so two runs (or a run and its resume) may differ in bits.
+// the timings, so two fresh runs may differ in bits. The trainer saves the
+// choices with its checkpoints (llmc/autotune_file.h, matmul_autotune_save)
+// and a run in the same output dir reads them back (matmul_autotune_load),
+// so a resume runs the same algorithms as the run it continues.
 //
 // cuBLASLt is column-major: a row-major (R,K) matrix is a column-major
 // (K,R) one. The context (handle + 32 MiB workspace) is one file-static
@@ -79,7 +82,7 @@
 #endif
 
 #define MATMUL_WORKSPACE_BYTES (32u << 20)   // cuBLASLt workspace: 32 MiB (enough for its split-k on H100)
-#define MATMUL_TUNE_CANDIDATES AUTOTUNE_MAX_CANDIDATES   // autotune: the heuristic's first 8 algorithms timed per distinct call
+#define MATMUL_TUNE_CANDIDATES AUTOTUNE_MAX_CANDIDATES   // autotune: the heuristic's first 8, timed per call
 #define MATMUL_TUNE_CALLS 64       // distinct calls remembered (a GPT-2 step makes about 20)
 #define MATMUL_TUNE_REPEATS 5      // timed runs of each candidate, after one untimed
 #define MATMUL_TILE_M 128       // rows of inp (BT) per block of the tiled kernel
