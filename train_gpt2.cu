@@ -898,20 +898,20 @@ static void *download(const void *src, size_t bytes) {
 // The model file holds the master weights (fp32) when there are some, else
 // the bf16 parameters; each rank's state file its slices of the AdamW
 // moments. State files first: rank 0's model file marks the checkpoint complete.
-// -at 1's choices, beside the checkpoints in the first dir_len characters
-// of dir (llmc/autotune_file.h)
-static void autotune_path(char *out, size_t size, const char *dir, int dir_len) {
-    snprintf(out, size, "%.*s/matmul_autotune.txt", dir_len, dir);
+// -at 1's choices of this rank (each times its own at first), beside the
+// checkpoints in the first dir_len characters of dir (llmc/autotune_file.h)
+static void autotune_path(char *out, size_t size, const char *dir, int dir_len, int rank) {
+    snprintf(out, size, "%.*s/matmul_autotune_%05d.txt", dir_len, dir, rank);
 }
 
 void gpt2_save(GPT2 *model, const char *model_path, const char *state_path, const TrainState *st) {
     size_t n = model->num_parameters;
     const ZeroLayout *z = &model->shards;
-    if (matmul_ctx.autotune && z->rank == 0) {  // (before the model file, which completes the checkpoint)
+    if (matmul_ctx.autotune) {  // (before the model file, which completes the checkpoint)
         char path[4096];
         const char *slash = strrchr(model_path, '/');
-        if (slash) autotune_path(path, sizeof(path), model_path, (int)(slash - model_path));
-        else autotune_path(path, sizeof(path), ".", 1);
+        if (slash) autotune_path(path, sizeof(path), model_path, (int)(slash - model_path), z->rank);
+        else autotune_path(path, sizeof(path), ".", 1, z->rank);
         matmul_autotune_save(path);
     }
     float *m, *v;
@@ -1091,7 +1091,7 @@ void gpt2_configure(const TrainConfig *cfg, const Comm *comm) {
     matmul_ctx.autotune = cfg->matmul_autotune;
     if (cfg->matmul_autotune && cfg->output_dir[0]) {  // an earlier run's choices: the same algorithms, the same bits
         char path[4096];
-        autotune_path(path, sizeof(path), cfg->output_dir, (int)strlen(cfg->output_dir));
+        autotune_path(path, sizeof(path), cfg->output_dir, (int)strlen(cfg->output_dir), comm->rank);
         matmul_autotune_load(path);
     }
     gpu_options.reduce_fp32 = cfg->reduce_fp32;

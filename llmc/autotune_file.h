@@ -4,9 +4,10 @@
  * -at 1 times cuBLASLt's candidate algorithms at each distinct call's first
  * use and keeps the fastest (llmc/matmul.cuh). Timings vary from run to run,
  * so without this file a resume could pick another algorithm than the run
- * it continues, and get other bits. The trainer writes the choices beside
- * its checkpoints and reads them back at start: a resume, or any run given
- * the same output dir, uses the same algorithms.
+ * it continues, and get other bits. Each rank (timing on its own) writes its
+ * choices beside the checkpoints, matmul_autotune_RANK.txt, and reads them
+ * back at start: a resume, or any run given the same output dir, uses the
+ * same algorithms.
  *
  * The file is text, one line each:
  *   llmc matmul autotune 1

@@ -235,7 +235,7 @@ else
     r=$(run_one "$LOGS/gpu_at.log" "$GPU_TRAINER" "${TINY[@]}" -at 1 -x 6 -n 3 -o "$W/at")
     if [ "$r" = PASS ]; then
         mkdir -p "$W/at_resume"
-        cp "$W/at/model_00000003.bin" "$W/at/state_00000003_00000.bin" "$W/at/matmul_autotune.txt" "$W/at_resume/"
+        cp "$W/at/model_00000003.bin" "$W/at/state_00000003_00000.bin" "$W/at/matmul_autotune_00000.txt" "$W/at_resume/"
         r=$(run_one "$LOGS/gpu_at_resume.log" "$GPU_TRAINER" "${TINY[@]}" -at 1 -x 6 -n 3 -y 1 -o "$W/at_resume")
         if [ "$r" = PASS ] && ! cmp -s "$W/at/model_00000006.bin" "$W/at_resume/model_00000006.bin"; then
             r="FAIL (the resumed run's step 6 model file differs)"

@@ -176,7 +176,7 @@ fi
 # holds its header and the choices put in by hand here.
 AT=(-e "$TMP/tiny.bin" -i "$TMP/tr_*.bin" -j "" -b 2 -t 16 -x 2 -l 1e-3 -tz "" -g 0 -at 1)
 "$GPU" "${AT[@]}" -n 2 -o "$TMP/at" > "$TMP/at.txt" 2>&1
-ATF=$TMP/at/matmul_autotune.txt
+ATF=$TMP/at/matmul_autotune_00000.txt
 check gpu_train_autotune_file_written grep -qx 'llmc matmul autotune 1' "$ATF"
 dev=$(sed -n 2p "$ATF")
 CALL='call 8 4 2 0 1 0 0 0 0 0 16 16 16 16 1 3'
@@ -193,12 +193,12 @@ bad_autotune() {   # NAME WANT LINE...: a file of these lines is refused with WA
     printf '%s\n' "$@" > "$ATF"
     expect_error "$name" "$want" "$GPU" "${AT[@]}" -y 1 -x 6 -o "$TMP/at"
 }
-bad_autotune gpu_train_autotune_rejects_other_file "matmul_autotune.txt:1: not an autotune file" 'hello'
-bad_autotune gpu_train_autotune_rejects_short_call "matmul_autotune.txt:4: not a call line" \
+bad_autotune gpu_train_autotune_rejects_other_file "matmul_autotune_00000.txt:1: not an autotune file" 'hello'
+bad_autotune gpu_train_autotune_rejects_short_call "matmul_autotune_00000.txt:4: not a call line" \
     'llmc matmul autotune 1' "$dev" 'library 0' 'call 8 4 2 0 1 0 0 0 0 0 16 16 16 16 1'
-bad_autotune gpu_train_autotune_rejects_candidate_past_found "matmul_autotune.txt:4: not a call line" \
+bad_autotune gpu_train_autotune_rejects_candidate_past_found "matmul_autotune_00000.txt:4: not a call line" \
     'llmc matmul autotune 1' "$dev" 'library 0' 'call 8 4 2 0 1 0 0 0 0 0 16 16 16 16 3 3'
-bad_autotune gpu_train_autotune_rejects_bad_alignment "matmul_autotune.txt:4: not a call line" \
+bad_autotune gpu_train_autotune_rejects_bad_alignment "matmul_autotune_00000.txt:4: not a call line" \
     'llmc matmul autotune 1' "$dev" 'library 0' 'call 8 4 2 0 1 0 0 0 0 0 16 24 16 16 0 3'
 bad_autotune gpu_train_autotune_rejects_cut_header "ends after 2 line(s)" 'llmc matmul autotune 1' "$dev"
 
