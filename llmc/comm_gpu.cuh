@@ -300,39 +300,91 @@ static inline void device_all_reduce_sum(DeviceComm *d, void *buf, size_t n, Dev
 #endif
 }
 
-// buf (n,) of type t on the device: rank q's slice buf[q * slice, min((q + 1)
-// * slice, n)) goes to every rank, in place (slices may be short or empty).
-static inline void device_all_gather_unpadded(DeviceComm *d, void *buf, size_t n, size_t slice, DeviceType t,
-                                              const char *what) {
+// buf (b - a,) of type t on the device: the elements [a, b) of an unpadded
+// unit of n elements whose rank q's slice is [q * slice, min((q + 1) *
+// slice, n)): every rank's part of the range (llmc/comm.h's comm_range_part;
+// this rank's already in place) goes to every rank (parts may be empty).
+// Queued like device_reduce_scatter.
+static inline void device_all_gather_range(DeviceComm *d, void *buf, size_t n, size_t slice, size_t a, size_t b,
+                                           DeviceType t, const char *what) {
     Comm *c = d->host;
     if (c->world == 1) return;
     size_t es = device_type_size(t);
-    device_begin(d);
 #ifdef USE_NCCL
     ncclCheck(ncclGroupStart());
     for (int q = 0; q < c->world; q++) {
-        size_t start = (size_t)q * slice;
-        if (start >= n) break;
-        size_t count = n - start < slice ? n - start : slice;
-        char *at = (char *)buf + start * es;
-        ncclCheck(ncclBroadcast(at, at, count, nccl_type(t), q, d->nccl, d->stream));
+        size_t lo, hi;
+        comm_range_part(n, slice, a, b, q, &lo, &hi);
+        if (hi == lo) continue;
+        char *at = (char *)buf + (lo - a) * es;
+        ncclCheck(ncclBroadcast(at, at, hi - lo, nccl_type(t), q, d->nccl, d->stream));
     }
     ncclCheckDeadline(c, what, ncclGroupEnd());
-    device_done(d, what);
 #elif defined(CUDA_EMU) && defined(USE_MPI)
     emu::submit(d->stream, [=] {
         int *counts = (int *)malloc_check((size_t)c->world * sizeof(int));
         int *displs = (int *)malloc_check((size_t)c->world * sizeof(int));
-        comm_range_counts(c, n * es, slice * es, 0, n * es, counts, displs, what);
+        comm_range_counts(c, n * es, slice * es, a * es, b * es, counts, displs, what);
         CommRequest r = comm_begin(c, what);
         MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_BYTE, c->comm, &r.req);
         comm_wait(c, &r);
         free(counts);
         free(displs);
     });
-    device_done(d, what);
 #else
-    (void)buf, (void)n, (void)slice, (void)es, (void)what;
+    (void)buf, (void)n, (void)slice, (void)a, (void)b, (void)es, (void)what;
+#endif
+}
+
+// buf (n,) of type t: rank q's slice buf[q * slice, min((q + 1) * slice, n))
+// goes to every rank, in place (slices may be short or empty); after the
+// compute stream's work so far, waited for (outside a group).
+static inline void device_all_gather_unpadded(DeviceComm *d, void *buf, size_t n, size_t slice, DeviceType t,
+                                              const char *what) {
+    if (d->host->world == 1) return;
+    device_begin(d);
+    device_all_gather_range(d, buf, n, slice, 0, n, t, what);
+    device_done(d, what);
+}
+
+// recv = this rank's part [lo, hi) (comm_range_part) of the sum over the
+// ranks of send (b - a,), the elements [a, b) of an unpadded unit of n
+// elements sliced as in device_all_gather_range. Queued like
+// device_reduce_scatter: device_wait, or the stream, completes it.
+static inline void device_reduce_scatter_range(DeviceComm *d, const void *send, void *recv, size_t n, size_t slice,
+                                               size_t a, size_t b, DeviceType t, const char *what) {
+    Comm *c = d->host;
+    size_t es = device_type_size(t);
+    if (c->world == 1) {
+        cudaCheck(cudaMemcpyAsync(recv, send, (b - a) * es, cudaMemcpyDeviceToDevice, d->compute));
+        return;
+    }
+#ifdef USE_NCCL
+    comm_deadline_arm(c->timeout_s, what);
+    ncclCheck(ncclGroupStart());
+    for (int q = 0; q < c->world; q++) {   // a sum to each part's owner
+        size_t lo, hi;
+        comm_range_part(n, slice, a, b, q, &lo, &hi);
+        if (hi == lo) continue;
+        ncclCheck(ncclReduce((const char *)send + (lo - a) * es, recv, hi - lo, nccl_type(t), ncclSum, q, d->nccl,
+                             d->stream));
+    }
+    ncclCheck(ncclGroupEnd());
+    comm_deadline_disarm();
+#elif defined(CUDA_EMU) && defined(USE_MPI)
+    emu::submit(d->stream, [=] {
+        int *counts = (int *)malloc_check((size_t)c->world * sizeof(int));
+        int *displs = (int *)malloc_check((size_t)c->world * sizeof(int));
+        comm_range_counts(c, n, slice, a, b, counts, displs, what);
+        CommRequest r = comm_begin(c, what);
+        MPI_Ireduce_scatter(send, recv, counts, t == DEVICE_BF16 ? MPI_UINT16_T : MPI_FLOAT, emu_sum_op(t), c->comm,
+                            &r.req);
+        comm_wait(c, &r);
+        free(counts);
+        free(displs);
+    });
+#else
+    (void)send, (void)recv, (void)n, (void)slice, (void)a, (void)b, (void)es, (void)what;
 #endif
 }
 

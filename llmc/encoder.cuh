@@ -52,20 +52,23 @@
 // ----------------------------------------------------------------------------
 // kernels
 
-// out (B,T,C) = wte (V,C) [inp (B,T)] + wpe (maxT,C) [t]; one thread per 8
-// channels of one position; N = B*T
+// out (B,T,C) = wte (V,C) [inp (B,T)] + wpe (maxT,C) [t] at the positions
+// whose token is in the rows [v0, v1) of wte, which wte_rows holds (row v at
+// (v - v0) * C); one thread per 8 channels of one position; N = B*T
 __global__ void __launch_bounds__(ENCODER_BLOCK_SIZE)
-    encoder_forward_kernel(floatX* out, const int* inp, const floatX* wte, const floatX* wpe, int N, int T,
-                           int C, int V) {
+    encoder_forward_kernel(floatX* out, const int* inp, const floatX* wte_rows, const floatX* wpe, int N, int T,
+                           int C, int V, int v0, int v1) {
     const int P = Pack128<floatX>::N;
     int C8 = C / P;
     int idx = (int)(blockIdx.x * blockDim.x + threadIdx.x);
     if (idx >= N * C8) return;   // no barrier in this kernel
     int bt = idx / C8, c = (idx - bt * C8) * P, t = bt % T;
     int tok = inp[bt];
+    int bad = tok < 0 || tok >= V;
+    if ((bad && v0 != 0) || (!bad && (tok < v0 || tok >= v1))) return;   // (another block of rows writes it)
     Pack128<floatX> y;
-    if (tok >= 0 && tok < V) {
-        Pack128<floatX> w = load128(wte + (size_t)tok * C + c), p = load128(wpe + (size_t)t * C + c);
+    if (!bad) {
+        Pack128<floatX> w = load128(wte_rows + (size_t)(tok - v0) * C + c), p = load128(wpe + (size_t)t * C + c);
 #pragma unroll
         for (int k = 0; k < P; k++) y[k] = (floatX)((float)w[k] + (float)p[k]);
     } else {
@@ -80,18 +83,20 @@ __global__ void __launch_bounds__(ENCODER_BLOCK_SIZE)
 // buckets: tokens[u] (U,) a token id, starts (U+1,) its range
 // pos[starts[u]] .. pos[starts[u+1]-1] in pos (B*T,), the b*T+t of each
 // occurrence in increasing order. Warp w of the grid does bucket w / nchunks,
-// channels (w % nchunks) * 256 + lane * 8 .. + 8, nchunks = ceil(C / 256).
+// channels (w % nchunks) * 256 + lane * 8 .. + 8, nchunks = ceil(C / 256),
+// if its token is in the rows [v0, v1) of dwte that dwte_rows holds (row v at
+// (v - v0) * C).
 __global__ void __launch_bounds__(ENCODER_BWD_WARPS * 32)
-    encoder_backward_wte_kernel(floatX* dwte, const floatX* dout, const int* pos, const int* starts,
-                                const int* tokens, int U, int C) {
+    encoder_backward_wte_kernel(floatX* dwte_rows, const floatX* dout, const int* pos, const int* starts,
+                                const int* tokens, int U, int C, int v0, int v1) {
     const int P = Pack128<floatX>::N;
     int nchunks = (C + ENCODER_BWD_CHUNK - 1) / ENCODER_BWD_CHUNK;
     int w = (int)(blockIdx.x * ENCODER_BWD_WARPS + threadIdx.x / 32), lane = (int)(threadIdx.x % 32);
     if (w >= U * nchunks) return;   // the ragged last block; no barrier in this kernel
     int u = w / nchunks;
     int c = (w - u * nchunks) * ENCODER_BWD_CHUNK + lane * P;
-    if (c >= C) return;   // the last chunk of a row with C % 256 != 0
-    floatX* row = dwte + (size_t)tokens[u] * C + c;
+    if (c >= C || tokens[u] < v0 || tokens[u] >= v1) return;   // (C % 256 != 0: a short last chunk)
+    floatX* row = dwte_rows + (size_t)(tokens[u] - v0) * C + c;
     Pack128<floatX> old = load128(row);
     float acc[P];
 #pragma unroll
@@ -169,17 +174,28 @@ static inline void encoder_check_args(const char* who, int B, int T, int C, int 
     }
 }
 
+// The forward over a block of rows of wte: out (B,T,C) at the positions
+// whose token is in [v0, v1), with wte_rows holding those rows of wte (its
+// row v at (v - v0) * C); the other positions are left as they are. Called
+// for blocks of rows that cover [0, V) once each, it writes what
+// encoder_forward does, bit for bit (a bad id's NaN row with the block at
+// v0 = 0). (The GPU trainer's vocabulary chunks at ZeRO-3.)
+static inline void encoder_forward_rows(floatX* out, const int* inp, const floatX* wte_rows, const floatX* wpe,
+                                        int v0, int v1, int B, int T, int C, int V, cudaStream_t stream) {
+    encoder_check_args("encoder_forward", B, T, C, V, out, wte_rows, wpe);
+    int n = B * T * (C / Pack128<floatX>::N);
+    if (n == 0) return;
+    int grid = (n + ENCODER_BLOCK_SIZE - 1) / ENCODER_BLOCK_SIZE;
+    encoder_forward_kernel<<<grid, ENCODER_BLOCK_SIZE, 0, stream>>>(out, inp, wte_rows, wpe, B * T, T, C, V, v0, v1);
+    cudaCheck(cudaGetLastError());
+}
+
 // out (B,T,C), inp (B,T) on the device, wte (V,C), wpe (maxT,C) with
 // T <= maxT. Token ids must be in [0, V): the caller validates them on the
 // host; a bad one gives a NaN row of out, never a read outside wte.
 static inline void encoder_forward(floatX* out, const int* inp, const floatX* wte, const floatX* wpe, int B, int T,
                                    int C, int V, cudaStream_t stream) {
-    encoder_check_args("encoder_forward", B, T, C, V, out, wte, wpe);
-    int n = B * T * (C / Pack128<floatX>::N);
-    if (n == 0) return;
-    int grid = (n + ENCODER_BLOCK_SIZE - 1) / ENCODER_BLOCK_SIZE;
-    encoder_forward_kernel<<<grid, ENCODER_BLOCK_SIZE, 0, stream>>>(out, inp, wte, wpe, B * T, T, C, V);
-    cudaCheck(cudaGetLastError());
+    encoder_forward_rows(out, inp, wte, wpe, 0, V, B, T, C, V, stream);
 }
 
 // bytes of the device scratch of encoder_backward: pos (B*T,), starts
@@ -233,21 +249,56 @@ static inline int encoder_backward_buckets(int* host_scratch, const int* inp_hos
     return U;
 }
 
-// the device half of encoder_backward: the two kernels on the buckets in
-// scratch (pos (N,) | starts (U+1,) | tokens (U,), as built by
-// encoder_backward_buckets and copied there); sizes already checked
-static inline void encoder_backward_kernels(floatX* dwte, floatX* dwpe, const int* scratch, const floatX* dout,
-                                            int U, int B, int T, int C, cudaStream_t stream) {
+// the dwte kernel on the buckets in scratch (pos (N,) | starts (U+1,) |
+// tokens (U,), as built by encoder_backward_buckets and copied there), for
+// the tokens in the rows [v0, v1) of dwte, which dwte_rows holds (row v at
+// (v - v0) * C; the GPU trainer's vocabulary chunks at ZeRO-2/3); sizes
+// already checked
+static inline void encoder_backward_wte_rows(floatX* dwte_rows, int v0, int v1, const int* scratch,
+                                             const floatX* dout, int U, int B, int T, int C, cudaStream_t stream) {
+    encoder_check_args("encoder_backward", B, T, C, 1, dwte_rows, dout, scratch);
     int N = B * T;
     int nchunks = (C + ENCODER_BWD_CHUNK - 1) / ENCODER_BWD_CHUNK;
     int grid = (U * nchunks + ENCODER_BWD_WARPS - 1) / ENCODER_BWD_WARPS;
-    encoder_backward_wte_kernel<<<grid, ENCODER_BWD_WARPS * 32, 0, stream>>>(dwte, dout, scratch, scratch + N,
-                                                                              scratch + N + U + 1, U, C);
+    if (grid == 0) return;
+    encoder_backward_wte_kernel<<<grid, ENCODER_BWD_WARPS * 32, 0, stream>>>(dwte_rows, dout, scratch, scratch + N,
+                                                                              scratch + N + U + 1, U, C, v0, v1);
     cudaCheck(cudaGetLastError());
+}
+
+// the dwpe kernel; sizes already checked
+static inline void encoder_backward_wpe(floatX* dwpe, const floatX* dout, int B, int T, int C, cudaStream_t stream) {
+    encoder_check_args("encoder_backward", B, T, C, 1, dwpe, dout, dout);
     int n = T * (C / Pack128<floatX>::N);
+    if (n == 0) return;
     encoder_backward_wpe_kernel<<<(n + ENCODER_BLOCK_SIZE - 1) / ENCODER_BLOCK_SIZE, ENCODER_BLOCK_SIZE, 0,
                                   stream>>>(dwpe, dout, B, T, C);
     cudaCheck(cudaGetLastError());
+}
+
+// the device half of encoder_backward: both kernels, all of dwte
+static inline void encoder_backward_kernels(floatX* dwte, floatX* dwpe, const int* scratch, const floatX* dout,
+                                            int U, int B, int T, int C, cudaStream_t stream) {
+    encoder_backward_wte_rows(dwte, 0, 0x7FFFFFFF, scratch, dout, U, B, T, C, stream);
+    encoder_backward_wpe(dwpe, dout, B, T, C, stream);
+}
+
+// encoder_backward's buckets of inp_host (B,T) built in host_scratch and
+// copied to scratch on stream (as below); returns U, the number of distinct
+// tokens. Then encoder_backward_wte_rows for each block of rows of dwte and
+// encoder_backward_wpe do what encoder_backward does.
+static inline int encoder_backward_prepare(void* scratch, int* host_scratch, const int* inp_host, int B, int T,
+                                           int V, cudaStream_t stream) {
+    if ((uintptr_t)scratch % sizeof(int) != 0) {
+        fprintf(stderr, "error: encoder_backward: scratch must be int-aligned\n");
+        exit(1);
+    }
+    int N = B * T;
+    if (N == 0) return 0;
+    int U = encoder_backward_buckets(host_scratch, inp_host, N, V);
+    cudaCheck(cudaMemcpyAsync(scratch, host_scratch, ((size_t)N + 2 * U + 1) * sizeof(int), cudaMemcpyHostToDevice,
+                              stream));
+    return U;
 }
 
 // dwte (V,C) += the sums of dout (B,T,C) per token of inp_host (B,T), dwpe
@@ -267,15 +318,7 @@ static inline void encoder_backward(floatX* dwte, floatX* dwpe, void* scratch, i
                                     const floatX* dout, const int* inp_host, int B, int T, int C, int V,
                                     cudaStream_t stream) {
     encoder_check_args("encoder_backward", B, T, C, V, dwte, dwpe, dout);
-    if ((uintptr_t)scratch % sizeof(int) != 0) {
-        fprintf(stderr, "error: encoder_backward: scratch must be int-aligned\n");
-        exit(1);
-    }
-    int N = B * T;
-    if (N == 0) return;
-    int U = encoder_backward_buckets(host_scratch, inp_host, N, V);
-    cudaCheck(cudaMemcpyAsync(scratch, host_scratch, ((size_t)N + 2 * U + 1) * sizeof(int), cudaMemcpyHostToDevice,
-                              stream));
+    int U = encoder_backward_prepare(scratch, host_scratch, inp_host, B, T, V, stream);
     encoder_backward_kernels(dwte, dwpe, (const int*)scratch, dout, U, B, T, C, stream);
 }
 

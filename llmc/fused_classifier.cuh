@@ -179,8 +179,75 @@ __global__ void __launch_bounds__(FUSED_CLASSIFIER_BLOCK_SIZE)
     }
 }
 
+
 // ----------------------------------------------------------------------------
-// launcher
+// the classifier over blocks of columns (the GPU trainer's vocabulary chunks
+// at ZeRO-2/3, where no rank holds all of wte): the logits of a row arrive a
+// block of W columns [v0, v0 + W) at a time, in a (n, W) tile. Pass 1 runs
+// over every block in turn, carrying each row's (m, s) across them in
+// row_max, row_sum (n,) fp32; the last block's call writes the losses. Pass
+// 2 then turns each block's logits, recomputed, into its dlogits. One warp
+// per row in pass 1 (a block is a few thousand columns), one thread per
+// chunk of 8 in pass 2; the same steps as the kernels above, in a fixed
+// order: bitwise reproducible.
+
+#define FUSED_CLASSIFIER_COLUMN_WARPS 4   // pass 1: rows (warps) per block
+
+// pass 1 over the columns [v0, v0 + W) of n rows: tile (n,W); first: the
+// first block of columns (row_max, row_sum start from it), last: the last
+// (losses[i] = m + log(s) - x[target]); in between losses[i] keeps the
+// target's logit once its block has passed
+__global__ void __launch_bounds__(FUSED_CLASSIFIER_COLUMN_WARPS * 32)
+    fused_classifier_columns_stats_kernel(const floatX* tile, float* row_max, float* row_sum, float* losses,
+                                          const int* targets, int n, int W, int v0, int V, int first, int last) {
+    const int P = Pack128<floatX>::N;
+    int row = (int)(blockIdx.x * FUSED_CLASSIFIER_COLUMN_WARPS + threadIdx.x / 32), lane = (int)(threadIdx.x % 32);
+    if (row >= n) return;   // whole warps; no block barrier in this kernel
+    const floatX* x = tile + (size_t)row * W;
+    int valid = V - v0 < W ? V - v0 : W;   // the columns below V (may be none: all padding)
+    int target = targets[row] - v0;        // its column in this block, if it is in it
+    float m = -INFINITY, s = 0.0f, x_target = 0.0f;
+    for (int c = lane * P; c < valid; c += 32 * P) {
+        Pack128<floatX> v = load128(x + c);
+        fused_classifier_chunk(m, s, v, valid - c < P ? valid - c : P);
+#pragma unroll
+        for (int k = 0; k < P; k++)   // (a constant index: a register, not local memory)
+            if (c + k == target) x_target = (float)v[k];
+    }
+    fused_classifier_warp_combine(m, s);
+    int has_target = target >= 0 && target < valid;
+    x_target = __shfl_sync(0xffffffffu, x_target, has_target ? target / P % 32 : 0);
+    if (lane != 0) return;
+    if (!first) {
+        float m_block = m, s_block = s;
+        m = row_max[row];
+        s = row_sum[row];
+        fused_classifier_combine(m, s, m_block, s_block);
+    }
+    row_max[row] = m;   // (the last block's: the row's, for pass 2)
+    row_sum[row] = s;
+    if (!has_target) x_target = losses[row];   // (stored when its block passed)
+    if (last) losses[row] = m + logf(s) - x_target;
+    else if (has_target) losses[row] = x_target;
+}
+
+// pass 2: tile (n,W), the logits of columns [v0, v0 + W), overwritten by
+// their dlogits, with each row's (m, s) from pass 1; one thread per chunk
+__global__ void __launch_bounds__(256)
+    fused_classifier_columns_dlogits_kernel(floatX* tile, const float* row_max, const float* row_sum,
+                                            const int* targets, float dloss, int n, int W, int v0, int V) {
+    const int P = Pack128<floatX>::N;
+    int chunks = W / P;
+    int idx = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (idx >= n * chunks) return;   // no barrier in this kernel
+    int row = idx / chunks, c = (idx - row * chunks) * P;
+    floatX* x = tile + (size_t)row * W + c;
+    float inv_s = 1.0f / row_sum[row];
+    store128(x, fused_classifier_chunk_dlogits(load128(x), v0 + c, row_max[row], inv_s, dloss, targets[row], V));
+}
+
+// ----------------------------------------------------------------------------
+// launchers
 
 static int fused_classifier_general;   // 1: the kernel without held rows for every Vp (tests, benches: the same bits)
 
@@ -213,6 +280,49 @@ static inline void fused_classifier(floatX* logits, float* losses, float dloss, 
     if (!fused_classifier_general && write_dlogits && per_thread <= FUSED_CLASSIFIER_HELD)
         kernel = per_thread <= 4 ? fused_classifier_kernel<4> : fused_classifier_kernel<FUSED_CLASSIFIER_HELD>;
     kernel<<<BT, FUSED_CLASSIFIER_BLOCK_SIZE, 0, stream>>>(logits, losses, dloss, targets, V, Vp, write_dlogits);
+    cudaCheck(cudaGetLastError());
+}
+
+// exits with a message when a block of columns breaks the kernels' constraints
+static inline void fused_classifier_columns_check(const char* who, const void* tile, int n, int W, int v0, int V) {
+    if (n < 0 || W <= 0 || W % Pack128<floatX>::N != 0 || v0 < 0 || V <= 0 || (long long)n * W / 8 > 0x7FFFFFFFLL) {
+        fprintf(stderr, "error: %s: n = %d, W = %d, v0 = %d, V = %d: need n >= 0, W > 0 a multiple of %d, "
+                "v0 >= 0, V > 0, n * W / 8 within int\n", who, n, W, v0, V, Pack128<floatX>::N);
+        exit(1);
+    }
+    if ((uintptr_t)tile % 16 != 0) {
+        fprintf(stderr, "error: %s: the tile must be 16-byte aligned\n", who);
+        exit(1);
+    }
+}
+
+// Pass 1 of the classifier over blocks of columns: tile (n,W) bf16, the
+// logits of the columns [v0, v0 + W) of n rows (columns from V on are
+// padding); row_max, row_sum (n,) fp32 carry each row's max and sum of exp
+// from block to block, starting at the first; the last writes losses (n,)
+// (till then they hold the target's logit). Call it for each block of
+// columns in turn, in any order, each column once; targets (n,) in [0, V).
+static inline void fused_classifier_columns_stats(const floatX* tile, float* row_max, float* row_sum, float* losses,
+                                                  const int* targets, int n, int W, int v0, int V, int first,
+                                                  int last, cudaStream_t stream) {
+    fused_classifier_columns_check("fused_classifier_columns_stats", tile, n, W, v0, V);
+    if (n == 0) return;
+    int grid = (n + FUSED_CLASSIFIER_COLUMN_WARPS - 1) / FUSED_CLASSIFIER_COLUMN_WARPS;
+    fused_classifier_columns_stats_kernel<<<grid, FUSED_CLASSIFIER_COLUMN_WARPS * 32, 0, stream>>>(
+        tile, row_max, row_sum, losses, targets, n, W, v0, V, first, last);
+    cudaCheck(cudaGetLastError());
+}
+
+// Pass 2: the tile's logits (as pass 1 saw them) -> dlogits = (exp(x - m) /
+// s - [c == target]) * dloss in place, 0 in the padding columns
+static inline void fused_classifier_columns_dlogits(floatX* tile, const float* row_max, const float* row_sum,
+                                                    const int* targets, float dloss, int n, int W, int v0, int V,
+                                                    cudaStream_t stream) {
+    fused_classifier_columns_check("fused_classifier_columns_dlogits", tile, n, W, v0, V);
+    int threads = n * (W / Pack128<floatX>::N);
+    if (threads == 0) return;
+    fused_classifier_columns_dlogits_kernel<<<(threads + 255) / 256, 256, 0, stream>>>(tile, row_max, row_sum, targets,
+                                                                                       dloss, n, W, v0, V);
     cudaCheck(cudaGetLastError());
 }
 

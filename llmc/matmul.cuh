@@ -817,4 +817,24 @@ static inline void matmul_backward_dweight_f32(float* dweight, const floatX* dou
 #endif
 }
 
+// dinp (BT,C) fp32 += dout (BT,OC) @ weight (OC,C), summed and added in fp32
+// (for an input gradient summed over several calls, as the trainer's
+// classifier does over its vocabulary chunks at ZeRO-2/3). cuBLASLt (CPU
+// stand-in under the emulation); BT, C, OC and pointers as matmul_backward.
+static inline void matmul_backward_dinp_f32(float* dinp, const floatX* dout, const floatX* weight, int BT, int C,
+                                            int OC, cudaStream_t stream) {
+    matmul_check_args("matmul_backward_dinp_f32", BT, C, OC, 8, dinp, dout, weight, weight, weight);
+    if (BT == 0) return;
+#ifndef CUDA_EMU
+    // column-major: dinp^T (C,BT) += W (C,OC) @ dout^T (OC,BT)
+    matmul_cublaslt(dinp, weight, dout, NULL, NULL, C, BT, OC, 0, 0, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, stream, 1);
+#else
+    emu::submit(stream, [=] {
+        std::vector<float> di = matmul_emu_dots(matmul_emu_floats(dout, BT, OC, 0), matmul_emu_floats(weight, OC, C, 1),
+                                                BT, C, OC);
+        for (size_t i = 0; i < di.size(); i++) dinp[i] += di[i];
+    });
+#endif
+}
+
 #endif // LLMC_MATMUL_CUH

@@ -8,7 +8,11 @@
 //                      1000) (whole chunks, many absent tokens); forward
 //                      (also with bad token ids -1 and V: NaN rows, nothing
 //                      read outside wte), then backward twice (two
-//                      micro-steps accumulating into the same gradients).
+//                      micro-steps accumulating into the same gradients);
+//                      forward and the second backward also by blocks of
+//                      rows of wte (encoder_forward_rows,
+//                      encoder_backward_wte_rows: the trainer's vocabulary
+//                      chunks), the same bits.
 //                      Per shape one line with a checksum (FNV-1a) of the
 //                      result bits, which tests/kernels/encoder.sh compares
 //                      across thread orders
@@ -197,6 +201,23 @@ static int check(int B, int T, int C, int V, uint32_t seed) {
                                                        __bfloat162float(wpe[(size_t)(i % T) * C + c]));
     bad |= compare_bits("encoder_forward", B, T, C, V, out, want, NC);
     h = fnv1a(h, out, NC);
+    // the same by blocks of rows of wte (the trainer's vocabulary chunks),
+    // each from its own copy of its rows, over a NaN-filled out: every
+    // position written once, the same bits
+    int rows = (V + 2) / 3;
+    cudaCheck(cudaMemset(d_out, 0xFF, NC * sizeof(floatX)));
+    for (int v0 = 0; v0 < V; v0 += rows) {
+        int v1 = v0 + rows < V ? v0 + rows : V;
+        floatX* d_rows;
+        cudaCheck(cudaMalloc(&d_rows, (size_t)(v1 - v0) * C * sizeof(floatX)));
+        cudaCheck(cudaMemcpy(d_rows, wte + (size_t)v0 * C, (size_t)(v1 - v0) * C * sizeof(floatX),
+                             cudaMemcpyHostToDevice));
+        encoder_forward_rows(d_out, d_inp, d_rows, d_wpe, v0, v1, B, T, C, V, 0);
+        cudaCheck(cudaDeviceSynchronize());
+        cudaCheck(cudaFree(d_rows));
+    }
+    cudaCheck(cudaMemcpy(out, d_out, NC * sizeof(floatX), cudaMemcpyDeviceToHost));
+    bad |= compare_bits("encoder_forward_rows, blocks of rows", B, T, C, V, out, want, NC);
 
     // forward with bad ids at the first and last position: NaN rows there
     // (under ASan a read outside wte would be reported), the others as before
@@ -219,9 +240,26 @@ static int check(int B, int T, int C, int V, uint32_t seed) {
 
     // backward, two micro-steps with different tokens, the same dout; both
     // compared (the second buries dwpe's row at the planted t under -2^32)
+    // Step 2 by blocks of rows of dwte (the trainer's vocabulary chunks at
+    // ZeRO-2/3): each block's rows in a buffer of their own, the same bits
     for (int step = 0; step < 2; step++) {
         const int* ids = step ? inp2 : inp;
-        encoder_backward(d_dwte, d_dwpe, d_scratch, host_scratch, d_dout, ids, B, T, C, V, 0);
+        if (step == 0) {
+            encoder_backward(d_dwte, d_dwpe, d_scratch, host_scratch, d_dout, ids, B, T, C, V, 0);
+        } else {
+            int U = encoder_backward_prepare(d_scratch, host_scratch, ids, B, T, V, 0);
+            for (int v0 = 0; v0 < V; v0 += rows) {
+                int v1 = v0 + rows < V ? v0 + rows : V;
+                size_t bytes = (size_t)(v1 - v0) * C * sizeof(floatX);
+                floatX* d_rows;
+                cudaCheck(cudaMalloc(&d_rows, bytes));
+                cudaCheck(cudaMemcpy(d_rows, d_dwte + (size_t)v0 * C, bytes, cudaMemcpyDeviceToDevice));
+                encoder_backward_wte_rows(d_rows, v0, v1, (const int*)d_scratch, d_dout, U, B, T, C, 0);
+                cudaCheck(cudaMemcpy(d_dwte + (size_t)v0 * C, d_rows, bytes, cudaMemcpyDeviceToDevice));
+                cudaCheck(cudaFree(d_rows));
+            }
+            encoder_backward_wpe(d_dwpe, d_dout, B, T, C, 0);
+        }
         cudaCheck(cudaDeviceSynchronize());
         encoder_backward_ref(dwte, dwpe, dout, ids, B, T, C, V, acc_wte, acc_wpe, touched);
         cudaCheck(cudaMemcpy(got_wte, d_dwte, VC * sizeof(floatX), cudaMemcpyDeviceToHost));

@@ -13,6 +13,8 @@
 //                            kernel that holds a row in registers, up to
 //                            Vp = 53248), then the general kernel, which
 //                            must give the same bits
+//                            and fused_classifier_columns, the same row
+//                            in blocks of about a third of Vp
 //   fused_classifier bench   also time both modes on (B*T, V, Vp) =
 //                            (8*1024, 50257, 50304) (real GPU only), and
 //                            the general kernel's dlogits beside them
@@ -68,9 +70,10 @@ static uint64_t fnv1a(uint64_t h, const void* p, size_t n) {
 // compares losses (BT,) and, if dlogits != NULL, dlogits (BT,Vp) with the
 // double reference over x (BT,Vp) (the bf16 logits as float); 0 if all are
 // within the tolerances at the top of the file
+// cpt: the most chunks of 8 a thread sums; levels: the combines of (m, s)
+// pairs one after the other (butterfly levels, blocks of columns merged)
 static int compare(const char* what, int BT, int V, int Vp, float dloss, const float* x, const int* targets,
-                   const float* losses, const floatX* dlogits) {
-    int cpt = ((V + 7) / 8 + FUSED_CLASSIFIER_BLOCK_SIZE - 1) / FUSED_CLASSIFIER_BLOCK_SIZE;
+                   const float* losses, const floatX* dlogits, int cpt, int levels) {
     double max_loss = 0, max_d = 0;   // errors relative to their tolerances
     for (int i = 0; i < BT; i++) {
         const float* xr = x + (size_t)i * Vp;
@@ -79,7 +82,7 @@ static int compare(const char* what, int BT, int V, int Vp, float dloss, const f
         double s = 0;
         for (int c = 0; c < V; c++) s += exp(xr[c] - m);
         double R = m - mn;
-        double Ks = 8.0 * cpt + (cpt + 1) * (5 + R) + 10 * (6 + R);
+        double Ks = 8.0 * cpt + (cpt + 1) * (5 + R) + levels * (6 + R);
         double loss = m + log(s) - xr[targets[i]];
         double tol = gamma_u(Ks) + gamma_u(4) * (fabs(m) + fabs(log(s)) + fabs(xr[targets[i]]));
         double e = fabs(losses[i] - loss);
@@ -123,6 +126,51 @@ static int compare(const char* what, int BT, int V, int Vp, float dloss, const f
 // ----------------------------------------------------------------------------
 // check, bench
 
+// the classifier over blocks of W columns (about a third of Vp; the last
+// block ragged, and at (20, 1000, 1024) all padding), as the GPU trainer
+// runs it at ZeRO-2/3: pass 1 over the blocks in turn, then pass 2 on each
+// block's logits again; the blocks' dlogits put side by side must match the
+// same reference as the whole-row kernel's, within the bound of a warp's
+// butterfly plus one combine per block
+static int check_columns(int BT, int V, int Vp, float dloss, const floatX* logits, const float* xf,
+                         const int* targets, const int* d_targets) {
+    int W = Vp / 3 / 8 * 8 > 8 ? Vp / 3 / 8 * 8 : 8, blocks = (Vp + W - 1) / W;
+    floatX *tile = (floatX*)xmalloc((size_t)BT * W * sizeof(floatX));
+    floatX *got = (floatX*)xmalloc((size_t)BT * Vp * sizeof(floatX));
+    float* losses = (float*)xmalloc(BT * sizeof(float));
+    floatX* d_tile;
+    float *d_max, *d_sum, *d_losses;
+    cudaCheck(cudaMalloc(&d_tile, (size_t)BT * W * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&d_max, BT * sizeof(float)));
+    cudaCheck(cudaMalloc(&d_sum, BT * sizeof(float)));
+    cudaCheck(cudaMalloc(&d_losses, BT * sizeof(float)));
+    for (int pass = 1; pass <= 2; pass++) {
+        for (int b = 0; b < blocks; b++) {
+            int v0 = b * W, w = Vp - v0 < W ? Vp - v0 : W;
+            for (int i = 0; i < BT; i++) memcpy(tile + (size_t)i * w, logits + (size_t)i * Vp + v0, w * sizeof(floatX));
+            cudaCheck(cudaMemcpy(d_tile, tile, (size_t)BT * w * sizeof(floatX), cudaMemcpyHostToDevice));
+            if (pass == 1) {
+                fused_classifier_columns_stats(d_tile, d_max, d_sum, d_losses, d_targets, BT, w, v0, V, b == 0,
+                                               b == blocks - 1, 0);
+                continue;
+            }
+            fused_classifier_columns_dlogits(d_tile, d_max, d_sum, d_targets, dloss, BT, w, v0, V, 0);
+            cudaCheck(cudaMemcpy(tile, d_tile, (size_t)BT * w * sizeof(floatX), cudaMemcpyDeviceToHost));
+            for (int i = 0; i < BT; i++) memcpy(got + (size_t)i * Vp + v0, tile + (size_t)i * w, w * sizeof(floatX));
+        }
+    }
+    cudaCheck(cudaMemcpy(losses, d_losses, BT * sizeof(float), cudaMemcpyDeviceToHost));
+    char what[96];
+    snprintf(what, sizeof what, "fused_classifier_columns (%d blocks of %d)", blocks, W);
+    int bad = compare(what, BT, V, Vp, dloss, xf, targets, losses, got, (W / 8 + 31) / 32, 5 + blocks);
+    cudaCheck(cudaFree(d_tile));
+    cudaCheck(cudaFree(d_max));
+    cudaCheck(cudaFree(d_sum));
+    cudaCheck(cudaFree(d_losses));
+    free(tile); free(got); free(losses);
+    return bad;
+}
+
 static int check(int BT, int V, int Vp, uint32_t seed) {
     size_t n = (size_t)BT * Vp;
     floatX *logits = (floatX*)xmalloc(n * sizeof(floatX)), *got = (floatX*)xmalloc(n * sizeof(floatX));
@@ -148,6 +196,7 @@ static int check(int BT, int V, int Vp, uint32_t seed) {
     cudaCheck(cudaMemcpy(d_logits, logits, n * sizeof(floatX), cudaMemcpyHostToDevice));
     cudaCheck(cudaMemcpy(d_targets, targets, BT * sizeof(int), cudaMemcpyHostToDevice));
     int bad = 0;
+    int cpt = ((V + 7) / 8 + FUSED_CLASSIFIER_BLOCK_SIZE - 1) / FUSED_CLASSIFIER_BLOCK_SIZE;
     // the launcher's choice (with dlogits at these Vp: the kernel holding
     // its rows in registers), then the general kernel: the same checks, and
     // the same bits
@@ -169,7 +218,7 @@ static int check(int BT, int V, int Vp, uint32_t seed) {
             bad = 1;
         }
         snprintf(what, sizeof what, "%s losses only", which);
-        bad |= compare(what, BT, V, Vp, dloss, xf, targets, losses, NULL);
+        bad |= compare(what, BT, V, Vp, dloss, xf, targets, losses, NULL, cpt, 10);
 
         // losses and dlogits in place
         fused_classifier(d_logits, d_losses, dloss, d_targets, BT, V, Vp, 1, 0);
@@ -177,7 +226,7 @@ static int check(int BT, int V, int Vp, uint32_t seed) {
         cudaCheck(cudaMemcpy(got, d_logits, n * sizeof(floatX), cudaMemcpyDeviceToHost));
         cudaCheck(cudaMemcpy(losses, d_losses, BT * sizeof(float), cudaMemcpyDeviceToHost));
         snprintf(what, sizeof what, "%s with dlogits", which);
-        bad |= compare(what, BT, V, Vp, dloss, xf, targets, losses, got);
+        bad |= compare(what, BT, V, Vp, dloss, xf, targets, losses, got, cpt, 10);
         if (!general) {
             memcpy(held_dlogits, got, n * sizeof(floatX));
             memcpy(held_losses, losses, BT * sizeof(float));
@@ -190,6 +239,7 @@ static int check(int BT, int V, int Vp, uint32_t seed) {
     fused_classifier_general = 0;
     free(held_dlogits);
     free(held_losses);
+    bad |= check_columns(BT, V, Vp, dloss, logits, xf, targets, d_targets);
 
     cudaCheck(cudaFree(d_logits));
     cudaCheck(cudaFree(d_losses));

@@ -18,7 +18,8 @@
 //                     with gelu' by gelu_backward apart (-ge 0, or no DGELU
 //                     in cuBLASLt), each run twice to show it gives the same
 //                     bits; matmul_backward_dweight_f32 (an
-//                     fp32 dweight, no bf16 rounding). Each line ends with a hash of the
+//                     fp32 dweight, no bf16 rounding) and
+//                     matmul_backward_dinp_f32 (an fp32 dinp added to). Each line ends with a hash of the
 //                     result bits (tests/kernels/matmul.sh compares them
 //                     across thread orders and builds).
 //   matmul bench      also time cuBLASLt (forward, backward), the tiled and
@@ -201,40 +202,55 @@ static int check_forward(int version, int BT, int C, int OC, uint32_t seed) {
 // ----------------------------------------------------------------------------
 // backward check
 
-// matmul_backward_dweight_f32 on the device's dout (BT,OC), inp (BT,C): fp32
-// dweight (OC,C) = dw0 + dout^T @ inp within E = 2 gamma(BT + 1) sum |terms|
-static int check_dweight_f32(int BT, int C, int OC, const floatX* d_dout, const floatX* d_inp, const float* doutf,
-                             const float* inpf, const float* dw0f) {
-    size_t nw = (size_t)OC * C;
-    float *d_dw, *got = (float*)xmalloc(nw * sizeof(float));
-    cudaCheck(cudaMalloc(&d_dw, nw * sizeof(float)));
-    cudaCheck(cudaMemcpy(d_dw, dw0f, nw * sizeof(float), cudaMemcpyHostToDevice));
-    matmul_backward_dweight_f32(d_dw, d_dout, d_inp, BT, C, OC, 0);
-    cudaCheck(cudaMemcpy(got, d_dw, nw * sizeof(float), cudaMemcpyDeviceToHost));
+// An fp32 product added by `run` into out (rows,cols) on the device, which
+// starts as out0: out[i][j] = out0[i][j] + the sum over k < K of term(i, j,
+// k), within E = 2 gamma(K + 1) sum |terms|
+template <class Run, class Term>
+static int check_f32_sum(const char* what, int BT, int C, int OC, int rows, int cols, int K, const float* out0,
+                         Run run, Term term) {
+    size_t n = (size_t)rows * cols;
+    float *d_out, *got = (float*)xmalloc(n * sizeof(float));
+    cudaCheck(cudaMalloc(&d_out, n * sizeof(float)));
+    cudaCheck(cudaMemcpy(d_out, out0, n * sizeof(float), cudaMemcpyHostToDevice));
+    run(d_out);
+    cudaCheck(cudaMemcpy(got, d_out, n * sizeof(float), cudaMemcpyDeviceToHost));
     double worst = 0;
     int bad = 0;
-    for (size_t i = 0; i < nw && !bad; i++) {
-        int o = (int)(i / C), c = (int)(i % C);
-        double s = dw0f[i], a = fabs(s);
-        for (int r = 0; r < BT; r++) {
-            double p = (double)doutf[(size_t)r * OC + o] * inpf[(size_t)r * C + c];
+    for (size_t i = 0; i < n && !bad; i++) {
+        int r = (int)(i / cols), c = (int)(i % cols);
+        double s = out0[i], a = fabs(s);
+        for (int k = 0; k < K; k++) {
+            double p = term(r, c, k);
             s += p;
             a += fabs(p);
         }
-        double tol = 2.0 * gamma_u(BT + 1) * a, e = fabs(got[i] - s);
+        double tol = 2.0 * gamma_u(K + 1) * a, e = fabs(got[i] - s);
         if (!(e <= tol)) {
-            fprintf(stderr, "error: matmul_backward_dweight_f32 BT=%d C=%d OC=%d: dweight[%d][%d] = %.9g, want %.9g "
-                    "(error %.3g > tolerance %.3g)\n", BT, C, OC, o, c, got[i], s, e, tol);
+            fprintf(stderr, "error: %s BT=%d C=%d OC=%d: [%d][%d] = %.9g, want %.9g (error %.3g > tolerance %.3g)\n",
+                    what, BT, C, OC, r, c, got[i], s, e, tol);
             bad = 1;
         }
         if (tol > 0 && e / tol > worst) worst = e / tol;
     }
     if (!bad)
-        printf("matmul_backward_dweight_f32 BT=%d C=%d OC=%d: matches the CPU reference (largest error / tolerance "
-               "%.2f)\n", BT, C, OC, worst);
-    cudaCheck(cudaFree(d_dw));
+        printf("%s BT=%d C=%d OC=%d: matches the CPU reference (largest error / tolerance %.2f)\n", what, BT, C, OC,
+               worst);
+    cudaCheck(cudaFree(d_out));
     free(got);
     return bad;
+}
+
+// matmul_backward_dweight_f32 (dweight (OC,C) += dout^T @ inp) and
+// matmul_backward_dinp_f32 (dinp (BT,C) += dout @ weight) on the device's
+// dout (BT,OC), inp (BT,C), weight (OC,C), from dw0f and (some values) inpf
+static int check_f32_products(int BT, int C, int OC, const floatX* d_dout, const floatX* d_inp, const floatX* d_w,
+                              const float* doutf, const float* inpf, const float* wf, const float* dw0f) {
+    int bad = check_f32_sum("matmul_backward_dweight_f32", BT, C, OC, OC, C, BT, dw0f,
+                            [&](float* d) { matmul_backward_dweight_f32(d, d_dout, d_inp, BT, C, OC, 0); },
+                            [&](int o, int c, int r) { return (double)doutf[(size_t)r * OC + o] * inpf[(size_t)r * C + c]; });
+    return bad | check_f32_sum("matmul_backward_dinp_f32", BT, C, OC, BT, C, OC, inpf,
+                               [&](float* d) { matmul_backward_dinp_f32(d, d_dout, d_w, BT, C, OC, 0); },
+                               [&](int r, int c, int o) { return (double)doutf[(size_t)r * OC + o] * wf[(size_t)o * C + c]; });
 }
 
 static int check_backward(int BT, int C, int OC, uint32_t seed) {
@@ -355,7 +371,7 @@ static int check_backward(int BT, int C, int OC, uint32_t seed) {
     }
     matmul_ctx.dgelu_apart = 0;
     matmul_ctx.dbias_apart = 0;
-    if (!bad) bad = check_dweight_f32(BT, C, OC, d_dout, d_inp, doutf, inpf, dw0f);
+    if (!bad) bad = check_f32_products(BT, C, OC, d_dout, d_inp, d_w, doutf, inpf, wf, dw0f);
     cudaCheck(cudaFree(d_inp));
     cudaCheck(cudaFree(d_w));
     cudaCheck(cudaFree(d_dout));
