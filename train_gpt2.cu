@@ -100,6 +100,7 @@ typedef struct {
     float *lnf_mean, *lnf_rstd;   // (B,T)
     floatX *logits;               // (ceil(B*T/HEAD_CHUNKS),Vp): one chunk of rows' logits, then dlogits
     float *losses;                // (B,T)
+    float *head_max, *head_sum;   // (B,T) ZeRO-2/3: each row's max logit and sum of exp over the vocabulary chunks
     int *inputs, *targets;        // (B,T) token ids
 } Activations;
 
@@ -117,7 +118,8 @@ typedef struct {
     float *att_D;        // (B,NH,T) attention backward's rowsum(dout * out)
     int *encoder;        // encoder_backward's token buckets
     float *norm;         // global_norm_squared's partials, then the result
-    float *head_dwte;    // (Vp,C) fp32: the classifier's wte gradient, summed over its row chunks
+    float *head_dwte;    // (Vp,C) fp32, or (ZeRO-2/3) one vocabulary chunk's (chunk_rows,C): the classifier's
+                         // wte gradient, summed over its row chunks
 } Scratch;
 
 typedef struct {
@@ -168,7 +170,18 @@ typedef struct {
     floatX *bucket_params[3];
     int params_of[3];                      // the bucket whose parameters a slot holds, or -1
     cudaEvent_t params_ready[3];           // recorded when a slot's gather is done
+    // ZeRO-2/3: the tied wte moves in vocabulary chunks (llmc/zero.h), so no
+    // rank holds it whole: chunk e's gradient is made in slot e % 2 and
+    // reduce-scattered from there, (ZeRO-3) its parameters gathered into one
+    floatX *wte_grads[2], *wte_reduced[2]; // (chunk_rows,C); this rank's part of a chunk's sum
+    cudaEvent_t wte_grads_free[2];         // recorded when a slot's reduction is done
+    floatX *wte_params[2];                 // (chunk_rows,C) ZeRO-3
+    int wte_params_of[2];                  // the chunk a slot holds, or -1
+    cudaEvent_t wte_params_ready[2];       // recorded when a slot's gather is done
 } GPT2;
+
+// ZeRO-2/3: wte in vocabulary chunks
+static int vocab_chunked(const GPT2 *model) { return model->shards.vocab_chunks > 0; }
 
 // Carves `memory` into tensors of the given byte sizes, each starting on a
 // 256-byte boundary (the 128-bit kernels need 16); returns the total bytes,
@@ -199,21 +212,22 @@ static size_t activation_layout(GPT2 *model, int B, int T, char *memory) {
                      (void **)&a->qkv, (void **)&a->atty, (void **)&a->att_lse, (void **)&a->residual2,
                      (void **)&a->ln2, (void **)&a->ln2_mean, (void **)&a->ln2_rstd, (void **)&a->fch,
                      (void **)&a->fch_gelu, (void **)&a->residual3, (void **)&a->lnf, (void **)&a->lnf_mean,
-                     (void **)&a->lnf_rstd, (void **)&a->logits, (void **)&a->losses, (void **)&a->inputs,
-                     (void **)&a->targets};
+                     (void **)&a->lnf_rstd, (void **)&a->logits, (void **)&a->losses, (void **)&a->head_max,
+                     (void **)&a->head_sum, (void **)&a->inputs, (void **)&a->targets};
     size_t Lln = gpu_options.recompute >= 2 ? 1 : L;   // layers whose ln1, ln2 outputs are kept
     size_t bytes[] = {BT * C * X, Lln * BT * C * X, L * BT * F, L * BT * F,
                       L * BT * 3 * C * X, L * BT * C * X, L * BT * NH * F, L * BT * C * X,
                       Lln * BT * C * X, L * BT * F, L * BT * F, L * BT * 4 * C * X,
                       (gpu_options.recompute ? 1 : L) * BT * 4 * C * X, L * BT * C * X, BT * C * X, BT * F,
-                      BT * F, head_chunk_rows((int)BT) * Vp * X, BT * F, BT * sizeof(int),
+                      BT * F, head_chunk_rows((int)BT) * Vp * X, BT * F, BT * F, BT * F, BT * sizeof(int),
                       BT * sizeof(int)};
     return carve_bytes(ptrs, bytes, (int)(sizeof(bytes) / sizeof(bytes[0])), memory);
 }
 
 static size_t scratch_layout(GPT2 *model, int B, int T, char *memory) {
     const GPT2Config *c = &model->config;
-    size_t C = c->channels, NH = c->num_heads, Vp = c->padded_vocab_size, BT = (size_t)B * T, X = sizeof(floatX);
+    size_t C = c->channels, NH = c->num_heads, BT = (size_t)B * T, X = sizeof(floatX);
+    size_t head_rows = model->shards.chunk_rows;   // Vp, or (ZeRO-2/3) a vocabulary chunk's
     Scratch *s = &model->scratch;
     void **ptrs[] = {(void **)&s->dresidual, (void **)&s->dln, (void **)&s->datty, (void **)&s->dqkv,
                      (void **)&s->dfch, (void **)&s->branch, (void **)&s->matmul, (void **)&s->layernorm,
@@ -222,7 +236,7 @@ static size_t scratch_layout(GPT2 *model, int B, int T, char *memory) {
                       matmul_backward_scratch_bytes((int)BT, (int)(4 * C)),
                       layernorm_backward_scratch_bytes((int)BT, (int)C), BT * NH * sizeof(float),
                       encoder_backward_scratch_bytes(B, T), (GLOBAL_NORM_BLOCKS + 1) * sizeof(float),
-                      Vp * C * sizeof(float)};
+                      head_rows * C * sizeof(float)};
     return carve_bytes(ptrs, bytes, (int)(sizeof(bytes) / sizeof(bytes[0])), memory);
 }
 
@@ -246,15 +260,18 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     const ZeroLayout *z = &model->shards;
     size_t n = model->num_parameters, X = sizeof(floatX), F = sizeof(float);
     size_t slots = z->bucket_size[0] + 2 * z->bucket_size[1];  // ZeRO-2/3's three bucket slots (llmc/zero.h)
-    size_t param_bytes = (stage == 3 ? z->shard_size + slots : n) * X;
-    size_t grad_bytes = (stage >= 2 ? z->shard_size + slots + slots / world : n) * X;
+    // ZeRO-2/3: two slots of a vocabulary chunk of wte, and this rank's part of one
+    size_t chunk = z->vocab_chunks ? (size_t)z->chunk_rows * z->channels : 0, wte_slice = z->slice[zero_unit(z, 0, 0)];
+    size_t chunk_part = chunk < wte_slice ? chunk : wte_slice;
+    size_t param_bytes = (stage == 3 ? z->shard_size + slots + 2 * chunk : n) * X;
+    size_t grad_bytes = (stage >= 2 ? z->shard_size + slots + slots / world + 2 * (chunk + chunk_part) : n) * X;
     size_t moment_bytes = 2 * model->optim.shard_size * F;
     size_t master_bytes = gpu_options.master_weights ? model->optim.shard_size * F : 0;
     // -gr 1 on several ranks: the fp32 copy of what is summed over them
     size_t bucket = z->bucket_size[0] > z->bucket_size[1] ? z->bucket_size[0] : z->bucket_size[1];
-    size_t reduce_n = world == 1 || !gpu_options.reduce_fp32 ? 0 : stage >= 2 ? bucket :
+    size_t reduce_n = world == 1 || !gpu_options.reduce_fp32 ? 0 : stage >= 2 ? (bucket > chunk ? bucket : chunk) :
                       n < REDUCE_F32_CHUNK ? n : REDUCE_F32_CHUNK;
-    size_t reduced_n = reduce_n && stage >= 2 ? bucket / world : 0;
+    size_t reduced_n = reduce_n && stage >= 2 ? (bucket / world > chunk_part ? bucket / world : chunk_part) : 0;
     size_t act_bytes = activation_layout(model, B, T, NULL), scratch_bytes = scratch_layout(model, B, T, NULL);
     scratch_bytes += (reduce_n + reduced_n) * F + MATMUL_WORKSPACE_BYTES;
 #ifdef USE_CUDNN
@@ -276,6 +293,8 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
            gpu_options.recompute == 2 ? ", GELU and layernorms recomputed" :
            gpu_options.recompute ? ", GELU recomputed" : "",
            gib(scratch_bytes), gib(total), share, gib(free_bytes));
+    if (chunk) printf("wte in %d vocabulary chunks of %d rows at ZeRO-%d: no rank holds it whole\n", z->vocab_chunks,
+                      z->chunk_rows, stage);
     if (reduce_n) printf("gradients summed over the ranks in fp32 (-gr 1): %.3f GiB of fp32 buffers\n",
                          gib((reduce_n + reduced_n) * F));
     if (total > free_bytes) {
@@ -294,6 +313,11 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
             cudaCheck(cudaEventCreateWithFlags(&model->params_ready[k], cudaEventDisableTiming));
             model->params_of[k] = -1;
         }
+        for (int k = 0; k < 2 && chunk; k++) {
+            cudaCheck(cudaMalloc(&model->wte_params[k], chunk * X));
+            cudaCheck(cudaEventCreateWithFlags(&model->wte_params_ready[k], cudaEventDisableTiming));
+            model->wte_params_of[k] = -1;
+        }
     } else {
         cudaCheck(cudaMalloc(&model->params_memory, n * X));
     }
@@ -305,6 +329,12 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
             cudaCheck(cudaMalloc(&model->bucket_reduced[k], bn / world * X));
             cudaCheck(cudaEventCreateWithFlags(&model->slot_free[k], cudaEventDisableTiming));
             cudaCheck(cudaEventRecord(model->slot_free[k], model->stream));
+        }
+        for (int k = 0; k < 2 && chunk; k++) {
+            cudaCheck(cudaMalloc(&model->wte_grads[k], chunk * X));
+            cudaCheck(cudaMalloc(&model->wte_reduced[k], chunk_part * X));
+            cudaCheck(cudaEventCreateWithFlags(&model->wte_grads_free[k], cudaEventDisableTiming));
+            cudaCheck(cudaEventRecord(model->wte_grads_free[k], model->stream));
         }
     } else {
         cudaCheck(cudaMalloc(&model->grads_memory, n * X));
@@ -364,8 +394,7 @@ void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T, Co
     model->comm = comm;
     model->zero_stage = stage;
     model->seed = seed;
-    // (wte whole in bucket 0: vocabulary chunks are the CPU trainer's only, so far)
-    zero_layout_init(&model->shards, &model->config, comm->world, comm->rank, 0);
+    zero_layout_init(&model->shards, &model->config, comm->world, comm->rank, stage >= 2);
     zero_layout_init(&model->optim, &model->config, stage == 0 ? 1 : comm->world, stage == 0 ? 0 : comm->rank, 0);
     gpt2_allocate(model, B, T);
     size_t n = model->num_parameters;
@@ -413,6 +442,14 @@ void gpt2_free(GPT2 *model) {
         cudaCheck(cudaFree(model->bucket_params[k]));
         cudaCheck(cudaEventDestroy(model->params_ready[k]));
     }
+    for (int k = 0; k < 2 && vocab_chunked(model); k++) {
+        cudaCheck(cudaFree(model->wte_grads[k]));
+        cudaCheck(cudaFree(model->wte_reduced[k]));
+        cudaCheck(cudaEventDestroy(model->wte_grads_free[k]));
+        if (model->zero_stage < 3) continue;
+        cudaCheck(cudaFree(model->wte_params[k]));
+        cudaCheck(cudaEventDestroy(model->wte_params_ready[k]));
+    }
     if (model->grad_shard) cudaCheck(cudaFree(model->grad_shard));
     if (model->param_shard) cudaCheck(cudaFree(model->param_shard));
     if (model->reduce_f32) cudaCheck(cudaFree(model->reduce_f32));
@@ -447,7 +484,8 @@ static int bucket_slot(int bucket) { return bucket == 0 ? 0 : 1 + (bucket - 1) %
 
 // The tensors of block l (the stacked ones at layer l's slice; l = -1: the
 // embeddings and the final layernorm) in `flat` (checkpoint order) or, when
-// flat is NULL, in the bucket buffer `slot` (llmc/zero.h's bucket layout).
+// flat is NULL, in the bucket buffer `slot` (llmc/zero.h's bucket layout;
+// with vocabulary chunks wte is not in it: NULL).
 static ParameterTensorsGPU tensors_at(const ZeroLayout *z, floatX *flat, floatX *slot, int l) {
     ParameterTensorsGPU t;
     memset(&t, 0, sizeof(t));
@@ -457,6 +495,7 @@ static ParameterTensorsGPU tensors_at(const ZeroLayout *z, floatX *flat, floatX 
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
         int stacked = i >= 2 && i < 2 + BLOCK_TENSORS;
         if (stacked != (l >= 0)) continue;
+        if (i == 0 && !flat && z->vocab_chunks) continue;   // (wte: not in bucket 0; NULL)
         int u = zero_unit(z, i, l);
         *fields[i] = flat ? flat + z->offset[u] : slot + z->bucket_offset[u];
     }
@@ -543,6 +582,83 @@ static void grads_reduce_finish(GPT2 *model) {
     if (model->zero_stage >= 2) device_wait(&model->dcomm, "reduce-scatter of gradients");
 }
 
+// ZeRO-2/3, vocabulary chunk e of wte: its rows [*v0, *v1), as elements
+// [*a, *b) of the wte unit, and this rank's part [*lo, *hi) of those
+// (llmc/comm.h's comm_range_part; possibly none)
+static void wte_chunk_range(const GPT2 *model, int e, int *v0, int *v1, size_t *a, size_t *b, size_t *lo,
+                            size_t *hi) {
+    const ZeroLayout *z = &model->shards;
+    int u = zero_unit(z, 0, 0);
+    zero_vocab_chunk(z, e, v0, v1);
+    *a = (size_t)*v0 * z->channels;
+    *b = (size_t)*v1 * z->channels;
+    comm_range_part(z->count[u], z->slice[u], *a, *b, z->rank, lo, hi);
+}
+
+// ZeRO-3: starts gathering chunk e's parameters into its slot on the
+// communication stream, after the compute stream's work so far (which may
+// still read the slot's previous chunk), unless the slot holds them.
+static void wte_gather_start(GPT2 *model, int e) {
+    int k = e % 2, v0, v1;
+    if (model->wte_params_of[k] == e) return;
+    const ZeroLayout *z = &model->shards;
+    DeviceComm *d = &model->dcomm;
+    int u = zero_unit(z, 0, 0);
+    size_t a, b, lo, hi;
+    wte_chunk_range(model, e, &v0, &v1, &a, &b, &lo, &hi);
+    device_follow_compute(d);
+    floatX *own = model->param_shard + z->shard_offset[u] + (lo - (size_t)z->rank * z->slice[u]);
+    if (hi > lo) cudaCheck(cudaMemcpyAsync(model->wte_params[k] + (lo - a), own, (hi - lo) * sizeof(floatX),
+                                           cudaMemcpyDeviceToDevice, d->stream));
+    device_all_gather_range(d, model->wte_params[k], z->count[u], z->slice[u], a, b, DEVICE_BF16,
+                            "all-gather of parameters");
+    cudaCheck(cudaEventRecord(model->wte_params_ready[k], d->stream));
+    model->wte_params_of[k] = e;
+}
+
+// ZeRO-2/3: the rows of vocabulary chunk e of wte (chunk_rows, C) for the
+// compute stream: in the parameters, or (ZeRO-3) gathered (the compute
+// stream waits for them), chunk e + 1's gathered meanwhile.
+static const floatX *wte_chunk(GPT2 *model, int e) {
+    const ZeroLayout *z = &model->shards;
+    if (model->zero_stage < 3) return model->params_memory + (size_t)e * z->chunk_rows * z->channels;
+    wte_gather_start(model, e);
+    cudaCheck(cudaStreamWaitEvent(model->stream, model->wte_params_ready[e % 2], 0));
+    if (e + 1 < z->vocab_chunks) wte_gather_start(model, e + 1);
+    return model->wte_params[e % 2];
+}
+
+// ZeRO-2/3: the slot where chunk e's wte gradient is made, once the
+// reduction of what it held before is done
+static floatX *wte_grads_slot(GPT2 *model, int e) {
+    cudaCheck(cudaStreamWaitEvent(model->stream, model->wte_grads_free[e % 2], 0));
+    return model->wte_grads[e % 2];
+}
+
+// ZeRO-2/3: chunk e's wte gradient (in its slot) is complete: reduce-scatter
+// it over the ranks' parts on the communication stream and add this rank's
+// part into its shard there (as grads_reduce_start does a bucket's)
+static void wte_grads_reduce_start(GPT2 *model, int e) {
+    const ZeroLayout *z = &model->shards;
+    DeviceComm *d = &model->dcomm;
+    int k = e % 2, u = zero_unit(z, 0, 0), v0, v1;
+    size_t a, b, lo, hi;
+    wte_chunk_range(model, e, &v0, &v1, &a, &b, &lo, &hi);
+    floatX *shard = model->grad_shard + z->shard_offset[u] + (lo - (size_t)z->rank * z->slice[u]);
+    device_follow_compute(d);
+    if (model->reduce_f32) {   // -gr 1: summed in fp32
+        cast_bf16_to_float(model->reduce_f32, model->wte_grads[k], b - a, d->stream);
+        device_reduce_scatter_range(d, model->reduce_f32, model->reduced_f32, z->count[u], z->slice[u], a, b,
+                                    DEVICE_F32, "reduce-scatter of gradients");
+        if (hi > lo) accumulate_bf16(shard, model->reduced_f32, hi - lo, d->stream);
+    } else {
+        device_reduce_scatter_range(d, model->wte_grads[k], model->wte_reduced[k], z->count[u], z->slice[u], a, b,
+                                    DEVICE_BF16, "reduce-scatter of gradients");
+        if (hi > lo) accumulate_bf16(shard, model->wte_reduced[k], hi - lo, d->stream);
+    }
+    cudaCheck(cudaEventRecord(model->wte_grads_free[k], d->stream));
+}
+
 // ----------------------------------------------------------------------------
 // forward, backward, update
 
@@ -585,7 +701,12 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
     ParameterTensorsGPU p = gpt2_params(model, -1, 0);   // the embeddings and the final layernorm
 
     profile_mark(pf, K_ENCODER, st);
-    encoder_forward(a.encoded, a.inputs, p.wte, p.wpe, B, T, C, V, st);
+    if (!vocab_chunked(model)) encoder_forward(a.encoded, a.inputs, p.wte, p.wpe, B, T, C, V, st);
+    for (int e = 0; e < model->shards.vocab_chunks; e++) {   // ZeRO-2/3: the positions of each chunk's tokens
+        int v0, v1;
+        zero_vocab_chunk(&model->shards, e, &v0, &v1);
+        encoder_forward_rows(a.encoded, a.inputs, wte_chunk(model, e), p.wpe, v0, v1, B, T, C, V, st);
+    }
     profile_mark(pf, K_LAYERNORM, st);
     ParameterTensorsGPU w = gpt2_params(model, 0, 1);   // block l's weights, here block 0's
     layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.encoded, w.ln1w, w.ln1b, BT, C, st);
@@ -670,12 +791,67 @@ static void gpt2_head(GPT2 *model, ParameterTensorsGPU p, floatX *g_wte, float d
     if (g_wte) accumulate_bf16(g_wte, dwte, (size_t)Vp * C, st);
 }
 
+// The classifier at ZeRO-2/3, where wte moves in vocabulary chunks (llmc/zero.h)
+// and no rank holds it whole: pass 1 runs each chunk's logits (W = its rows
+// of columns; rows of head_chunk_rows at a time) through
+// fused_classifier_columns_stats, which carries each row's max and sum of
+// exp from chunk to chunk and ends with the losses. With the backward pass
+// 2 gathers the chunks again and recomputes their logits into dlogits:
+// dlnf (B,T,C) is summed over the chunks in fp32 (in scratch.dfch, free
+// until the blocks' backward) and rounded into scratch.dln once, and each
+// chunk's wte gradient, complete after its row chunks (fp32 in head_dwte),
+// is rounded into its slot and reduce-scattered while the next is made.
+// One more logits matmul than gpt2_head, and two more gathers of wte.
+static void gpt2_head_chunked(GPT2 *model, int backward, float dloss) {
+    const ZeroLayout *z = &model->shards;
+    int C = model->config.channels, V = model->config.vocab_size;
+    int BT = model->B * model->T, rows = head_chunk_rows(BT);
+    Activations a = model->acts;
+    Scratch s = model->scratch;
+    cudaStream_t st = model->stream;
+    Profile *pf = &model->profile;
+    float *dlnf = (float *)s.dfch;
+    if (backward) cudaCheck(cudaMemsetAsync(dlnf, 0, (size_t)BT * C * sizeof(float), st));
+    for (int pass = 1; pass <= 1 + backward; pass++) {
+        for (int e = 0; e < z->vocab_chunks; e++) {
+            int v0, v1;
+            zero_vocab_chunk(z, e, &v0, &v1);
+            int W = v1 - v0;
+            const floatX *wte = wte_chunk(model, e);
+            if (pass == 2) cudaCheck(cudaMemsetAsync(s.head_dwte, 0, (size_t)W * C * sizeof(float), st));
+            for (int r0 = 0; r0 < BT; r0 += rows) {
+                int n = BT - r0 < rows ? BT - r0 : rows;
+                const floatX *lnf = a.lnf + (size_t)r0 * C;
+                profile_mark(pf, K_MATMUL, st);
+                matmul_forward(a.logits, NULL, lnf, wte, NULL, n, C, W, st);   // (n,W)
+                profile_mark(pf, K_CLASSIFIER, st);
+                if (pass == 1) {
+                    fused_classifier_columns_stats(a.logits, a.head_max + r0, a.head_sum + r0, a.losses + r0,
+                                                   a.targets + r0, n, W, v0, V, e == 0, e == z->vocab_chunks - 1, st);
+                    continue;
+                }
+                fused_classifier_columns_dlogits(a.logits, a.head_max + r0, a.head_sum + r0, a.targets + r0, dloss, n,
+                                                 W, v0, V, st);
+                profile_mark(pf, K_MATMUL, st);
+                matmul_backward_dinp_f32(dlnf + (size_t)r0 * C, a.logits, wte, n, C, W, st);
+                matmul_backward_dweight_f32(s.head_dwte, a.logits, lnf, n, C, W, st);
+            }
+            if (pass == 1) continue;
+            profile_mark(pf, K_COMM, st);
+            cast_float_to_bf16(wte_grads_slot(model, e), s.head_dwte, (size_t)W * C, st);
+            wte_grads_reduce_start(model, e);
+        }
+    }
+    if (backward) cast_float_to_bf16(s.dln, dlnf, (size_t)BT * C, st);
+}
+
 // Mean loss of the last forward (which had targets), also after its
 // backward; runs the classifier (losses only) if the backward has not.
 float gpt2_mean_loss(GPT2 *model) {
     if (!model->has_targets) fatal("gpt2_mean_loss: the last forward had no targets");
     if (model->mean_loss >= 0.0f) return model->mean_loss;
-    if (!model->backward_done) gpt2_head(model, gpt2_params(model, -1, -1), NULL, 0.0f);
+    if (!model->backward_done && vocab_chunked(model)) gpt2_head_chunked(model, 0, 0.0f);
+    else if (!model->backward_done) gpt2_head(model, gpt2_params(model, -1, -1), NULL, 0.0f);
     int BT = model->B * model->T;
     profile_mark(&model->profile, K_COPY, model->stream);
     if (model->zero_stage == 3) device_wait(&model->dcomm, "all-gather of parameters");   // (under the watchdog)
@@ -721,7 +897,8 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
 
     const size_t ln_stride = gpu_options.recompute >= 2 ? 0 : (size_t)BT * C;   // as in the forward
     // the classifier and its backward (dlnf into s.dln), then lnf's
-    gpt2_head(model, p, g.wte, loss_scale / BT);
+    if (vocab_chunked(model)) gpt2_head_chunked(model, 1, loss_scale / BT);
+    else gpt2_head(model, p, g.wte, loss_scale / BT);
     profile_mark(pf, K_LAYERNORM, st);
     cudaCheck(cudaMemsetAsync(s.dresidual, 0, (size_t)BT * C * sizeof(floatX), st));
     layernorm_backward(s.dresidual, g.lnfw, g.lnfb, s.layernorm, s.dln, a.residual3 + (size_t)(L - 1) * BT * C,
@@ -786,8 +963,21 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
         grads_reduce_start(model, 1 + l);   // ZeRO-2/3: block l's gradients are complete
     }
     profile_mark(pf, K_ENCODER, st);
-    encoder_backward(g.wte, g.wpe, s.encoder, model->encoder_host, s.dresidual, model->inputs_host, B, T, C, V,
-                     st);
+    if (!vocab_chunked(model)) {
+        encoder_backward(g.wte, g.wpe, s.encoder, model->encoder_host, s.dresidual, model->inputs_host, B, T, C, V,
+                         st);
+    } else {   // ZeRO-2/3: wte's part chunk by chunk, each reduce-scattered while the next is made
+        int U = encoder_backward_prepare(s.encoder, model->encoder_host, model->inputs_host, B, T, V, st);
+        encoder_backward_wpe(g.wpe, s.dresidual, B, T, C, st);
+        for (int e = 0; e < model->shards.vocab_chunks; e++) {
+            int v0, v1;
+            zero_vocab_chunk(&model->shards, e, &v0, &v1);
+            floatX *slot = wte_grads_slot(model, e);
+            cudaCheck(cudaMemsetAsync(slot, 0, (size_t)(v1 - v0) * C * sizeof(floatX), st));
+            encoder_backward_wte_rows(slot, v0, v1, s.encoder, s.dresidual, U, B, T, C, st);
+            wte_grads_reduce_start(model, e);
+        }
+    }
     grads_reduce_start(model, 0);
     grads_reduce_finish(model);
     model->backward_done = 1;
@@ -868,6 +1058,7 @@ void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, flo
             device_group_end(&model->dcomm, "all-gather of parameters");
         }
         for (int k = 0; k < 3; k++) model->params_of[k] = -1;   // ZeRO-3: gathered copies are stale
+        for (int k = 0; k < 2; k++) model->wte_params_of[k] = -1;
     }
     profile_end_step(&model->profile, model->stream);
     cudaCheck(cudaStreamSynchronize(model->stream));
@@ -881,8 +1072,14 @@ void gpt2_update(GPT2 *model, float lr, float beta1, float beta2, float eps, flo
 const float *gpt2_logits_row(GPT2 *model, int t) {
     int C = model->config.channels, Vp = model->config.padded_vocab_size;
     if (t < 0 || t >= model->B * model->T) fatal("gpt2_logits_row: row %d is not in the last forward", t);
-    matmul_forward(model->acts.logits, NULL, model->acts.lnf + (size_t)t * C, gpt2_params(model, -1, -1).wte, NULL,
-                   1, C, Vp, model->stream);
+    const floatX *lnf = model->acts.lnf + (size_t)t * C;
+    if (!vocab_chunked(model)) matmul_forward(model->acts.logits, NULL, lnf, gpt2_params(model, -1, -1).wte, NULL, 1, C, Vp,
+                                              model->stream);
+    for (int e = 0; e < model->shards.vocab_chunks; e++) {   // ZeRO-2/3: a vocabulary chunk at a time
+        int v0, v1;
+        zero_vocab_chunk(&model->shards, e, &v0, &v1);
+        matmul_forward(model->acts.logits + v0, NULL, lnf, wte_chunk(model, e), NULL, 1, C, v1 - v0, model->stream);
+    }
     if (model->zero_stage == 3) device_wait(&model->dcomm, "all-gather of parameters");
     cudaCheck(cudaMemcpy(model->row_bf16, model->acts.logits, (size_t)Vp * sizeof(floatX), cudaMemcpyDeviceToHost));
     for (int i = 0; i < Vp; i++) model->row_host[i] = __bfloat162float(model->row_bf16[i]);
@@ -923,6 +1120,7 @@ void gpt2_save(GPT2 *model, const char *model_path, const char *state_path, cons
         v = (float *)calloc_check(z->shard_size, sizeof(float));
         for (int u = 0; u < z->num_units; u++) {
             size_t from = z->offset[u] + (size_t)z->rank * z->slice[u], bytes = zero_owned(z, u, z->rank) * sizeof(float);
+            if (bytes == 0) continue;   // (a slice wholly past a small unit: `from` may lie past the moments)
             cudaCheck(cudaMemcpy(m + z->shard_offset[u], model->m_memory + from, bytes, cudaMemcpyDeviceToHost));
             cudaCheck(cudaMemcpy(v + z->shard_offset[u], model->v_memory + from, bytes, cudaMemcpyDeviceToHost));
         }
@@ -962,6 +1160,16 @@ void gpt2_save(GPT2 *model, const char *model_path, const char *state_path, cons
                 cudaCheck(cudaMemcpy(params + z->offset[u], model->bucket_params[k] + z->bucket_offset[u],
                                      z->count[u] * sizeof(floatX), cudaMemcpyDeviceToHost));
             }
+        }
+        for (int e = 0; e < z->vocab_chunks; e++) {   // wte (not in the buckets): chunk by chunk
+            wte_gather_start(model, e);
+            device_wait(&model->dcomm, "all-gather of parameters");
+            cudaCheck(cudaStreamSynchronize(model->dcomm.stream));
+            int v0, v1;
+            zero_vocab_chunk(z, e, &v0, &v1);
+            size_t at = (size_t)v0 * z->channels;
+            if (params) cudaCheck(cudaMemcpy(params + at, model->wte_params[e % 2], ((size_t)v1 * z->channels - at) *
+                                             sizeof(floatX), cudaMemcpyDeviceToHost));
         }
         if (params) model_file_write_version(model_path, &model->config, MODEL_VERSION_BF16, params);
         free(params);
@@ -1026,7 +1234,7 @@ void gpt2_load_state(GPT2 *model, const char *dir, int step, TrainState *st) {
             for (size_t i = 0; i < zero_owned(z, u, z->rank); i++) {
                 params[so + i] = adamw_stochastic_round(master[so + i], adamw_random_bits(seed, flat - tensor_start[k] + i));
             }
-            if (model->zero_stage < 3) {
+            if (model->zero_stage < 3 && zero_owned(z, u, z->rank) > 0) {   // (else `flat` may lie past the end)
                 cudaCheck(cudaMemcpy(model->params_memory + flat, params + so, zero_owned(z, u, z->rank) * sizeof(floatX),
                                      cudaMemcpyHostToDevice));
             }
