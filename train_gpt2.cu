@@ -837,7 +837,7 @@ static void gpt2_head_chunked(GPT2 *model, int backward, float dloss) {
                 matmul_backward_dweight_f32(s.head_dwte, a.logits, lnf, n, C, W, st);
             }
             if (pass == 1) continue;
-            profile_mark(pf, K_COMM, st);
+            profile_mark(pf, K_CLASSIFIER, st);
             cast_float_to_bf16(wte_grads_slot(model, e), s.head_dwte, (size_t)W * C, st);
             wte_grads_reduce_start(model, e);
         }

@@ -15,6 +15,8 @@
 #      (scripts/compare_losses.sh), and a second GPU run with the same bits;
 #      with -at 1, a resume from step 3 with the saved choices ends at step 6
 #      with the model file of the run it continues, bit for bit;
+#      ZeRO-3 on one GPU (wte in vocabulary chunks, the classifier in two
+#      passes over them) against ZeRO-0, losses within 0.01;
 #      test_gpt2cu against PyTorch reference files (train_gpt2.py) for a d2
 #      model with a 512-token vocabulary and for the 124M shape;
 #   4. GPT-2 124M (d12) at B=GPU_VALIDATE_B (default 64), T=1024 on random
@@ -242,6 +244,20 @@ else
         fi
     fi
     trainer_row "tiny model, -at 1: a resume with the saved choices, the same bits" "$r"
+    # ZeRO-3 on one GPU moves wte in vocabulary chunks (llmc/zero.h) and runs
+    # the classifier in two passes over them: a model whose Vp = 640 makes
+    # three chunks; its losses within bf16's tolerance of ZeRO-0's
+    "$PY" tests/make_model.py "$W/chunked.bin" 2 2 64 600 64 5
+    "$PY" tests/make_shard.py "$W/trv_000.bin" 20000 1 600
+    CHUNKED=(-e "$W/chunked.bin" -i "$W/trv_*.bin" -j "" -b 2 -t 16 -x 10 -l 1e-3 -g 0 -tz "")
+    r=$(run_one "$LOGS/gpu_chunks_z0.log" "$GPU_TRAINER" "${CHUNKED[@]}")
+    [ "$r" = PASS ] && r=$(run_one "$LOGS/gpu_chunks_z3.log" "$GPU_TRAINER" "${CHUNKED[@]}" -z 3)
+    if [ "$r" = PASS ]; then
+        if ! grep -q '^wte in 3 vocabulary chunks' "$LOGS/gpu_chunks_z3.log"; then r="FAIL (no vocabulary chunks)"
+        elif why=$(bash scripts/compare_losses.sh "$LOGS/gpu_chunks_z0.log" "$LOGS/gpu_chunks_z3.log"); then r=PASS
+        else r="FAIL ($why)"; echo "$LOGS/gpu_chunks_z3.log" >>"$LOGS/failed"; fi
+    fi
+    trainer_row "ZeRO-3 on one GPU (wte in 3 vocabulary chunks): losses match ZeRO-0" "$r"
 
     # test_gpt2cu against PyTorch (train_gpt2.py writes the reference here):
     # a d2 model with a 512-token vocabulary, and on a GPU the 124M shape

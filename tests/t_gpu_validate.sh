@@ -21,6 +21,7 @@ contains gpu_validate_keeps_logs "$TMP/ok/logs/gelu.bench.log" "gelu N=8: forwar
 contains gpu_validate_trainer_matches_cpu "$TMP/ok/report.md" "| tiny model, 10 steps: losses match the CPU trainer | PASS |"
 contains gpu_validate_trainer_deterministic "$TMP/ok/report.md" "| tiny model, two runs: the same bits | PASS |"
 contains gpu_validate_autotune_resume "$TMP/ok/report.md" "| tiny model, -at 1: a resume with the saved choices, the same bits | PASS |"
+contains gpu_validate_vocabulary_chunks "$TMP/ok/report.md" "| ZeRO-3 on one GPU (wte in 3 vocabulary chunks): losses match ZeRO-0 | PASS |"
 contains gpu_validate_test_gpt2cu "$TMP/ok/report.md" \
     "| test_gpt2cu vs PyTorch, d2 (V=512), B=4 T=32: logits, loss, gradients, 10 steps | PASS |"
 contains gpu_validate_trainer_speed "$TMP/ok/report.md" "Speed, tiny model (emulated): median"
