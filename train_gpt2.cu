@@ -235,7 +235,7 @@ static size_t scratch_layout(GPT2 *model, int B, int T, char *memory) {
     size_t bytes[] = {BT * C * X, BT * C * X, BT * C * X, BT * 3 * C * X, BT * 4 * C * X, BT * C * X,
                       matmul_backward_scratch_bytes((int)BT, (int)(4 * C)),
                       layernorm_backward_scratch_bytes((int)BT, (int)C), BT * NH * sizeof(float),
-                      encoder_backward_scratch_bytes(B, T), (GLOBAL_NORM_BLOCKS + 1) * sizeof(float),
+                      encoder_backward_scratch_bytes(B, T, (int)C), (GLOBAL_NORM_BLOCKS + 1) * sizeof(float),
                       head_rows * C * sizeof(float)};
     return carve_bytes(ptrs, bytes, (int)(sizeof(bytes) / sizeof(bytes[0])), memory);
 }
@@ -967,14 +967,14 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
         encoder_backward(g.wte, g.wpe, s.encoder, model->encoder_host, s.dresidual, model->inputs_host, B, T, C, V,
                          st);
     } else {   // ZeRO-2/3: wte's part chunk by chunk, each reduce-scattered while the next is made
-        int U = encoder_backward_prepare(s.encoder, model->encoder_host, model->inputs_host, B, T, V, st);
+        EncoderBuckets bk = encoder_backward_prepare(s.encoder, model->encoder_host, model->inputs_host, B, T, V, st);
         encoder_backward_wpe(g.wpe, s.dresidual, B, T, C, st);
         for (int e = 0; e < model->shards.vocab_chunks; e++) {
             int v0, v1;
             zero_vocab_chunk(&model->shards, e, &v0, &v1);
             floatX *slot = wte_grads_slot(model, e);
             cudaCheck(cudaMemsetAsync(slot, 0, (size_t)(v1 - v0) * C * sizeof(floatX), st));
-            encoder_backward_wte_rows(slot, v0, v1, s.encoder, s.dresidual, U, B, T, C, st);
+            encoder_backward_wte_rows(slot, v0, v1, s.encoder, s.dresidual, bk, B, T, C, st);
             wte_grads_reduce_start(model, e);
         }
     }

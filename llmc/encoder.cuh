@@ -11,20 +11,24 @@
 // the threads run in): dwte[v] += the sum of dout[b,t] over the positions
 // with inp[b,t] == v, dwpe[t] += the sum over b of dout[b,t]. Gradients
 // accumulate across micro-steps, so each touched row is summed in fp32 in a
-// fixed order -- its existing bf16 value first, then the contributions in
-// increasing b*T+t order -- and rounded once to bf16. Rows of dwte whose
-// token does not occur are not touched (same bits as before). The positions
-// are grouped by token on the host (a stable counting sort of the inputs,
-// which the trainer has on the host anyway: the data loader fills them
-// there), the buckets are copied to a device scratch buffer, and then one
-// warp per (token, 256-channel chunk) sums its bucket sequentially: each of
-// the 32 lanes owns 8 channels (one 128-bit chunk). dwpe gets one thread per
-// (t, 8 channels), looping over b. A warp's loop is as long as its token's
-// count (the most frequent token in a batch of text occurs a few hundred
-// times in B*T = 8192); the sum is sequential because that fixed order is
-// what makes the bits reproducible, so that longest bucket bounds the time
-// (on an H200, 0.09 ms for Zipf-like ids whose most frequent token has ~500
-// positions: a chain of dependent loads, ENCODER_BWD_PREFETCH in flight).
+// fixed order and rounded once to bf16: its existing bf16 value first, then
+// the contributions in increasing b*T+t order -- a token with more than
+// ENCODER_BWD_SEGMENT positions in segments of that many: the first summed
+// onto the existing value, each later one from 0, and the segments' sums
+// added in order. Rows of dwte whose token does not occur are not touched
+// (same bits as before). The positions are grouped by token on the host (a
+// stable counting sort of the inputs, which the trainer has on the host
+// anyway: the data loader fills them there), the buckets and their segments
+// are copied to a device scratch buffer, and then one warp per (segment,
+// 256-channel chunk) sums its positions sequentially: each of the 32 lanes
+// owns 8 channels (one 128-bit chunk); a token of one segment is written
+// there, the others' segment sums go to fp32 scratch and a second kernel
+// adds them, a warp per (token, chunk). dwpe gets one thread per (t, 8
+// channels), looping over b. A sum must be sequential for its fixed order,
+// so a chain of dependent loads is as long as a segment, not as the most
+// frequent token (in GPT-2 124M's batch of 65536 positions of text, a few
+// thousand; the benchmark's 64 distinct ids: 1024 each, 0.9 ms of an H100's
+// step with one warp per token).
 //
 // Constraints (checked by the launchers, "error: <launcher>: ..." and exit 1):
 // C % 8 == 0 and C > 0 (whole 128-bit chunks), B, T >= 0, V > 0, B*T*C
@@ -47,6 +51,7 @@
 #define ENCODER_BWD_WARPS 4              // warps per block of the dwte kernel (128 threads)
 #define ENCODER_BWD_CHUNK (32 * 8)       // channels per warp in the dwte kernel: 32 lanes x 8 bf16
 #define ENCODER_BWD_PREFETCH 4           // dout chunks a lane loads before it adds them (in order)
+#define ENCODER_BWD_SEGMENT 64           // positions of one token one warp sums (a part of the summation order)
 #define ENCODER_NAN_BITS 0x7FC0u         // bf16 quiet NaN, written for a token id outside [0, V)
 
 // ----------------------------------------------------------------------------
@@ -79,49 +84,97 @@ __global__ void __launch_bounds__(ENCODER_BLOCK_SIZE)
     store128(out + (size_t)bt * C + c, y);
 }
 
-// dwte (V,C) += per bucket the sum of dout (B,T,C) over its positions. The
-// buckets: tokens[u] (U,) a token id, starts (U+1,) its range
-// pos[starts[u]] .. pos[starts[u+1]-1] in pos (B*T,), the b*T+t of each
-// occurrence in increasing order. Warp w of the grid does bucket w / nchunks,
-// channels (w % nchunks) * 256 + lane * 8 .. + 8, nchunks = ceil(C / 256),
-// if its token is in the rows [v0, v1) of dwte that dwte_rows holds (row v at
-// (v - v0) * C).
+// The buckets and segments of encoder_backward, on the device as built by
+// encoder_backward_buckets on the host: pos (N,), the b*T+t of every
+// position grouped by token, in increasing order within a token; starts
+// (U+1,), token u's range pos[starts[u]] .. pos[starts[u+1]-1]; tokens (U,)
+// their ids; segments (3S,): per segment (u, k, p), the k-th
+// ENCODER_BWD_SEGMENT positions of token u and the index p of its fp32 sum
+// in the partial sums (-1: the token's only segment, written to dwte
+// directly); splits (2M,): per token of several segments (u, its first
+// segment's p).
+typedef struct {
+    int U, S, M;   // tokens, segments, tokens of several segments
+} EncoderBuckets;
+
+// dwte row chunk += one segment's positions of dout (B,T,C) (see above).
+// Warp w of the grid does segment w / nchunks, channels (w % nchunks) * 256
+// + lane * 8 .. + 8, nchunks = ceil(C / 256), if its token is in the rows
+// [v0, v1) of dwte that dwte_rows holds (row v at (v - v0) * C).
 __global__ void __launch_bounds__(ENCODER_BWD_WARPS * 32)
-    encoder_backward_wte_kernel(floatX* dwte_rows, const floatX* dout, const int* pos, const int* starts,
-                                const int* tokens, int U, int C, int v0, int v1) {
+    encoder_backward_wte_kernel(floatX* dwte_rows, float* partial, const floatX* dout, const int* pos,
+                                const int* starts, const int* tokens, const int* segments, int S, int C, int v0,
+                                int v1) {
     const int P = Pack128<floatX>::N;
     int nchunks = (C + ENCODER_BWD_CHUNK - 1) / ENCODER_BWD_CHUNK;
     int w = (int)(blockIdx.x * ENCODER_BWD_WARPS + threadIdx.x / 32), lane = (int)(threadIdx.x % 32);
-    if (w >= U * nchunks) return;   // the ragged last block; no barrier in this kernel
-    int u = w / nchunks;
-    int c = (w - u * nchunks) * ENCODER_BWD_CHUNK + lane * P;
+    if (w >= S * nchunks) return;   // the ragged last block; no barrier in this kernel
+    int s = w / nchunks, u = segments[3 * s], k = segments[3 * s + 1], p = segments[3 * s + 2];
+    int c = (w - s * nchunks) * ENCODER_BWD_CHUNK + lane * P;
     if (c >= C || tokens[u] < v0 || tokens[u] >= v1) return;   // (C % 256 != 0: a short last chunk)
     floatX* row = dwte_rows + (size_t)(tokens[u] - v0) * C + c;
-    Pack128<floatX> old = load128(row);
     float acc[P];
 #pragma unroll
-    for (int k = 0; k < P; k++) acc[k] = (float)old[k];   // the existing gradient first
-    int i = starts[u], end = starts[u + 1];
+    for (int j = 0; j < P; j++) acc[j] = 0.0f;
+    if (k == 0) {   // the existing gradient first
+        Pack128<floatX> old = load128(row);
+#pragma unroll
+        for (int j = 0; j < P; j++) acc[j] = (float)old[j];
+    }
+    int i = starts[u] + k * ENCODER_BWD_SEGMENT, end = i + ENCODER_BWD_SEGMENT;
+    if (end > starts[u + 1]) end = starts[u + 1];
     // ENCODER_BWD_PREFETCH loads in flight before their additions, which
     // still happen one position after the other, in bucket order
     for (; i + ENCODER_BWD_PREFETCH <= end; i += ENCODER_BWD_PREFETCH) {
         Pack128<floatX> d[ENCODER_BWD_PREFETCH];
 #pragma unroll
-        for (int j = 0; j < ENCODER_BWD_PREFETCH; j++) d[j] = load128(dout + (size_t)pos[i + j] * C + c);
+        for (int q = 0; q < ENCODER_BWD_PREFETCH; q++) d[q] = load128(dout + (size_t)pos[i + q] * C + c);
 #pragma unroll
-        for (int j = 0; j < ENCODER_BWD_PREFETCH; j++)
+        for (int q = 0; q < ENCODER_BWD_PREFETCH; q++)
 #pragma unroll
-            for (int k = 0; k < P; k++) acc[k] += (float)d[j][k];
+            for (int j = 0; j < P; j++) acc[j] += (float)d[q][j];
     }
     for (; i < end; i++) {
         Pack128<floatX> d = load128(dout + (size_t)pos[i] * C + c);
 #pragma unroll
-        for (int k = 0; k < P; k++) acc[k] += (float)d[k];
+        for (int j = 0; j < P; j++) acc[j] += (float)d[j];
+    }
+    if (p >= 0) {   // one of several segments: its fp32 sum, added by encoder_backward_wte_split_kernel
+        float* out = partial + (size_t)p * C + c;
+#pragma unroll
+        for (int j = 0; j < P; j++) out[j] = acc[j];
+        return;
     }
     Pack128<floatX> y;
 #pragma unroll
-    for (int k = 0; k < P; k++) y[k] = (floatX)acc[k];
+    for (int j = 0; j < P; j++) y[j] = (floatX)acc[j];
     store128(row, y);
+}
+
+// dwte row chunk = the sum, in segment order, of a token's segments' fp32
+// sums (the first holds the existing value); warp w does split token w /
+// nchunks, channels as above, rows as above
+__global__ void __launch_bounds__(ENCODER_BWD_WARPS * 32)
+    encoder_backward_wte_split_kernel(floatX* dwte_rows, const float* partial, const int* starts, const int* tokens,
+                                      const int* splits, int M, int C, int v0, int v1) {
+    const int P = Pack128<floatX>::N;
+    int nchunks = (C + ENCODER_BWD_CHUNK - 1) / ENCODER_BWD_CHUNK;
+    int w = (int)(blockIdx.x * ENCODER_BWD_WARPS + threadIdx.x / 32), lane = (int)(threadIdx.x % 32);
+    if (w >= M * nchunks) return;   // no barrier in this kernel
+    int m = w / nchunks, u = splits[2 * m], p = splits[2 * m + 1];
+    int c = (w - m * nchunks) * ENCODER_BWD_CHUNK + lane * P;
+    if (c >= C || tokens[u] < v0 || tokens[u] >= v1) return;
+    int segs = (starts[u + 1] - starts[u] + ENCODER_BWD_SEGMENT - 1) / ENCODER_BWD_SEGMENT;
+    float acc[P];
+#pragma unroll
+    for (int j = 0; j < P; j++) acc[j] = partial[(size_t)p * C + c + j];
+    for (int k = 1; k < segs; k++)
+#pragma unroll
+        for (int j = 0; j < P; j++) acc[j] += partial[(size_t)(p + k) * C + c + j];
+    Pack128<floatX> y;
+#pragma unroll
+    for (int j = 0; j < P; j++) y[j] = (floatX)acc[j];
+    store128(dwte_rows + (size_t)(tokens[u] - v0) * C + c, y);
 }
 
 // dwpe (maxT,C) rows 0..T-1 += the sum over b of dout (B,T,C) [b,t], in
@@ -198,31 +251,52 @@ static inline void encoder_forward(floatX* out, const int* inp, const floatX* wt
     encoder_forward_rows(out, inp, wte, wpe, 0, V, B, T, C, V, stream);
 }
 
-// bytes of the device scratch of encoder_backward: pos (B*T,), starts
-// (U+1,) and tokens (U,) with U <= B*T distinct tokens
-static inline size_t encoder_backward_scratch_bytes(int B, int T) {
-    return (3 * (size_t)B * T + 1) * sizeof(int);
+// ints of the buckets and segments for N positions, at most: pos (N,),
+// starts (U+1,), tokens (U,) with U <= N, segments (3S,) with S <= U + N /
+// ENCODER_BWD_SEGMENT, splits (2M,) with M <= N / ENCODER_BWD_SEGMENT
+static inline size_t encoder_backward_ints(int N) {
+    size_t n = (size_t)N, per = n / ENCODER_BWD_SEGMENT;
+    return n + (2 * n + 1) + 3 * (n + per) + 2 * per;
 }
 
-// bytes of the host scratch of encoder_backward: the same three arrays,
+// fp32 values of the partial sums: a token of n > ENCODER_BWD_SEGMENT
+// positions has ceil(n / seg) < 2 n / seg segments, so fewer than 2 N / seg
+// rows of C
+static inline size_t encoder_backward_partials(int N, int C) {
+    return (2 * (size_t)N / ENCODER_BWD_SEGMENT + 1) * (size_t)C;
+}
+
+// where the partial sums start in the device scratch (16-byte aligned)
+static inline size_t encoder_backward_partials_at(int N) {
+    return (encoder_backward_ints(N) * sizeof(int) + 15) / 16 * 16;
+}
+
+// bytes of the device scratch of encoder_backward: the buckets and
+// segments, then the partial sums
+static inline size_t encoder_backward_scratch_bytes(int B, int T, int C) {
+    return encoder_backward_partials_at(B * T) + encoder_backward_partials(B * T, C) * sizeof(float);
+}
+
+// bytes of the host scratch of encoder_backward: the buckets and segments,
 // built there and copied over, plus a count per token (V,)
 static inline size_t encoder_backward_host_scratch_bytes(int B, int T, int V) {
-    return (3 * (size_t)B * T + 1 + (size_t)V) * sizeof(int);
+    return (encoder_backward_ints(B * T) + (size_t)V) * sizeof(int);
 }
 
 // the host half of encoder_backward: a stable counting sort of the
 // positions i = b*T+t of inp_host (N,) by token, into host_scratch = pos (N,)
-// | starts (U+1,) | tokens (U,) | counts (V,). tokens lists the distinct ids
-// in order of first occurrence (any order of the buckets gives the same
-// sums: each row is summed by itself), pos the positions of each token in
-// increasing order; the first three arrays are back to back (N + 2U + 1
-// ints) so that one copy moves them. O(N) plus clearing counts. Returns U,
-// the number of distinct tokens; exits on an id outside [0, V).
-static inline int encoder_backward_buckets(int* host_scratch, const int* inp_host, int N, int V) {
+// | starts (U+1,) | tokens (U,) | segments (3S,) | splits (2M,) (see
+// EncoderBuckets), back to back so that one copy moves them, then counts
+// (V,) at encoder_backward_ints(N). tokens lists the distinct ids in order
+// of first occurrence (any order of the buckets gives the same sums: each
+// row is summed by itself), pos the positions of each token in increasing
+// order. O(N) plus clearing counts. Exits on an id outside [0, V).
+static inline EncoderBuckets encoder_backward_buckets(int* host_scratch, const int* inp_host, int N, int V) {
     int* pos = host_scratch;
-    int* counts = host_scratch + 3 * (size_t)N + 1;
+    int* counts = host_scratch + encoder_backward_ints(N);
     int* tokens = pos + N;   // for now; moved behind starts once U is known
     memset(counts, 0, (size_t)V * sizeof(int));
+    EncoderBuckets bk = {0, 0, 0};
     int U = 0;
     for (int i = 0; i < N; i++) {
         int v = inp_host[i];
@@ -246,23 +320,58 @@ static inline int encoder_backward_buckets(int* host_scratch, const int* inp_hos
     }
     starts[U] = off;
     for (int i = 0; i < N; i++) pos[counts[inp_host[i]]++] = i;   // increasing i: stable
-    return U;
+    // the segments, then the splits behind them (written at the end of the
+    // scratch first, moved down once the segments' count is known)
+    int* segments = tokens + U;
+    int* splits = host_scratch + encoder_backward_ints(N) - 2 * ((size_t)N / ENCODER_BWD_SEGMENT);
+    int S = 0, M = 0, partials = 0;
+    for (int u = 0; u < U; u++) {
+        int segs = (starts[u + 1] - starts[u] + ENCODER_BWD_SEGMENT - 1) / ENCODER_BWD_SEGMENT;
+        if (segs > 1) {
+            splits[2 * M] = u;
+            splits[2 * M + 1] = partials;
+            M++;
+        }
+        for (int k = 0; k < segs; k++, S++) {
+            segments[3 * S] = u;
+            segments[3 * S + 1] = k;
+            segments[3 * S + 2] = segs > 1 ? partials++ : -1;
+        }
+    }
+    memmove(segments + 3 * S, splits, 2 * (size_t)M * sizeof(int));
+    bk.U = U;
+    bk.S = S;
+    bk.M = M;
+    return bk;
 }
 
-// the dwte kernel on the buckets in scratch (pos (N,) | starts (U+1,) |
-// tokens (U,), as built by encoder_backward_buckets and copied there), for
-// the tokens in the rows [v0, v1) of dwte, which dwte_rows holds (row v at
-// (v - v0) * C; the GPU trainer's vocabulary chunks at ZeRO-2/3); sizes
-// already checked
-static inline void encoder_backward_wte_rows(floatX* dwte_rows, int v0, int v1, const int* scratch,
-                                             const floatX* dout, int U, int B, int T, int C, cudaStream_t stream) {
+// ints of the built buckets and segments (what is copied to the device)
+static inline size_t encoder_backward_used_ints(int N, EncoderBuckets bk) {
+    return (size_t)N + 2 * (size_t)bk.U + 1 + 3 * (size_t)bk.S + 2 * (size_t)bk.M;
+}
+
+// the dwte kernels on the buckets in scratch (as built by
+// encoder_backward_buckets and copied there by encoder_backward_prepare),
+// for the tokens in the rows [v0, v1) of dwte, which dwte_rows holds (row v
+// at (v - v0) * C; the GPU trainer's vocabulary chunks at ZeRO-2/3)
+static inline void encoder_backward_wte_rows(floatX* dwte_rows, int v0, int v1, void* scratch, const floatX* dout,
+                                             EncoderBuckets bk, int B, int T, int C, cudaStream_t stream) {
     encoder_check_args("encoder_backward", B, T, C, 1, dwte_rows, dout, scratch);
     int N = B * T;
+    const int* pos = (const int*)scratch;
+    const int *starts = pos + N, *tokens = starts + bk.U + 1, *segments = tokens + bk.U;
+    const int* splits = segments + 3 * bk.S;
+    float* partial = (float*)((char*)scratch + encoder_backward_partials_at(N));
     int nchunks = (C + ENCODER_BWD_CHUNK - 1) / ENCODER_BWD_CHUNK;
-    int grid = (U * nchunks + ENCODER_BWD_WARPS - 1) / ENCODER_BWD_WARPS;
+    int grid = (bk.S * nchunks + ENCODER_BWD_WARPS - 1) / ENCODER_BWD_WARPS;
     if (grid == 0) return;
-    encoder_backward_wte_kernel<<<grid, ENCODER_BWD_WARPS * 32, 0, stream>>>(dwte_rows, dout, scratch, scratch + N,
-                                                                              scratch + N + U + 1, U, C, v0, v1);
+    encoder_backward_wte_kernel<<<grid, ENCODER_BWD_WARPS * 32, 0, stream>>>(dwte_rows, partial, dout, pos, starts,
+                                                                              tokens, segments, bk.S, C, v0, v1);
+    cudaCheck(cudaGetLastError());
+    grid = (bk.M * nchunks + ENCODER_BWD_WARPS - 1) / ENCODER_BWD_WARPS;
+    if (grid == 0) return;
+    encoder_backward_wte_split_kernel<<<grid, ENCODER_BWD_WARPS * 32, 0, stream>>>(dwte_rows, partial, starts, tokens,
+                                                                                    splits, bk.M, C, v0, v1);
     cudaCheck(cudaGetLastError());
 }
 
@@ -276,36 +385,37 @@ static inline void encoder_backward_wpe(floatX* dwpe, const floatX* dout, int B,
     cudaCheck(cudaGetLastError());
 }
 
-// the device half of encoder_backward: both kernels, all of dwte
-static inline void encoder_backward_kernels(floatX* dwte, floatX* dwpe, const int* scratch, const floatX* dout,
-                                            int U, int B, int T, int C, cudaStream_t stream) {
-    encoder_backward_wte_rows(dwte, 0, 0x7FFFFFFF, scratch, dout, U, B, T, C, stream);
+// the device half of encoder_backward: the kernels, all of dwte
+static inline void encoder_backward_kernels(floatX* dwte, floatX* dwpe, void* scratch, const floatX* dout,
+                                            EncoderBuckets bk, int B, int T, int C, cudaStream_t stream) {
+    encoder_backward_wte_rows(dwte, 0, 0x7FFFFFFF, scratch, dout, bk, B, T, C, stream);
     encoder_backward_wpe(dwpe, dout, B, T, C, stream);
 }
 
 // encoder_backward's buckets of inp_host (B,T) built in host_scratch and
-// copied to scratch on stream (as below); returns U, the number of distinct
-// tokens. Then encoder_backward_wte_rows for each block of rows of dwte and
-// encoder_backward_wpe do what encoder_backward does.
-static inline int encoder_backward_prepare(void* scratch, int* host_scratch, const int* inp_host, int B, int T,
-                                           int V, cudaStream_t stream) {
-    if ((uintptr_t)scratch % sizeof(int) != 0) {
-        fprintf(stderr, "error: encoder_backward: scratch must be int-aligned\n");
+// copied to scratch on stream (as below). Then encoder_backward_wte_rows
+// for each block of rows of dwte and encoder_backward_wpe do what
+// encoder_backward does.
+static inline EncoderBuckets encoder_backward_prepare(void* scratch, int* host_scratch, const int* inp_host, int B,
+                                                      int T, int V, cudaStream_t stream) {
+    if ((uintptr_t)scratch % 16 != 0) {
+        fprintf(stderr, "error: encoder_backward: scratch must be 16-byte aligned\n");
         exit(1);
     }
     int N = B * T;
-    if (N == 0) return 0;
-    int U = encoder_backward_buckets(host_scratch, inp_host, N, V);
-    cudaCheck(cudaMemcpyAsync(scratch, host_scratch, ((size_t)N + 2 * U + 1) * sizeof(int), cudaMemcpyHostToDevice,
-                              stream));
-    return U;
+    EncoderBuckets bk = {0, 0, 0};
+    if (N == 0) return bk;
+    bk = encoder_backward_buckets(host_scratch, inp_host, N, V);
+    cudaCheck(cudaMemcpyAsync(scratch, host_scratch, encoder_backward_used_ints(N, bk) * sizeof(int),
+                              cudaMemcpyHostToDevice, stream));
+    return bk;
 }
 
 // dwte (V,C) += the sums of dout (B,T,C) per token of inp_host (B,T), dwpe
 // (maxT,C) rows 0..T-1 += the sums of dout over b; deterministic (see the
 // top of the file). inp_host: the same ids as the forward pass's, on the
 // host; each must be in [0, V) (checked: exits with a message otherwise).
-// scratch: device memory of encoder_backward_scratch_bytes(B, T) bytes;
+// scratch: device memory of encoder_backward_scratch_bytes(B, T, C) bytes;
 // host_scratch: host memory of encoder_backward_host_scratch_bytes(B, T, V)
 // bytes. The buckets go from
 // host_scratch to scratch with cudaMemcpyAsync on stream: the caller must
@@ -318,8 +428,8 @@ static inline void encoder_backward(floatX* dwte, floatX* dwpe, void* scratch, i
                                     const floatX* dout, const int* inp_host, int B, int T, int C, int V,
                                     cudaStream_t stream) {
     encoder_check_args("encoder_backward", B, T, C, V, dwte, dwpe, dout);
-    int U = encoder_backward_prepare(scratch, host_scratch, inp_host, B, T, V, stream);
-    encoder_backward_kernels(dwte, dwpe, (const int*)scratch, dout, U, B, T, C, stream);
+    EncoderBuckets bk = encoder_backward_prepare(scratch, host_scratch, inp_host, B, T, V, stream);
+    encoder_backward_kernels(dwte, dwpe, scratch, dout, bk, B, T, C, stream);
 }
 
 #endif // LLMC_ENCODER_CUH

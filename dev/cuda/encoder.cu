@@ -5,7 +5,9 @@
 //                      lane), (2,37,264,40) (B*T not a multiple of the
 //                      4-warp block, a last 256-channel chunk of one lane),
 //                      (3,50,1000,97) (a last chunk of 29 lanes), (4,64,768,
-//                      1000) (whole chunks, many absent tokens); forward
+//                      1000) (whole chunks, many absent tokens), (8,100,
+//                      16,20) (token 0's ~400 positions in 7 segments of
+//                      ENCODER_BWD_SEGMENT, the last short); forward
 //                      (also with bad token ids -1 and V: NaN rows, nothing
 //                      read outside wte), then backward twice (two
 //                      micro-steps accumulating into the same gradients);
@@ -29,7 +31,9 @@
 // usually exact: each has 8 significant bits, fp32 24) and rounds that once
 // to bf16 (nearest even); the host does the same two operations. Backward:
 // the kernels promise a fixed order of fp32 additions per element (the
-// existing bf16 gradient, then the contributions in increasing b*T+t) and
+// existing bf16 gradient, then the contributions in increasing b*T+t, in
+// segments of ENCODER_BWD_SEGMENT positions whose sums are added in order:
+// see llmc/encoder.cuh) and
 // one rounding to bf16; the host does the same additions in the same order,
 // IEEE on both sides (additions only, so no fused multiply-add can change a
 // rounding). The inputs make the order matter: token 0 takes about half the
@@ -123,29 +127,45 @@ static int compare_bits(const char* what, int B, int T, int C, int V, const floa
     return 0;
 }
 
-// reference of one encoder_backward: per element of dwte (V,C) and dwpe
-// (maxT,C), fp32 sum of the old bf16 value then the contributions of dout
-// (B,T,C) in increasing b*T+t, rounded once; untouched rows keep their bits
+// reference of one encoder_backward: per element of dwte (V,C), fp32 sum of
+// the old bf16 value then the contributions of dout (B,T,C) in increasing
+// b*T+t; a token with more than ENCODER_BWD_SEGMENT positions in segments of
+// that many (the first onto the old value, each later one from 0, the
+// segments' sums added in order); per element of dwpe (maxT,C) the old value
+// then increasing b; each rounded once; untouched rows keep their bits
 static void encoder_backward_ref(floatX* dwte, floatX* dwpe, const floatX* dout, const int* inp, int B, int T, int C,
                                  int V, float* acc_wte, float* acc_wpe, char* touched) {
     int N = B * T;
-    for (size_t i = 0; i < (size_t)V * C; i++) acc_wte[i] = __bfloat162float(dwte[i]);
+    float* seg = (float*)xmalloc((size_t)C * sizeof(float));
     for (size_t i = 0; i < (size_t)T * C; i++) acc_wpe[i] = __bfloat162float(dwpe[i]);
-    memset(touched, 0, V);
-    for (int i = 0; i < N; i++) {   // increasing b*T+t, for every row at once
-        const floatX* d = dout + (size_t)i * C;
-        float* aw = acc_wte + (size_t)inp[i] * C;
-        float* ap = acc_wpe + (size_t)(i % T) * C;
-        touched[inp[i]] = 1;
-        for (int c = 0; c < C; c++) {
-            aw[c] += __bfloat162float(d[c]);
-            ap[c] += __bfloat162float(d[c]);
-        }
-    }
-    for (int v = 0; v < V; v++)
-        if (touched[v])
-            for (int c = 0; c < C; c++) dwte[(size_t)v * C + c] = __float2bfloat16(acc_wte[(size_t)v * C + c]);
+    for (int i = 0; i < N; i++)   // increasing b*T+t
+        for (int c = 0; c < C; c++) acc_wpe[(size_t)(i % T) * C + c] += __bfloat162float(dout[(size_t)i * C + c]);
     for (size_t i = 0; i < (size_t)T * C; i++) dwpe[i] = __float2bfloat16(acc_wpe[i]);
+    memset(touched, 0, V);
+    for (int v = 0; v < V; v++) {
+        float* aw = acc_wte + (size_t)v * C;
+        for (int c = 0; c < C; c++) aw[c] = __bfloat162float(dwte[(size_t)v * C + c]);
+        int j = 0;   // v's occurrences so far
+        for (int i = 0; i < N; i++) {
+            if (inp[i] != v) continue;
+            const floatX* d = dout + (size_t)i * C;
+            if (j < ENCODER_BWD_SEGMENT) {   // the first segment: onto the old value
+                for (int c = 0; c < C; c++) aw[c] += __bfloat162float(d[c]);
+            } else {   // a later one: from 0, added when it ends
+                if (j % ENCODER_BWD_SEGMENT == 0) memset(seg, 0, (size_t)C * sizeof(float));
+                for (int c = 0; c < C; c++) seg[c] += __bfloat162float(d[c]);
+            }
+            j++;
+            if (j > ENCODER_BWD_SEGMENT && j % ENCODER_BWD_SEGMENT == 0)
+                for (int c = 0; c < C; c++) aw[c] += seg[c];
+        }
+        if (j > ENCODER_BWD_SEGMENT && j % ENCODER_BWD_SEGMENT != 0)   // the last, short segment
+            for (int c = 0; c < C; c++) aw[c] += seg[c];
+        touched[v] = j > 0;
+        if (j > 0)
+            for (int c = 0; c < C; c++) dwte[(size_t)v * C + c] = __float2bfloat16(aw[c]);
+    }
+    free(seg);
 }
 
 // ----------------------------------------------------------------------------
@@ -181,7 +201,7 @@ static int check(int B, int T, int C, int V, uint32_t seed) {
     cudaCheck(cudaMalloc(&d_dout, NC * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_dwte, VC * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_dwpe, TC * sizeof(floatX)));
-    cudaCheck(cudaMalloc(&d_scratch, encoder_backward_scratch_bytes(B, T)));
+    cudaCheck(cudaMalloc(&d_scratch, encoder_backward_scratch_bytes(B, T, C)));
     cudaCheck(cudaMemcpy(d_inp, inp, N * sizeof(int), cudaMemcpyHostToDevice));
     cudaCheck(cudaMemcpy(d_wte, wte, VC * sizeof(floatX), cudaMemcpyHostToDevice));
     cudaCheck(cudaMemcpy(d_wpe, wpe, TC * sizeof(floatX), cudaMemcpyHostToDevice));
@@ -247,14 +267,14 @@ static int check(int B, int T, int C, int V, uint32_t seed) {
         if (step == 0) {
             encoder_backward(d_dwte, d_dwpe, d_scratch, host_scratch, d_dout, ids, B, T, C, V, 0);
         } else {
-            int U = encoder_backward_prepare(d_scratch, host_scratch, ids, B, T, V, 0);
+            EncoderBuckets bk = encoder_backward_prepare(d_scratch, host_scratch, ids, B, T, V, 0);
             for (int v0 = 0; v0 < V; v0 += rows) {
                 int v1 = v0 + rows < V ? v0 + rows : V;
                 size_t bytes = (size_t)(v1 - v0) * C * sizeof(floatX);
                 floatX* d_rows;
                 cudaCheck(cudaMalloc(&d_rows, bytes));
                 cudaCheck(cudaMemcpy(d_rows, d_dwte + (size_t)v0 * C, bytes, cudaMemcpyDeviceToDevice));
-                encoder_backward_wte_rows(d_rows, v0, v1, (const int*)d_scratch, d_dout, U, B, T, C, 0);
+                encoder_backward_wte_rows(d_rows, v0, v1, d_scratch, d_dout, bk, B, T, C, 0);
                 cudaCheck(cudaMemcpy(d_dwte + (size_t)v0 * C, d_rows, bytes, cudaMemcpyDeviceToDevice));
                 cudaCheck(cudaFree(d_rows));
             }
@@ -324,7 +344,7 @@ static void bench(void) {
     cudaCheck(cudaMalloc(&d_dout, NC * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_dwte, VC * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_dwpe, TC * sizeof(floatX)));
-    cudaCheck(cudaMalloc(&d_scratch, encoder_backward_scratch_bytes(B, T)));
+    cudaCheck(cudaMalloc(&d_scratch, encoder_backward_scratch_bytes(B, T, C)));
     cudaCheck(cudaMemcpy(d_inp, inp, N * sizeof(int), cudaMemcpyHostToDevice));
     cudaCheck(cudaMemset(d_wte, 0, VC * sizeof(floatX)));
     cudaCheck(cudaMemset(d_wpe, 0, TC * sizeof(floatX)));
@@ -333,8 +353,9 @@ static void bench(void) {
     cudaCheck(cudaMemset(d_dwpe, 0, TC * sizeof(floatX)));
 
     auto t0 = std::chrono::steady_clock::now();
-    int U = 0;
-    for (int r = 0; r < 20; r++) U = encoder_backward_buckets(host_scratch, inp, N, V);
+    EncoderBuckets bk = {0, 0, 0};
+    for (int r = 0; r < 20; r++) bk = encoder_backward_buckets(host_scratch, inp, N, V);
+    int U = bk.U;
     double host_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / 20.0;
     printf("encoder_backward host bucketing (B*T=%d, %d distinct tokens): %.4f ms on the CPU\n", N, U, host_ms);
@@ -345,15 +366,17 @@ static void bench(void) {
     }, 100);
     // the device half alone, on buckets copied once (what the launcher costs
     // the GPU when the host half overlaps earlier GPU work)
-    cudaCheck(cudaMemcpy(d_scratch, host_scratch, ((size_t)N + 2 * U + 1) * sizeof(int), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(d_scratch, host_scratch, encoder_backward_used_ints(N, bk) * sizeof(int),
+                         cudaMemcpyHostToDevice));
     float k = bench_ms([&] {
-        encoder_backward_kernels(d_dwte, d_dwpe, (const int*)d_scratch, d_dout, U, B, T, C, 0);
+        encoder_backward_kernels(d_dwte, d_dwpe, d_scratch, d_dout, bk, B, T, C, 0);
     }, 100);
     // bytes from/to DRAM: forward reads the ids, a wte row per position (a
     // repeated token's row may come from cache; counted each time) and wpe,
     // writes out; backward reads dout twice (dwte and dwpe kernels), reads
     // and writes the touched rows of dwte and dwpe, and the buckets
-    double bwd = 2.0 * NC * sizeof(floatX) + 2.0 * ((double)U * C + TC) * sizeof(floatX) + (N + 2.0 * U + 1) * 4.0;
+    double bwd = 2.0 * NC * sizeof(floatX) + 2.0 * ((double)U * C + TC) * sizeof(floatX) +
+                 encoder_backward_used_ints(N, bk) * 4.0;
     bench_report("encoder_forward", f, N * 4.0 + 2.0 * NC * sizeof(floatX) + TC * sizeof(floatX), 0);
     bench_report("encoder_backward", b, bwd, 0);
     bench_report("encoder_backward_kernels", k, bwd, 0);
@@ -386,15 +409,15 @@ int main(int argc, char** argv) {
         int* hs = (int*)xmalloc(encoder_backward_host_scratch_bytes(B, T, V));
         cudaCheck(cudaMalloc(&d, 256 * sizeof(floatX)));
         cudaCheck(cudaMalloc(&di, 4 * sizeof(int)));
-        cudaCheck(cudaMalloc(&s, encoder_backward_scratch_bytes(B, T)));
+        cudaCheck(cudaMalloc(&s, encoder_backward_scratch_bytes(B, T, C)));
         cudaCheck(cudaMemset(di, 0, 4 * sizeof(int)));
         if (!strcmp(mode, "badc")) encoder_forward(d, di, d, d, B, T, C, V, 0);   // exits 1
         else encoder_backward(d, d + 128, s, hs, d, ids, B, T, C, V, 0);          // exits 1
         return 0;
     }
-    int shapes[][4] = {{1, 1, 8, 3}, {2, 37, 264, 40}, {3, 50, 1000, 97}, {4, 64, 768, 1000}};
+    int shapes[][4] = {{1, 1, 8, 3}, {2, 37, 264, 40}, {3, 50, 1000, 97}, {4, 64, 768, 1000}, {8, 100, 16, 20}};
     int bad = 0;
-    for (int i = 0; i < 4; i++) bad |= check(shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3], 1234u + 10 * i);
+    for (int i = 0; i < 5; i++) bad |= check(shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3], 1234u + 10 * i);
     if (bad) return 1;
 #ifndef CUDA_EMU
     if (!strcmp(mode, "bench")) bench();
