@@ -20,6 +20,8 @@
 //                            the general kernel's dlogits beside them
 //   fused_classifier badvp   Vp % 8 != 0: must fail with a message
 //   fused_classifier badv    V > Vp: must fail with a message
+//   fused_classifier badw    fused_classifier_columns_stats with a block of
+//                            W = 12 columns (not whole chunks of 8): the same
 // Each check line ends with a hash of the result bits: the kernel promises
 // the same bits in every thread order (tests/kernels/fused_classifier.sh).
 //
@@ -280,11 +282,12 @@ static void bench(void) {
 int main(int argc, char** argv) {
     const char* mode = argc > 1 ? argv[1] : "check";
     if (argc > 2 ||
-        (strcmp(mode, "check") && strcmp(mode, "bench") && strcmp(mode, "badvp") && strcmp(mode, "badv"))) {
-        fprintf(stderr, "error: usage: fused_classifier [check|bench|badvp|badv]\n");
+        (strcmp(mode, "check") && strcmp(mode, "bench") && strcmp(mode, "badvp") && strcmp(mode, "badv") &&
+         strcmp(mode, "badw"))) {
+        fprintf(stderr, "error: usage: fused_classifier [check|bench|badvp|badv|badw]\n");
         return 2;
     }
-    if (!strcmp(mode, "badvp") || !strcmp(mode, "badv")) {
+    if (!strcmp(mode, "badvp") || !strcmp(mode, "badv") || !strcmp(mode, "badw")) {
         floatX* d;
         float* l;
         int* t;
@@ -293,7 +296,8 @@ int main(int argc, char** argv) {
         cudaCheck(cudaMalloc(&t, 4 * sizeof(int)));
         cudaCheck(cudaMemset(t, 0, 4 * sizeof(int)));
         if (!strcmp(mode, "badvp")) fused_classifier(d, l, 1.0f, t, 2, 10, 12, 1, 0);   // exits 1
-        else fused_classifier(d, l, 1.0f, t, 2, 17, 16, 1, 0);                           // exits 1
+        else if (!strcmp(mode, "badv")) fused_classifier(d, l, 1.0f, t, 2, 17, 16, 1, 0);   // exits 1
+        else fused_classifier_columns_stats(d, l, l + 1, l + 2, t, 2, 12, 0, 17, 1, 1, 0);  // W = 12: exits 1
         return 0;
     }
     int shapes[][3] = {{20, 1000, 1024}, {7, 37, 40}, {1, 8, 8}, {2, 50257, 50304}};
