@@ -301,7 +301,8 @@ static inline void fused_classifier_columns_check(const char* who, const void* t
 // padding); row_max, row_sum (n,) fp32 carry each row's max and sum of exp
 // from block to block, starting at the first; the last writes losses (n,)
 // (till then they hold the target's logit). Call it for each block of
-// columns in turn, in any order, each column once; targets (n,) in [0, V).
+// columns in turn, each column once (the first call first, the last last);
+// targets (n,) in [0, V).
 static inline void fused_classifier_columns_stats(const floatX* tile, float* row_max, float* row_sum, float* losses,
                                                   const int* targets, int n, int W, int v0, int V, int first,
                                                   int last, cudaStream_t stream) {
