@@ -360,7 +360,6 @@ static inline void device_reduce_scatter_range(DeviceComm *d, const void *send, 
         return;
     }
 #ifdef USE_NCCL
-    comm_deadline_arm(c->timeout_s, what);
     ncclCheck(ncclGroupStart());
     for (int q = 0; q < c->world; q++) {   // a sum to each part's owner
         size_t lo, hi;
@@ -369,8 +368,7 @@ static inline void device_reduce_scatter_range(DeviceComm *d, const void *send, 
         ncclCheck(ncclReduce((const char *)send + (lo - a) * es, recv, hi - lo, nccl_type(t), ncclSum, q, d->nccl,
                              d->stream));
     }
-    ncclCheck(ncclGroupEnd());
-    comm_deadline_disarm();
+    ncclCheckDeadline(c, what, ncclGroupEnd());
 #elif defined(CUDA_EMU) && defined(USE_MPI)
     emu::submit(d->stream, [=] {
         int *counts = (int *)malloc_check((size_t)c->world * sizeof(int));
