@@ -5,7 +5,8 @@
 # is caught (a race that changes the result in some order, a barrier in
 # divergent code, out-of-bounds writes to global and shared memory, a shuffle
 # naming exited lanes, a cooperative-groups tile reduce called by half a
-# warp); and nvcc compiles the same sources (warnings as
+# warp, a PTX mma half the warp skips, an ldmatrix from misaligned rows);
+# and nvcc compiles the same sources (warnings as
 # errors), so they are real CUDA. bf16 conversions (dev/emu/tests/bf16.cu)
 # round as the device does. Streams (dev/emu/tests/streams.cu): with one of
 # them held back (EMU_LATE_STREAM), a missing wait between two reads stale data.
@@ -49,6 +50,8 @@ for build in asan plain; do
         check "emu_${build}_coop_groups_$o" env EMU_ORDER=$o build/emu/$build/coop_groups
         # warp matrix multiply-accumulate (nvcuda::wmma, bf16 m16n16k16)
         check "emu_${build}_wmma_$o" env EMU_ORDER=$o build/emu/$build/wmma
+        # PTX mma.sync m16n8k16 and ldmatrix (llmc/mma.cuh) against the documented register layouts
+        check "emu_${build}_mma_$o" env EMU_ORDER=$o build/emu/$build/mma
     done
     [ $build = plain ] && for o in $ORDERS; do   # the fibers on ucontext (other machines than x86-64)
         check "emu_ucontext_good_kernels_$o" env EMU_ORDER=$o build/emu/ucontext/good_kernels
@@ -125,6 +128,10 @@ for build in asan plain; do
         # an mma_sync half the warp skips; a kernel that assumes the fragment layout
         caught "emu_${build}_catches_halfwarp_mma_$o" env EMU_ORDER=$o build/emu/$build/wmma halfwarp -- \
             "kernel wmma_halfwarp_kernel" "dev/emu/tests/wmma.cu:" "inactive lane"
+        caught "emu_${build}_catches_halfwarp_ptx_mma_$o" env EMU_ORDER=$o build/emu/$build/mma halfwarp -- \
+            "kernel mma_kernel" "llmc/mma.cuh:" "inactive lane"
+        caught "emu_${build}_catches_misaligned_ldmatrix_$o" env EMU_ORDER=$o build/emu/$build/mma misaligned -- \
+            "kernel mma_kernel" "ldmatrix at llmc/mma.cuh:" "is not 16-byte aligned"
         caught "emu_${build}_catches_wmma_layout_assumption_$o" env EMU_ORDER=$o build/emu/$build/wmma layout -- \
             "layout: mismatch vs the CPU reference"
         caught "emu_${build}_catches_wmma_misaligned_pointer_$o" env EMU_ORDER=$o build/emu/$build/wmma misaligned -- \

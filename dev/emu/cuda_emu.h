@@ -54,6 +54,9 @@
 //   (fragments, load/store/fill, mma_sync) as warp collectives, with a
 //   scrambled fragment layout so kernels cannot depend on one (see that
 //   section).
+// - PTX mma.sync m16n8k16 (bf16 in, fp32 out) and ldmatrix x4, the
+//   instructions llmc/mma.cuh wraps, with the documented register layouts
+//   (see that section).
 // - __nv_bfloat16 (conversions round to nearest even as the device, NaN to
 //   the canonical 0x7FFF; operators compute in float) and the vector types
 //   float2/float4/int2/int4/uint4 with 16-byte alignment for 128-bit packed
@@ -1497,5 +1500,75 @@ inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment
 
 } // namespace wmma
 } // namespace nvcuda
+
+// ----------------------------------------------------------------------------
+// the two PTX warp instructions that llmc/mma.cuh wraps (inline assembly on
+// the device), with the layouts the PTX ISA documents, since kernels depend
+// on them: g = lane / 4, t = lane % 4, and a 32-bit register holds two bf16,
+// the lower column (or k) index in the low half.
+// - mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32: D (16,8) = A (16,16)
+//   B (16,8) + C. A: a[0] = A[g][2t, 2t+1], a[1] = A[g+8][2t, 2t+1], a[2] =
+//   A[g][2t+8, 2t+9], a[3] = A[g+8][2t+8, 2t+9]; B: b[0] = B[2t, 2t+1][g],
+//   b[1] = B[2t+8, 2t+9][g]; C, D: c[0..1] = C[g][2t, 2t+1], c[2..3] =
+//   C[g+8][2t, 2t+1]. Each D element is summed in fp32, k in increasing
+//   order (the device's order is its own, as for wmma above).
+// - ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16: lane l gives the
+//   address of row l % 8 of 8x8 matrix l / 8 (16 bytes, 16-byte aligned);
+//   register j of lane l gets matrix j's M[g][2t, 2t+1], or with .trans
+//   M[2t, 2t+1][g] (the matrix read column-major).
+// Both are warp collectives: all 32 lanes must take part (full-mask
+// __syncwarps inside, with their checks).
+
+// per-warp scratch: A (16,16), B (16,8), C (16,8) as fp32 row-major, or 32 row addresses
+struct EmuMmaScratch {
+    float a[256], b[128], c[128];
+    const unsigned short* rows[32];
+};
+inline EmuMmaScratch& emu_mma_scratch(int warp) {
+    static EmuMmaScratch scratch[32];
+    return scratch[warp];
+}
+
+inline float emu_bf16_half(uint32_t r, int hi) { return __bfloat162float(__ushort_as_bfloat16((unsigned short)(r >> (16 * hi)))); }
+
+inline void emu_mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
+                                  const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    ::emu::Fiber& f = ::emu::self();
+    EmuMmaScratch& s = emu_mma_scratch(f.warp);
+    const int g = f.lane / 4, t = f.lane % 4;
+    for (int h = 0; h < 2; h++) {
+        for (int i = 0; i < 4; i++) s.a[(g + 8 * (i % 2)) * 16 + 2 * t + 8 * (i / 2) + h] = emu_bf16_half(a[i], h);
+        for (int i = 0; i < 2; i++) s.b[(2 * t + 8 * i + h) * 8 + g] = emu_bf16_half(b[i], h);
+        s.c[g * 8 + 2 * t + h] = d[h];
+        s.c[(g + 8) * 8 + 2 * t + h] = d[2 + h];
+    }
+    ::emu::Site{file, line}.syncwarp();   // every lane's fragments are in
+    float out[4];
+    for (int i = 0; i < 4; i++) {
+        const int r = g + 8 * (i / 2), col = 2 * t + i % 2;
+        float acc = s.c[r * 8 + col];
+        for (int k = 0; k < 16; k++) acc += s.a[r * 16 + k] * s.b[k * 8 + col];
+        out[i] = acc;
+    }
+    ::emu::Site{file, line}.syncwarp();   // every lane has read the scratch
+    for (int i = 0; i < 4; i++) d[i] = out[i];
+}
+
+inline void emu_ldmatrix_x4(uint32_t (&r)[4], const void* row, bool trans, const char* file = __builtin_FILE(),
+                            int line = __builtin_LINE()) {
+    ::emu::Fiber& f = ::emu::self();
+    EmuMmaScratch& s = emu_mma_scratch(f.warp);
+    if ((uintptr_t)row % 16 != 0)
+        ::emu::fail("ldmatrix at %s:%d: row address %p is not 16-byte aligned", file, line, row);
+    s.rows[f.lane] = (const unsigned short*)row;
+    ::emu::Site{file, line}.syncwarp();   // every lane's row address is in
+    const int g = f.lane / 4, t = f.lane % 4;
+    for (int j = 0; j < 4; j++) {
+        const unsigned short* const* m = s.rows + 8 * j;   // matrix j's rows
+        const uint32_t lo = trans ? m[2 * t][g] : m[g][2 * t], hi = trans ? m[2 * t + 1][g] : m[g][2 * t + 1];
+        r[j] = lo | hi << 16;
+    }
+    ::emu::Site{file, line}.syncwarp();   // every lane has read the addresses
+}
 
 #endif // CUDA_EMU_H

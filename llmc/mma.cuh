@@ -1,0 +1,65 @@
+// llmc/mma.cuh: the tensor-core instructions a kernel can keep its tiles in
+// registers with (sm_80 and later), wrapped as functions: PTX mma.sync
+// m16n8k16 (bf16 inputs, fp32 accumulators) and ldmatrix x4 (four 8x8 bf16
+// matrices from shared memory into the warp's registers). Unlike wmma's
+// opaque fragments, their register layouts are documented (PTX ISA, "Matrix
+// Fragments for mma.m16n8k16"), so a kernel can work on the accumulators
+// in place; with g = lane / 4 and t = lane % 4 (each 32-bit register holds
+// two bf16, the lower column in the low half):
+//   A (16,16) row-major, 4 registers: A[g][2t..], A[g+8][2t..], A[g][2t+8..], A[g+8][2t+8..]
+//   B (16,8), 2 registers:            B[2t..][g], B[2t+8..][g]
+//   C, D (16,8) fp32, 4 floats:       C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1]
+// So an accumulator pair for columns 16k..16k+15 (n tiles 2k, 2k+1),
+// rounded to bf16, is exactly the A operand for k step k of the next
+// matmul (FlashAttention's P V without a trip through shared memory):
+// pack_bf16x2 of c[0,1], c[2,3] of tile 2k, then of tile 2k+1.
+// Under the emulation (CUDA_EMU) these call dev/emu/cuda_emu.h's versions,
+// which implement the same layouts.
+#ifndef LLMC_MMA_CUH
+#define LLMC_MMA_CUH
+
+#include <stdint.h>
+#include "cuda_common.cuh"
+
+// d (16,8) += a (16,16) b (16,8)
+__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#ifdef CUDA_EMU
+    emu_mma_m16n8k16_bf16(d, a, b);
+#else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%0, %1, %2, %3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// four 8x8 bf16 matrices from shared memory: lane l gives `row`, the address
+// (16-byte aligned) of row l % 8 of matrix l / 8; register j gets matrix j's
+// M[g][2t, 2t+1] (ldmatrix_x4) or M[2t, 2t+1][g] (ldmatrix_x4_trans)
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const floatX* row) {
+#ifdef CUDA_EMU
+    emu_ldmatrix_x4(r, row, false);
+#else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"((unsigned)__cvta_generic_to_shared(row)));
+#endif
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const floatX* row) {
+#ifdef CUDA_EMU
+    emu_ldmatrix_x4(r, row, true);
+#else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"((unsigned)__cvta_generic_to_shared(row)));
+#endif
+}
+
+// two floats rounded to bf16 (nearest even) in one register, lo in the low half
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+    return (uint32_t)__bfloat16_as_ushort(__float2bfloat16(lo)) |
+           (uint32_t)__bfloat16_as_ushort(__float2bfloat16(hi)) << 16;
+}
+
+#endif // LLMC_MMA_CUH
