@@ -6,7 +6,7 @@
  * activations in bf16, one contiguous buffer each; AdamW moments in fp32;
  * matmuls through cuBLASLt with the bias and GELU in its epilogue
  * (llmc/matmul.cuh); our own flash-style attention on the tensor cores
- * (llmc/attention_wmma.cuh), or built with USE_CUDNN=1 cuDNN's
+ * with its tiles in registers (llmc/attention_mma.cuh), or built with USE_CUDNN=1 cuDNN's
  * (llmc/attention_cudnn.cuh); the classifier's softmax, loss and gradient
  * in one pass over the logits. Every kernel of ours is deterministic, so two
  * runs with the same flags give the same bits (cuDNN's attention backward
@@ -41,7 +41,7 @@
 #include "llmc/cuda_common.cuh"
 #include "llmc/comm_gpu.cuh"
 #include "llmc/adamw.cuh"
-#include "llmc/attention_wmma.cuh"
+#include "llmc/attention_mma.cuh"
 #ifdef USE_CUDNN
 #include "llmc/attention_cudnn.cuh"
 #endif
@@ -726,7 +726,7 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
         if (cudnn_attention_shape(model, B, T)) attention_forward_cudnn(atty, lse, qkv, B, T, C, NH, st);
         else
 #endif
-        attention_forward_wmma(atty, lse, qkv, B, T, C, NH, st);
+        attention_forward_mma(atty, lse, qkv, B, T, C, NH, st);
         profile_mark(pf, K_MATMUL, st);
         matmul_forward(s.branch, NULL, atty, w.attprojw, w.attprojb, BT, C, C, st);
         profile_mark(pf, K_LAYERNORM, st);
@@ -948,8 +948,8 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
                                      a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
         } else
 #endif
-        attention_backward_wmma(s.dqkv, s.att_D, s.datty, a.qkv + 3 * btc, a.atty + btc,
-                                a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
+        attention_backward_mma(s.dqkv, s.att_D, s.datty, a.qkv + 3 * btc, a.atty + btc,
+                               a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
         if (gpu_options.recompute >= 2) {
             profile_mark(pf, K_LAYERNORM, st);
             layernorm_forward(ln1, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, residual, w.ln1w, w.ln1b, BT, C, st);

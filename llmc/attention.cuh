@@ -42,8 +42,8 @@
 // Speed (H200, B=8 T=1024 NH=12 HS=64, FLOPs as in dev/cuda/attention.cu):
 // fused forward 1.12 ms (11.5 TFLOP/s), fused backward 2.08 ms (15.5);
 // simple 14.6 and 17.9 ms. The fused kernels are bound by fp32 FMA and
-// shared-memory loads (one 16-byte load per 4 FMA); llmc/attention_wmma.cuh
-// runs the same algorithm on the tensor cores.
+// shared-memory loads (one 16-byte load per 4 FMA); llmc/attention_mma.cuh
+// (and llmc/attention_wmma.cuh) run the same algorithm on the tensor cores.
 #ifndef LLMC_ATTENTION_CUH
 #define LLMC_ATTENTION_CUH
 
@@ -527,6 +527,24 @@ static inline void attention_check_args(const char* who, int fused, int B, int T
 
 static inline unsigned attention_blocks(size_t threads, int per_block) {
     return (unsigned)((threads + per_block - 1) / per_block);
+}
+
+// the tensor-core versions' staging: rows row0 .. row0 + 63 of a (T,HS) bf16 matrix whose rows are `stride`
+// apart at src -> dst (64, HS + 8) in shared memory; rows >= T become zeros.
+// Every thread of the block takes part (16-byte chunks, coalesced).
+template <int HS>
+__device__ __forceinline__ void attention_stage_tile(floatX* dst, const floatX* src, size_t stride, int row0, int T) {
+    constexpr int CHUNKS = HS / 8;
+    for (int i = (int)threadIdx.x; i < ATTN_TILE * CHUNKS; i += (int)blockDim.x) {
+        const int r = i / CHUNKS, c = i % CHUNKS;
+        Pack128<floatX> v;
+        if (row0 + r < T) v = load128(src + (size_t)(row0 + r) * stride + 8 * c);
+        else {
+#pragma unroll
+            for (int k = 0; k < 8; k++) v[k] = (floatX)0.0f;
+        }
+        store128(dst + r * (HS + 8) + 8 * c, v);
+    }
 }
 
 // D (B,NH,T) = rowsum(dout * out), the first step of both flash-style backwards

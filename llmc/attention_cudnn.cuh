@@ -2,7 +2,7 @@
  * attention_cudnn.cuh: causal self-attention by cuDNN's fused flash
  * attention (make train_gpt2cu USE_CUDNN=1), through cuDNN's backend C
  * API only: no front-end library. The same contract as
- * attention_forward_wmma and attention_backward_wmma: qkv (B,T,3C) with
+ * attention_forward_mma and attention_backward_mma: qkv (B,T,3C) with
  * C = NH*HS (q, k, v of head h at columns h*HS, C + h*HS, 2C + h*HS), out
  * (B,T,C), lse (B,NH,T) the natural-log log-sum-exp of each row of scaled
  * scores; dqkv (B,T,3C).

@@ -1,0 +1,405 @@
+// llmc/attention_mma.cuh: the causal self-attention of llmc/attention.cuh on
+// the tensor cores with its tiles in registers (PTX mma.sync m16n8k16 and
+// ldmatrix, llmc/mma.cuh), forward and backward, FlashAttention-2 style.
+// Same layouts, arguments and outputs as attention_forward /
+// attention_backward there (qkv (B,T,3C), out (B,T,C), lse (B,NH,T)
+// natural-log, D (B,NH,T) = rowsum(dout * out) by attention_rowdot), and the
+// same algorithm as llmc/attention_wmma.cuh; the difference is where the
+// score-shaped (16,64) products live. wmma's fragments are opaque, so that
+// version stores each one to shared memory for the softmax and loads it back
+// as bf16 for the next matmul; here the accumulators' documented layout (a
+// lane holds rows g = lane/4 and g + 8, columns 2t, 2t+1 of each 8-column
+// tile, t = lane % 4) lets each lane do the elementwise work in place, and
+// the same registers rounded to bf16 are the A operand of the next matmul.
+// Shared memory holds only the staged (64,HS) tiles of the other side, read
+// with ldmatrix (rows padded to HS + 8 values: the 8 row addresses of one
+// 8x8 matrix fall in different banks).
+//
+// Blocks of ATTNM_WARPS = 4 warps own a tile of ATTN_TILE = 64 rows of one
+// (b,h), warp w rows 16w..16w+15.
+// - forward: Q (16,HS) as A fragments; per key tile at or left of the
+//   diagonal: S (16,64) = Q K^T, the online softmax in base 2 (running max m
+//   and per-lane partial sums l of each row; a row's max is shared by its 4
+//   lanes with two shuffles), out *= 2^(m_old - m_new), out += P V with P
+//   the scores' registers as bf16. In the diagonal tile warp w only computes
+//   key chunks 0..w of 16.
+// - backward, in two kernels and without atomics, one chunk of 16 rows of the
+//   other side at a time (few registers: 16 scores and 16 dP per lane):
+//   dkdv: a block owns 64 keys, warp w 16 (K, V as A fragments); per query
+//   chunk at or below the diagonal: S^T = K Q^T, P^T = 2^(S^T - lse), dV +=
+//   P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - D), dK += dS^T Q.
+//   dq: a block owns 64 queries, warp w 16 (Q, dO as A fragments); per key
+//   chunk at or left of the diagonal: S = Q K^T, P, dP = dO V^T, dS, dQ +=
+//   dS K. P is recomputed from lse in fp32 (never stored).
+// Forward and dq blocks take their tiles from the last (the longest rows) to
+// the first, so the long blocks start first.
+//
+// Precision: as the wmma version: P (for out and dV) and dS (for dQ and dK)
+// are rounded to bf16 before their matmuls (a relative error of up to 2^-8
+// per term, in dev/cuda/attention.cu's tolerances); everything else in fp32.
+// Each output value is summed by one lane in a fixed order, so results are
+// bitwise reproducible run to run.
+//
+// Constraints (checked by the launchers): those of the fused version (HS =
+// C / NH in {32, 64}, B, NH <= 65535, 16-byte aligned bf16 pointers); the
+// instructions need sm_80 or later.
+#ifndef LLMC_ATTENTION_MMA_CUH
+#define LLMC_ATTENTION_MMA_CUH
+
+#include "attention.cuh"
+#include "mma.cuh"
+
+#define ATTNM_WARPS 4   // warps per block, 16 rows of the tile each
+
+// A operand (16,16) from rows r0.., columns c0.. of a staged tile (row stride LDH)
+template <int LDH>
+__device__ __forceinline__ void attnm_load_a(uint32_t (&a)[4], const floatX* tile, int r0, int c0) {
+    const int l = (int)threadIdx.x % 32;
+    ldmatrix_x4(a, tile + (r0 + l % 8 + 8 * (l / 8 % 2)) * LDH + c0 + 8 * (l / 16));
+}
+
+// B operands of Y^T for two 8-column tiles, Y a staged tile: the columns are
+// Y's rows n0.. n0+15, k runs over Y's columns k0..k0+15; b[0..1] is the
+// tile of rows n0..n0+7, b[2..3] of n0+8..n0+15
+template <int LDH>
+__device__ __forceinline__ void attnm_load_bt(uint32_t (&b)[4], const floatX* tile, int n0, int k0) {
+    const int l = (int)threadIdx.x % 32;
+    ldmatrix_x4(b, tile + (n0 + l % 8 + 8 * (l / 16)) * LDH + k0 + 8 * (l / 8 % 2));
+}
+
+// B operands of Y itself for two 8-column tiles: k runs over Y's rows
+// k0..k0+15, the columns are Y's columns n0..n0+15 (b[0..1]: n0..n0+7)
+template <int LDH>
+__device__ __forceinline__ void attnm_load_b(uint32_t (&b)[4], const floatX* tile, int k0, int n0) {
+    const int l = (int)threadIdx.x % 32;
+    ldmatrix_x4_trans(b, tile + (k0 + l % 8 + 8 * (l / 8 % 2)) * LDH + n0 + 8 * (l / 16));
+}
+
+// s (16,16) = X Y^T for Y's rows n0..n0+15: x holds X (16,HS) as HS/16 A
+// fragments, Y (64,HS) is a staged tile; s[0] columns 0..7, s[1] 8..15
+template <int HS>
+__device__ __forceinline__ void attnm_times_t(float (&s)[2][4], const uint32_t (&x)[HS / 16][4], const floatX* tile,
+                                              int n0) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) s[0][i] = s[1][i] = 0.0f;
+#pragma unroll
+    for (int kd = 0; kd < HS / 16; kd++) {
+        uint32_t b[4];
+        attnm_load_bt<HS + 8>(b, tile, n0, 16 * kd);
+        mma_bf16_16816(s[0], x[kd], {b[0], b[1]});
+        mma_bf16_16816(s[1], x[kd], {b[2], b[3]});
+    }
+}
+
+// the A operand (16,16) made of two accumulator tiles (columns 0..7, 8..15)
+// rounded to bf16
+__device__ __forceinline__ void attnm_as_a(uint32_t (&a)[4], const float (&lo)[4], const float (&hi)[4]) {
+    a[0] = pack_bf16x2(lo[0], lo[1]);
+    a[1] = pack_bf16x2(lo[2], lo[3]);
+    a[2] = pack_bf16x2(hi[0], hi[1]);
+    a[3] = pack_bf16x2(hi[2], hi[3]);
+}
+
+// acc (16,HS) += W Y: W (16,16) an A operand, Y the staged tile's rows k0..k0+15
+template <int HS>
+__device__ __forceinline__ void attnm_accumulate(float (&acc)[HS / 8][4], const uint32_t (&w)[4], const floatX* tile,
+                                                 int k0) {
+#pragma unroll
+    for (int n = 0; n < HS / 16; n++) {
+        uint32_t b[4];
+        attnm_load_b<HS + 8>(b, tile, k0, 16 * n);
+        mma_bf16_16816(acc[2 * n], w, {b[0], b[1]});
+        mma_bf16_16816(acc[2 * n + 1], w, {b[2], b[3]});
+    }
+}
+
+// the warp's rows of acc (16,HS), times mul[0] (row g) and mul[1] (row g + 8),
+// -> bf16 at dst + r * row_stride for the rows row0 + r < T
+template <int HS>
+__device__ __forceinline__ void attnm_write_rows(floatX* dst, size_t row_stride, int row0, int T,
+                                                 const float (&acc)[HS / 8][4], const float (&mul)[2]) {
+    const int lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (row0 + g + 8 * r >= T) continue;
+        floatX* row = dst + (size_t)(g + 8 * r) * row_stride + 2 * t;
+#pragma unroll
+        for (int n = 0; n < HS / 8; n++)
+            *(uint32_t*)(row + 8 * n) = pack_bf16x2(acc[n][2 * r] * mul[r], acc[n][2 * r + 1] * mul[r]);
+    }
+}
+
+// out (B,T,C), lse (B,NH,T) from qkv (B,T,3C); grid (ceil(T/64), NH, B),
+// 128 threads
+template <int HS>
+__global__ void __launch_bounds__(32 * ATTNM_WARPS)
+    attention_forward_mma_kernel(floatX* out, float* lse, const floatX* qkv, int T, int NH, float scale) {
+    constexpr int LDH = HS + 8;
+    __shared__ __align__(16) floatX tile_k[ATTN_TILE * LDH];   // Q, then each K tile
+    __shared__ __align__(16) floatX tile_v[ATTN_TILE * LDH];   // each V tile
+    const int qt = (int)(gridDim.x - 1 - blockIdx.x), h = (int)blockIdx.y, b = (int)blockIdx.z;
+    const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int C = NH * HS;
+    const size_t C3 = 3 * (size_t)C;
+    const floatX* base = qkv + (size_t)b * T * C3 + h * HS;
+    const int row0 = qt * ATTN_TILE + 16 * warp;   // the warp's first query; this lane's: row0 + g, row0 + g + 8
+
+    attention_stage_tile<HS>(tile_k, base, C3, qt * ATTN_TILE, T);
+    __syncthreads();
+    uint32_t qa[HS / 16][4];
+#pragma unroll
+    for (int kd = 0; kd < HS / 16; kd++) attnm_load_a<LDH>(qa[kd], tile_k, 16 * warp, 16 * kd);
+    float o[HS / 8][4];   // out (16,HS), unnormalised
+#pragma unroll
+    for (int n = 0; n < HS / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};   // per row: running max (base 2), this lane's sum
+    const float to_base2 = scale * ATTN_LOG2E;
+    for (int kt = 0; kt <= qt; kt++) {
+        __syncthreads();   // every warp has its Q fragments and is done with the previous tile
+        attention_stage_tile<HS>(tile_k, base + C, C3, kt * ATTN_TILE, T);
+        attention_stage_tile<HS>(tile_v, base + 2 * C, C3, kt * ATTN_TILE, T);
+        __syncthreads();
+        const int nj = kt == qt ? warp + 1 : 4;   // key chunks of 16 with a key <= one of the warp's rows
+        float s[4][2][4];                         // S (16,64): chunk j, its two 8-column tiles
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            if (j < nj) attnm_times_t<HS>(s[j], qa, tile_k, 16 * j);
+#pragma unroll
+            for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: row g + 8 (i%4 / 2), key 2t + i%2
+                const int key = kt * ATTN_TILE + 16 * j + 8 * (i / 4) + 2 * t + i % 2, r = i % 4 / 2;
+                float& v = s[j][i / 4][i % 4];
+                v = j < nj && key <= row0 + g + 8 * r ? v * to_base2 : -INFINITY;   // causal mask
+                mx[r] = fmaxf(mx[r], v);
+            }
+        }
+        float alpha[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {   // the row's max over its 4 lanes; finite (key 0, or the row's own, is live)
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            mx[r] = fmaxf(m[r], mx[r]);
+            alpha[r] = exp2f(m[r] - mx[r]);   // 0 on the first tile
+            m[r] = mx[r];
+            l[r] *= alpha[r];
+        }
+#pragma unroll
+        for (int n = 0; n < HS / 8; n++) {
+            o[n][0] *= alpha[0]; o[n][1] *= alpha[0];
+            o[n][2] *= alpha[1]; o[n][3] *= alpha[1];
+        }
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            if (j >= nj) continue;
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                float& v = s[j][i / 4][i % 4];
+                v = exp2f(v - m[i % 4 / 2]);   // 0 where masked
+                l[i % 4 / 2] += v;
+            }
+            uint32_t pa[4];
+            attnm_as_a(pa, s[j][0], s[j][1]);
+            attnm_accumulate<HS>(o, pa, tile_v, 16 * j);   // out += P V
+        }
+    }
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {   // the row's sum over its 4 lanes (all at the scale m)
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        inv[r] = 1.0f / l[r];
+        const int row = row0 + g + 8 * r;
+        if (t == 0 && row < T) lse[((size_t)b * NH + h) * T + row] = (m[r] + log2f(l[r])) * ATTN_LN2;
+    }
+    attnm_write_rows<HS>(out + ((size_t)b * T + row0) * C + h * HS, C, row0, T, o, inv);
+}
+
+// dk, dv (key rows) of dqkv (B,T,3C); grid (ceil(T/64), NH, B), 128 threads;
+// block x owns key tile x (tile 0, with the most query tiles, first)
+template <int HS>
+__global__ void __launch_bounds__(32 * ATTNM_WARPS)
+    attention_backward_dkdv_mma_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
+                                       const float* D, int T, int NH, float scale) {
+    constexpr int LDH = HS + 8;
+    __shared__ __align__(16) floatX tile_q[ATTN_TILE * LDH];   // K, then each Q tile
+    __shared__ __align__(16) floatX tile_g[ATTN_TILE * LDH];   // V, then each dout tile
+    __shared__ float lse2s[ATTN_TILE];   // lse in base 2 of the query tile's rows
+    __shared__ float Ds[ATTN_TILE];
+    const int kt = (int)blockIdx.x, h = (int)blockIdx.y, b = (int)blockIdx.z;
+    const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int C = NH * HS;
+    const size_t C3 = 3 * (size_t)C;
+    const floatX* base = qkv + (size_t)b * T * C3 + h * HS;
+    const floatX* gbase = dout + (size_t)b * T * C + h * HS;
+    const float* lse_bh = lse + ((size_t)b * NH + h) * T;
+    const float* D_bh = D + ((size_t)b * NH + h) * T;
+    const int key0 = kt * ATTN_TILE + 16 * warp;   // the warp's first key; this lane's: key0 + g, key0 + g + 8
+
+    attention_stage_tile<HS>(tile_q, base + C, C3, kt * ATTN_TILE, T);
+    attention_stage_tile<HS>(tile_g, base + 2 * C, C3, kt * ATTN_TILE, T);
+    __syncthreads();
+    uint32_t ka[HS / 16][4], va[HS / 16][4];
+#pragma unroll
+    for (int kd = 0; kd < HS / 16; kd++) {
+        attnm_load_a<LDH>(ka[kd], tile_q, 16 * warp, 16 * kd);
+        attnm_load_a<LDH>(va[kd], tile_g, 16 * warp, 16 * kd);
+    }
+    float dk[HS / 8][4], dv[HS / 8][4];
+#pragma unroll
+    for (int n = 0; n < HS / 8; n++)
+        for (int i = 0; i < 4; i++) dk[n][i] = dv[n][i] = 0.0f;
+    const float to_base2 = scale * ATTN_LOG2E;
+    const int ntiles = (T + ATTN_TILE - 1) / ATTN_TILE;
+    for (int qt = kt; qt < ntiles; qt++) {   // query tiles above the diagonal see none of these keys
+        __syncthreads();   // every warp has its K, V fragments and is done with the previous tile
+        attention_stage_tile<HS>(tile_q, base, C3, qt * ATTN_TILE, T);
+        attention_stage_tile<HS>(tile_g, gbase, C, qt * ATTN_TILE, T);
+        for (int i = (int)threadIdx.x; i < ATTN_TILE; i += (int)blockDim.x) {
+            const int row = qt * ATTN_TILE + i;
+            lse2s[i] = row < T ? lse_bh[row] * ATTN_LOG2E : 0.0f;
+            Ds[i] = row < T ? D_bh[row] : 0.0f;
+        }
+        __syncthreads();
+        // query chunks of 16: before i0 all lie before the warp's keys (diagonal tile), from i1 past T
+        const int i0 = qt == kt ? warp : 0;
+        const int rows_left = T - qt * ATTN_TILE, i1 = rows_left >= ATTN_TILE ? 4 : (rows_left + 15) / 16;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            if (j < i0 || j >= i1) continue;
+            float s[2][4], dp[2][4];   // S^T, then P^T, then dS^T (16 keys, 16 queries); dP^T
+            attnm_times_t<HS>(s, ka, tile_q, 16 * j);   // S^T = K Q^T
+#pragma unroll
+            for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: key g + 8 (i%4 / 2), query 2t + i%2
+                const int qc = 16 * j + 8 * (i / 4) + 2 * t + i % 2, query = qt * ATTN_TILE + qc;
+                const bool live = query >= key0 + g + 8 * (i % 4 / 2) && query < T;   // causal mask
+                float& v = s[i / 4][i % 4];
+                v = live ? exp2f(v * to_base2 - lse2s[qc]) : 0.0f;
+            }
+            uint32_t a[4];
+            attnm_as_a(a, s[0], s[1]);
+            attnm_accumulate<HS>(dv, a, tile_g, 16 * j);   // dV += P^T dO
+            attnm_times_t<HS>(dp, va, tile_g, 16 * j);     // dP^T = V dO^T
+#pragma unroll
+            for (int i = 0; i < 8; i++) {   // dS^T = P^T (dP^T - D); masked entries (P = 0) stay 0
+                const int qc = 16 * j + 8 * (i / 4) + 2 * t + i % 2;
+                float& v = s[i / 4][i % 4];
+                v = v != 0.0f ? v * (dp[i / 4][i % 4] - Ds[qc]) : 0.0f;
+            }
+            attnm_as_a(a, s[0], s[1]);
+            attnm_accumulate<HS>(dk, a, tile_q, 16 * j);   // dK += dS^T Q
+        }
+    }
+    floatX* dst = dqkv + ((size_t)b * T + key0) * C3 + h * HS;
+    const float mul_k[2] = {scale, scale}, mul_v[2] = {1.0f, 1.0f};
+    attnm_write_rows<HS>(dst + C, C3, key0, T, dk, mul_k);
+    attnm_write_rows<HS>(dst + 2 * C, C3, key0, T, dv, mul_v);
+}
+
+// dq (query rows) of dqkv (B,T,3C); grid (ceil(T/64), NH, B), 128 threads;
+// query tiles from the last (the most key tiles) to the first
+template <int HS>
+__global__ void __launch_bounds__(32 * ATTNM_WARPS)
+    attention_backward_dq_mma_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
+                                     const float* D, int T, int NH, float scale) {
+    constexpr int LDH = HS + 8;
+    __shared__ __align__(16) floatX tile_k[ATTN_TILE * LDH];   // Q, then each K tile
+    __shared__ __align__(16) floatX tile_v[ATTN_TILE * LDH];   // dout, then each V tile
+    const int qt = (int)(gridDim.x - 1 - blockIdx.x), h = (int)blockIdx.y, b = (int)blockIdx.z;
+    const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int C = NH * HS;
+    const size_t C3 = 3 * (size_t)C;
+    const floatX* base = qkv + (size_t)b * T * C3 + h * HS;
+    const int row0 = qt * ATTN_TILE + 16 * warp;   // the warp's first query; this lane's: row0 + g, row0 + g + 8
+
+    attention_stage_tile<HS>(tile_k, base, C3, qt * ATTN_TILE, T);
+    attention_stage_tile<HS>(tile_v, dout + (size_t)b * T * C + h * HS, C, qt * ATTN_TILE, T);
+    __syncthreads();
+    uint32_t qa[HS / 16][4], ga[HS / 16][4];
+#pragma unroll
+    for (int kd = 0; kd < HS / 16; kd++) {
+        attnm_load_a<LDH>(qa[kd], tile_k, 16 * warp, 16 * kd);
+        attnm_load_a<LDH>(ga[kd], tile_v, 16 * warp, 16 * kd);
+    }
+    float lse2[2], Dr[2];   // rows g, g + 8 (rows >= T: 0, never stored)
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = row0 + g + 8 * r;
+        const size_t i = ((size_t)b * NH + h) * T + row;
+        lse2[r] = row < T ? lse[i] * ATTN_LOG2E : 0.0f;
+        Dr[r] = row < T ? D[i] : 0.0f;
+    }
+    float dq[HS / 8][4];
+#pragma unroll
+    for (int n = 0; n < HS / 8; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
+    const float to_base2 = scale * ATTN_LOG2E;
+    for (int kt = 0; kt <= qt; kt++) {
+        __syncthreads();   // every warp has its Q, dO fragments and is done with the previous tile
+        attention_stage_tile<HS>(tile_k, base + C, C3, kt * ATTN_TILE, T);
+        attention_stage_tile<HS>(tile_v, base + 2 * C, C3, kt * ATTN_TILE, T);
+        __syncthreads();
+        const int nj = kt == qt ? warp + 1 : 4;   // key chunks with a key <= one of the warp's rows
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            if (j >= nj) continue;
+            float s[2][4], dp[2][4];   // S, then P, then dS (16 queries, 16 keys); dP
+            attnm_times_t<HS>(s, qa, tile_k, 16 * j);   // S = Q K^T
+#pragma unroll
+            for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: row g + 8 (i%4 / 2), key 2t + i%2
+                const int key = kt * ATTN_TILE + 16 * j + 8 * (i / 4) + 2 * t + i % 2, r = i % 4 / 2;
+                float& v = s[i / 4][i % 4];
+                v = key <= row0 + g + 8 * r ? exp2f(v * to_base2 - lse2[r]) : 0.0f;   // causal mask
+            }
+            attnm_times_t<HS>(dp, ga, tile_v, 16 * j);   // dP = dO V^T
+#pragma unroll
+            for (int i = 0; i < 8; i++) {   // dS = P (dP - D); masked entries (P = 0) stay 0
+                float& v = s[i / 4][i % 4];
+                v = v != 0.0f ? v * (dp[i / 4][i % 4] - Dr[i % 4 / 2]) : 0.0f;
+            }
+            uint32_t a[4];
+            attnm_as_a(a, s[0], s[1]);
+            attnm_accumulate<HS>(dq, a, tile_k, 16 * j);   // dQ += dS K
+        }
+    }
+    const float mul[2] = {scale, scale};
+    attnm_write_rows<HS>(dqkv + ((size_t)b * T + row0) * C3 + h * HS, C3, row0, T, dq, mul);
+}
+
+// ----------------------------------------------------------------------------
+// launchers: the same contract as attention_forward / attention_backward
+
+static inline void attention_forward_mma(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH,
+                                         cudaStream_t stream) {
+    attention_check_args("attention_forward_mma", 1, B, T, C, NH, out, qkv, qkv, qkv);
+    const int HS = C / NH;
+    const float scale = 1.0f / sqrtf((float)HS);
+    dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
+    if (HS == 64) attention_forward_mma_kernel<64><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(out, lse, qkv, T, NH, scale);
+    else attention_forward_mma_kernel<32><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(out, lse, qkv, T, NH, scale);
+    cudaCheck(cudaGetLastError());
+}
+
+static inline void attention_backward_mma(floatX* dqkv, float* scratch_D, const floatX* dout, const floatX* qkv,
+                                          const floatX* out, const float* lse, int B, int T, int C, int NH,
+                                          cudaStream_t stream) {
+    attention_check_args("attention_backward_mma", 1, B, T, C, NH, dqkv, dout, qkv, out);
+    const int HS = C / NH;
+    const float scale = 1.0f / sqrtf((float)HS);
+    attention_rowdot(scratch_D, dout, out, B, T, NH, HS, stream);
+    dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
+    if (HS == 64) {
+        attention_backward_dkdv_mma_kernel<64><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse,
+                                                                                     scratch_D, T, NH, scale);
+        cudaCheck(cudaGetLastError());
+        attention_backward_dq_mma_kernel<64><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse,
+                                                                                   scratch_D, T, NH, scale);
+    } else {
+        attention_backward_dkdv_mma_kernel<32><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse,
+                                                                                     scratch_D, T, NH, scale);
+        cudaCheck(cudaGetLastError());
+        attention_backward_dq_mma_kernel<32><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse,
+                                                                                   scratch_D, T, NH, scale);
+    }
+    cudaCheck(cudaGetLastError());
+}
+
+#endif // LLMC_ATTENTION_MMA_CUH
