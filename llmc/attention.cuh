@@ -529,9 +529,10 @@ static inline unsigned attention_blocks(size_t threads, int per_block) {
     return (unsigned)((threads + per_block - 1) / per_block);
 }
 
-// the tensor-core versions' staging: rows row0 .. row0 + 63 of a (T,HS) bf16 matrix whose rows are `stride`
-// apart at src -> dst (64, HS + 8) in shared memory; rows >= T become zeros.
-// Every thread of the block takes part (16-byte chunks, coalesced).
+// the tensor-core versions' staging: rows row0 .. row0 + 63 of a (T,HS)
+// bf16 matrix whose rows are `stride` apart at src -> dst (64, HS + 8) in
+// shared memory; rows >= T become zeros. Every thread of the block takes
+// part (16-byte chunks, coalesced).
 template <int HS>
 __device__ __forceinline__ void attention_stage_tile(floatX* dst, const floatX* src, size_t stride, int row0, int T) {
     constexpr int CHUNKS = HS / 8;

@@ -3,8 +3,10 @@
 // forward and backward, flash-attention style. Same layouts, arguments and
 // outputs as attention_forward / attention_backward there (qkv (B,T,3C), out
 // (B,T,C), lse (B,NH,T) natural-log, D (B,NH,T) = rowsum(dout * out) by the
-// same attention_rowdot_kernel), so the two are interchangeable; the trainer
-// uses these.
+// same attention_rowdot_kernel), so the two are interchangeable. The
+// trainer used these until llmc/attention_mma.cuh, the same algorithm with
+// the score tiles kept in registers; dev/cuda/attention.cu still checks and
+// times them beside it, as its baseline, until a GPU run has compared the two.
 //
 // Blocks of ATTNW_WARPS = 4 warps own a tile of ATTN_TILE = 64 rows of one
 // (b,h), warp w rows 16w..16w+15; tiles of the other side (64,HS) are staged
