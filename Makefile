@@ -196,7 +196,7 @@ cuda-dir:   # for scripts that need the toolkit's files
 	@echo $(CUDA_DIR)
 NVCC_FLAGS = -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
 	-Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -warn-spills,-warn-lmem-usage
-EMU_TESTS = good_kernels bad_kernels bf16 coop_groups wmma mma streams
+EMU_TESTS = good_kernels bad_kernels bf16 coop_groups wmma ptx streams
 EMU_TEST_HDRS = build/emu/src/dev/emu/tests/common.cuh
 EMU_KERNELS = $(sort $(notdir $(basename $(wildcard dev/cuda/*.cu))))
 # what dev/cuda/*.cu include: the kernel headers, the bench's shared code and
@@ -243,9 +243,9 @@ build/emu/nvcc/%.o: dev/emu/tests/%.cu dev/emu/tests/common.cuh
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
-# the mma test checks llmc/mma.cuh's wrappers (and the headers it includes)
-build/emu/asan/mma build/emu/plain/mma: $(EMU_KERNEL_HDRS:%=build/emu/src/%)
-build/emu/nvcc/mma.o: $(EMU_KERNEL_HDRS)
+# the ptx test checks llmc/ptx.cuh's wrappers (and the headers it includes)
+build/emu/asan/ptx build/emu/plain/ptx: $(EMU_KERNEL_HDRS:%=build/emu/src/%)
+build/emu/nvcc/ptx.o: $(EMU_KERNEL_HDRS)
 
 build/emu/asan/cuda/%: build/emu/src/dev/cuda/%.cu $(EMU_KERNEL_HDRS:%=build/emu/src/%) dev/emu/cuda_emu.h
 	@mkdir -p $(@D)

@@ -529,25 +529,6 @@ static inline unsigned attention_blocks(size_t threads, int per_block) {
     return (unsigned)((threads + per_block - 1) / per_block);
 }
 
-// the tensor-core versions' staging: rows row0 .. row0 + 63 of a (T,HS)
-// bf16 matrix whose rows are `stride` apart at src -> dst (64, HS + 8) in
-// shared memory; rows >= T become zeros. Every thread of the block takes
-// part (16-byte chunks, coalesced).
-template <int HS>
-__device__ __forceinline__ void attention_stage_tile(floatX* dst, const floatX* src, size_t stride, int row0, int T) {
-    constexpr int CHUNKS = HS / 8;
-    for (int i = (int)threadIdx.x; i < ATTN_TILE * CHUNKS; i += (int)blockDim.x) {
-        const int r = i / CHUNKS, c = i % CHUNKS;
-        Pack128<floatX> v;
-        if (row0 + r < T) v = load128(src + (size_t)(row0 + r) * stride + 8 * c);
-        else {
-#pragma unroll
-            for (int k = 0; k < 8; k++) v[k] = (floatX)0.0f;
-        }
-        store128(dst + r * (HS + 8) + 8 * c, v);
-    }
-}
-
 // D (B,NH,T) = rowsum(dout * out), the first step of both flash-style backwards
 static inline void attention_rowdot(float* D, const floatX* dout, const floatX* out, int B, int T, int NH, int HS,
                                     cudaStream_t stream) {

@@ -1,6 +1,7 @@
 // llmc/attention_mma.cuh: the causal self-attention of llmc/attention.cuh on
-// the tensor cores with its tiles in registers (PTX mma.sync m16n8k16 and
-// ldmatrix, llmc/mma.cuh), forward and backward, FlashAttention-2 style.
+// the tensor cores with its tiles in registers (PTX mma.sync m16n8k16,
+// ldmatrix and cp.async, llmc/ptx.cuh), forward and backward,
+// FlashAttention-2 style.
 // Same layouts, arguments and outputs as attention_forward /
 // attention_backward there (qkv (B,T,3C), out (B,T,C), lse (B,NH,T)
 // natural-log, D (B,NH,T) = rowsum(dout * out) by attention_rowdot), and the
@@ -13,7 +14,10 @@
 // the same registers rounded to bf16 are the A operand of the next matmul.
 // Shared memory holds only the staged (64,HS) tiles of the other side, read
 // with ldmatrix (rows padded to HS + 8 values: the 8 row addresses of one
-// 8x8 matrix fall in different banks).
+// 8x8 matrix fall in different banks). They arrive by cp.async into two
+// buffers each (AHEAD = 1): tile i + 1 is loading while tile i is computed,
+// so a block does not stall on each tile's global loads (AHEAD = 0, one
+// buffer: load, wait, compute, as the wmma version; the same bits).
 //
 // Blocks of ATTNM_WARPS = 4 warps own a tile of ATTN_TILE = 64 rows of one
 // (b,h), warp w rows 16w..16w+15.
@@ -47,9 +51,61 @@
 #define LLMC_ATTENTION_MMA_CUH
 
 #include "attention.cuh"
-#include "mma.cuh"
+#include "ptx.cuh"
 
 #define ATTNM_WARPS 4   // warps per block, 16 rows of the tile each
+
+// rows row0 .. row0 + 63 of a (T,HS) bf16 matrix whose rows are `stride`
+// apart at src -> dst (64, HS + 8) in shared memory by cp.async (in flight
+// until a cp_async_wait; rows >= T are stored as zeros at once). Every
+// thread of the block takes part (16-byte chunks, coalesced).
+template <int HS>
+__device__ __forceinline__ void attnm_stage(floatX* dst, const floatX* src, size_t stride, int row0, int T) {
+    constexpr int CHUNKS = HS / 8;
+    for (int i = (int)threadIdx.x; i < ATTN_TILE * CHUNKS; i += (int)blockDim.x) {
+        const int r = i / CHUNKS, c = i % CHUNKS;
+        floatX* d = dst + r * (HS + 8) + 8 * c;
+        if (row0 + r < T) {
+            cp_async16(d, src + (size_t)(row0 + r) * stride + 8 * c);
+        } else {
+            Pack128<floatX> zero;
+#pragma unroll
+            for (int k = 0; k < 8; k++) zero[k] = (floatX)0.0f;
+            store128(d, zero);
+        }
+    }
+}
+
+// the same for 64 floats, one per row: src[row0 ..] -> dst (0 past T)
+__device__ __forceinline__ void attnm_stage_rows(float* dst, const float* src, int row0, int T) {
+    for (int i = (int)threadIdx.x; i < ATTN_TILE; i += (int)blockDim.x) {
+        if (row0 + i < T) cp_async4(dst + i, src + row0 + i);
+        else dst[i] = 0.0f;
+    }
+}
+
+// key tile kt's K and V rows (qkv's at base + C and base + 2C, rows C3
+// apart) by cp.async into buffer kt % (AHEAD + 1) of tile_k and tile_v
+// (each (AHEAD + 1, 64, HS + 8)); not committed
+template <int HS, int AHEAD>
+__device__ __forceinline__ void attnm_load_kv(floatX* tile_k, floatX* tile_v, const floatX* base, size_t C3, int C,
+                                              int kt, int T) {
+    const size_t buf = (size_t)(kt % (AHEAD + 1)) * ATTN_TILE * (HS + 8);
+    attnm_stage<HS>(tile_k + buf, base + C, C3, kt * ATTN_TILE, T);
+    attnm_stage<HS>(tile_v + buf, base + 2 * C, C3, kt * ATTN_TILE, T);
+}
+
+// a step of the pipeline over key tiles 0..last (forward, dq): starts
+// loading tile kt + AHEAD, if there is one, and waits until tile kt is in,
+// for the whole block
+template <int HS, int AHEAD>
+__device__ __forceinline__ void attnm_kv_step(floatX* tile_k, floatX* tile_v, const floatX* base, size_t C3, int C,
+                                              int kt, int last, int T) {
+    if (kt + AHEAD <= last) attnm_load_kv<HS, AHEAD>(tile_k, tile_v, base, C3, C, kt + AHEAD, T);
+    cp_async_commit();
+    cp_async_wait<AHEAD>();
+    __syncthreads();
+}
 
 // A operand (16,16) from rows r0.., columns c0.. of a staged tile (row stride LDH)
 template <int LDH>
@@ -130,13 +186,13 @@ __device__ __forceinline__ void attnm_write_rows(floatX* dst, size_t row_stride,
 }
 
 // out (B,T,C), lse (B,NH,T) from qkv (B,T,3C); grid (ceil(T/64), NH, B),
-// 128 threads
-template <int HS>
+// 128 threads; AHEAD (0 or 1) tiles are loaded ahead of the one computed
+template <int HS, int AHEAD>
 __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     attention_forward_mma_kernel(floatX* out, float* lse, const floatX* qkv, int T, int NH, float scale) {
-    constexpr int LDH = HS + 8;
-    __shared__ __align__(16) floatX tile_k[ATTN_TILE * LDH];   // Q, then each K tile
-    __shared__ __align__(16) floatX tile_v[ATTN_TILE * LDH];   // each V tile
+    constexpr int LDH = HS + 8, NBUF = AHEAD + 1;
+    __shared__ __align__(16) floatX tile_k[NBUF][ATTN_TILE * LDH];   // K tiles (Q first, in the last buffer)
+    __shared__ __align__(16) floatX tile_v[NBUF][ATTN_TILE * LDH];   // V tiles
     const int qt = (int)(gridDim.x - 1 - blockIdx.x), h = (int)blockIdx.y, b = (int)blockIdx.z;
     const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int C = NH * HS;
@@ -144,27 +200,32 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     const floatX* base = qkv + (size_t)b * T * C3 + h * HS;
     const int row0 = qt * ATTN_TILE + 16 * warp;   // the warp's first query; this lane's: row0 + g, row0 + g + 8
 
-    attention_stage_tile<HS>(tile_k, base, C3, qt * ATTN_TILE, T);
-    __syncthreads();
+    attnm_stage<HS>(tile_k[AHEAD], base, C3, qt * ATTN_TILE, T);   // Q
+    cp_async_commit();
+    for (int kt = 0; kt < AHEAD; kt++) {   // the first key tiles (tile 0 always exists)
+        attnm_load_kv<HS, AHEAD>(tile_k[0], tile_v[0], base, C3, C, kt, T);
+        cp_async_commit();
+    }
+    cp_async_wait<AHEAD>();
+    __syncthreads();   // Q is in
     uint32_t qa[HS / 16][4];
 #pragma unroll
-    for (int kd = 0; kd < HS / 16; kd++) attnm_load_a<LDH>(qa[kd], tile_k, 16 * warp, 16 * kd);
+    for (int kd = 0; kd < HS / 16; kd++) attnm_load_a<LDH>(qa[kd], tile_k[AHEAD], 16 * warp, 16 * kd);
+    __syncthreads();   // every warp has its Q fragments: their buffer is free
     float o[HS / 8][4];   // out (16,HS), unnormalised
 #pragma unroll
     for (int n = 0; n < HS / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};   // per row: running max (base 2), this lane's sum
     const float to_base2 = scale * ATTN_LOG2E;
     for (int kt = 0; kt <= qt; kt++) {
-        __syncthreads();   // every warp has its Q fragments and is done with the previous tile
-        attention_stage_tile<HS>(tile_k, base + C, C3, kt * ATTN_TILE, T);
-        attention_stage_tile<HS>(tile_v, base + 2 * C, C3, kt * ATTN_TILE, T);
-        __syncthreads();
+        attnm_kv_step<HS, AHEAD>(tile_k[0], tile_v[0], base, C3, C, kt, qt, T);   // tile kt is in
+        const floatX *kb = tile_k[kt % NBUF], *vb = tile_v[kt % NBUF];
         const int nj = kt == qt ? warp + 1 : 4;   // key chunks of 16 with a key <= one of the warp's rows
         float s[4][2][4];                         // S (16,64): chunk j, its two 8-column tiles
         float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            if (j < nj) attnm_times_t<HS>(s[j], qa, tile_k, 16 * j);
+            if (j < nj) attnm_times_t<HS>(s[j], qa, kb, 16 * j);
 #pragma unroll
             for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: row g + 8 (i%4 / 2), key 2t + i%2
                 const int key = kt * ATTN_TILE + 16 * j + 8 * (i / 4) + 2 * t + i % 2, r = i % 4 / 2;
@@ -199,8 +260,9 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
             }
             uint32_t pa[4];
             attnm_as_a(pa, s[j][0], s[j][1]);
-            attnm_accumulate<HS>(o, pa, tile_v, 16 * j);   // out += P V
+            attnm_accumulate<HS>(o, pa, vb, 16 * j);   // out += P V
         }
+        __syncthreads();   // every warp is done with tile kt's buffers
     }
     float inv[2];
 #pragma unroll
@@ -215,16 +277,17 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
 }
 
 // dk, dv (key rows) of dqkv (B,T,3C); grid (ceil(T/64), NH, B), 128 threads;
-// block x owns key tile x (tile 0, with the most query tiles, first)
-template <int HS>
+// block x owns key tile x (tile 0, with the most query tiles, first); AHEAD
+// as in the forward
+template <int HS, int AHEAD>
 __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     attention_backward_dkdv_mma_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
                                        const float* D, int T, int NH, float scale) {
-    constexpr int LDH = HS + 8;
-    __shared__ __align__(16) floatX tile_q[ATTN_TILE * LDH];   // K, then each Q tile
-    __shared__ __align__(16) floatX tile_g[ATTN_TILE * LDH];   // V, then each dout tile
-    __shared__ float lse2s[ATTN_TILE];   // lse in base 2 of the query tile's rows
-    __shared__ float Ds[ATTN_TILE];
+    constexpr int LDH = HS + 8, NBUF = AHEAD + 1;
+    __shared__ __align__(16) floatX tile_q[NBUF][ATTN_TILE * LDH];   // Q tiles (K first, in the last buffer)
+    __shared__ __align__(16) floatX tile_g[NBUF][ATTN_TILE * LDH];   // dout tiles (V first)
+    __shared__ __align__(16) float lse_s[NBUF][ATTN_TILE];           // lse and D of the query tile's rows
+    __shared__ __align__(16) float D_s[NBUF][ATTN_TILE];
     const int kt = (int)blockIdx.x, h = (int)blockIdx.y, b = (int)blockIdx.z;
     const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int C = NH * HS;
@@ -235,31 +298,43 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     const float* D_bh = D + ((size_t)b * NH + h) * T;
     const int key0 = kt * ATTN_TILE + 16 * warp;   // the warp's first key; this lane's: key0 + g, key0 + g + 8
 
-    attention_stage_tile<HS>(tile_q, base + C, C3, kt * ATTN_TILE, T);
-    attention_stage_tile<HS>(tile_g, base + 2 * C, C3, kt * ATTN_TILE, T);
-    __syncthreads();
+    const int ntiles = (T + ATTN_TILE - 1) / ATTN_TILE;
+    // query tile qt's rows: Q, dout, lse, D into buffer (qt - kt) % NBUF
+    auto stage_queries = [&](int qt) {
+        const int k = (qt - kt) % NBUF;
+        attnm_stage<HS>(tile_q[k], base, C3, qt * ATTN_TILE, T);
+        attnm_stage<HS>(tile_g[k], gbase, C, qt * ATTN_TILE, T);
+        attnm_stage_rows(lse_s[k], lse_bh, qt * ATTN_TILE, T);
+        attnm_stage_rows(D_s[k], D_bh, qt * ATTN_TILE, T);
+    };
+    attnm_stage<HS>(tile_q[AHEAD], base + C, C3, kt * ATTN_TILE, T);   // K
+    attnm_stage<HS>(tile_g[AHEAD], base + 2 * C, C3, kt * ATTN_TILE, T);   // V
+    cp_async_commit();
+    for (int qt = kt; qt < kt + AHEAD; qt++) {   // the first query tiles (tile kt always exists)
+        stage_queries(qt);
+        cp_async_commit();
+    }
+    cp_async_wait<AHEAD>();
+    __syncthreads();   // K and V are in
     uint32_t ka[HS / 16][4], va[HS / 16][4];
 #pragma unroll
     for (int kd = 0; kd < HS / 16; kd++) {
-        attnm_load_a<LDH>(ka[kd], tile_q, 16 * warp, 16 * kd);
-        attnm_load_a<LDH>(va[kd], tile_g, 16 * warp, 16 * kd);
+        attnm_load_a<LDH>(ka[kd], tile_q[AHEAD], 16 * warp, 16 * kd);
+        attnm_load_a<LDH>(va[kd], tile_g[AHEAD], 16 * warp, 16 * kd);
     }
+    __syncthreads();   // every warp has its K, V fragments: their buffers are free
     float dk[HS / 8][4], dv[HS / 8][4];
 #pragma unroll
     for (int n = 0; n < HS / 8; n++)
         for (int i = 0; i < 4; i++) dk[n][i] = dv[n][i] = 0.0f;
     const float to_base2 = scale * ATTN_LOG2E;
-    const int ntiles = (T + ATTN_TILE - 1) / ATTN_TILE;
     for (int qt = kt; qt < ntiles; qt++) {   // query tiles above the diagonal see none of these keys
-        __syncthreads();   // every warp has its K, V fragments and is done with the previous tile
-        attention_stage_tile<HS>(tile_q, base, C3, qt * ATTN_TILE, T);
-        attention_stage_tile<HS>(tile_g, gbase, C, qt * ATTN_TILE, T);
-        for (int i = (int)threadIdx.x; i < ATTN_TILE; i += (int)blockDim.x) {
-            const int row = qt * ATTN_TILE + i;
-            lse2s[i] = row < T ? lse_bh[row] * ATTN_LOG2E : 0.0f;
-            Ds[i] = row < T ? D_bh[row] : 0.0f;
-        }
-        __syncthreads();
+        if (qt + AHEAD < ntiles) stage_queries(qt + AHEAD);
+        cp_async_commit();
+        cp_async_wait<AHEAD>();
+        __syncthreads();   // query tile qt is in, every thread's part
+        const int k = (qt - kt) % NBUF;
+        const floatX *qb = tile_q[k], *gb = tile_g[k];
         // query chunks of 16: before i0 all lie before the warp's keys (diagonal tile), from i1 past T
         const int i0 = qt == kt ? warp : 0;
         const int rows_left = T - qt * ATTN_TILE, i1 = rows_left >= ATTN_TILE ? 4 : (rows_left + 15) / 16;
@@ -267,27 +342,29 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
         for (int j = 0; j < 4; j++) {
             if (j < i0 || j >= i1) continue;
             float s[2][4], dp[2][4];   // S^T, then P^T, then dS^T (16 keys, 16 queries); dP^T
-            attnm_times_t<HS>(s, ka, tile_q, 16 * j);   // S^T = K Q^T
+            attnm_times_t<HS>(s, ka, qb, 16 * j);   // S^T = K Q^T
 #pragma unroll
             for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: key g + 8 (i%4 / 2), query 2t + i%2
                 const int qc = 16 * j + 8 * (i / 4) + 2 * t + i % 2, query = qt * ATTN_TILE + qc;
                 const bool live = query >= key0 + g + 8 * (i % 4 / 2) && query < T;   // causal mask
                 float& v = s[i / 4][i % 4];
-                v = live ? exp2f(v * to_base2 - lse2s[qc]) : 0.0f;
+                const float lse2 = lse_s[k][qc] * ATTN_LOG2E;   // in base 2
+                v = live ? exp2f(v * to_base2 - lse2) : 0.0f;
             }
             uint32_t a[4];
             attnm_as_a(a, s[0], s[1]);
-            attnm_accumulate<HS>(dv, a, tile_g, 16 * j);   // dV += P^T dO
-            attnm_times_t<HS>(dp, va, tile_g, 16 * j);     // dP^T = V dO^T
+            attnm_accumulate<HS>(dv, a, gb, 16 * j);   // dV += P^T dO
+            attnm_times_t<HS>(dp, va, gb, 16 * j);     // dP^T = V dO^T
 #pragma unroll
             for (int i = 0; i < 8; i++) {   // dS^T = P^T (dP^T - D); masked entries (P = 0) stay 0
                 const int qc = 16 * j + 8 * (i / 4) + 2 * t + i % 2;
                 float& v = s[i / 4][i % 4];
-                v = v != 0.0f ? v * (dp[i / 4][i % 4] - Ds[qc]) : 0.0f;
+                v = v != 0.0f ? v * (dp[i / 4][i % 4] - D_s[k][qc]) : 0.0f;
             }
             attnm_as_a(a, s[0], s[1]);
-            attnm_accumulate<HS>(dk, a, tile_q, 16 * j);   // dK += dS^T Q
+            attnm_accumulate<HS>(dk, a, qb, 16 * j);   // dK += dS^T Q
         }
+        __syncthreads();   // every warp is done with query tile qt's buffers
     }
     floatX* dst = dqkv + ((size_t)b * T + key0) * C3 + h * HS;
     const float mul_k[2] = {scale, scale}, mul_v[2] = {1.0f, 1.0f};
@@ -296,14 +373,15 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
 }
 
 // dq (query rows) of dqkv (B,T,3C); grid (ceil(T/64), NH, B), 128 threads;
-// query tiles from the last (the most key tiles) to the first
-template <int HS>
+// query tiles from the last (the most key tiles) to the first; AHEAD as in
+// the forward
+template <int HS, int AHEAD>
 __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     attention_backward_dq_mma_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
                                      const float* D, int T, int NH, float scale) {
-    constexpr int LDH = HS + 8;
-    __shared__ __align__(16) floatX tile_k[ATTN_TILE * LDH];   // Q, then each K tile
-    __shared__ __align__(16) floatX tile_v[ATTN_TILE * LDH];   // dout, then each V tile
+    constexpr int LDH = HS + 8, NBUF = AHEAD + 1;
+    __shared__ __align__(16) floatX tile_k[NBUF][ATTN_TILE * LDH];   // K tiles (Q first, in the last buffer)
+    __shared__ __align__(16) floatX tile_v[NBUF][ATTN_TILE * LDH];   // V tiles (dout first)
     const int qt = (int)(gridDim.x - 1 - blockIdx.x), h = (int)blockIdx.y, b = (int)blockIdx.z;
     const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int C = NH * HS;
@@ -311,15 +389,22 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     const floatX* base = qkv + (size_t)b * T * C3 + h * HS;
     const int row0 = qt * ATTN_TILE + 16 * warp;   // the warp's first query; this lane's: row0 + g, row0 + g + 8
 
-    attention_stage_tile<HS>(tile_k, base, C3, qt * ATTN_TILE, T);
-    attention_stage_tile<HS>(tile_v, dout + (size_t)b * T * C + h * HS, C, qt * ATTN_TILE, T);
-    __syncthreads();
+    attnm_stage<HS>(tile_k[AHEAD], base, C3, qt * ATTN_TILE, T);   // Q
+    attnm_stage<HS>(tile_v[AHEAD], dout + (size_t)b * T * C + h * HS, C, qt * ATTN_TILE, T);   // dout
+    cp_async_commit();
+    for (int kt = 0; kt < AHEAD; kt++) {   // the first key tiles (tile 0 always exists)
+        attnm_load_kv<HS, AHEAD>(tile_k[0], tile_v[0], base, C3, C, kt, T);
+        cp_async_commit();
+    }
+    cp_async_wait<AHEAD>();
+    __syncthreads();   // Q and dout are in
     uint32_t qa[HS / 16][4], ga[HS / 16][4];
 #pragma unroll
     for (int kd = 0; kd < HS / 16; kd++) {
-        attnm_load_a<LDH>(qa[kd], tile_k, 16 * warp, 16 * kd);
-        attnm_load_a<LDH>(ga[kd], tile_v, 16 * warp, 16 * kd);
+        attnm_load_a<LDH>(qa[kd], tile_k[AHEAD], 16 * warp, 16 * kd);
+        attnm_load_a<LDH>(ga[kd], tile_v[AHEAD], 16 * warp, 16 * kd);
     }
+    __syncthreads();   // every warp has its Q, dO fragments: their buffers are free
     float lse2[2], Dr[2];   // rows g, g + 8 (rows >= T: 0, never stored)
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -333,23 +418,21 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     for (int n = 0; n < HS / 8; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
     const float to_base2 = scale * ATTN_LOG2E;
     for (int kt = 0; kt <= qt; kt++) {
-        __syncthreads();   // every warp has its Q, dO fragments and is done with the previous tile
-        attention_stage_tile<HS>(tile_k, base + C, C3, kt * ATTN_TILE, T);
-        attention_stage_tile<HS>(tile_v, base + 2 * C, C3, kt * ATTN_TILE, T);
-        __syncthreads();
+        attnm_kv_step<HS, AHEAD>(tile_k[0], tile_v[0], base, C3, C, kt, qt, T);   // tile kt is in
+        const floatX *kb = tile_k[kt % NBUF], *vb = tile_v[kt % NBUF];
         const int nj = kt == qt ? warp + 1 : 4;   // key chunks with a key <= one of the warp's rows
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             if (j >= nj) continue;
             float s[2][4], dp[2][4];   // S, then P, then dS (16 queries, 16 keys); dP
-            attnm_times_t<HS>(s, qa, tile_k, 16 * j);   // S = Q K^T
+            attnm_times_t<HS>(s, qa, kb, 16 * j);   // S = Q K^T
 #pragma unroll
             for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: row g + 8 (i%4 / 2), key 2t + i%2
                 const int key = kt * ATTN_TILE + 16 * j + 8 * (i / 4) + 2 * t + i % 2, r = i % 4 / 2;
                 float& v = s[i / 4][i % 4];
                 v = key <= row0 + g + 8 * r ? exp2f(v * to_base2 - lse2[r]) : 0.0f;   // causal mask
             }
-            attnm_times_t<HS>(dp, ga, tile_v, 16 * j);   // dP = dO V^T
+            attnm_times_t<HS>(dp, ga, vb, 16 * j);   // dP = dO V^T
 #pragma unroll
             for (int i = 0; i < 8; i++) {   // dS = P (dP - D); masked entries (P = 0) stay 0
                 float& v = s[i / 4][i % 4];
@@ -357,27 +440,47 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
             }
             uint32_t a[4];
             attnm_as_a(a, s[0], s[1]);
-            attnm_accumulate<HS>(dq, a, tile_k, 16 * j);   // dQ += dS K
+            attnm_accumulate<HS>(dq, a, kb, 16 * j);   // dQ += dS K
         }
+        __syncthreads();   // every warp is done with tile kt's buffers
     }
     const float mul[2] = {scale, scale};
     attnm_write_rows<HS>(dqkv + ((size_t)b * T + row0) * C3 + h * HS, C3, row0, T, dq, mul);
 }
 
 // ----------------------------------------------------------------------------
-// launchers: the same contract as attention_forward / attention_backward
+// launchers: the same contract as attention_forward / attention_backward.
+// AHEAD = 1 (the trainer's) loads the next tile while this one is computed;
+// AHEAD = 0 loads, waits, computes (dev/cuda/attention.cu times both).
 
+template <int AHEAD = 1>
 static inline void attention_forward_mma(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH,
                                          cudaStream_t stream) {
     attention_check_args("attention_forward_mma", 1, B, T, C, NH, out, qkv, qkv, qkv);
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
     dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
-    if (HS == 64) attention_forward_mma_kernel<64><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(out, lse, qkv, T, NH, scale);
-    else attention_forward_mma_kernel<32><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(out, lse, qkv, T, NH, scale);
+    if (HS == 64) {
+        attention_forward_mma_kernel<64, AHEAD><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(out, lse, qkv, T, NH, scale);
+    } else {
+        attention_forward_mma_kernel<32, AHEAD><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(out, lse, qkv, T, NH, scale);
+    }
     cudaCheck(cudaGetLastError());
 }
 
+template <int HS, int AHEAD>
+static inline void attention_backward_mma_launch(dim3 grid, floatX* dqkv, const float* D, const floatX* dout,
+                                                 const floatX* qkv, const float* lse, int T, int NH, float scale,
+                                                 cudaStream_t stream) {
+    attention_backward_dkdv_mma_kernel<HS, AHEAD><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse, D, T,
+                                                                                         NH, scale);
+    cudaCheck(cudaGetLastError());
+    attention_backward_dq_mma_kernel<HS, AHEAD><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse, D, T,
+                                                                                       NH, scale);
+    cudaCheck(cudaGetLastError());
+}
+
+template <int AHEAD = 1>
 static inline void attention_backward_mma(floatX* dqkv, float* scratch_D, const floatX* dout, const floatX* qkv,
                                           const floatX* out, const float* lse, int B, int T, int C, int NH,
                                           cudaStream_t stream) {
@@ -386,20 +489,8 @@ static inline void attention_backward_mma(floatX* dqkv, float* scratch_D, const 
     const float scale = 1.0f / sqrtf((float)HS);
     attention_rowdot(scratch_D, dout, out, B, T, NH, HS, stream);
     dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
-    if (HS == 64) {
-        attention_backward_dkdv_mma_kernel<64><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse,
-                                                                                     scratch_D, T, NH, scale);
-        cudaCheck(cudaGetLastError());
-        attention_backward_dq_mma_kernel<64><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse,
-                                                                                   scratch_D, T, NH, scale);
-    } else {
-        attention_backward_dkdv_mma_kernel<32><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse,
-                                                                                     scratch_D, T, NH, scale);
-        cudaCheck(cudaGetLastError());
-        attention_backward_dq_mma_kernel<32><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse,
-                                                                                   scratch_D, T, NH, scale);
-    }
-    cudaCheck(cudaGetLastError());
+    if (HS == 64) attention_backward_mma_launch<64, AHEAD>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
+    else attention_backward_mma_launch<32, AHEAD>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
 }
 
 #endif // LLMC_ATTENTION_MMA_CUH

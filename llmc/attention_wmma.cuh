@@ -53,6 +53,24 @@
 #define ATTNW_LDS (ATTN_TILE + 4)     // fp32 row stride of a warp's (16,64) scratch
 #define ATTNW_LDP (ATTN_TILE + 8)     // bf16 row stride of P or dS in the same scratch
 
+// rows row0 .. row0 + 63 of a (T,HS) bf16 matrix whose rows are `stride`
+// apart at src -> dst (64, HS + 8) in shared memory; rows >= T become zeros.
+// Every thread of the block takes part (16-byte chunks, coalesced).
+template <int HS>
+__device__ __forceinline__ void attnw_stage(floatX* dst, const floatX* src, size_t stride, int row0, int T) {
+    constexpr int CHUNKS = HS / 8;
+    for (int i = (int)threadIdx.x; i < ATTN_TILE * CHUNKS; i += (int)blockDim.x) {
+        const int r = i / CHUNKS, c = i % CHUNKS;
+        Pack128<floatX> v;
+        if (row0 + r < T) v = load128(src + (size_t)(row0 + r) * stride + 8 * c);
+        else {
+#pragma unroll
+            for (int k = 0; k < 8; k++) v[k] = (floatX)0.0f;
+        }
+        store128(dst + r * (HS + 8) + 8 * c, v);
+    }
+}
+
 // the scratch column of element k (0..31) of a lane's half row: 8 (k/4) +
 // 4 hf + k%4 (the pair's halves interleave in 16-byte pieces)
 __device__ __forceinline__ int attnw_col(int k, int hf) { return 8 * (k / 4) + 4 * hf + k % 4; }
@@ -141,7 +159,7 @@ __global__ void __launch_bounds__(32 * ATTNW_WARPS)
     float* sc = scratch[warp];
     floatX* pb = (floatX*)sc;   // P (16,64) bf16, written over the scores once they are read
 
-    attention_stage_tile<HS>(tile_a, base, C3, qt * ATTN_TILE, T);
+    attnw_stage<HS>(tile_a, base, C3, qt * ATTN_TILE, T);
     __syncthreads();
     AttnwRows qf[NF];
 #pragma unroll
@@ -153,8 +171,8 @@ __global__ void __launch_bounds__(32 * ATTNW_WARPS)
     const float to_base2 = scale * ATTN_LOG2E;
     for (int kt = 0; kt <= qt; kt++) {
         __syncthreads();   // every warp has its Q fragments and is done with the previous tile
-        attention_stage_tile<HS>(tile_a, base + C, C3, kt * ATTN_TILE, T);
-        attention_stage_tile<HS>(tile_b, base + 2 * C, C3, kt * ATTN_TILE, T);
+        attnw_stage<HS>(tile_a, base + C, C3, kt * ATTN_TILE, T);
+        attnw_stage<HS>(tile_b, base + 2 * C, C3, kt * ATTN_TILE, T);
         __syncthreads();
         const int nj = kt == qt ? warp + 1 : 4;   // key chunks of 16 with a key <= one of the warp's rows
         attnw_times_tile_t<HS>(sc, qf, tile_a, 0, nj);   // S (16,64) = Q K^T
@@ -224,8 +242,8 @@ __global__ void __launch_bounds__(32 * ATTNW_WARPS)
     float* sc = scratch[warp];
     floatX* pb = (floatX*)sc;   // P^T, then dS^T (16,64) bf16
 
-    attention_stage_tile<HS>(tile_a, base + C, C3, kt * ATTN_TILE, T);
-    attention_stage_tile<HS>(tile_b, base + 2 * C, C3, kt * ATTN_TILE, T);
+    attnw_stage<HS>(tile_a, base + C, C3, kt * ATTN_TILE, T);
+    attnw_stage<HS>(tile_b, base + 2 * C, C3, kt * ATTN_TILE, T);
     __syncthreads();
     AttnwRows kf[NF], vf[NF];
 #pragma unroll
@@ -243,8 +261,8 @@ __global__ void __launch_bounds__(32 * ATTNW_WARPS)
     const int ntiles = (T + ATTN_TILE - 1) / ATTN_TILE;
     for (int qt = kt; qt < ntiles; qt++) {   // query tiles above the diagonal see none of these keys
         __syncthreads();   // every warp has its K, V fragments and is done with the previous tile
-        attention_stage_tile<HS>(tile_a, base, C3, qt * ATTN_TILE, T);
-        attention_stage_tile<HS>(tile_b, gbase, C, qt * ATTN_TILE, T);
+        attnw_stage<HS>(tile_a, base, C3, qt * ATTN_TILE, T);
+        attnw_stage<HS>(tile_b, gbase, C, qt * ATTN_TILE, T);
         for (int i = (int)threadIdx.x; i < ATTN_TILE; i += (int)blockDim.x) {
             const int row = qt * ATTN_TILE + i;
             lse2s[i] = row < T ? lse_bh[row] * ATTN_LOG2E : 0.0f;
@@ -305,8 +323,8 @@ __global__ void __launch_bounds__(32 * ATTNW_WARPS)
     float* sc = scratch[warp];
     floatX* pb = (floatX*)sc;   // dS (16,64) bf16
 
-    attention_stage_tile<HS>(tile_a, base, C3, qt * ATTN_TILE, T);
-    attention_stage_tile<HS>(tile_b, dout + (size_t)b * T * C + h * HS, C, qt * ATTN_TILE, T);
+    attnw_stage<HS>(tile_a, base, C3, qt * ATTN_TILE, T);
+    attnw_stage<HS>(tile_b, dout + (size_t)b * T * C + h * HS, C, qt * ATTN_TILE, T);
     __syncthreads();
     AttnwRows qf[NF], gf[NF];
 #pragma unroll
@@ -322,8 +340,8 @@ __global__ void __launch_bounds__(32 * ATTNW_WARPS)
     const float to_base2 = scale * ATTN_LOG2E;
     for (int kt = 0; kt <= qt; kt++) {
         __syncthreads();   // every warp has its Q, dO fragments and is done with the previous tile
-        attention_stage_tile<HS>(tile_a, base + C, C3, kt * ATTN_TILE, T);
-        attention_stage_tile<HS>(tile_b, base + 2 * C, C3, kt * ATTN_TILE, T);
+        attnw_stage<HS>(tile_a, base + C, C3, kt * ATTN_TILE, T);
+        attnw_stage<HS>(tile_b, base + 2 * C, C3, kt * ATTN_TILE, T);
         __syncthreads();
         const int nj = kt == qt ? warp + 1 : 4;   // key chunks with a key <= one of the warp's rows
         attnw_times_tile_t<HS>(sc, qf, tile_a, 0, nj);   // S (16,64) = Q K^T

@@ -5,7 +5,9 @@
 # is caught (a race that changes the result in some order, a barrier in
 # divergent code, out-of-bounds writes to global and shared memory, a shuffle
 # naming exited lanes, a cooperative-groups tile reduce called by half a
-# warp, a PTX mma half the warp skips, an ldmatrix from misaligned rows);
+# warp, a PTX mma half the warp skips, an ldmatrix from misaligned rows, a
+# cp.async pipeline without its wait or its refill barrier, per-warp partials
+# read without a barrier, seen when each warp runs alone: EMU_WARPS=serial);
 # and nvcc compiles the same sources (warnings as
 # errors), so they are real CUDA. bf16 conversions (dev/emu/tests/bf16.cu)
 # round as the device does. Streams (dev/emu/tests/streams.cu): with one of
@@ -50,8 +52,12 @@ for build in asan plain; do
         check "emu_${build}_coop_groups_$o" env EMU_ORDER=$o build/emu/$build/coop_groups
         # warp matrix multiply-accumulate (nvcuda::wmma, bf16 m16n16k16)
         check "emu_${build}_wmma_$o" env EMU_ORDER=$o build/emu/$build/wmma
-        # PTX mma.sync m16n8k16 and ldmatrix (llmc/mma.cuh) against the documented register layouts
-        check "emu_${build}_mma_$o" env EMU_ORDER=$o build/emu/$build/mma
+        # PTX mma.sync m16n8k16 and ldmatrix (llmc/ptx.cuh) against the documented register
+        # layouts, and a cp.async pipeline, with copies landing late (at the wait) and early
+        # (at issue, each warp running alone between barriers)
+        check "emu_${build}_ptx_$o" env EMU_ORDER=$o build/emu/$build/ptx
+        check "emu_${build}_ptx_early_serial_$o" env EMU_ORDER=$o EMU_CP_ASYNC=early EMU_WARPS=serial build/emu/$build/ptx
+        check "emu_${build}_good_kernels_serial_$o" env EMU_ORDER=$o EMU_WARPS=serial build/emu/$build/good_kernels
     done
     [ $build = plain ] && for o in $ORDERS; do   # the fibers on ucontext (other machines than x86-64)
         check "emu_ucontext_good_kernels_$o" env EMU_ORDER=$o build/emu/ucontext/good_kernels
@@ -100,6 +106,10 @@ for build in asan plain; do
     done
     if [ -n "$wrong" ]; then pass "emu_${build}_catches_missing_barrier"; echo "    wrong result in:$wrong"
     else fail "emu_${build}_catches_missing_barrier" "the racy reduction matched the CPU in every order"; fi
+    # per-warp partials read by warp 0 after a __syncwarp only: right while the warps move in
+    # lockstep, so only a warp running ahead of the others (EMU_WARPS=serial) shows it
+    caught "emu_${build}_catches_missing_barrier_between_warps" env EMU_ORDER=forward EMU_WARPS=serial \
+        build/emu/$build/bad_kernels warp_partials -- "warp_partials: mismatch vs the CPU reference"
 
     for o in $ORDERS; do
         run=(env EMU_ORDER=$o build/emu/$build/bad_kernels)
@@ -128,10 +138,16 @@ for build in asan plain; do
         # an mma_sync half the warp skips; a kernel that assumes the fragment layout
         caught "emu_${build}_catches_halfwarp_mma_$o" env EMU_ORDER=$o build/emu/$build/wmma halfwarp -- \
             "kernel wmma_halfwarp_kernel" "dev/emu/tests/wmma.cu:" "inactive lane"
-        caught "emu_${build}_catches_halfwarp_ptx_mma_$o" env EMU_ORDER=$o build/emu/$build/mma halfwarp -- \
-            "kernel mma_kernel" "llmc/mma.cuh:" "inactive lane"
-        caught "emu_${build}_catches_misaligned_ldmatrix_$o" env EMU_ORDER=$o build/emu/$build/mma misaligned -- \
-            "kernel mma_kernel" "ldmatrix at llmc/mma.cuh:" "is not 16-byte aligned"
+        caught "emu_${build}_catches_halfwarp_ptx_mma_$o" env EMU_ORDER=$o build/emu/$build/ptx halfwarp -- \
+            "kernel mma_kernel" "llmc/ptx.cuh:" "inactive lane"
+        caught "emu_${build}_catches_misaligned_ldmatrix_$o" env EMU_ORDER=$o build/emu/$build/ptx misaligned -- \
+            "kernel mma_kernel" "ldmatrix at llmc/ptx.cuh:" "is not 16-byte aligned"
+        # a cp.async pipeline that reads before its wait, or refills a buffer without the barrier
+        # after the other warp's reads (seen when copies land at issue and warps run apart)
+        caught "emu_${build}_catches_cp_async_without_wait_$o" env EMU_ORDER=$o build/emu/$build/ptx nowait -- \
+            "cp.async pipeline: mismatch vs the CPU reference"
+        caught "emu_${build}_catches_cp_async_refill_race_$o" env EMU_ORDER=$o EMU_CP_ASYNC=early EMU_WARPS=serial \
+            build/emu/$build/ptx norefill_barrier -- "cp.async pipeline: mismatch vs the CPU reference"
         caught "emu_${build}_catches_wmma_layout_assumption_$o" env EMU_ORDER=$o build/emu/$build/wmma layout -- \
             "layout: mismatch vs the CPU reference"
         caught "emu_${build}_catches_wmma_misaligned_pointer_$o" env EMU_ORDER=$o build/emu/$build/wmma misaligned -- \

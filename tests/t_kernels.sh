@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # tests/t_kernels.sh: the GPU kernels of llmc/*.cuh, through their check
 # programs dev/cuda/*.cu, run under the CUDA emulation (dev/emu) against the
-# CPU reference: threads in forward, reverse and random order, under
-# ASan + UBSan and without; nvcc compiles every dev/cuda/*.cu (warnings as
+# CPU reference: threads in forward, reverse and random order, and each warp
+# running alone between barriers (EMU_WARPS=serial, warps first to last and
+# last to first, cp.async copies landing at issue), under ASan + UBSan and
+# without; nvcc compiles every dev/cuda/*.cu (warnings as
 # errors), so they are real CUDA. Every dev/cuda/NAME.cu is picked up by
 # itself; checks that only concern one family (bad arguments refused,
 # bitwise determinism) live in tests/kernels/NAME.sh, sourced after that
@@ -11,7 +13,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
 
-ORDERS="forward reverse random"
+ORDERS="forward reverse random serial serial_reverse"
 KERNELS=$(ls dev/cuda/*.cu | sed 's,.*/,,; s,\.cu$,,')
 export EMU_SEED=7
 
@@ -19,17 +21,16 @@ export EMU_SEED=7
 saving() { local f=$1; shift; "$@" >"$f"; }
 
 # same_bits_every_order K (for tests/kernels/K.sh, whose kernels promise
-# bitwise reproducibility and print their result bits): the three thread
-# orders printed the same, and, once both builds ran, ASan and plain too
+# bitwise reproducibility and print their result bits): every thread order
+# printed the same, and, once both builds ran, ASan and plain too
 same_bits_every_order() {
-    local k=$1
-    if [ -s "$OUTS"_forward.out ] && cmp -s "$OUTS"_forward.out "$OUTS"_reverse.out &&
-        cmp -s "$OUTS"_forward.out "$OUTS"_random.out
-    then pass "kernel_${BUILD}_${k}_same_bits_every_order"
+    local k=$1 o same=1
+    [ -s "$OUTS"_forward.out ] || same=0
+    for o in $ORDERS; do cmp -s "$OUTS"_forward.out "$OUTS"_$o.out || same=0; done
+    if [ $same = 1 ]; then pass "kernel_${BUILD}_${k}_same_bits_every_order"
     else
         fail "kernel_${BUILD}_${k}_same_bits_every_order" "results differ between thread orders (or a run failed)"
-        diff "$OUTS"_forward.out "$OUTS"_reverse.out | head -10 | sed 's/^/    /'
-        diff "$OUTS"_forward.out "$OUTS"_random.out | head -10 | sed 's/^/    /'
+        for o in $ORDERS; do diff "$OUTS"_forward.out "$OUTS"_$o.out | head -10 | sed 's/^/    /'; done
     fi
     if [ "$BUILD" = plain ]; then
         if [ -s "$TMP/asan_${k}_forward.out" ] && cmp -s "$TMP/asan_${k}_forward.out" "$OUTS"_forward.out
@@ -48,8 +49,13 @@ for BUILD in asan plain; do
     for k in $KERNELS; do
         OUTS=$TMP/${BUILD}_$k
         for o in $ORDERS; do
-            check "kernel_${BUILD}_${k}_$o" saving "${OUTS}_$o.out" \
-                env EMU_ORDER=$o timeout 300 build/emu/$BUILD/cuda/$k
+            case $o in
+                serial) how="EMU_ORDER=forward EMU_WARPS=serial EMU_CP_ASYNC=early" ;;
+                serial_reverse) how="EMU_ORDER=reverse EMU_WARPS=serial EMU_CP_ASYNC=early" ;;
+                *) how="EMU_ORDER=$o" ;;
+            esac
+            # shellcheck disable=SC2086 # $how: the variables, split on purpose
+            check "kernel_${BUILD}_${k}_$o" saving "${OUTS}_$o.out" env $how timeout 300 build/emu/$BUILD/cuda/$k
         done
         [ -f tests/kernels/$k.sh ] && source tests/kernels/$k.sh
     done

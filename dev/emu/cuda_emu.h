@@ -16,6 +16,12 @@
 //   which the threads are swept decides what a racy kernel computes:
 //   EMU_ORDER=forward|reverse|random (default forward), EMU_SEED=N for the
 //   random order (reshuffled at every sweep, reproducible from the seed).
+//   Each sweep takes every thread to its next switch, so the warps move in
+//   lockstep; EMU_WARPS=serial instead runs one warp at a time from one
+//   __syncthreads to the next (warps in the sweep's order), as a device may,
+//   so a warp that overwrites shared memory another warp has yet to read
+//   (a missing barrier between warps that only warp collectives separate)
+//   shows.
 // - Static __shared__ variables and extern __shared__ (dynamic) memory live
 //   in a per-block arena: rewrite.py turns each declaration into a lookup
 //   keyed by the address of a static tag unique to that declaration site, so
@@ -55,8 +61,11 @@
 //   scrambled fragment layout so kernels cannot depend on one (see that
 //   section).
 // - PTX mma.sync m16n8k16 (bf16 in, fp32 out) and ldmatrix x4, the
-//   instructions llmc/mma.cuh wraps, with the documented register layouts
-//   (see that section).
+//   instructions llmc/ptx.cuh wraps, with the documented register layouts,
+//   and cp.async, whose copies land at the cp.async.wait_group that covers
+//   them (a read before it sees the old bytes), or with EMU_CP_ASYNC=early
+//   at issue (a refill before the other warps' reads shows); see that
+//   section.
 // - __nv_bfloat16 (conversions round to nearest even as the device, NaN to
 //   the canonical 0x7FFF; operators compute in float) and the vector types
 //   float2/float4/int2/int4/uint4 with 16-byte alignment for 128-bit packed
@@ -302,6 +311,12 @@ struct Fiber {
     unsigned mask;
     int arg, width, pred;
     uint64_t in, out;   // value posted, value returned
+    // cp.async: the copies this thread issued that have not landed (their
+    // bytes, read at issue; group -1 until committed), and the groups
+    // committed so far
+    struct AsyncCopy { char* dst; unsigned char bytes[16]; int size; long group; };
+    std::vector<AsyncCopy> async_copies;
+    long async_groups;
 };
 
 struct SharedVar { const void* key; const char* name; char* ptr; size_t size; char* block; };
@@ -348,6 +363,8 @@ struct State {
     long late_stream = -1;              // EMU_LATE_STREAM: 0 the legacy stream, k the k-th made; -1 none
     bool late_random = false;           // EMU_LATE_STREAM=random: every stream late, advanced by chance
     uint64_t stream_rng = 0;            // its random numbers (from EMU_SEED)
+    bool warps_serial = false;          // EMU_WARPS=serial: each warp runs alone between barriers
+    bool cp_async_early = false;        // EMU_CP_ASYNC=early: cp.async copies land at issue
     int in_stream_work = 0;             // > 0 while a stream's queued operation runs
     char altstack[1 << 16];
 };
@@ -451,6 +468,14 @@ inline void configure() {
         unsigned long long mib = strtoull(s, &end, 10);
         if (!*s || *end || mib == 0 || mib > (1ull << 30)) fail("EMU_DEVICE_MIB=%s: expected a positive number of MiB", s);
         g.device_bytes = (size_t)mib << 20;
+    }
+    if (const char* s = getenv("EMU_WARPS"); s && *s) {
+        if (strcmp(s, "lockstep") && strcmp(s, "serial")) fail("EMU_WARPS=%s: expected lockstep or serial", s);
+        g.warps_serial = !strcmp(s, "serial");
+    }
+    if (const char* s = getenv("EMU_CP_ASYNC"); s && *s) {
+        if (strcmp(s, "late") && strcmp(s, "early")) fail("EMU_CP_ASYNC=%s: expected late or early", s);
+        g.cp_async_early = !strcmp(s, "early");
     }
     if (const char* s = getenv("EMU_REPORT_MEMORY"); s && !strcmp(s, "1")) {
         atexit([] { fprintf(stderr, "emu: device memory peak %zu bytes\n", g.peak); });
@@ -633,8 +658,28 @@ inline void run_block() {
         for (size_t i = 0; i < n; i++) order[i] = g.order == Order::reverse ? n - 1 - i : i;
         if (g.order == Order::random)
             for (size_t i = n - 1; i > 0; i--) std::swap(order[i], order[next_random() % (i + 1)]);
-        for (size_t i : order)
-            if (g.fibers[i].state == Wait::runnable) switch_to(g.fibers[i]);
+        if (!g.warps_serial) {
+            for (size_t i : order)
+                if (g.fibers[i].state == Wait::runnable) switch_to(g.fibers[i]);
+        } else {
+            // EMU_WARPS=serial: one warp at a time (in the order of the
+            // threads' sweep) runs on until its threads wait at a barrier or
+            // have exited, its collectives completing among themselves
+            std::vector<char> done((n + 31) / 32, 0);
+            for (size_t first : order) {
+                size_t w = first / 32;
+                if (done[w]) continue;
+                done[w] = 1;
+                for (bool ran = true; ran;) {
+                    ran = false;
+                    for (size_t i : order)
+                        if (i / 32 == w && g.fibers[i].state == Wait::runnable) {
+                            switch_to(g.fibers[i]);
+                            ran = true;
+                        }
+                }
+            }
+        }
         bool alive = false, runnable = false;
         for (const Fiber& f : g.fibers) {
             alive |= f.state != Wait::exited;
@@ -1502,9 +1547,9 @@ inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment
 } // namespace nvcuda
 
 // ----------------------------------------------------------------------------
-// the two PTX warp instructions that llmc/mma.cuh wraps (inline assembly on
-// the device), with the layouts the PTX ISA documents, since kernels depend
-// on them: g = lane / 4, t = lane % 4, and a 32-bit register holds two bf16,
+// the PTX instructions that llmc/ptx.cuh wraps (inline assembly on the
+// device). First the two warp instructions, with the layouts the PTX ISA
+// documents, since kernels depend on them: g = lane / 4, t = lane % 4, and a 32-bit register holds two bf16,
 // the lower column (or k) index in the low half.
 // - mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32: D (16,8) = A (16,16)
 //   B (16,8) + C. A: a[0] = A[g][2t, 2t+1], a[1] = A[g+8][2t, 2t+1], a[2] =
@@ -1569,6 +1614,54 @@ inline void emu_ldmatrix_x4(uint32_t (&r)[4], const void* row, bool trans, const
         r[j] = lo | hi << 16;
     }
     ::emu::Site{file, line}.syncwarp();   // every lane has read the addresses
+}
+
+
+// cp.async.{ca,cg}.shared.global [dst], [src], size (size 4, 8 or 16;
+// both pointers aligned to it), cp.async.commit_group and
+// cp.async.wait_group N. On the device a copy lands at some moment between
+// its issue and the wait_group that covers it, and only then may the thread
+// read it (other threads: after a __syncthreads too). Here it lands at one
+// end of that window, and tests run both:
+// - by default (EMU_CP_ASYNC=late) at that wait, with the source bytes read
+//   at issue: a kernel that reads a buffer before waiting for the copy into
+//   it, or before the barrier that makes another thread's copy visible,
+//   sees the old contents (0xFF poison or the previous tile);
+// - with EMU_CP_ASYNC=early at issue: a kernel that refills a buffer other
+//   warps may still be reading (no barrier since their last read)
+//   overwrites it under them when they run later (EMU_WARPS=serial).
+// Copies still pending when the block ends are dropped with its shared
+// memory.
+inline void emu_cp_async(void* dst, const void* src, int size, const char* file = __builtin_FILE(),
+                         int line = __builtin_LINE()) {
+    if (size != 4 && size != 8 && size != 16) ::emu::fail("cp.async at %s:%d: size %d (4, 8 or 16)", file, line, size);
+    if ((uintptr_t)dst % size != 0 || (uintptr_t)src % size != 0)
+        ::emu::fail("cp.async at %s:%d: %p -> %p is not %d-byte aligned", file, line, src, dst, size);
+    if (::emu::g.cp_async_early) {
+        memcpy(dst, src, (size_t)size);
+        return;
+    }
+    ::emu::Fiber::AsyncCopy c{(char*)dst, {}, size, -1};
+    memcpy(c.bytes, src, (size_t)size);
+    ::emu::self().async_copies.push_back(c);
+}
+
+inline void emu_cp_async_commit() {
+    ::emu::Fiber& f = ::emu::self();
+    for (auto& c : f.async_copies)
+        if (c.group < 0) c.group = f.async_groups;
+    f.async_groups++;
+}
+
+// lands every committed copy but those of the newest n groups
+inline void emu_cp_async_wait(int n) {
+    ::emu::Fiber& f = ::emu::self();
+    std::vector<::emu::Fiber::AsyncCopy> left;
+    for (const auto& c : f.async_copies) {
+        if (c.group >= 0 && c.group < f.async_groups - n) memcpy(c.dst, c.bytes, (size_t)c.size);
+        else left.push_back(c);
+    }
+    f.async_copies.swap(left);
 }
 
 #endif // CUDA_EMU_H

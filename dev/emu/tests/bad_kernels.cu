@@ -27,6 +27,12 @@
 //                             __shared__ total nobody set to zero: the
 //                             emulator fills shared memory with NaN bytes,
 //                             so the result is wrong in every order
+//   bad_kernels warp_partials each warp sums its values by shuffles and
+//                             writes its partial to shared memory, then
+//                             warp 0 adds the partials after a __syncwarp,
+//                             not a __syncthreads: right while the warps
+//                             move in lockstep, wrong when warp 0 runs
+//                             ahead (EMU_WARPS=serial, forward order)
 //   bad_kernels good          the correct reduction, as a control
 // Real CUDA: compiles with nvcc too.
 #include <string.h>
@@ -131,6 +137,22 @@ __global__ void shfl_vs_ballot_kernel(float* out, const float* x) {
     out[blockIdx.x * blockDim.x + threadIdx.x] = v;
 }
 
+// BUG: warp 0 reads the other warps' partials after a __syncwarp only
+__global__ void sum_warp_partials_kernel(float* out, const float* x) {
+    __shared__ float partial[BLOCK / 32];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    float v = x[blockIdx.x * BLOCK + threadIdx.x];
+    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    if (lane == 0) partial[warp] = v;
+    if (warp != 0) return;
+    __syncwarp();
+    if (lane == 0) {
+        float s = 0.0f;
+        for (int w = 0; w < BLOCK / 32; w++) s += partial[w];
+        out[blockIdx.x] = s;
+    }
+}
+
 // BUG: total is never set to zero
 __global__ void sum_uninit_shared_kernel(float* out, const float* x) {
     __shared__ float total;
@@ -141,7 +163,7 @@ __global__ void sum_uninit_shared_kernel(float* out, const float* x) {
 
 int main(int argc, char** argv) {
     if (argc != 2) {
-        fprintf(stderr, "usage: bad_kernels nobarrier|divergent|divergent2|shared_oob|oob|shfl_exited|shfl_partial|shfl_barrier|shfl_ballot|uninit_shared|good\n");
+        fprintf(stderr, "usage: bad_kernels nobarrier|divergent|divergent2|shared_oob|oob|shfl_exited|shfl_partial|shfl_barrier|shfl_ballot|uninit_shared|warp_partials|good\n");
         return 2;
     }
     const char* which = argv[1];
@@ -160,8 +182,9 @@ int main(int argc, char** argv) {
     cuda_check(cudaMemcpy(d_x, x, n * sizeof(float), cudaMemcpyHostToDevice));
     int bad = 0;
     if (!strcmp(which, "good") || !strcmp(which, "nobarrier") || !strcmp(which, "divergent") ||
-        !strcmp(which, "uninit_shared")) {
+        !strcmp(which, "uninit_shared") || !strcmp(which, "warp_partials")) {
         if (!strcmp(which, "good")) sum_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
+        else if (!strcmp(which, "warp_partials")) sum_warp_partials_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
         else if (!strcmp(which, "uninit_shared")) sum_uninit_shared_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
         else if (!strcmp(which, "nobarrier")) sum_nobarrier_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
         else sum_divergent_kernel<<<nblocks, BLOCK>>>(d_out, d_x);

@@ -1,7 +1,9 @@
-// llmc/mma.cuh: the tensor-core instructions a kernel can keep its tiles in
-// registers with (sm_80 and later), wrapped as functions: PTX mma.sync
-// m16n8k16 (bf16 inputs, fp32 accumulators) and ldmatrix x4 (four 8x8 bf16
-// matrices from shared memory into the warp's registers). Unlike wmma's
+// llmc/ptx.cuh: the PTX instructions (sm_80 and later) that let a kernel
+// keep its tiles in registers and load the next tile while it computes,
+// wrapped as functions: mma.sync m16n8k16 (bf16 inputs, fp32 accumulators),
+// ldmatrix x4 (four 8x8 bf16 matrices from shared memory into the warp's
+// registers) and cp.async (global -> shared copies that run in the
+// background until a cp_async_wait). Unlike wmma's
 // opaque fragments, their register layouts are documented (PTX ISA, "Matrix
 // Fragments for mma.m16n8k16"), so a kernel can work on the accumulators
 // in place; with g = lane / 4 and t = lane % 4 (each 32-bit register holds
@@ -15,8 +17,8 @@
 // pack_bf16x2 of c[0,1], c[2,3] of tile 2k, then of tile 2k+1.
 // Under the emulation (CUDA_EMU) these call dev/emu/cuda_emu.h's versions,
 // which implement the same layouts.
-#ifndef LLMC_MMA_CUH
-#define LLMC_MMA_CUH
+#ifndef LLMC_PTX_CUH
+#define LLMC_PTX_CUH
 
 #include <stdint.h>
 #include "cuda_common.cuh"
@@ -62,4 +64,44 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
            (uint32_t)__bfloat16_as_ushort(__float2bfloat16(hi)) << 16;
 }
 
-#endif // LLMC_MMA_CUH
+// cp.async: 16 bytes global -> shared (both 16-byte aligned), or 4 bytes
+// (4-byte aligned), in the background. cp_async_commit closes the group of
+// the copies issued since the last one; cp_async_wait<N> waits until at most
+// the newest N groups are still in flight. The copies are then visible to
+// this thread, and to the block after a __syncthreads.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+#ifdef CUDA_EMU
+    emu_cp_async(smem, gmem, 16);
+#else
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((unsigned)__cvta_generic_to_shared(smem)),
+                 "l"(gmem));
+#endif
+}
+
+__device__ __forceinline__ void cp_async4(void* smem, const void* gmem) {
+#ifdef CUDA_EMU
+    emu_cp_async(smem, gmem, 4);
+#else
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"((unsigned)__cvta_generic_to_shared(smem)),
+                 "l"(gmem));
+#endif
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+#ifdef CUDA_EMU
+    emu_cp_async_commit();
+#else
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#ifdef CUDA_EMU
+    emu_cp_async_wait(N);
+#else
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+#endif
+}
+
+#endif // LLMC_PTX_CUH

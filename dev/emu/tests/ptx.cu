@@ -1,22 +1,32 @@
-// dev/emu/tests/mma.cu: the emulation of the PTX instructions llmc/mma.cuh
-// wraps (mma.sync m16n8k16 bf16 -> fp32, ldmatrix x4 with and without
-// .trans), against register layouts written out here from the PTX ISA's
-// tables, independently of dev/emu/cuda_emu.h's code.
-//   mma           one warp: fragments built by hand from A (16,16) and B
+// dev/emu/tests/ptx.cu: the emulation of the PTX instructions llmc/ptx.cuh
+// wraps. mma.sync m16n8k16 (bf16 -> fp32) and ldmatrix x4 (with and without
+// .trans) against register layouts written out here from the PTX ISA's
+// tables, independently of dev/emu/cuda_emu.h's code; cp.async in a
+// two-buffer pipeline.
+//   ptx           one warp: fragments built by hand from A (16,16) and B
 //                 (16,16) in shared memory, D = A B + C for both 8-column
 //                 halves of B, against the CPU; ldmatrix_x4 of A's four 8x8
 //                 quarters and ldmatrix_x4_trans of B's must give exactly
-//                 the hand-built registers
-//   mma halfwarp  an mma only lanes 0..15 reach: the emulator must stop
+//                 the hand-built registers. Then the pipeline: 64 threads
+//                 sum 6 tiles of (64,4) floats, each tile loaded by cp.async
+//                 while the previous one is read, each thread reading a
+//                 slot another warp copied: right in every mode
+//   ptx halfwarp  an mma only lanes 0..15 reach: the emulator must stop
 //                 (inactive lane)
-//   mma misaligned
+//   ptx misaligned
 //                 ldmatrix from row addresses 8 bytes off a 16-byte
 //                 boundary: the device requires 16-byte rows, so the
 //                 emulator must stop
+//   ptx nowait    the pipeline without its cp_async_wait: the sums must
+//                 come out wrong (copies land at the wait, by default)
+//   ptx norefill_barrier
+//                 the pipeline without the barrier after each tile's reads,
+//                 so a warp may refill a buffer the other still reads: wrong
+//                 with EMU_CP_ASYNC=early EMU_WARPS=serial (forward order)
 // Real CUDA: compiles with nvcc too (sm_80 and up).
 #include <string.h>
 #include "common.cuh"
-#include "../../../llmc/mma.cuh"
+#include "../../../llmc/ptx.cuh"
 
 // the hand-built fragments: with g = lane / 4, t = lane % 4, two bf16 per
 // register, the lower column (or k) in the low half
@@ -66,11 +76,64 @@ __global__ void mma_kernel(float* out, const __nv_bfloat16* a, const __nv_bfloat
     out[256 + lane] = (float)same;
 }
 
+#define PIPE_THREADS 64
+#define PIPE_TILES 6
+
+// out (64,4): out[i] = the sum over the tiles of in[t] (64,4)'s row (i + 32)
+// % 64, a row the other warp copied; mode 1 drops the wait, mode 2 the
+// barrier before a buffer is refilled
+__global__ void pipeline_kernel(float* out, const float* in, int mode) {
+    __shared__ __align__(16) float buf[2][PIPE_THREADS * 4];
+    const int i = (int)threadIdx.x, j = (i + 32) % PIPE_THREADS;
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    cp_async16(&buf[0][4 * i], in + 4 * i);
+    cp_async_commit();
+    for (int t = 0; t < PIPE_TILES; t++) {
+        if (t + 1 < PIPE_TILES) cp_async16(&buf[(t + 1) % 2][4 * i], in + (t + 1) * PIPE_THREADS * 4 + 4 * i);
+        cp_async_commit();
+        if (mode != 1) cp_async_wait<1>();
+        __syncthreads();
+        for (int k = 0; k < 4; k++) acc[k] += buf[t % 2][4 * j + k];
+        if (mode != 2) __syncthreads();
+    }
+    for (int k = 0; k < 4; k++) out[4 * i + k] = acc[k];
+}
+
+static int check_pipeline(int mode) {
+    const int n = PIPE_TILES * PIPE_THREADS * 4;
+    float in[n], want[PIPE_THREADS * 4], got[PIPE_THREADS * 4];
+    fill_random(in, n, 21);
+    for (int i = 0; i < PIPE_THREADS * 4; i++) {
+        int j = ((i / 4 + 32) % PIPE_THREADS) * 4 + i % 4;
+        want[i] = 0.0f;
+        for (int t = 0; t < PIPE_TILES; t++) want[i] += in[t * PIPE_THREADS * 4 + j];
+    }
+    float *d_in, *d_out;
+    cuda_check(cudaMalloc(&d_in, sizeof(in)));
+    cuda_check(cudaMalloc(&d_out, sizeof(got)));
+    cuda_check(cudaMemcpy(d_in, in, sizeof(in), cudaMemcpyHostToDevice));
+    pipeline_kernel<<<1, PIPE_THREADS>>>(d_out, d_in, mode);
+    cuda_check(cudaGetLastError());
+    cuda_check(cudaMemcpy(got, d_out, sizeof(got), cudaMemcpyDeviceToHost));
+    cuda_check(cudaFree(d_in));
+    cuda_check(cudaFree(d_out));
+    for (int i = 0; i < PIPE_THREADS * 4; i++)
+        if (!(got[i] == want[i])) {   // the same additions in the same order
+            fprintf(stderr, "error: cp.async pipeline: mismatch vs the CPU reference at %d: %g, want %g\n", i,
+                    got[i], want[i]);
+            return 1;
+        }
+    printf("ptx: the cp.async pipeline matches the CPU\n");
+    return 0;
+}
+
 int main(int argc, char** argv) {
     const char* mode = argc > 1 ? argv[1] : "check";
     const int half_warp = !strcmp(mode, "halfwarp"), misaligned = !strcmp(mode, "misaligned");
+    if (!strcmp(mode, "nowait")) return check_pipeline(1);
+    if (!strcmp(mode, "norefill_barrier")) return check_pipeline(2);
     if (!half_warp && !misaligned && strcmp(mode, "check")) {
-        fprintf(stderr, "error: usage: mma [check|halfwarp|misaligned]\n");
+        fprintf(stderr, "error: usage: ptx [check|halfwarp|misaligned|nowait|norefill_barrier]\n");
         return 2;
     }
     float af[256], bf[256], c[256], want[256], got[256 + 32];
@@ -106,15 +169,15 @@ int main(int argc, char** argv) {
     cuda_check(cudaFree(d_out));
     for (int i = 0; i < 256; i++)
         if (!(fabsf(got[i] - want[i]) <= SUM_TOL)) {
-            fprintf(stderr, "mma: mismatch vs the CPU reference at D[%d][%d]: %g, want %g\n", i / 16, i % 16, got[i],
+            fprintf(stderr, "error: mma: mismatch vs the CPU reference at D[%d][%d]: %g, want %g\n", i / 16, i % 16, got[i],
                     want[i]);
             return 1;
         }
     for (int l = 0; l < 32; l++)
         if (got[256 + l] != 1.0f) {
-            fprintf(stderr, "mma: lane %d: ldmatrix did not give the documented fragment registers\n", l);
+            fprintf(stderr, "error: ldmatrix: lane %d did not get the documented fragment registers\n", l);
             return 1;
         }
-    printf("mma: D = A B + C matches the CPU, ldmatrix gives the documented fragments\n");
-    return 0;
+    printf("ptx: mma D = A B + C matches the CPU, ldmatrix gives the documented fragments\n");
+    return check_pipeline(0);
 }
