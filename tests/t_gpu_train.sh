@@ -124,6 +124,13 @@ build/emu/asan/train_gpt2cu "${ARGS[@]}" > "$TMP/asan.txt" 2>&1
 if [ -n "$(steps "$TMP/gpu.txt")" ] && [ "$(steps "$TMP/gpu.txt" | grep -v ' val ')" = "$(steps "$TMP/asan.txt" | grep -v ' val ')" ]
 then pass gpu_train_deterministic_asan_and_plain
 else fail gpu_train_deterministic_asan_and_plain "$(diff <(steps "$TMP/gpu.txt") <(steps "$TMP/asan.txt") | head -6)"; fi
+# each warp running alone between barriers, last warp first, and cp.async
+# copies landing at issue (dev/emu: a race between warps, or a buffer refilled
+# under a reader, changes the bits): the same steps, bit for bit
+EMU_ORDER=reverse EMU_WARPS=serial EMU_CP_ASYNC=early "$GPU" "${ARGS[@]}" > "$TMP/serial.txt" 2>&1
+if [ -n "$(steps "$TMP/gpu.txt")" ] && [ "$(steps "$TMP/gpu.txt" | grep -v ' val ')" = "$(steps "$TMP/serial.txt" | grep -v ' val ')" ]
+then pass gpu_train_same_bits_warps_serial
+else fail gpu_train_same_bits_warps_serial "$(diff <(steps "$TMP/gpu.txt") <(steps "$TMP/serial.txt") | head -6)"; fi
 
 # resume: drop the step-10 checkpoint, resume from step 5: the same steps 6..10, the same weights
 cp -r "$TMP/gpu" "$TMP/split" && mv "$TMP/split/model_00000010.bin" "$TMP/gpu_model_10.bin"
