@@ -220,18 +220,19 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     for (int kt = 0; kt <= qt; kt++) {
         attnm_kv_step<HS, AHEAD>(tile_k[0], tile_v[0], base, C3, C, kt, qt, T);   // tile kt is in
         const floatX *kb = tile_k[kt % NBUF], *vb = tile_v[kt % NBUF];
-        const int nj = kt == qt ? warp + 1 : 4;   // key chunks of 16 with a key <= one of the warp's rows
-        float s[4][2][4];                         // S (16,64): chunk j, its two 8-column tiles
-        float mx[2] = {-INFINITY, -INFINITY};
+        const bool diag = kt == qt;               // left of the diagonal tile every key is <= every row
+        const int nj = diag ? warp + 1 : 4;       // key chunks of 16 with a key <= one of the warp's rows
+        float s[4][2][4];                         // S (16,64), unscaled: chunk j, its two 8-column tiles
+        float mx[2] = {-INFINITY, -INFINITY};     // per row: the largest unscaled score
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             if (j < nj) attnm_times_t<HS>(s[j], qa, kb, 16 * j);
 #pragma unroll
             for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: row g + 8 (i%4 / 2), key 2t + i%2
-                const int key = kt * ATTN_TILE + 16 * j + 8 * (i / 4) + 2 * t + i % 2, r = i % 4 / 2;
                 float& v = s[j][i / 4][i % 4];
-                v = j < nj && key <= row0 + g + 8 * r ? v * to_base2 : -INFINITY;   // causal mask
-                mx[r] = fmaxf(mx[r], v);
+                const int key = 16 * j + 8 * (i / 4) + 2 * t + i % 2, row = 16 * warp + g + 8 * (i % 4 / 2);
+                if (j >= nj || (diag && key > row)) v = -INFINITY;   // causal mask (in the tile's coordinates)
+                mx[i % 4 / 2] = fmaxf(mx[i % 4 / 2], v);
             }
         }
         float alpha[2];
@@ -239,7 +240,7 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
         for (int r = 0; r < 2; r++) {   // the row's max over its 4 lanes; finite (key 0, or the row's own, is live)
             mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
             mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-            mx[r] = fmaxf(m[r], mx[r]);
+            mx[r] = fmaxf(m[r], mx[r] * to_base2);   // (scaling by a positive factor keeps the max)
             alpha[r] = exp2f(m[r] - mx[r]);   // 0 on the first tile
             m[r] = mx[r];
             l[r] *= alpha[r];
@@ -255,7 +256,7 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
 #pragma unroll
             for (int i = 0; i < 8; i++) {
                 float& v = s[j][i / 4][i % 4];
-                v = exp2f(v - m[i % 4 / 2]);   // 0 where masked
+                v = exp2f(fmaf(v, to_base2, -m[i % 4 / 2]));   // 0 where masked
                 l[i % 4 / 2] += v;
             }
             uint32_t pa[4];
@@ -335,7 +336,9 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
         __syncthreads();   // query tile qt is in, every thread's part
         const int k = (qt - kt) % NBUF;
         const floatX *qb = tile_q[k], *gb = tile_g[k];
-        // query chunks of 16: before i0 all lie before the warp's keys (diagonal tile), from i1 past T
+        // query chunks of 16: before i0 all lie before the warp's keys (diagonal tile), from i1 past T;
+        // only the diagonal tile and a last partial one need the mask
+        const bool edge = qt == kt || (qt + 1) * ATTN_TILE > T;
         const int i0 = qt == kt ? warp : 0;
         const int rows_left = T - qt * ATTN_TILE, i1 = rows_left >= ATTN_TILE ? 4 : (rows_left + 15) / 16;
 #pragma unroll
@@ -346,10 +349,9 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
 #pragma unroll
             for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: key g + 8 (i%4 / 2), query 2t + i%2
                 const int qc = 16 * j + 8 * (i / 4) + 2 * t + i % 2, query = qt * ATTN_TILE + qc;
-                const bool live = query >= key0 + g + 8 * (i % 4 / 2) && query < T;   // causal mask
                 float& v = s[i / 4][i % 4];
-                const float lse2 = lse_s[k][qc] * ATTN_LOG2E;   // in base 2
-                v = live ? exp2f(v * to_base2 - lse2) : 0.0f;
+                v = exp2f(fmaf(v, to_base2, -lse_s[k][qc] * ATTN_LOG2E));   // lse in base 2
+                if (edge && (query < key0 + g + 8 * (i % 4 / 2) || query >= T)) v = 0.0f;   // causal mask
             }
             uint32_t a[4];
             attnm_as_a(a, s[0], s[1]);
@@ -420,7 +422,8 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     for (int kt = 0; kt <= qt; kt++) {
         attnm_kv_step<HS, AHEAD>(tile_k[0], tile_v[0], base, C3, C, kt, qt, T);   // tile kt is in
         const floatX *kb = tile_k[kt % NBUF], *vb = tile_v[kt % NBUF];
-        const int nj = kt == qt ? warp + 1 : 4;   // key chunks with a key <= one of the warp's rows
+        const bool diag = kt == qt;               // left of the diagonal tile every key is <= every row
+        const int nj = diag ? warp + 1 : 4;       // key chunks with a key <= one of the warp's rows
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             if (j >= nj) continue;
@@ -428,9 +431,10 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
             attnm_times_t<HS>(s, qa, kb, 16 * j);   // S = Q K^T
 #pragma unroll
             for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: row g + 8 (i%4 / 2), key 2t + i%2
-                const int key = kt * ATTN_TILE + 16 * j + 8 * (i / 4) + 2 * t + i % 2, r = i % 4 / 2;
+                const int key = 16 * j + 8 * (i / 4) + 2 * t + i % 2, r = i % 4 / 2;   // in the tile
                 float& v = s[i / 4][i % 4];
-                v = key <= row0 + g + 8 * r ? exp2f(v * to_base2 - lse2[r]) : 0.0f;   // causal mask
+                v = exp2f(fmaf(v, to_base2, -lse2[r]));
+                if (diag && key > 16 * warp + g + 8 * r) v = 0.0f;   // causal mask
             }
             attnm_times_t<HS>(dp, ga, vb, 16 * j);   // dP = dO V^T
 #pragma unroll
