@@ -142,6 +142,8 @@ for build in asan plain; do
             "kernel mma_kernel" "llmc/ptx.cuh:" "inactive lane"
         caught "emu_${build}_catches_misaligned_ldmatrix_$o" env EMU_ORDER=$o build/emu/$build/ptx misaligned -- \
             "kernel mma_kernel" "ldmatrix at llmc/ptx.cuh:" "is not 16-byte aligned"
+        caught "emu_${build}_catches_ldmatrix_from_global_$o" env EMU_ORDER=$o build/emu/$build/ptx global_ldmatrix -- \
+            "kernel mma_kernel" "ldmatrix at llmc/ptx.cuh:" "is not in shared memory"
         # a cp.async pipeline that reads before its wait, or refills a buffer without the barrier
         # after the other warp's reads (seen when copies land at issue and warps run apart)
         caught "emu_${build}_catches_cp_async_without_wait_$o" env EMU_ORDER=$o build/emu/$build/ptx nowait -- \

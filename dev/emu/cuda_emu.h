@@ -1033,6 +1033,15 @@ inline bool device_range(const void* p, size_t n) {
     return (uintptr_t)p + n <= it->first + it->second;
 }
 
+// whether [p, p + n) lies in one __shared__ variable of the running block
+// or in its dynamic shared memory
+inline bool shared_range(const void* p, size_t n) {
+    uintptr_t a = (uintptr_t)p;
+    for (const SharedVar& v : g.shared)
+        if (a >= (uintptr_t)v.ptr && a + n <= (uintptr_t)v.ptr + v.size) return true;
+    return g.dyn && a >= (uintptr_t)g.dyn && a + n <= (uintptr_t)g.dyn + g.dyn_bytes;
+}
+
 } // namespace emu
 
 #define threadIdx (::emu::thread_idx())
@@ -1558,7 +1567,8 @@ inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment
 //   C[g+8][2t, 2t+1]. Each D element is summed in fp32, k in increasing
 //   order (the device's order is its own, as for wmma above).
 // - ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16: lane l gives the
-//   address of row l % 8 of 8x8 matrix l / 8 (16 bytes, 16-byte aligned);
+//   address of row l % 8 of 8x8 matrix l / 8 (16 bytes of shared memory,
+//   16-byte aligned);
 //   register j of lane l gets matrix j's M[g][2t, 2t+1], or with .trans
 //   M[2t, 2t+1][g] (the matrix read column-major).
 // Both are warp collectives: all 32 lanes must take part (full-mask
@@ -1605,6 +1615,8 @@ inline void emu_ldmatrix_x4(uint32_t (&r)[4], const void* row, bool trans, const
     EmuMmaScratch& s = emu_mma_scratch(f.warp);
     if ((uintptr_t)row % 16 != 0)
         ::emu::fail("ldmatrix at %s:%d: row address %p is not 16-byte aligned", file, line, row);
+    if (!::emu::shared_range(row, 16))
+        ::emu::fail("ldmatrix at %s:%d: row address %p is not in shared memory", file, line, row);
     s.rows[f.lane] = (const unsigned short*)row;
     ::emu::Site{file, line}.syncwarp();   // every lane's row address is in
     const int g = f.lane / 4, t = f.lane % 4;
@@ -1618,7 +1630,8 @@ inline void emu_ldmatrix_x4(uint32_t (&r)[4], const void* row, bool trans, const
 
 
 // cp.async.{ca,cg}.shared.global [dst], [src], size (size 4, 8 or 16;
-// both pointers aligned to it), cp.async.commit_group and
+// both pointers aligned to it; src in a cudaMalloc buffer, dst in shared
+// memory), cp.async.commit_group and
 // cp.async.wait_group N. On the device a copy lands at some moment between
 // its issue and the wait_group that covers it, and only then may the thread
 // read it (other threads: after a __syncthreads too). Here it lands at one
@@ -1637,6 +1650,10 @@ inline void emu_cp_async(void* dst, const void* src, int size, const char* file 
     if (size != 4 && size != 8 && size != 16) ::emu::fail("cp.async at %s:%d: size %d (4, 8 or 16)", file, line, size);
     if ((uintptr_t)dst % size != 0 || (uintptr_t)src % size != 0)
         ::emu::fail("cp.async at %s:%d: %p -> %p is not %d-byte aligned", file, line, src, dst, size);
+    if (!::emu::device_range(src, (size_t)size))
+        ::emu::fail("cp.async at %s:%d: source %p is not in a cudaMalloc buffer", file, line, src);
+    if (!::emu::shared_range(dst, (size_t)size))
+        ::emu::fail("cp.async at %s:%d: destination %p is not in shared memory", file, line, dst);
     if (::emu::g.cp_async_early) {
         memcpy(dst, src, (size_t)size);
         return;

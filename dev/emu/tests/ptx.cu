@@ -17,6 +17,9 @@
 //                 ldmatrix from row addresses 8 bytes off a 16-byte
 //                 boundary: the device requires 16-byte rows, so the
 //                 emulator must stop
+//   ptx global_ldmatrix
+//                 ldmatrix from the kernel's global input instead of its
+//                 shared copy: the emulator must stop (shared memory only)
 //   ptx nowait    the pipeline without its cp_async_wait: the sums must
 //                 come out wrong (copies land at the wait, by default)
 //   ptx norefill_barrier
@@ -37,7 +40,7 @@ __device__ uint32_t pair(const __nv_bfloat16* p, int stride) {   // p[0], p[stri
 // out: D (16,16) row-major (columns 0..7 from B's first half, 8..15 its
 // second), then (as 0/1 floats) whether ldmatrix gave the hand-built registers
 __global__ void mma_kernel(float* out, const __nv_bfloat16* a, const __nv_bfloat16* b, const float* c,
-                           int half_warp, int misaligned) {
+                           int half_warp, int bad_rows) {
     __shared__ __align__(16) __nv_bfloat16 sa[16 * 24];   // rows padded to 24 (48 bytes: 16-byte aligned rows)
     __shared__ __align__(16) __nv_bfloat16 sb[16 * 24];
     const int lane = (int)threadIdx.x, g = lane / 4, t = lane % 4;
@@ -66,9 +69,9 @@ __global__ void mma_kernel(float* out, const __nv_bfloat16* a, const __nv_bfloat
     // lane l gives row l % 8 of matrix l / 8: A's quarters in fragment order
     // (rows 0-7 | 8-15, then columns 0-7 | 8-15); B's (k rows 0-7 | 8-15,
     // then n columns 0-7 | 8-15), read transposed
-    const int r = lane % 8 + 8 * (lane / 8 % 2), col = 8 * (lane / 16) + (misaligned ? 4 : 0);
+    const int r = lane % 8 + 8 * (lane / 8 % 2), col = 8 * (lane / 16) + (bad_rows == 1 ? 4 : 0);
     uint32_t la[4], lb[4];
-    ldmatrix_x4(la, sa + r * 24 + col);
+    ldmatrix_x4(la, bad_rows == 2 ? a + r * 16 + col : sa + r * 24 + col);
     ldmatrix_x4_trans(lb, sb + r * 24 + col);
     int same = 1;
     for (int i = 0; i < 4; i++) same &= la[i] == fa[i];
@@ -129,11 +132,13 @@ static int check_pipeline(int mode) {
 
 int main(int argc, char** argv) {
     const char* mode = argc > 1 ? argv[1] : "check";
-    const int half_warp = !strcmp(mode, "halfwarp"), misaligned = !strcmp(mode, "misaligned");
+    const int half_warp = !strcmp(mode, "halfwarp");
+    // ldmatrix rows: 1 misaligned, 2 in global memory
+    const int bad_rows = !strcmp(mode, "misaligned") ? 1 : !strcmp(mode, "global_ldmatrix") ? 2 : 0;
     if (!strcmp(mode, "nowait")) return check_pipeline(1);
     if (!strcmp(mode, "norefill_barrier")) return check_pipeline(2);
-    if (!half_warp && !misaligned && strcmp(mode, "check")) {
-        fprintf(stderr, "error: usage: ptx [check|halfwarp|misaligned|nowait|norefill_barrier]\n");
+    if (!half_warp && !bad_rows && strcmp(mode, "check")) {
+        fprintf(stderr, "error: usage: ptx [check|halfwarp|misaligned|global_ldmatrix|nowait|norefill_barrier]\n");
         return 2;
     }
     float af[256], bf[256], c[256], want[256], got[256 + 32];
@@ -160,7 +165,7 @@ int main(int argc, char** argv) {
     cuda_check(cudaMemcpy(d_a, a, sizeof(a), cudaMemcpyHostToDevice));
     cuda_check(cudaMemcpy(d_b, b, sizeof(b), cudaMemcpyHostToDevice));
     cuda_check(cudaMemcpy(d_c, c, sizeof(c), cudaMemcpyHostToDevice));
-    mma_kernel<<<1, 32>>>(d_out, d_a, d_b, d_c, half_warp, misaligned);
+    mma_kernel<<<1, 32>>>(d_out, d_a, d_b, d_c, half_warp, bad_rows);
     cuda_check(cudaGetLastError());
     cuda_check(cudaMemcpy(got, d_out, sizeof(got), cudaMemcpyDeviceToHost));
     cuda_check(cudaFree(d_a));
