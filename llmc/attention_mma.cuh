@@ -95,16 +95,37 @@ __device__ __forceinline__ void attnm_load_kv(floatX* tile_k, floatX* tile_v, co
     attnm_stage<HS>(tile_v + buf, base + 2 * C, C3, kt * ATTN_TILE, T);
 }
 
-// a step of the pipeline over key tiles 0..last (forward, dq): starts
-// loading tile kt + AHEAD, if there is one, and waits until tile kt is in,
-// for the whole block
+// query tile qt's rows for dkdv (Q, dout, lse, D) by cp.async into
+// buffer (qt - kt) % (AHEAD + 1) of tile_q, tile_g (each (AHEAD + 1, 64,
+// HS + 8)), lse_s and D_s (each (AHEAD + 1, 64)); not committed
 template <int HS, int AHEAD>
-__device__ __forceinline__ void attnm_kv_step(floatX* tile_k, floatX* tile_v, const floatX* base, size_t C3, int C,
-                                              int kt, int last, int T) {
-    if (kt + AHEAD <= last) attnm_load_kv<HS, AHEAD>(tile_k, tile_v, base, C3, C, kt + AHEAD, T);
-    cp_async_commit();
-    cp_async_wait<AHEAD>();
+__device__ __forceinline__ void attnm_load_queries(floatX* tile_q, floatX* tile_g, float* lse_s, float* D_s,
+                                                   const floatX* base, const floatX* gbase, size_t C3, int C,
+                                                   const float* lse_bh, const float* D_bh, int qt, int kt, int T) {
+    const int k = (qt - kt) % (AHEAD + 1);
+    attnm_stage<HS>(tile_q + (size_t)k * ATTN_TILE * (HS + 8), base, C3, qt * ATTN_TILE, T);
+    attnm_stage<HS>(tile_g + (size_t)k * ATTN_TILE * (HS + 8), gbase, C, qt * ATTN_TILE, T);
+    attnm_stage_rows(lse_s + k * ATTN_TILE, lse_bh, qt * ATTN_TILE, T);
+    attnm_stage_rows(D_s + k * ATTN_TILE, D_bh, qt * ATTN_TILE, T);
+}
+
+// The pipeline's step before tile i is computed (key tiles in the forward
+// and dq, query tiles in dkdv), in two parts around the loads of tile i +
+// AHEAD. attnm_pipeline_wait: every copy issued so far (tile i) is in, and
+// every warp is done with tile i - 1 (before tile 0: with the buffer its
+// fragments came from), whose buffer tile i + 1 then loads into, while
+// tile i is computed: one barrier per tile.
+__device__ __forceinline__ void attnm_pipeline_wait() {
+    cp_async_wait<0>();
     __syncthreads();
+}
+
+// attnm_pipeline_issued: the loads just issued (if any) form a group; with
+// AHEAD = 0 they are tile i's, in the one buffer: wait for them too
+template <int AHEAD>
+__device__ __forceinline__ void attnm_pipeline_issued() {
+    cp_async_commit();
+    if (AHEAD == 0) attnm_pipeline_wait();
 }
 
 // A operand (16,16) from rows r0.., columns c0.. of a staged tile (row stride LDH)
@@ -142,8 +163,8 @@ __device__ __forceinline__ void attnm_times_t(float (&s)[2][4], const uint32_t (
     for (int kd = 0; kd < HS / 16; kd++) {
         uint32_t b[4];
         attnm_load_bt<HS + 8>(b, tile, n0, 16 * kd);
-        mma_bf16_16816(s[0], x[kd], {b[0], b[1]});
-        mma_bf16_16816(s[1], x[kd], {b[2], b[3]});
+        mma_bf16_16816(s[0], x[kd], b[0], b[1]);
+        mma_bf16_16816(s[1], x[kd], b[2], b[3]);
     }
 }
 
@@ -164,8 +185,8 @@ __device__ __forceinline__ void attnm_accumulate(float (&acc)[HS / 8][4], const 
     for (int n = 0; n < HS / 16; n++) {
         uint32_t b[4];
         attnm_load_b<HS + 8>(b, tile, k0, 16 * n);
-        mma_bf16_16816(acc[2 * n], w, {b[0], b[1]});
-        mma_bf16_16816(acc[2 * n + 1], w, {b[2], b[3]});
+        mma_bf16_16816(acc[2 * n], w, b[0], b[1]);
+        mma_bf16_16816(acc[2 * n + 1], w, b[2], b[3]);
     }
 }
 
@@ -211,14 +232,15 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     uint32_t qa[HS / 16][4];
 #pragma unroll
     for (int kd = 0; kd < HS / 16; kd++) attnm_load_a<LDH>(qa[kd], tile_k[AHEAD], 16 * warp, 16 * kd);
-    __syncthreads();   // every warp has its Q fragments: their buffer is free
     float o[HS / 8][4];   // out (16,HS), unnormalised
 #pragma unroll
     for (int n = 0; n < HS / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};   // per row: running max (base 2), this lane's sum
     const float to_base2 = scale * ATTN_LOG2E;
     for (int kt = 0; kt <= qt; kt++) {
-        attnm_kv_step<HS, AHEAD>(tile_k[0], tile_v[0], base, C3, C, kt, qt, T);   // tile kt is in
+        attnm_pipeline_wait();
+        if (kt + AHEAD <= qt) attnm_load_kv<HS, AHEAD>(tile_k[0], tile_v[0], base, C3, C, kt + AHEAD, T);
+        attnm_pipeline_issued<AHEAD>();   // tile kt is in
         const floatX *kb = tile_k[kt % NBUF], *vb = tile_v[kt % NBUF];
         const bool diag = kt == qt;               // left of the diagonal tile every key is <= every row
         const int nj = diag ? warp + 1 : 4;       // key chunks of 16 with a key <= one of the warp's rows
@@ -263,7 +285,6 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
             attnm_as_a(pa, s[j][0], s[j][1]);
             attnm_accumulate<HS>(o, pa, vb, 16 * j);   // out += P V
         }
-        __syncthreads();   // every warp is done with tile kt's buffers
     }
     float inv[2];
 #pragma unroll
@@ -279,9 +300,10 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
 
 // dk, dv (key rows) of dqkv (B,T,3C); grid (ceil(T/64), NH, B), 128 threads;
 // block x owns key tile x (tile 0, with the most query tiles, first); AHEAD
-// as in the forward
+// as in the forward. Three blocks per SM asked of ptxas: without it, it
+// aimed at 96 registers for HS = 32 on sm_80 and spilled.
 template <int HS, int AHEAD>
-__global__ void __launch_bounds__(32 * ATTNM_WARPS)
+__global__ void __launch_bounds__(32 * ATTNM_WARPS, 3)
     attention_backward_dkdv_mma_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
                                        const float* D, int T, int NH, float scale) {
     constexpr int LDH = HS + 8, NBUF = AHEAD + 1;
@@ -301,18 +323,12 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
 
     const int ntiles = (T + ATTN_TILE - 1) / ATTN_TILE;
     // query tile qt's rows: Q, dout, lse, D into buffer (qt - kt) % NBUF
-    auto stage_queries = [&](int qt) {
-        const int k = (qt - kt) % NBUF;
-        attnm_stage<HS>(tile_q[k], base, C3, qt * ATTN_TILE, T);
-        attnm_stage<HS>(tile_g[k], gbase, C, qt * ATTN_TILE, T);
-        attnm_stage_rows(lse_s[k], lse_bh, qt * ATTN_TILE, T);
-        attnm_stage_rows(D_s[k], D_bh, qt * ATTN_TILE, T);
-    };
     attnm_stage<HS>(tile_q[AHEAD], base + C, C3, kt * ATTN_TILE, T);   // K
     attnm_stage<HS>(tile_g[AHEAD], base + 2 * C, C3, kt * ATTN_TILE, T);   // V
     cp_async_commit();
     for (int qt = kt; qt < kt + AHEAD; qt++) {   // the first query tiles (tile kt always exists)
-        stage_queries(qt);
+        attnm_load_queries<HS, AHEAD>(tile_q[0], tile_g[0], lse_s[0], D_s[0], base, gbase, C3, C, lse_bh, D_bh, qt,
+                                      kt, T);
         cp_async_commit();
     }
     cp_async_wait<AHEAD>();
@@ -323,17 +339,18 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
         attnm_load_a<LDH>(ka[kd], tile_q[AHEAD], 16 * warp, 16 * kd);
         attnm_load_a<LDH>(va[kd], tile_g[AHEAD], 16 * warp, 16 * kd);
     }
-    __syncthreads();   // every warp has its K, V fragments: their buffers are free
     float dk[HS / 8][4], dv[HS / 8][4];
 #pragma unroll
     for (int n = 0; n < HS / 8; n++)
         for (int i = 0; i < 4; i++) dk[n][i] = dv[n][i] = 0.0f;
     const float to_base2 = scale * ATTN_LOG2E;
     for (int qt = kt; qt < ntiles; qt++) {   // query tiles above the diagonal see none of these keys
-        if (qt + AHEAD < ntiles) stage_queries(qt + AHEAD);
-        cp_async_commit();
-        cp_async_wait<AHEAD>();
-        __syncthreads();   // query tile qt is in, every thread's part
+        attnm_pipeline_wait();
+        if (qt + AHEAD < ntiles) {
+            attnm_load_queries<HS, AHEAD>(tile_q[0], tile_g[0], lse_s[0], D_s[0], base, gbase, C3, C, lse_bh, D_bh,
+                                          qt + AHEAD, kt, T);
+        }
+        attnm_pipeline_issued<AHEAD>();   // query tile qt is in
         const int k = (qt - kt) % NBUF;
         const floatX *qb = tile_q[k], *gb = tile_g[k];
         // query chunks of 16: before i0 all lie before the warp's keys (diagonal tile), from i1 past T;
@@ -366,7 +383,6 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
             attnm_as_a(a, s[0], s[1]);
             attnm_accumulate<HS>(dk, a, qb, 16 * j);   // dK += dS^T Q
         }
-        __syncthreads();   // every warp is done with query tile qt's buffers
     }
     floatX* dst = dqkv + ((size_t)b * T + key0) * C3 + h * HS;
     const float mul_k[2] = {scale, scale}, mul_v[2] = {1.0f, 1.0f};
@@ -406,7 +422,6 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
         attnm_load_a<LDH>(qa[kd], tile_k[AHEAD], 16 * warp, 16 * kd);
         attnm_load_a<LDH>(ga[kd], tile_v[AHEAD], 16 * warp, 16 * kd);
     }
-    __syncthreads();   // every warp has its Q, dO fragments: their buffers are free
     float lse2[2], Dr[2];   // rows g, g + 8 (rows >= T: 0, never stored)
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -420,7 +435,9 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     for (int n = 0; n < HS / 8; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
     const float to_base2 = scale * ATTN_LOG2E;
     for (int kt = 0; kt <= qt; kt++) {
-        attnm_kv_step<HS, AHEAD>(tile_k[0], tile_v[0], base, C3, C, kt, qt, T);   // tile kt is in
+        attnm_pipeline_wait();
+        if (kt + AHEAD <= qt) attnm_load_kv<HS, AHEAD>(tile_k[0], tile_v[0], base, C3, C, kt + AHEAD, T);
+        attnm_pipeline_issued<AHEAD>();   // tile kt is in
         const floatX *kb = tile_k[kt % NBUF], *vb = tile_v[kt % NBUF];
         const bool diag = kt == qt;               // left of the diagonal tile every key is <= every row
         const int nj = diag ? warp + 1 : 4;       // key chunks with a key <= one of the warp's rows
@@ -446,7 +463,6 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
             attnm_as_a(a, s[0], s[1]);
             attnm_accumulate<HS>(dq, a, kb, 16 * j);   // dQ += dS K
         }
-        __syncthreads();   // every warp is done with tile kt's buffers
     }
     const float mul[2] = {scale, scale};
     attnm_write_rows<HS>(dqkv + ((size_t)b * T + row0) * C3 + h * HS, C3, row0, T, dq, mul);

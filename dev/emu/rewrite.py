@@ -15,6 +15,7 @@ Everything else is left as it is; dev/emu/cuda_emu.h (force-included) does
 the rest. Comments and string literals are not rewritten. Exits non-zero with
 "error: ..." on a launch it cannot parse.
 """
+import os
 import re
 import sys
 
@@ -180,7 +181,9 @@ def main():
         text = f.read()
     text = rewrite_shared(rewrite_launches(src, text))
     with open(dst, "w") as f:
-        f.write(f'#line 1 "{src}"\n' + text)
+        # the path as written in the sources (make may reach a header as
+        # dev/cuda/../../llmc/x.cuh through a dependency file)
+        f.write(f'#line 1 "{os.path.normpath(src)}"\n' + text)
 
 
 if __name__ == "__main__":

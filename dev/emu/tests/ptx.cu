@@ -60,7 +60,7 @@ __global__ void mma_kernel(float* out, const __nv_bfloat16* a, const __nv_bfloat
         // C, D: C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1]
         float d[4] = {c[g * 16 + 8 * h + 2 * t], c[g * 16 + 8 * h + 2 * t + 1], c[(g + 8) * 16 + 8 * h + 2 * t],
                       c[(g + 8) * 16 + 8 * h + 2 * t + 1]};
-        mma_bf16_16816(d, fa, fb[h]);
+        mma_bf16_16816(d, fa, fb[h][0], fb[h][1]);
         out[g * 16 + 8 * h + 2 * t] = d[0];
         out[g * 16 + 8 * h + 2 * t + 1] = d[1];
         out[(g + 8) * 16 + 8 * h + 2 * t] = d[2];
