@@ -322,7 +322,6 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 3)
     const int key0 = kt * ATTN_TILE + 16 * warp;   // the warp's first key; this lane's: key0 + g, key0 + g + 8
 
     const int ntiles = (T + ATTN_TILE - 1) / ATTN_TILE;
-    // query tile qt's rows: Q, dout, lse, D into buffer (qt - kt) % NBUF
     attnm_stage<HS>(tile_q[AHEAD], base + C, C3, kt * ATTN_TILE, T);   // K
     attnm_stage<HS>(tile_g[AHEAD], base + 2 * C, C3, kt * ATTN_TILE, T);   // V
     cp_async_commit();
