@@ -3,11 +3,11 @@
 // wrapped as functions: mma.sync m16n8k16 (bf16 inputs, fp32 accumulators),
 // ldmatrix x4 (four 8x8 bf16 matrices from shared memory into the warp's
 // registers) and cp.async (global -> shared copies that run in the
-// background until a cp_async_wait). Unlike wmma's
-// opaque fragments, their register layouts are documented (PTX ISA, "Matrix
-// Fragments for mma.m16n8k16"), so a kernel can work on the accumulators
-// in place; with g = lane / 4 and t = lane % 4 (each 32-bit register holds
-// two bf16, the lower column in the low half):
+// background until a cp_async_wait). Unlike wmma's opaque fragments, the
+// register layouts of mma are documented (PTX ISA, "Matrix Fragments for
+// mma.m16n8k16"), so a kernel can work on the accumulators in place; with
+// g = lane / 4 and t = lane % 4 (each 32-bit register holds two bf16, the
+// lower column in the low half):
 //   A (16,16) row-major, 4 registers: A[g][2t..], A[g+8][2t..], A[g][2t+8..], A[g+8][2t+8..]
 //   B (16,8), 2 registers:            B[2t..][g], B[2t+8..][g]
 //   C, D (16,8) fp32, 4 floats:       C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1]
