@@ -177,8 +177,10 @@ done
 
 if [ "${EMU_BF16_ALL:-0}" = 1 ]; then check emu_bf16_all_2pow32 build/emu/plain/bf16 all; fi
 
-# a bad EMU_ORDER is refused, not ignored
+# a bad EMU_ORDER, EMU_WARPS or EMU_CP_ASYNC is refused, not ignored
 caught emu_rejects_bad_order env EMU_ORDER=sideways build/emu/plain/good_kernels -- "EMU_ORDER=sideways"
+caught emu_rejects_bad_warps env EMU_WARPS=parallel build/emu/plain/good_kernels -- "EMU_WARPS=parallel" "lockstep or serial"
+caught emu_rejects_bad_cp_async env EMU_CP_ASYNC=never build/emu/plain/good_kernels -- "EMU_CP_ASYNC=never" "late or early"
 
 # the same sources are real CUDA: nvcc, compile only, warnings as errors
 if out=$(make -s -j"$(nproc)" emu-nvcc 2>&1); then pass emu_nvcc_compiles_test_kernels
