@@ -128,11 +128,14 @@ __device__ __forceinline__ void attnm_pipeline_issued() {
     if (AHEAD == 0) attnm_pipeline_wait();
 }
 
-// A operand (16,16) from rows r0.., columns c0.. of a staged tile (row stride LDH)
-template <int LDH>
-__device__ __forceinline__ void attnm_load_a(uint32_t (&a)[4], const floatX* tile, int r0, int c0) {
-    const int l = (int)threadIdx.x % 32;
-    ldmatrix_x4(a, tile + (r0 + l % 8 + 8 * (l / 8 % 2)) * LDH + c0 + 8 * (l / 16));
+// the warp's 16 rows of a staged (64,HS) tile (warp w: rows 16w..16w+15)
+// as HS/16 A operands (16,16), columns 16kd..16kd+15 in x[kd]
+template <int HS>
+__device__ __forceinline__ void attnm_load_rows(uint32_t (&x)[HS / 16][4], const floatX* tile) {
+    const int l = (int)threadIdx.x % 32, r0 = 16 * ((int)threadIdx.x / 32);
+#pragma unroll
+    for (int kd = 0; kd < HS / 16; kd++)
+        ldmatrix_x4(x[kd], tile + (r0 + l % 8 + 8 * (l / 8 % 2)) * (HS + 8) + 16 * kd + 8 * (l / 16));
 }
 
 // B operands of Y^T for two 8-column tiles, Y a staged tile: the columns are
@@ -230,8 +233,7 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     cp_async_wait<AHEAD>();
     __syncthreads();   // Q is in
     uint32_t qa[HS / 16][4];
-#pragma unroll
-    for (int kd = 0; kd < HS / 16; kd++) attnm_load_a<LDH>(qa[kd], tile_k[AHEAD], 16 * warp, 16 * kd);
+    attnm_load_rows<HS>(qa, tile_k[AHEAD]);
     float o[HS / 8][4];   // out (16,HS), unnormalised
 #pragma unroll
     for (int n = 0; n < HS / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
@@ -333,11 +335,8 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 3)
     cp_async_wait<AHEAD>();
     __syncthreads();   // K and V are in
     uint32_t ka[HS / 16][4], va[HS / 16][4];
-#pragma unroll
-    for (int kd = 0; kd < HS / 16; kd++) {
-        attnm_load_a<LDH>(ka[kd], tile_q[AHEAD], 16 * warp, 16 * kd);
-        attnm_load_a<LDH>(va[kd], tile_g[AHEAD], 16 * warp, 16 * kd);
-    }
+    attnm_load_rows<HS>(ka, tile_q[AHEAD]);
+    attnm_load_rows<HS>(va, tile_g[AHEAD]);
     float dk[HS / 8][4], dv[HS / 8][4];
 #pragma unroll
     for (int n = 0; n < HS / 8; n++)
@@ -416,11 +415,8 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     cp_async_wait<AHEAD>();
     __syncthreads();   // Q and dout are in
     uint32_t qa[HS / 16][4], ga[HS / 16][4];
-#pragma unroll
-    for (int kd = 0; kd < HS / 16; kd++) {
-        attnm_load_a<LDH>(qa[kd], tile_k[AHEAD], 16 * warp, 16 * kd);
-        attnm_load_a<LDH>(ga[kd], tile_v[AHEAD], 16 * warp, 16 * kd);
-    }
+    attnm_load_rows<HS>(qa, tile_k[AHEAD]);
+    attnm_load_rows<HS>(ga, tile_v[AHEAD]);
     float lse2[2], Dr[2];   // rows g, g + 8 (rows >= T: 0, never stored)
 #pragma unroll
     for (int r = 0; r < 2; r++) {

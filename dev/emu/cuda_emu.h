@@ -1673,12 +1673,12 @@ inline void emu_cp_async_commit() {
 // lands every committed copy but those of the newest n groups
 inline void emu_cp_async_wait(int n) {
     ::emu::Fiber& f = ::emu::self();
-    std::vector<::emu::Fiber::AsyncCopy> left;
+    size_t kept = 0;   // the copies still in flight, kept in order in place
     for (const auto& c : f.async_copies) {
         if (c.group >= 0 && c.group < f.async_groups - n) memcpy(c.dst, c.bytes, (size_t)c.size);
-        else left.push_back(c);
+        else f.async_copies[kept++] = c;
     }
-    f.async_copies.swap(left);
+    f.async_copies.resize(kept);
 }
 
 #endif // CUDA_EMU_H
