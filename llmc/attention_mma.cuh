@@ -15,9 +15,9 @@
 // Shared memory holds only the staged (64,HS) tiles of the other side, read
 // with ldmatrix (rows padded to HS + 8 values: the 8 row addresses of one
 // 8x8 matrix fall in different banks). They arrive by cp.async into two
-// buffers each (AHEAD = 1): tile i + 1 is loading while tile i is computed,
-// so a block does not stall on each tile's global loads (AHEAD = 0, one
-// buffer: load, wait, compute, as the wmma version; the same bits).
+// buffers each: tile i + 1 is loading while tile i is computed, so a block
+// does not stall on each tile's global loads (1.13x forward, 1.07x backward
+// against load, wait, compute in one buffer, sixth GPU run).
 //
 // Blocks of ATTNM_WARPS = 4 warps own a tile of ATTN_TILE = 64 rows of one
 // (b,h), warp w rows 16w..16w+15.
@@ -37,6 +37,13 @@
 //   dS K. P is recomputed from lse in fp32 (never stored).
 // Forward and dq blocks take their tiles from the last (the longest rows) to
 // the first, so the long blocks start first.
+// Each kernel's per-tile work is one function templated on whether the tile
+// needs a mask (attnm_*_tile): only the diagonal tile (and in dkdv a last
+// partial one) evaluates one, the others are straight-line tensor and
+// softmax work. The first profile of these kernels (docs/gpu-validation.md,
+// sixth run) found about ten instructions issued per mma.sync, most of them
+// the mask, the staging loop's address arithmetic and exp2f's denormal
+// handling, now gone (ex2.approx.ftz, addresses computed once).
 //
 // Precision: as the wmma version: P (for out and dV) and dS (for dQ and dK)
 // are rounded to bf16 before their matmuls (a relative error of up to 2^-8
@@ -57,20 +64,24 @@
 
 // rows row0 .. row0 + 63 of a (T,HS) bf16 matrix whose rows are `stride`
 // apart at src -> dst (64, HS + 8) in shared memory by cp.async (in flight
-// until a cp_async_wait; rows >= T are stored as zeros at once). Every
-// thread of the block takes part (16-byte chunks, coalesced).
+// until a cp_async_wait; rows >= T are stored as zeros at once). The block's
+// 32 * ATTNM_WARPS threads (as every launcher here starts) take 16-byte
+// chunks, coalesced: thread i chunk i % (HS/8) of rows i / (HS/8) + k *
+// ROWS, in a loop the compiler unrolls (a fixed trip count).
 template <int HS>
 __device__ __forceinline__ void attnm_stage(floatX* dst, const floatX* src, size_t stride, int row0, int T) {
-    constexpr int CHUNKS = HS / 8;
-    for (int i = (int)threadIdx.x; i < ATTN_TILE * CHUNKS; i += (int)blockDim.x) {
-        const int r = i / CHUNKS, c = i % CHUNKS;
+    constexpr unsigned CHUNKS = HS / 8, ROWS = 32 * ATTNM_WARPS / CHUNKS;
+    const unsigned c = threadIdx.x % CHUNKS;
+#pragma unroll
+    for (unsigned k = 0; k < ATTN_TILE / ROWS; k++) {
+        const unsigned r = threadIdx.x / CHUNKS + k * ROWS;
         floatX* d = dst + r * (HS + 8) + 8 * c;
-        if (row0 + r < T) {
-            cp_async16(d, src + (size_t)(row0 + r) * stride + 8 * c);
+        if (row0 + (int)r < T) {
+            cp_async16(d, src + (size_t)(row0 + (int)r) * stride + 8 * c);
         } else {
             Pack128<floatX> zero;
 #pragma unroll
-            for (int k = 0; k < 8; k++) zero[k] = (floatX)0.0f;
+            for (int e = 0; e < 8; e++) zero[e] = (floatX)0.0f;
             store128(d, zero);
         }
     }
@@ -78,31 +89,33 @@ __device__ __forceinline__ void attnm_stage(floatX* dst, const floatX* src, size
 
 // the same for 64 floats, one per row: src[row0 ..] -> dst (0 past T)
 __device__ __forceinline__ void attnm_stage_rows(float* dst, const float* src, int row0, int T) {
-    for (int i = (int)threadIdx.x; i < ATTN_TILE; i += (int)blockDim.x) {
+    static_assert(32 * ATTNM_WARPS >= ATTN_TILE, "one thread per row");
+    const int i = (int)threadIdx.x;
+    if (i < ATTN_TILE) {
         if (row0 + i < T) cp_async4(dst + i, src + row0 + i);
         else dst[i] = 0.0f;
     }
 }
 
 // key tile kt's K and V rows (qkv's at base + C and base + 2C, rows C3
-// apart) by cp.async into buffer kt % (AHEAD + 1) of tile_k and tile_v
-// (each (AHEAD + 1, 64, HS + 8)); not committed
-template <int HS, int AHEAD>
+// apart) by cp.async into buffer kt % 2 of tile_k and tile_v (each (2, 64,
+// HS + 8)); not committed
+template <int HS>
 __device__ __forceinline__ void attnm_load_kv(floatX* tile_k, floatX* tile_v, const floatX* base, size_t C3, int C,
                                               int kt, int T) {
-    const size_t buf = (size_t)(kt % (AHEAD + 1)) * ATTN_TILE * (HS + 8);
+    const size_t buf = (size_t)(kt % 2) * ATTN_TILE * (HS + 8);
     attnm_stage<HS>(tile_k + buf, base + C, C3, kt * ATTN_TILE, T);
     attnm_stage<HS>(tile_v + buf, base + 2 * C, C3, kt * ATTN_TILE, T);
 }
 
 // query tile qt's rows for dkdv (Q, dout, lse, D) by cp.async into
-// buffer (qt - kt) % (AHEAD + 1) of tile_q, tile_g (each (AHEAD + 1, 64,
-// HS + 8)), lse_s and D_s (each (AHEAD + 1, 64)); not committed
-template <int HS, int AHEAD>
+// buffer (qt - kt) % 2 of tile_q, tile_g (each (2, 64, HS + 8)), lse_s and
+// D_s (each (2, 64)); not committed
+template <int HS>
 __device__ __forceinline__ void attnm_load_queries(floatX* tile_q, floatX* tile_g, float* lse_s, float* D_s,
                                                    const floatX* base, const floatX* gbase, size_t C3, int C,
                                                    const float* lse_bh, const float* D_bh, int qt, int kt, int T) {
-    const int k = (qt - kt) % (AHEAD + 1);
+    const int k = (qt - kt) % 2;
     attnm_stage<HS>(tile_q + (size_t)k * ATTN_TILE * (HS + 8), base, C3, qt * ATTN_TILE, T);
     attnm_stage<HS>(tile_g + (size_t)k * ATTN_TILE * (HS + 8), gbase, C, qt * ATTN_TILE, T);
     attnm_stage_rows(lse_s + k * ATTN_TILE, lse_bh, qt * ATTN_TILE, T);
@@ -110,22 +123,14 @@ __device__ __forceinline__ void attnm_load_queries(floatX* tile_q, floatX* tile_
 }
 
 // The pipeline's step before tile i is computed (key tiles in the forward
-// and dq, query tiles in dkdv), in two parts around the loads of tile i +
-// AHEAD. attnm_pipeline_wait: every copy issued so far (tile i) is in, and
+// and dq, query tiles in dkdv), before the loads of tile i + 1 are issued
+// (and committed as one group): every copy issued so far (tile i) is in, and
 // every warp is done with tile i - 1 (before tile 0: with the buffer its
 // fragments came from), whose buffer tile i + 1 then loads into, while
 // tile i is computed: one barrier per tile.
 __device__ __forceinline__ void attnm_pipeline_wait() {
     cp_async_wait<0>();
     __syncthreads();
-}
-
-// attnm_pipeline_issued: the loads just issued (if any) form a group; with
-// AHEAD = 0 they are tile i's, in the one buffer: wait for them too
-template <int AHEAD>
-__device__ __forceinline__ void attnm_pipeline_issued() {
-    cp_async_commit();
-    if (AHEAD == 0) attnm_pipeline_wait();
 }
 
 // the warp's 16 rows of a staged (64,HS) tile (warp w: rows 16w..16w+15)
@@ -209,14 +214,83 @@ __device__ __forceinline__ void attnm_write_rows(floatX* dst, size_t row_stride,
     }
 }
 
+// the largest of a row's four values in an accumulator pair (16,16): row g
+// (r = 0) or g + 8 (r = 1) of this lane, columns 2t, 2t+1, 8+2t, 9+2t
+__device__ __forceinline__ float attnm_pair_max(const float (&s)[2][4], int r) {
+    return fmaxf(fmaxf(s[0][2 * r], s[0][2 * r + 1]), fmaxf(s[1][2 * r], s[1][2 * r + 1]));
+}
+
+// the causal mask of the diagonal chunk: in a (16,16) pair of the warp's
+// rows and the same 16 positions as keys, key > row -> `masked`
+__device__ __forceinline__ void attnm_mask_diagonal(float (&s)[2][4], float masked) {
+    const int lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int i = 0; i < 8; i++)   // element i % 4 of tile i / 4: row g + 8 (i%4 / 2), key 8 (i / 4) + 2t + i%2
+        if (8 * (i / 4) + 2 * t + i % 2 > g + 8 * (i % 4 / 2)) s[i / 4][i % 4] = masked;
+}
+
+// one key tile (64 keys, K and V staged at kb, vb) of the forward for the
+// warp's 16 rows: S = Q K^T, the online softmax, out += P V. Left of the
+// diagonal every key is at or before every row: no mask is evaluated. In the
+// diagonal tile (DIAG) warp w's rows see key chunks 0..w, chunk w masked.
+template <int HS, bool DIAG>
+__device__ __forceinline__ void attnm_forward_tile(float (&o)[HS / 8][4], float (&m)[2], float (&l)[2],
+                                                   const uint32_t (&qa)[HS / 16][4], const floatX* kb,
+                                                   const floatX* vb, float to_base2) {
+    const int nj = DIAG ? (int)threadIdx.x / 32 + 1 : 4;   // key chunks of 16 the warp's rows see
+    float s[4][2][4];                                      // S (16,64), unscaled: chunk j, its two 8-column tiles
+    float mx[4][2];                                        // per chunk and row (g, g + 8): the largest score
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        mx[j][0] = mx[j][1] = -INFINITY;
+        if (j >= nj) continue;
+        attnm_times_t<HS>(s[j], qa, kb, 16 * j);
+        if (DIAG && j == nj - 1) attnm_mask_diagonal(s[j], -INFINITY);
+        mx[j][0] = attnm_pair_max(s[j], 0);
+        mx[j][1] = attnm_pair_max(s[j], 1);
+    }
+    float alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {   // the row's max over its 4 lanes; finite (key 0, or the row's own, is live)
+        float x = fmaxf(fmaxf(mx[0][r], mx[1][r]), fmaxf(mx[2][r], mx[3][r]));
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+        x = fmaxf(m[r], x * to_base2);   // (scaling by a positive factor keeps the max)
+        alpha[r] = ex2_approx(m[r] - x);   // 0 on the first tile
+        m[r] = x;
+        l[r] *= alpha[r];
+    }
+#pragma unroll
+    for (int n = 0; n < HS / 8; n++) {
+        o[n][0] *= alpha[0]; o[n][1] *= alpha[0];
+        o[n][2] *= alpha[1]; o[n][3] *= alpha[1];
+    }
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        if (j >= nj) continue;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            float& v = s[j][i / 4][i % 4];
+            v = ex2_approx(fmaf(v, to_base2, -m[i % 4 / 2]));   // 0 where masked
+        }
+        // this lane's part of the row sums, in pairs (not one chain of 16 adds)
+        l[0] += (s[j][0][0] + s[j][0][1]) + (s[j][1][0] + s[j][1][1]);
+        l[1] += (s[j][0][2] + s[j][0][3]) + (s[j][1][2] + s[j][1][3]);
+        uint32_t pa[4];
+        attnm_as_a(pa, s[j][0], s[j][1]);
+        attnm_accumulate<HS>(o, pa, vb, 16 * j);   // out += P V
+    }
+}
+
 // out (B,T,C), lse (B,NH,T) from qkv (B,T,3C); grid (ceil(T/64), NH, B),
-// 128 threads; AHEAD (0 or 1) tiles are loaded ahead of the one computed
-template <int HS, int AHEAD>
-__global__ void __launch_bounds__(32 * ATTNM_WARPS)
+// 128 threads. Four blocks per SM asked of ptxas (at most 128 registers):
+// left alone it took 131 for HS = 64 on sm_90, three blocks.
+template <int HS>
+__global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
     attention_forward_mma_kernel(floatX* out, float* lse, const floatX* qkv, int T, int NH, float scale) {
-    constexpr int LDH = HS + 8, NBUF = AHEAD + 1;
-    __shared__ __align__(16) floatX tile_k[NBUF][ATTN_TILE * LDH];   // K tiles (Q first, in the last buffer)
-    __shared__ __align__(16) floatX tile_v[NBUF][ATTN_TILE * LDH];   // V tiles
+    constexpr int LDH = HS + 8;
+    __shared__ __align__(16) floatX tile_k[2][ATTN_TILE * LDH];   // K tiles (Q first, in the last buffer)
+    __shared__ __align__(16) floatX tile_v[2][ATTN_TILE * LDH];   // V tiles
     const int qt = (int)(gridDim.x - 1 - blockIdx.x), h = (int)blockIdx.y, b = (int)blockIdx.z;
     const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int C = NH * HS;
@@ -224,16 +298,14 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     const floatX* base = qkv + (size_t)b * T * C3 + h * HS;
     const int row0 = qt * ATTN_TILE + 16 * warp;   // the warp's first query; this lane's: row0 + g, row0 + g + 8
 
-    attnm_stage<HS>(tile_k[AHEAD], base, C3, qt * ATTN_TILE, T);   // Q
+    attnm_stage<HS>(tile_k[1], base, C3, qt * ATTN_TILE, T);   // Q
     cp_async_commit();
-    for (int kt = 0; kt < AHEAD; kt++) {   // the first key tiles (tile 0 always exists)
-        attnm_load_kv<HS, AHEAD>(tile_k[0], tile_v[0], base, C3, C, kt, T);
-        cp_async_commit();
-    }
-    cp_async_wait<AHEAD>();
+    attnm_load_kv<HS>(tile_k[0], tile_v[0], base, C3, C, 0, T);   // key tile 0 (always exists)
+    cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();   // Q is in
     uint32_t qa[HS / 16][4];
-    attnm_load_rows<HS>(qa, tile_k[AHEAD]);
+    attnm_load_rows<HS>(qa, tile_k[1]);
     float o[HS / 8][4];   // out (16,HS), unnormalised
 #pragma unroll
     for (int n = 0; n < HS / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
@@ -241,52 +313,11 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     const float to_base2 = scale * ATTN_LOG2E;
     for (int kt = 0; kt <= qt; kt++) {
         attnm_pipeline_wait();
-        if (kt + AHEAD <= qt) attnm_load_kv<HS, AHEAD>(tile_k[0], tile_v[0], base, C3, C, kt + AHEAD, T);
-        attnm_pipeline_issued<AHEAD>();   // tile kt is in
-        const floatX *kb = tile_k[kt % NBUF], *vb = tile_v[kt % NBUF];
-        const bool diag = kt == qt;               // left of the diagonal tile every key is <= every row
-        const int nj = diag ? warp + 1 : 4;       // key chunks of 16 with a key <= one of the warp's rows
-        float s[4][2][4];                         // S (16,64), unscaled: chunk j, its two 8-column tiles
-        float mx[2] = {-INFINITY, -INFINITY};     // per row: the largest unscaled score
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            if (j < nj) attnm_times_t<HS>(s[j], qa, kb, 16 * j);
-#pragma unroll
-            for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: row g + 8 (i%4 / 2), key 2t + i%2
-                float& v = s[j][i / 4][i % 4];
-                const int key = 16 * j + 8 * (i / 4) + 2 * t + i % 2, row = 16 * warp + g + 8 * (i % 4 / 2);
-                if (j >= nj || (diag && key > row)) v = -INFINITY;   // causal mask (in the tile's coordinates)
-                mx[i % 4 / 2] = fmaxf(mx[i % 4 / 2], v);
-            }
-        }
-        float alpha[2];
-#pragma unroll
-        for (int r = 0; r < 2; r++) {   // the row's max over its 4 lanes; finite (key 0, or the row's own, is live)
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-            mx[r] = fmaxf(m[r], mx[r] * to_base2);   // (scaling by a positive factor keeps the max)
-            alpha[r] = exp2f(m[r] - mx[r]);   // 0 on the first tile
-            m[r] = mx[r];
-            l[r] *= alpha[r];
-        }
-#pragma unroll
-        for (int n = 0; n < HS / 8; n++) {
-            o[n][0] *= alpha[0]; o[n][1] *= alpha[0];
-            o[n][2] *= alpha[1]; o[n][3] *= alpha[1];
-        }
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            if (j >= nj) continue;
-#pragma unroll
-            for (int i = 0; i < 8; i++) {
-                float& v = s[j][i / 4][i % 4];
-                v = exp2f(fmaf(v, to_base2, -m[i % 4 / 2]));   // 0 where masked
-                l[i % 4 / 2] += v;
-            }
-            uint32_t pa[4];
-            attnm_as_a(pa, s[j][0], s[j][1]);
-            attnm_accumulate<HS>(o, pa, vb, 16 * j);   // out += P V
-        }
+        if (kt < qt) attnm_load_kv<HS>(tile_k[0], tile_v[0], base, C3, C, kt + 1, T);
+        cp_async_commit();
+        const floatX *kb = tile_k[kt % 2], *vb = tile_v[kt % 2];   // tile kt, in
+        if (kt < qt) attnm_forward_tile<HS, false>(o, m, l, qa, kb, vb, to_base2);
+        else attnm_forward_tile<HS, true>(o, m, l, qa, kb, vb, to_base2);
     }
     float inv[2];
 #pragma unroll
@@ -300,21 +331,59 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     attnm_write_rows<HS>(out + ((size_t)b * T + row0) * C + h * HS, C, row0, T, o, inv);
 }
 
+// one query tile (Q, dout staged at qb, gb; lse, D of its rows at lse_t,
+// D_t) of dK, dV for the warp's 16 keys (K, V as A fragments ka, va): per
+// query chunk j of 16 in i0 <= j < i1, S^T = K Q^T, P^T = 2^(S^T - lse), dV +=
+// P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - D), dK += dS^T Q. Only EDGE tiles
+// (the diagonal one, a last partial one) are masked: query q0 + c (c the
+// column in the tile) against key g or g + 8 of the warp, and q0 + c < end
+// (both relative to the warp's first key).
+template <int HS, bool EDGE>
+__device__ __forceinline__ void attnm_dkdv_tile(float (&dk)[HS / 8][4], float (&dv)[HS / 8][4],
+                                                const uint32_t (&ka)[HS / 16][4], const uint32_t (&va)[HS / 16][4],
+                                                const floatX* qb, const floatX* gb, const float* lse_t,
+                                                const float* D_t, float to_base2, int i0, int i1, int q0, int end) {
+    const int lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        if (j < i0 || j >= i1) continue;
+        float s[2][4], dp[2][4];   // S^T, then P^T, then dS^T (16 keys, 16 queries); dP^T
+        attnm_times_t<HS>(s, ka, qb, 16 * j);   // S^T = K Q^T
+#pragma unroll
+        for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: key g + 8 (i%4 / 2), query column qc
+            const int qc = 16 * j + 8 * (i / 4) + 2 * t + i % 2;
+            float& v = s[i / 4][i % 4];
+            v = ex2_approx(fmaf(v, to_base2, -lse_t[qc] * ATTN_LOG2E));   // lse in base 2
+            if (EDGE && (q0 + qc < g + 8 * (i % 4 / 2) || q0 + qc >= end)) v = 0.0f;   // causal mask, rows past T
+        }
+        uint32_t a[4];
+        attnm_as_a(a, s[0], s[1]);
+        attnm_accumulate<HS>(dv, a, gb, 16 * j);   // dV += P^T dO
+        attnm_times_t<HS>(dp, va, gb, 16 * j);     // dP^T = V dO^T
+#pragma unroll
+        for (int i = 0; i < 8; i++) {   // dS^T = P^T (dP^T - D); masked entries (P = 0) stay 0
+            float& v = s[i / 4][i % 4];
+            v = v != 0.0f ? v * (dp[i / 4][i % 4] - D_t[16 * j + 8 * (i / 4) + 2 * t + i % 2]) : 0.0f;
+        }
+        attnm_as_a(a, s[0], s[1]);
+        attnm_accumulate<HS>(dk, a, qb, 16 * j);   // dK += dS^T Q
+    }
+}
+
 // dk, dv (key rows) of dqkv (B,T,3C); grid (ceil(T/64), NH, B), 128 threads;
-// block x owns key tile x (tile 0, with the most query tiles, first); AHEAD
-// as in the forward. Three blocks per SM asked of ptxas: without it, it
+// block x owns key tile x (tile 0, with the most query tiles, first). Three blocks per SM asked of ptxas: without it, it
 // aimed at 96 registers for HS = 32 on sm_80 and spilled.
-template <int HS, int AHEAD>
+template <int HS>
 __global__ void __launch_bounds__(32 * ATTNM_WARPS, 3)
     attention_backward_dkdv_mma_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
                                        const float* D, int T, int NH, float scale) {
-    constexpr int LDH = HS + 8, NBUF = AHEAD + 1;
-    __shared__ __align__(16) floatX tile_q[NBUF][ATTN_TILE * LDH];   // Q tiles (K first, in the last buffer)
-    __shared__ __align__(16) floatX tile_g[NBUF][ATTN_TILE * LDH];   // dout tiles (V first)
-    __shared__ __align__(16) float lse_s[NBUF][ATTN_TILE];           // lse and D of the query tile's rows
-    __shared__ __align__(16) float D_s[NBUF][ATTN_TILE];
+    constexpr int LDH = HS + 8;
+    __shared__ __align__(16) floatX tile_q[2][ATTN_TILE * LDH];   // Q tiles (K first, in the last buffer)
+    __shared__ __align__(16) floatX tile_g[2][ATTN_TILE * LDH];   // dout tiles (V first)
+    __shared__ __align__(16) float lse_s[2][ATTN_TILE];           // lse and D of the query tile's rows
+    __shared__ __align__(16) float D_s[2][ATTN_TILE];
     const int kt = (int)blockIdx.x, h = (int)blockIdx.y, b = (int)blockIdx.z;
-    const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int warp = (int)threadIdx.x / 32;
     const int C = NH * HS;
     const size_t C3 = 3 * (size_t)C;
     const floatX* base = qkv + (size_t)b * T * C3 + h * HS;
@@ -324,19 +393,17 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 3)
     const int key0 = kt * ATTN_TILE + 16 * warp;   // the warp's first key; this lane's: key0 + g, key0 + g + 8
 
     const int ntiles = (T + ATTN_TILE - 1) / ATTN_TILE;
-    attnm_stage<HS>(tile_q[AHEAD], base + C, C3, kt * ATTN_TILE, T);   // K
-    attnm_stage<HS>(tile_g[AHEAD], base + 2 * C, C3, kt * ATTN_TILE, T);   // V
+    attnm_stage<HS>(tile_q[1], base + C, C3, kt * ATTN_TILE, T);   // K
+    attnm_stage<HS>(tile_g[1], base + 2 * C, C3, kt * ATTN_TILE, T);   // V
     cp_async_commit();
-    for (int qt = kt; qt < kt + AHEAD; qt++) {   // the first query tiles (tile kt always exists)
-        attnm_load_queries<HS, AHEAD>(tile_q[0], tile_g[0], lse_s[0], D_s[0], base, gbase, C3, C, lse_bh, D_bh, qt,
-                                      kt, T);
-        cp_async_commit();
-    }
-    cp_async_wait<AHEAD>();
+    attnm_load_queries<HS>(tile_q[0], tile_g[0], lse_s[0], D_s[0], base, gbase, C3, C, lse_bh, D_bh, kt, kt,
+                           T);   // query tile kt (always exists)
+    cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();   // K and V are in
     uint32_t ka[HS / 16][4], va[HS / 16][4];
-    attnm_load_rows<HS>(ka, tile_q[AHEAD]);
-    attnm_load_rows<HS>(va, tile_g[AHEAD]);
+    attnm_load_rows<HS>(ka, tile_q[1]);
+    attnm_load_rows<HS>(va, tile_g[1]);
     float dk[HS / 8][4], dv[HS / 8][4];
 #pragma unroll
     for (int n = 0; n < HS / 8; n++)
@@ -344,42 +411,19 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 3)
     const float to_base2 = scale * ATTN_LOG2E;
     for (int qt = kt; qt < ntiles; qt++) {   // query tiles above the diagonal see none of these keys
         attnm_pipeline_wait();
-        if (qt + AHEAD < ntiles) {
-            attnm_load_queries<HS, AHEAD>(tile_q[0], tile_g[0], lse_s[0], D_s[0], base, gbase, C3, C, lse_bh, D_bh,
-                                          qt + AHEAD, kt, T);
+        if (qt + 1 < ntiles) {
+            attnm_load_queries<HS>(tile_q[0], tile_g[0], lse_s[0], D_s[0], base, gbase, C3, C, lse_bh, D_bh, qt + 1,
+                                   kt, T);
         }
-        attnm_pipeline_issued<AHEAD>();   // query tile qt is in
-        const int k = (qt - kt) % NBUF;
-        const floatX *qb = tile_q[k], *gb = tile_g[k];
-        // query chunks of 16: before i0 all lie before the warp's keys (diagonal tile), from i1 past T;
-        // only the diagonal tile and a last partial one need the mask
-        const bool edge = qt == kt || (qt + 1) * ATTN_TILE > T;
-        const int i0 = qt == kt ? warp : 0;
-        const int rows_left = T - qt * ATTN_TILE, i1 = rows_left >= ATTN_TILE ? 4 : (rows_left + 15) / 16;
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            if (j < i0 || j >= i1) continue;
-            float s[2][4], dp[2][4];   // S^T, then P^T, then dS^T (16 keys, 16 queries); dP^T
-            attnm_times_t<HS>(s, ka, qb, 16 * j);   // S^T = K Q^T
-#pragma unroll
-            for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: key g + 8 (i%4 / 2), query 2t + i%2
-                const int qc = 16 * j + 8 * (i / 4) + 2 * t + i % 2, query = qt * ATTN_TILE + qc;
-                float& v = s[i / 4][i % 4];
-                v = exp2f(fmaf(v, to_base2, -lse_s[k][qc] * ATTN_LOG2E));   // lse in base 2
-                if (edge && (query < key0 + g + 8 * (i % 4 / 2) || query >= T)) v = 0.0f;   // causal mask
-            }
-            uint32_t a[4];
-            attnm_as_a(a, s[0], s[1]);
-            attnm_accumulate<HS>(dv, a, gb, 16 * j);   // dV += P^T dO
-            attnm_times_t<HS>(dp, va, gb, 16 * j);     // dP^T = V dO^T
-#pragma unroll
-            for (int i = 0; i < 8; i++) {   // dS^T = P^T (dP^T - D); masked entries (P = 0) stay 0
-                const int qc = 16 * j + 8 * (i / 4) + 2 * t + i % 2;
-                float& v = s[i / 4][i % 4];
-                v = v != 0.0f ? v * (dp[i / 4][i % 4] - D_s[k][qc]) : 0.0f;
-            }
-            attnm_as_a(a, s[0], s[1]);
-            attnm_accumulate<HS>(dk, a, qb, 16 * j);   // dK += dS^T Q
+        cp_async_commit();
+        const int k = (qt - kt) % 2;   // query tile qt, in
+        if (qt == kt || (qt + 1) * ATTN_TILE > T) {   // the diagonal tile, a last partial one: masked
+            const int rows_left = T - qt * ATTN_TILE;
+            attnm_dkdv_tile<HS, true>(dk, dv, ka, va, tile_q[k], tile_g[k], lse_s[k], D_s[k], to_base2,
+                                      qt == kt ? warp : 0, rows_left >= ATTN_TILE ? 4 : (rows_left + 15) / 16,
+                                      qt * ATTN_TILE - key0, T - key0);
+        } else {
+            attnm_dkdv_tile<HS, false>(dk, dv, ka, va, tile_q[k], tile_g[k], lse_s[k], D_s[k], to_base2, 0, 4, 0, 0);
         }
     }
     floatX* dst = dqkv + ((size_t)b * T + key0) * C3 + h * HS;
@@ -388,35 +432,66 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 3)
     attnm_write_rows<HS>(dst + 2 * C, C3, key0, T, dv, mul_v);
 }
 
+// one key tile (K, V staged at kb, vb) of dq for the warp's 16 rows (Q and
+// dout as A fragments qa, ga; lse in base 2 and D of rows g, g + 8): per key
+// chunk of 16 S = Q K^T, P, dP = dO V^T, dS = P (dP - D), dQ += dS K. DIAG as
+// in attnm_forward_tile.
+template <int HS, bool DIAG>
+__device__ __forceinline__ void attnm_dq_tile(float (&dq)[HS / 8][4], const uint32_t (&qa)[HS / 16][4],
+                                              const uint32_t (&ga)[HS / 16][4], const float (&lse2)[2],
+                                              const float (&Dr)[2], const floatX* kb, const floatX* vb,
+                                              float to_base2) {
+    const int nj = DIAG ? (int)threadIdx.x / 32 + 1 : 4;   // key chunks of 16 the warp's rows see
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        if (j >= nj) continue;
+        float s[2][4], dp[2][4];   // S, then P, then dS (16 queries, 16 keys); dP
+        attnm_times_t<HS>(s, qa, kb, 16 * j);   // S = Q K^T
+#pragma unroll
+        for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: row g + 8 (i%4 / 2)
+            float& v = s[i / 4][i % 4];
+            v = ex2_approx(fmaf(v, to_base2, -lse2[i % 4 / 2]));
+        }
+        if (DIAG && j == nj - 1) attnm_mask_diagonal(s, 0.0f);
+        attnm_times_t<HS>(dp, ga, vb, 16 * j);   // dP = dO V^T
+#pragma unroll
+        for (int i = 0; i < 8; i++) {   // dS = P (dP - D); masked entries (P = 0) stay 0
+            float& v = s[i / 4][i % 4];
+            v = v != 0.0f ? v * (dp[i / 4][i % 4] - Dr[i % 4 / 2]) : 0.0f;
+        }
+        uint32_t a[4];
+        attnm_as_a(a, s[0], s[1]);
+        attnm_accumulate<HS>(dq, a, kb, 16 * j);   // dQ += dS K
+    }
+}
+
 // dq (query rows) of dqkv (B,T,3C); grid (ceil(T/64), NH, B), 128 threads;
-// query tiles from the last (the most key tiles) to the first; AHEAD as in
-// the forward
-template <int HS, int AHEAD>
-__global__ void __launch_bounds__(32 * ATTNM_WARPS)
+// query tiles from the last (the most key tiles) to the first; four blocks
+// per SM, as the forward
+template <int HS>
+__global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
     attention_backward_dq_mma_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
                                      const float* D, int T, int NH, float scale) {
-    constexpr int LDH = HS + 8, NBUF = AHEAD + 1;
-    __shared__ __align__(16) floatX tile_k[NBUF][ATTN_TILE * LDH];   // K tiles (Q first, in the last buffer)
-    __shared__ __align__(16) floatX tile_v[NBUF][ATTN_TILE * LDH];   // V tiles (dout first)
+    constexpr int LDH = HS + 8;
+    __shared__ __align__(16) floatX tile_k[2][ATTN_TILE * LDH];   // K tiles (Q first, in the last buffer)
+    __shared__ __align__(16) floatX tile_v[2][ATTN_TILE * LDH];   // V tiles (dout first)
     const int qt = (int)(gridDim.x - 1 - blockIdx.x), h = (int)blockIdx.y, b = (int)blockIdx.z;
-    const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int warp = (int)threadIdx.x / 32, g = (int)threadIdx.x % 32 / 4;
     const int C = NH * HS;
     const size_t C3 = 3 * (size_t)C;
     const floatX* base = qkv + (size_t)b * T * C3 + h * HS;
     const int row0 = qt * ATTN_TILE + 16 * warp;   // the warp's first query; this lane's: row0 + g, row0 + g + 8
 
-    attnm_stage<HS>(tile_k[AHEAD], base, C3, qt * ATTN_TILE, T);   // Q
-    attnm_stage<HS>(tile_v[AHEAD], dout + (size_t)b * T * C + h * HS, C, qt * ATTN_TILE, T);   // dout
+    attnm_stage<HS>(tile_k[1], base, C3, qt * ATTN_TILE, T);   // Q
+    attnm_stage<HS>(tile_v[1], dout + (size_t)b * T * C + h * HS, C, qt * ATTN_TILE, T);   // dout
     cp_async_commit();
-    for (int kt = 0; kt < AHEAD; kt++) {   // the first key tiles (tile 0 always exists)
-        attnm_load_kv<HS, AHEAD>(tile_k[0], tile_v[0], base, C3, C, kt, T);
-        cp_async_commit();
-    }
-    cp_async_wait<AHEAD>();
+    attnm_load_kv<HS>(tile_k[0], tile_v[0], base, C3, C, 0, T);   // key tile 0 (always exists)
+    cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();   // Q and dout are in
     uint32_t qa[HS / 16][4], ga[HS / 16][4];
-    attnm_load_rows<HS>(qa, tile_k[AHEAD]);
-    attnm_load_rows<HS>(ga, tile_v[AHEAD]);
+    attnm_load_rows<HS>(qa, tile_k[1]);
+    attnm_load_rows<HS>(ga, tile_v[1]);
     float lse2[2], Dr[2];   // rows g, g + 8 (rows >= T: 0, never stored)
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -431,71 +506,41 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS)
     const float to_base2 = scale * ATTN_LOG2E;
     for (int kt = 0; kt <= qt; kt++) {
         attnm_pipeline_wait();
-        if (kt + AHEAD <= qt) attnm_load_kv<HS, AHEAD>(tile_k[0], tile_v[0], base, C3, C, kt + AHEAD, T);
-        attnm_pipeline_issued<AHEAD>();   // tile kt is in
-        const floatX *kb = tile_k[kt % NBUF], *vb = tile_v[kt % NBUF];
-        const bool diag = kt == qt;               // left of the diagonal tile every key is <= every row
-        const int nj = diag ? warp + 1 : 4;       // key chunks with a key <= one of the warp's rows
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            if (j >= nj) continue;
-            float s[2][4], dp[2][4];   // S, then P, then dS (16 queries, 16 keys); dP
-            attnm_times_t<HS>(s, qa, kb, 16 * j);   // S = Q K^T
-#pragma unroll
-            for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: row g + 8 (i%4 / 2), key 2t + i%2
-                const int key = 16 * j + 8 * (i / 4) + 2 * t + i % 2, r = i % 4 / 2;   // in the tile
-                float& v = s[i / 4][i % 4];
-                v = exp2f(fmaf(v, to_base2, -lse2[r]));
-                if (diag && key > 16 * warp + g + 8 * r) v = 0.0f;   // causal mask
-            }
-            attnm_times_t<HS>(dp, ga, vb, 16 * j);   // dP = dO V^T
-#pragma unroll
-            for (int i = 0; i < 8; i++) {   // dS = P (dP - D); masked entries (P = 0) stay 0
-                float& v = s[i / 4][i % 4];
-                v = v != 0.0f ? v * (dp[i / 4][i % 4] - Dr[i % 4 / 2]) : 0.0f;
-            }
-            uint32_t a[4];
-            attnm_as_a(a, s[0], s[1]);
-            attnm_accumulate<HS>(dq, a, kb, 16 * j);   // dQ += dS K
-        }
+        if (kt < qt) attnm_load_kv<HS>(tile_k[0], tile_v[0], base, C3, C, kt + 1, T);
+        cp_async_commit();
+        const floatX *kb = tile_k[kt % 2], *vb = tile_v[kt % 2];   // tile kt, in
+        if (kt < qt) attnm_dq_tile<HS, false>(dq, qa, ga, lse2, Dr, kb, vb, to_base2);
+        else attnm_dq_tile<HS, true>(dq, qa, ga, lse2, Dr, kb, vb, to_base2);
     }
     const float mul[2] = {scale, scale};
     attnm_write_rows<HS>(dqkv + ((size_t)b * T + row0) * C3 + h * HS, C3, row0, T, dq, mul);
 }
 
 // ----------------------------------------------------------------------------
-// launchers: the same contract as attention_forward / attention_backward.
-// AHEAD = 1 (the trainer's) loads the next tile while this one is computed;
-// AHEAD = 0 loads, waits, computes (dev/cuda/attention.cu times both).
+// launchers: the same contract as attention_forward / attention_backward
 
-template <int AHEAD = 1>
 static inline void attention_forward_mma(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH,
                                          cudaStream_t stream) {
     attention_check_args("attention_forward_mma", 1, B, T, C, NH, out, qkv, qkv, qkv);
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
     dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
-    if (HS == 64) {
-        attention_forward_mma_kernel<64, AHEAD><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(out, lse, qkv, T, NH, scale);
-    } else {
-        attention_forward_mma_kernel<32, AHEAD><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(out, lse, qkv, T, NH, scale);
-    }
+    if (HS == 64) attention_forward_mma_kernel<64><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(out, lse, qkv, T, NH, scale);
+    else attention_forward_mma_kernel<32><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(out, lse, qkv, T, NH, scale);
     cudaCheck(cudaGetLastError());
 }
 
-template <int HS, int AHEAD>
+template <int HS>
 static inline void attention_backward_mma_launch(dim3 grid, floatX* dqkv, const float* D, const floatX* dout,
                                                  const floatX* qkv, const float* lse, int T, int NH, float scale,
                                                  cudaStream_t stream) {
-    attention_backward_dkdv_mma_kernel<HS, AHEAD><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse, D, T,
-                                                                                         NH, scale);
+    attention_backward_dkdv_mma_kernel<HS><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse, D, T, NH,
+                                                                                  scale);
     cudaCheck(cudaGetLastError());
-    attention_backward_dq_mma_kernel<HS, AHEAD><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse, D, T,
-                                                                                       NH, scale);
+    attention_backward_dq_mma_kernel<HS><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse, D, T, NH, scale);
     cudaCheck(cudaGetLastError());
 }
 
-template <int AHEAD = 1>
 static inline void attention_backward_mma(floatX* dqkv, float* scratch_D, const floatX* dout, const floatX* qkv,
                                           const floatX* out, const float* lse, int B, int T, int C, int NH,
                                           cudaStream_t stream) {
@@ -504,8 +549,8 @@ static inline void attention_backward_mma(floatX* dqkv, float* scratch_D, const 
     const float scale = 1.0f / sqrtf((float)HS);
     attention_rowdot(scratch_D, dout, out, B, T, NH, HS, stream);
     dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
-    if (HS == 64) attention_backward_mma_launch<64, AHEAD>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
-    else attention_backward_mma_launch<32, AHEAD>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
+    if (HS == 64) attention_backward_mma_launch<64>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
+    else attention_backward_mma_launch<32>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
 }
 
 #endif // LLMC_ATTENTION_MMA_CUH

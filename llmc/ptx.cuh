@@ -3,7 +3,8 @@
 // wrapped as functions: mma.sync m16n8k16 (bf16 inputs, fp32 accumulators),
 // ldmatrix x4 (four 8x8 bf16 matrices from shared memory into the warp's
 // registers) and cp.async (global -> shared copies that run in the
-// background until a cp_async_wait). Unlike wmma's opaque fragments, the
+// background until a cp_async_wait); also two scalar ones a softmax tile
+// issues per element (cvt to a bf16 pair, ex2.approx). Unlike wmma's opaque fragments, the
 // register layouts of mma are documented (PTX ISA, "Matrix Fragments for
 // mma.m16n8k16"), so a kernel can work on the accumulators in place; with
 // g = lane / 4 and t = lane % 4 (each 32-bit register holds two bf16, the
@@ -60,10 +61,32 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const floatX
 #endif
 }
 
-// two floats rounded to bf16 (nearest even) in one register, lo in the low half
+// two floats rounded to bf16 (nearest even) in one register, lo in the low
+// half (one cvt instruction on the device, not two and a shift)
 __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+#ifdef CUDA_EMU
     return (uint32_t)__bfloat16_as_ushort(__float2bfloat16(lo)) |
            (uint32_t)__bfloat16_as_ushort(__float2bfloat16(hi)) << 16;
+#else
+    uint32_t r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+#endif
+}
+
+// 2^x by the special-function unit alone (ex2.approx.ftz: results below
+// 2^-126 are 0). exp2f without fast math adds a rescaling around it for
+// such denormal results, three more instructions per softmax element for
+// values that vanish in bf16 and fp32 sums anyway.
+__device__ __forceinline__ float ex2_approx(float x) {
+#ifdef CUDA_EMU
+    const float r = exp2f(x);
+    return r < 0x1p-126f ? 0.0f : r;
+#else
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+#endif
 }
 
 // cp.async: 16 bytes global -> shared (both 16-byte aligned), or 4 bytes

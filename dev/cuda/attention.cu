@@ -88,18 +88,16 @@
 // to bf16 for its matmuls as in ours on the tensor cores, so e_R applies to it too
 #ifdef USE_CUDNN
 #include "../../llmc/attention_cudnn.cuh"
-enum { SIMPLE, FUSED, WMMA, MMA, MMA0, CUDNN, N_VERSIONS };
+enum { SIMPLE, FUSED, WMMA, MMA, CUDNN, N_VERSIONS };
 #else
-enum { SIMPLE, FUSED, WMMA, MMA, MMA0, N_VERSIONS };
+enum { SIMPLE, FUSED, WMMA, MMA, N_VERSIONS };
 #endif
 #define ROUNDS_P_TO_BF16(version) ((version) >= WMMA)
-// MMA0: the mma kernels without loading ahead (AHEAD = 0), which must give MMA's bits
 static const char* const forward_name[] = {"attention_forward_simple", "attention_forward", "attention_forward_wmma",
-                                           "attention_forward_mma", "attention_forward_mma_ahead0",
-                                           "attention_forward_cudnn"};
+                                           "attention_forward_mma", "attention_forward_cudnn"};
 static const char* const backward_name[] = {"attention_backward_simple", "attention_backward",
                                             "attention_backward_wmma", "attention_backward_mma",
-                                            "attention_backward_mma_ahead0", "attention_backward_cudnn"};
+                                            "attention_backward_cudnn"};
 
 // version's forward: out, and lse (all but the simple one; it uses scratch)
 static void run_forward(int version, floatX* out, float* lse, float* scratch, const floatX* qkv, int B, int T, int C,
@@ -110,8 +108,7 @@ static void run_forward(int version, floatX* out, float* lse, float* scratch, co
         return;
     }
 #endif
-    if (version == MMA) attention_forward_mma<1>(out, lse, qkv, B, T, C, NH, 0);
-    else if (version == MMA0) attention_forward_mma<0>(out, lse, qkv, B, T, C, NH, 0);
+    if (version == MMA) attention_forward_mma(out, lse, qkv, B, T, C, NH, 0);
     else if (version == WMMA) attention_forward_wmma(out, lse, qkv, B, T, C, NH, 0);
     else if (version == FUSED) attention_forward(out, lse, qkv, B, T, C, NH, 0);
     else attention_forward_simple(out, scratch, qkv, B, T, C, NH, 0);
@@ -125,8 +122,7 @@ static void run_backward(int version, floatX* dqkv, float* D, float* scratch, co
         return;
     }
 #endif
-    if (version == MMA) attention_backward_mma<1>(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
-    else if (version == MMA0) attention_backward_mma<0>(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
+    if (version == MMA) attention_backward_mma(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
     else if (version == WMMA) attention_backward_wmma(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
     else if (version == FUSED) attention_backward(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
     else attention_backward_simple(dqkv, scratch, dout, qkv, B, T, C, NH, 0);
@@ -317,7 +313,6 @@ static int check(Shape s, uint32_t seed) {
     floatX* got = (floatX*)xmalloc(n_qkv * sizeof(floatX));
     float* got_lse = (float*)xmalloc(n_row * sizeof(float));
     int bad = 0;
-    uint32_t bits[N_VERSIONS][2] = {{0}};   // each version's forward and backward hashes
 
     for (int version = 0; version < N_VERSIONS; version++) {
         const char *fwd = forward_name[version], *bwd = backward_name[version];
@@ -350,7 +345,6 @@ static int check(Shape s, uint32_t seed) {
                T, NH, HS, w_out);
         if (fused) printf(", lse %.3f", w_lse);
         printf("), bits %08x\n", h);
-        bits[version][0] = h;
 
         // errD: what the bf16 out given to the fused backward does to D (see the top of the file)
         for (size_t r = 0; r < n_row; r++) {
@@ -370,18 +364,9 @@ static int check(Shape s, uint32_t seed) {
             bad = 1;
             continue;
         }
-        bits[version][1] = fnv1a(got, n_qkv * sizeof(floatX), 2166136261u);
         printf("%s B=%d T=%d NH=%d HS=%d: matches the CPU reference (largest error / tolerance: dqkv %.3f), "
-               "bits %08x\n", bwd, B, T, NH, HS, w, bits[version][1]);
+               "bits %08x\n", bwd, B, T, NH, HS, w, fnv1a(got, n_qkv * sizeof(floatX), 2166136261u));
     }
-    // loading ahead changes when the tiles arrive, never what is computed
-    for (int pass = 0; pass < 2 && !bad; pass++)
-        if (bits[MMA0][pass] != bits[MMA][pass]) {
-            fprintf(stderr, "error: %s B=%d T=%d NH=%d HS=%d: bits %08x, not those of %s (%08x)\n",
-                    (pass ? backward_name : forward_name)[MMA0], B, T, NH, HS, bits[MMA0][pass],
-                    (pass ? backward_name : forward_name)[MMA], bits[MMA][pass]);
-            bad = 1;
-        }
 
     cudaCheck(cudaFree(d_qkv));
     cudaCheck(cudaFree(d_dout));
@@ -428,21 +413,14 @@ static void bench(void) {
     float bwd_w = bench_ms([&] { attention_backward_wmma(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0); },
                            20);
     bench_report("attention_backward_wmma", bwd_w, 0, bwd_flops);
-    float fwd_m = bench_ms([&] { attention_forward_mma<1>(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
+    float fwd_m = bench_ms([&] { attention_forward_mma(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
     bench_report("attention_forward_mma", fwd_m, 0, fwd_flops);
-    float bwd_m = bench_ms([&] { attention_backward_mma<1>(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0); },
+    float bwd_m = bench_ms([&] { attention_backward_mma(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0); },
                            20);
     bench_report("attention_backward_mma", bwd_m, 0, bwd_flops);
-    float fwd_m0 = bench_ms([&] { attention_forward_mma<0>(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
-    bench_report("attention_forward_mma_ahead0", fwd_m0, 0, fwd_flops);
-    float bwd_m0 = bench_ms([&] { attention_backward_mma<0>(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0); },
-                            20);
-    bench_report("attention_backward_mma_ahead0", bwd_m0, 0, bwd_flops);
     // the tensor-core kernels against the CUDA-core fused ones and each other, timed side by side above
     printf("bench attention wmma vs fused: forward %.2fx, backward %.2fx faster\n", fwd / fwd_w, bwd / bwd_w);
     printf("bench attention mma vs wmma: forward %.2fx, backward %.2fx faster\n", fwd_w / fwd_m, bwd_w / bwd_m);
-    printf("bench attention mma loading ahead vs not: forward %.2fx, backward %.2fx faster\n", fwd_m0 / fwd_m,
-           bwd_m0 / bwd_m);
 #ifdef USE_CUDNN
     float fwd_c = bench_ms([&] { attention_forward_cudnn(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
     bench_report("attention_forward_cudnn", fwd_c, 0, fwd_flops);
