@@ -256,14 +256,18 @@ __device__ __forceinline__ void attnm_forward_tile(float (&o)[HS / 8][4], float 
         x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
         x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
         x = fmaxf(m[r], x * to_base2);   // (scaling by a positive factor keeps the max)
-        alpha[r] = ex2_approx(m[r] - x);   // 0 on the first tile
+        alpha[r] = ex2_approx(m[r] - x);   // 0 on the first tile, 1 where the max stayed
         m[r] = x;
-        l[r] *= alpha[r];
     }
+    // after the first tiles a row's max seldom moves: skip the rescaling (by 1, exact) unless one did
+    if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+        l[0] *= alpha[0];
+        l[1] *= alpha[1];
 #pragma unroll
-    for (int n = 0; n < HS / 8; n++) {
-        o[n][0] *= alpha[0]; o[n][1] *= alpha[0];
-        o[n][2] *= alpha[1]; o[n][3] *= alpha[1];
+        for (int n = 0; n < HS / 8; n++) {
+            o[n][0] *= alpha[0]; o[n][1] *= alpha[0];
+            o[n][2] *= alpha[1]; o[n][3] *= alpha[1];
+        }
     }
 #pragma unroll
     for (int j = 0; j < 4; j++) {
@@ -361,9 +365,9 @@ __device__ __forceinline__ void attnm_dkdv_tile(float (&dk)[HS / 8][4], float (&
         attnm_accumulate<HS>(dv, a, gb, 16 * j);   // dV += P^T dO
         attnm_times_t<HS>(dp, va, gb, 16 * j);     // dP^T = V dO^T
 #pragma unroll
-        for (int i = 0; i < 8; i++) {   // dS^T = P^T (dP^T - D); masked entries (P = 0) stay 0
+        for (int i = 0; i < 8; i++) {   // dS^T = P^T (dP^T - D); masked entries (P = 0) stay 0 (finite dP^T, D)
             float& v = s[i / 4][i % 4];
-            v = v != 0.0f ? v * (dp[i / 4][i % 4] - D_t[16 * j + 8 * (i / 4) + 2 * t + i % 2]) : 0.0f;
+            v *= dp[i / 4][i % 4] - D_t[16 * j + 8 * (i / 4) + 2 * t + i % 2];
         }
         attnm_as_a(a, s[0], s[1]);
         attnm_accumulate<HS>(dk, a, qb, 16 * j);   // dK += dS^T Q
