@@ -43,7 +43,7 @@
 // fused forward 1.12 ms (11.5 TFLOP/s), fused backward 2.08 ms (15.5);
 // simple 14.6 and 17.9 ms. The fused kernels are bound by fp32 FMA and
 // shared-memory loads (one 16-byte load per 4 FMA); llmc/attention_mma.cuh
-// (and llmc/attention_wmma.cuh) run the same algorithm on the tensor cores.
+// runs the same algorithm on the tensor cores.
 #ifndef LLMC_ATTENTION_CUH
 #define LLMC_ATTENTION_CUH
 

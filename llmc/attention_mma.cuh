@@ -4,11 +4,12 @@
 // FlashAttention-2 style.
 // Same layouts, arguments and outputs as attention_forward /
 // attention_backward there (qkv (B,T,3C), out (B,T,C), lse (B,NH,T)
-// natural-log, D (B,NH,T) = rowsum(dout * out) by attention_rowdot), and the
-// same algorithm as llmc/attention_wmma.cuh; the difference is where the
-// score-shaped (16,64) products live. wmma's fragments are opaque, so that
-// version stores each one to shared memory for the softmax and loads it back
-// as bf16 for the next matmul; here the accumulators' documented layout (a
+// natural-log, D (B,NH,T) = rowsum(dout * out) by attention_rowdot). Where
+// the score-shaped (16,64) products live is the point: the first tensor-core
+// version here, on nvcuda::wmma, had to store each one to shared memory for
+// the softmax and load it back as bf16 for the next matmul (wmma's fragments
+// are opaque; this one was 2.7x faster forward and 3.4x backward on an H200,
+// which retired it); here the accumulators' documented layout (a
 // lane holds rows g = lane/4 and g + 8, columns 2t, 2t+1 of each 8-column
 // tile, t = lane % 4) lets each lane do the elementwise work in place, and
 // the same registers rounded to bf16 are the A operand of the next matmul.
@@ -45,7 +46,7 @@
 // the mask, the staging loop's address arithmetic and exp2f's denormal
 // handling, now gone (ex2.approx.ftz, addresses computed once).
 //
-// Precision: as the wmma version: P (for out and dV) and dS (for dQ and dK)
+// Precision: P (for out and dV) and dS (for dQ and dK)
 // are rounded to bf16 before their matmuls (a relative error of up to 2^-8
 // per term, in dev/cuda/attention.cu's tolerances); everything else in fp32.
 // Each output value is summed by one lane in a fixed order, so results are

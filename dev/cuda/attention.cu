@@ -1,16 +1,17 @@
 // dev/cuda/attention.cu: checks and benchmarks the causal self-attention
-// kernels of llmc/attention.cuh (simple, fused), llmc/attention_wmma.cuh and
-// llmc/attention_mma.cuh (tensor cores: wmma, and mma.sync with the tiles in
-// registers), and with -DUSE_CUDNN cuDNN's (llmc/attention_cudnn.cuh),
+// kernels of llmc/attention.cuh (simple, fused) and llmc/attention_mma.cuh
+// (tensor cores: mma.sync with the tiles in registers), and with
+// -DUSE_CUDNN cuDNN's (llmc/attention_cudnn.cuh),
 // against a CPU reference; exits 1 on any mismatch.
 //
 //   attention          check, for (B,T,NH,HS) in (1,1,1,64) (one row),
 //                      (2,13,2,64) (a partial tile, two batches and heads),
 //                      (1,64,2,64) (one whole tile), (1,70,1,64) (two tiles,
 //                      the second ragged), (1,33,2,32) (HS = 32) and
-//                      (1,150,1,32) (three tiles, the last ragged): all four
-//                      versions, forward then backward (the fused, wmma and mma
-//                      backward are fed their own forward's out and lse). Each line
+//                      (1,150,1,32) (three tiles, the last ragged), (1,256,1,64)
+//                      (four whole tiles): every version, forward then backward
+//                      (the fused, mma and cuDNN backward are fed their own
+//                      forward's out and lse). Each line
 //                      ends with the FNV-1a hash of the output bits, which
 //                      tests/kernels/attention.sh compares across thread
 //                      orders (the kernels promise bitwise reproducibility;
@@ -18,14 +19,14 @@
 //                      whose compiler fuses multiply-adds and whose exp2f
 //                      differs in the last bit, but not between runs).
 //   attention bench    also checks (1,1024,2,64) and (2,257,3,64), then times
-//                      all eight at B=8, T=1024, NH=12, HS=64 and prints
+//                      each at B=8, T=1024, NH=12, HS=64 and prints
 //                      TFLOP/s and the ratios side by side (real GPU only;
 //                      under the emulation it only checks). FLOPs counted:
 //                      forward 4 B NH T^2 HS / 2 (two matmuls of 2 T^2 HS
 //                      each, half of them under the causal mask), backward
 //                      2.5 times that (five matmuls: dV, dP, dQ, dK, and the
 //                      recomputed scores in the fused version; the simple one
-//                      does four and the wmma and mma ones seven (dq's kernel
+//                      does four and the mma one seven (dq's kernel
 //                      recomputes S and dP), all counted alike).
 //   attention badnh    attention_forward_simple with C % NH != 0: must fail
 //   attention badhs    attention_forward with HS = 48: must fail
@@ -47,8 +48,8 @@
 // - out (B,T,C): one bf16 ulp of the reference rounded to bf16 plus
 //   e_P(t) sum_t2 P |v_t2d|: each term of the weighted sum is off by e_P
 //   relative. Nothing is rounded to bf16 before out in the simple version (P
-//   in fp32 in global memory) and the fused one (in registers); the wmma
-//   and mma versions round P to bf16 for their tensor-core matmul P V, which adds
+//   in fp32 in global memory) and the fused one (in registers); the mma
+//   (and cuDNN's) version rounds P to bf16 for its tensor-core matmul P V, which adds
 //   e_R = 2^-8 (bf16's unit roundoff) to e_P here;
 // - lse (fused only): E_s + gamma(2T + 16) + 2^-20 (1 + |lse|);
 // - dqkv (B,T,3C): one bf16 ulp plus e_g times the absolute sum of the
@@ -60,7 +61,7 @@
 //   of the bf16 out it is given in D = rowsum(dout * out): with errD_t =
 //   sum_d |dout_td| |out_td - out_ref_td| (out as the fused forward gave it,
 //   rounded to bf16), dq_td gets sum_t2 P errD_t |k_t2d| / sqrt(HS) more and
-//   dk likewise (dv does not use D); for the wmma and mma versions e_g gets e_R more:
+//   dk likewise (dv does not use D); for the mma (and cuDNN's) version e_g gets e_R more:
 //   P (for dv) and dS (for dq, dk) are rounded to bf16 before their matmuls,
 //   a relative error of at most 2^-8 in each term of those sums.
 // These bounds are relative to each value's own condition (the absolute sum
@@ -75,7 +76,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../../llmc/attention_mma.cuh"
-#include "../../llmc/attention_wmma.cuh"
 #include "common.cuh"
 
 #define QK_SPREAD 2.0f      // q, k in [-QK_SPREAD, QK_SPREAD)
@@ -88,16 +88,15 @@
 // to bf16 for its matmuls as in ours on the tensor cores, so e_R applies to it too
 #ifdef USE_CUDNN
 #include "../../llmc/attention_cudnn.cuh"
-enum { SIMPLE, FUSED, WMMA, MMA, CUDNN, N_VERSIONS };
+enum { SIMPLE, FUSED, MMA, CUDNN, N_VERSIONS };
 #else
-enum { SIMPLE, FUSED, WMMA, MMA, N_VERSIONS };
+enum { SIMPLE, FUSED, MMA, N_VERSIONS };
 #endif
-#define ROUNDS_P_TO_BF16(version) ((version) >= WMMA)
-static const char* const forward_name[] = {"attention_forward_simple", "attention_forward", "attention_forward_wmma",
-                                           "attention_forward_mma", "attention_forward_cudnn"};
+#define ROUNDS_P_TO_BF16(version) ((version) >= MMA)
+static const char* const forward_name[] = {"attention_forward_simple", "attention_forward", "attention_forward_mma",
+                                           "attention_forward_cudnn"};
 static const char* const backward_name[] = {"attention_backward_simple", "attention_backward",
-                                            "attention_backward_wmma", "attention_backward_mma",
-                                            "attention_backward_cudnn"};
+                                            "attention_backward_mma", "attention_backward_cudnn"};
 
 // version's forward: out, and lse (all but the simple one; it uses scratch)
 static void run_forward(int version, floatX* out, float* lse, float* scratch, const floatX* qkv, int B, int T, int C,
@@ -109,7 +108,6 @@ static void run_forward(int version, floatX* out, float* lse, float* scratch, co
     }
 #endif
     if (version == MMA) attention_forward_mma(out, lse, qkv, B, T, C, NH, 0);
-    else if (version == WMMA) attention_forward_wmma(out, lse, qkv, B, T, C, NH, 0);
     else if (version == FUSED) attention_forward(out, lse, qkv, B, T, C, NH, 0);
     else attention_forward_simple(out, scratch, qkv, B, T, C, NH, 0);
 }
@@ -123,7 +121,6 @@ static void run_backward(int version, floatX* dqkv, float* D, float* scratch, co
     }
 #endif
     if (version == MMA) attention_backward_mma(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
-    else if (version == WMMA) attention_backward_wmma(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
     else if (version == FUSED) attention_backward(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
     else attention_backward_simple(dqkv, scratch, dout, qkv, B, T, C, NH, 0);
 }
@@ -408,19 +405,13 @@ static void bench(void) {
     bench_report("attention_forward", fwd, 0, fwd_flops);
     float bwd = bench_ms([&] { attention_backward(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0); }, 20);
     bench_report("attention_backward", bwd, 0, bwd_flops);
-    float fwd_w = bench_ms([&] { attention_forward_wmma(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
-    bench_report("attention_forward_wmma", fwd_w, 0, fwd_flops);
-    float bwd_w = bench_ms([&] { attention_backward_wmma(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0); },
-                           20);
-    bench_report("attention_backward_wmma", bwd_w, 0, bwd_flops);
     float fwd_m = bench_ms([&] { attention_forward_mma(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
     bench_report("attention_forward_mma", fwd_m, 0, fwd_flops);
     float bwd_m = bench_ms([&] { attention_backward_mma(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0); },
                            20);
     bench_report("attention_backward_mma", bwd_m, 0, bwd_flops);
-    // the tensor-core kernels against the CUDA-core fused ones and each other, timed side by side above
-    printf("bench attention wmma vs fused: forward %.2fx, backward %.2fx faster\n", fwd / fwd_w, bwd / bwd_w);
-    printf("bench attention mma vs wmma: forward %.2fx, backward %.2fx faster\n", fwd_w / fwd_m, bwd_w / bwd_m);
+    // the tensor-core kernels against the CUDA-core fused ones, timed side by side above
+    printf("bench attention mma vs fused: forward %.2fx, backward %.2fx faster\n", fwd / fwd_m, bwd / bwd_m);
 #ifdef USE_CUDNN
     float fwd_c = bench_ms([&] { attention_forward_cudnn(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
     bench_report("attention_forward_cudnn", fwd_c, 0, fwd_flops);
