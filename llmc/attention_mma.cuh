@@ -25,9 +25,9 @@
 // - forward: Q (16,HS) as A fragments; per key tile at or left of the
 //   diagonal: S (16,64) = Q K^T, the online softmax in base 2 (running max m
 //   and per-lane partial sums l of each row; a row's max is shared by its 4
-//   lanes with two shuffles), out *= 2^(m_old - m_new), out += P V with P
-//   the scores' registers as bf16. In the diagonal tile warp w only computes
-//   key chunks 0..w of 16.
+//   lanes with two shuffles), out *= 2^(m_old - m_new) (skipped when no
+//   row's max moved), out += P V with P the scores' registers as bf16. In
+//   the diagonal tile warp w only computes key chunks 0..w of 16.
 // - backward, in two kernels and without atomics, one chunk of 16 rows of the
 //   other side at a time (few registers: 16 scores and 16 dP per lane):
 //   dkdv: a block owns 64 keys, warp w 16 (K, V as A fragments); per query
@@ -44,7 +44,10 @@
 // softmax work. The first profile of these kernels (docs/gpu-validation.md,
 // sixth run) found about ten instructions issued per mma.sync, most of them
 // the mask, the staging loop's address arithmetic and exp2f's denormal
-// handling, now gone (ex2.approx.ftz, addresses computed once).
+// handling, now gone (ex2.approx.ftz, a staging loop of fixed trip count).
+// FlashAttention-2's larger warp tile (two 16-row chunks per warp, each B
+// fragment used twice) was measured slower here: ptxas needed 241 registers
+// for the forward, so half the warps per SM (same run).
 //
 // Precision: P (for out and dV) and dS (for dQ and dK)
 // are rounded to bf16 before their matmuls (a relative error of up to 2^-8
@@ -375,9 +378,10 @@ __device__ __forceinline__ void attnm_dkdv_tile(float (&dk)[HS / 8][4], float (&
     }
 }
 
-// dk, dv (key rows) of dqkv (B,T,3C); grid (ceil(T/64), NH, B), 128 threads;
-// block x owns key tile x (tile 0, with the most query tiles, first). Three blocks per SM asked of ptxas: without it, it
-// aimed at 96 registers for HS = 32 on sm_80 and spilled.
+// dk, dv (key rows) of dqkv (B,T,3C); grid (ceil(T/64), NH, B), 128
+// threads; block x owns key tile x (tile 0, with the most query tiles,
+// first). Three blocks per SM asked of ptxas: without it, it aimed at 96
+// registers for HS = 32 on sm_80 and spilled.
 template <int HS>
 __global__ void __launch_bounds__(32 * ATTNM_WARPS, 3)
     attention_backward_dkdv_mma_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,

@@ -16,8 +16,9 @@
 //                      tests/kernels/attention.sh compares across thread
 //                      orders (the kernels promise bitwise reproducibility;
 //                      the hashes differ between the emulation and a GPU,
-//                      whose compiler fuses multiply-adds and whose exp2f
-//                      differs in the last bit, but not between runs).
+//                      whose compiler fuses multiply-adds and whose ex2.approx
+//                      differs from the host's exp2f in the last bits, but
+//                      not between runs).
 //   attention bench    also checks (1,1024,2,64) and (2,257,3,64), then times
 //                      each at B=8, T=1024, NH=12, HS=64 and prints
 //                      TFLOP/s and the ratios side by side (real GPU only;
