@@ -180,6 +180,23 @@ __device__ __forceinline__ void attnm_times_t(float (&s)[2][4], const uint32_t (
     }
 }
 
+// the same with X the warp's 16 rows of a staged (64,HS) tile xs, each A
+// fragment read as its k step needs it (4 registers live, not HS/4)
+template <int HS>
+__device__ __forceinline__ void attnm_times_t_staged(float (&s)[2][4], const floatX* xs, const floatX* tile, int n0) {
+    const int l = (int)threadIdx.x % 32, r0 = 16 * ((int)threadIdx.x / 32);
+#pragma unroll
+    for (int i = 0; i < 4; i++) s[0][i] = s[1][i] = 0.0f;
+#pragma unroll
+    for (int kd = 0; kd < HS / 16; kd++) {
+        uint32_t a[4], b[4];
+        ldmatrix_x4(a, xs + (r0 + l % 8 + 8 * (l / 8 % 2)) * (HS + 8) + 16 * kd + 8 * (l / 16));
+        attnm_load_bt<HS + 8>(b, tile, n0, 16 * kd);
+        mma_bf16_16816(s[0], a, b[0], b[1]);
+        mma_bf16_16816(s[1], a, b[2], b[3]);
+    }
+}
+
 // the A operand (16,16) made of two accumulator tiles (columns 0..7, 8..15)
 // rounded to bf16
 __device__ __forceinline__ void attnm_as_a(uint32_t (&a)[4], const float (&lo)[4], const float (&hi)[4]) {
@@ -345,18 +362,23 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
 // P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - D), dK += dS^T Q. Only EDGE tiles
 // (the diagonal one, a last partial one) are masked: query q0 + c (c the
 // column in the tile) against key g or g + 8 of the warp, and q0 + c < end
-// (both relative to the warp's first key).
-template <int HS, bool EDGE>
+// (both relative to the warp's first key). HELD: K's and V's fragments are
+// ka, va, held in registers for the whole kernel; else they are read from
+// the staged tiles ks, vs as each k step needs them (32 registers fewer, 8
+// ldmatrix more per chunk).
+template <int HS, bool EDGE, bool HELD>
 __device__ __forceinline__ void attnm_dkdv_tile(float (&dk)[HS / 8][4], float (&dv)[HS / 8][4],
                                                 const uint32_t (&ka)[HS / 16][4], const uint32_t (&va)[HS / 16][4],
-                                                const floatX* qb, const floatX* gb, const float* lse_t,
-                                                const float* D_t, float to_base2, int i0, int i1, int q0, int end) {
+                                                const floatX* ks, const floatX* vs, const floatX* qb,
+                                                const floatX* gb, const float* lse_t, const float* D_t,
+                                                float to_base2, int i0, int i1, int q0, int end) {
     const int lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
-#pragma unroll
+#pragma unroll(HELD ? 4 : 1)   // (unrolled, ptxas hoists the chunks' loads past each other: over 128 registers)
     for (int j = 0; j < 4; j++) {
         if (j < i0 || j >= i1) continue;
         float s[2][4], dp[2][4];   // S^T, then P^T, then dS^T (16 keys, 16 queries); dP^T
-        attnm_times_t<HS>(s, ka, qb, 16 * j);   // S^T = K Q^T
+        if (HELD) attnm_times_t<HS>(s, ka, qb, 16 * j);   // S^T = K Q^T
+        else attnm_times_t_staged<HS>(s, ks, qb, 16 * j);
 #pragma unroll
         for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: key g + 8 (i%4 / 2), query column qc
             const int qc = 16 * j + 8 * (i / 4) + 2 * t + i % 2;
@@ -367,7 +389,8 @@ __device__ __forceinline__ void attnm_dkdv_tile(float (&dk)[HS / 8][4], float (&
         uint32_t a[4];
         attnm_as_a(a, s[0], s[1]);
         attnm_accumulate<HS>(dv, a, gb, 16 * j);   // dV += P^T dO
-        attnm_times_t<HS>(dp, va, gb, 16 * j);     // dP^T = V dO^T
+        if (HELD) attnm_times_t<HS>(dp, va, gb, 16 * j);   // dP^T = V dO^T
+        else attnm_times_t_staged<HS>(dp, vs, gb, 16 * j);
 #pragma unroll
         for (int i = 0; i < 8; i++) {   // dS^T = P^T (dP^T - D); masked entries (P = 0) stay 0 (finite dP^T, D)
             float& v = s[i / 4][i % 4];
@@ -378,19 +401,34 @@ __device__ __forceinline__ void attnm_dkdv_tile(float (&dk)[HS / 8][4], float (&
     }
 }
 
-// dk, dv (key rows) of dqkv (B,T,3C); grid (ceil(T/64), NH, B), 128
-// threads; block x owns key tile x (tile 0, with the most query tiles,
-// first). Three blocks per SM asked of ptxas: without it, it aimed at 96
-// registers for HS = 32 on sm_80 and spilled.
+// dkdv's shared memory, in bytes: Q and dout tiles (two buffers each), lse
+// and D of their rows, then (HELD = false only) the block's K and V tiles
 template <int HS>
-__global__ void __launch_bounds__(32 * ATTNM_WARPS, 3)
+constexpr size_t attnm_dkdv_smem(bool held) {
+    return (size_t)(held ? 4 : 6) * ATTN_TILE * (HS + 8) * sizeof(floatX) + 4 * ATTN_TILE * sizeof(float);
+}
+
+// dk, dv (key rows) of dqkv (B,T,3C); grid (ceil(T/64), NH, B), 128
+// threads, attnm_dkdv_smem<HS>(HELD) bytes of dynamic shared memory; block
+// x owns key tile x (tile 0, with the most query tiles, first). HELD as in
+// attnm_dkdv_tile: held (the trainer's), three blocks per SM asked of
+// ptxas (without it, it aimed at 96 registers for HS = 32 on sm_80 and
+// spilled), K and V staged in the second Q and dout buffers before those
+// are needed; read as needed, four blocks (at most 128 registers, 55 KB
+// each: Hopper's 228 KB per SM), for the next GPU run to time against it
+// (dev/cuda/attention.cu bench).
+template <int HS, bool HELD>
+__global__ void __launch_bounds__(32 * ATTNM_WARPS, HELD ? 3 : 4)
     attention_backward_dkdv_mma_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
                                        const float* D, int T, int NH, float scale) {
-    constexpr int LDH = HS + 8;
-    __shared__ __align__(16) floatX tile_q[2][ATTN_TILE * LDH];   // Q tiles (K first, in the last buffer)
-    __shared__ __align__(16) floatX tile_g[2][ATTN_TILE * LDH];   // dout tiles (V first)
-    __shared__ __align__(16) float lse_s[2][ATTN_TILE];           // lse and D of the query tile's rows
-    __shared__ __align__(16) float D_s[2][ATTN_TILE];
+    constexpr int LDH = HS + 8, TILE = ATTN_TILE * LDH;
+    extern __shared__ __align__(16) floatX attnm_dkdv_shared[];
+    floatX(*tile_q)[TILE] = (floatX(*)[TILE])attnm_dkdv_shared;   // Q tiles (HELD: K first, in buffer 1)
+    floatX(*tile_g)[TILE] = tile_q + 2;                             // dout tiles (HELD: V first, in buffer 1)
+    float(*lse_s)[ATTN_TILE] = (float(*)[ATTN_TILE])(tile_q + 4);    // lse and D of the query tile's rows
+    float(*D_s)[ATTN_TILE] = lse_s + 2;
+    floatX* tile_k = HELD ? tile_q[1] : (floatX*)(D_s + 2);          // K, V (HELD: until their fragments are read)
+    floatX* tile_v = HELD ? tile_g[1] : tile_k + TILE;
     const int kt = (int)blockIdx.x, h = (int)blockIdx.y, b = (int)blockIdx.z;
     const int warp = (int)threadIdx.x / 32;
     const int C = NH * HS;
@@ -402,17 +440,19 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 3)
     const int key0 = kt * ATTN_TILE + 16 * warp;   // the warp's first key; this lane's: key0 + g, key0 + g + 8
 
     const int ntiles = (T + ATTN_TILE - 1) / ATTN_TILE;
-    attnm_stage<HS>(tile_q[1], base + C, C3, kt * ATTN_TILE, T);   // K
-    attnm_stage<HS>(tile_g[1], base + 2 * C, C3, kt * ATTN_TILE, T);   // V
+    attnm_stage<HS>(tile_k, base + C, C3, kt * ATTN_TILE, T);       // K
+    attnm_stage<HS>(tile_v, base + 2 * C, C3, kt * ATTN_TILE, T);   // V
     cp_async_commit();
     attnm_load_queries<HS>(tile_q[0], tile_g[0], lse_s[0], D_s[0], base, gbase, C3, C, lse_bh, D_bh, kt, kt,
                            T);   // query tile kt (always exists)
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();   // K and V are in
-    uint32_t ka[HS / 16][4], va[HS / 16][4];
-    attnm_load_rows<HS>(ka, tile_q[1]);
-    attnm_load_rows<HS>(va, tile_g[1]);
+    uint32_t ka[HS / 16][4], va[HS / 16][4];   // (HELD only)
+    if (HELD) {
+        attnm_load_rows<HS>(ka, tile_k);
+        attnm_load_rows<HS>(va, tile_v);
+    }
     float dk[HS / 8][4], dv[HS / 8][4];
 #pragma unroll
     for (int n = 0; n < HS / 8; n++)
@@ -428,11 +468,13 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 3)
         const int k = (qt - kt) % 2;   // query tile qt, in
         if (qt == kt || (qt + 1) * ATTN_TILE > T) {   // the diagonal tile, a last partial one: masked
             const int rows_left = T - qt * ATTN_TILE;
-            attnm_dkdv_tile<HS, true>(dk, dv, ka, va, tile_q[k], tile_g[k], lse_s[k], D_s[k], to_base2,
-                                      qt == kt ? warp : 0, rows_left >= ATTN_TILE ? 4 : (rows_left + 15) / 16,
-                                      qt * ATTN_TILE - key0, T - key0);
+            attnm_dkdv_tile<HS, true, HELD>(dk, dv, ka, va, tile_k, tile_v, tile_q[k], tile_g[k], lse_s[k], D_s[k],
+                                            to_base2, qt == kt ? warp : 0,
+                                            rows_left >= ATTN_TILE ? 4 : (rows_left + 15) / 16,
+                                            qt * ATTN_TILE - key0, T - key0);
         } else {
-            attnm_dkdv_tile<HS, false>(dk, dv, ka, va, tile_q[k], tile_g[k], lse_s[k], D_s[k], to_base2, 0, 4, 0, 0);
+            attnm_dkdv_tile<HS, false, HELD>(dk, dv, ka, va, tile_k, tile_v, tile_q[k], tile_g[k], lse_s[k], D_s[k],
+                                             to_base2, 0, 4, 0, 0);
         }
     }
     floatX* dst = dqkv + ((size_t)b * T + key0) * C3 + h * HS;
@@ -539,17 +581,25 @@ static inline void attention_forward_mma(floatX* out, float* lse, const floatX* 
     cudaCheck(cudaGetLastError());
 }
 
-template <int HS>
+template <int HS, bool HELD>
 static inline void attention_backward_mma_launch(dim3 grid, floatX* dqkv, const float* D, const floatX* dout,
                                                  const floatX* qkv, const float* lse, int T, int NH, float scale,
                                                  cudaStream_t stream) {
-    attention_backward_dkdv_mma_kernel<HS><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse, D, T, NH,
-                                                                                  scale);
+    const size_t smem = attnm_dkdv_smem<HS>(HELD);
+    if (smem > 48 * 1024) {
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_mma_kernel<HS, HELD>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    }
+    attention_backward_dkdv_mma_kernel<HS, HELD><<<grid, 32 * ATTNM_WARPS, smem, stream>>>(dqkv, dout, qkv, lse, D,
+                                                                                           T, NH, scale);
     cudaCheck(cudaGetLastError());
     attention_backward_dq_mma_kernel<HS><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse, D, T, NH, scale);
     cudaCheck(cudaGetLastError());
 }
 
+// HELD: dkdv's variant (attention_backward_dkdv_mma_kernel); the trainer's
+// is the default
+template <bool HELD = true>
 static inline void attention_backward_mma(floatX* dqkv, float* scratch_D, const floatX* dout, const floatX* qkv,
                                           const floatX* out, const float* lse, int B, int T, int C, int NH,
                                           cudaStream_t stream) {
@@ -558,8 +608,8 @@ static inline void attention_backward_mma(floatX* dqkv, float* scratch_D, const 
     const float scale = 1.0f / sqrtf((float)HS);
     attention_rowdot(scratch_D, dout, out, B, T, NH, HS, stream);
     dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
-    if (HS == 64) attention_backward_mma_launch<64>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
-    else attention_backward_mma_launch<32>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
+    if (HS == 64) attention_backward_mma_launch<64, HELD>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
+    else attention_backward_mma_launch<32, HELD>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
 }
 
 #endif // LLMC_ATTENTION_MMA_CUH

@@ -89,15 +89,19 @@
 // to bf16 for its matmuls as in ours on the tensor cores, so e_R applies to it too
 #ifdef USE_CUDNN
 #include "../../llmc/attention_cudnn.cuh"
-enum { SIMPLE, FUSED, MMA, CUDNN, N_VERSIONS };
+enum { SIMPLE, FUSED, MMA, MMA_STAGED, CUDNN, N_VERSIONS };
 #else
-enum { SIMPLE, FUSED, MMA, N_VERSIONS };
+enum { SIMPLE, FUSED, MMA, MMA_STAGED, N_VERSIONS };
 #endif
 #define ROUNDS_P_TO_BF16(version) ((version) >= MMA)
+// MMA_STAGED: the mma backward with dkdv's K and V fragments read from shared
+// memory as needed instead of held (attention_backward_mma<false>), which
+// must give MMA's bits; its forward is MMA's
 static const char* const forward_name[] = {"attention_forward_simple", "attention_forward", "attention_forward_mma",
-                                           "attention_forward_cudnn"};
+                                           "attention_forward_mma", "attention_forward_cudnn"};
 static const char* const backward_name[] = {"attention_backward_simple", "attention_backward",
-                                            "attention_backward_mma", "attention_backward_cudnn"};
+                                            "attention_backward_mma", "attention_backward_mma_kv_staged",
+                                            "attention_backward_cudnn"};
 
 // version's forward: out, and lse (all but the simple one; it uses scratch)
 static void run_forward(int version, floatX* out, float* lse, float* scratch, const floatX* qkv, int B, int T, int C,
@@ -108,7 +112,7 @@ static void run_forward(int version, floatX* out, float* lse, float* scratch, co
         return;
     }
 #endif
-    if (version == MMA) attention_forward_mma(out, lse, qkv, B, T, C, NH, 0);
+    if (version == MMA || version == MMA_STAGED) attention_forward_mma(out, lse, qkv, B, T, C, NH, 0);
     else if (version == FUSED) attention_forward(out, lse, qkv, B, T, C, NH, 0);
     else attention_forward_simple(out, scratch, qkv, B, T, C, NH, 0);
 }
@@ -122,6 +126,7 @@ static void run_backward(int version, floatX* dqkv, float* D, float* scratch, co
     }
 #endif
     if (version == MMA) attention_backward_mma(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
+    else if (version == MMA_STAGED) attention_backward_mma<false>(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
     else if (version == FUSED) attention_backward(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
     else attention_backward_simple(dqkv, scratch, dout, qkv, B, T, C, NH, 0);
 }
@@ -311,6 +316,7 @@ static int check(Shape s, uint32_t seed) {
     floatX* got = (floatX*)xmalloc(n_qkv * sizeof(floatX));
     float* got_lse = (float*)xmalloc(n_row * sizeof(float));
     int bad = 0;
+    uint32_t bwd_bits[N_VERSIONS] = {0};   // each version's backward hash
 
     for (int version = 0; version < N_VERSIONS; version++) {
         const char *fwd = forward_name[version], *bwd = backward_name[version];
@@ -362,8 +368,15 @@ static int check(Shape s, uint32_t seed) {
             bad = 1;
             continue;
         }
+        bwd_bits[version] = fnv1a(got, n_qkv * sizeof(floatX), 2166136261u);
         printf("%s B=%d T=%d NH=%d HS=%d: matches the CPU reference (largest error / tolerance: dqkv %.3f), "
-               "bits %08x\n", bwd, B, T, NH, HS, w, fnv1a(got, n_qkv * sizeof(floatX), 2166136261u));
+               "bits %08x\n", bwd, B, T, NH, HS, w, bwd_bits[version]);
+    }
+    // where dkdv's fragments come from changes no arithmetic
+    if (!bad && bwd_bits[MMA_STAGED] != bwd_bits[MMA]) {
+        fprintf(stderr, "error: %s B=%d T=%d NH=%d HS=%d: bits %08x, not those of %s (%08x)\n",
+                backward_name[MMA_STAGED], B, T, NH, HS, bwd_bits[MMA_STAGED], backward_name[MMA], bwd_bits[MMA]);
+        bad = 1;
     }
 
     cudaCheck(cudaFree(d_qkv));
@@ -411,8 +424,13 @@ static void bench(void) {
     float bwd_m = bench_ms([&] { attention_backward_mma(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0); },
                            20);
     bench_report("attention_backward_mma", bwd_m, 0, bwd_flops);
-    // the tensor-core kernels against the CUDA-core fused ones, timed side by side above
+    float bwd_s = bench_ms([&] { attention_backward_mma<false>(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH,
+                                                               0); }, 20);
+    bench_report("attention_backward_mma_kv_staged", bwd_s, 0, bwd_flops);
+    // the tensor-core kernels against the CUDA-core fused ones, and dkdv's two variants, timed side by side above
     printf("bench attention mma vs fused: forward %.2fx, backward %.2fx faster\n", fwd / fwd_m, bwd / bwd_m);
+    printf("bench attention mma dkdv K,V staged (4 blocks per SM) vs held (3): backward %.2fx faster\n",
+           bwd_m / bwd_s);
 #ifdef USE_CUDNN
     float fwd_c = bench_ms([&] { attention_forward_cudnn(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
     bench_report("attention_forward_cudnn", fwd_c, 0, fwd_flops);
