@@ -75,6 +75,7 @@
 template <int HS>
 __device__ __forceinline__ void attnm_stage(floatX* dst, const floatX* src, size_t stride, int row0, int T) {
     constexpr unsigned CHUNKS = HS / 8, ROWS = 32 * ATTNM_WARPS / CHUNKS;
+    static_assert(32 * ATTNM_WARPS % CHUNKS == 0 && ATTN_TILE % ROWS == 0, "whole rows per pass, whole passes");
     const unsigned c = threadIdx.x % CHUNKS;
 #pragma unroll
     for (unsigned k = 0; k < ATTN_TILE / ROWS; k++) {
@@ -391,8 +392,10 @@ __device__ __forceinline__ void attnm_dkdv_tile(float (&dk)[HS / 8][4], float (&
         attnm_accumulate<HS>(dv, a, gb, 16 * j);   // dV += P^T dO
         if (HELD) attnm_times_t<HS>(dp, va, gb, 16 * j);   // dP^T = V dO^T
         else attnm_times_t_staged<HS>(dp, vs, gb, 16 * j);
+        // dS^T = P^T (dP^T - D); masked entries (P = 0) stay 0 as long as dP^T and D are finite, as they are for
+        // finite inputs (with a non-finite dout the step's gradients are non-finite anyway: the trainer stops)
 #pragma unroll
-        for (int i = 0; i < 8; i++) {   // dS^T = P^T (dP^T - D); masked entries (P = 0) stay 0 (finite dP^T, D)
+        for (int i = 0; i < 8; i++) {
             float& v = s[i / 4][i % 4];
             v *= dp[i / 4][i % 4] - D_t[16 * j + 8 * (i / 4) + 2 * t + i % 2];
         }
@@ -414,8 +417,9 @@ constexpr size_t attnm_dkdv_smem(bool held) {
 // attnm_dkdv_tile: held (the trainer's), three blocks per SM asked of
 // ptxas (without it, it aimed at 96 registers for HS = 32 on sm_80 and
 // spilled), K and V staged in the second Q and dout buffers before those
-// are needed; read as needed, four blocks (at most 128 registers, 55 KB
-// each: Hopper's 228 KB per SM), for the next GPU run to time against it
+// are needed; read as needed, at most 128 registers for four blocks per
+// SM where shared memory allows (55 KB each: four in Hopper's 228 KB, two in
+// an A100's 164 KB), for the next GPU run to time against it
 // (dev/cuda/attention.cu bench).
 template <int HS, bool HELD>
 __global__ void __launch_bounds__(32 * ATTNM_WARPS, HELD ? 3 : 4)

@@ -22,8 +22,8 @@
 //   attention bench    also checks (1,1024,2,64) and (2,257,3,64), then times
 //                      each at B=8, T=1024, NH=12, HS=64 and prints
 //                      TFLOP/s and the ratios side by side (real GPU only;
-//                      under the emulation it only checks). FLOPs counted:
-//                      forward 4 B NH T^2 HS / 2 (two matmuls of 2 T^2 HS
+//                      under the emulation `bench` runs check's shapes
+//                      only). FLOPs counted: forward 4 B NH T^2 HS / 2 (two matmuls of 2 T^2 HS
 //                      each, half of them under the causal mask), backward
 //                      2.5 times that (five matmuls: dV, dP, dQ, dK, and the
 //                      recomputed scores in the fused version; the simple one
@@ -429,7 +429,7 @@ static void bench(void) {
     bench_report("attention_backward_mma_kv_staged", bwd_s, 0, bwd_flops);
     // the tensor-core kernels against the CUDA-core fused ones, and dkdv's two variants, timed side by side above
     printf("bench attention mma vs fused: forward %.2fx, backward %.2fx faster\n", fwd / fwd_m, bwd / bwd_m);
-    printf("bench attention mma dkdv K,V staged (4 blocks per SM) vs held (3): backward %.2fx faster\n",
+    printf("bench attention mma dkdv K,V staged (4 blocks per SM on Hopper) vs held (3): backward %.2fx faster\n",
            bwd_m / bwd_s);
 #ifdef USE_CUDNN
     float fwd_c = bench_ms([&] { attention_forward_cudnn(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
