@@ -10,7 +10,10 @@
 //                 the hand-built registers. Then the pipeline: 64 threads
 //                 sum 6 tiles of (64,4) floats, each tile loaded by cp.async
 //                 while the previous one is read, each thread reading a
-//                 slot another warp copied: right in every mode
+//                 slot another warp copied: right in every mode. Then the
+//                 scalar wrappers against values worked out from the PTX
+//                 ISA: ex2_approx flushes results below 2^-126 to +0
+//                 (.ftz), pack_bf16x2 rounds to nearest, ties to even
 //   ptx halfwarp  an mma only lanes 0..15 reach: the emulator must stop
 //                 (inactive lane)
 //   ptx misaligned
@@ -102,6 +105,49 @@ __global__ void pipeline_kernel(float* out, const float* in, int mode) {
     for (int k = 0; k < 4; k++) out[4 * i + k] = acc[k];
 }
 
+// out: ex2_approx at x[0..3], then pack_bf16x2 of (x[4], x[5]) and (x[6], x[7]) as bits
+__global__ void scalar_kernel(uint32_t* out, const float* x) {
+    for (int i = 0; i < 4; i++) {
+        const float r = ex2_approx(x[i]);
+        out[i] = *(const uint32_t*)&r;
+    }
+    out[4] = pack_bf16x2(x[4], x[5]);
+    out[5] = pack_bf16x2(x[6], x[7]);
+}
+
+static int check_scalars(void) {
+    // 2^-127.5 is a subnormal: flushed; 2^-125 is normal; 2^0 = 1; 2^-inf = 0.
+    // bf16 keeps 8 significant bits: 1 + 2^-8 is halfway between 1 (0x3f80) and
+    // 1 + 2^-7 (0x3f81), so it rounds to the even 0x3f80; 1 + 3 2^-9 is past it
+    // (0x3f81); 3 is 0x4040, -2 is 0xc000
+    const float x[8] = {-127.5f, -125.0f, 0.0f, -INFINITY, 1.0f + 0x1p-8f, 3.0f, 1.0f + 0x3p-9f, -2.0f};
+    uint32_t got[6];
+    float* d_x;
+    uint32_t* d_out;
+    cuda_check(cudaMalloc(&d_x, sizeof(x)));
+    cuda_check(cudaMalloc(&d_out, sizeof(got)));
+    cuda_check(cudaMemcpy(d_x, x, sizeof(x), cudaMemcpyHostToDevice));
+    scalar_kernel<<<1, 1>>>(d_out, d_x);
+    cuda_check(cudaGetLastError());
+    cuda_check(cudaMemcpy(got, d_out, sizeof(got), cudaMemcpyDeviceToHost));
+    cuda_check(cudaFree(d_x));
+    cuda_check(cudaFree(d_out));
+    float e[4];
+    memcpy(e, got, sizeof(e));
+    if (!(e[0] == 0.0f && !signbit(e[0])) || !(fabsf(e[1] / 0x1p-125f - 1.0f) <= 0x1p-20f) || e[2] != 1.0f ||
+        !(e[3] == 0.0f)) {
+        fprintf(stderr, "error: ex2_approx: 2^-127.5, 2^-125, 2^0, 2^-inf gave %g, %g, %g, %g; want 0, %g, 1, 0\n",
+                e[0], e[1], e[2], e[3], 0x1p-125f);
+        return 1;
+    }
+    if (got[4] != 0x40403f80u || got[5] != 0xc0003f81u) {
+        fprintf(stderr, "error: pack_bf16x2 gave %08x, %08x; want 40403f80, c0003f81\n", got[4], got[5]);
+        return 1;
+    }
+    printf("ptx: ex2_approx flushes subnormal results, pack_bf16x2 rounds to nearest even\n");
+    return 0;
+}
+
 static int check_pipeline(int mode) {
     const int n = PIPE_TILES * PIPE_THREADS * 4;
     float in[n], want[PIPE_THREADS * 4], got[PIPE_THREADS * 4];
@@ -184,5 +230,5 @@ int main(int argc, char** argv) {
             return 1;
         }
     printf("ptx: mma D = A B + C matches the CPU, ldmatrix gives the documented fragments\n");
-    return check_pipeline(0);
+    return check_pipeline(0) || check_scalars();
 }
