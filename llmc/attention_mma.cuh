@@ -138,14 +138,19 @@ __device__ __forceinline__ void attnm_pipeline_wait() {
     __syncthreads();
 }
 
-// the warp's 16 rows of a staged (64,HS) tile (warp w: rows 16w..16w+15)
-// as HS/16 A operands (16,16), columns 16kd..16kd+15 in x[kd]
+// the warp's 16 rows of a staged (64,HS) tile (warp w: rows 16w..16w+15),
+// columns 16kd..16kd+15, as an A operand (16,16)
+template <int HS>
+__device__ __forceinline__ void attnm_load_row_fragment(uint32_t (&a)[4], const floatX* tile, int kd) {
+    const int l = (int)threadIdx.x % 32, r0 = 16 * ((int)threadIdx.x / 32);
+    ldmatrix_x4(a, tile + (r0 + l % 8 + 8 * (l / 8 % 2)) * (HS + 8) + 16 * kd + 8 * (l / 16));
+}
+
+// all HS/16 of them: x[kd]
 template <int HS>
 __device__ __forceinline__ void attnm_load_rows(uint32_t (&x)[HS / 16][4], const floatX* tile) {
-    const int l = (int)threadIdx.x % 32, r0 = 16 * ((int)threadIdx.x / 32);
 #pragma unroll
-    for (int kd = 0; kd < HS / 16; kd++)
-        ldmatrix_x4(x[kd], tile + (r0 + l % 8 + 8 * (l / 8 % 2)) * (HS + 8) + 16 * kd + 8 * (l / 16));
+    for (int kd = 0; kd < HS / 16; kd++) attnm_load_row_fragment<HS>(x[kd], tile, kd);
 }
 
 // B operands of Y^T for two 8-column tiles, Y a staged tile: the columns are
@@ -185,13 +190,12 @@ __device__ __forceinline__ void attnm_times_t(float (&s)[2][4], const uint32_t (
 // fragment read as its k step needs it (4 registers live, not HS/4)
 template <int HS>
 __device__ __forceinline__ void attnm_times_t_staged(float (&s)[2][4], const floatX* xs, const floatX* tile, int n0) {
-    const int l = (int)threadIdx.x % 32, r0 = 16 * ((int)threadIdx.x / 32);
 #pragma unroll
     for (int i = 0; i < 4; i++) s[0][i] = s[1][i] = 0.0f;
 #pragma unroll
     for (int kd = 0; kd < HS / 16; kd++) {
         uint32_t a[4], b[4];
-        ldmatrix_x4(a, xs + (r0 + l % 8 + 8 * (l / 8 % 2)) * (HS + 8) + 16 * kd + 8 * (l / 16));
+        attnm_load_row_fragment<HS>(a, xs, kd);
         attnm_load_bt<HS + 8>(b, tile, n0, 16 * kd);
         mma_bf16_16816(s[0], a, b[0], b[1]);
         mma_bf16_16816(s[1], a, b[2], b[3]);
