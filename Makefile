@@ -194,7 +194,7 @@ CUDA_DIR := $(CUDA_DIR)
 .PHONY: cuda-dir
 cuda-dir:   # for scripts that need the toolkit's files
 	@echo $(CUDA_DIR)
-NVCC_FLAGS = -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+NVCC_FLAGS = -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a \
 	-Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -warn-spills,-warn-lmem-usage
 EMU_TESTS = good_kernels bad_kernels bf16 coop_groups wmma ptx streams
 EMU_TEST_HDRS = build/emu/src/dev/emu/tests/common.cuh
@@ -295,7 +295,14 @@ build/cudnn/attention_graphs: dev/cuda/cudnn_attention_graphs.c llmc/attention_c
 	$(CC) -std=gnu11 -O1 -Wall -Wextra -Werror -I$(CUDA_DIR)/include $< -L$(CUDA_DIR)/lib64 -lcudnn -o $@
 
 .PHONY: cuda-bench
-cuda-bench: $(CUDA_BENCHES)
+cuda-bench: $(CUDA_BENCHES) build/cuda/ptx_layouts
+
+# the emulator's PTX test on the device: llmc/ptx.cuh's wrappers (mma.sync,
+# ldmatrix, cp.async, wgmma) against the layouts it writes out from the PTX
+# ISA; gpu_validate.sh runs it first, so a wrong layout shows there by itself
+build/cuda/ptx_layouts: dev/emu/tests/ptx.cu dev/emu/tests/common.cuh llmc/ptx.cuh llmc/cuda_common.cuh
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCC_FLAGS) -O3 $< -o $@
 
 build/cuda/%: dev/cuda/%.cu $(EMU_KERNEL_HDRS) build/gpu_flags
 	@mkdir -p $(@D)

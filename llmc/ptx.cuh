@@ -129,4 +129,164 @@ __device__ __forceinline__ void cp_async_wait() {
 #endif
 }
 
+// ----------------------------------------------------------------------------
+// wgmma (Hopper, sm_90a only): one warpgroup (4 warps, 128 threads, all of
+// them, uniformly) multiplies D (64,N) += A (64,16) B (16,N) asynchronously,
+// B (and A in the _ss form) read by the tensor cores straight from shared
+// memory through a matrix descriptor, no ldmatrix. The accumulators' layout
+// is mma.sync's, warp w holding rows 16w..16w+15: d[4n + i] is 8-column
+// tile n's c[i] of an m16n8 accumulator (see the top of this file); an A
+// operand in registers (the _rs form) is mma.sync's A fragment of the warp's
+// 16 rows. So a kernel written for mma.sync keeps its elementwise code.
+// The order: wgmma_fence() (the accumulator and A registers written before
+// it are what the wgmmas read), the wgmmas, wgmma_commit(), and
+// wgmma_wait<N>() before the registers are read or written again (at most N
+// newest groups still running). Shared memory written by this thread in the
+// ordinary way (st.shared, cp.async once landed) is seen by a later wgmma
+// only after fence_proxy_async() (wgmmas read through the "async proxy"),
+// and, for another thread's writes, a barrier after that fence.
+//
+// Shared-memory layout without swizzling (PTX ISA, "Shared Memory Matrix
+// Layout", the layout a descriptor with swizzle mode 0 describes): the
+// operand is made of core matrices of 8 rows of 16 bytes (8 bf16), each core
+// matrix 128 contiguous bytes. For an operand stored K-major (each row a
+// row of A, or a column of B, along the k dimension: Q, K as stored) a
+// core-matrix row holds 8 consecutive k of one m (or n); stored MN-major
+// (V as B: its rows are k, its columns n) 8 consecutive n of one k. lbo:
+// the bytes between core matrices adjacent along k; sbo: along m or n.
+__device__ __forceinline__ uint64_t wgmma_desc(const void* smem, unsigned lbo, unsigned sbo) {
+#ifdef CUDA_EMU
+    const uint32_t addr = emu_shared_address(smem);
+#else
+    const uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
+#endif
+    // bits 0-13 address, 16-29 lbo, 32-45 sbo, all in 16-byte units; swizzle (62-63) 0
+    return (uint64_t)((addr & 0x3FFFF) >> 4) | (uint64_t)((lbo >> 4) & 0x3FFF) << 16 |
+           (uint64_t)((sbo >> 4) & 0x3FFF) << 32;
+}
+
+// the sm_90a instructions, or (other targets: never launched there) a trap
+#if defined(__CUDA_ARCH__) && !defined(CUDA_EMU) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define LLMC_WGMMA_TRAP() __trap()
+#else
+#define LLMC_WGMMA_TRAP()
+#endif
+#if defined(CUDA_EMU) || (defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL))
+#define LLMC_WGMMA_ASM 1
+#endif
+
+__device__ __forceinline__ void wgmma_fence() {
+#ifdef CUDA_EMU
+    emu_wgmma_fence();
+#elif defined(LLMC_WGMMA_ASM)
+    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+#else
+    LLMC_WGMMA_TRAP();
+#endif
+}
+
+__device__ __forceinline__ void wgmma_commit() {
+#ifdef CUDA_EMU
+    emu_wgmma_commit();
+#elif defined(LLMC_WGMMA_ASM)
+    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+#else
+    LLMC_WGMMA_TRAP();
+#endif
+}
+
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+#ifdef CUDA_EMU
+    emu_wgmma_wait(N);
+#elif defined(LLMC_WGMMA_ASM)
+    asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
+#else
+    LLMC_WGMMA_TRAP();
+#endif
+}
+
+__device__ __forceinline__ void fence_proxy_async() {
+#ifdef CUDA_EMU
+    emu_fence_proxy_async();
+#elif defined(LLMC_WGMMA_ASM)
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+#else
+    LLMC_WGMMA_TRAP();
+#endif
+}
+
+// D (64,N) (= or +=) A (64,16) B (16,N), N = 64 or 32, fp32 accumulators,
+// bf16 A and B both from shared memory, both K-major; accumulate 0: D = A B
+template <int N>
+__device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t a_desc, uint64_t b_desc, int accumulate) {
+    static_assert(N == 64 || N == 32, "wgmma_ss: N is 64 or 32");
+#ifdef CUDA_EMU
+    emu_wgmma(d, N, nullptr, a_desc, b_desc, accumulate, 0);
+#elif defined(LLMC_WGMMA_ASM)
+    if constexpr (N == 64) {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+                     "%32, %33, p, 1, 1, 0, 0;\n}"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+                       "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+                       "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
+                       "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+                       "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                     : "l"(a_desc), "l"(b_desc), "r"(accumulate));
+    } else {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+                     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
+                     "%16, %17, p, 1, 1, 0, 0;\n}"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+                       "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+                       "+f"(d[14]), "+f"(d[15])
+                     : "l"(a_desc), "l"(b_desc), "r"(accumulate));
+    }
+#else
+    (void)d, (void)a_desc, (void)b_desc, (void)accumulate;
+    LLMC_WGMMA_TRAP();
+#endif
+}
+
+// D (64,N) += A (64,16) B (16,N), N = 64 or 32: A in registers (the warp's
+// mma.sync A fragment), B from shared memory stored MN-major (transposed
+// against the K-major default: imm-trans-b 1)
+template <int N>
+__device__ __forceinline__ void wgmma_rs_mn(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t b_desc) {
+    static_assert(N == 64 || N == 32, "wgmma_rs_mn: N is 64 or 32");
+#ifdef CUDA_EMU
+    emu_wgmma(d, N, a, 0, b_desc, 1, 1);
+#elif defined(LLMC_WGMMA_ASM)
+    if constexpr (N == 64) {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+                     "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+                       "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+                       "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
+                       "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+                       "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "n"(1));
+    } else {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+                     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
+                     "{%16, %17, %18, %19}, %20, p, 1, 1, 1;\n}"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+                       "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+                       "+f"(d[14]), "+f"(d[15])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "n"(1));
+    }
+#else
+    (void)d, (void)a, (void)b_desc;
+    LLMC_WGMMA_TRAP();
+#endif
+}
+
 #endif // LLMC_PTX_CUH

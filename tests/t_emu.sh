@@ -7,7 +7,9 @@
 # naming exited lanes, a cooperative-groups tile reduce called by half a
 # warp, a PTX mma half the warp skips, an ldmatrix from misaligned rows, a
 # cp.async pipeline without its wait or its refill barrier, per-warp partials
-# read without a barrier, seen when each warp runs alone: EMU_WARPS=serial);
+# read without a barrier, seen when each warp runs alone: EMU_WARPS=serial;
+# a wgmma with no wgmma.fence before it, one reading an operand a cp.async
+# landed with no fence.proxy.async after it, one in a block of 64 threads);
 # and nvcc compiles the same sources (warnings as
 # errors), so they are real CUDA. bf16 conversions (dev/emu/tests/bf16.cu)
 # round as the device does. Streams (dev/emu/tests/streams.cu): with one of
@@ -53,7 +55,8 @@ for build in asan plain; do
         # warp matrix multiply-accumulate (nvcuda::wmma, bf16 m16n16k16)
         check "emu_${build}_wmma_$o" env EMU_ORDER=$o build/emu/$build/wmma
         # PTX mma.sync m16n8k16 and ldmatrix (llmc/ptx.cuh) against the documented register
-        # layouts, and a cp.async pipeline, with copies landing late (at the wait) and early
+        # layouts, a cp.async pipeline, and wgmma (SS and RS, N 64 and 32) against the PTX ISA's
+        # register and shared-memory layouts, with copies landing late (at the wait) and early
         # (at issue, each warp running alone between barriers)
         check "emu_${build}_ptx_$o" env EMU_ORDER=$o build/emu/$build/ptx
         check "emu_${build}_ptx_early_serial_$o" env EMU_ORDER=$o EMU_CP_ASYNC=early EMU_WARPS=serial build/emu/$build/ptx
@@ -150,6 +153,17 @@ for build in asan plain; do
             "cp.async pipeline: mismatch vs the CPU reference"
         caught "emu_${build}_catches_cp_async_refill_race_$o" env EMU_ORDER=$o EMU_CP_ASYNC=early EMU_WARPS=serial \
             build/emu/$build/ptx norefill_barrier -- "cp.async pipeline: mismatch vs the CPU reference"
+        # wgmma: an mma_async with no wgmma.fence since the last commit; an operand a cp.async landed
+        # (at the wait, or at issue) with no fence.proxy.async after it; a block that is not one
+        # warpgroup
+        caught "emu_${build}_catches_wgmma_without_fence_$o" env EMU_ORDER=$o build/emu/$build/ptx wgmma_nofence -- \
+            "kernel wgmma_kernel" "wgmma.mma_async at llmc/ptx.cuh:" "without a wgmma.fence"
+        caught "emu_${build}_catches_wgmma_without_proxy_fence_$o" env EMU_ORDER=$o build/emu/$build/ptx wgmma_noproxy \
+            -- "kernel wgmma_kernel" "wgmma at llmc/ptx.cuh:" "no fence.proxy.async"
+        caught "emu_${build}_catches_wgmma_without_proxy_fence_early_$o" env EMU_ORDER=$o EMU_CP_ASYNC=early \
+            build/emu/$build/ptx wgmma_noproxy -- "kernel wgmma_kernel" "no fence.proxy.async"
+        caught "emu_${build}_catches_wgmma_block64_$o" env EMU_ORDER=$o build/emu/$build/ptx wgmma_block64 -- \
+            "kernel wgmma_kernel" "blocks of one warpgroup" "not 64"
         caught "emu_${build}_catches_wmma_layout_assumption_$o" env EMU_ORDER=$o build/emu/$build/wmma layout -- \
             "layout: mismatch vs the CPU reference"
         caught "emu_${build}_catches_wmma_misaligned_pointer_$o" env EMU_ORDER=$o build/emu/$build/wmma misaligned -- \

@@ -66,6 +66,12 @@
 //   them (a read before it sees the old bytes), or with EMU_CP_ASYNC=early
 //   at issue (a refill before the other warps' reads shows); see that
 //   section.
+// - PTX wgmma (Hopper's warpgroup mma, m64nNk16, bf16 in, fp32 out, swizzle
+//   mode 0) in blocks of one warpgroup, run at the wgmma.wait_group that
+//   covers it, with the documented layouts, and shared-memory addresses as
+//   a descriptor holds them (emu_shared_address); a wgmma without a
+//   wgmma.fence, or reading cp.async data no fence.proxy.async made
+//   visible to it, stops the program; see that section.
 // - __nv_bfloat16 (conversions round to nearest even as the device, NaN to
 //   the canonical 0x7FFF; operators compute in float) and the vector types
 //   float2/float4/int2/int4/uint4 with 16-byte alignment for 128-bit packed
@@ -317,6 +323,17 @@ struct Fiber {
     struct AsyncCopy { char* dst; unsigned char bytes[16]; int size; long group; };
     std::vector<AsyncCopy> async_copies;
     long async_groups;
+    // wgmma: the operations this thread issued that have not completed (they
+    // run at the wgmma.wait_group that covers them; group -1 until
+    // committed), the groups committed so far, whether a wgmma.fence came
+    // since the last commit, and the shared bytes its cp.async copies wrote
+    // since its last fence.proxy.async (a wgmma must not read them yet)
+    struct Wgmma { float* d; int n; bool a_in_regs; uint32_t a[4]; uint64_t a_desc, b_desc; int accumulate, b_mn_major;
+                   long group; const char* file; int line; };
+    std::vector<Wgmma> wgmmas;
+    long wgmma_groups;
+    bool wgmma_fenced;
+    std::vector<std::pair<const char*, int>> unfenced_writes;
 };
 
 struct SharedVar { const void* key; const char* name; char* ptr; size_t size; char* block; };
@@ -1042,6 +1059,44 @@ inline bool shared_range(const void* p, size_t n) {
     return g.dyn && a >= (uintptr_t)g.dyn && a + n <= (uintptr_t)g.dyn + g.dyn_bytes;
 }
 
+// shared-memory addresses as a kernel sees them (cvta.to.shared, what a
+// wgmma descriptor holds): the block's shared variables laid out one after
+// another in a 256 KB window, each at its own address modulo 256 (the
+// dynamic memory first), so 16-byte units and alignments are as on the device
+inline uint32_t shared_address(const void* p, size_t n) {
+    uintptr_t a = (uintptr_t)p;
+    uint32_t base = 0;
+    auto window = [&](const char* start, const char* block, size_t size, uint32_t& next) -> bool {
+        if (a >= (uintptr_t)start && a + n <= (uintptr_t)start + size) {
+            base = next + (uint32_t)(a - (uintptr_t)block);
+            return true;
+        }
+        next += (uint32_t)((start - block + size + 255) / 256 * 256);
+        return false;
+    };
+    uint32_t next = 0;
+    bool found = g.dyn && window(g.dyn, g.dyn, g.dyn_bytes, next);
+    for (size_t i = 0; !found && i < g.shared.size(); i++)
+        found = window(g.shared[i].ptr, g.shared[i].block, g.shared[i].size, next);
+    if (!found) fail("%p (%zu bytes) is not in the block's shared memory", p, n);
+    if (base + n > (1u << 18)) fail("shared memory past the 256 KB a descriptor addresses");
+    return base;
+}
+
+// the inverse: the pointer behind shared address addr, whose n bytes must
+// lie in one shared variable (or the dynamic memory)
+inline char* shared_pointer(uint32_t addr, size_t n) {
+    uint32_t next = 0;
+    auto window = [&](char* start, const char* block, size_t size) -> char* {
+        const uint32_t lo = next + (uint32_t)(start - block);
+        next += (uint32_t)((start - block + size + 255) / 256 * 256);
+        return addr >= lo && addr + n <= lo + size ? start + (addr - lo) : nullptr;
+    };
+    char* p = g.dyn ? window(g.dyn, g.dyn, g.dyn_bytes) : nullptr;
+    for (size_t i = 0; !p && i < g.shared.size(); i++) p = window(g.shared[i].ptr, g.shared[i].block, g.shared[i].size);
+    return p;
+}
+
 } // namespace emu
 
 #define threadIdx (::emu::thread_idx())
@@ -1656,6 +1711,7 @@ inline void emu_cp_async(void* dst, const void* src, int size, const char* file 
         ::emu::fail("cp.async at %s:%d: destination %p is not in shared memory", file, line, dst);
     if (::emu::g.cp_async_early) {
         memcpy(dst, src, (size_t)size);
+        ::emu::self().unfenced_writes.emplace_back((const char*)dst, size);
         return;
     }
     ::emu::Fiber::AsyncCopy c{(char*)dst, {}, size, -1};
@@ -1675,10 +1731,175 @@ inline void emu_cp_async_wait(int n) {
     ::emu::Fiber& f = ::emu::self();
     size_t kept = 0;   // the copies still in flight, kept in order in place
     for (const auto& c : f.async_copies) {
-        if (c.group >= 0 && c.group < f.async_groups - n) memcpy(c.dst, c.bytes, (size_t)c.size);
-        else f.async_copies[kept++] = c;
+        if (c.group >= 0 && c.group < f.async_groups - n) {
+            memcpy(c.dst, c.bytes, (size_t)c.size);
+            f.unfenced_writes.emplace_back(c.dst, c.size);
+        } else {
+            f.async_copies[kept++] = c;
+        }
     }
     f.async_copies.resize(kept);
+}
+
+// ----------------------------------------------------------------------------
+// wgmma (sm_90a), the instructions llmc/ptx.cuh wraps: wgmma.fence,
+// wgmma.mma_async m64nNk16 (bf16 in, fp32 accumulators; A from registers or
+// a descriptor, B from a descriptor), wgmma.commit_group,
+// wgmma.wait_group N, and fence.proxy.async. Here a warpgroup is the whole
+// block, which must have 128 threads (what the kernels using it launch).
+// - An mma_async runs at the wait_group that covers it (the late end of
+//   its window on the device): accumulators read before that wait hold
+//   their old values, and shared memory overwritten before it gives the
+//   wrong product, so a missing or early wait shows.
+// - Checks: every thread issues the same operations (kind, N, descriptors);
+//   a thread's mma_async needs a wgmma.fence since its last commit_group;
+//   no operand byte may be one that a cp.async of any thread landed since
+//   that thread's last fence.proxy.async (plain stores are not tracked).
+// - Layouts (PTX ISA, "Register Fragments and Shared Memory Matrix Layouts"
+//   for wgmma, swizzle mode 0 only): thread 32w + 4g + t holds
+//   accumulator v at row 16w + g + 8 (v % 4 / 2), column 8 (v / 4) + 2t +
+//   v % 2; A register r (half h) at row 16w + g + 8 (r % 2), k 8 (r / 2) +
+//   2t + h. In shared memory an operand is core matrices of 8 rows of 16
+//   bytes: element (mn, k) of a K-major operand at start + (mn / 8) sbo +
+//   (k / 8) lbo + 16 (mn % 8) + 2 (k % 8), of an MN-major one at start +
+//   (mn / 8) sbo + (k / 8) lbo + 16 (k % 8) + 2 (mn % 8).
+// Each D element is summed in fp32, k in increasing order, as emu_mma above.
+
+inline uint32_t emu_shared_address(const void* p) { return ::emu::shared_address(p, 1); }
+
+struct EmuWgmmaScratch {
+    float a[64 * 16], b[16 * 256];
+    long count;                 // operations the first thread runs at this wait
+    ::emu::Fiber::Wgmma first;  // its first, to compare with
+};
+inline EmuWgmmaScratch& emu_wgmma_scratch() {
+    static EmuWgmmaScratch scratch;
+    return scratch;
+}
+
+inline void emu_wgmma_block_check(const char* what, const char* file, int line) {
+    if (::emu::g.fibers.size() != 128)
+        ::emu::fail("%s at %s:%d: the emulation runs wgmma in blocks of one warpgroup (128 threads), not %zu", what,
+                    file, line, ::emu::g.fibers.size());
+}
+
+inline void emu_wgmma_fence() { ::emu::self().wgmma_fenced = true; }
+inline void emu_fence_proxy_async() { ::emu::self().unfenced_writes.clear(); }
+
+inline void emu_wgmma_commit() {
+    ::emu::Fiber& f = ::emu::self();
+    for (auto& w : f.wgmmas)
+        if (w.group < 0) w.group = f.wgmma_groups;
+    f.wgmma_groups++;
+    f.wgmma_fenced = false;
+}
+
+// where element (mn, k) of an operand a descriptor describes lies
+inline const char* emu_wgmma_element_at(uint64_t desc, int mn, int k, int mn_major, const char* file, int line) {
+    const uint32_t start = (uint32_t)(desc & 0x3FFF) << 4, lbo = (uint32_t)(desc >> 16 & 0x3FFF) << 4,
+                   sbo = (uint32_t)(desc >> 32 & 0x3FFF) << 4;
+    if (desc >> 62) ::emu::fail("wgmma at %s:%d: descriptor %016llx: a swizzle mode (emulated: none)", file, line,
+                                (unsigned long long)desc);
+    const uint32_t addr = start + (uint32_t)(mn / 8) * sbo + (uint32_t)(k / 8) * lbo +
+                          (mn_major ? 16u * (k % 8) + 2u * (mn % 8) : 16u * (mn % 8) + 2u * (k % 8));
+    const char* p = ::emu::shared_pointer(addr, 2);
+    if (!p) ::emu::fail("wgmma at %s:%d: descriptor %016llx: element (%d,%d) at shared address %u is not in shared "
+                        "memory", file, line, (unsigned long long)desc, mn, k, addr);
+    return p;
+}
+
+inline float emu_wgmma_element(uint64_t desc, int mn, int k, int mn_major, const char* file, int line) {
+    unsigned short bits;
+    memcpy(&bits, emu_wgmma_element_at(desc, mn, k, mn_major, file, line), 2);
+    return __bfloat162float(__ushort_as_bfloat16(bits));
+}
+
+// fails if a byte of the operand's (rows, 16) elements is one a cp.async
+// of some thread landed since that thread's last fence.proxy.async
+inline void emu_wgmma_check_fenced(uint64_t desc, int rows, int mn_major, const char* file, int line) {
+    std::vector<const char*> at;
+    for (int mn = 0; mn < rows; mn++)
+        for (int k = 0; k < 16; k++) at.push_back(emu_wgmma_element_at(desc, mn, k, mn_major, file, line));
+    std::sort(at.begin(), at.end());
+    for (const ::emu::Fiber& o : ::emu::g.fibers)
+        for (const auto& w : o.unfenced_writes) {   // an element starting in [w - 1, w + size) overlaps
+            auto it = std::lower_bound(at.begin(), at.end(), w.first - 1);
+            if (it != at.end() && *it < w.first + w.second)
+                ::emu::fail("wgmma at %s:%d reads shared memory that thread (%u,%u,%u)'s cp.async wrote with no "
+                            "fence.proxy.async after it", file, line, o.tid.x, o.tid.y, o.tid.z);
+        }
+}
+
+// d (64,n) (+)= A (64,16) B (16,n): a in registers (a_regs) or at a_desc
+// (K-major), B at b_desc (K-major, or MN-major if b_mn_major)
+inline void emu_wgmma(float* d, int n, const uint32_t* a_regs, uint64_t a_desc, uint64_t b_desc, int accumulate,
+                      int b_mn_major, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    ::emu::Fiber& f = ::emu::self();
+    emu_wgmma_block_check("wgmma.mma_async", file, line);
+    if (!f.wgmma_fenced)
+        ::emu::fail("wgmma.mma_async at %s:%d without a wgmma.fence since the last wgmma.commit_group", file, line);
+    ::emu::Fiber::Wgmma w{d, n, a_regs != nullptr, {0, 0, 0, 0}, a_desc, b_desc, accumulate, b_mn_major, -1, file, line};
+    if (a_regs) memcpy(w.a, a_regs, sizeof w.a);
+    if (f.tid.x == 0) {   // once per operation: its operands' bytes are fenced
+        if (!a_regs) emu_wgmma_check_fenced(a_desc, 64, 0, file, line);
+        emu_wgmma_check_fenced(b_desc, n, b_mn_major, file, line);
+    }
+    f.wgmmas.push_back(w);
+}
+
+// runs every committed operation but those of the newest n groups
+inline void emu_wgmma_wait(int n, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    ::emu::Fiber& f = ::emu::self();
+    emu_wgmma_block_check("wgmma.wait_group", file, line);
+    EmuWgmmaScratch& s = emu_wgmma_scratch();
+    const ::emu::Site site{file, line};
+    long count = 0;
+    while (count < (long)f.wgmmas.size() && f.wgmmas[count].group >= 0 && f.wgmmas[count].group < f.wgmma_groups - n)
+        count++;
+    if (f.tid.x == 0) {
+        s.count = count;
+        if (count) s.first = f.wgmmas[0];
+    }
+    site.syncthreads();
+    if (count != s.count)
+        ::emu::fail("wgmma.wait_group at %s:%d completes %ld operations in this thread, %ld in thread 0", file, line,
+                    count, s.count);
+    site.syncthreads();   // every thread has compared (thread 0 may post the next wait's count after this)
+    const int w = (int)f.tid.x / 32, g = (int)f.tid.x % 32 / 4, t = (int)f.tid.x % 4;
+    for (long i = 0; i < count; i++) {
+        const ::emu::Fiber::Wgmma& op = f.wgmmas[i];
+        if ((op.n != s.first.n || op.a_in_regs != s.first.a_in_regs || op.b_desc != s.first.b_desc ||
+                       op.a_desc != s.first.a_desc || op.b_mn_major != s.first.b_mn_major ||
+                       op.accumulate != s.first.accumulate))
+            ::emu::fail("wgmma.mma_async at %s:%d: this thread's operation differs from thread 0's (at %s:%d)",
+                        op.file, op.line, s.first.file, s.first.line);
+        // this thread's share of the operands into the scratch: its A
+        // registers, or (A from shared memory) 8 of A's elements; 16 n / 128 of B's
+        for (int e = 0; e < 8; e++) {
+            const int r = e / 2, h = e % 2, m = 16 * w + g + 8 * (r % 2), k = 8 * (r / 2) + 2 * t + h;
+            if (op.a_in_regs) {
+                s.a[m * 16 + k] = emu_bf16_half(op.a[r], h);
+            } else {
+                const int j = 8 * (int)f.tid.x + e;   // element j of A (64,16), row-major
+                s.a[j] = emu_wgmma_element(op.a_desc, j / 16, j % 16, 0, op.file, op.line);
+            }
+        }
+        for (int j = (int)f.tid.x; j < 16 * op.n; j += 128)   // element j of B (16,n), row-major
+            s.b[j] = emu_wgmma_element(op.b_desc, j % op.n, j / op.n, op.b_mn_major, op.file, op.line);
+        site.syncthreads();   // the operands are in
+        std::vector<float> out((size_t)op.n / 2);
+        for (int v = 0; v < op.n / 2; v++) {
+            const int m = 16 * w + g + 8 * (v % 4 / 2), col = 8 * (v / 4) + 2 * t + v % 2;
+            float acc = op.accumulate ? op.d[v] : 0.0f;
+            for (int k = 0; k < 16; k++) acc += s.a[m * 16 + k] * s.b[k * op.n + col];
+            out[(size_t)v] = acc;
+        }
+        site.syncthreads();   // every thread has read the scratch
+        for (int v = 0; v < op.n / 2; v++) op.d[v] = out[(size_t)v];
+        if (i + 1 < count && f.tid.x == 0) s.first = f.wgmmas[i + 1];
+        if (i + 1 < count) site.syncthreads();   // thread 0's next operation is posted
+    }
+    f.wgmmas.erase(f.wgmmas.begin(), f.wgmmas.begin() + count);
 }
 
 #endif // CUDA_EMU_H

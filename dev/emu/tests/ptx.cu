@@ -2,7 +2,8 @@
 // wraps. mma.sync m16n8k16 (bf16 -> fp32) and ldmatrix x4 (with and without
 // .trans) against register layouts written out here from the PTX ISA's
 // tables, independently of dev/emu/cuda_emu.h's code; cp.async in a
-// two-buffer pipeline.
+// two-buffer pipeline; wgmma (sm_90a) against the PTX ISA's wgmma register
+// and shared-memory (no swizzle) layouts, written out here too.
 //   ptx           one warp: fragments built by hand from A (16,16) and B
 //                 (16,16) in shared memory, D = A B + C for both 8-column
 //                 halves of B, against the CPU; ldmatrix_x4 of A's four 8x8
@@ -13,7 +14,28 @@
 //                 slot another warp copied: right in every mode. Then the
 //                 scalar wrappers against values worked out from the PTX
 //                 ISA: ex2_approx flushes results below 2^-126 to +0
-//                 (.ftz), pack_bf16x2 rounds to nearest, ties to even
+//                 (.ftz), pack_bf16x2 rounds to nearest, ties to even.
+//                 Then what ptx wgmma checks
+//   ptx wgmma     one warpgroup (128 threads): wgmma_ss<64> D = A1 B1^T
+//                 (accumulate 0) then += A2 B2^T, wgmma_ss<32> E = C + A2 B1^T
+//                 (B1's first 32 n), A and B (n, k) K-major in shared memory
+//                 at lbo, sbo that are not the packed ones, unused bytes NaN
+//                 (A1 landed by cp.async, then fence_proxy_async); wgmma_rs_mn<64>
+//                 and <32>, A registers built by hand, B (k, n) MN-major,
+//                 onto C; each order fence, wgmmas, commit, wait<0>. Exact
+//                 against the CPU (small integers). Emulation only: the
+//                 accumulators read between commit and wait still hold their
+//                 old values (an mma_async runs at its wait, the late end of
+//                 its window; on a device they are undefined, not read)
+//   ptx wgmma_nofence
+//                 the SS wgmmas with no wgmma_fence before them: the emulator
+//                 must stop (without a wgmma.fence); the nvcc build fences
+//   ptx wgmma_noproxy
+//                 A1's cp.async landed with no fence_proxy_async before the
+//                 wgmma reads it: the emulator must stop
+//   ptx wgmma_block64
+//                 the wgmma kernel launched with 64 threads: the emulator
+//                 must stop (blocks of one warpgroup)
 //   ptx halfwarp  an mma only lanes 0..15 reach: the emulator must stop
 //                 (inactive lane)
 //   ptx misaligned
@@ -29,7 +51,8 @@
 //                 the pipeline without the barrier after each tile's reads,
 //                 so a warp may refill a buffer the other still reads: wrong
 //                 with EMU_CP_ASYNC=early EMU_WARPS=serial (forward order)
-// Real CUDA: compiles with nvcc too (sm_80 and up).
+// Real CUDA: compiles with nvcc too (sm_80 and sm_90a: the wgmma wrappers
+// trap on sm_80; the wgmma checks run on an sm_90 device only).
 #include <string.h>
 #include "common.cuh"
 #include "../../../llmc/ptx.cuh"
@@ -176,6 +199,251 @@ static int check_pipeline(int mode) {
     return 0;
 }
 
+// ----------------------------------------------------------------------------
+// wgmma: layouts from the PTX ISA ("Register Fragments and Shared Memory
+// Matrix Layouts" for wgmma), written out here. With thread i = 32w + 4g + t
+// (warp w, g = lane / 4, t = lane % 4): accumulator v at row 16w + g +
+// 8 ((v % 4) / 2), column 8 (v / 4) + 2t + v % 2; A register r (bf16 half h,
+// low first) at row 16w + g + 8 (r % 2), k 8 (r / 2) + 2t + h. In shared
+// memory (swizzle mode 0) an operand is core matrices of 8 rows of 16 bytes:
+// element (mn, k) K-major at (mn / 8) sbo + (k / 8) lbo + 16 (mn % 8) +
+// 2 (k % 8), MN-major at (mn / 8) sbo + (k / 8) lbo + 16 (k % 8) + 2 (mn % 8).
+__device__ int acc_row(int i, int v) { return 16 * (i / 32) + i % 32 / 4 + 8 * (v % 4 / 2); }
+__device__ int acc_col(int i, int v) { return 8 * (v / 4) + 2 * (i % 4) + v % 2; }
+__device__ int core_offset(int mn, int k, int lbo, int sbo, int mn_major) {
+    return mn / 8 * sbo + k / 8 * lbo + (mn_major ? 16 * (k % 8) + 2 * (mn % 8) : 16 * (mn % 8) + 2 * (k % 8));
+}
+
+#define WG_THREADS 128
+// the operands' places in shared memory: byte offset in their buffer, lbo,
+// sbo; none packed (core matrices 128 bytes apart along one dimension, all
+// of them along the other), each with gaps, so lbo and sbo swapped (or
+// either taken as the packed value) read other bytes (poison, or another
+// operand). K-major, (mn, 16):
+#define SS_A1 0, 144, 320      // k core matrices 144 apart (a 16-byte gap), mn 320 (32 more): ends at 2512
+#define SS_B1 2560, 1040, 128  // n core matrices packed, the k halves 1040 apart: ends at 4624
+#define SS_A2 4864, 1056, 128  // ends at 6944
+#define SS_B2 7168, 160, 352   // ends at 9920
+#define SS_BYTES 9984
+// MN-major, (16, n):
+#define RS_B64 0, 144, 304     // ends at 2400
+#define RS_B32 2448, 560, 128  // not 128-byte aligned (16 is what a descriptor needs): ends at 3520
+#define RS_BYTES 3584
+constexpr int operand_end(int n, int offset, int lbo, int sbo) { return offset + (n / 8 - 1) * sbo + lbo + 128; }
+static_assert(operand_end(64, SS_A1) <= 2560 && operand_end(64, SS_B1) <= 4864 && operand_end(64, SS_A2) <= 7168 &&
+                  operand_end(64, SS_B2) <= SS_BYTES && operand_end(64, RS_B64) <= 2448 &&
+                  operand_end(32, RS_B32) <= RS_BYTES,
+              "wgmma operands overlap");
+
+// the inputs, bf16 (in) and fp32 (c), at these element offsets; A1, B1, A2,
+// B2 and AR (64,16) row-major (B1, B2 as (n, k)), B64 (16,64), B32 (16,32)
+#define IN_A1 0
+#define IN_B1 1024
+#define IN_A2 2048
+#define IN_B2 3072
+#define IN_AR 4096
+#define IN_B64 5120
+#define IN_B32 6144
+#define IN_N 6656
+#define C_SS 0        // (64,64)
+#define C_64 4096     // (64,64)
+#define C_32 8192     // (64,32)
+#define C_SS32 10240  // (64,32)
+#define C_N 12288
+// the outputs: each result and its copy taken between commit and wait
+#define OUT_SS 0
+#define OUT_SS_EARLY 4096
+#define OUT_64 8192
+#define OUT_64_EARLY 12288
+#define OUT_32 16384
+#define OUT_32_EARLY 18432
+#define OUT_SS32 20480
+#define OUT_SS32_EARLY 22528
+#define OUT_N 24576
+
+// the descriptor of an operand at base + offset; the byte offset of its element (mn, k)
+__device__ uint64_t desc_at(const char* base, int offset, int lbo, int sbo) { return wgmma_desc(base + offset, lbo, sbo); }
+__device__ int place_at(int offset, int lbo, int sbo, int mn, int k, int mn_major) {
+    return offset + core_offset(mn, k, lbo, sbo, mn_major);
+}
+
+// places src (16 * n elements: (n, 16) row-major if K-major, (16, n) if
+// MN-major) at base + offset in the core-matrix layout
+__device__ void place(char* base, const __nv_bfloat16* src, int n, int mn_major, int offset, int lbo, int sbo) {
+    for (int j = (int)threadIdx.x; j < 16 * n; j += WG_THREADS) {
+        const int mn = mn_major ? j % n : j / 16, k = mn_major ? j / n : j % 16;
+        *(unsigned short*)(base + place_at(offset, lbo, sbo, mn, k, mn_major)) = __bfloat16_as_ushort(src[j]);
+    }
+}
+
+#define WG_GOOD 0
+#define WG_NOFENCE 1   // no wgmma_fence before the first wgmma
+#define WG_NOPROXY 2   // A1 read after its cp.async with no fence_proxy_async
+#define WG_BLOCK64 3   // launched with 64 threads
+
+// (1) SS: D = A1 B1^T (accumulate 0: D's old values, C_SS, ignored), then
+// D += A2 B2^T; and N 32: E = C_SS32 + A2 B1[:32]^T (B1's first 4 core
+// matrices along n, the same descriptor). (2) RS: D64 = C_64 + AR B64, D32 = C_32 + AR B32, AR's
+// registers built by hand. A1 arrives by cp.async, the rest by plain
+// stores; every byte of the buffers the operands do not use is NaN.
+__global__ void wgmma_kernel(float* out, const __nv_bfloat16* in, const float* c, int mode) {
+    __shared__ __align__(128) unsigned short ss[SS_BYTES / 2];
+    __shared__ __align__(128) unsigned short rs[RS_BYTES / 2];
+    const int i = (int)threadIdx.x, w = i / 32, g = i % 32 / 4, t = i % 4;
+    char *ssb = (char*)ss, *rsb = (char*)rs;
+    for (int j = i; j < SS_BYTES / 2; j += WG_THREADS) ss[j] = 0xFFFF;   // bf16 NaN
+    for (int j = i; j < RS_BYTES / 2; j += WG_THREADS) rs[j] = 0xFFFF;
+    __syncthreads();
+    // A1: thread i copies row i / 2's 8 k from 8 (i % 2), one core-matrix row
+    cp_async16(ssb + place_at(SS_A1, i / 2, 8 * (i % 2), 0), in + IN_A1 + 16 * (i / 2) + 8 * (i % 2));
+    cp_async_commit();
+    place(ssb, in + IN_B1, 64, 0, SS_B1);
+    place(ssb, in + IN_A2, 64, 0, SS_A2);
+    place(ssb, in + IN_B2, 64, 0, SS_B2);
+    place(rsb, in + IN_B64, 64, 1, RS_B64);
+    place(rsb, in + IN_B32, 32, 1, RS_B32);
+    cp_async_wait<0>();
+    if (mode != WG_NOPROXY) fence_proxy_async();   // this thread's writes, for the wgmmas' async proxy
+    __syncthreads();                               // everyone's
+
+    // (1) SS
+    float d[32], e[16], early[32], early_e[16];
+    for (int v = 0; v < 32; v++) d[v] = c[C_SS + 64 * acc_row(i, v) + acc_col(i, v)];
+    for (int v = 0; v < 16; v++) e[v] = c[C_SS32 + 32 * acc_row(i, v) + acc_col(i, v)];
+#ifdef CUDA_EMU
+    if (mode != WG_NOFENCE) wgmma_fence();
+#else   // wgmma_nofence is for the emulator; made conditional, ptxas adds the fence itself (note C7519)
+    wgmma_fence();
+#endif
+    wgmma_ss<64>(d, desc_at(ssb, SS_A1), desc_at(ssb, SS_B1), 0);
+    wgmma_ss<64>(d, desc_at(ssb, SS_A2), desc_at(ssb, SS_B2), 1);
+    wgmma_ss<32>(e, desc_at(ssb, SS_A2), desc_at(ssb, SS_B1), 1);
+    wgmma_commit();
+#ifdef CUDA_EMU   // on a device the accumulators are undefined until the wait (not to be read)
+    for (int v = 0; v < 32; v++) early[v] = d[v];
+    for (int v = 0; v < 16; v++) early_e[v] = e[v];
+#else
+    for (int v = 0; v < 32; v++) early[v] = 0.0f;
+    for (int v = 0; v < 16; v++) early_e[v] = 0.0f;
+#endif
+    wgmma_wait<0>();
+    for (int v = 0; v < 32; v++) {
+        out[OUT_SS + 64 * acc_row(i, v) + acc_col(i, v)] = d[v];
+        out[OUT_SS_EARLY + 64 * acc_row(i, v) + acc_col(i, v)] = early[v];
+    }
+    for (int v = 0; v < 16; v++) {
+        out[OUT_SS32 + 32 * acc_row(i, v) + acc_col(i, v)] = e[v];
+        out[OUT_SS32_EARLY + 32 * acc_row(i, v) + acc_col(i, v)] = early_e[v];
+    }
+
+    // (2) RS: register r holds AR[16w + g + 8 (r % 2)][8 (r / 2) + 2t + {0, 1}]
+    uint32_t a[4];
+    for (int r = 0; r < 4; r++) a[r] = pair(in + IN_AR + 16 * (16 * w + g + 8 * (r % 2)) + 8 * (r / 2) + 2 * t, 1);
+    float d64[32], d32[16], early64[32], early32[16];
+    for (int v = 0; v < 32; v++) d64[v] = c[C_64 + 64 * acc_row(i, v) + acc_col(i, v)];
+    for (int v = 0; v < 16; v++) d32[v] = c[C_32 + 32 * acc_row(i, v) + acc_col(i, v)];
+    wgmma_fence();
+    wgmma_rs_mn<64>(d64, a, desc_at(rsb, RS_B64));
+    wgmma_rs_mn<32>(d32, a, desc_at(rsb, RS_B32));
+    wgmma_commit();
+#ifdef CUDA_EMU
+    for (int v = 0; v < 32; v++) early64[v] = d64[v];
+    for (int v = 0; v < 16; v++) early32[v] = d32[v];
+#else
+    for (int v = 0; v < 32; v++) early64[v] = 0.0f;
+    for (int v = 0; v < 16; v++) early32[v] = 0.0f;
+#endif
+    wgmma_wait<0>();
+    for (int v = 0; v < 32; v++) {
+        out[OUT_64 + 64 * acc_row(i, v) + acc_col(i, v)] = d64[v];
+        out[OUT_64_EARLY + 64 * acc_row(i, v) + acc_col(i, v)] = early64[v];
+    }
+    for (int v = 0; v < 16; v++) {
+        out[OUT_32 + 32 * acc_row(i, v) + acc_col(i, v)] = d32[v];
+        out[OUT_32_EARLY + 32 * acc_row(i, v) + acc_col(i, v)] = early32[v];
+    }
+}
+
+// exact: got == want, both (64, cols) row-major
+static int same_matrix(const char* what, const float* got, const float* want, int cols) {
+    for (int j = 0; j < 64 * cols; j++)
+        if (!(got[j] == want[j])) {
+            fprintf(stderr, "error: %s: mismatch vs the CPU reference at [%d][%d]: %g, want %g\n", what, j / cols,
+                    j % cols, got[j], want[j]);
+            return 1;
+        }
+    return 0;
+}
+
+static int check_wgmma(int mode) {
+    cudaDeviceProp prop;
+    cuda_check(cudaGetDeviceProperties(&prop, 0));
+    if (prop.major != 9 || prop.minor != 0) {   // the sm_90a build (the emulator says 9.0)
+        printf("ptx: wgmma skipped (sm_%d%d, not sm_90)\n", prop.major, prop.minor);
+        return 0;
+    }
+    // small integers: the bf16 inputs are exact, every fp32 sum too
+    static float vals[IN_N], c[C_N], got[OUT_N], want[OUT_N];
+    static __nv_bfloat16 in[IN_N];
+    fill_random(vals, IN_N, 31);
+    fill_random(c, C_N, 32);
+    for (int j = 0; j < IN_N; j++) in[j] = __float2bfloat16(floorf(4.0f * vals[j])), vals[j] = __bfloat162float(in[j]);
+    for (int j = 0; j < C_N; j++) c[j] = floorf(64.0f * c[j]);
+    for (int m = 0; m < 64; m++) {
+        for (int n = 0; n < 64; n++) {
+            double s = 0.0, s64 = c[C_64 + 64 * m + n];
+            for (int k = 0; k < 16; k++) {
+                s += (double)vals[IN_A1 + 16 * m + k] * vals[IN_B1 + 16 * n + k] +
+                     (double)vals[IN_A2 + 16 * m + k] * vals[IN_B2 + 16 * n + k];
+                s64 += (double)vals[IN_AR + 16 * m + k] * vals[IN_B64 + 64 * k + n];
+            }
+            want[OUT_SS + 64 * m + n] = (float)s;
+            want[OUT_64 + 64 * m + n] = (float)s64;
+        }
+        for (int n = 0; n < 32; n++) {
+            double s = c[C_32 + 32 * m + n], e = c[C_SS32 + 32 * m + n];
+            for (int k = 0; k < 16; k++) {
+                s += (double)vals[IN_AR + 16 * m + k] * vals[IN_B32 + 32 * k + n];
+                e += (double)vals[IN_A2 + 16 * m + k] * vals[IN_B1 + 16 * n + k];
+            }
+            want[OUT_32 + 32 * m + n] = (float)s;
+            want[OUT_SS32 + 32 * m + n] = (float)e;
+        }
+    }
+    __nv_bfloat16* d_in;
+    float *d_c, *d_out;
+    cuda_check(cudaMalloc(&d_in, sizeof(in)));
+    cuda_check(cudaMalloc(&d_c, sizeof(c)));
+    cuda_check(cudaMalloc(&d_out, sizeof(got)));
+    cuda_check(cudaMemcpy(d_in, in, sizeof(in), cudaMemcpyHostToDevice));
+    cuda_check(cudaMemcpy(d_c, c, sizeof(c), cudaMemcpyHostToDevice));
+    wgmma_kernel<<<1, mode == WG_BLOCK64 ? 64 : WG_THREADS>>>(d_out, d_in, d_c, mode);
+    cuda_check(cudaGetLastError());
+    cuda_check(cudaMemcpy(got, d_out, sizeof(got), cudaMemcpyDeviceToHost));
+    cuda_check(cudaFree(d_in));
+    cuda_check(cudaFree(d_c));
+    cuda_check(cudaFree(d_out));
+    if (same_matrix("wgmma m64n64k16 A, B in shared memory", got + OUT_SS, want + OUT_SS, 64) ||
+        same_matrix("wgmma m64n32k16 A, B in shared memory", got + OUT_SS32, want + OUT_SS32, 32) ||
+        same_matrix("wgmma m64n64k16 A in registers, B MN-major", got + OUT_64, want + OUT_64, 64) ||
+        same_matrix("wgmma m64n32k16 A in registers, B MN-major", got + OUT_32, want + OUT_32, 32))
+        return 1;
+#ifdef CUDA_EMU
+    // the emulation runs an mma_async at the wait (the late end of its
+    // window): read before it, the accumulators hold their old values
+    if (same_matrix("wgmma accumulators read before the wait (SS, N 64)", got + OUT_SS_EARLY, c + C_SS, 64) ||
+        same_matrix("wgmma accumulators read before the wait (SS, N 32)", got + OUT_SS32_EARLY, c + C_SS32, 32) ||
+        same_matrix("wgmma accumulators read before the wait (RS, N 64)", got + OUT_64_EARLY, c + C_64, 64) ||
+        same_matrix("wgmma accumulators read before the wait (RS, N 32)", got + OUT_32_EARLY, c + C_32, 32))
+        return 1;
+    printf("ptx: wgmma (A, B from shared memory; A in registers, B MN-major; N 64 and 32) matches the CPU, "
+           "the accumulators hold their old values until the wait\n");
+#else
+    printf("ptx: wgmma (A, B from shared memory; A in registers, B MN-major; N 64 and 32) matches the CPU\n");
+#endif
+    return 0;
+}
+
 int main(int argc, char** argv) {
     const char* mode = argc > 1 ? argv[1] : "check";
     const int half_warp = !strcmp(mode, "halfwarp");
@@ -183,8 +451,13 @@ int main(int argc, char** argv) {
     const int bad_rows = !strcmp(mode, "misaligned") ? 1 : !strcmp(mode, "global_ldmatrix") ? 2 : 0;
     if (!strcmp(mode, "nowait")) return check_pipeline(1);
     if (!strcmp(mode, "norefill_barrier")) return check_pipeline(2);
+    if (!strcmp(mode, "wgmma")) return check_wgmma(WG_GOOD);
+    if (!strcmp(mode, "wgmma_nofence")) return check_wgmma(WG_NOFENCE);
+    if (!strcmp(mode, "wgmma_noproxy")) return check_wgmma(WG_NOPROXY);
+    if (!strcmp(mode, "wgmma_block64")) return check_wgmma(WG_BLOCK64);
     if (!half_warp && !bad_rows && strcmp(mode, "check")) {
-        fprintf(stderr, "error: usage: ptx [check|halfwarp|misaligned|global_ldmatrix|nowait|norefill_barrier]\n");
+        fprintf(stderr, "error: usage: ptx [check|halfwarp|misaligned|global_ldmatrix|nowait|norefill_barrier|wgmma|"
+                        "wgmma_nofence|wgmma_noproxy|wgmma_block64]\n");
         return 2;
     }
     float af[256], bf[256], c[256], want[256], got[256 + 32];
@@ -230,5 +503,5 @@ int main(int argc, char** argv) {
             return 1;
         }
     printf("ptx: mma D = A B + C matches the CPU, ldmatrix gives the documented fragments\n");
-    return check_pipeline(0) || check_scalars();
+    return check_pipeline(0) || check_scalars() || check_wgmma(WG_GOOD);
 }
