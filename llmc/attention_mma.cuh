@@ -255,26 +255,14 @@ __device__ __forceinline__ void attnm_mask_diagonal(float (&s)[2][4], float mask
         if (8 * (i / 4) + 2 * t + i % 2 > g + 8 * (i % 4 / 2)) s[i / 4][i % 4] = masked;
 }
 
-// one key tile (64 keys, K and V staged at kb, vb) of the forward for the
-// warp's 16 rows: S = Q K^T, the online softmax, out += P V. Left of the
-// diagonal every key is at or before every row: no mask is evaluated. In the
-// diagonal tile (DIAG) warp w's rows see key chunks 0..w, chunk w masked.
-template <int HS, bool DIAG>
-__device__ __forceinline__ void attnm_forward_tile(float (&o)[HS / 8][4], float (&m)[2], float (&l)[2],
-                                                   const uint32_t (&qa)[HS / 16][4], const floatX* kb,
-                                                   const floatX* vb, float to_base2) {
-    const int nj = DIAG ? (int)threadIdx.x / 32 + 1 : 4;   // key chunks of 16 the warp's rows see
-    float s[4][2][4];                                      // S (16,64), unscaled: chunk j, its two 8-column tiles
-    float mx[4][2];                                        // per chunk and row (g, g + 8): the largest score
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        mx[j][0] = mx[j][1] = -INFINITY;
-        if (j >= nj) continue;
-        attnm_times_t<HS>(s[j], qa, kb, 16 * j);
-        if (DIAG && j == nj - 1) attnm_mask_diagonal(s[j], -INFINITY);
-        mx[j][0] = attnm_pair_max(s[j], 0);
-        mx[j][1] = attnm_pair_max(s[j], 1);
-    }
+// the online softmax's step at a new tile of scores, for the warp's rows:
+// mx[j][r] the largest raw score of chunk j in this lane's row r (g, g + 8;
+// -inf for chunks the rows do not see). Takes the rows' max over their 4
+// lanes, moves m (the running max, base 2) to it and rescales out and l by
+// 2^(m_old - m_new), skipped when no row's max moved (a multiply by 1).
+template <int HS>
+__device__ __forceinline__ void attnm_softmax_rescale(float (&o)[HS / 8][4], float (&m)[2], float (&l)[2],
+                                                      const float (&mx)[4][2], float to_base2) {
     float alpha[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {   // the row's max over its 4 lanes; finite (key 0, or the row's own, is live)
@@ -295,21 +283,70 @@ __device__ __forceinline__ void attnm_forward_tile(float (&o)[HS / 8][4], float 
             o[n][2] *= alpha[1]; o[n][3] *= alpha[1];
         }
     }
+}
+
+// a chunk's scores (16,16) -> P = 2^(s to_base2 - m) in place (0 where
+// masked), this lane's part of the row sums added to l in pairs (not one
+// chain of 16 adds)
+__device__ __forceinline__ void attnm_softmax_chunk(float (&s)[2][4], const float (&m)[2], float (&l)[2],
+                                                    float to_base2) {
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        float& v = s[i / 4][i % 4];
+        v = ex2_approx(fmaf(v, to_base2, -m[i % 4 / 2]));
+    }
+    l[0] += (s[0][0] + s[0][1]) + (s[1][0] + s[1][1]);
+    l[1] += (s[0][2] + s[0][3]) + (s[1][2] + s[1][3]);
+}
+
+// one key tile (64 keys, K and V staged at kb, vb) of the forward for the
+// warp's 16 rows: S = Q K^T, the online softmax, out += P V. Left of the
+// diagonal every key is at or before every row: no mask is evaluated. In the
+// diagonal tile (DIAG) warp w's rows see key chunks 0..w, chunk w masked.
+template <int HS, bool DIAG>
+__device__ __forceinline__ void attnm_forward_tile(float (&o)[HS / 8][4], float (&m)[2], float (&l)[2],
+                                                   const uint32_t (&qa)[HS / 16][4], const floatX* kb,
+                                                   const floatX* vb, float to_base2) {
+    const int nj = DIAG ? (int)threadIdx.x / 32 + 1 : 4;   // key chunks of 16 the warp's rows see
+    float s[4][2][4];                                      // S (16,64), unscaled: chunk j, its two 8-column tiles
+    float mx[4][2];                                        // per chunk and row (g, g + 8): the largest score
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        mx[j][0] = mx[j][1] = -INFINITY;
+        if (j >= nj) continue;
+        attnm_times_t<HS>(s[j], qa, kb, 16 * j);
+        if (DIAG && j == nj - 1) attnm_mask_diagonal(s[j], -INFINITY);
+        mx[j][0] = attnm_pair_max(s[j], 0);
+        mx[j][1] = attnm_pair_max(s[j], 1);
+    }
+    attnm_softmax_rescale<HS>(o, m, l, mx, to_base2);
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         if (j >= nj) continue;
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-            float& v = s[j][i / 4][i % 4];
-            v = ex2_approx(fmaf(v, to_base2, -m[i % 4 / 2]));   // 0 where masked
-        }
-        // this lane's part of the row sums, in pairs (not one chain of 16 adds)
-        l[0] += (s[j][0][0] + s[j][0][1]) + (s[j][1][0] + s[j][1][1]);
-        l[1] += (s[j][0][2] + s[j][0][3]) + (s[j][1][2] + s[j][1][3]);
+        attnm_softmax_chunk(s[j], m, l, to_base2);
         uint32_t pa[4];
         attnm_as_a(pa, s[j][0], s[j][1]);
         attnm_accumulate<HS>(o, pa, vb, 16 * j);   // out += P V
     }
+}
+
+// the forward's end for the warp's rows (its first row0 < T): each row's sum
+// over its 4 lanes (all at the scale m), lse (natural log) into lse_bh[row],
+// out = o / l into out_rows (the warp's first row, rows C apart)
+template <int HS>
+__device__ __forceinline__ void attnm_forward_finish(floatX* out_rows, float* lse_bh, int row0, int T, int C,
+                                                     const float (&o)[HS / 8][4], const float (&m)[2], float (&l)[2]) {
+    const int lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        inv[r] = 1.0f / l[r];
+        const int row = row0 + g + 8 * r;
+        if (t == 0 && row < T) lse_bh[row] = (m[r] + log2f(l[r])) * ATTN_LN2;
+    }
+    attnm_write_rows<HS>(out_rows, C, row0, T, o, inv);
 }
 
 // out (B,T,C), lse (B,NH,T) from qkv (B,T,3C); grid (ceil(T/64), NH, B),
@@ -322,11 +359,10 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
     __shared__ __align__(16) floatX tile_k[2][ATTN_TILE * LDH];   // K tiles (Q first, in the last buffer)
     __shared__ __align__(16) floatX tile_v[2][ATTN_TILE * LDH];   // V tiles
     const int qt = (int)(gridDim.x - 1 - blockIdx.x), h = (int)blockIdx.y, b = (int)blockIdx.z;
-    const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int C = NH * HS;
     const size_t C3 = 3 * (size_t)C;
     const floatX* base = qkv + (size_t)b * T * C3 + h * HS;
-    const int row0 = qt * ATTN_TILE + 16 * warp;   // the warp's first query; this lane's: row0 + g, row0 + g + 8
+    const int row0 = qt * ATTN_TILE + 16 * ((int)threadIdx.x / 32);   // the warp's first query
 
     attnm_stage<HS>(tile_k[1], base, C3, qt * ATTN_TILE, T);   // Q
     cp_async_commit();
@@ -349,16 +385,39 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
         if (kt < qt) attnm_forward_tile<HS, false>(o, m, l, qa, kb, vb, to_base2);
         else attnm_forward_tile<HS, true>(o, m, l, qa, kb, vb, to_base2);
     }
-    float inv[2];
+    attnm_forward_finish<HS>(out + ((size_t)b * T + row0) * C + h * HS, lse + ((size_t)b * NH + h) * T, row0, T, C, o,
+                             m, l);
+}
+
+// dkdv's P^T = 2^(S^T to_base2 - lse) in place for query chunk j (16,16) of
+// a tile (lse_t: the tile's lse, natural log), the warp's 16 keys. EDGE:
+// masked to 0 where query q0 + qc (qc the column in the tile) is before key
+// g or g + 8, or q0 + qc >= end (rows past T), both relative to the warp's
+// first key.
+template <bool EDGE>
+__device__ __forceinline__ void attnm_dkdv_probs(float (&s)[2][4], const float* lse_t, int j, float to_base2, int q0,
+                                                 int end) {
+    const int lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
 #pragma unroll
-    for (int r = 0; r < 2; r++) {   // the row's sum over its 4 lanes (all at the scale m)
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-        inv[r] = 1.0f / l[r];
-        const int row = row0 + g + 8 * r;
-        if (t == 0 && row < T) lse[((size_t)b * NH + h) * T + row] = (m[r] + log2f(l[r])) * ATTN_LN2;
+    for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: key g + 8 (i%4 / 2), query column qc
+        const int qc = 16 * j + 8 * (i / 4) + 2 * t + i % 2;
+        float& v = s[i / 4][i % 4];
+        v = ex2_approx(fmaf(v, to_base2, -lse_t[qc] * ATTN_LOG2E));   // lse in base 2
+        if (EDGE && (q0 + qc < g + 8 * (i % 4 / 2) || q0 + qc >= end)) v = 0.0f;   // causal mask, rows past T
     }
-    attnm_write_rows<HS>(out + ((size_t)b * T + row0) * C + h * HS, C, row0, T, o, inv);
+}
+
+// dS^T = P^T (dP^T - D) in place of P^T for query chunk j (D_t: the tile's
+// D); masked entries (P = 0) stay 0 as long as dP^T and D are finite, as they
+// are for finite inputs (with a non-finite dout the step's gradients are
+// non-finite anyway: the trainer stops)
+__device__ __forceinline__ void attnm_dkdv_dscores(float (&s)[2][4], const float (&dp)[2][4], const float* D_t, int j) {
+    const int t = (int)threadIdx.x % 4;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        float& v = s[i / 4][i % 4];
+        v *= dp[i / 4][i % 4] - D_t[16 * j + 8 * (i / 4) + 2 * t + i % 2];
+    }
 }
 
 // one query tile (Q, dout staged at qb, gb; lse, D of its rows at lse_t,
@@ -377,32 +436,19 @@ __device__ __forceinline__ void attnm_dkdv_tile(float (&dk)[HS / 8][4], float (&
                                                 const floatX* ks, const floatX* vs, const floatX* qb,
                                                 const floatX* gb, const float* lse_t, const float* D_t,
                                                 float to_base2, int i0, int i1, int q0, int end) {
-    const int lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
 #pragma unroll(HELD ? 4 : 1)   // (unrolled, ptxas hoists the chunks' loads past each other: over 128 registers)
     for (int j = 0; j < 4; j++) {
         if (j < i0 || j >= i1) continue;
         float s[2][4], dp[2][4];   // S^T, then P^T, then dS^T (16 keys, 16 queries); dP^T
         if (HELD) attnm_times_t<HS>(s, ka, qb, 16 * j);   // S^T = K Q^T
         else attnm_times_t_staged<HS>(s, ks, qb, 16 * j);
-#pragma unroll
-        for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: key g + 8 (i%4 / 2), query column qc
-            const int qc = 16 * j + 8 * (i / 4) + 2 * t + i % 2;
-            float& v = s[i / 4][i % 4];
-            v = ex2_approx(fmaf(v, to_base2, -lse_t[qc] * ATTN_LOG2E));   // lse in base 2
-            if (EDGE && (q0 + qc < g + 8 * (i % 4 / 2) || q0 + qc >= end)) v = 0.0f;   // causal mask, rows past T
-        }
+        attnm_dkdv_probs<EDGE>(s, lse_t, j, to_base2, q0, end);
         uint32_t a[4];
         attnm_as_a(a, s[0], s[1]);
         attnm_accumulate<HS>(dv, a, gb, 16 * j);   // dV += P^T dO
         if (HELD) attnm_times_t<HS>(dp, va, gb, 16 * j);   // dP^T = V dO^T
         else attnm_times_t_staged<HS>(dp, vs, gb, 16 * j);
-        // dS^T = P^T (dP^T - D); masked entries (P = 0) stay 0 as long as dP^T and D are finite, as they are for
-        // finite inputs (with a non-finite dout the step's gradients are non-finite anyway: the trainer stops)
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-            float& v = s[i / 4][i % 4];
-            v *= dp[i / 4][i % 4] - D_t[16 * j + 8 * (i / 4) + 2 * t + i % 2];
-        }
+        attnm_dkdv_dscores(s, dp, D_t, j);
         attnm_as_a(a, s[0], s[1]);
         attnm_accumulate<HS>(dk, a, qb, 16 * j);   // dK += dS^T Q
     }
@@ -491,6 +537,25 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, HELD ? 3 : 4)
     attnm_write_rows<HS>(dst + 2 * C, C3, key0, T, dv, mul_v);
 }
 
+// dq's P = 2^(S to_base2 - lse) in place for a chunk (16,16) of the warp's
+// rows, lse2 the lse of rows g, g + 8 in base 2
+__device__ __forceinline__ void attnm_dq_probs(float (&s)[2][4], const float (&lse2)[2], float to_base2) {
+#pragma unroll
+    for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: row g + 8 (i%4 / 2)
+        float& v = s[i / 4][i % 4];
+        v = ex2_approx(fmaf(v, to_base2, -lse2[i % 4 / 2]));
+    }
+}
+
+// dS = P (dP - D) in place of P; masked entries (P = 0) stay 0
+__device__ __forceinline__ void attnm_dq_dscores(float (&s)[2][4], const float (&dp)[2][4], const float (&Dr)[2]) {
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        float& v = s[i / 4][i % 4];
+        v = v != 0.0f ? v * (dp[i / 4][i % 4] - Dr[i % 4 / 2]) : 0.0f;
+    }
+}
+
 // one key tile (K, V staged at kb, vb) of dq for the warp's 16 rows (Q and
 // dout as A fragments qa, ga; lse in base 2 and D of rows g, g + 8): per key
 // chunk of 16 S = Q K^T, P, dP = dO V^T, dS = P (dP - D), dQ += dS K. DIAG as
@@ -506,21 +571,27 @@ __device__ __forceinline__ void attnm_dq_tile(float (&dq)[HS / 8][4], const uint
         if (j >= nj) continue;
         float s[2][4], dp[2][4];   // S, then P, then dS (16 queries, 16 keys); dP
         attnm_times_t<HS>(s, qa, kb, 16 * j);   // S = Q K^T
-#pragma unroll
-        for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: row g + 8 (i%4 / 2)
-            float& v = s[i / 4][i % 4];
-            v = ex2_approx(fmaf(v, to_base2, -lse2[i % 4 / 2]));
-        }
+        attnm_dq_probs(s, lse2, to_base2);
         if (DIAG && j == nj - 1) attnm_mask_diagonal(s, 0.0f);
         attnm_times_t<HS>(dp, ga, vb, 16 * j);   // dP = dO V^T
-#pragma unroll
-        for (int i = 0; i < 8; i++) {   // dS = P (dP - D); masked entries (P = 0) stay 0
-            float& v = s[i / 4][i % 4];
-            v = v != 0.0f ? v * (dp[i / 4][i % 4] - Dr[i % 4 / 2]) : 0.0f;
-        }
+        attnm_dq_dscores(s, dp, Dr);
         uint32_t a[4];
         attnm_as_a(a, s[0], s[1]);
         attnm_accumulate<HS>(dq, a, kb, 16 * j);   // dQ += dS K
+    }
+}
+
+// lse (in base 2) and D (both (B,NH,T)) of this lane's rows row_g, row_g + 8
+// (row0 + g and row0 + g + 8) of (b,h) number bh = b NH + h (rows >= T: 0,
+// never stored)
+__device__ __forceinline__ void attnm_dq_row_stats(float (&lse2)[2], float (&Dr)[2], const float* lse, const float* D,
+                                                   size_t bh, int row_g, int T) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = row_g + 8 * r;
+        const size_t i = bh * T + row;
+        lse2[r] = row < T ? lse[i] * ATTN_LOG2E : 0.0f;
+        Dr[r] = row < T ? D[i] : 0.0f;
     }
 }
 
@@ -551,14 +622,8 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
     uint32_t qa[HS / 16][4], ga[HS / 16][4];
     attnm_load_rows<HS>(qa, tile_k[1]);
     attnm_load_rows<HS>(ga, tile_v[1]);
-    float lse2[2], Dr[2];   // rows g, g + 8 (rows >= T: 0, never stored)
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int row = row0 + g + 8 * r;
-        const size_t i = ((size_t)b * NH + h) * T + row;
-        lse2[r] = row < T ? lse[i] * ATTN_LOG2E : 0.0f;
-        Dr[r] = row < T ? D[i] : 0.0f;
-    }
+    float lse2[2], Dr[2];
+    attnm_dq_row_stats(lse2, Dr, lse, D, (size_t)b * NH + h, row0 + g, T);
     float dq[HS / 8][4];
 #pragma unroll
     for (int n = 0; n < HS / 8; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
@@ -590,9 +655,9 @@ static inline void attention_forward_mma(floatX* out, float* lse, const floatX* 
 }
 
 template <int HS, bool HELD>
-static inline void attention_backward_mma_launch(dim3 grid, floatX* dqkv, const float* D, const floatX* dout,
-                                                 const floatX* qkv, const float* lse, int T, int NH, float scale,
-                                                 cudaStream_t stream) {
+static inline void attention_backward_dkdv_mma_launch(dim3 grid, floatX* dqkv, const float* D, const floatX* dout,
+                                                      const floatX* qkv, const float* lse, int T, int NH, float scale,
+                                                      cudaStream_t stream) {
     const size_t smem = attnm_dkdv_smem<HS>(HELD);
     if (smem > 48 * 1024) {
         cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_mma_kernel<HS, HELD>,
@@ -601,6 +666,13 @@ static inline void attention_backward_mma_launch(dim3 grid, floatX* dqkv, const 
     attention_backward_dkdv_mma_kernel<HS, HELD><<<grid, 32 * ATTNM_WARPS, smem, stream>>>(dqkv, dout, qkv, lse, D,
                                                                                            T, NH, scale);
     cudaCheck(cudaGetLastError());
+}
+
+template <int HS, bool HELD>
+static inline void attention_backward_mma_launch(dim3 grid, floatX* dqkv, const float* D, const floatX* dout,
+                                                 const floatX* qkv, const float* lse, int T, int NH, float scale,
+                                                 cudaStream_t stream) {
+    attention_backward_dkdv_mma_launch<HS, HELD>(grid, dqkv, D, dout, qkv, lse, T, NH, scale, stream);
     attention_backward_dq_mma_kernel<HS><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse, D, T, NH, scale);
     cudaCheck(cudaGetLastError());
 }

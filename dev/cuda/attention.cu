@@ -1,6 +1,7 @@
 // dev/cuda/attention.cu: checks and benchmarks the causal self-attention
-// kernels of llmc/attention.cuh (simple, fused) and llmc/attention_mma.cuh
-// (tensor cores: mma.sync with the tiles in registers), and with
+// kernels of llmc/attention.cuh (simple, fused), llmc/attention_mma.cuh
+// (tensor cores: mma.sync with the tiles in registers) and
+// llmc/attention_wgmma.cuh (its forward on Hopper's wgmma), and with
 // -DUSE_CUDNN cuDNN's (llmc/attention_cudnn.cuh),
 // against a CPU reference; exits 1 on any mismatch.
 //
@@ -11,7 +12,9 @@
 //                      (1,150,1,32) (three tiles, the last ragged), (1,256,1,64)
 //                      (four whole tiles): every version, forward then backward
 //                      (the fused, mma and cuDNN backward are fed their own
-//                      forward's out and lse). Each line
+//                      forward's out and lse; the wgmma forward runs on
+//                      compute capability 9.0 and under the emulation, where
+//                      its bits must be the mma forward's). Each line
 //                      ends with the FNV-1a hash of the output bits, which
 //                      tests/kernels/attention.sh compares across thread
 //                      orders (the kernels promise bitwise reproducibility;
@@ -76,7 +79,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../../llmc/attention_mma.cuh"
+#include "../../llmc/attention_wgmma.cuh"
 #include "common.cuh"
 
 #define QK_SPREAD 2.0f      // q, k in [-QK_SPREAD, QK_SPREAD)
@@ -89,19 +92,22 @@
 // to bf16 for its matmuls as in ours on the tensor cores, so e_R applies to it too
 #ifdef USE_CUDNN
 #include "../../llmc/attention_cudnn.cuh"
-enum { SIMPLE, FUSED, MMA, MMA_STAGED, CUDNN, N_VERSIONS };
+enum { SIMPLE, FUSED, MMA, MMA_STAGED, WGMMA, CUDNN, N_VERSIONS };
 #else
-enum { SIMPLE, FUSED, MMA, MMA_STAGED, N_VERSIONS };
+enum { SIMPLE, FUSED, MMA, MMA_STAGED, WGMMA, N_VERSIONS };
 #endif
 #define ROUNDS_P_TO_BF16(version) ((version) >= MMA)
 // MMA_STAGED: the mma backward with dkdv's K and V fragments read from shared
 // memory as needed instead of held (attention_backward_mma<false>), which
-// must give MMA's bits; its forward is MMA's
+// must give MMA's bits; its forward is MMA's.
+// WGMMA: llmc/attention_wgmma.cuh, the same kernels on Hopper's wgmma
+// (skipped on other GPUs)
 static const char* const forward_name[] = {"attention_forward_simple", "attention_forward", "attention_forward_mma",
-                                           "attention_forward_mma", "attention_forward_cudnn"};
+                                           "attention_forward_mma", "attention_forward_wgmma",
+                                           "attention_forward_cudnn"};
 static const char* const backward_name[] = {"attention_backward_simple", "attention_backward",
                                             "attention_backward_mma", "attention_backward_mma_kv_staged",
-                                            "attention_backward_cudnn"};
+                                            "attention_backward_wgmma", "attention_backward_cudnn"};
 
 // version's forward: out, and lse (all but the simple one; it uses scratch)
 static void run_forward(int version, floatX* out, float* lse, float* scratch, const floatX* qkv, int B, int T, int C,
@@ -112,7 +118,8 @@ static void run_forward(int version, floatX* out, float* lse, float* scratch, co
         return;
     }
 #endif
-    if (version == MMA || version == MMA_STAGED) attention_forward_mma(out, lse, qkv, B, T, C, NH, 0);
+    if (version == WGMMA) attention_forward_wgmma(out, lse, qkv, B, T, C, NH, 0);
+    else if (version == MMA || version == MMA_STAGED) attention_forward_mma(out, lse, qkv, B, T, C, NH, 0);
     else if (version == FUSED) attention_forward(out, lse, qkv, B, T, C, NH, 0);
     else attention_forward_simple(out, scratch, qkv, B, T, C, NH, 0);
 }
@@ -126,6 +133,7 @@ static void run_backward(int version, floatX* dqkv, float* D, float* scratch, co
     }
 #endif
     if (version == MMA) attention_backward_mma(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
+    else if (version == WGMMA) attention_backward_wgmma(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
     else if (version == MMA_STAGED) attention_backward_mma<false>(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
     else if (version == FUSED) attention_backward(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
     else attention_backward_simple(dqkv, scratch, dout, qkv, B, T, C, NH, 0);
@@ -318,8 +326,15 @@ static int check(Shape s, uint32_t seed) {
     int bad = 0;
     uint32_t bwd_bits[N_VERSIONS] = {0};   // each version's backward hash
 
+#ifdef CUDA_EMU
+    uint32_t fwd_bits[N_VERSIONS] = {0};   // each version's forward hash (on a device only bwd_bits are compared)
+#endif
     for (int version = 0; version < N_VERSIONS; version++) {
         const char *fwd = forward_name[version], *bwd = backward_name[version];
+        if (version == WGMMA && !attention_wgmma_supported()) {
+            printf("%s B=%d T=%d NH=%d HS=%d: skipped (needs compute capability 9.0)\n", fwd, B, T, NH, HS);
+            continue;
+        }
         const int fused = version != SIMPLE;   // writes lse; its backward recomputes P from it
         const double eR = ROUNDS_P_TO_BF16(version) ? BF16_ROUNDOFF : 0.0;
         for (size_t i = 0; i < n_out; i++) {
@@ -345,6 +360,9 @@ static int check(Shape s, uint32_t seed) {
             bad = 1;
             continue;
         }
+#ifdef CUDA_EMU
+        fwd_bits[version] = h;
+#endif
         printf("%s B=%d T=%d NH=%d HS=%d: matches the CPU reference (largest error / tolerance: out %.3f", fwd, B,
                T, NH, HS, w_out);
         if (fused) printf(", lse %.3f", w_lse);
@@ -372,6 +390,16 @@ static int check(Shape s, uint32_t seed) {
         printf("%s B=%d T=%d NH=%d HS=%d: matches the CPU reference (largest error / tolerance: dqkv %.3f), "
                "bits %08x\n", bwd, B, T, NH, HS, w, bwd_bits[version]);
     }
+#ifdef CUDA_EMU
+    // the emulation sums wgmma's products as mma.sync's (k in order, fp32), so
+    // there the wgmma kernels compute exactly what the mma ones do
+    if (!bad && (fwd_bits[WGMMA] != fwd_bits[MMA] || bwd_bits[WGMMA] != bwd_bits[MMA])) {
+        fprintf(stderr, "error: %s, %s B=%d T=%d NH=%d HS=%d: bits %08x, %08x, not those of the mma kernels (%08x, "
+                "%08x)\n", forward_name[WGMMA], backward_name[WGMMA], B, T, NH, HS, fwd_bits[WGMMA], bwd_bits[WGMMA],
+                fwd_bits[MMA], bwd_bits[MMA]);
+        bad = 1;
+    }
+#endif
     // where dkdv's fragments come from changes no arithmetic
     if (!bad && bwd_bits[MMA_STAGED] != bwd_bits[MMA]) {
         fprintf(stderr, "error: %s B=%d T=%d NH=%d HS=%d: bits %08x, not those of %s (%08x)\n",
@@ -431,6 +459,15 @@ static void bench(void) {
     printf("bench attention mma vs fused: forward %.2fx, backward %.2fx faster\n", fwd / fwd_m, bwd / bwd_m);
     printf("bench attention mma dkdv K,V staged (4 blocks per SM on Hopper) vs held (3): backward %.2fx faster\n",
            bwd_m / bwd_s);
+    float fwd_w = 0.0f, bwd_w = 0.0f;   // Hopper only
+    if (attention_wgmma_supported()) {
+        fwd_w = bench_ms([&] { attention_forward_wgmma(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
+        bench_report("attention_forward_wgmma", fwd_w, 0, fwd_flops);
+        bwd_w = bench_ms([&] { attention_backward_wgmma(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0); },
+                         20);
+        bench_report("attention_backward_wgmma", bwd_w, 0, bwd_flops);
+        printf("bench attention wgmma vs mma: forward %.2fx, backward %.2fx faster\n", fwd_m / fwd_w, bwd_m / bwd_w);
+    }
 #ifdef USE_CUDNN
     float fwd_c = bench_ms([&] { attention_forward_cudnn(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
     bench_report("attention_forward_cudnn", fwd_c, 0, fwd_flops);
@@ -438,6 +475,8 @@ static void bench(void) {
                            20);
     bench_report("attention_backward_cudnn", bwd_c, 0, bwd_flops);
     printf("bench attention cudnn vs mma: forward %.2fx, backward %.2fx faster\n", fwd_m / fwd_c, bwd_m / bwd_c);
+    if (fwd_w > 0.0f)
+        printf("bench attention cudnn vs wgmma: forward %.2fx, backward %.2fx faster\n", fwd_w / fwd_c, bwd_w / bwd_c);
 #endif
     cudaCheck(cudaFree(d_qkv));
     cudaCheck(cudaFree(d_dout));
