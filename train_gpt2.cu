@@ -6,7 +6,8 @@
  * activations in bf16, one contiguous buffer each; AdamW moments in fp32;
  * matmuls through cuBLASLt with the bias and GELU in its epilogue
  * (llmc/matmul.cuh); our own flash-style attention on the tensor cores
- * with its tiles in registers (llmc/attention_mma.cuh), or built with USE_CUDNN=1 cuDNN's
+ * with its tiles in registers (llmc/attention_mma.cuh; with -aw 1 on Hopper's
+ * wgmma, llmc/attention_wgmma.cuh), or built with USE_CUDNN=1 cuDNN's
  * (llmc/attention_cudnn.cuh); the classifier's softmax, loss and gradient
  * in one pass over the logits. Every kernel of ours is deterministic, so two
  * runs with the same flags give the same bits (cuDNN's attention backward
@@ -41,7 +42,7 @@
 #include "llmc/cuda_common.cuh"
 #include "llmc/comm_gpu.cuh"
 #include "llmc/adamw.cuh"
-#include "llmc/attention_mma.cuh"
+#include "llmc/attention_wgmma.cuh"
 #ifdef USE_CUDNN
 #include "llmc/attention_cudnn.cuh"
 #endif
@@ -65,8 +66,9 @@ static struct {
     int gelu_fusion;      // 1: GELU (gelu') in the fc (fc_proj) matmul's cuBLASLt epilogue, dbias in the dweight
                           // matmul's; 0: separate kernels (-ge)
     int reduce_fp32;      // 1: gradients summed over the ranks in fp32, rounded to bf16 once (-gr)
+    int attention_wgmma;  // 1: our attention on wgmma (llmc/attention_wgmma.cuh), 0: on mma.sync (-aw)
     const char *init_method, *rendezvous_server, *rendezvous_file;  // how the ranks meet (-pi, -ps, -pf)
-} gpu_options = {0, 0, 0, 1, 0, "mpi", "", ""};
+} gpu_options = {0, 0, 0, 1, 0, 0, "mpi", "", ""};
 
 // the kernel families -pk 1 times (llmc/profile.cuh)
 enum { K_COPY, K_ENCODER, K_LAYERNORM, K_MATMUL, K_ATTENTION, K_GELU, K_CLASSIFIER, K_NORM, K_ADAMW, K_COMM,
@@ -277,6 +279,8 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
 #ifdef USE_CUDNN
     scratch_bytes += (size_t)B * T * c->channels * F;   // cuDNN attention's fp32 dQ (its workspace, allocated at first use)
     printf("attention: cuDNN's fused kernels (USE_CUDNN=1; their backward is not bitwise reproducible)\n");
+#else
+    printf("attention: ours on %s\n", gpu_options.attention_wgmma ? "wgmma (-aw 1)" : "mma.sync");
 #endif
     size_t total = param_bytes + grad_bytes + moment_bytes + master_bytes + act_bytes + scratch_bytes;
     size_t free_bytes, total_bytes;
@@ -726,7 +730,8 @@ void gpt2_forward(GPT2 *model, const int *inputs, const int *targets, int B, int
         if (cudnn_attention_shape(model, B, T)) attention_forward_cudnn(atty, lse, qkv, B, T, C, NH, st);
         else
 #endif
-        attention_forward_mma(atty, lse, qkv, B, T, C, NH, st);
+        if (gpu_options.attention_wgmma) attention_forward_wgmma(atty, lse, qkv, B, T, C, NH, st);
+        else attention_forward_mma(atty, lse, qkv, B, T, C, NH, st);
         profile_mark(pf, K_MATMUL, st);
         matmul_forward(s.branch, NULL, atty, w.attprojw, w.attprojb, BT, C, C, st);
         profile_mark(pf, K_LAYERNORM, st);
@@ -948,8 +953,13 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
                                      a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
         } else
 #endif
-        attention_backward_mma(s.dqkv, s.att_D, s.datty, a.qkv + 3 * btc, a.atty + btc,
-                               a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
+        if (gpu_options.attention_wgmma) {
+            attention_backward_wgmma(s.dqkv, s.att_D, s.datty, a.qkv + 3 * btc, a.atty + btc,
+                                     a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
+        } else {
+            attention_backward_mma(s.dqkv, s.att_D, s.datty, a.qkv + 3 * btc, a.atty + btc,
+                                   a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
+        }
         if (gpu_options.recompute >= 2) {
             profile_mark(pf, K_LAYERNORM, st);
             layernorm_forward(ln1, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, residual, w.ln1w, w.ln1b, BT, C, st);
@@ -1294,6 +1304,11 @@ void gpt2_configure(const TrainConfig *cfg, const Comm *comm) {
     gpu_options.master_weights = cfg->master_weights;
     gpu_options.profile = cfg->profile;
     gpu_options.gelu_fusion = cfg->gelu_fusion;
+    gpu_options.attention_wgmma = cfg->attention_wgmma;
+    if (cfg->attention_wgmma && !attention_wgmma_supported()) {
+        fprintf(stderr, "error: -aw 1: wgmma needs a GPU of compute capability 9.0 (H100, H200); this one is not\n");
+        exit(EXIT_FAILURE);
+    }
     matmul_ctx.dgelu_apart = !cfg->gelu_fusion;   // and gelu' in the backward (llmc/matmul.cuh),
     matmul_ctx.dbias_apart = !cfg->gelu_fusion;   // and dbias
     matmul_ctx.autotune = cfg->matmul_autotune;

@@ -4,7 +4,9 @@
 #
 #   bash scripts/gpu_validate.sh [REPORT_DIR]      (default runs/gpu_validate)
 #
-# For every kernel family (dev/cuda/NAME.cu, built from llmc/NAME.cuh):
+# First llmc/ptx.cuh's wrappers against the PTX ISA's layouts
+# (dev/emu/tests/ptx.cu, as build/cuda/ptx_layouts). Then for every kernel
+# family (dev/cuda/NAME.cu, built from llmc/NAME.cuh):
 #   1. NAME bench: checks every kernel version against the CPU reference on
 #      the device, then times each at GPT-2 124M shapes ("bench ..." lines:
 #      GB/s or TFLOP/s and the fraction of the GPU's peak);
@@ -33,7 +35,10 @@
 #      the 124M run with it: tokens/s against ours (GPU_VALIDATE_CUDNN=0 skips it);
 #   7. with the faster attention (cuDNN's where it ran), tokens/s with the
 #      matmul epilogues' work in our kernels (-ge 0) and with cuBLASLt's
-#      algorithms chosen by timing (-at 1), against the default run.
+#      algorithms chosen by timing (-at 1), against the default run; on
+#      compute capability 9.0, our attention on wgmma (-aw 1): the tiny
+#      model against the CPU trainer (with check 3) and tokens/s against
+#      the default (mma.sync).
 # Then writes REPORT_DIR/report.md (GPU, versions, a pass/fail table per
 # kernel and trainer check, every bench line, the training numbers) beside
 # one log per run, and exits 1 if anything failed.
@@ -95,13 +100,13 @@ echo "gpu_validate: $gpu (compute capability $cc, driver $driver), nvcc ${nvcc_v
 
 if [ "$EMU" = 1 ]; then
     targets="$(for k in $KERNELS; do echo build/emu/plain/cuda/$k build/emu/asan/cuda/$k; done)"
-    targets="$targets build/emu/plain/train_gpt2cu build/emu/plain/test_gpt2cu"
+    targets="$targets build/emu/plain/ptx build/emu/plain/train_gpt2cu build/emu/plain/test_gpt2cu"
     GPU_TRAINER=build/emu/plain/train_gpt2cu GPU_TEST=build/emu/plain/test_gpt2cu
 elif [ "${GPU_VALIDATE_PREBUILT:-0}" = 1 ]; then
     targets=""
     GPU_TRAINER=./train_gpt2cu GPU_TEST=./test_gpt2cu
 else
-    targets="$(for k in $KERNELS; do echo build/cuda/$k; done) train_gpt2cu test_gpt2cu"
+    targets="$(for k in $KERNELS; do echo build/cuda/$k; done) build/cuda/ptx_layouts train_gpt2cu test_gpt2cu"
     [ "${GPU_VALIDATE_CUDNN:-1}" = 1 ] && targets="$targets build/cudnn/train_gpt2cu build/cudnn/test_gpt2cu build/cudnn/attention"
     GPU_TRAINER=./train_gpt2cu GPU_TEST=./test_gpt2cu
 fi
@@ -167,6 +172,14 @@ sanitize() {
     echo "$out" >"$LOGS/$k.sanitizers"
 }
 
+# the PTX wrappers of llmc/ptx.cuh against the layouts the PTX ISA
+# documents (dev/emu/tests/ptx.cu; wgmma's only on compute capability 9.0):
+# if a tensor-core kernel fails its check below, this row says whether the
+# instructions themselves behave as the kernels (and the emulator) assume
+if [ "$EMU" = 1 ]; then PTX_TEST=build/emu/plain/ptx; else PTX_TEST=build/cuda/ptx_layouts; fi
+ptx_result=$(run_one "$LOGS/ptx_layouts.log" "$PTX_TEST")
+echo "ptx wrappers: $ptx_result"
+
 # the checks and timings one family after another, so nothing else runs on
 # the GPU while a kernel is timed; then the sanitizers (slow, CPU-bound),
 # GPU_VALIDATE_JOBS families at a time (default 4)
@@ -184,7 +197,8 @@ done
 wait
 
 failures=0
-rows=()
+case "$ptx_result" in PASS*) ;; *) failures=$((failures + 1));; esac
+rows=("| PTX wrappers (dev/emu/tests/ptx.cu): mma.sync, ldmatrix, cp.async, wgmma against the ISA's layouts | $ptx_result | | | |")
 for k in $KERNELS; do
     row="| $k | $(cat "$LOGS/$k.check")$(cat "$LOGS/$k.sanitizers") |"
     case "$row" in *FAIL*|*TIMEOUT*) failures=$((failures + 1));; esac
@@ -232,6 +246,17 @@ else
         r="FAIL (two runs differ)"
     fi
     trainer_row "tiny model, two runs: the same bits" "$r"
+    # -aw 1: our attention on Hopper's wgmma (compute capability 9.0; the
+    # emulation reports 9.0): the CPU trainer's losses too
+    WGMMA=1; [ "$EMU" = 1 ] || [ "$cc" = 9.0 ] || WGMMA=0
+    if [ "$WGMMA" = 1 ]; then
+        r=$(run_one "$LOGS/gpu_tiny_aw1.log" "$GPU_TRAINER" "${TINY[@]}" -aw 1)
+        if [ "$r" = PASS ]; then
+            if why=$(bash scripts/compare_losses.sh "$LOGS/cpu_tiny.log" "$LOGS/gpu_tiny_aw1.log"); then r=PASS
+            else r="FAIL ($why)"; echo "$LOGS/gpu_tiny_aw1.log" >>"$LOGS/failed"; fi
+        fi
+    else r="n/a (compute capability $cc: wgmma is Hopper's)"; fi
+    trainer_row "tiny model, -aw 1 (attention on wgmma): losses match the CPU trainer" "$r"
     # -at 1: its choices, saved with the checkpoints, make a resume use the
     # same algorithms: the step 6 model file of the run it continues, bit for bit
     r=$(run_one "$LOGS/gpu_at.log" "$GPU_TRAINER" "${TINY[@]}" -at 1 -x 6 -n 3 -o "$W/at")
@@ -369,6 +394,15 @@ else
     # by timing (-at 1): whether its heuristic's first is the fastest
     speed_variant "epilogues apart" -ge 0; ge0_toks=$variant_toks; ge0_vs=$variant_vs
     speed_variant "matmuls autotuned" -at 1; at1_toks=$variant_toks; at1_vs=$variant_vs
+    # our attention on wgmma (-aw 1) against the default (mma.sync), our build
+    if [ "$WGMMA" = 1 ]; then
+        r=$(run_one "$LOGS/speed_aw1.log" "$GPU_TRAINER" "${SPEED[@]}" -aw 1 -j "" -g 0 -tz "" -pk 1)
+        trainer_row "$bench_what, our attention on wgmma (-aw 1): trains" "$r"
+        aw1_toks=$(LOG=$LOGS/speed_aw1.log median_field tok/s -1)
+        aw1_vs=$(awk -v a="$aw1_toks" -v b="$speed_toks" \
+            'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "n/a" }')
+        echo "attention on wgmma: $aw1_toks tok/s ($aw1_vs the mma.sync run)"
+    fi
 
     # several GPUs, one rank each (mpirun; NCCL): the tiny model at every
     # ZeRO stage against one GPU at the same total batch, then the speed run
@@ -439,6 +473,11 @@ report=$REPORT_DIR/report.md
         echo "${ge0_toks:-?} tokens/s; the fused run is ${ge0_vs:-n/a} that"
         echo "cuBLASLt's algorithms chosen by timing (-at 1): median ${at1_toks:-?} tokens/s; the heuristic's"
         echo "run is ${at1_vs:-n/a} that"
+        if [ -n "${aw1_toks:-}" ]; then
+            echo
+            echo "Our attention on wgmma (-aw 1): median ${aw1_toks} tokens/s, ${aw1_vs} the mma.sync run's (the"
+            echo "profile of that run is in logs/speed_aw1.log)"
+        fi
         echo
         echo "Memory against llm.c at the same batch, both with llm.c's defaults (GELU recomputed, fp32 master"
         echo "weights): ours ${mem_ours:-?} GiB planned (-r 1 -w 1), llm.c ${mem_llmc:-?} GiB by its allocation list"

@@ -100,6 +100,14 @@ check gpu_train_recompute_layernorm_in_memory_plan grep -q '^memory: .*GELU and 
 "$GPU" "${ARGS[@]}" -ge 0 > "$TMP/gpu_ge0.txt" 2>&1
 compare_runs gpu_train_unfused_gelu_matches_cpu_trainer "$TMP/cpu.txt" "$TMP/gpu_ge0.txt"
 
+# -aw 1: the attention on Hopper's wgmma (the emulation reports compute
+# capability 9.0 and sums wgmma's products as mma.sync's): the same bits
+"$GPU" "${ARGS[@]}" -aw 1 > "$TMP/gpu_aw1.txt" 2>&1
+if grep -q '^attention: ours on wgmma' "$TMP/gpu_aw1.txt" && [ -n "$(steps "$TMP/gpu.txt")" ] &&
+   [ "$(steps "$TMP/gpu.txt")" = "$(steps "$TMP/gpu_aw1.txt")" ]
+then pass gpu_train_attention_wgmma_same_bits
+else fail gpu_train_attention_wgmma_same_bits "$(diff <(steps "$TMP/gpu.txt") <(steps "$TMP/gpu_aw1.txt") | head -4)"; fi
+
 # -f 0 (llm.c's TF32 switch): every matmul takes bf16, so the same bits
 "$GPU" "${ARGS[@]}" -f 0 > "$TMP/gpu_f0.txt" 2>&1
 if [ -n "$(steps "$TMP/gpu.txt")" ] && [ "$(steps "$TMP/gpu.txt" | grep -v ' val ')" = "$(steps "$TMP/gpu_f0.txt" | grep -v ' val ')" ]

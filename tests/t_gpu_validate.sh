@@ -16,6 +16,7 @@ contains() {
 export GPU_VALIDATE_EMU=1 GPU_VALIDATE_KERNELS=gelu
 check gpu_validate_emulated_passes bash scripts/gpu_validate.sh "$TMP/ok"
 contains gpu_validate_report_row "$TMP/ok/report.md" "| gelu | PASS | PASS | PASS | PASS |"
+contains gpu_validate_ptx_layouts_row "$TMP/ok/report.md" "wgmma against the ISA's layouts | PASS |"
 contains gpu_validate_report_names_machine "$TMP/ok/report.md" "# GPU validation: emulated"
 contains gpu_validate_keeps_logs "$TMP/ok/logs/gelu.bench.log" "gelu N=8: forward and backward match the CPU reference"
 contains gpu_validate_trainer_matches_cpu "$TMP/ok/report.md" "| tiny model, 10 steps: losses match the CPU trainer | PASS |"
@@ -31,6 +32,13 @@ contains gpu_validate_epilogues_apart_row "$TMP/ok/report.md" "-ge 0 (epilogues 
 if grep -Eq "^run is [0-9.]+x that" "$TMP/ok/report.md"; then pass gpu_validate_autotune_speed
 else fail gpu_validate_autotune_speed "no speed ratio in: $(grep -A1 '(-at 1)' "$TMP/ok/report.md")"; fi
 contains gpu_validate_autotune_row "$TMP/ok/report.md" "-at 1 (matmuls autotuned): trains | PASS"
+# -aw 1 (the emulation reports compute capability 9.0): the tiny model's losses and the speed ratio
+contains gpu_validate_wgmma_attention_matches_cpu "$TMP/ok/report.md" \
+    "| tiny model, -aw 1 (attention on wgmma): losses match the CPU trainer | PASS |"
+contains gpu_validate_wgmma_attention_row "$TMP/ok/report.md" "our attention on wgmma (-aw 1): trains | PASS"
+if grep -Eq "^Our attention on wgmma \(-aw 1\): median [0-9.]+ tokens/s, [0-9.]+x the mma.sync run's" "$TMP/ok/report.md"
+then pass gpu_validate_wgmma_attention_speed
+else fail gpu_validate_wgmma_attention_speed "no speed ratio in: $(grep -A1 '(-aw 1)' "$TMP/ok/report.md")"; fi
 contains gpu_validate_trainer_profile "$TMP/ok/report.md" "GPU time per step by kernel family"
 # the memory comparison: both figures parsed and compared (the tiny model's llm.c figure is
 # mostly its 32 MiB workspace and fch-sized scratch, so only that a percentage came out is checked)
