@@ -121,13 +121,15 @@ __device__ __forceinline__ void attnw_forward_tile(float (&o)[HS / 8][4], float 
                                                    const floatX* qs, const floatX* kb, const floatX* vb,
                                                    float to_base2) {
     float s[4][2][4];   // S (64,64), unscaled: this thread's 32 values, chunk j of 16 keys, its two 8-column tiles
+    float(&sf)[32] = reinterpret_cast<float(&)[32]>(s);
+    float(&of)[HS / 2] = reinterpret_cast<float(&)[HS / 2]>(o);
     wgmma_fence();
 #pragma unroll
     for (int kd = 0; kd < HS / 16; kd++)
-        wgmma_ss<64>(reinterpret_cast<float(&)[32]>(s), attnw_desc_k_major<HS>(qs, kd), attnw_desc_k_major<HS>(kb, kd),
-                     kd > 0);
+        wgmma_ss<64>(sf, attnw_desc_k_major<HS>(qs, kd), attnw_desc_k_major<HS>(kb, kd), kd > 0);
     wgmma_commit();
     wgmma_wait<0>();
+    wgmma_fence_operands(sf);
     const int w = (int)threadIdx.x / 32;
     float mx[4][2];   // per chunk and row (g, g + 8): the largest score
 #pragma unroll
@@ -147,12 +149,15 @@ __device__ __forceinline__ void attnw_forward_tile(float (&o)[HS / 8][4], float 
         attnm_softmax_chunk(s[j], m, l, to_base2);
         attnm_as_a(pa[j], s[j][0], s[j][1]);
     }
-    wgmma_fence();   // o's rescaled values are what the products add to
+    wgmma_fence_operands(of);   // o's rescaled values are what the products add to
+    wgmma_fence_operands(pa);
+    wgmma_fence();
 #pragma unroll
-    for (int j = 0; j < 4; j++)
-        wgmma_rs_mn<HS>(reinterpret_cast<float(&)[HS / 2]>(o), pa[j], attnw_desc_mn_major<HS>(vb, j));
+    for (int j = 0; j < 4; j++) wgmma_rs_mn<HS>(of, pa[j], attnw_desc_mn_major<HS>(vb, j));
     wgmma_commit();
     wgmma_wait<0>();
+    wgmma_fence_operands(of);
+    wgmma_fence_operands(pa);
 }
 
 // out (B,T,C), lse (B,NH,T) from qkv (B,T,3C); grid (ceil(T/64), NH, B),
@@ -203,17 +208,19 @@ __device__ __forceinline__ void attnw_dq_tile(float (&dq)[HS / 8][4], const floa
     for (int half = 0; half < 2; half++) {
         const floatX *kh = kb + 32 * HS * half, *vh = vb + 32 * HS * half;   // keys 32 half.. (4 row groups)
         float s[2][2][4], dp[2][2][4];   // S, then P, then dS; dP: chunk j (keys 32 half + 16 j..), two 8-column tiles
+        float(&sf)[16] = reinterpret_cast<float(&)[16]>(s);
+        float(&dpf)[16] = reinterpret_cast<float(&)[16]>(dp);
         wgmma_fence();
 #pragma unroll
         for (int kd = 0; kd < HS / 16; kd++)
-            wgmma_ss<32>(reinterpret_cast<float(&)[16]>(s), attnw_desc_k_major<HS>(qs, kd),
-                         attnw_desc_k_major<HS>(kh, kd), kd > 0);
+            wgmma_ss<32>(sf, attnw_desc_k_major<HS>(qs, kd), attnw_desc_k_major<HS>(kh, kd), kd > 0);
 #pragma unroll
         for (int kd = 0; kd < HS / 16; kd++)
-            wgmma_ss<32>(reinterpret_cast<float(&)[16]>(dp), attnw_desc_k_major<HS>(gs, kd),
-                         attnw_desc_k_major<HS>(vh, kd), kd > 0);
+            wgmma_ss<32>(dpf, attnw_desc_k_major<HS>(gs, kd), attnw_desc_k_major<HS>(vh, kd), kd > 0);
         wgmma_commit();
         wgmma_wait<0>();
+        wgmma_fence_operands(sf);
+        wgmma_fence_operands(dpf);
         uint32_t a[2][4];   // dS as the A operand of each k step (16 keys)
 #pragma unroll
         for (int j = 0; j < 2; j++) {
@@ -227,12 +234,16 @@ __device__ __forceinline__ void attnw_dq_tile(float (&dq)[HS / 8][4], const floa
             attnm_dq_dscores(s[j], dp[j], Dr);
             attnm_as_a(a[j], s[j][0], s[j][1]);
         }
-        wgmma_fence();   // dq's registers since the last batch
+        float(&dqf)[HS / 2] = reinterpret_cast<float(&)[HS / 2]>(dq);
+        wgmma_fence_operands(dqf);
+        wgmma_fence_operands(a);
+        wgmma_fence();
 #pragma unroll
-        for (int j = 0; j < 2; j++)
-            wgmma_rs_mn<HS>(reinterpret_cast<float(&)[HS / 2]>(dq), a[j], attnw_desc_mn_major<HS>(kh, j));
+        for (int j = 0; j < 2; j++) wgmma_rs_mn<HS>(dqf, a[j], attnw_desc_mn_major<HS>(kh, j));
         wgmma_commit();
         wgmma_wait<0>();
+        wgmma_fence_operands(dqf);
+        wgmma_fence_operands(a);
     }
 }
 
@@ -291,17 +302,19 @@ __device__ __forceinline__ void attnw_dkdv_tile(float (&dk)[HS / 8][4], float (&
     for (int half = 0; half < 2; half++) {
         const floatX *qh = qs + 32 * HS * half, *gh = gs + 32 * HS * half;   // queries 32 half.. (4 row groups)
         float s[2][2][4], dp[2][2][4];   // S^T, then P^T, then dS^T; dP^T: query chunk 2 half + j, two 8-column tiles
+        float(&sf)[16] = reinterpret_cast<float(&)[16]>(s);
+        float(&dpf)[16] = reinterpret_cast<float(&)[16]>(dp);
         wgmma_fence();
 #pragma unroll
         for (int kd = 0; kd < HS / 16; kd++)
-            wgmma_ss<32>(reinterpret_cast<float(&)[16]>(s), attnw_desc_k_major<HS>(ks, kd),
-                         attnw_desc_k_major<HS>(qh, kd), kd > 0);
+            wgmma_ss<32>(sf, attnw_desc_k_major<HS>(ks, kd), attnw_desc_k_major<HS>(qh, kd), kd > 0);
 #pragma unroll
         for (int kd = 0; kd < HS / 16; kd++)
-            wgmma_ss<32>(reinterpret_cast<float(&)[16]>(dp), attnw_desc_k_major<HS>(vs, kd),
-                         attnw_desc_k_major<HS>(gh, kd), kd > 0);
+            wgmma_ss<32>(dpf, attnw_desc_k_major<HS>(vs, kd), attnw_desc_k_major<HS>(gh, kd), kd > 0);
         wgmma_commit();
         wgmma_wait<0>();
+        wgmma_fence_operands(sf);
+        wgmma_fence_operands(dpf);
         uint32_t pa[2][4], da[2][4];   // P^T and dS^T as the A operands of each k step (16 queries)
 #pragma unroll
         for (int j = 0; j < 2; j++) {
@@ -310,15 +323,23 @@ __device__ __forceinline__ void attnw_dkdv_tile(float (&dk)[HS / 8][4], float (&
             attnm_dkdv_dscores(s[j], dp[j], D_t, 2 * half + j);
             attnm_as_a(da[j], s[j][0], s[j][1]);
         }
-        wgmma_fence();   // dk's and dv's registers since the last batch
+        float(&dkf)[HS / 2] = reinterpret_cast<float(&)[HS / 2]>(dk);
+        float(&dvf)[HS / 2] = reinterpret_cast<float(&)[HS / 2]>(dv);
+        wgmma_fence_operands(dkf);
+        wgmma_fence_operands(dvf);
+        wgmma_fence_operands(pa);
+        wgmma_fence_operands(da);
+        wgmma_fence();
 #pragma unroll
-        for (int j = 0; j < 2; j++)
-            wgmma_rs_mn<HS>(reinterpret_cast<float(&)[HS / 2]>(dv), pa[j], attnw_desc_mn_major<HS>(gh, j));
+        for (int j = 0; j < 2; j++) wgmma_rs_mn<HS>(dvf, pa[j], attnw_desc_mn_major<HS>(gh, j));
 #pragma unroll
-        for (int j = 0; j < 2; j++)
-            wgmma_rs_mn<HS>(reinterpret_cast<float(&)[HS / 2]>(dk), da[j], attnw_desc_mn_major<HS>(qh, j));
+        for (int j = 0; j < 2; j++) wgmma_rs_mn<HS>(dkf, da[j], attnw_desc_mn_major<HS>(qh, j));
         wgmma_commit();
         wgmma_wait<0>();
+        wgmma_fence_operands(dkf);
+        wgmma_fence_operands(dvf);
+        wgmma_fence_operands(pa);
+        wgmma_fence_operands(da);
     }
 }
 

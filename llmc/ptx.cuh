@@ -141,7 +141,8 @@ __device__ __forceinline__ void cp_async_wait() {
 // The order: wgmma_fence() (the accumulator and A registers written before
 // it are what the wgmmas read), the wgmmas, wgmma_commit(), and
 // wgmma_wait<N>() before the registers are read or written again (at most N
-// newest groups still running). Shared memory written by this thread in the
+// newest groups still running), the accumulators pinned on both sides by
+// wgmma_fence_operands. Shared memory written by this thread in the
 // ordinary way (st.shared, cp.async once landed) is seen by a later wgmma
 // only after fence_proxy_async() (wgmmas read through the "async proxy"),
 // and, for another thread's writes, a barrier after that fence.
@@ -174,6 +175,38 @@ __device__ __forceinline__ uint64_t wgmma_desc(const void* smem, unsigned lbo, u
 #if defined(CUDA_EMU) || (defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL))
 #define LLMC_WGMMA_ASM 1
 #endif
+
+// an accumulator array as the operand of an empty asm: to the compiler, a
+// wgmma writes its accumulators when issued, and wgmma_fence and wgmma_wait
+// (asm with no register operands) order memory, not registers, so without
+// this it may move a read of the results above the wait, or a write meant
+// for the next wgmma below its fence. Each batch: wgmma_fence_operands(d)
+// for accumulators it adds to, wgmma_fence(), the wgmmas, wgmma_commit(),
+// wgmma_wait<N>(), wgmma_fence_operands(d) for every accumulator it wrote
+// (and the same for A operands held in registers, on both sides).
+template <int N>
+__device__ __forceinline__ void wgmma_fence_operands(float (&d)[N]) {
+#ifdef CUDA_EMU
+    (void)d;
+#else
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+#endif
+}
+
+// the same for A operands in registers (wgmma_rs_mn), read by the tensor
+// cores until the wait: pinned before wgmma_fence and after the wait
+template <int N>
+__device__ __forceinline__ void wgmma_fence_operands(uint32_t (&a)[N][4]) {
+#ifdef CUDA_EMU
+    (void)a;
+#else
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int r = 0; r < 4; r++) asm volatile("" : "+r"(a[i][r])::"memory");
+#endif
+}
 
 __device__ __forceinline__ void wgmma_fence() {
 #ifdef CUDA_EMU
