@@ -310,6 +310,8 @@ __global__ void wgmma_kernel(float* out, const __nv_bfloat16* in, const float* c
     float d[32], e[16], early[32], early_e[16];
     for (int v = 0; v < 32; v++) d[v] = c[C_SS + 64 * acc_row(i, v) + acc_col(i, v)];
     for (int v = 0; v < 16; v++) e[v] = c[C_SS32 + 32 * acc_row(i, v) + acc_col(i, v)];
+    wgmma_fence_operands(d);   // (llmc/ptx.cuh: keeps the compiler's register moves out of the batch)
+    wgmma_fence_operands(e);
 #ifdef CUDA_EMU
     if (mode != WG_NOFENCE) wgmma_fence();
 #else   // wgmma_nofence is for the emulator; made conditional, ptxas adds the fence itself (note C7519)
@@ -327,6 +329,8 @@ __global__ void wgmma_kernel(float* out, const __nv_bfloat16* in, const float* c
     for (int v = 0; v < 16; v++) early_e[v] = 0.0f;
 #endif
     wgmma_wait<0>();
+    wgmma_fence_operands(d);
+    wgmma_fence_operands(e);
     for (int v = 0; v < 32; v++) {
         out[OUT_SS + 64 * acc_row(i, v) + acc_col(i, v)] = d[v];
         out[OUT_SS_EARLY + 64 * acc_row(i, v) + acc_col(i, v)] = early[v];
@@ -337,14 +341,17 @@ __global__ void wgmma_kernel(float* out, const __nv_bfloat16* in, const float* c
     }
 
     // (2) RS: register r holds AR[16w + g + 8 (r % 2)][8 (r / 2) + 2t + {0, 1}]
-    uint32_t a[4];
-    for (int r = 0; r < 4; r++) a[r] = pair(in + IN_AR + 16 * (16 * w + g + 8 * (r % 2)) + 8 * (r / 2) + 2 * t, 1);
+    uint32_t a[1][4];
+    for (int r = 0; r < 4; r++) a[0][r] = pair(in + IN_AR + 16 * (16 * w + g + 8 * (r % 2)) + 8 * (r / 2) + 2 * t, 1);
     float d64[32], d32[16], early64[32], early32[16];
     for (int v = 0; v < 32; v++) d64[v] = c[C_64 + 64 * acc_row(i, v) + acc_col(i, v)];
     for (int v = 0; v < 16; v++) d32[v] = c[C_32 + 32 * acc_row(i, v) + acc_col(i, v)];
+    wgmma_fence_operands(d64);
+    wgmma_fence_operands(d32);
+    wgmma_fence_operands(a);
     wgmma_fence();
-    wgmma_rs_mn<64>(d64, a, desc_at(rsb, RS_B64));
-    wgmma_rs_mn<32>(d32, a, desc_at(rsb, RS_B32));
+    wgmma_rs_mn<64>(d64, a[0], desc_at(rsb, RS_B64));
+    wgmma_rs_mn<32>(d32, a[0], desc_at(rsb, RS_B32));
     wgmma_commit();
 #ifdef CUDA_EMU
     for (int v = 0; v < 32; v++) early64[v] = d64[v];
@@ -354,6 +361,9 @@ __global__ void wgmma_kernel(float* out, const __nv_bfloat16* in, const float* c
     for (int v = 0; v < 16; v++) early32[v] = 0.0f;
 #endif
     wgmma_wait<0>();
+    wgmma_fence_operands(d64);
+    wgmma_fence_operands(d32);
+    wgmma_fence_operands(a);
     for (int v = 0; v < 32; v++) {
         out[OUT_64 + 64 * acc_row(i, v) + acc_col(i, v)] = d64[v];
         out[OUT_64_EARLY + 64 * acc_row(i, v) + acc_col(i, v)] = early64[v];
