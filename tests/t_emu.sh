@@ -9,7 +9,8 @@
 # cp.async pipeline without its wait or its refill barrier, per-warp partials
 # read without a barrier, seen when each warp runs alone: EMU_WARPS=serial;
 # a wgmma with no wgmma.fence before it, one reading an operand a cp.async
-# landed with no fence.proxy.async after it, one in a block of 64 threads);
+# landed with no fence.proxy.async after it, one in a block of 64 threads,
+# one whose A registers change before its wait);
 # and nvcc compiles the same sources (warnings as
 # errors), so they are real CUDA. bf16 conversions (dev/emu/tests/bf16.cu)
 # round as the device does. Streams (dev/emu/tests/streams.cu): with one of
@@ -155,7 +156,7 @@ for build in asan plain; do
             build/emu/$build/ptx norefill_barrier -- "cp.async pipeline: mismatch vs the CPU reference"
         # wgmma: an mma_async with no wgmma.fence since the last commit; an operand a cp.async landed
         # (at the wait, or at issue) with no fence.proxy.async after it; a block that is not one
-        # warpgroup
+        # warpgroup; A registers changed while the wgmma may still read them
         caught "emu_${build}_catches_wgmma_without_fence_$o" env EMU_ORDER=$o build/emu/$build/ptx wgmma_nofence -- \
             "kernel wgmma_kernel" "wgmma.mma_async at llmc/ptx.cuh:" "without a wgmma.fence"
         caught "emu_${build}_catches_wgmma_without_proxy_fence_$o" env EMU_ORDER=$o build/emu/$build/ptx wgmma_noproxy \
@@ -164,6 +165,8 @@ for build in asan plain; do
             build/emu/$build/ptx wgmma_noproxy -- "kernel wgmma_kernel" "no fence.proxy.async"
         caught "emu_${build}_catches_wgmma_block64_$o" env EMU_ORDER=$o build/emu/$build/ptx wgmma_block64 -- \
             "kernel wgmma_kernel" "blocks of one warpgroup" "not 64"
+        caught "emu_${build}_catches_wgmma_a_registers_changed_$o" env EMU_ORDER=$o build/emu/$build/ptx wgmma_achange \
+            -- "kernel wgmma_kernel" "its A registers changed before the wgmma.wait_group"
         caught "emu_${build}_catches_wmma_layout_assumption_$o" env EMU_ORDER=$o build/emu/$build/wmma layout -- \
             "layout: mismatch vs the CPU reference"
         caught "emu_${build}_catches_wmma_misaligned_pointer_$o" env EMU_ORDER=$o build/emu/$build/wmma misaligned -- \

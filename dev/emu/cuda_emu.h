@@ -328,8 +328,8 @@ struct Fiber {
     // committed), the groups committed so far, whether a wgmma.fence came
     // since the last commit, and the shared bytes its cp.async copies wrote
     // since its last fence.proxy.async (a wgmma must not read them yet)
-    struct Wgmma { float* d; int n; bool a_in_regs; uint32_t a[4]; uint64_t a_desc, b_desc; int accumulate, b_mn_major;
-                   long group; const char* file; int line; };
+    struct Wgmma { float* d; int n; bool a_in_regs; uint32_t a[4]; const uint32_t* a_src; uint64_t a_desc, b_desc;
+                   int accumulate, b_mn_major; long group; const char* file; int line; };
     std::vector<Wgmma> wgmmas;
     long wgmma_groups;
     bool wgmma_fenced;
@@ -1753,6 +1753,7 @@ inline void emu_cp_async_wait(int n) {
 //   wrong product, so a missing or early wait shows.
 // - Checks: every thread issues the same operations (kind, N, descriptors);
 //   a thread's mma_async needs a wgmma.fence since its last commit_group;
+//   A operands in registers must keep their values until the wait;
 //   no operand byte may be one that a cp.async of any thread landed since
 //   that thread's last fence.proxy.async (plain stores are not tracked).
 // - Layouts (PTX ISA, "Register Fragments and Shared Memory Matrix Layouts"
@@ -1838,7 +1839,8 @@ inline void emu_wgmma(float* d, int n, const uint32_t* a_regs, uint64_t a_desc, 
     emu_wgmma_block_check("wgmma.mma_async", file, line);
     if (!f.wgmma_fenced)
         ::emu::fail("wgmma.mma_async at %s:%d without a wgmma.fence since the last wgmma.commit_group", file, line);
-    ::emu::Fiber::Wgmma w{d, n, a_regs != nullptr, {0, 0, 0, 0}, a_desc, b_desc, accumulate, b_mn_major, -1, file, line};
+    ::emu::Fiber::Wgmma w{d, n, a_regs != nullptr, {0, 0, 0, 0}, a_regs, a_desc, b_desc, accumulate, b_mn_major, -1,
+                          file, line};
     if (a_regs) memcpy(w.a, a_regs, sizeof w.a);
     if (f.tid.x == 0) {   // once per operation: its operands' bytes are fenced
         if (!a_regs) emu_wgmma_check_fenced(a_desc, 64, 0, file, line);
@@ -1875,6 +1877,9 @@ inline void emu_wgmma_wait(int n, const char* file = __builtin_FILE(), int line 
                         op.file, op.line, s.first.file, s.first.line);
         // this thread's share of the operands into the scratch: its A
         // registers, or (A from shared memory) 8 of A's elements; 16 n / 128 of B's
+        if (op.a_in_regs && memcmp(op.a, op.a_src, sizeof op.a))   // the device reads them until now
+            ::emu::fail("wgmma.mma_async at %s:%d: its A registers changed before the wgmma.wait_group at %s:%d",
+                        op.file, op.line, file, line);
         for (int e = 0; e < 8; e++) {
             const int r = e / 2, h = e % 2, m = 16 * w + g + 8 * (r % 2), k = 8 * (r / 2) + 2 * t + h;
             if (op.a_in_regs) {

@@ -36,6 +36,10 @@
 //   ptx wgmma_block64
 //                 the wgmma kernel launched with 64 threads: the emulator
 //                 must stop (blocks of one warpgroup)
+//   ptx wgmma_achange
+//                 an A register of the RS wgmmas changed after their issue,
+//                 before the wait (the device reads it until then): the
+//                 emulator must stop
 //   ptx halfwarp  an mma only lanes 0..15 reach: the emulator must stop
 //                 (inactive lane)
 //   ptx misaligned
@@ -280,6 +284,7 @@ __device__ void place(char* base, const __nv_bfloat16* src, int n, int mn_major,
 #define WG_NOFENCE 1   // no wgmma_fence before the first wgmma
 #define WG_NOPROXY 2   // A1 read after its cp.async with no fence_proxy_async
 #define WG_BLOCK64 3   // launched with 64 threads
+#define WG_ACHANGE 4   // an A register of the RS wgmmas changed between their issue and the wait
 
 // (1) SS: D = A1 B1^T (accumulate 0: D's old values, C_SS, ignored), then
 // D += A2 B2^T; and N 32: E = C_SS32 + A2 B1[:32]^T (B1's first 4 core
@@ -354,6 +359,7 @@ __global__ void wgmma_kernel(float* out, const __nv_bfloat16* in, const float* c
     wgmma_rs_mn<32>(d32, a[0], desc_at(rsb, RS_B32));
     wgmma_commit();
 #ifdef CUDA_EMU
+    if (mode == WG_ACHANGE) a[0][3] ^= 1u;
     for (int v = 0; v < 32; v++) early64[v] = d64[v];
     for (int v = 0; v < 16; v++) early32[v] = d32[v];
 #else
@@ -465,9 +471,10 @@ int main(int argc, char** argv) {
     if (!strcmp(mode, "wgmma_nofence")) return check_wgmma(WG_NOFENCE);
     if (!strcmp(mode, "wgmma_noproxy")) return check_wgmma(WG_NOPROXY);
     if (!strcmp(mode, "wgmma_block64")) return check_wgmma(WG_BLOCK64);
+    if (!strcmp(mode, "wgmma_achange")) return check_wgmma(WG_ACHANGE);
     if (!half_warp && !bad_rows && strcmp(mode, "check")) {
         fprintf(stderr, "error: usage: ptx [check|halfwarp|misaligned|global_ldmatrix|nowait|norefill_barrier|wgmma|"
-                        "wgmma_nofence|wgmma_noproxy|wgmma_block64]\n");
+                        "wgmma_nofence|wgmma_noproxy|wgmma_block64|wgmma_achange]\n");
         return 2;
     }
     float af[256], bf[256], c[256], want[256], got[256 + 32];
