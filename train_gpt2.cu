@@ -1306,7 +1306,8 @@ void gpt2_configure(const TrainConfig *cfg, const Comm *comm) {
     gpu_options.gelu_fusion = cfg->gelu_fusion;
     gpu_options.attention_wgmma = cfg->attention_wgmma;
     if (cfg->attention_wgmma && !attention_wgmma_supported()) {
-        fprintf(stderr, "error: -aw 1: wgmma needs a GPU of compute capability 9.0 (H100, H200); this one is not\n");
+        fprintf(stderr, "error: -aw 1: wgmma needs a GPU of compute capability 9.0 (H100, H200) and a build for "
+                        "sm_90a (the Makefile's); this device or build is not\n");
         exit(EXIT_FAILURE);
     }
     matmul_ctx.dgelu_apart = !cfg->gelu_fusion;   // and gelu' in the backward (llmc/matmul.cuh),

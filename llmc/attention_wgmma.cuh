@@ -34,8 +34,8 @@
 // add their products in different orders, so the bits may differ there,
 // within the same bf16 tolerances.
 //
-// Launch only where attention_wgmma_supported() (compute capability 9.0;
-// the kernels are built for sm_90a and trap on other targets); the
+// Launch only where attention_wgmma_supported() (compute capability 9.0,
+// and code built for sm_90a: on other targets the kernels trap); the
 // launchers check. Same arguments, outputs and precision as
 // attention_forward_mma and attention_backward_mma.
 #ifndef LLMC_ATTENTION_WGMMA_CUH
@@ -409,29 +409,51 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
     attnm_write_rows<HS>(dst + 2 * C, C3, key0, T, dv, mul_v);
 }
 
-// whether the device runs attention_forward_wgmma: compute capability 9.0
-// (wgmma is sm_90a's; the emulation reports 9.0). Asked once: a process
-// uses one device.
+// 1 into *out where the code the device runs was built for sm_90a
+// (wgmma's target; the kernels above trap in code built for others)
+__global__ void attnw_sm90a_probe_kernel(int* out) {
+#if defined(CUDA_EMU) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    *out = 1;
+#else
+    *out = 0;
+#endif
+}
+
+// whether the device runs these kernels: compute capability 9.0 and code
+// built for sm_90a (the Makefile's NVCC_FLAGS; the emulation reports 9.0).
+// Asked once: a process uses one device.
 static inline bool attention_wgmma_supported() {
     static int supported = -1;
     if (supported < 0) {
-        int device = 0;
+        int device = 0, sm90a = 0, *d_flag = NULL;
         cudaDeviceProp prop;
         cudaCheck(cudaGetDevice(&device));
         cudaCheck(cudaGetDeviceProperties(&prop, device));
-        supported = prop.major == 9 && prop.minor == 0;
+        if (prop.major == 9 && prop.minor == 0) {
+            cudaCheck(cudaMalloc(&d_flag, sizeof(int)));
+            attnw_sm90a_probe_kernel<<<1, 1>>>(d_flag);
+            cudaCheck(cudaGetLastError());
+            cudaCheck(cudaMemcpy(&sm90a, d_flag, sizeof(int), cudaMemcpyDeviceToHost));
+            cudaCheck(cudaFree(d_flag));
+        }
+        supported = sm90a;
     }
     return supported == 1;
+}
+
+// a one-line error and exit where the device cannot run these kernels
+static inline void attnw_require(const char* who) {
+    if (!attention_wgmma_supported()) {
+        fprintf(stderr, "error: %s needs a GPU of compute capability 9.0 and a build for sm_90a\n", who);
+        exit(EXIT_FAILURE);
+    }
 }
 
 // the same contract as attention_forward_mma
 static inline void attention_forward_wgmma(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH,
                                            cudaStream_t stream) {
     attention_check_args("attention_forward_wgmma", 1, B, T, C, NH, out, qkv, qkv, qkv);
-    if (!attention_wgmma_supported()) {
-        fprintf(stderr, "error: attention_forward_wgmma needs a GPU of compute capability 9.0\n");
-        exit(EXIT_FAILURE);
-    }
+    attnw_require("attention_forward_wgmma");
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
     dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
@@ -463,10 +485,7 @@ static inline void attention_backward_wgmma(floatX* dqkv, float* scratch_D, cons
                                             const floatX* out, const float* lse, int B, int T, int C, int NH,
                                             cudaStream_t stream) {
     attention_check_args("attention_backward_wgmma", 1, B, T, C, NH, dqkv, dout, qkv, out);
-    if (!attention_wgmma_supported()) {
-        fprintf(stderr, "error: attention_backward_wgmma needs a GPU of compute capability 9.0\n");
-        exit(EXIT_FAILURE);
-    }
+    attnw_require("attention_backward_wgmma");
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
     attention_rowdot(scratch_D, dout, out, B, T, NH, HS, stream);

@@ -332,7 +332,7 @@ static int check(Shape s, uint32_t seed) {
     for (int version = 0; version < N_VERSIONS; version++) {
         const char *fwd = forward_name[version], *bwd = backward_name[version];
         if (version == WGMMA && !attention_wgmma_supported()) {
-            printf("%s B=%d T=%d NH=%d HS=%d: skipped (needs compute capability 9.0)\n", fwd, B, T, NH, HS);
+            printf("%s B=%d T=%d NH=%d HS=%d: skipped (needs compute capability 9.0, sm_90a code)\n", fwd, B, T, NH, HS);
             continue;
         }
         const int fused = version != SIMPLE;   // writes lse; its backward recomputes P from it
