@@ -45,6 +45,9 @@ help:
 	@echo "make data-sotu     tokenize the State of the Union addresses (1790-2021) into data/sotu/"
 	@echo "make bench-tokenizer  encoding MB/s, single-threaded: ours vs js-tiktoken on ~20 MB"
 	@echo "make emu           build the CUDA emulation's tests and the kernel checks (dev/emu, dev/cuda; build/emu/), run by tests/t_emu.sh, tests/t_kernels.sh"
+	@echo "make train_gpt2cu  the GPU trainer (nvcc, sm_80 and sm_90a; USE_CUDNN=1: cuDNN's attention); make test_gpt2cu: its check against PyTorch"
+	@echo "make cuda-bench    the kernel checks and benches for a GPU machine (build/cuda/; scripts/gpu_validate.sh runs them)"
+	@echo "make cudnn         build/cudnn/: the trainer, its test and the attention bench with cuDNN's attention"
 	@echo "make clean         remove build outputs (keeps downloaded packages and data)"
 	@echo "variables: NO_OMP=1 (no OpenMP), NO_MPI=1 (no mpirun data parallelism), CC=..., CFLAGS=..., PYTHON=..."
 
