@@ -196,9 +196,10 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
 
 // one key tile (K, V staged at kb, vb; Q, dout at qs, gs) of dq for the
 // block's 64 rows, in two halves of 32 keys (fewer registers: S and dP of a
-// half are 16 values each per thread): S = Q K^T and dP = dO V^T (one batch),
-// P, dS = P (dP - D) as in attnm_dq_tile, dQ += dS K (K read MN-major: its
-// rows are k here). DIAG as in attnw_forward_tile.
+// half are 16 values each per thread): S = Q K^T and dP = dO V^T (two
+// groups: P is computed while dP's run), dS = P (dP - D) as in
+// attnm_dq_tile, dQ += dS K (K read MN-major: its rows are k here). DIAG as
+// in attnw_forward_tile.
 template <int HS, bool DIAG>
 __device__ __forceinline__ void attnw_dq_tile(float (&dq)[HS / 8][4], const float (&lse2)[2], const float (&Dr)[2],
                                               const floatX* qs, const floatX* gs, const floatX* kb, const floatX* vb,
@@ -214,14 +215,14 @@ __device__ __forceinline__ void attnw_dq_tile(float (&dq)[HS / 8][4], const floa
 #pragma unroll
         for (int kd = 0; kd < HS / 16; kd++)
             wgmma_ss<32>(sf, attnw_desc_k_major<HS>(qs, kd), attnw_desc_k_major<HS>(kh, kd), kd > 0);
+        wgmma_commit();
+        wgmma_fence();
 #pragma unroll
         for (int kd = 0; kd < HS / 16; kd++)
             wgmma_ss<32>(dpf, attnw_desc_k_major<HS>(gs, kd), attnw_desc_k_major<HS>(vh, kd), kd > 0);
         wgmma_commit();
-        wgmma_wait<0>();
+        wgmma_wait<1>();   // S is in; P while dP is computed
         wgmma_fence_operands(sf);
-        wgmma_fence_operands(dpf);
-        uint32_t a[2][4];   // dS as the A operand of each k step (16 keys)
 #pragma unroll
         for (int j = 0; j < 2; j++) {
             const int chunk = 2 * half + j;   // of the tile's 4: the warp's rows see chunks 0..w of the diagonal
@@ -231,6 +232,12 @@ __device__ __forceinline__ void attnw_dq_tile(float (&dq)[HS / 8][4], const floa
                 for (int i = 0; i < 8; i++) s[j][i / 4][i % 4] = 0.0f;
             }
             if (DIAG && chunk == w) attnm_mask_diagonal(s[j], 0.0f);
+        }
+        wgmma_wait<0>();
+        wgmma_fence_operands(dpf);
+        uint32_t a[2][4];   // dS as the A operand of each k step (16 keys)
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
             attnm_dq_dscores(s[j], dp[j], Dr);
             attnm_as_a(a[j], s[j][0], s[j][1]);
         }
@@ -288,9 +295,10 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
 
 // one query tile (Q, dout staged at qs, gs; lse, D of its rows at lse_t,
 // D_t) of dK, dV for the block's 64 keys (K, V staged at ks, vs), in two
-// halves of 32 queries: S^T = K Q^T and dP^T = V dO^T (one batch), P^T and
-// dS^T as in attnm_dkdv_tile, then dV += P^T dO and dK += dS^T Q (dout and Q
-// read MN-major: their rows are k here). EDGE (the diagonal tile, a last
+// halves of 32 queries: S^T = K Q^T, dP^T = V dO^T, dV += P^T dO, dK += dS^T
+// Q (dout and Q read MN-major: their rows are k here), P^T and dS^T as in
+// attnm_dkdv_tile, each computed while the products before it still run
+// (four groups, waited for one behind). EDGE (the diagonal tile, a last
 // partial one): q0, end as in attnm_dkdv_probs; every query chunk is
 // computed, the ones before the warp's keys masked to 0 with the rest.
 template <int HS, bool EDGE>
@@ -304,34 +312,42 @@ __device__ __forceinline__ void attnw_dkdv_tile(float (&dk)[HS / 8][4], float (&
         float s[2][2][4], dp[2][2][4];   // S^T, then P^T, then dS^T; dP^T: query chunk 2 half + j, two 8-column tiles
         float(&sf)[16] = reinterpret_cast<float(&)[16]>(s);
         float(&dpf)[16] = reinterpret_cast<float(&)[16]>(dp);
+        float(&dkf)[HS / 2] = reinterpret_cast<float(&)[HS / 2]>(dk);
+        float(&dvf)[HS / 2] = reinterpret_cast<float(&)[HS / 2]>(dv);
         wgmma_fence();
 #pragma unroll
         for (int kd = 0; kd < HS / 16; kd++)
             wgmma_ss<32>(sf, attnw_desc_k_major<HS>(ks, kd), attnw_desc_k_major<HS>(qh, kd), kd > 0);
+        wgmma_commit();
+        wgmma_fence();
 #pragma unroll
         for (int kd = 0; kd < HS / 16; kd++)
             wgmma_ss<32>(dpf, attnw_desc_k_major<HS>(vs, kd), attnw_desc_k_major<HS>(gh, kd), kd > 0);
         wgmma_commit();
-        wgmma_wait<0>();
+        wgmma_wait<1>();   // S^T is in; P^T and dV's products while dP^T is computed
         wgmma_fence_operands(sf);
-        wgmma_fence_operands(dpf);
         uint32_t pa[2][4], da[2][4];   // P^T and dS^T as the A operands of each k step (16 queries)
 #pragma unroll
         for (int j = 0; j < 2; j++) {
             attnm_dkdv_probs<EDGE>(s[j], lse_t, 2 * half + j, to_base2, q0, end);
             attnm_as_a(pa[j], s[j][0], s[j][1]);
-            attnm_dkdv_dscores(s[j], dp[j], D_t, 2 * half + j);
-            attnm_as_a(da[j], s[j][0], s[j][1]);
         }
-        float(&dkf)[HS / 2] = reinterpret_cast<float(&)[HS / 2]>(dk);
-        float(&dvf)[HS / 2] = reinterpret_cast<float(&)[HS / 2]>(dv);
-        wgmma_fence_operands(dkf);
         wgmma_fence_operands(dvf);
         wgmma_fence_operands(pa);
-        wgmma_fence_operands(da);
         wgmma_fence();
 #pragma unroll
         for (int j = 0; j < 2; j++) wgmma_rs_mn<HS>(dvf, pa[j], attnw_desc_mn_major<HS>(gh, j));
+        wgmma_commit();
+        wgmma_wait<1>();   // dP^T is in (dV's may still run: dv and pa untouched until the last wait)
+        wgmma_fence_operands(dpf);
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            attnm_dkdv_dscores(s[j], dp[j], D_t, 2 * half + j);
+            attnm_as_a(da[j], s[j][0], s[j][1]);
+        }
+        wgmma_fence_operands(dkf);
+        wgmma_fence_operands(da);
+        wgmma_fence();
 #pragma unroll
         for (int j = 0; j < 2; j++) wgmma_rs_mn<HS>(dkf, da[j], attnw_desc_mn_major<HS>(qh, j));
         wgmma_commit();
