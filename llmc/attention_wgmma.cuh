@@ -26,9 +26,11 @@
 //   masked to 0 (the mma.sync kernels skip a warp's chunks there).
 // - Between cp.async landing a tile and a wgmma reading it, each thread
 //   fences the async proxy (fence_proxy_async) before the block's barrier.
-// - Each wgmma batch is waited for before its results are used (the
-//   softmax does not overlap the next products inside a block; the 3-4
-//   blocks resident on an SM overlap each other).
+// - Products are issued as committed groups (attnw_times_t,
+//   attnw_accumulate). dq and dkdv wait one group behind, so their
+//   elementwise work overlaps the products still running; the forward waits
+//   for each (its softmax does not yet overlap the next tile's products;
+//   the 4 blocks resident on an SM overlap each other).
 // Under the emulation these kernels give exactly the mma.sync kernels' bits
 // (dev/cuda/attention.cu checks that); on a GPU the two instructions may
 // add their products in different orders, so the bits may differ there,
@@ -113,6 +115,33 @@ __device__ __forceinline__ void attnw_pipeline_wait() {
     __syncthreads();
 }
 
+// one committed wgmma group: d (64,N) = X Y^T over the head dimension, X
+// (64,HS) and Y (N,HS) staged tiles (K-major), N = 64 or 32 (Y's first N
+// rows). Its results are in d after a wgmma_wait that covers the group
+// (then wgmma_fence_operands(d)).
+template <int HS, int N>
+__device__ __forceinline__ void attnw_times_t(float (&d)[N / 2], const floatX* x, const floatX* y) {
+    wgmma_fence();
+#pragma unroll
+    for (int kd = 0; kd < HS / 16; kd++)
+        wgmma_ss<N>(d, attnw_desc_k_major<HS>(x, kd), attnw_desc_k_major<HS>(y, kd), kd > 0);
+    wgmma_commit();
+}
+
+// one committed wgmma group: acc (64,HS) += W Y, W (64,16 NJ) as NJ register
+// A operands w[j] (rows as the accumulators'), Y's rows 0..16 NJ - 1 of a
+// staged tile (MN-major: its rows are k). acc and w are pinned here; after
+// the wait that covers the group, pin them again before touching them.
+template <int HS, int NJ>
+__device__ __forceinline__ void attnw_accumulate(float (&acc)[HS / 2], uint32_t (&w)[NJ][4], const floatX* y) {
+    wgmma_fence_operands(acc);
+    wgmma_fence_operands(w);
+    wgmma_fence();
+#pragma unroll
+    for (int j = 0; j < NJ; j++) wgmma_rs_mn<HS>(acc, w[j], attnw_desc_mn_major<HS>(y, j));
+    wgmma_commit();
+}
+
 // one key tile (Q, K, V staged at qs, kb, vb) of the forward for the block's
 // 64 rows, this thread's part of them as in attnm_forward_tile. DIAG: the
 // diagonal tile, in which warp w's rows see key chunks 0..w, chunk w masked
@@ -123,11 +152,7 @@ __device__ __forceinline__ void attnw_forward_tile(float (&o)[HS / 8][4], float 
     float s[4][2][4];   // S (64,64), unscaled: this thread's 32 values, chunk j of 16 keys, its two 8-column tiles
     float(&sf)[32] = reinterpret_cast<float(&)[32]>(s);
     float(&of)[HS / 2] = reinterpret_cast<float(&)[HS / 2]>(o);
-    wgmma_fence();
-#pragma unroll
-    for (int kd = 0; kd < HS / 16; kd++)
-        wgmma_ss<64>(sf, attnw_desc_k_major<HS>(qs, kd), attnw_desc_k_major<HS>(kb, kd), kd > 0);
-    wgmma_commit();
+    attnw_times_t<HS, 64>(sf, qs, kb);   // S = Q K^T
     wgmma_wait<0>();
     wgmma_fence_operands(sf);
     const int w = (int)threadIdx.x / 32;
@@ -149,12 +174,7 @@ __device__ __forceinline__ void attnw_forward_tile(float (&o)[HS / 8][4], float 
         attnm_softmax_chunk(s[j], m, l, to_base2);
         attnm_as_a(pa[j], s[j][0], s[j][1]);
     }
-    wgmma_fence_operands(of);   // o's rescaled values are what the products add to
-    wgmma_fence_operands(pa);
-    wgmma_fence();
-#pragma unroll
-    for (int j = 0; j < 4; j++) wgmma_rs_mn<HS>(of, pa[j], attnw_desc_mn_major<HS>(vb, j));
-    wgmma_commit();
+    attnw_accumulate<HS, 4>(of, pa, vb);   // out += P V (o rescaled above)
     wgmma_wait<0>();
     wgmma_fence_operands(of);
     wgmma_fence_operands(pa);
@@ -211,16 +231,8 @@ __device__ __forceinline__ void attnw_dq_tile(float (&dq)[HS / 8][4], const floa
         float s[2][2][4], dp[2][2][4];   // S, then P, then dS; dP: chunk j (keys 32 half + 16 j..), two 8-column tiles
         float(&sf)[16] = reinterpret_cast<float(&)[16]>(s);
         float(&dpf)[16] = reinterpret_cast<float(&)[16]>(dp);
-        wgmma_fence();
-#pragma unroll
-        for (int kd = 0; kd < HS / 16; kd++)
-            wgmma_ss<32>(sf, attnw_desc_k_major<HS>(qs, kd), attnw_desc_k_major<HS>(kh, kd), kd > 0);
-        wgmma_commit();
-        wgmma_fence();
-#pragma unroll
-        for (int kd = 0; kd < HS / 16; kd++)
-            wgmma_ss<32>(dpf, attnw_desc_k_major<HS>(gs, kd), attnw_desc_k_major<HS>(vh, kd), kd > 0);
-        wgmma_commit();
+        attnw_times_t<HS, 32>(sf, qs, kh);    // S = Q K^T
+        attnw_times_t<HS, 32>(dpf, gs, vh);   // dP = dO V^T
         wgmma_wait<1>();   // S is in; P while dP is computed
         wgmma_fence_operands(sf);
 #pragma unroll
@@ -242,12 +254,7 @@ __device__ __forceinline__ void attnw_dq_tile(float (&dq)[HS / 8][4], const floa
             attnm_as_a(a[j], s[j][0], s[j][1]);
         }
         float(&dqf)[HS / 2] = reinterpret_cast<float(&)[HS / 2]>(dq);
-        wgmma_fence_operands(dqf);
-        wgmma_fence_operands(a);
-        wgmma_fence();
-#pragma unroll
-        for (int j = 0; j < 2; j++) wgmma_rs_mn<HS>(dqf, a[j], attnw_desc_mn_major<HS>(kh, j));
-        wgmma_commit();
+        attnw_accumulate<HS, 2>(dqf, a, kh);   // dQ += dS K
         wgmma_wait<0>();
         wgmma_fence_operands(dqf);
         wgmma_fence_operands(a);
@@ -314,16 +321,8 @@ __device__ __forceinline__ void attnw_dkdv_tile(float (&dk)[HS / 8][4], float (&
         float(&dpf)[16] = reinterpret_cast<float(&)[16]>(dp);
         float(&dkf)[HS / 2] = reinterpret_cast<float(&)[HS / 2]>(dk);
         float(&dvf)[HS / 2] = reinterpret_cast<float(&)[HS / 2]>(dv);
-        wgmma_fence();
-#pragma unroll
-        for (int kd = 0; kd < HS / 16; kd++)
-            wgmma_ss<32>(sf, attnw_desc_k_major<HS>(ks, kd), attnw_desc_k_major<HS>(qh, kd), kd > 0);
-        wgmma_commit();
-        wgmma_fence();
-#pragma unroll
-        for (int kd = 0; kd < HS / 16; kd++)
-            wgmma_ss<32>(dpf, attnw_desc_k_major<HS>(vs, kd), attnw_desc_k_major<HS>(gh, kd), kd > 0);
-        wgmma_commit();
+        attnw_times_t<HS, 32>(sf, ks, qh);    // S^T = K Q^T
+        attnw_times_t<HS, 32>(dpf, vs, gh);   // dP^T = V dO^T
         wgmma_wait<1>();   // S^T is in; P^T and dV's products while dP^T is computed
         wgmma_fence_operands(sf);
         uint32_t pa[2][4], da[2][4];   // P^T and dS^T as the A operands of each k step (16 queries)
@@ -332,12 +331,7 @@ __device__ __forceinline__ void attnw_dkdv_tile(float (&dk)[HS / 8][4], float (&
             attnm_dkdv_probs<EDGE>(s[j], lse_t, 2 * half + j, to_base2, q0, end);
             attnm_as_a(pa[j], s[j][0], s[j][1]);
         }
-        wgmma_fence_operands(dvf);
-        wgmma_fence_operands(pa);
-        wgmma_fence();
-#pragma unroll
-        for (int j = 0; j < 2; j++) wgmma_rs_mn<HS>(dvf, pa[j], attnw_desc_mn_major<HS>(gh, j));
-        wgmma_commit();
+        attnw_accumulate<HS, 2>(dvf, pa, gh);   // dV += P^T dO
         wgmma_wait<1>();   // dP^T is in (dV's may still run: dv and pa untouched until the last wait)
         wgmma_fence_operands(dpf);
 #pragma unroll
@@ -345,12 +339,7 @@ __device__ __forceinline__ void attnw_dkdv_tile(float (&dk)[HS / 8][4], float (&
             attnm_dkdv_dscores(s[j], dp[j], D_t, 2 * half + j);
             attnm_as_a(da[j], s[j][0], s[j][1]);
         }
-        wgmma_fence_operands(dkf);
-        wgmma_fence_operands(da);
-        wgmma_fence();
-#pragma unroll
-        for (int j = 0; j < 2; j++) wgmma_rs_mn<HS>(dkf, da[j], attnw_desc_mn_major<HS>(qh, j));
-        wgmma_commit();
+        attnw_accumulate<HS, 2>(dkf, da, qh);   // dK += dS^T Q
         wgmma_wait<0>();
         wgmma_fence_operands(dkf);
         wgmma_fence_operands(dvf);
