@@ -225,6 +225,8 @@ expect_error gpu_train_rejects_f_2 "-f must be in [0, 1]" "$GPU" "${ARGS[@]}" -f
 expect_error gpu_train_rejects_gr_2 "-gr must be in [0, 1]" "$GPU" "${ARGS[@]}" -gr 2
 expect_error cpu_trainer_has_no_gr "unknown flag '-gr'" ./train_gpt2 "${ARGS[@]}" -gr 1
 expect_error gpu_train_rejects_pk_2 "-pk must be in [0, 1]" "$GPU" "${ARGS[@]}" -pk 2
+expect_error gpu_train_rejects_aw_2 "-aw must be in [0, 1]" "$GPU" "${ARGS[@]}" -aw 2
+expect_error cpu_trainer_has_no_aw "unknown flag '-aw'" ./train_gpt2 "${ARGS[@]}" -aw 1
 $PY tests/make_model.py "$TMP/hs48.bin" 1 2 96 512 64 5   # head size 48
 expect_error gpu_train_rejects_head_size_48 "head size 32 or 64" "$GPU" -e "$TMP/hs48.bin" "${VAL_ARGS[@]}"
 
