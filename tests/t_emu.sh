@@ -10,7 +10,9 @@
 # read without a barrier, seen when each warp runs alone: EMU_WARPS=serial;
 # a wgmma with no wgmma.fence before it, one reading an operand a cp.async
 # landed with no fence.proxy.async after it, one in a block of 64 threads,
-# one whose A registers change before its wait);
+# one whose A registers change before its wait; and on an emulated device
+# that reads wgmma descriptors' lbo and sbo the other way round, the wgmma
+# check fails and its probe names which descriptors);
 # and nvcc compiles the same sources (warnings as
 # errors), so they are real CUDA. bf16 conversions (dev/emu/tests/bf16.cu)
 # round as the device does. Streams (dev/emu/tests/streams.cu): with one of
@@ -167,6 +169,14 @@ for build in asan plain; do
             "kernel wgmma_kernel" "blocks of one warpgroup" "not 64"
         caught "emu_${build}_catches_wgmma_a_registers_changed_$o" env EMU_ORDER=$o build/emu/$build/ptx wgmma_achange \
             -- "kernel wgmma_kernel" "its A registers changed before the wgmma.wait_group"
+        # a device that reads the descriptors' lbo and sbo the other way round: the check fails and
+        # its probe (the kernel again with them swapped) names which descriptors
+        caught "emu_${build}_wgmma_probe_names_swapped_mn_strides_$o" env EMU_ORDER=$o EMU_WGMMA_SWAPPED_STRIDES=mn \
+            build/emu/$build/ptx wgmma -- "A in registers, B MN-major: mismatch" \
+            "swapped in the MN-major (the RS B operand) descriptors the results match" "attnw_desc_mn_major"
+        caught "emu_${build}_wgmma_probe_names_swapped_k_strides_$o" env EMU_ORDER=$o EMU_WGMMA_SWAPPED_STRIDES=k \
+            build/emu/$build/ptx wgmma -- "A, B in shared memory: mismatch" \
+            "swapped in the K-major (the SS operands) descriptors the results match" "attnw_desc_k_major"
         caught "emu_${build}_catches_wmma_layout_assumption_$o" env EMU_ORDER=$o build/emu/$build/wmma layout -- \
             "layout: mismatch vs the CPU reference"
         caught "emu_${build}_catches_wmma_misaligned_pointer_$o" env EMU_ORDER=$o build/emu/$build/wmma misaligned -- \
@@ -194,10 +204,12 @@ done
 
 if [ "${EMU_BF16_ALL:-0}" = 1 ]; then check emu_bf16_all_2pow32 build/emu/plain/bf16 all; fi
 
-# a bad EMU_ORDER, EMU_WARPS or EMU_CP_ASYNC is refused, not ignored
+# a bad EMU_ORDER, EMU_WARPS, EMU_CP_ASYNC or EMU_WGMMA_SWAPPED_STRIDES is refused, not ignored
 caught emu_rejects_bad_order env EMU_ORDER=sideways build/emu/plain/good_kernels -- "EMU_ORDER=sideways"
 caught emu_rejects_bad_warps env EMU_WARPS=parallel build/emu/plain/good_kernels -- "EMU_WARPS=parallel" "lockstep or serial"
 caught emu_rejects_bad_cp_async env EMU_CP_ASYNC=never build/emu/plain/good_kernels -- "EMU_CP_ASYNC=never" "late or early"
+caught emu_rejects_bad_wgmma_swapped_strides env EMU_WGMMA_SWAPPED_STRIDES=m build/emu/plain/good_kernels -- \
+    "EMU_WGMMA_SWAPPED_STRIDES=m" "k, mn or both"
 
 # the same sources are real CUDA: nvcc, compile only, warnings as errors
 if out=$(make -s -j"$(nproc)" emu-nvcc 2>&1); then pass emu_nvcc_compiles_test_kernels

@@ -382,6 +382,7 @@ struct State {
     uint64_t stream_rng = 0;            // its random numbers (from EMU_SEED)
     bool warps_serial = false;          // EMU_WARPS=serial: each warp runs alone between barriers
     bool cp_async_early = false;        // EMU_CP_ASYNC=early: cp.async copies land at issue
+    int wgmma_swapped = 0;              // EMU_WGMMA_SWAPPED_STRIDES: lbo, sbo read the other way (1 K-major, 2 MN-major)
     int in_stream_work = 0;             // > 0 while a stream's queued operation runs
     char altstack[1 << 16];
 };
@@ -493,6 +494,11 @@ inline void configure() {
     if (const char* s = getenv("EMU_CP_ASYNC"); s && *s) {
         if (strcmp(s, "late") && strcmp(s, "early")) fail("EMU_CP_ASYNC=%s: expected late or early", s);
         g.cp_async_early = !strcmp(s, "early");
+    }
+    if (const char* s = getenv("EMU_WGMMA_SWAPPED_STRIDES"); s && *s) {
+        if (strcmp(s, "k") && strcmp(s, "mn") && strcmp(s, "both"))
+            fail("EMU_WGMMA_SWAPPED_STRIDES=%s: expected k, mn or both", s);
+        g.wgmma_swapped = !strcmp(s, "k") ? 1 : !strcmp(s, "mn") ? 2 : 3;
     }
     if (const char* s = getenv("EMU_REPORT_MEMORY"); s && !strcmp(s, "1")) {
         atexit([] { fprintf(stderr, "emu: device memory peak %zu bytes\n", g.peak); });
@@ -1764,6 +1770,10 @@ inline void emu_cp_async_wait(int n) {
 //   bytes: element (mn, k) of a K-major operand at start + (mn / 8) sbo +
 //   (k / 8) lbo + 16 (mn % 8) + 2 (k % 8), of an MN-major one at start +
 //   (mn / 8) sbo + (k / 8) lbo + 16 (k % 8) + 2 (mn % 8).
+//   EMU_WGMMA_SWAPPED_STRIDES=k, mn or both makes a device that reads the
+//   K-major, the MN-major or all descriptors' lbo and sbo the other way
+//   round, so that dev/emu/tests/ptx.cu's diagnosis of such a device (its
+//   probes with swapped descriptors) is tested too.
 // Each D element is summed in fp32, k in increasing order, as emu_mma above.
 
 inline uint32_t emu_shared_address(const void* p) { return ::emu::shared_address(p, 1); }
@@ -1797,8 +1807,9 @@ inline void emu_wgmma_commit() {
 
 // where element (mn, k) of an operand a descriptor describes lies
 inline const char* emu_wgmma_element_at(uint64_t desc, int mn, int k, int mn_major, const char* file, int line) {
-    const uint32_t start = (uint32_t)(desc & 0x3FFF) << 4, lbo = (uint32_t)(desc >> 16 & 0x3FFF) << 4,
-                   sbo = (uint32_t)(desc >> 32 & 0x3FFF) << 4;
+    const uint32_t start = (uint32_t)(desc & 0x3FFF) << 4;
+    uint32_t lbo = (uint32_t)(desc >> 16 & 0x3FFF) << 4, sbo = (uint32_t)(desc >> 32 & 0x3FFF) << 4;
+    if (::emu::g.wgmma_swapped & (mn_major ? 2 : 1)) std::swap(lbo, sbo);
     if (desc >> 62) ::emu::fail("wgmma at %s:%d: descriptor %016llx: a swizzle mode (emulated: none)", file, line,
                                 (unsigned long long)desc);
     const uint32_t addr = start + (uint32_t)(mn / 8) * sbo + (uint32_t)(k / 8) * lbo +

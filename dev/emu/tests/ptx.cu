@@ -27,6 +27,14 @@
 //                 accumulators read between commit and wait still hold their
 //                 old values (an mma_async runs at its wait, the late end of
 //                 its window; on a device they are undefined, not read)
+//                 On a mismatch it runs the kernel again with lbo and sbo
+//                 swapped in every descriptor and says which results that
+//                 puts right: the K-major descriptors (SS) or the MN-major
+//                 ones (RS's B) read the other way round, the likeliest
+//                 wrong assumption, is named on the device's first run.
+//                 Checked here with EMU_WGMMA_SWAPPED_STRIDES=k, mn, both
+//                 (an emulated device that reads them so): the check must
+//                 fail and name what is swapped
 //   ptx wgmma_nofence
 //                 the SS wgmmas with no wgmma_fence before them: the emulator
 //                 must stop (without a wgmma.fence); the nvcc build fences
@@ -228,16 +236,21 @@ __device__ int core_offset(int mn, int k, int lbo, int sbo, int mn_major) {
 #define SS_B1 2560, 1040, 128  // n core matrices packed, the k halves 1040 apart: ends at 4624
 #define SS_A2 4864, 1056, 128  // ends at 6944
 #define SS_B2 7168, 160, 352   // ends at 9920
-#define SS_BYTES 9984
+#define SS_BYTES 12544         // what the probe's swapped descriptors reach (A2's: 12512)
 // MN-major, (16, n):
 #define RS_B64 0, 144, 304     // ends at 2400
 #define RS_B32 2448, 560, 128  // not 128-byte aligned (16 is what a descriptor needs): ends at 3520
-#define RS_BYTES 3584
+#define RS_BYTES 4480          // swapped, B32 reaches 4384
 constexpr int operand_end(int n, int offset, int lbo, int sbo) { return offset + (n / 8 - 1) * sbo + lbo + 128; }
+constexpr int swapped_end(int n, int offset, int lbo, int sbo) { return operand_end(n, offset, sbo, lbo); }
 static_assert(operand_end(64, SS_A1) <= 2560 && operand_end(64, SS_B1) <= 4864 && operand_end(64, SS_A2) <= 7168 &&
                   operand_end(64, SS_B2) <= SS_BYTES && operand_end(64, RS_B64) <= 2448 &&
                   operand_end(32, RS_B32) <= RS_BYTES,
               "wgmma operands overlap");
+static_assert(swapped_end(64, SS_A1) <= SS_BYTES && swapped_end(64, SS_B1) <= SS_BYTES &&
+                  swapped_end(64, SS_A2) <= SS_BYTES && swapped_end(64, SS_B2) <= SS_BYTES &&
+                  swapped_end(64, RS_B64) <= RS_BYTES && swapped_end(32, RS_B32) <= RS_BYTES,
+              "the probe's swapped descriptors reach past their buffer");
 
 // the inputs, bf16 (in) and fp32 (c), at these element offsets; A1, B1, A2,
 // B2 and AR (64,16) row-major (B1, B2 as (n, k)), B64 (16,64), B32 (16,32)
@@ -265,8 +278,12 @@ static_assert(operand_end(64, SS_A1) <= 2560 && operand_end(64, SS_B1) <= 4864 &
 #define OUT_SS32_EARLY 22528
 #define OUT_N 24576
 
-// the descriptor of an operand at base + offset; the byte offset of its element (mn, k)
-__device__ uint64_t desc_at(const char* base, int offset, int lbo, int sbo) { return wgmma_desc(base + offset, lbo, sbo); }
+// the descriptor of an operand at base + offset (lbo and sbo exchanged if
+// swapped: the probe of a device that reads them the other way round); the
+// byte offset of its element (mn, k)
+__device__ uint64_t desc_at(const char* base, int offset, int lbo, int sbo, int swapped) {
+    return swapped ? wgmma_desc(base + offset, sbo, lbo) : wgmma_desc(base + offset, lbo, sbo);
+}
 __device__ int place_at(int offset, int lbo, int sbo, int mn, int k, int mn_major) {
     return offset + core_offset(mn, k, lbo, sbo, mn_major);
 }
@@ -291,7 +308,9 @@ __device__ void place(char* base, const __nv_bfloat16* src, int n, int mn_major,
 // matrices along n, the same descriptor). (2) RS: D64 = C_64 + AR B64, D32 = C_32 + AR B32, AR's
 // registers built by hand. A1 arrives by cp.async, the rest by plain
 // stores; every byte of the buffers the operands do not use is NaN.
-__global__ void wgmma_kernel(float* out, const __nv_bfloat16* in, const float* c, int mode) {
+// swapped: bit 0 swaps lbo and sbo in the K-major descriptors, bit 1 in
+// the MN-major ones (the operands stay where they are)
+__global__ void wgmma_kernel(float* out, const __nv_bfloat16* in, const float* c, int mode, int swapped) {
     __shared__ __align__(128) unsigned short ss[SS_BYTES / 2];
     __shared__ __align__(128) unsigned short rs[RS_BYTES / 2];
     const int i = (int)threadIdx.x, w = i / 32, g = i % 32 / 4, t = i % 4;
@@ -322,9 +341,10 @@ __global__ void wgmma_kernel(float* out, const __nv_bfloat16* in, const float* c
 #else   // wgmma_nofence is for the emulator; made conditional, ptxas adds the fence itself (note C7519)
     wgmma_fence();
 #endif
-    wgmma_ss<64>(d, desc_at(ssb, SS_A1), desc_at(ssb, SS_B1), 0);
-    wgmma_ss<64>(d, desc_at(ssb, SS_A2), desc_at(ssb, SS_B2), 1);
-    wgmma_ss<32>(e, desc_at(ssb, SS_A2), desc_at(ssb, SS_B1), 1);
+    const int k_swapped = swapped & 1, mn_swapped = swapped & 2;
+    wgmma_ss<64>(d, desc_at(ssb, SS_A1, k_swapped), desc_at(ssb, SS_B1, k_swapped), 0);
+    wgmma_ss<64>(d, desc_at(ssb, SS_A2, k_swapped), desc_at(ssb, SS_B2, k_swapped), 1);
+    wgmma_ss<32>(e, desc_at(ssb, SS_A2, k_swapped), desc_at(ssb, SS_B1, k_swapped), 1);
     wgmma_commit();
 #ifdef CUDA_EMU   // on a device the accumulators are undefined until the wait (not to be read)
     for (int v = 0; v < 32; v++) early[v] = d[v];
@@ -355,8 +375,8 @@ __global__ void wgmma_kernel(float* out, const __nv_bfloat16* in, const float* c
     wgmma_fence_operands(d32);
     wgmma_fence_operands(a);
     wgmma_fence();
-    wgmma_rs_mn<64>(d64, a[0], desc_at(rsb, RS_B64));
-    wgmma_rs_mn<32>(d32, a[0], desc_at(rsb, RS_B32));
+    wgmma_rs_mn<64>(d64, a[0], desc_at(rsb, RS_B64, mn_swapped));
+    wgmma_rs_mn<32>(d32, a[0], desc_at(rsb, RS_B32, mn_swapped));
     wgmma_commit();
 #ifdef CUDA_EMU
     if (mode == WG_ACHANGE) a[0][3] ^= 1u;
@@ -380,15 +400,67 @@ __global__ void wgmma_kernel(float* out, const __nv_bfloat16* in, const float* c
     }
 }
 
-// exact: got == want, both (64, cols) row-major
-static int same_matrix(const char* what, const float* got, const float* want, int cols) {
+// exact: got == want, both (64, cols) row-major; the first mismatch
+// reported unless quiet
+static int same_matrix(const char* what, const float* got, const float* want, int cols, int quiet = 0) {
     for (int j = 0; j < 64 * cols; j++)
         if (!(got[j] == want[j])) {
-            fprintf(stderr, "error: %s: mismatch vs the CPU reference at [%d][%d]: %g, want %g\n", what, j / cols,
-                    j % cols, got[j], want[j]);
+            if (!quiet)
+                fprintf(stderr, "error: %s: mismatch vs the CPU reference at [%d][%d]: %g, want %g\n", what, j / cols,
+                        j % cols, got[j], want[j]);
             return 1;
         }
     return 0;
+}
+
+// the kernel's results against the CPU's: whether the SS ones (N 64, 32)
+// and the RS ones differ (bit 0, bit 1)
+static int wgmma_mismatches(const float* got, const float* want, int quiet) {
+    const int ss = same_matrix("wgmma m64n64k16 A, B in shared memory", got + OUT_SS, want + OUT_SS, 64, quiet) ||
+                   same_matrix("wgmma m64n32k16 A, B in shared memory", got + OUT_SS32, want + OUT_SS32, 32, quiet);
+    const int rs =
+        same_matrix("wgmma m64n64k16 A in registers, B MN-major", got + OUT_64, want + OUT_64, 64, quiet) ||
+        same_matrix("wgmma m64n32k16 A in registers, B MN-major", got + OUT_32, want + OUT_32, 32, quiet);
+    return ss | rs << 1;
+}
+
+static void run_wgmma(float* got, const __nv_bfloat16* in, const float* c, int mode, int swapped) {
+    __nv_bfloat16* d_in;
+    float *d_c, *d_out;
+    cuda_check(cudaMalloc(&d_in, IN_N * sizeof(*in)));
+    cuda_check(cudaMalloc(&d_c, C_N * sizeof(*c)));
+    cuda_check(cudaMalloc(&d_out, OUT_N * sizeof(*got)));
+    cuda_check(cudaMemcpy(d_in, in, IN_N * sizeof(*in), cudaMemcpyHostToDevice));
+    cuda_check(cudaMemcpy(d_c, c, C_N * sizeof(*c), cudaMemcpyHostToDevice));
+    wgmma_kernel<<<1, mode == WG_BLOCK64 ? 64 : WG_THREADS>>>(d_out, d_in, d_c, mode, swapped);
+    cuda_check(cudaGetLastError());
+    cuda_check(cudaMemcpy(got, d_out, OUT_N * sizeof(*got), cudaMemcpyDeviceToHost));
+    cuda_check(cudaFree(d_in));
+    cuda_check(cudaFree(d_c));
+    cuda_check(cudaFree(d_out));
+}
+
+// after a mismatch (bad: wgmma_mismatches' bits), the likeliest wrong
+// assumption, checked on the spot: the same kernel with lbo and sbo swapped
+// in every descriptor. The SS results depend only on the K-major
+// descriptors, the RS ones only on the MN-major one, so one run tells
+// which kind (if either) this device reads the other way round.
+static void diagnose_wgmma_strides(int bad, const __nv_bfloat16* in, const float* c, const float* want) {
+    static float got[OUT_N];
+    run_wgmma(got, in, c, WG_GOOD, 3);
+    const int still = wgmma_mismatches(got, want, 1);
+    const char* kind[2] = {"K-major (the SS operands)", "MN-major (the RS B operand)"};
+    for (int b = 0; b < 2; b++) {
+        if (!(bad >> b & 1)) continue;
+        if (still >> b & 1)
+            fprintf(stderr, "error: wgmma probe: lbo and sbo swapped in the %s descriptors do not put it right "
+                    "either: the layouts themselves (registers, core matrices, imm-trans-b) differ\n", kind[b]);
+        else
+            fprintf(stderr, "error: wgmma probe: with lbo and sbo swapped in the %s descriptors the results match: "
+                    "this device reads them the other way round (swap them in llmc/attention_wgmma.cuh's "
+                    "attnw_desc_%s and in dev/emu/cuda_emu.h's emu_wgmma_element_at)\n", kind[b],
+                    b ? "mn_major" : "k_major");
+    }
 }
 
 static int check_wgmma(int mode) {
@@ -426,24 +498,11 @@ static int check_wgmma(int mode) {
             want[OUT_SS32 + 32 * m + n] = (float)e;
         }
     }
-    __nv_bfloat16* d_in;
-    float *d_c, *d_out;
-    cuda_check(cudaMalloc(&d_in, sizeof(in)));
-    cuda_check(cudaMalloc(&d_c, sizeof(c)));
-    cuda_check(cudaMalloc(&d_out, sizeof(got)));
-    cuda_check(cudaMemcpy(d_in, in, sizeof(in), cudaMemcpyHostToDevice));
-    cuda_check(cudaMemcpy(d_c, c, sizeof(c), cudaMemcpyHostToDevice));
-    wgmma_kernel<<<1, mode == WG_BLOCK64 ? 64 : WG_THREADS>>>(d_out, d_in, d_c, mode);
-    cuda_check(cudaGetLastError());
-    cuda_check(cudaMemcpy(got, d_out, sizeof(got), cudaMemcpyDeviceToHost));
-    cuda_check(cudaFree(d_in));
-    cuda_check(cudaFree(d_c));
-    cuda_check(cudaFree(d_out));
-    if (same_matrix("wgmma m64n64k16 A, B in shared memory", got + OUT_SS, want + OUT_SS, 64) ||
-        same_matrix("wgmma m64n32k16 A, B in shared memory", got + OUT_SS32, want + OUT_SS32, 32) ||
-        same_matrix("wgmma m64n64k16 A in registers, B MN-major", got + OUT_64, want + OUT_64, 64) ||
-        same_matrix("wgmma m64n32k16 A in registers, B MN-major", got + OUT_32, want + OUT_32, 32))
+    run_wgmma(got, in, c, mode, 0);
+    if (const int bad = wgmma_mismatches(got, want, 0)) {
+        if (mode == WG_GOOD) diagnose_wgmma_strides(bad, in, c, want);
         return 1;
+    }
 #ifdef CUDA_EMU
     // the emulation runs an mma_async at the wait (the late end of its
     // window): read before it, the accumulators hold their old values
