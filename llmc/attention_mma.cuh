@@ -66,30 +66,50 @@
 
 #define ATTNM_WARPS 4   // warps per block, 16 rows of the tile each
 
-// rows row0 .. row0 + 63 of a (T,HS) bf16 matrix whose rows are `stride`
-// apart at src -> dst (64, HS + 8) in shared memory by cp.async (in flight
-// until a cp_async_wait; rows >= T are stored as zeros at once). The block's
-// 32 * ATTNM_WARPS threads (as every launcher here starts) take 16-byte
-// chunks, coalesced: thread i chunk i % (HS/8) of rows i / (HS/8) + k *
-// ROWS, in a loop the compiler unrolls (a fixed trip count).
-template <int HS>
-__device__ __forceinline__ void attnm_stage(floatX* dst, const floatX* src, size_t stride, int row0, int T) {
-    constexpr unsigned CHUNKS = HS / 8, ROWS = 32 * ATTNM_WARPS / CHUNKS;
-    static_assert(32 * ATTNM_WARPS % CHUNKS == 0 && ATTN_TILE % ROWS == 0, "whole rows per pass, whole passes");
-    const unsigned c = threadIdx.x % CHUNKS;
+// one thread's share of staging a tile: rows row0 .. row0 + 63 of a (T,HS)
+// bf16 matrix whose rows are `stride` apart at src, by cp.async (in flight
+// until a cp_async_wait; rows >= T are stored as zeros at once). The thread
+// copies PIECES 16-byte pieces, the k-th holding values 8c..8c+7 of the
+// tile's row r + k ROW_STEP, to dst + k DST_STEP. A whole tile (every one
+// but a ragged last) skips the row checks and one pointer walks the rows:
+// a piece costs an add and its cp.async, where the checked loop spends
+// about 20 instructions (PTX) on a piece's bounds and 64-bit address. (The
+// checked loop keeps that address arithmetic: walking the pointer there
+// too made ptxas spill in dq and dkdv, which sit at 128 registers.)
+template <int PIECES, int ROW_STEP, int DST_STEP>
+__device__ __forceinline__ void attn_stage_pieces(floatX* dst, const floatX* src, size_t stride, int row0, int r,
+                                                  int c, int T) {
+    if (row0 + ATTN_TILE <= T) {
+        const floatX* s = src + (size_t)(row0 + r) * stride + 8 * c;
+        const size_t step = (size_t)ROW_STEP * stride;
 #pragma unroll
-    for (unsigned k = 0; k < ATTN_TILE / ROWS; k++) {
-        const unsigned r = threadIdx.x / CHUNKS + k * ROWS;
-        floatX* d = dst + r * (HS + 8) + 8 * c;
-        if (row0 + (int)r < T) {
-            cp_async16(d, src + (size_t)(row0 + (int)r) * stride + 8 * c);
+        for (int k = 0; k < PIECES; k++, s += step) cp_async16(dst + k * DST_STEP, s);
+        return;
+    }
+#pragma unroll
+    for (int k = 0; k < PIECES; k++) {
+        if (row0 + r + k * ROW_STEP < T) {
+            cp_async16(dst + k * DST_STEP, src + (size_t)(row0 + r + k * ROW_STEP) * stride + 8 * c);
         } else {
             Pack128<floatX> zero;
 #pragma unroll
             for (int e = 0; e < 8; e++) zero[e] = (floatX)0.0f;
-            store128(d, zero);
+            store128(dst + k * DST_STEP, zero);
         }
     }
+}
+
+// rows row0 .. row0 + 63 of a (T,HS) bf16 matrix whose rows are `stride`
+// apart at src -> dst (64, HS + 8) in shared memory, as attn_stage_pieces.
+// The block's 32 * ATTNM_WARPS threads (as every launcher here starts) take
+// 16-byte chunks, coalesced: thread i chunk i % (HS/8) of rows i / (HS/8) +
+// k * ROWS.
+template <int HS>
+__device__ __forceinline__ void attnm_stage(floatX* dst, const floatX* src, size_t stride, int row0, int T) {
+    constexpr int CHUNKS = HS / 8, ROWS = 32 * ATTNM_WARPS / CHUNKS;
+    static_assert(32 * ATTNM_WARPS % CHUNKS == 0 && ATTN_TILE % ROWS == 0, "whole rows per pass, whole passes");
+    const int r = (int)threadIdx.x / CHUNKS, c = (int)threadIdx.x % CHUNKS;
+    attn_stage_pieces<ATTN_TILE / ROWS, ROWS, ROWS * (HS + 8)>(dst + r * (HS + 8) + 8 * c, src, stride, row0, r, c, T);
 }
 
 // the same for 64 floats, one per row: src[row0 ..] -> dst (0 past T)

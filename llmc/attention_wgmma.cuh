@@ -46,29 +46,19 @@
 #include "attention_mma.cuh"
 
 // rows row0 .. row0 + 63 of a (T,HS) bf16 matrix whose rows are `stride`
-// apart at src -> dst (64 * HS values) in core matrices, by cp.async (rows
-// >= T stored as zeros at once): 16-byte piece p (at byte 16p) holds row
-// 8 (p / HS) + p % 8, values 8c..8c+7 with c = p / 8 % (HS / 8). So core
-// matrix (row group G, piece column c) starts at byte G 16 HS + 128 c.
-// Thread i takes pieces i, i + 128, ...: a warp reads 8 rows x 64 bytes
-// of global memory and writes 512 contiguous bytes of shared memory.
+// apart at src -> dst (64 * HS values) in core matrices, as
+// attn_stage_pieces: 16-byte piece p (at byte 16p) holds row 8 (p / HS) +
+// p % 8, values 8c..8c+7 with c = p / 8 % (HS / 8). So core matrix (row
+// group G, piece column c) starts at byte G 16 HS + 128 c. Thread i takes
+// pieces i, i + 128, ... (rows 8 (i / HS) + i % 8 + k 1024 / HS, the same
+// c): a warp reads 8 rows x 64 bytes of global memory and writes 512
+// contiguous bytes of shared memory.
 template <int HS>
 __device__ __forceinline__ void attnw_stage(floatX* dst, const floatX* src, size_t stride, int row0, int T) {
     constexpr int THREADS = 32 * ATTNM_WARPS, PIECES = ATTN_TILE * HS / 8;
-    static_assert(PIECES % THREADS == 0, "whole passes");
-#pragma unroll
-    for (int k = 0; k < PIECES / THREADS; k++) {
-        const int p = (int)threadIdx.x + k * THREADS, r = 8 * (p / HS) + p % 8, c = p / 8 % (HS / 8);
-        floatX* d = dst + 8 * p;
-        if (row0 + r < T) {
-            cp_async16(d, src + (size_t)(row0 + r) * stride + 8 * c);
-        } else {
-            Pack128<floatX> zero;
-#pragma unroll
-            for (int e = 0; e < 8; e++) zero[e] = (floatX)0.0f;
-            store128(d, zero);
-        }
-    }
+    static_assert(PIECES % THREADS == 0 && THREADS % HS == 0, "whole passes, the same column in each");
+    const int i = (int)threadIdx.x, r = 8 * (i / HS) + i % 8, c = i / 8 % (HS / 8);
+    attn_stage_pieces<PIECES / THREADS, 8 * THREADS / HS, 8 * THREADS>(dst + 8 * i, src, stride, row0, r, c, T);
 }
 
 // descriptors of a staged tile: k step kd (k = 16kd..16kd+15) of a K-major
