@@ -7,7 +7,8 @@
 // Vp - V padding columns that never count):
 // - pass 1: each thread walks its 128-bit chunks of 8 logits (chunk k at
 //   k * 8 for k = threadIdx.x, + blockDim.x, ...) keeping an online max m and
-//   sum s of exp(x - m) in fp32 (rescaling s when m grows, once per chunk);
+//   sum s of exp(x - m) in fp32 (rescaling s when m grows, once per chunk;
+//   every exp by fused_classifier_exp, below);
 //   the (m, s) pairs are combined by a warp butterfly (__shfl_xor_sync), then
 //   across the block's warps through shared memory by a second butterfly in
 //   every warp, so every thread holds the same bits (the combine is
@@ -32,12 +33,23 @@
 #include <math.h>
 #include <stdint.h>
 #include "cuda_common.cuh"
+#include "ptx.cuh"
 
 #define FUSED_CLASSIFIER_BLOCK_SIZE 512   // threads per block (one row each): Vp = 50304 is 6288 chunks, ~12 a thread
 #define FUSED_CLASSIFIER_HELD 13           // the most chunks a thread holds in registers (GPT-2's Vp: 12.3)
 
 // ----------------------------------------------------------------------------
 // kernels
+
+// e^d for d = a logit minus a max (d <= 0), as every exp here is taken:
+// 2^(d log2 e) by ex2.approx.ftz (llmc/ptx.cuh), a multiply and one
+// special-function instruction where expf spends eight (its range
+// reduction, an integer shift among them). Relative error within 2 ulps +
+// 3 u |d| (u = 2^-24: the rounding of d, of the product and of log2 e);
+// results below 2^-126 flush to 0 (probabilities under 1e-38, which
+// neither the sum nor a bf16 gradient keeps).
+#define FUSED_CLASSIFIER_LOG2E 1.4426950408889634f
+__device__ __forceinline__ float fused_classifier_exp(float d) { return ex2_approx(d * FUSED_CLASSIFIER_LOG2E); }
 
 // (m, s) = the pair for the union of the values of (m1, s1) and (m2, s2):
 // s rescaled to the larger max; m == -inf means no values yet (s == 0).
@@ -46,7 +58,7 @@
 __device__ __forceinline__ void fused_classifier_combine(float& m, float& s, float m2, float s2) {
     float mm = fmaxf(m, m2);
     if (mm == -INFINITY) return;   // both empty
-    s = s * expf(m - mm) + s2 * expf(m2 - mm);
+    s = s * fused_classifier_exp(m - mm) + s2 * fused_classifier_exp(m2 - mm);
     m = mm;
 }
 
@@ -68,10 +80,10 @@ __device__ __forceinline__ void fused_classifier_chunk(float& m, float& s, const
     for (int k = 0; k < Pack128<floatX>::N; k++)
         if (k < n) cm = fmaxf(cm, (float)v[k]);
     float mm = fmaxf(m, cm);
-    s *= expf(m - mm);   // exp(-inf) = 0 for the first chunk (s is 0 then anyway)
+    s *= fused_classifier_exp(m - mm);   // exp(-inf) = 0 for the first chunk (s is 0 then anyway)
 #pragma unroll
     for (int k = 0; k < Pack128<floatX>::N; k++)
-        if (k < n) s += expf((float)v[k] - mm);
+        if (k < n) s += fused_classifier_exp((float)v[k] - mm);
     m = mm;
 }
 
@@ -90,22 +102,24 @@ __device__ __forceinline__ void fused_classifier_block_combine(float& m, float& 
     fused_classifier_warp_combine(m, s);
 }
 
-// pass 2's step: the chunk of logits v at column c -> its dlogits. Most
-// chunks are whole, inside V and without the target: (p - 0) * dloss = p *
-// dloss with no per-value checks (the same bits as the general case)
+// pass 2's step: the chunk of logits v at column c -> its dlogits: e^(x -
+// m) dloss_s (dloss_s = dloss / s) but at the target, (e^(x - m) / s - 1)
+// dloss, and 0 from V on. Most chunks are whole, inside V and without the
+// target: no per-value checks there, the same bits.
 __device__ __forceinline__ Pack128<floatX> fused_classifier_chunk_dlogits(const Pack128<floatX>& v, int c, float m,
-                                                                          float inv_s, float dloss, int target, int V) {
+                                                                          float inv_s, float dloss_s, float dloss,
+                                                                          int target, int V) {
     const int P = Pack128<floatX>::N;
     Pack128<floatX> d;
     if (c + P <= V && (target < c || target >= c + P)) {
 #pragma unroll
-        for (int k = 0; k < P; k++) d[k] = (floatX)(expf((float)v[k] - m) * inv_s * dloss);
+        for (int k = 0; k < P; k++) d[k] = (floatX)(fused_classifier_exp((float)v[k] - m) * dloss_s);
     } else {
 #pragma unroll
         for (int k = 0; k < P; k++) {
-            float p = expf((float)v[k] - m) * inv_s;
-            float indicator = c + k == target ? 1.0f : 0.0f;
-            d[k] = c + k < V ? (floatX)((p - indicator) * dloss) : (floatX)0.0f;
+            float e = fused_classifier_exp((float)v[k] - m);
+            float g = c + k == target ? (e * inv_s - 1.0f) * dloss : e * dloss_s;
+            d[k] = c + k < V ? (floatX)g : (floatX)0.0f;
         }
     }
     return d;
@@ -156,7 +170,7 @@ __global__ void __launch_bounds__(FUSED_CLASSIFIER_BLOCK_SIZE)
     if (!write_dlogits) return;
 
     // pass 2: dlogits in place, 0 in the padding
-    float inv_s = 1.0f / s;
+    const float inv_s = 1.0f / s, dloss_s = inv_s * dloss;
     if (CH > 0) {
 #ifndef CUDA_EMU
         // the held bits may have changed, as far as the compiler knows: it
@@ -171,11 +185,11 @@ __global__ void __launch_bounds__(FUSED_CLASSIFIER_BLOCK_SIZE)
 #pragma unroll
         for (int j = 0; j < CH; j++) {
             int c = first + j * stride;
-            if (c < Vp) store128(x + c, fused_classifier_chunk_dlogits(held[j], c, m, inv_s, dloss, target, V));
+            if (c < Vp) store128(x + c, fused_classifier_chunk_dlogits(held[j], c, m, inv_s, dloss_s, dloss, target, V));
         }
     } else {
         for (int c = first; c < Vp; c += stride)
-            store128(x + c, fused_classifier_chunk_dlogits(load128(x + c), c, m, inv_s, dloss, target, V));
+            store128(x + c, fused_classifier_chunk_dlogits(load128(x + c), c, m, inv_s, dloss_s, dloss, target, V));
     }
 }
 
@@ -242,8 +256,9 @@ __global__ void __launch_bounds__(256)
     if (idx >= n * chunks) return;   // no barrier in this kernel
     int row = idx / chunks, c = (idx - row * chunks) * P;
     floatX* x = tile + (size_t)row * W + c;
-    float inv_s = 1.0f / row_sum[row];
-    store128(x, fused_classifier_chunk_dlogits(load128(x), v0 + c, row_max[row], inv_s, dloss, targets[row], V));
+    const float inv_s = 1.0f / row_sum[row];
+    store128(x, fused_classifier_chunk_dlogits(load128(x), v0 + c, row_max[row], inv_s, inv_s * dloss, dloss,
+                                               targets[row], V));
 }
 
 // ----------------------------------------------------------------------------

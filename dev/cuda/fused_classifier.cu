@@ -34,11 +34,12 @@
 //
 // Tolerances, with u = 2^-24, gamma(k) = k u / (1 - k u), cpt = the most
 // chunks of 8 a thread sums (ceil(V / 8 / 512)) and R = max |x - max| of
-// the row (the device's expf is within 2 ulps = 4u, plus u |x - m| from the
-// rounding of its argument):
+// the row (the kernels' exp, 2^(d log2 e) by ex2.approx, is within 2 ulps =
+// 4u, plus 3u |d| from the roundings of d = x - m, of log2 e and of the
+// product):
 // - s (the sum of exp): relative error at most gamma(Ks) with
-//   Ks = 8 cpt (additions of a thread) + (cpt + 1)(5 + R) (each term's exp,
-//   each rescaling) + 10 (6 + R) (the 10 butterfly levels: an exp, a
+//   Ks = 8 cpt (additions of a thread) + (cpt + 1)(5 + 3R) (each term's exp,
+//   each rescaling) + 10 (6 + 3R) (the 10 butterfly levels: an exp, a
 //   product and a sum each);
 // - loss = m + log(s) - x[target]: |error| <= gamma(Ks) (log of s) +
 //   gamma(4) (|m| + |log s| + |x[target]|) (logf within 1 ulp, two sums);
@@ -46,7 +47,7 @@
 //   by ~1 and counting the padding by ~26;
 // - dlogits: one bf16 ulp of the reference rounded to bf16 (the fp32 value
 //   may sit across a rounding boundary) plus the fp32 error floor
-//   |dloss| (gamma(Ks + R + 6) p + gamma(2) |p - [c == target]|) (p's
+//   |dloss| (gamma(Ks + 3R + 6) p + gamma(2) |p - [c == target]|) (p's
 //   exp, 1/s and product; the difference and the scaling); a missing dloss
 //   (factor 1 / 0.75 BT) or a wrong target column (off by dloss) exceeds
 //   it by orders of magnitude. Padding columns must be exactly +0.
@@ -84,7 +85,7 @@ static int compare(const char* what, int BT, int V, int Vp, float dloss, const f
         double s = 0;
         for (int c = 0; c < V; c++) s += exp(xr[c] - m);
         double R = m - mn;
-        double Ks = 8.0 * cpt + (cpt + 1) * (5 + R) + levels * (6 + R);
+        double Ks = 8.0 * cpt + (cpt + 1) * (5 + 3 * R) + levels * (6 + 3 * R);
         double loss = m + log(s) - xr[targets[i]];
         double tol = gamma_u(Ks) + gamma_u(4) * (fabs(m) + fabs(log(s)) + fabs(xr[targets[i]]));
         double e = fabs(losses[i] - loss);
@@ -108,7 +109,7 @@ static int compare(const char* what, int BT, int V, int Vp, float dloss, const f
             }
             double p = exp(xr[c] - m) / s, ind = c == targets[i] ? 1.0 : 0.0;
             float want = __bfloat162float(__float2bfloat16((float)((p - ind) * dloss)));
-            double dt = bf16_ulp(want) + fabs(dloss) * (gamma_u(Ks + R + 6) * p + gamma_u(2) * fabs(p - ind));
+            double dt = bf16_ulp(want) + fabs(dloss) * (gamma_u(Ks + 3 * R + 6) * p + gamma_u(2) * fabs(p - ind));
             double ed = fabs((double)got - want);
             if (!(ed <= dt)) {
                 fprintf(stderr, "error: %s BT=%d V=%d Vp=%d: dlogits[%d][%d] = %.6g, want %.6g (tolerance %.3g)\n",
