@@ -185,7 +185,8 @@ __global__ void __launch_bounds__(FUSED_CLASSIFIER_BLOCK_SIZE)
 #pragma unroll
         for (int j = 0; j < CH; j++) {
             int c = first + j * stride;
-            if (c < Vp) store128(x + c, fused_classifier_chunk_dlogits(held[j], c, m, inv_s, dloss_s, dloss, target, V));
+            if (c < Vp)
+                store128(x + c, fused_classifier_chunk_dlogits(held[j], c, m, inv_s, dloss_s, dloss, target, V));
         }
     } else {
         for (int c = first; c < Vp; c += stride)

@@ -382,7 +382,7 @@ struct State {
     uint64_t stream_rng = 0;            // its random numbers (from EMU_SEED)
     bool warps_serial = false;          // EMU_WARPS=serial: each warp runs alone between barriers
     bool cp_async_early = false;        // EMU_CP_ASYNC=early: cp.async copies land at issue
-    int wgmma_swapped = 0;              // EMU_WGMMA_SWAPPED_STRIDES: lbo, sbo read the other way (1 K-major, 2 MN-major)
+    int wgmma_swapped = 0;              // EMU_WGMMA_SWAPPED_STRIDES: lbo, sbo swapped (1 K-major, 2 MN-major)
     int in_stream_work = 0;             // > 0 while a stream's queued operation runs
     char altstack[1 << 16];
 };
