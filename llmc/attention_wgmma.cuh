@@ -9,8 +9,9 @@
 // the masks, P and dS and the epilogues are attention_mma.cuh's functions.
 // - forward: S = Q K^T (Q, K from shared memory), the softmax, out += P V
 //   (P from registers, as mma.sync's A fragments).
-// - dq: per half of a key tile (32 keys: half the registers), S = Q K^T
-//   and dP = dO V^T, P and dS, dQ += dS K.
+// - dq: per half of a key tile (32 keys: half the registers; whole tiles
+//   as a variant the bench times), S = Q K^T and dP = dO V^T, P and dS,
+//   dQ += dS K.
 // - dkdv: per half of a query tile, S^T = K Q^T and dP^T = V dO^T, P^T and
 //   dS^T, dV += P^T dO and dK += dS^T Q. The same three kernels' division
 //   of work, without atomics: the same determinism.
@@ -205,29 +206,31 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
 }
 
 // one key tile (K, V staged at kb, vb; Q, dout at qs, gs) of dq for the
-// block's 64 rows, in two halves of 32 keys (fewer registers: S and dP of a
-// half are 16 values each per thread): S = Q K^T and dP = dO V^T (two
-// groups: P is computed while dP's run), dS = P (dP - D) as in
+// block's 64 rows, in parts of KEYS keys (64: the whole tile; 32: halves,
+// S and dP of a part 16 values each per thread): S = Q K^T and dP = dO V^T
+// (two groups: P is computed while dP's run), dS = P (dP - D) as in
 // attnm_dq_tile, dQ += dS K (K read MN-major: its rows are k here). DIAG as
 // in attnw_forward_tile.
-template <int HS, bool DIAG>
+template <int HS, int KEYS, bool DIAG>
 __device__ __forceinline__ void attnw_dq_tile(float (&dq)[HS / 8][4], const float (&lse2)[2], const float (&Dr)[2],
                                               const floatX* qs, const floatX* gs, const floatX* kb, const floatX* vb,
                                               float to_base2) {
+    static_assert(KEYS == 32 || KEYS == 64, "whole tiles or halves");
+    constexpr int NJ = KEYS / 16;   // key chunks of 16 in a part
     const int w = (int)threadIdx.x / 32;
 #pragma unroll
-    for (int half = 0; half < 2; half++) {
-        const floatX *kh = kb + 32 * HS * half, *vh = vb + 32 * HS * half;   // keys 32 half.. (4 row groups)
-        float s[2][2][4], dp[2][2][4];   // S, then P, then dS; dP: chunk j (keys 32 half + 16 j..), two 8-column tiles
-        float(&sf)[16] = reinterpret_cast<float(&)[16]>(s);
-        float(&dpf)[16] = reinterpret_cast<float(&)[16]>(dp);
-        attnw_times_t<HS, 32>(sf, qs, kh);    // S = Q K^T
-        attnw_times_t<HS, 32>(dpf, gs, vh);   // dP = dO V^T
+    for (int part = 0; part < ATTN_TILE / KEYS; part++) {
+        const floatX *kh = kb + KEYS * HS * part, *vh = vb + KEYS * HS * part;   // keys KEYS part.. (row groups)
+        float s[NJ][2][4], dp[NJ][2][4];   // S, then P, then dS; dP: chunk j (keys KEYS part + 16 j..), two 8-column tiles
+        float(&sf)[KEYS / 2] = reinterpret_cast<float(&)[KEYS / 2]>(s);
+        float(&dpf)[KEYS / 2] = reinterpret_cast<float(&)[KEYS / 2]>(dp);
+        attnw_times_t<HS, KEYS>(sf, qs, kh);    // S = Q K^T
+        attnw_times_t<HS, KEYS>(dpf, gs, vh);   // dP = dO V^T
         wgmma_wait<1>();   // S is in; P while dP is computed
         wgmma_fence_operands(sf);
 #pragma unroll
-        for (int j = 0; j < 2; j++) {
-            const int chunk = 2 * half + j;   // of the tile's 4: the warp's rows see chunks 0..w of the diagonal
+        for (int j = 0; j < NJ; j++) {
+            const int chunk = NJ * part + j;   // of the tile's 4: the warp's rows see chunks 0..w of the diagonal
             attnm_dq_probs(s[j], lse2, to_base2);
             if (DIAG && chunk > w) {
 #pragma unroll
@@ -237,14 +240,14 @@ __device__ __forceinline__ void attnw_dq_tile(float (&dq)[HS / 8][4], const floa
         }
         wgmma_wait<0>();
         wgmma_fence_operands(dpf);
-        uint32_t a[2][4];   // dS as the A operand of each k step (16 keys)
+        uint32_t a[NJ][4];   // dS as the A operand of each k step (16 keys)
 #pragma unroll
-        for (int j = 0; j < 2; j++) {
+        for (int j = 0; j < NJ; j++) {
             attnm_dq_dscores(s[j], dp[j], Dr);
             attnm_as_a(a[j], s[j][0], s[j][1]);
         }
         float(&dqf)[HS / 2] = reinterpret_cast<float(&)[HS / 2]>(dq);
-        attnw_accumulate<HS, 2>(dqf, a, kh);   // dQ += dS K
+        attnw_accumulate<HS, NJ>(dqf, a, kh);   // dQ += dS K
         wgmma_wait<0>();
         wgmma_fence_operands(dqf);
         wgmma_fence_operands(a);
@@ -253,8 +256,8 @@ __device__ __forceinline__ void attnw_dq_tile(float (&dq)[HS / 8][4], const floa
 
 // dq (query rows) of dqkv (B,T,3C); grid (ceil(T/64), NH, B), 128 threads
 // (one warpgroup); 48 KB of shared memory at HS = 64 (Q, dout, and K, V
-// twice)
-template <int HS>
+// twice); KEYS as in attnw_dq_tile
+template <int HS, int KEYS>
 __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
     attention_backward_dq_wgmma_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
                                        const float* D, int T, int NH, float scale) {
@@ -283,8 +286,9 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
         attnw_pipeline_wait();
         if (kt < qt) attnw_load_kv<HS>(tile_k[(kt + 1) % 2], tile_v[(kt + 1) % 2], base, C3, C, kt + 1, T);
         cp_async_commit();
-        if (kt < qt) attnw_dq_tile<HS, false>(dq, lse2, Dr, tile_q, tile_g, tile_k[kt % 2], tile_v[kt % 2], to_base2);
-        else attnw_dq_tile<HS, true>(dq, lse2, Dr, tile_q, tile_g, tile_k[kt % 2], tile_v[kt % 2], to_base2);
+        if (kt < qt)
+            attnw_dq_tile<HS, KEYS, false>(dq, lse2, Dr, tile_q, tile_g, tile_k[kt % 2], tile_v[kt % 2], to_base2);
+        else attnw_dq_tile<HS, KEYS, true>(dq, lse2, Dr, tile_q, tile_g, tile_k[kt % 2], tile_v[kt % 2], to_base2);
     }
     const float mul[2] = {scale, scale};
     attnm_write_rows<HS>(dqkv + ((size_t)b * T + row0) * C3 + h * HS, C3, row0, T, dq, mul);
@@ -457,7 +461,7 @@ static inline void attention_forward_wgmma(floatX* out, float* lse, const floatX
     cudaCheck(cudaGetLastError());
 }
 
-template <int HS>
+template <int HS, int DQ_KEYS>
 static inline void attention_backward_wgmma_launch(dim3 grid, floatX* dqkv, const float* D, const floatX* dout,
                                                    const floatX* qkv, const float* lse, int T, int NH, float scale,
                                                    cudaStream_t stream) {
@@ -469,13 +473,16 @@ static inline void attention_backward_wgmma_launch(dim3 grid, floatX* dqkv, cons
     attention_backward_dkdv_wgmma_kernel<HS><<<grid, 32 * ATTNM_WARPS, smem, stream>>>(dqkv, dout, qkv, lse, D, T, NH,
                                                                                        scale);
     cudaCheck(cudaGetLastError());
-    attention_backward_dq_wgmma_kernel<HS><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse, D, T, NH,
-                                                                                  scale);
+    attention_backward_dq_wgmma_kernel<HS, DQ_KEYS><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse, D,
+                                                                                           T, NH, scale);
     cudaCheck(cudaGetLastError());
 }
 
 // the same contract as attention_backward_mma: dk, dv by
 // attention_backward_dkdv_wgmma_kernel, dq by attention_backward_dq_wgmma_kernel
+// in parts of DQ_KEYS keys (32, halves: the trainer's; 64, whole tiles: the
+// bench times it against halves, the same bits under the emulation)
+template <int DQ_KEYS = 32>
 static inline void attention_backward_wgmma(floatX* dqkv, float* scratch_D, const floatX* dout, const floatX* qkv,
                                             const floatX* out, const float* lse, int B, int T, int C, int NH,
                                             cudaStream_t stream) {
@@ -485,8 +492,9 @@ static inline void attention_backward_wgmma(floatX* dqkv, float* scratch_D, cons
     const float scale = 1.0f / sqrtf((float)HS);
     attention_rowdot(scratch_D, dout, out, B, T, NH, HS, stream);
     dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
-    if (HS == 64) attention_backward_wgmma_launch<64>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
-    else attention_backward_wgmma_launch<32>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
+    if (HS == 64)
+        attention_backward_wgmma_launch<64, DQ_KEYS>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
+    else attention_backward_wgmma_launch<32, DQ_KEYS>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
 }
 
 #endif // LLMC_ATTENTION_WGMMA_CUH

@@ -1,7 +1,7 @@
 // dev/cuda/attention.cu: checks and benchmarks the causal self-attention
 // kernels of llmc/attention.cuh (simple, fused), llmc/attention_mma.cuh
 // (tensor cores: mma.sync with the tiles in registers) and
-// llmc/attention_wgmma.cuh (its forward on Hopper's wgmma), and with
+// llmc/attention_wgmma.cuh (the same on Hopper's wgmma), and with
 // -DUSE_CUDNN cuDNN's (llmc/attention_cudnn.cuh),
 // against a CPU reference; exits 1 on any mismatch.
 //
@@ -12,9 +12,10 @@
 //                      (1,150,1,32) (three tiles, the last ragged), (1,256,1,64)
 //                      (four whole tiles): every version, forward then backward
 //                      (the fused, mma and cuDNN backward are fed their own
-//                      forward's out and lse; the wgmma forward runs on
+//                      forward's out and lse; the wgmma kernels run on
 //                      compute capability 9.0 and under the emulation, where
-//                      its bits must be the mma forward's). Each line
+//                      their bits must be the mma kernels', and those of
+//                      dq's whole-tile variant the halves'). Each line
 //                      ends with the FNV-1a hash of the output bits, which
 //                      tests/kernels/attention.sh compares across thread
 //                      orders (the kernels promise bitwise reproducibility;
@@ -92,22 +93,25 @@
 // to bf16 for its matmuls as in ours on the tensor cores, so e_R applies to it too
 #ifdef USE_CUDNN
 #include "../../llmc/attention_cudnn.cuh"
-enum { SIMPLE, FUSED, MMA, MMA_STAGED, WGMMA, CUDNN, N_VERSIONS };
+enum { SIMPLE, FUSED, MMA, MMA_STAGED, WGMMA, WGMMA_WHOLE, CUDNN, N_VERSIONS };
 #else
-enum { SIMPLE, FUSED, MMA, MMA_STAGED, WGMMA, N_VERSIONS };
+enum { SIMPLE, FUSED, MMA, MMA_STAGED, WGMMA, WGMMA_WHOLE, N_VERSIONS };
 #endif
 #define ROUNDS_P_TO_BF16(version) ((version) >= MMA)
 // MMA_STAGED: the mma backward with dkdv's K and V fragments read from shared
 // memory as needed instead of held (attention_backward_mma<false>), which
 // must give MMA's bits; its forward is MMA's.
 // WGMMA: llmc/attention_wgmma.cuh, the same kernels on Hopper's wgmma
-// (skipped on other GPUs)
+// (skipped on other GPUs); WGMMA_WHOLE: its backward with dq's key tiles
+// whole (attention_backward_wgmma<64>; the trainer's takes halves), the
+// same bits under the emulation; its forward is WGMMA's.
 static const char* const forward_name[] = {"attention_forward_simple", "attention_forward", "attention_forward_mma",
                                            "attention_forward_mma", "attention_forward_wgmma",
-                                           "attention_forward_cudnn"};
+                                           "attention_forward_wgmma", "attention_forward_cudnn"};
 static const char* const backward_name[] = {"attention_backward_simple", "attention_backward",
                                             "attention_backward_mma", "attention_backward_mma_kv_staged",
-                                            "attention_backward_wgmma", "attention_backward_cudnn"};
+                                            "attention_backward_wgmma", "attention_backward_wgmma_dq_whole",
+                                            "attention_backward_cudnn"};
 
 // version's forward: out, and lse (all but the simple one; it uses scratch)
 static void run_forward(int version, floatX* out, float* lse, float* scratch, const floatX* qkv, int B, int T, int C,
@@ -118,7 +122,7 @@ static void run_forward(int version, floatX* out, float* lse, float* scratch, co
         return;
     }
 #endif
-    if (version == WGMMA) attention_forward_wgmma(out, lse, qkv, B, T, C, NH, 0);
+    if (version == WGMMA || version == WGMMA_WHOLE) attention_forward_wgmma(out, lse, qkv, B, T, C, NH, 0);
     else if (version == MMA || version == MMA_STAGED) attention_forward_mma(out, lse, qkv, B, T, C, NH, 0);
     else if (version == FUSED) attention_forward(out, lse, qkv, B, T, C, NH, 0);
     else attention_forward_simple(out, scratch, qkv, B, T, C, NH, 0);
@@ -134,6 +138,7 @@ static void run_backward(int version, floatX* dqkv, float* D, float* scratch, co
 #endif
     if (version == MMA) attention_backward_mma(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
     else if (version == WGMMA) attention_backward_wgmma(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
+    else if (version == WGMMA_WHOLE) attention_backward_wgmma<64>(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
     else if (version == MMA_STAGED) attention_backward_mma<false>(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
     else if (version == FUSED) attention_backward(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
     else attention_backward_simple(dqkv, scratch, dout, qkv, B, T, C, NH, 0);
@@ -331,7 +336,7 @@ static int check(Shape s, uint32_t seed) {
 #endif
     for (int version = 0; version < N_VERSIONS; version++) {
         const char *fwd = forward_name[version], *bwd = backward_name[version];
-        if (version == WGMMA && !attention_wgmma_supported()) {
+        if ((version == WGMMA || version == WGMMA_WHOLE) && !attention_wgmma_supported()) {
             printf("%s B=%d T=%d NH=%d HS=%d: skipped (needs compute capability 9.0, sm_90a code)\n", fwd, B, T, NH, HS);
             continue;
         }
@@ -397,6 +402,12 @@ static int check(Shape s, uint32_t seed) {
         fprintf(stderr, "error: %s, %s B=%d T=%d NH=%d HS=%d: bits %08x, %08x, not those of the mma kernels (%08x, "
                 "%08x)\n", forward_name[WGMMA], backward_name[WGMMA], B, T, NH, HS, fwd_bits[WGMMA], bwd_bits[WGMMA],
                 fwd_bits[MMA], bwd_bits[MMA]);
+        bad = 1;
+    }
+    // nor do they split dq's key tiles into halves in another order
+    if (!bad && bwd_bits[WGMMA_WHOLE] != bwd_bits[WGMMA]) {
+        fprintf(stderr, "error: %s B=%d T=%d NH=%d HS=%d: bits %08x, not those of %s (%08x)\n",
+                backward_name[WGMMA_WHOLE], B, T, NH, HS, bwd_bits[WGMMA_WHOLE], backward_name[WGMMA], bwd_bits[WGMMA]);
         bad = 1;
     }
 #endif
@@ -467,6 +478,10 @@ static void bench(void) {
                          20);
         bench_report("attention_backward_wgmma", bwd_w, 0, bwd_flops);
         printf("bench attention wgmma vs mma: forward %.2fx, backward %.2fx faster\n", fwd_m / fwd_w, bwd_m / bwd_w);
+        float bwd_ww = bench_ms([&] { attention_backward_wgmma<64>(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C,
+                                                                   NH, 0); }, 20);
+        bench_report("attention_backward_wgmma_dq_whole", bwd_ww, 0, bwd_flops);
+        printf("bench attention wgmma dq whole key tiles vs halves: backward %.2fx faster\n", bwd_w / bwd_ww);
     }
 #ifdef USE_CUDNN
     float fwd_c = bench_ms([&] { attention_forward_cudnn(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
