@@ -221,7 +221,7 @@ __device__ __forceinline__ void attnw_dq_tile(float (&dq)[HS / 8][4], const floa
 #pragma unroll
     for (int part = 0; part < ATTN_TILE / KEYS; part++) {
         const floatX *kh = kb + KEYS * HS * part, *vh = vb + KEYS * HS * part;   // keys KEYS part.. (row groups)
-        float s[NJ][2][4], dp[NJ][2][4];   // S, then P, then dS; dP: chunk j (keys KEYS part + 16 j..), two 8-column tiles
+        float s[NJ][2][4], dp[NJ][2][4];   // S, then P, then dS; dP: chunk j (keys KEYS part + 16 j..), 2 n-tiles
         float(&sf)[KEYS / 2] = reinterpret_cast<float(&)[KEYS / 2]>(s);
         float(&dpf)[KEYS / 2] = reinterpret_cast<float(&)[KEYS / 2]>(dp);
         attnw_times_t<HS, KEYS>(sf, qs, kh);    // S = Q K^T
