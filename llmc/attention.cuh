@@ -55,7 +55,6 @@
 #define ATTN_TILE 64            // fused kernels: query rows per block and keys per shared-memory tile
 #define ATTN_CHUNK 16           // fused forward: keys scored at once (registers) before the softmax update
 #define ATTN_SIMPLE_BLOCK 256   // simple kernels: threads per block (a multiple of 32)
-#define ATTN_LOG2E 1.4426950408889634f
 #define ATTN_LN2 0.6931471805599453f
 
 // ----------------------------------------------------------------------------
@@ -196,7 +195,7 @@ __global__ void __launch_bounds__(ATTN_TILE)
     float q[HS], acc[HS];
 #pragma unroll
     for (int c = 0; c < HS / 8; c++) {
-        if (t < T) attention_load8(q + 8 * c, base + t * C3 + 8 * c, scale * ATTN_LOG2E);   // scores in base 2
+        if (t < T) attention_load8(q + 8 * c, base + t * C3 + 8 * c, scale * LOG2E_F);   // scores in base 2
         else {
 #pragma unroll
             for (int k = 0; k < 8; k++) q[8 * c + k] = 0.0f;
@@ -324,7 +323,7 @@ __global__ void __launch_bounds__(2 * ATTN_TILE)
     for (int i = 0; i < HS / 16; i++) {
         const int p = 2 * i + hf;
         if (j < T) {
-            attention_load8(k + 8 * i, base + j * C3 + C + 8 * p, scale * ATTN_LOG2E);   // scores in base 2
+            attention_load8(k + 8 * i, base + j * C3 + C + 8 * p, scale * LOG2E_F);   // scores in base 2
             attention_load8(v + 8 * i, base + j * C3 + 2 * C + 8 * p, 1.0f);
         } else {
 #pragma unroll
@@ -353,7 +352,7 @@ __global__ void __launch_bounds__(2 * ATTN_TILE)
             gs[r * (HS / 4) + 2 * p] = make_float4(gg[0], gg[1], gg[2], gg[3]);
             gs[r * (HS / 4) + 2 * p + 1] = make_float4(gg[4], gg[5], gg[6], gg[7]);
         }
-        if (hf == 0) lse2s[r] = i_row < T ? lse_bh[i_row] * ATTN_LOG2E : 0.0f;
+        if (hf == 0) lse2s[r] = i_row < T ? lse_bh[i_row] * LOG2E_F : 0.0f;
         else Ds[r] = i_row < T ? D_bh[i_row] : 0.0f;
         __syncthreads();   // the tile is complete
         const int n = T - qt * ATTN_TILE < ATTN_TILE ? T - qt * ATTN_TILE : ATTN_TILE;   // uniform over the block
@@ -424,7 +423,7 @@ __global__ void __launch_bounds__(2 * ATTN_TILE)
     for (int i = 0; i < HS / 16; i++) {
         const int p = 2 * i + hf;
         if (i_row < T) {
-            attention_load8(q + 8 * i, base + i_row * C3 + 8 * p, scale * ATTN_LOG2E);   // scores in base 2
+            attention_load8(q + 8 * i, base + i_row * C3 + 8 * p, scale * LOG2E_F);   // scores in base 2
             attention_load8(g + 8 * i, dout + ((size_t)b * T + i_row) * C + h * HS + 8 * p, 1.0f);
         } else {
 #pragma unroll
@@ -434,7 +433,7 @@ __global__ void __launch_bounds__(2 * ATTN_TILE)
 #pragma unroll
     for (int d = 0; d < H2; d++) dq[d] = 0.0f;
     const size_t row_bh = ((size_t)b * NH + h) * T + i_row;
-    const float lse2 = i_row < T ? lse[row_bh] * ATTN_LOG2E : 0.0f;
+    const float lse2 = i_row < T ? lse[row_bh] * LOG2E_F : 0.0f;
     const float Di = i_row < T ? D[row_bh] : 0.0f;
     for (int kt = 0; kt <= qt; kt++) {
         __syncthreads();   // everyone is done with the previous tile

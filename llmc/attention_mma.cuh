@@ -79,11 +79,15 @@
 template <int PIECES, int ROW_STEP, int DST_STEP>
 __device__ __forceinline__ void attn_stage_pieces(floatX* dst, const floatX* src, size_t stride, int row0, int r,
                                                   int c, int T) {
+    static_assert(PIECES * ROW_STEP == ATTN_TILE, "r < ROW_STEP: a thread's rows r + k ROW_STEP stay in the tile");
     if (row0 + ATTN_TILE <= T) {
         const floatX* s = src + (size_t)(row0 + r) * stride + 8 * c;
         const size_t step = (size_t)ROW_STEP * stride;
 #pragma unroll
-        for (int k = 0; k < PIECES; k++, s += step) cp_async16(dst + k * DST_STEP, s);
+        for (int k = 0; k < PIECES; k++) {
+            cp_async16(dst + k * DST_STEP, s);
+            if (k + 1 < PIECES) s += step;   // (not past the tile's last row)
+        }
         return;
     }
 #pragma unroll
@@ -396,7 +400,7 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
 #pragma unroll
     for (int n = 0; n < HS / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};   // per row: running max (base 2), this lane's sum
-    const float to_base2 = scale * ATTN_LOG2E;
+    const float to_base2 = scale * LOG2E_F;
     for (int kt = 0; kt <= qt; kt++) {
         attnm_pipeline_wait();
         if (kt < qt) attnm_load_kv<HS>(tile_k[0], tile_v[0], base, C3, C, kt + 1, T);
@@ -422,7 +426,7 @@ __device__ __forceinline__ void attnm_dkdv_probs(float (&s)[2][4], const float* 
     for (int i = 0; i < 8; i++) {   // element i % 4 of tile i / 4: key g + 8 (i%4 / 2), query column qc
         const int qc = 16 * j + 8 * (i / 4) + 2 * t + i % 2;
         float& v = s[i / 4][i % 4];
-        v = ex2_approx(fmaf(v, to_base2, -lse_t[qc] * ATTN_LOG2E));   // lse in base 2
+        v = ex2_approx(fmaf(v, to_base2, -lse_t[qc] * LOG2E_F));   // lse in base 2
         if (EDGE && (q0 + qc < g + 8 * (i % 4 / 2) || q0 + qc >= end)) v = 0.0f;   // causal mask, rows past T
     }
 }
@@ -531,7 +535,7 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, HELD ? 3 : 4)
 #pragma unroll
     for (int n = 0; n < HS / 8; n++)
         for (int i = 0; i < 4; i++) dk[n][i] = dv[n][i] = 0.0f;
-    const float to_base2 = scale * ATTN_LOG2E;
+    const float to_base2 = scale * LOG2E_F;
     for (int qt = kt; qt < ntiles; qt++) {   // query tiles above the diagonal see none of these keys
         attnm_pipeline_wait();
         if (qt + 1 < ntiles) {
@@ -610,7 +614,7 @@ __device__ __forceinline__ void attnm_dq_row_stats(float (&lse2)[2], float (&Dr)
     for (int r = 0; r < 2; r++) {
         const int row = row_g + 8 * r;
         const size_t i = bh * T + row;
-        lse2[r] = row < T ? lse[i] * ATTN_LOG2E : 0.0f;
+        lse2[r] = row < T ? lse[i] * LOG2E_F : 0.0f;
         Dr[r] = row < T ? D[i] : 0.0f;
     }
 }
@@ -647,7 +651,7 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
     float dq[HS / 8][4];
 #pragma unroll
     for (int n = 0; n < HS / 8; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
-    const float to_base2 = scale * ATTN_LOG2E;
+    const float to_base2 = scale * LOG2E_F;
     for (int kt = 0; kt <= qt; kt++) {
         attnm_pipeline_wait();
         if (kt < qt) attnm_load_kv<HS>(tile_k[0], tile_v[0], base, C3, C, kt + 1, T);

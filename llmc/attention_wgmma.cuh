@@ -193,7 +193,7 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
 #pragma unroll
     for (int n = 0; n < HS / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};   // per row: running max (base 2), this lane's sum
-    const float to_base2 = scale * ATTN_LOG2E;
+    const float to_base2 = scale * LOG2E_F;
     for (int kt = 0; kt <= qt; kt++) {
         attnw_pipeline_wait();
         if (kt < qt) attnw_load_kv<HS>(tile_k[(kt + 1) % 2], tile_v[(kt + 1) % 2], base, C3, C, kt + 1, T);
@@ -281,7 +281,7 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
     float dq[HS / 8][4];
 #pragma unroll
     for (int n = 0; n < HS / 8; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
-    const float to_base2 = scale * ATTN_LOG2E;
+    const float to_base2 = scale * LOG2E_F;
     for (int kt = 0; kt <= qt; kt++) {
         attnw_pipeline_wait();
         if (kt < qt) attnw_load_kv<HS>(tile_k[(kt + 1) % 2], tile_v[(kt + 1) % 2], base, C3, C, kt + 1, T);
@@ -385,7 +385,7 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
 #pragma unroll
     for (int n = 0; n < HS / 8; n++)
         for (int i = 0; i < 4; i++) dk[n][i] = dv[n][i] = 0.0f;
-    const float to_base2 = scale * ATTN_LOG2E;
+    const float to_base2 = scale * LOG2E_F;
     for (int qt = kt; qt < ntiles; qt++) {   // query tiles above the diagonal see none of these keys
         attnw_pipeline_wait();
         const int k = (qt - kt) % 2;   // query tile qt, in

@@ -24,6 +24,10 @@ static inline void llmc_cuda_check(cudaError_t err, const char* what, const char
     }
 }
 
+// log2(e) in fp32: e^x = 2^(x LOG2E_F), the form the special-function unit
+// computes (ex2), in the attention kernels' softmax and the classifier's
+#define LOG2E_F 1.4426950408889634f
+
 // ----------------------------------------------------------------------------
 // activation type and 128-bit packs
 

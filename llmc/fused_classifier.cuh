@@ -45,20 +45,21 @@
 // 2^(d log2 e) by ex2.approx.ftz (llmc/ptx.cuh), a multiply and one
 // special-function instruction where expf spends eight (its range
 // reduction, an integer shift among them). Relative error within 2 ulps +
-// 3 u |d| (u = 2^-24: the rounding of d, of the product and of log2 e);
-// results below 2^-126 flush to 0 (probabilities under 1e-38, which
-// neither the sum nor a bf16 gradient keeps).
-#define FUSED_CLASSIFIER_LOG2E 1.4426950408889634f
-__device__ __forceinline__ float fused_classifier_exp(float d) { return ex2_approx(d * FUSED_CLASSIFIER_LOG2E); }
+// 3 u |d| (u = 2^-24: the rounding of d, of the product and of log2 e)
+// while e^d >= 2^-126 (d > -87); below, 0 (ftz): an absolute error under
+// 2^-126, nothing to a sum of at least 1, and to a gradient (e^d dloss / s)
+// at most one bf16 subnormal's worth, where dloss / s > 2^-7.
+__device__ __forceinline__ float fused_classifier_exp(float d) { return ex2_approx(d * LOG2E_F); }
 
 // (m, s) = the pair for the union of the values of (m1, s1) and (m2, s2):
 // s rescaled to the larger max; m == -inf means no values yet (s == 0).
-// Commutative bit for bit (max, * and + are), so both lanes of a butterfly
-// step get the same result.
+// Commutative bit for bit (max, * and + are; the _rn forms keep nvcc from
+// fusing one product into the sum, which would not be), so both lanes of a
+// butterfly step get the same result.
 __device__ __forceinline__ void fused_classifier_combine(float& m, float& s, float m2, float s2) {
     float mm = fmaxf(m, m2);
     if (mm == -INFINITY) return;   // both empty
-    s = s * fused_classifier_exp(m - mm) + s2 * fused_classifier_exp(m2 - mm);
+    s = __fadd_rn(__fmul_rn(s, fused_classifier_exp(m - mm)), __fmul_rn(s2, fused_classifier_exp(m2 - mm)));
     m = mm;
 }
 
@@ -103,8 +104,8 @@ __device__ __forceinline__ void fused_classifier_block_combine(float& m, float& 
 }
 
 // pass 2's step: the chunk of logits v at column c -> its dlogits: e^(x -
-// m) dloss_s (dloss_s = dloss / s) but at the target, (e^(x - m) / s - 1)
-// dloss, and 0 from V on. Most chunks are whole, inside V and without the
+// m) dloss_s (dloss_s = (1 / s) dloss, rounded twice) but at the target,
+// (e^(x - m) (1 / s) - 1) dloss, and 0 from V on. Most chunks are whole, inside V and without the
 // target: no per-value checks there, the same bits.
 __device__ __forceinline__ Pack128<floatX> fused_classifier_chunk_dlogits(const Pack128<floatX>& v, int c, float m,
                                                                           float inv_s, float dloss_s, float dloss,

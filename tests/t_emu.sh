@@ -30,7 +30,8 @@ if ! out=$(make -s -j"$(nproc)" emu 2>&1); then
 fi
 
 # caught NAME CMD... -- SUBSTRING...: like expect_error (non-zero exit, not a
-# signal, an "error: " line), and stderr holds every SUBSTRING
+# signal, an "error: " line), and stderr holds every SUBSTRING (and none
+# given as !SUBSTRING)
 caught() {
     local name=$1; shift
     local cmd=() want=() err rc s
@@ -42,7 +43,9 @@ caught() {
     if [ $rc -ge 128 ]; then fail "$name" "killed by signal $((rc-128))"; return; fi
     if ! printf '%s\n' "$err" | grep -q '^error: '; then fail "$name" "no 'error:' line in: $(printf '%s' "$err" | tail -3)"; return; fi
     for s in "${want[@]}"; do
-        if ! printf '%s' "$err" | grep -qiF -- "$s"; then
+        if [ "${s#!}" != "$s" ]; then
+            if printf '%s' "$err" | grep -qiF -- "${s#!}"; then fail "$name" "message has '${s#!}'"; return; fi
+        elif ! printf '%s' "$err" | grep -qiF -- "$s"; then
             fail "$name" "message lacks '$s': $(printf '%s\n' "$err" | grep '^error: ' | head -2)"; return
         fi
     done
@@ -171,12 +174,16 @@ for build in asan plain; do
             -- "kernel wgmma_kernel" "its A registers changed before the wgmma.wait_group"
         # a device that reads the descriptors' lbo and sbo the other way round: the check fails and
         # its probe (the kernel again with them swapped) names which descriptors
+        mn_named="swapped in the MN-major (the RS B operand) descriptors the results match"
+        k_named="swapped in the K-major (the SS operands) descriptors the results match"
         caught "emu_${build}_wgmma_probe_names_swapped_mn_strides_$o" env EMU_ORDER=$o EMU_WGMMA_SWAPPED_STRIDES=mn \
-            build/emu/$build/ptx wgmma -- "A in registers, B MN-major: mismatch" \
-            "swapped in the MN-major (the RS B operand) descriptors the results match" "attnw_desc_mn_major"
+            build/emu/$build/ptx wgmma -- "A in registers, B MN-major: mismatch" "$mn_named" "attnw_desc_mn_major" \
+            "!$k_named" "!A, B in shared memory: mismatch"
         caught "emu_${build}_wgmma_probe_names_swapped_k_strides_$o" env EMU_ORDER=$o EMU_WGMMA_SWAPPED_STRIDES=k \
-            build/emu/$build/ptx wgmma -- "A, B in shared memory: mismatch" \
-            "swapped in the K-major (the SS operands) descriptors the results match" "attnw_desc_k_major"
+            build/emu/$build/ptx wgmma -- "A, B in shared memory: mismatch" "$k_named" "attnw_desc_k_major" \
+            "!$mn_named" "!A in registers, B MN-major: mismatch"
+        caught "emu_${build}_wgmma_probe_names_both_swapped_$o" env EMU_ORDER=$o EMU_WGMMA_SWAPPED_STRIDES=both \
+            build/emu/$build/ptx wgmma -- "$k_named" "$mn_named"
         caught "emu_${build}_catches_wmma_layout_assumption_$o" env EMU_ORDER=$o build/emu/$build/wmma layout -- \
             "layout: mismatch vs the CPU reference"
         caught "emu_${build}_catches_wmma_misaligned_pointer_$o" env EMU_ORDER=$o build/emu/$build/wmma misaligned -- \

@@ -71,7 +71,8 @@
 //   covers it, with the documented layouts, and shared-memory addresses as
 //   a descriptor holds them (emu_shared_address); a wgmma without a
 //   wgmma.fence, or reading cp.async data no fence.proxy.async made
-//   visible to it, stops the program; see that section.
+//   visible to it, stops the program; EMU_WGMMA_SWAPPED_STRIDES=k|mn|both
+//   reads descriptors' lbo and sbo the other way round; see that section.
 // - __nv_bfloat16 (conversions round to nearest even as the device, NaN to
 //   the canonical 0x7FFF; operators compute in float) and the vector types
 //   float2/float4/int2/int4/uint4 with 16-byte alignment for 128-bit packed
@@ -1253,6 +1254,11 @@ inline float4 make_float4(float x, float y, float z, float w) { return float4{x,
 inline int2 make_int2(int x, int y) { return int2{x, y}; }
 inline int4 make_int4(int x, int y, int z, int w) { return int4{x, y, z, w}; }
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
+
+// the rounded float operations nvcc never contracts into a fused multiply-add
+// (the host build has no FMA instructions to contract into: plain operators)
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
 
 // ----------------------------------------------------------------------------
 // bf16 (the subset of cuda_bf16.h the kernels use): 16-bit storage, the top

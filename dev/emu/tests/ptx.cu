@@ -424,6 +424,8 @@ static int wgmma_mismatches(const float* got, const float* want, int quiet) {
     return ss | rs << 1;
 }
 
+// wgmma_kernel once (mode, swapped as there) on the inputs in (IN_N) and c
+// (C_N) -> got (OUT_N)
 static void run_wgmma(float* got, const __nv_bfloat16* in, const float* c, int mode, int swapped) {
     __nv_bfloat16* d_in;
     float *d_c, *d_out;
@@ -458,8 +460,8 @@ static void diagnose_wgmma_strides(int bad, const __nv_bfloat16* in, const float
         else
             fprintf(stderr, "error: wgmma probe: with lbo and sbo swapped in the %s descriptors the results match: "
                     "this device reads them the other way round (swap them in llmc/attention_wgmma.cuh's "
-                    "attnw_desc_%s and in dev/emu/cuda_emu.h's emu_wgmma_element_at)\n", kind[b],
-                    b ? "mn_major" : "k_major");
+                    "attnw_desc_%s, in dev/emu/cuda_emu.h's emu_wgmma_element_at and in this test's desc_at, "
+                    "and say so where llmc/ptx.cuh defines lbo and sbo)\n", kind[b], b ? "mn_major" : "k_major");
     }
 }
 
