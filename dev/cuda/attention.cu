@@ -404,7 +404,7 @@ static int check(Shape s, uint32_t seed) {
                 fwd_bits[MMA], bwd_bits[MMA]);
         bad = 1;
     }
-    // nor do they split dq's key tiles into halves in another order
+    // and dq's whole key tiles add the same products in the same order as its halves
     if (!bad && bwd_bits[WGMMA_WHOLE] != bwd_bits[WGMMA]) {
         fprintf(stderr, "error: %s B=%d T=%d NH=%d HS=%d: bits %08x, not those of %s (%08x)\n",
                 backward_name[WGMMA_WHOLE], B, T, NH, HS, bwd_bits[WGMMA_WHOLE], backward_name[WGMMA], bwd_bits[WGMMA]);
