@@ -583,6 +583,20 @@ static inline void attention_backward_simple(floatX* dqkv, float* scratch, const
     cudaCheck(cudaGetLastError());
 }
 
+// the tiled kernels' grid (here and in attention_mma.cuh,
+// attention_wgmma.cuh): a block per tile of ATTN_TILE rows of one (b, h)
+static inline dim3 attention_tile_grid(int B, int T, int NH) {
+    return dim3((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
+}
+
+// lets kernel take smem bytes of dynamic shared memory (over 48 KB a block
+// must ask for it)
+template <class Kernel>
+static inline void attention_allow_dynamic_smem(Kernel* kernel, size_t smem) {
+    if (smem > 48 * 1024)
+        cudaCheck(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+}
+
 // out (B,T,C) and lse (B,NH,T) (natural-log logsumexp of each row's scaled
 // scores, for attention_backward) from qkv (B,T,3C)
 static inline void attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH,
@@ -590,7 +604,7 @@ static inline void attention_forward(floatX* out, float* lse, const floatX* qkv,
     attention_check_args("attention_forward", 1, B, T, C, NH, out, qkv, qkv, qkv);
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
-    dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
+    const dim3 grid = attention_tile_grid(B, T, NH);
     if (HS == 64) attention_forward_kernel<64><<<grid, ATTN_TILE, 0, stream>>>(out, lse, qkv, T, NH, scale);
     else attention_forward_kernel<32><<<grid, ATTN_TILE, 0, stream>>>(out, lse, qkv, T, NH, scale);
     cudaCheck(cudaGetLastError());
@@ -605,7 +619,7 @@ static inline void attention_backward(floatX* dqkv, float* scratch_D, const floa
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
     attention_rowdot(scratch_D, dout, out, B, T, NH, HS, stream);
-    dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
+    const dim3 grid = attention_tile_grid(B, T, NH);
     if (HS == 64) {
         attention_backward_dkdv_kernel<64><<<grid, 2 * ATTN_TILE, 0, stream>>>(dqkv, dout, qkv, lse, scratch_D, T,
                                                                                 NH, scale);

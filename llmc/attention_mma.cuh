@@ -672,7 +672,7 @@ static inline void attention_forward_mma(floatX* out, float* lse, const floatX* 
     attention_check_args("attention_forward_mma", 1, B, T, C, NH, out, qkv, qkv, qkv);
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
-    dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
+    const dim3 grid = attention_tile_grid(B, T, NH);
     if (HS == 64) attention_forward_mma_kernel<64><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(out, lse, qkv, T, NH, scale);
     else attention_forward_mma_kernel<32><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(out, lse, qkv, T, NH, scale);
     cudaCheck(cudaGetLastError());
@@ -683,10 +683,7 @@ static inline void attention_backward_dkdv_mma_launch(dim3 grid, floatX* dqkv, c
                                                       const floatX* qkv, const float* lse, int T, int NH, float scale,
                                                       cudaStream_t stream) {
     const size_t smem = attnm_dkdv_smem<HS>(HELD);
-    if (smem > 48 * 1024) {
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_mma_kernel<HS, HELD>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    }
+    attention_allow_dynamic_smem(attention_backward_dkdv_mma_kernel<HS, HELD>, smem);
     attention_backward_dkdv_mma_kernel<HS, HELD><<<grid, 32 * ATTNM_WARPS, smem, stream>>>(dqkv, dout, qkv, lse, D,
                                                                                            T, NH, scale);
     cudaCheck(cudaGetLastError());
@@ -711,7 +708,7 @@ static inline void attention_backward_mma(floatX* dqkv, float* scratch_D, const 
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
     attention_rowdot(scratch_D, dout, out, B, T, NH, HS, stream);
-    dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
+    const dim3 grid = attention_tile_grid(B, T, NH);
     if (HS == 64) attention_backward_mma_launch<64, HELD>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
     else attention_backward_mma_launch<32, HELD>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
 }

@@ -455,7 +455,7 @@ static inline void attention_forward_wgmma(floatX* out, float* lse, const floatX
     attnw_require("attention_forward_wgmma");
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
-    dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
+    const dim3 grid = attention_tile_grid(B, T, NH);
     if (HS == 64) attention_forward_wgmma_kernel<64><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(out, lse, qkv, T, NH, scale);
     else attention_forward_wgmma_kernel<32><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(out, lse, qkv, T, NH, scale);
     cudaCheck(cudaGetLastError());
@@ -466,10 +466,7 @@ static inline void attention_backward_wgmma_launch(dim3 grid, floatX* dqkv, cons
                                                    const floatX* qkv, const float* lse, int T, int NH, float scale,
                                                    cudaStream_t stream) {
     constexpr size_t smem = attnw_dkdv_smem<HS>();
-    if (smem > 48 * 1024) {
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_wgmma_kernel<HS>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    }
+    attention_allow_dynamic_smem(attention_backward_dkdv_wgmma_kernel<HS>, smem);
     attention_backward_dkdv_wgmma_kernel<HS><<<grid, 32 * ATTNM_WARPS, smem, stream>>>(dqkv, dout, qkv, lse, D, T, NH,
                                                                                        scale);
     cudaCheck(cudaGetLastError());
@@ -491,7 +488,7 @@ static inline void attention_backward_wgmma(floatX* dqkv, float* scratch_D, cons
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
     attention_rowdot(scratch_D, dout, out, B, T, NH, HS, stream);
-    dim3 grid((unsigned)((T + ATTN_TILE - 1) / ATTN_TILE), (unsigned)NH, (unsigned)B);
+    const dim3 grid = attention_tile_grid(B, T, NH);
     if (HS == 64)
         attention_backward_wgmma_launch<64, DQ_KEYS>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
     else attention_backward_wgmma_launch<32, DQ_KEYS>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);

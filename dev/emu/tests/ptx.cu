@@ -222,6 +222,29 @@ static int check_pipeline(int mode) {
 // 2 (k % 8), MN-major at (mn / 8) sbo + (k / 8) lbo + 16 (k % 8) + 2 (mn % 8).
 __device__ int acc_row(int i, int v) { return 16 * (i / 32) + i % 32 / 4 + 8 * (v % 4 / 2); }
 __device__ int acc_col(int i, int v) { return 8 * (v / 4) + 2 * (i % 4) + v % 2; }
+// this thread's accumulator d of a (64,N) result from / to the row-major
+// (64,N) matrix m
+template <int N>
+__device__ void load_acc(float (&d)[N / 2], const float* m) {
+    const int i = (int)threadIdx.x;
+    for (int v = 0; v < N / 2; v++) d[v] = m[N * acc_row(i, v) + acc_col(i, v)];
+}
+template <int N>
+__device__ void store_acc(float* m, const float (&d)[N / 2]) {
+    const int i = (int)threadIdx.x;
+    for (int v = 0; v < N / 2; v++) m[N * acc_row(i, v) + acc_col(i, v)] = d[v];
+}
+// the accumulators as read between commit and wait: under the emulation
+// their old values; on a device they are undefined then, so not read (0)
+template <int K>
+__device__ void read_early(float (&early)[K], const float (&d)[K]) {
+#ifdef CUDA_EMU
+    for (int v = 0; v < K; v++) early[v] = d[v];
+#else
+    (void)d;
+    for (int v = 0; v < K; v++) early[v] = 0.0f;
+#endif
+}
 __device__ int core_offset(int mn, int k, int lbo, int sbo, int mn_major) {
     return mn / 8 * sbo + k / 8 * lbo + (mn_major ? 16 * (k % 8) + 2 * (mn % 8) : 16 * (mn % 8) + 2 * (k % 8));
 }
@@ -332,8 +355,8 @@ __global__ void wgmma_kernel(float* out, const __nv_bfloat16* in, const float* c
 
     // (1) SS
     float d[32], e[16], early[32], early_e[16];
-    for (int v = 0; v < 32; v++) d[v] = c[C_SS + 64 * acc_row(i, v) + acc_col(i, v)];
-    for (int v = 0; v < 16; v++) e[v] = c[C_SS32 + 32 * acc_row(i, v) + acc_col(i, v)];
+    load_acc<64>(d, c + C_SS);
+    load_acc<32>(e, c + C_SS32);
     wgmma_fence_operands(d);   // (llmc/ptx.cuh: keeps the compiler's register moves out of the batch)
     wgmma_fence_operands(e);
 #ifdef CUDA_EMU
@@ -346,31 +369,22 @@ __global__ void wgmma_kernel(float* out, const __nv_bfloat16* in, const float* c
     wgmma_ss<64>(d, desc_at(ssb, SS_A2, k_swapped), desc_at(ssb, SS_B2, k_swapped), 1);
     wgmma_ss<32>(e, desc_at(ssb, SS_A2, k_swapped), desc_at(ssb, SS_B1, k_swapped), 1);
     wgmma_commit();
-#ifdef CUDA_EMU   // on a device the accumulators are undefined until the wait (not to be read)
-    for (int v = 0; v < 32; v++) early[v] = d[v];
-    for (int v = 0; v < 16; v++) early_e[v] = e[v];
-#else
-    for (int v = 0; v < 32; v++) early[v] = 0.0f;
-    for (int v = 0; v < 16; v++) early_e[v] = 0.0f;
-#endif
+    read_early(early, d);
+    read_early(early_e, e);
     wgmma_wait<0>();
     wgmma_fence_operands(d);
     wgmma_fence_operands(e);
-    for (int v = 0; v < 32; v++) {
-        out[OUT_SS + 64 * acc_row(i, v) + acc_col(i, v)] = d[v];
-        out[OUT_SS_EARLY + 64 * acc_row(i, v) + acc_col(i, v)] = early[v];
-    }
-    for (int v = 0; v < 16; v++) {
-        out[OUT_SS32 + 32 * acc_row(i, v) + acc_col(i, v)] = e[v];
-        out[OUT_SS32_EARLY + 32 * acc_row(i, v) + acc_col(i, v)] = early_e[v];
-    }
+    store_acc<64>(out + OUT_SS, d);
+    store_acc<64>(out + OUT_SS_EARLY, early);
+    store_acc<32>(out + OUT_SS32, e);
+    store_acc<32>(out + OUT_SS32_EARLY, early_e);
 
     // (2) RS: register r holds AR[16w + g + 8 (r % 2)][8 (r / 2) + 2t + {0, 1}]
     uint32_t a[1][4];
     for (int r = 0; r < 4; r++) a[0][r] = pair(in + IN_AR + 16 * (16 * w + g + 8 * (r % 2)) + 8 * (r / 2) + 2 * t, 1);
     float d64[32], d32[16], early64[32], early32[16];
-    for (int v = 0; v < 32; v++) d64[v] = c[C_64 + 64 * acc_row(i, v) + acc_col(i, v)];
-    for (int v = 0; v < 16; v++) d32[v] = c[C_32 + 32 * acc_row(i, v) + acc_col(i, v)];
+    load_acc<64>(d64, c + C_64);
+    load_acc<32>(d32, c + C_32);
     wgmma_fence_operands(d64);
     wgmma_fence_operands(d32);
     wgmma_fence_operands(a);
@@ -380,24 +394,17 @@ __global__ void wgmma_kernel(float* out, const __nv_bfloat16* in, const float* c
     wgmma_commit();
 #ifdef CUDA_EMU
     if (mode == WG_ACHANGE) a[0][3] ^= 1u;
-    for (int v = 0; v < 32; v++) early64[v] = d64[v];
-    for (int v = 0; v < 16; v++) early32[v] = d32[v];
-#else
-    for (int v = 0; v < 32; v++) early64[v] = 0.0f;
-    for (int v = 0; v < 16; v++) early32[v] = 0.0f;
 #endif
+    read_early(early64, d64);
+    read_early(early32, d32);
     wgmma_wait<0>();
     wgmma_fence_operands(d64);
     wgmma_fence_operands(d32);
     wgmma_fence_operands(a);
-    for (int v = 0; v < 32; v++) {
-        out[OUT_64 + 64 * acc_row(i, v) + acc_col(i, v)] = d64[v];
-        out[OUT_64_EARLY + 64 * acc_row(i, v) + acc_col(i, v)] = early64[v];
-    }
-    for (int v = 0; v < 16; v++) {
-        out[OUT_32 + 32 * acc_row(i, v) + acc_col(i, v)] = d32[v];
-        out[OUT_32_EARLY + 32 * acc_row(i, v) + acc_col(i, v)] = early32[v];
-    }
+    store_acc<64>(out + OUT_64, d64);
+    store_acc<64>(out + OUT_64_EARLY, early64);
+    store_acc<32>(out + OUT_32, d32);
+    store_acc<32>(out + OUT_32_EARLY, early32);
 }
 
 // exact: got == want, both (64, cols) row-major; the first mismatch
