@@ -2,7 +2,7 @@
 // keep its tiles in registers and load the next tile while it computes,
 // wrapped as functions: mma.sync m16n8k16 (bf16 inputs, fp32 accumulators),
 // ldmatrix x4 (four 8x8 bf16 matrices from shared memory into the warp's
-// registers) and cp.async (global -> shared copies that run in the
+// registers), movmatrix (one transposed in registers) and cp.async (global -> shared copies that run in the
 // background until a cp_async_wait); also two scalar ones a softmax tile
 // issues per element (cvt to a bf16 pair, ex2.approx). Unlike wmma's opaque fragments, the
 // register layouts of mma are documented (PTX ISA, "Matrix Fragments for
@@ -58,6 +58,19 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const floatX
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"((unsigned)__cvta_generic_to_shared(row)));
+#endif
+}
+
+// an 8x8 bf16 matrix in the warp's registers, transposed: lane l holds
+// M[g][2t, 2t+1] and gets M[2t, 2t+1][g] (one instruction, no shared
+// memory; a fragment of X^T from one of X, e.g. dS from dkdv's dS^T)
+__device__ __forceinline__ uint32_t movmatrix_trans(uint32_t m) {
+#ifdef CUDA_EMU
+    return emu_movmatrix_trans(m);
+#else
+    uint32_t r;
+    asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(r) : "r"(m));
+    return r;
 #endif
 }
 

@@ -60,7 +60,7 @@ for build in asan plain; do
         check "emu_${build}_coop_groups_$o" env EMU_ORDER=$o build/emu/$build/coop_groups
         # warp matrix multiply-accumulate (nvcuda::wmma, bf16 m16n16k16)
         check "emu_${build}_wmma_$o" env EMU_ORDER=$o build/emu/$build/wmma
-        # PTX mma.sync m16n8k16 and ldmatrix (llmc/ptx.cuh) against the documented register
+        # PTX mma.sync m16n8k16, ldmatrix and movmatrix (llmc/ptx.cuh) against the documented register
         # layouts, a cp.async pipeline, and wgmma (SS and RS, N 64 and 32) against the PTX ISA's
         # register and shared-memory layouts, with copies landing late (at the wait) and early
         # (at issue, each warp running alone between barriers)

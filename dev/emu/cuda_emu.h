@@ -1624,7 +1624,7 @@ inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment
 
 // ----------------------------------------------------------------------------
 // the PTX instructions that llmc/ptx.cuh wraps (inline assembly on the
-// device). First the two warp instructions, with the layouts the PTX ISA
+// device). First the three warp instructions, with the layouts the PTX ISA
 // documents, since kernels depend on them: g = lane / 4, t = lane % 4, and a 32-bit register holds two bf16,
 // the lower column (or k) index in the low half.
 // - mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32: D (16,8) = A (16,16)
@@ -1638,13 +1638,17 @@ inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment
 //   16-byte aligned);
 //   register j of lane l gets matrix j's M[g][2t, 2t+1], or with .trans
 //   M[2t, 2t+1][g] (the matrix read column-major).
-// Both are warp collectives: all 32 lanes must take part (full-mask
+// - movmatrix.sync.aligned.m8n8.trans.b16: lane l's register holds
+//   M[g][2t, 2t+1] of an 8x8 matrix and gets M[2t, 2t+1][g].
+// All are warp collectives: all 32 lanes must take part (full-mask
 // __syncwarps inside, with their checks).
 
-// per-warp scratch: A (16,16), B (16,8), C (16,8) as fp32 row-major, or 32 row addresses
+// per-warp scratch: A (16,16), B (16,8), C (16,8) as fp32 row-major, or 32
+// row addresses, or an 8x8 matrix of 16-bit values
 struct EmuMmaScratch {
     float a[256], b[128], c[128];
     const unsigned short* rows[32];
+    unsigned short m[64];
 };
 inline EmuMmaScratch& emu_mma_scratch(int warp) {
     static EmuMmaScratch scratch[32];
@@ -1695,6 +1699,17 @@ inline void emu_ldmatrix_x4(uint32_t (&r)[4], const void* row, bool trans, const
     ::emu::Site{file, line}.syncwarp();   // every lane has read the addresses
 }
 
+inline uint32_t emu_movmatrix_trans(uint32_t m, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    ::emu::Fiber& f = ::emu::self();
+    EmuMmaScratch& s = emu_mma_scratch(f.warp);
+    const int g = f.lane / 4, t = f.lane % 4;
+    s.m[g * 8 + 2 * t] = (unsigned short)m;
+    s.m[g * 8 + 2 * t + 1] = (unsigned short)(m >> 16);
+    ::emu::Site{file, line}.syncwarp();   // every lane's pair is in
+    const uint32_t r = (uint32_t)s.m[2 * t * 8 + g] | (uint32_t)s.m[(2 * t + 1) * 8 + g] << 16;
+    ::emu::Site{file, line}.syncwarp();   // every lane has read the scratch
+    return r;
+}
 
 // cp.async.{ca,cg}.shared.global [dst], [src], size (size 4, 8 or 16;
 // both pointers aligned to it; src in a cudaMalloc buffer, dst in shared

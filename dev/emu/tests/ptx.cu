@@ -1,14 +1,16 @@
 // dev/emu/tests/ptx.cu: the emulation of the PTX instructions llmc/ptx.cuh
-// wraps. mma.sync m16n8k16 (bf16 -> fp32) and ldmatrix x4 (with and without
-// .trans) against register layouts written out here from the PTX ISA's
-// tables, independently of dev/emu/cuda_emu.h's code; cp.async in a
-// two-buffer pipeline; wgmma (sm_90a) against the PTX ISA's wgmma register
-// and shared-memory (no swizzle) layouts, written out here too.
+// wraps. mma.sync m16n8k16 (bf16 -> fp32), ldmatrix x4 (with and without
+// .trans) and movmatrix .trans against register layouts written out here
+// from the PTX ISA's tables, independently of dev/emu/cuda_emu.h's code;
+// cp.async in a two-buffer pipeline; wgmma (sm_90a) against the PTX ISA's
+// wgmma register and shared-memory (no swizzle) layouts, written out here
+// too.
 //   ptx           one warp: fragments built by hand from A (16,16) and B
 //                 (16,16) in shared memory, D = A B + C for both 8-column
 //                 halves of B, against the CPU; ldmatrix_x4 of A's four 8x8
 //                 quarters and ldmatrix_x4_trans of B's must give exactly
-//                 the hand-built registers. Then the pipeline: 64 threads
+//                 the hand-built registers, movmatrix_trans of A's
+//                 registers those of A's quarters transposed. Then the pipeline: 64 threads
 //                 sum 6 tiles of (64,4) floats, each tile loaded by cp.async
 //                 while the previous one is read, each thread reading a
 //                 slot another warp copied: right in every mode. Then the
@@ -114,6 +116,9 @@ __global__ void mma_kernel(float* out, const __nv_bfloat16* a, const __nv_bfloat
     int same = 1;
     for (int i = 0; i < 4; i++) same &= la[i] == fa[i];
     for (int i = 0; i < 4; i++) same &= lb[i] == fb[i / 2][i % 2];
+    // movmatrix of A's quarter i (rows R.., columns K..) gives A[R+2t, R+2t+1][K+g]
+    for (int i = 0; i < 4; i++)
+        same &= movmatrix_trans(fa[i]) == pair(sa + (8 * (i % 2) + 2 * t) * 24 + 8 * (i / 2) + g, 24);
     out[256 + lane] = (float)same;
 }
 
@@ -584,9 +589,9 @@ int main(int argc, char** argv) {
         }
     for (int l = 0; l < 32; l++)
         if (got[256 + l] != 1.0f) {
-            fprintf(stderr, "error: ldmatrix: lane %d did not get the documented fragment registers\n", l);
+            fprintf(stderr, "error: ldmatrix or movmatrix: lane %d did not get the documented fragment registers\n", l);
             return 1;
         }
-    printf("ptx: mma D = A B + C matches the CPU, ldmatrix gives the documented fragments\n");
+    printf("ptx: mma D = A B + C matches the CPU, ldmatrix and movmatrix give the documented fragments\n");
     return check_pipeline(0) || check_scalars() || check_wgmma(WG_GOOD);
 }
