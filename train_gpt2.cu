@@ -100,7 +100,8 @@ typedef struct {
     floatX *residual3;            // (L,B,T,C) residual2 + MLP branch: the block's output
     floatX *lnf;                  // (B,T,C) final layernorm
     float *lnf_mean, *lnf_rstd;   // (B,T)
-    floatX *logits;               // (ceil(B*T/HEAD_CHUNKS),Vp): one chunk of rows' logits, then dlogits
+    floatX *logits;               // (ceil(B*T/HEAD_CHUNKS),Vp): one chunk of rows' logits, then dlogits; in the
+                                  // blocks' backward, attention's dS (Scratch.att_dS; at least its size)
     float *losses;                // (B,T)
     float *head_max, *head_sum;   // (B,T) ZeRO-2/3: each row's max logit and sum of exp over the vocabulary chunks
     int *inputs, *targets;        // (B,T) token ids
@@ -118,6 +119,8 @@ typedef struct {
     float *matmul;       // matmul_backward's scratch (dbias partials)
     float *layernorm;    // layernorm_backward's partial sums
     float *att_D;        // (B,NH,T) attention backward's rowsum(dout * out)
+    floatX *att_dS;      // our attention backward's dS (attention_backward_mma_scratch_bytes): Activations.logits,
+                         // free from the head's backward to the next forward
     int *encoder;        // encoder_backward's token buckets
     float *norm;         // global_norm_squared's partials, then the result
     float *head_dwte;    // (Vp,C) fp32, or (ZeRO-2/3) one vocabulary chunk's (chunk_rows,C): the classifier's
@@ -202,8 +205,15 @@ static size_t carve_bytes(void **ptrs[], const size_t *bytes, int n, char *memor
 // buffer, the largest activation, holds an eighth of them (GPT-2 124M at
 // B=64, T=1024: 0.77 GiB, not 6.1). It runs after the forward proper, in
 // gpt2_backward (fused with its gradient) or gpt2_mean_loss (losses only).
+// The blocks' backward, after it, uses the same buffer for attention's dS
+// (0.80 GiB there), so it takes the larger of the two sizes.
 #define HEAD_CHUNKS 8
 static int head_chunk_rows(int BT) { return (BT + HEAD_CHUNKS - 1) / HEAD_CHUNKS; }
+static size_t logits_bytes(int B, int T, int NH, int Vp) {
+    size_t head = (size_t)head_chunk_rows(B * T) * Vp * sizeof(floatX);
+    size_t dS = attention_backward_mma_scratch_bytes(B, T, NH);
+    return head > dS ? head : dS;
+}
 
 static size_t activation_layout(GPT2 *model, int B, int T, char *memory) {
     const GPT2Config *c = &model->config;
@@ -221,7 +231,7 @@ static size_t activation_layout(GPT2 *model, int B, int T, char *memory) {
                       L * BT * 3 * C * X, L * BT * C * X, L * BT * NH * F, L * BT * C * X,
                       Lln * BT * C * X, L * BT * F, L * BT * F, L * BT * 4 * C * X,
                       (gpu_options.recompute ? 1 : L) * BT * 4 * C * X, L * BT * C * X, BT * C * X, BT * F,
-                      BT * F, head_chunk_rows((int)BT) * Vp * X, BT * F, BT * F, BT * F, BT * sizeof(int),
+                      BT * F, logits_bytes(B, T, (int)NH, (int)Vp), BT * F, BT * F, BT * F, BT * sizeof(int),
                       BT * sizeof(int)};
     return carve_bytes(ptrs, bytes, (int)(sizeof(bytes) / sizeof(bytes[0])), memory);
 }
@@ -355,6 +365,7 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     activation_layout(model, B, T, (char *)model->acts_memory);
     cudaCheck(cudaMalloc(&model->scratch_memory, scratch_layout(model, B, T, NULL)));
     scratch_layout(model, B, T, (char *)model->scratch_memory);
+    model->scratch.att_dS = model->acts.logits;
     model->inputs_host = (int *)malloc_check((size_t)B * T * sizeof(int));
     model->encoder_host = (int *)malloc_check(encoder_backward_host_scratch_bytes(B, T, c->vocab_size));
     model->losses_host = (float *)malloc_check((size_t)B * T * sizeof(float));
@@ -954,10 +965,10 @@ void gpt2_backward(GPT2 *model, float loss_scale) {
         } else
 #endif
         if (gpu_options.attention_wgmma) {
-            attention_backward_wgmma(s.dqkv, s.att_D, s.datty, a.qkv + 3 * btc, a.atty + btc,
+            attention_backward_wgmma(s.dqkv, s.att_D, s.att_dS, s.datty, a.qkv + 3 * btc, a.atty + btc,
                                      a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
         } else {
-            attention_backward_mma(s.dqkv, s.att_D, s.datty, a.qkv + 3 * btc, a.atty + btc,
+            attention_backward_mma(s.dqkv, s.att_D, s.att_dS, s.datty, a.qkv + 3 * btc, a.atty + btc,
                                    a.att_lse + (size_t)l * BT * NH, B, T, C, NH, st);
         }
         if (gpu_options.recompute >= 2) {

@@ -4,7 +4,8 @@
 // FlashAttention-2 style.
 // Same layouts, arguments and outputs as attention_forward /
 // attention_backward there (qkv (B,T,3C), out (B,T,C), lse (B,NH,T)
-// natural-log, D (B,NH,T) = rowsum(dout * out) by attention_rowdot). Where
+// natural-log, D (B,NH,T) = rowsum(dout * out) by attention_rowdot), the
+// backward with one more scratch buffer, for dS (B,NH,T,T)'s causal half. Where
 // the score-shaped (16,64) products live is the point: the first tensor-core
 // version here, on nvcuda::wmma, had to store each one to shared memory for
 // the softmax and load it back as bf16 for the next matmul (wmma's fragments
@@ -32,10 +33,13 @@
 //   other side at a time (few registers: 16 scores and 16 dP per lane):
 //   dkdv: a block owns 64 keys, warp w 16 (K, V as A fragments); per query
 //   chunk at or below the diagonal: S^T = K Q^T, P^T = 2^(S^T - lse), dV +=
-//   P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - D), dK += dS^T Q.
-//   dq: a block owns 64 queries, warp w 16 (Q, dO as A fragments); per key
-//   chunk at or left of the diagonal: S = Q K^T, P, dP = dO V^T, dS, dQ +=
-//   dS K. P is recomputed from lse in fp32 (never stored).
+//   P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - D), dK += dS^T Q, and dS^T
+//   (as rounded to bf16 for dK) is stored to a scratch buffer.
+//   dq: a block owns 64 queries, warp w 16; per key chunk at or left of the
+//   diagonal: dQ += dS K, dS read back from the scratch (one matmul; see
+//   "dS, stored" below). P is recomputed from lse in fp32 (never stored).
+//   Without the scratch, dq recomputes S, P, dP = dO V^T and dS itself (Q
+//   and dO as A fragments): three matmuls.
 // Forward and dq blocks take their tiles from the last (the longest rows) to
 // the first, so the long blocks start first.
 // Each kernel's per-tile work is one function templated on whether the tile
@@ -49,7 +53,7 @@
 // fragment used twice) was measured slower here: ptxas needed 241 registers
 // for the forward, so half the warps per SM (same run).
 //
-// Precision: P (for out and dV) and dS (for dQ and dK)
+// Precision: P (for out and dV) and dS (for dQ and dK, stored or not)
 // are rounded to bf16 before their matmuls (a relative error of up to 2^-8
 // per term, in dev/cuda/attention.cu's tolerances); everything else in fp32.
 // Each output value is summed by one lane in a fixed order, so results are
@@ -413,6 +417,56 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
                              m, l);
 }
 
+// ----------------------------------------------------------------------------
+// dS, stored. dkdv computes dS^T for every (key, query) pair anyway; dq
+// needs only dS (dQ = dS K), and recomputing it costs dq two matmuls (S, dP)
+// and the softmax's elementwise work, two thirds of its tensor work.
+// FlashAttention-2 instead adds dQ's partial sums from dkdv with float
+// atomics, in no fixed order; here dkdv stores dS^T (bf16, as rounded for dK)
+// and dq reads it back, each dQ value still summed by one lane in a fixed
+// order: B NH T^2 / 2 bf16 written and read once (0.8 GiB at B=64, T=1024,
+// NH=12, in the trainer's logits buffer; 107 MB at the bench's B=8).
+// Layout, per (b,h): the pairs of query tile qt and key tile kt <= qt in
+// the order qt (qt + 1) / 2 + kt (a dq block's pairs one after another),
+// each 64 x 64 values as 16 chunks, key chunk jk and query chunk jq (dkdv's
+// warp jk, its chunk jq; dq's warp jq, its chunk jk) at 4 jk + jq, each
+// the 32 lanes' A fragments of the chunk's dS^T (16 keys, 16 queries), 16
+// bytes a lane: a warp stores and loads 512 contiguous bytes. dkdv indexes
+// it with 32-bit offsets (a 64-bit pointer held through its loop made
+// ptxas spill in the held variant), so it holds at most 2^32 values: B NH
+// < 7710 at T = 1024.
+#define ATTNM_PAIR (ATTN_TILE * ATTN_TILE)   // values in one pair's tile of dS
+
+__host__ __device__ inline size_t attention_dscores_pairs(int T) {
+    const size_t nt = (size_t)(T + ATTN_TILE - 1) / ATTN_TILE;
+    return nt * (nt + 1) / 2;
+}
+
+// the bytes of dS's scratch for attention_backward_mma at (B,T,NH), or 0
+// where it would exceed 2^32 values (then dq recomputes dS: pass NULL)
+static inline size_t attention_backward_mma_scratch_bytes(int B, int T, int NH) {
+    const size_t values = (size_t)B * NH * attention_dscores_pairs(T) * ATTNM_PAIR;
+    return values > 0xFFFFFFFFu ? 0 : values * sizeof(floatX);
+}
+
+// a launcher's check of dS's scratch (NULL: none)
+static inline void attention_check_dscores(const char* who, const floatX* scratch_dS, int B, int T, int NH) {
+    if (scratch_dS && ((uintptr_t)scratch_dS % 16 != 0 || !attention_backward_mma_scratch_bytes(B, T, NH))) {
+        fprintf(stderr, "error: %s: dS's scratch is not 16-byte aligned, or B NH T^2 is too large for it\n", who);
+        exit(1);
+    }
+}
+
+// the offset in dS of pair (qt, kt) of (b,h) number bh = b NH + h
+__device__ __forceinline__ uint32_t attnm_ds_pair(int bh, int T, int qt, int kt) {
+    return (uint32_t)(((size_t)bh * attention_dscores_pairs(T) + (size_t)qt * (qt + 1) / 2 + kt) * ATTNM_PAIR);
+}
+
+// the offset in a pair's dS of this lane's 8 values of chunk (jk, jq)
+__device__ __forceinline__ int attnm_ds_chunk(int jk, int jq) {
+    return (4 * jk + jq) * 256 + 8 * ((int)threadIdx.x % 32);
+}
+
 // dkdv's P^T = 2^(S^T to_base2 - lse) in place for query chunk j (16,16) of
 // a tile (lse_t: the tile's lse, natural log), the warp's 16 keys. EDGE:
 // masked to 0 where query q0 + qc (qc the column in the tile) is before key
@@ -453,13 +507,16 @@ __device__ __forceinline__ void attnm_dkdv_dscores(float (&s)[2][4], const float
 // (both relative to the warp's first key). HELD: K's and V's fragments are
 // ka, va, held in registers for the whole kernel; else they are read from
 // the staged tiles ks, vs as each k step needs them (32 registers fewer, 8
-// ldmatrix more per chunk).
+// ldmatrix more per chunk). dS^T is stored at dscores + ds_off (this
+// lane's place for query chunk 0; chunk j 256 values on), unless dscores is
+// NULL.
 template <int HS, bool EDGE, bool HELD>
 __device__ __forceinline__ void attnm_dkdv_tile(float (&dk)[HS / 8][4], float (&dv)[HS / 8][4],
                                                 const uint32_t (&ka)[HS / 16][4], const uint32_t (&va)[HS / 16][4],
                                                 const floatX* ks, const floatX* vs, const floatX* qb,
                                                 const floatX* gb, const float* lse_t, const float* D_t,
-                                                float to_base2, int i0, int i1, int q0, int end) {
+                                                floatX* dscores, uint32_t ds_off, float to_base2, int i0, int i1,
+                                                int q0, int end) {
 #pragma unroll(HELD ? 4 : 1)   // (unrolled, ptxas hoists the chunks' loads past each other: over 128 registers)
     for (int j = 0; j < 4; j++) {
         if (j < i0 || j >= i1) continue;
@@ -474,6 +531,7 @@ __device__ __forceinline__ void attnm_dkdv_tile(float (&dk)[HS / 8][4], float (&
         else attnm_times_t_staged<HS>(dp, vs, gb, 16 * j);
         attnm_dkdv_dscores(s, dp, D_t, j);
         attnm_as_a(a, s[0], s[1]);
+        if (dscores) *(uint4*)(dscores + ds_off + 256 * j) = make_uint4(a[0], a[1], a[2], a[3]);
         attnm_accumulate<HS>(dk, a, qb, 16 * j);   // dK += dS^T Q
     }
 }
@@ -485,7 +543,8 @@ constexpr size_t attnm_dkdv_smem(bool held) {
     return (size_t)(held ? 4 : 6) * ATTN_TILE * (HS + 8) * sizeof(floatX) + 4 * ATTN_TILE * sizeof(float);
 }
 
-// dk, dv (key rows) of dqkv (B,T,3C); grid (ceil(T/64), NH, B), 128
+// dk, dv (key rows) of dqkv (B,T,3C), and dS into dscores (see "dS,
+// stored"; none if NULL); grid (ceil(T/64), NH, B), 128
 // threads, attnm_dkdv_smem<HS>(HELD) bytes of dynamic shared memory; block
 // x owns key tile x (tile 0, with the most query tiles, first). HELD as in
 // attnm_dkdv_tile: held (the trainer's), three blocks per SM asked of
@@ -497,8 +556,8 @@ constexpr size_t attnm_dkdv_smem(bool held) {
 // (dev/cuda/attention.cu bench).
 template <int HS, bool HELD>
 __global__ void __launch_bounds__(32 * ATTNM_WARPS, HELD ? 3 : 4)
-    attention_backward_dkdv_mma_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
-                                       const float* D, int T, int NH, float scale) {
+    attention_backward_dkdv_mma_kernel(floatX* dqkv, floatX* dscores, const floatX* dout, const floatX* qkv,
+                                       const float* lse, const float* D, int T, int NH, float scale) {
     constexpr int LDH = HS + 8, TILE = ATTN_TILE * LDH;
     extern __shared__ __align__(16) floatX attnm_dkdv_shared[];
     floatX(*tile_q)[TILE] = (floatX(*)[TILE])attnm_dkdv_shared;   // Q tiles (HELD: K first, in buffer 1)
@@ -544,15 +603,16 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, HELD ? 3 : 4)
         }
         cp_async_commit();
         const int k = (qt - kt) % 2;   // query tile qt, in
+        const uint32_t ds_off = attnm_ds_pair(b * NH + h, T, qt, kt) + attnm_ds_chunk(warp, 0);
         if (qt == kt || (qt + 1) * ATTN_TILE > T) {   // the diagonal tile, a last partial one: masked
             const int rows_left = T - qt * ATTN_TILE;
             attnm_dkdv_tile<HS, true, HELD>(dk, dv, ka, va, tile_k, tile_v, tile_q[k], tile_g[k], lse_s[k], D_s[k],
-                                            to_base2, qt == kt ? warp : 0,
+                                            dscores, ds_off, to_base2, qt == kt ? warp : 0,
                                             rows_left >= ATTN_TILE ? 4 : (rows_left + 15) / 16,
                                             qt * ATTN_TILE - key0, T - key0);
         } else {
             attnm_dkdv_tile<HS, false, HELD>(dk, dv, ka, va, tile_k, tile_v, tile_q[k], tile_g[k], lse_s[k], D_s[k],
-                                             to_base2, 0, 4, 0, 0);
+                                             dscores, ds_off, to_base2, 0, 4, 0, 0);
         }
     }
     floatX* dst = dqkv + ((size_t)b * T + key0) * C3 + h * HS;
@@ -664,8 +724,82 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
     attnm_write_rows<HS>(dqkv + ((size_t)b * T + row0) * C3 + h * HS, C3, row0, T, dq, mul);
 }
 
+// one key tile (K staged at kb, the pair's dS at dsb, both in shared
+// memory) of dq for the warp's 16 rows from the stored dS: per key chunk j
+// of 16 dQ += dS K, dS's A fragment the transpose of dkdv's dS^T fragment
+// (chunk (j, warp)): each of its four 8x8 quarters transposed in registers,
+// the two off the diagonal swapped. DIAG as in attnm_forward_tile.
+template <int HS, bool DIAG>
+__device__ __forceinline__ void attnm_dq_stored_tile(float (&dq)[HS / 8][4], const floatX* dsb, const floatX* kb) {
+    const int warp = (int)threadIdx.x / 32;
+    const int nj = DIAG ? warp + 1 : 4;   // key chunks of 16 the warp's rows see
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        if (j >= nj) continue;
+        const uint4 f = *(const uint4*)(dsb + attnm_ds_chunk(j, warp));   // dS^T (16 keys, the warp's 16 rows)
+        const uint32_t a[4] = {movmatrix_trans(f.x), movmatrix_trans(f.z), movmatrix_trans(f.y),
+                               movmatrix_trans(f.w)};
+        attnm_accumulate<HS>(dq, a, kb, 16 * j);   // dQ += dS K
+    }
+}
+
+// key tile kt for dq from the stored dS: K's rows (kbase: K of the (b,h)'s
+// row 0, rows C3 apart) and the pair (qt, kt)'s dS (ds_q: the pair (qt, 0))
+// by cp.async into buffer kt % 2 of tile_k ((2, 64, HS + 8)) and tile_ds
+// ((2, 64 * 64)); not committed. The pair's 8 KB are contiguous: thread i
+// copies 16-byte pieces i + 128 k, coalesced.
+template <int HS>
+__device__ __forceinline__ void attnm_load_k_dscores(floatX* tile_k, floatX* tile_ds, const floatX* kbase, size_t C3,
+                                                     const floatX* ds_q, int kt, int T) {
+    constexpr int PIECES = ATTNM_PAIR / 8 / (32 * ATTNM_WARPS);
+    static_assert(ATTNM_PAIR % (8 * 32 * ATTNM_WARPS) == 0, "whole pieces per thread");
+    attnm_stage<HS>(tile_k + (size_t)(kt % 2) * ATTN_TILE * (HS + 8), kbase, C3, kt * ATTN_TILE, T);
+    floatX* dst = tile_ds + (kt % 2) * ATTNM_PAIR + 8 * (int)threadIdx.x;
+    const floatX* src = ds_q + (size_t)kt * ATTNM_PAIR + 8 * (int)threadIdx.x;
+#pragma unroll
+    for (int k = 0; k < PIECES; k++) cp_async16(dst + k * 8 * 32 * ATTNM_WARPS, src + k * 8 * 32 * ATTNM_WARPS);
+}
+
+// dq (query rows) of dqkv (B,T,3C) from dS stored by dkdv (dscores, see
+// "dS, stored") and K; grid (ceil(T/64), NH, B), 128 threads; query tiles
+// from the last (the most key tiles) to the first; the same pipeline as
+// the others, one tile ahead. Five blocks per SM asked of ptxas (96
+// registers, 35 KB of shared memory each; at six it spilled): the kernel
+// streams dS from memory, and more warps keep more of it in flight.
+template <int HS>
+__global__ void __launch_bounds__(32 * ATTNM_WARPS, 5)
+    attention_backward_dq_stored_mma_kernel(floatX* dqkv, const floatX* dscores, const floatX* qkv, int T, int NH,
+                                            float scale) {
+    constexpr int LDH = HS + 8;
+    __shared__ __align__(16) floatX tile_k[2][ATTN_TILE * LDH];   // K tiles
+    __shared__ __align__(16) floatX tile_ds[2][ATTNM_PAIR];       // dS of the pairs (qt, kt)
+    const int qt = (int)(gridDim.x - 1 - blockIdx.x), h = (int)blockIdx.y, b = (int)blockIdx.z;
+    const int C = NH * HS;
+    const size_t C3 = 3 * (size_t)C;
+    const floatX* kbase = qkv + (size_t)b * T * C3 + C + h * HS;
+    const floatX* ds_q = dscores + attnm_ds_pair(b * NH + h, T, qt, 0);   // pair (qt, 0); (qt, kt) kt pairs on
+    const int row0 = qt * ATTN_TILE + 16 * ((int)threadIdx.x / 32);   // the warp's first query
+
+    attnm_load_k_dscores<HS>(tile_k[0], tile_ds[0], kbase, C3, ds_q, 0, T);
+    cp_async_commit();
+    float dq[HS / 8][4];
+#pragma unroll
+    for (int n = 0; n < HS / 8; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
+    for (int kt = 0; kt <= qt; kt++) {
+        attnm_pipeline_wait();
+        if (kt < qt) attnm_load_k_dscores<HS>(tile_k[0], tile_ds[0], kbase, C3, ds_q, kt + 1, T);
+        cp_async_commit();
+        if (row0 >= T) continue;   // (a warp wholly past T: its chunks of dS were never stored)
+        if (kt < qt) attnm_dq_stored_tile<HS, false>(dq, tile_ds[kt % 2], tile_k[kt % 2]);
+        else attnm_dq_stored_tile<HS, true>(dq, tile_ds[kt % 2], tile_k[kt % 2]);
+    }
+    const float mul[2] = {scale, scale};
+    attnm_write_rows<HS>(dqkv + ((size_t)b * T + row0) * C3 + h * HS, C3, row0, T, dq, mul);
+}
+
 // ----------------------------------------------------------------------------
 // launchers: the same contract as attention_forward / attention_backward
+// (and dS's scratch)
 
 static inline void attention_forward_mma(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH,
                                          cudaStream_t stream) {
@@ -679,38 +813,45 @@ static inline void attention_forward_mma(floatX* out, float* lse, const floatX* 
 }
 
 template <int HS, bool HELD>
-static inline void attention_backward_dkdv_mma_launch(dim3 grid, floatX* dqkv, const float* D, const floatX* dout,
-                                                      const floatX* qkv, const float* lse, int T, int NH, float scale,
-                                                      cudaStream_t stream) {
+static inline void attention_backward_mma_launch(dim3 grid, floatX* dqkv, const float* D, floatX* dscores,
+                                                 const floatX* dout, const floatX* qkv, const float* lse, int T, int NH,
+                                                 float scale, cudaStream_t stream) {
     const size_t smem = attnm_dkdv_smem<HS>(HELD);
     attention_allow_dynamic_smem(attention_backward_dkdv_mma_kernel<HS, HELD>, smem);
-    attention_backward_dkdv_mma_kernel<HS, HELD><<<grid, 32 * ATTNM_WARPS, smem, stream>>>(dqkv, dout, qkv, lse, D,
-                                                                                           T, NH, scale);
+    attention_backward_dkdv_mma_kernel<HS, HELD><<<grid, 32 * ATTNM_WARPS, smem, stream>>>(dqkv, dscores, dout, qkv,
+                                                                                           lse, D, T, NH, scale);
+    cudaCheck(cudaGetLastError());
+    if (dscores) {
+        attention_backward_dq_stored_mma_kernel<HS><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dscores, qkv, T, NH,
+                                                                                            scale);
+    } else {
+        attention_backward_dq_mma_kernel<HS><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse, D, T, NH,
+                                                                                     scale);
+    }
     cudaCheck(cudaGetLastError());
 }
 
-template <int HS, bool HELD>
-static inline void attention_backward_mma_launch(dim3 grid, floatX* dqkv, const float* D, const floatX* dout,
-                                                 const floatX* qkv, const float* lse, int T, int NH, float scale,
-                                                 cudaStream_t stream) {
-    attention_backward_dkdv_mma_launch<HS, HELD>(grid, dqkv, D, dout, qkv, lse, T, NH, scale, stream);
-    attention_backward_dq_mma_kernel<HS><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse, D, T, NH, scale);
-    cudaCheck(cudaGetLastError());
-}
-
-// HELD: dkdv's variant (attention_backward_dkdv_mma_kernel); the trainer's
-// is the default
+// scratch_dS: attention_backward_mma_scratch_bytes(B, T, NH) bytes for dS
+// (see "dS, stored"; the trainer's), or NULL: dq recomputes dS (no scratch,
+// two more matmuls). HELD: dkdv's variant (attention_backward_dkdv_mma_kernel);
+// the trainer's is the default.
 template <bool HELD = true>
-static inline void attention_backward_mma(floatX* dqkv, float* scratch_D, const floatX* dout, const floatX* qkv,
-                                          const floatX* out, const float* lse, int B, int T, int C, int NH,
-                                          cudaStream_t stream) {
+static inline void attention_backward_mma(floatX* dqkv, float* scratch_D, floatX* scratch_dS, const floatX* dout,
+                                          const floatX* qkv, const floatX* out, const float* lse, int B, int T, int C,
+                                          int NH, cudaStream_t stream) {
     attention_check_args("attention_backward_mma", 1, B, T, C, NH, dqkv, dout, qkv, out);
+    attention_check_dscores("attention_backward_mma", scratch_dS, B, T, NH);
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
     attention_rowdot(scratch_D, dout, out, B, T, NH, HS, stream);
     const dim3 grid = attention_tile_grid(B, T, NH);
-    if (HS == 64) attention_backward_mma_launch<64, HELD>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
-    else attention_backward_mma_launch<32, HELD>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
+    if (HS == 64) {
+        attention_backward_mma_launch<64, HELD>(grid, dqkv, scratch_D, scratch_dS, dout, qkv, lse, T, NH, scale,
+                                                stream);
+    } else {
+        attention_backward_mma_launch<32, HELD>(grid, dqkv, scratch_D, scratch_dS, dout, qkv, lse, T, NH, scale,
+                                                stream);
+    }
 }
 
 #endif // LLMC_ATTENTION_MMA_CUH

@@ -302,11 +302,13 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
 // (four groups, waited for one behind). EDGE (the diagonal tile, a last
 // partial one): q0, end as in attnm_dkdv_probs; every query chunk is
 // computed, the ones before the warp's keys masked to 0 with the rest.
+// dS^T is stored as attnm_dkdv_tile stores it (dscores + ds_off, unless
+// dscores is NULL): the accumulators' layout is mma.sync's.
 template <int HS, bool EDGE>
 __device__ __forceinline__ void attnw_dkdv_tile(float (&dk)[HS / 8][4], float (&dv)[HS / 8][4], const floatX* ks,
                                                 const floatX* vs, const floatX* qs, const floatX* gs,
-                                                const float* lse_t, const float* D_t, float to_base2, int q0,
-                                                int end) {
+                                                const float* lse_t, const float* D_t, floatX* dscores,
+                                                uint32_t ds_off, float to_base2, int q0, int end) {
 #pragma unroll
     for (int half = 0; half < 2; half++) {
         const floatX *qh = qs + 32 * HS * half, *gh = gs + 32 * HS * half;   // queries 32 half.. (4 row groups)
@@ -332,6 +334,10 @@ __device__ __forceinline__ void attnw_dkdv_tile(float (&dk)[HS / 8][4], float (&
         for (int j = 0; j < 2; j++) {
             attnm_dkdv_dscores(s[j], dp[j], D_t, 2 * half + j);
             attnm_as_a(da[j], s[j][0], s[j][1]);
+            if (dscores) {
+                *(uint4*)(dscores + ds_off + 256 * (2 * half + j)) = make_uint4(da[j][0], da[j][1], da[j][2],
+                                                                                da[j][3]);
+            }
         }
         attnw_accumulate<HS, 2>(dkf, da, qh);   // dK += dS^T Q
         wgmma_wait<0>();
@@ -350,15 +356,16 @@ constexpr size_t attnw_dkdv_smem() {
     return (size_t)6 * ATTN_TILE * HS * sizeof(floatX) + 4 * ATTN_TILE * sizeof(float);
 }
 
-// dk, dv (key rows) of dqkv (B,T,3C); grid (ceil(T/64), NH, B), 128 threads
-// (one warpgroup), attnw_dkdv_smem<HS>() bytes of dynamic shared memory;
-// block x owns key tile x, as attention_backward_dkdv_mma_kernel. Four
-// blocks per SM asked of ptxas: 128 registers at HS = 64 without spills
-// (148 when asked for three)
+// dk, dv (key rows) of dqkv (B,T,3C), and dS into dscores as
+// attention_backward_dkdv_mma_kernel (none if NULL); grid (ceil(T/64), NH,
+// B), 128 threads (one warpgroup), attnw_dkdv_smem<HS>() bytes of dynamic
+// shared memory; block x owns key tile x, as
+// attention_backward_dkdv_mma_kernel. Four blocks per SM asked of ptxas:
+// 128 registers at HS = 64 without spills (148 when asked for three)
 template <int HS>
 __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
-    attention_backward_dkdv_wgmma_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
-                                         const float* D, int T, int NH, float scale) {
+    attention_backward_dkdv_wgmma_kernel(floatX* dqkv, floatX* dscores, const floatX* dout, const floatX* qkv,
+                                         const float* lse, const float* D, int T, int NH, float scale) {
     static_assert(ATTNM_WARPS == 4, "a block is one warpgroup");
     constexpr int TILE = ATTN_TILE * HS;
     extern __shared__ __align__(128) floatX attnw_dkdv_shared[];
@@ -375,7 +382,8 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
     const floatX* gbase = dout + (size_t)b * T * C + h * HS;
     const float* lse_bh = lse + ((size_t)b * NH + h) * T;
     const float* D_bh = D + ((size_t)b * NH + h) * T;
-    const int key0 = kt * ATTN_TILE + 16 * ((int)threadIdx.x / 32);   // the warp's first key
+    const int warp = (int)threadIdx.x / 32;
+    const int key0 = kt * ATTN_TILE + 16 * warp;   // the warp's first key
 
     const int ntiles = (T + ATTN_TILE - 1) / ATTN_TILE;
     attnw_load_kv<HS>(tile_k, tile_v, base, C3, C, kt, T);
@@ -394,12 +402,13 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
                                    lse_bh, D_bh, qt + 1, T);
         }
         cp_async_commit();
+        const uint32_t ds_off = attnm_ds_pair(b * NH + h, T, qt, kt) + attnm_ds_chunk(warp, 0);
         if (qt == kt || (qt + 1) * ATTN_TILE > T) {   // the diagonal tile, a last partial one: masked
-            attnw_dkdv_tile<HS, true>(dk, dv, tile_k, tile_v, tile_q[k], tile_g[k], lse_s[k], D_s[k], to_base2,
-                                      qt * ATTN_TILE - key0, T - key0);
+            attnw_dkdv_tile<HS, true>(dk, dv, tile_k, tile_v, tile_q[k], tile_g[k], lse_s[k], D_s[k], dscores, ds_off,
+                                      to_base2, qt * ATTN_TILE - key0, T - key0);
         } else {
-            attnw_dkdv_tile<HS, false>(dk, dv, tile_k, tile_v, tile_q[k], tile_g[k], lse_s[k], D_s[k], to_base2, 0,
-                                       0);
+            attnw_dkdv_tile<HS, false>(dk, dv, tile_k, tile_v, tile_q[k], tile_g[k], lse_s[k], D_s[k], dscores,
+                                       ds_off, to_base2, 0, 0);
         }
     }
     floatX* dst = dqkv + ((size_t)b * T + key0) * C3 + h * HS;
@@ -462,36 +471,48 @@ static inline void attention_forward_wgmma(floatX* out, float* lse, const floatX
 }
 
 template <int HS, int DQ_KEYS>
-static inline void attention_backward_wgmma_launch(dim3 grid, floatX* dqkv, const float* D, const floatX* dout,
-                                                   const floatX* qkv, const float* lse, int T, int NH, float scale,
-                                                   cudaStream_t stream) {
+static inline void attention_backward_wgmma_launch(dim3 grid, floatX* dqkv, const float* D, floatX* dscores,
+                                                   const floatX* dout, const floatX* qkv, const float* lse, int T,
+                                                   int NH, float scale, cudaStream_t stream) {
     constexpr size_t smem = attnw_dkdv_smem<HS>();
     attention_allow_dynamic_smem(attention_backward_dkdv_wgmma_kernel<HS>, smem);
-    attention_backward_dkdv_wgmma_kernel<HS><<<grid, 32 * ATTNM_WARPS, smem, stream>>>(dqkv, dout, qkv, lse, D, T, NH,
-                                                                                       scale);
+    attention_backward_dkdv_wgmma_kernel<HS><<<grid, 32 * ATTNM_WARPS, smem, stream>>>(dqkv, dscores, dout, qkv, lse,
+                                                                                       D, T, NH, scale);
     cudaCheck(cudaGetLastError());
-    attention_backward_dq_wgmma_kernel<HS, DQ_KEYS><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse, D,
-                                                                                           T, NH, scale);
+    if (dscores) {
+        attention_backward_dq_stored_mma_kernel<HS><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dscores, qkv, T, NH,
+                                                                                            scale);
+    } else {
+        attention_backward_dq_wgmma_kernel<HS, DQ_KEYS><<<grid, 32 * ATTNM_WARPS, 0, stream>>>(dqkv, dout, qkv, lse,
+                                                                                               D, T, NH, scale);
+    }
     cudaCheck(cudaGetLastError());
 }
 
-// the same contract as attention_backward_mma: dk, dv by
-// attention_backward_dkdv_wgmma_kernel, dq by attention_backward_dq_wgmma_kernel
-// in parts of DQ_KEYS keys (32, halves: the trainer's; 64, whole tiles: the
-// bench times it against halves, the same bits under the emulation)
+// the same contract as attention_backward_mma: dk, dv (and dS into
+// scratch_dS, unless NULL) by attention_backward_dkdv_wgmma_kernel; dq from
+// the stored dS by attention_backward_dq_stored_mma_kernel (one matmul per
+// chunk: mma.sync does), or without it by attention_backward_dq_wgmma_kernel
+// in parts of DQ_KEYS keys (32, halves; 64, whole tiles: the bench times it
+// against halves, the same bits under the emulation)
 template <int DQ_KEYS = 32>
-static inline void attention_backward_wgmma(floatX* dqkv, float* scratch_D, const floatX* dout, const floatX* qkv,
-                                            const floatX* out, const float* lse, int B, int T, int C, int NH,
-                                            cudaStream_t stream) {
+static inline void attention_backward_wgmma(floatX* dqkv, float* scratch_D, floatX* scratch_dS, const floatX* dout,
+                                            const floatX* qkv, const floatX* out, const float* lse, int B, int T, int C,
+                                            int NH, cudaStream_t stream) {
     attention_check_args("attention_backward_wgmma", 1, B, T, C, NH, dqkv, dout, qkv, out);
+    attention_check_dscores("attention_backward_wgmma", scratch_dS, B, T, NH);
     attnw_require("attention_backward_wgmma");
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
     attention_rowdot(scratch_D, dout, out, B, T, NH, HS, stream);
     const dim3 grid = attention_tile_grid(B, T, NH);
-    if (HS == 64)
-        attention_backward_wgmma_launch<64, DQ_KEYS>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
-    else attention_backward_wgmma_launch<32, DQ_KEYS>(grid, dqkv, scratch_D, dout, qkv, lse, T, NH, scale, stream);
+    if (HS == 64) {
+        attention_backward_wgmma_launch<64, DQ_KEYS>(grid, dqkv, scratch_D, scratch_dS, dout, qkv, lse, T, NH, scale,
+                                                     stream);
+    } else {
+        attention_backward_wgmma_launch<32, DQ_KEYS>(grid, dqkv, scratch_D, scratch_dS, dout, qkv, lse, T, NH, scale,
+                                                     stream);
+    }
 }
 
 #endif // LLMC_ATTENTION_WGMMA_CUH

@@ -15,7 +15,9 @@
 //                      forward's out and lse; the wgmma kernels run on
 //                      compute capability 9.0 and under the emulation, where
 //                      their bits must be the mma kernels', and those of
-//                      dq's whole-tile variant the halves'). Each line
+//                      dq's whole-tile variant the halves'; there too the
+//                      mma backward with dq recomputing dS must give the
+//                      bits of the one reading dkdv's stored dS). Each line
 //                      ends with the FNV-1a hash of the output bits, which
 //                      tests/kernels/attention.sh compares across thread
 //                      orders (the kernels promise bitwise reproducibility;
@@ -30,9 +32,10 @@
 //                      only). FLOPs counted: forward 4 B NH T^2 HS / 2 (two matmuls of 2 T^2 HS
 //                      each, half of them under the causal mask), backward
 //                      2.5 times that (five matmuls: dV, dP, dQ, dK, and the
-//                      recomputed scores in the fused version; the simple one
-//                      does four and the mma one seven (dq's kernel
-//                      recomputes S and dP), all counted alike).
+//                      recomputed scores in the fused and mma versions; the
+//                      simple one does four, and the mma one with dq
+//                      recomputing dS seven: S and dP again), all counted
+//                      alike.
 //   attention badnh    attention_forward_simple with C % NH != 0: must fail
 //   attention badhs    attention_forward with HS = 48: must fail
 //   attention badhsb   attention_backward with HS = 48: must fail
@@ -93,24 +96,31 @@
 // to bf16 for its matmuls as in ours on the tensor cores, so e_R applies to it too
 #ifdef USE_CUDNN
 #include "../../llmc/attention_cudnn.cuh"
-enum { SIMPLE, FUSED, MMA, MMA_STAGED, WGMMA, WGMMA_WHOLE, CUDNN, N_VERSIONS };
+enum { SIMPLE, FUSED, MMA, MMA_RECOMPUTE, MMA_STAGED, WGMMA, WGMMA_RECOMPUTE, WGMMA_WHOLE, CUDNN, N_VERSIONS };
 #else
-enum { SIMPLE, FUSED, MMA, MMA_STAGED, WGMMA, WGMMA_WHOLE, N_VERSIONS };
+enum { SIMPLE, FUSED, MMA, MMA_RECOMPUTE, MMA_STAGED, WGMMA, WGMMA_RECOMPUTE, WGMMA_WHOLE, N_VERSIONS };
 #endif
 #define ROUNDS_P_TO_BF16(version) ((version) >= MMA)
-// MMA_STAGED: the mma backward with dkdv's K and V fragments read from shared
-// memory as needed instead of held (attention_backward_mma<false>), which
-// must give MMA's bits; its forward is MMA's.
+// MMA: the trainer's, dq reading the dS dkdv stored; MMA_RECOMPUTE: dq
+// recomputing dS instead (no scratch), the same bits under the emulation
+// (where S^T = K Q^T and S = Q K^T add the same products in the same
+// order); MMA_STAGED: dkdv's K and V fragments read from shared memory as
+// needed instead of held (attention_backward_mma<false>), which must give
+// MMA's bits. Their forward is MMA's.
 // WGMMA: llmc/attention_wgmma.cuh, the same kernels on Hopper's wgmma
-// (skipped on other GPUs); WGMMA_WHOLE: its backward with dq's key tiles
-// whole (attention_backward_wgmma<64>; the trainer's takes halves), the
-// same bits under the emulation; its forward is WGMMA's.
+// (skipped on other GPUs; dq from the stored dS, as MMA's);
+// WGMMA_RECOMPUTE: its backward with dq recomputing dS on wgmma, in halves
+// of key tiles, WGMMA_WHOLE in whole ones (attention_backward_wgmma<64>),
+// the same bits under the emulation; their forward is WGMMA's.
 static const char* const forward_name[] = {"attention_forward_simple", "attention_forward", "attention_forward_mma",
-                                           "attention_forward_mma", "attention_forward_wgmma",
-                                           "attention_forward_wgmma", "attention_forward_cudnn"};
+                                           "attention_forward_mma", "attention_forward_mma", "attention_forward_wgmma",
+                                           "attention_forward_wgmma", "attention_forward_wgmma",
+                                           "attention_forward_cudnn"};
 static const char* const backward_name[] = {"attention_backward_simple", "attention_backward",
-                                            "attention_backward_mma", "attention_backward_mma_kv_staged",
-                                            "attention_backward_wgmma", "attention_backward_wgmma_dq_whole",
+                                            "attention_backward_mma", "attention_backward_mma_dq_recomputed",
+                                            "attention_backward_mma_kv_staged",
+                                            "attention_backward_wgmma", "attention_backward_wgmma_dq_recomputed",
+                                            "attention_backward_wgmma_dq_recomputed_whole",
                                             "attention_backward_cudnn"};
 
 // version's forward: out, and lse (all but the simple one; it uses scratch)
@@ -122,24 +132,30 @@ static void run_forward(int version, floatX* out, float* lse, float* scratch, co
         return;
     }
 #endif
-    if (version == WGMMA || version == WGMMA_WHOLE) attention_forward_wgmma(out, lse, qkv, B, T, C, NH, 0);
-    else if (version == MMA || version == MMA_STAGED) attention_forward_mma(out, lse, qkv, B, T, C, NH, 0);
+    if (version == WGMMA || version == WGMMA_RECOMPUTE || version == WGMMA_WHOLE)
+        attention_forward_wgmma(out, lse, qkv, B, T, C, NH, 0);
+    else if (version == MMA || version == MMA_RECOMPUTE || version == MMA_STAGED)
+        attention_forward_mma(out, lse, qkv, B, T, C, NH, 0);
     else if (version == FUSED) attention_forward(out, lse, qkv, B, T, C, NH, 0);
     else attention_forward_simple(out, scratch, qkv, B, T, C, NH, 0);
 }
 
-static void run_backward(int version, floatX* dqkv, float* D, float* scratch, const floatX* dout, const floatX* qkv,
-                         const floatX* out, const float* lse, int B, int T, int C, int NH) {
+// scratch_dS: attention_backward_mma_scratch_bytes(B, T, NH)
+static void run_backward(int version, floatX* dqkv, float* D, float* scratch, floatX* scratch_dS, const floatX* dout,
+                         const floatX* qkv, const floatX* out, const float* lse, int B, int T, int C, int NH) {
 #ifdef USE_CUDNN
     if (version == CUDNN) {
         attention_backward_cudnn(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
         return;
     }
 #endif
-    if (version == MMA) attention_backward_mma(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
-    else if (version == WGMMA) attention_backward_wgmma(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
-    else if (version == WGMMA_WHOLE) attention_backward_wgmma<64>(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
-    else if (version == MMA_STAGED) attention_backward_mma<false>(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
+    if (version == MMA) attention_backward_mma(dqkv, D, scratch_dS, dout, qkv, out, lse, B, T, C, NH, 0);
+    else if (version == MMA_RECOMPUTE) attention_backward_mma(dqkv, D, NULL, dout, qkv, out, lse, B, T, C, NH, 0);
+    else if (version == WGMMA) attention_backward_wgmma(dqkv, D, scratch_dS, dout, qkv, out, lse, B, T, C, NH, 0);
+    else if (version == WGMMA_RECOMPUTE) attention_backward_wgmma(dqkv, D, NULL, dout, qkv, out, lse, B, T, C, NH, 0);
+    else if (version == WGMMA_WHOLE) attention_backward_wgmma<64>(dqkv, D, NULL, dout, qkv, out, lse, B, T, C, NH, 0);
+    else if (version == MMA_STAGED)
+        attention_backward_mma<false>(dqkv, D, scratch_dS, dout, qkv, out, lse, B, T, C, NH, 0);
     else if (version == FUSED) attention_backward(dqkv, D, dout, qkv, out, lse, B, T, C, NH, 0);
     else attention_backward_simple(dqkv, scratch, dout, qkv, B, T, C, NH, 0);
 }
@@ -287,6 +303,14 @@ static double compare(const char* what, Shape s, const char* name, const floatX*
 // ----------------------------------------------------------------------------
 // check, bench
 
+// whether backward version v gave the bits of version w (else an error line)
+static int same_bits(const uint32_t* bits, int v, int w, Shape s) {
+    if (bits[v] == bits[w]) return 1;
+    fprintf(stderr, "error: %s B=%d T=%d NH=%d HS=%d: bits %08x, not those of %s (%08x)\n", backward_name[v], s.B, s.T,
+            s.NH, s.HS, bits[v], backward_name[w], bits[w]);
+    return 0;
+}
+
 static int check(Shape s, uint32_t seed) {
     int B = s.B, T = s.T, NH = s.NH, HS = s.HS, C = NH * HS;
     size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, n_row = (size_t)B * NH * T;
@@ -315,9 +339,10 @@ static int check(Shape s, uint32_t seed) {
     double* dqkv_tol = (double*)xmalloc(n_qkv * sizeof(double));
     reference_forward(s, qkvf, out, out_mag, lse, lse_tol, P, eP);
 
-    floatX *d_qkv = NULL, *d_dout = NULL, *d_out = NULL, *d_dqkv = NULL;
+    floatX *d_qkv = NULL, *d_dout = NULL, *d_out = NULL, *d_dqkv = NULL, *d_dS = NULL;
     float *d_scratch = NULL, *d_lse = NULL, *d_D = NULL;   // set by cudaMalloc (NULL: for -Wmaybe-uninitialized)
     cudaCheck(cudaMalloc(&d_qkv, n_qkv * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&d_dS, attention_backward_mma_scratch_bytes(B, T, NH)));   // (poisoned: 0xFF)
     cudaCheck(cudaMalloc(&d_dout, n_out * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_out, n_out * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_dqkv, n_qkv * sizeof(floatX)));
@@ -336,7 +361,8 @@ static int check(Shape s, uint32_t seed) {
 #endif
     for (int version = 0; version < N_VERSIONS; version++) {
         const char *fwd = forward_name[version], *bwd = backward_name[version];
-        if ((version == WGMMA || version == WGMMA_WHOLE) && !attention_wgmma_supported()) {
+        if ((version == WGMMA || version == WGMMA_RECOMPUTE || version == WGMMA_WHOLE) &&
+            !attention_wgmma_supported()) {
             printf("%s B=%d T=%d NH=%d HS=%d: skipped (needs compute capability 9.0, sm_90a code)\n", fwd, B, T, NH, HS);
             continue;
         }
@@ -383,7 +409,7 @@ static int check(Shape s, uint32_t seed) {
             }
         }
         reference_backward(s, qkvf, doutf, P, eP, errD, eR, dqkv, dqkv_tol);
-        run_backward(version, d_dqkv, d_D, d_scratch, d_dout, d_qkv, d_out, d_lse, B, T, C, NH);
+        run_backward(version, d_dqkv, d_D, d_scratch, d_dS, d_dout, d_qkv, d_out, d_lse, B, T, C, NH);
         cudaCheck(cudaDeviceSynchronize());
         cudaCheck(cudaMemcpy(got, d_dqkv, n_qkv * sizeof(floatX), cudaMemcpyDeviceToHost));
         double w = compare(bwd, s, "dqkv", got, NULL, dqkv, dqkv_tol, n_qkv, 3 * C);
@@ -404,24 +430,20 @@ static int check(Shape s, uint32_t seed) {
                 fwd_bits[MMA], bwd_bits[MMA]);
         bad = 1;
     }
-    // and dq's whole key tiles add the same products in the same order as its halves
-    if (!bad && bwd_bits[WGMMA_WHOLE] != bwd_bits[WGMMA]) {
-        fprintf(stderr, "error: %s B=%d T=%d NH=%d HS=%d: bits %08x, not those of %s (%08x)\n",
-                backward_name[WGMMA_WHOLE], B, T, NH, HS, bwd_bits[WGMMA_WHOLE], backward_name[WGMMA], bwd_bits[WGMMA]);
-        bad = 1;
-    }
+    // S^T = K Q^T adds the same products as S = Q K^T (so dkdv's stored dS
+    // is what dq would recompute), and dq's whole key tiles the same products
+    // in the same order as its halves
+    bad = bad || !same_bits(bwd_bits, MMA_RECOMPUTE, MMA, s) || !same_bits(bwd_bits, WGMMA_RECOMPUTE, WGMMA, s) ||
+          !same_bits(bwd_bits, WGMMA_WHOLE, WGMMA_RECOMPUTE, s);
 #endif
     // where dkdv's fragments come from changes no arithmetic
-    if (!bad && bwd_bits[MMA_STAGED] != bwd_bits[MMA]) {
-        fprintf(stderr, "error: %s B=%d T=%d NH=%d HS=%d: bits %08x, not those of %s (%08x)\n",
-                backward_name[MMA_STAGED], B, T, NH, HS, bwd_bits[MMA_STAGED], backward_name[MMA], bwd_bits[MMA]);
-        bad = 1;
-    }
+    bad = bad || !same_bits(bwd_bits, MMA_STAGED, MMA, s);
 
     cudaCheck(cudaFree(d_qkv));
     cudaCheck(cudaFree(d_dout));
     cudaCheck(cudaFree(d_out));
     cudaCheck(cudaFree(d_dqkv));
+    cudaCheck(cudaFree(d_dS));
     cudaCheck(cudaFree(d_scratch));
     cudaCheck(cudaFree(d_lse));
     cudaCheck(cudaFree(d_D));
@@ -435,9 +457,10 @@ static void bench(void) {
     const int B = 8, T = 1024, NH = 12, HS = 64, C = NH * HS;   // GPT-2 124M
     size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, n_row = (size_t)B * NH * T;
     floatX* h = (floatX*)xmalloc(n_qkv * sizeof(floatX));
-    floatX *d_qkv, *d_dout, *d_out, *d_dqkv;
+    floatX *d_qkv, *d_dout, *d_out, *d_dqkv, *d_dS;
     float *d_scratch, *d_lse, *d_D;
     cudaCheck(cudaMalloc(&d_qkv, n_qkv * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&d_dS, attention_backward_mma_scratch_bytes(B, T, NH)));
     cudaCheck(cudaMalloc(&d_dout, n_out * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_out, n_out * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_dqkv, n_qkv * sizeof(floatX)));
@@ -460,28 +483,37 @@ static void bench(void) {
     bench_report("attention_backward", bwd, 0, bwd_flops);
     float fwd_m = bench_ms([&] { attention_forward_mma(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
     bench_report("attention_forward_mma", fwd_m, 0, fwd_flops);
-    float bwd_m = bench_ms([&] { attention_backward_mma(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0); },
-                           20);
+    float bwd_m = bench_ms([&] { attention_backward_mma(d_dqkv, d_D, d_dS, d_dout, d_qkv, d_out, d_lse, B, T, C, NH,
+                                                        0); }, 20);
     bench_report("attention_backward_mma", bwd_m, 0, bwd_flops);
-    float bwd_s = bench_ms([&] { attention_backward_mma<false>(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH,
-                                                               0); }, 20);
+    float bwd_r = bench_ms([&] { attention_backward_mma(d_dqkv, d_D, NULL, d_dout, d_qkv, d_out, d_lse, B, T, C, NH,
+                                                        0); }, 20);
+    bench_report("attention_backward_mma_dq_recomputed", bwd_r, 0, bwd_flops);
+    float bwd_s = bench_ms([&] { attention_backward_mma<false>(d_dqkv, d_D, d_dS, d_dout, d_qkv, d_out, d_lse, B, T, C,
+                                                               NH, 0); }, 20);
     bench_report("attention_backward_mma_kv_staged", bwd_s, 0, bwd_flops);
-    // the tensor-core kernels against the CUDA-core fused ones, and dkdv's two variants, timed side by side above
+    // the tensor-core kernels against the CUDA-core fused ones, and the mma variants, timed side by side above
     printf("bench attention mma vs fused: forward %.2fx, backward %.2fx faster\n", fwd / fwd_m, bwd / bwd_m);
+    printf("bench attention mma dq from dkdv's stored dS vs recomputed: backward %.2fx faster\n", bwd_r / bwd_m);
     printf("bench attention mma dkdv K,V staged (4 blocks per SM on Hopper) vs held (3): backward %.2fx faster\n",
            bwd_m / bwd_s);
     float fwd_w = 0.0f, bwd_w = 0.0f;   // Hopper only
     if (attention_wgmma_supported()) {
         fwd_w = bench_ms([&] { attention_forward_wgmma(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
         bench_report("attention_forward_wgmma", fwd_w, 0, fwd_flops);
-        bwd_w = bench_ms([&] { attention_backward_wgmma(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, 0); },
-                         20);
+        bwd_w = bench_ms([&] { attention_backward_wgmma(d_dqkv, d_D, d_dS, d_dout, d_qkv, d_out, d_lse, B, T, C, NH,
+                                                        0); }, 20);
         bench_report("attention_backward_wgmma", bwd_w, 0, bwd_flops);
         printf("bench attention wgmma vs mma: forward %.2fx, backward %.2fx faster\n", fwd_m / fwd_w, bwd_m / bwd_w);
-        float bwd_ww = bench_ms([&] { attention_backward_wgmma<64>(d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C,
-                                                                   NH, 0); }, 20);
-        bench_report("attention_backward_wgmma_dq_whole", bwd_ww, 0, bwd_flops);
-        printf("bench attention wgmma dq whole key tiles vs halves: backward %.2fx faster\n", bwd_w / bwd_ww);
+        float bwd_wr = bench_ms([&] { attention_backward_wgmma(d_dqkv, d_D, NULL, d_dout, d_qkv, d_out, d_lse, B, T, C,
+                                                               NH, 0); }, 20);
+        bench_report("attention_backward_wgmma_dq_recomputed", bwd_wr, 0, bwd_flops);
+        float bwd_ww = bench_ms([&] { attention_backward_wgmma<64>(d_dqkv, d_D, NULL, d_dout, d_qkv, d_out, d_lse, B, T,
+                                                                   C, NH, 0); }, 20);
+        bench_report("attention_backward_wgmma_dq_recomputed_whole", bwd_ww, 0, bwd_flops);
+        printf("bench attention wgmma dq from dkdv's stored dS vs recomputed: backward %.2fx faster\n", bwd_wr / bwd_w);
+        printf("bench attention wgmma dq recomputed, whole key tiles vs halves: backward %.2fx faster\n",
+               bwd_wr / bwd_ww);
     }
 #ifdef USE_CUDNN
     float fwd_c = bench_ms([&] { attention_forward_cudnn(d_out, d_lse, d_qkv, B, T, C, NH, 0); }, 20);
@@ -497,6 +529,7 @@ static void bench(void) {
     cudaCheck(cudaFree(d_dout));
     cudaCheck(cudaFree(d_out));
     cudaCheck(cudaFree(d_dqkv));
+    cudaCheck(cudaFree(d_dS));
     cudaCheck(cudaFree(d_scratch));
     cudaCheck(cudaFree(d_lse));
     cudaCheck(cudaFree(d_D));
