@@ -120,7 +120,7 @@ typedef struct {
     float *layernorm;    // layernorm_backward's partial sums
     float *att_D;        // (B,NH,T) attention backward's rowsum(dout * out)
     floatX *att_dS;      // our attention backward's dS (attention_backward_mma_scratch_bytes): Activations.logits,
-                         // free from the head's backward to the next forward
+                         // free from the head's backward to the next forward; NULL if too large
     int *encoder;        // encoder_backward's token buckets
     float *norm;         // global_norm_squared's partials, then the result
     float *head_dwte;    // (Vp,C) fp32, or (ZeRO-2/3) one vocabulary chunk's (chunk_rows,C): the classifier's
@@ -365,7 +365,8 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     activation_layout(model, B, T, (char *)model->acts_memory);
     cudaCheck(cudaMalloc(&model->scratch_memory, scratch_layout(model, B, T, NULL)));
     scratch_layout(model, B, T, (char *)model->scratch_memory);
-    model->scratch.att_dS = model->acts.logits;
+    // (past 2^32 values of dS, B NH > 7710 at T = 1024, dq recomputes it instead)
+    model->scratch.att_dS = attention_backward_mma_scratch_bytes(B, T, c->num_heads) ? model->acts.logits : NULL;
     model->inputs_host = (int *)malloc_check((size_t)B * T * sizeof(int));
     model->encoder_host = (int *)malloc_check(encoder_backward_host_scratch_bytes(B, T, c->vocab_size));
     model->losses_host = (float *)malloc_check((size_t)B * T * sizeof(float));

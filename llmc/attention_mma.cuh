@@ -434,7 +434,7 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
 // bytes a lane: a warp stores and loads 512 contiguous bytes. dkdv indexes
 // it with 32-bit offsets (a 64-bit pointer held through its loop made
 // ptxas spill in the held variant), so it holds at most 2^32 values: B NH
-// < 7710 at T = 1024.
+// <= 7710 at T = 1024.
 #define ATTNM_PAIR (ATTN_TILE * ATTN_TILE)   // values in one pair's tile of dS
 
 __host__ __device__ inline size_t attention_dscores_pairs(int T) {

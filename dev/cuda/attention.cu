@@ -39,6 +39,14 @@
 //   attention badnh    attention_forward_simple with C % NH != 0: must fail
 //   attention badhs    attention_forward with HS = 48: must fail
 //   attention badhsb   attention_backward with HS = 48: must fail
+//   attention dsmisaligned
+//                      attention_backward_mma with dS's scratch 2 bytes off
+//                      16-byte alignment: must fail
+//   attention dstoolarge
+//                      attention_backward_mma with dS's scratch at B = 7711,
+//                      T = 1024, NH = 1 (136 pairs of 4096 values each: over
+//                      2^32 values; 7710 is the last that fits, checked in
+//                      check): must fail
 //
 // Inputs: q, k in [-2, 2) (scores of std about 1.3 at HS = 64, so softmax
 // rows are neither flat nor one-hot), v and dout in [-1, 1), all bf16. The
@@ -539,9 +547,11 @@ static void bench(void) {
 
 int main(int argc, char** argv) {
     const char* mode = argc > 1 ? argv[1] : "check";
-    if (argc > 2 || (strcmp(mode, "check") && strcmp(mode, "bench") && strcmp(mode, "badnh") &&
-                     strcmp(mode, "badhs") && strcmp(mode, "badhsb"))) {
-        fprintf(stderr, "error: usage: attention [check|bench|badnh|badhs|badhsb]\n");
+    const char* const modes[] = {"check", "bench", "badnh", "badhs", "badhsb", "dsmisaligned", "dstoolarge"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) known |= !strcmp(mode, modes[i]);
+    if (argc > 2 || !known) {
+        fprintf(stderr, "error: usage: attention [check|bench|badnh|badhs|badhsb|dsmisaligned|dstoolarge]\n");
         return 2;
     }
     if (strcmp(mode, "check") && strcmp(mode, "bench")) {
@@ -552,8 +562,15 @@ int main(int argc, char** argv) {
         // each exits 1
         if (!strcmp(mode, "badnh")) attention_forward_simple(d, f, d, 1, 4, 100, 3, 0);
         else if (!strcmp(mode, "badhs")) attention_forward(d, f, d, 1, 4, 96, 2, 0);
-        else attention_backward(d, f, d, d, d, f, 1, 4, 96, 2, 0);
+        else if (!strcmp(mode, "badhsb")) attention_backward(d, f, d, d, d, f, 1, 4, 96, 2, 0);
+        else if (!strcmp(mode, "dsmisaligned")) attention_backward_mma(d, f, d + 1, d, d, d, f, 1, 4, 128, 2, 0);
+        else attention_backward_mma(d, f, d, d, d, d, f, 7711, 1024, 64, 1, 0);   // (refused before any launch)
         return 0;
+    }
+    // the largest dS scratch: 7710 * 136 * 4096 values <= 2^32 < 7711 * 136 * 4096
+    if (!attention_backward_mma_scratch_bytes(7710, 1024, 1) || attention_backward_mma_scratch_bytes(7711, 1024, 1)) {
+        fprintf(stderr, "error: attention_backward_mma_scratch_bytes: not 0 exactly past 2^32 values\n");
+        return 1;
     }
     const Shape shapes[] = {{1, 1, 1, 64}, {2, 13, 2, 64}, {1, 64, 2, 64}, {1, 70, 1, 64}, {1, 33, 2, 32},
                             {1, 150, 1, 32}, {1, 256, 1, 64}};
