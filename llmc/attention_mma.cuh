@@ -37,9 +37,9 @@
 //   (as rounded to bf16 for dK) is stored to a scratch buffer.
 //   dq: a block owns 64 queries, warp w 16; per key chunk at or left of the
 //   diagonal: dQ += dS K, dS read back from the scratch (one matmul; see
-//   "dS, stored" below). P is recomputed from lse in fp32 (never stored).
-//   Without the scratch, dq recomputes S, P, dP = dO V^T and dS itself (Q
-//   and dO as A fragments): three matmuls.
+//   "dS, stored" below). Without the scratch, dq recomputes S, P, dP = dO
+//   V^T and dS itself (Q and dO as A fragments): three matmuls. P is
+//   recomputed from lse in fp32 (never stored).
 // Forward and dq blocks take their tiles from the last (the longest rows) to
 // the first, so the long blocks start first.
 // Each kernel's per-tile work is one function templated on whether the tile
@@ -451,8 +451,13 @@ static inline size_t attention_backward_mma_scratch_bytes(int B, int T, int NH) 
 
 // a launcher's check of dS's scratch (NULL: none)
 static inline void attention_check_dscores(const char* who, const floatX* scratch_dS, int B, int T, int NH) {
-    if (scratch_dS && ((uintptr_t)scratch_dS % 16 != 0 || !attention_backward_mma_scratch_bytes(B, T, NH))) {
-        fprintf(stderr, "error: %s: dS's scratch is not 16-byte aligned, or B NH T^2 is too large for it\n", who);
+    if (scratch_dS && (uintptr_t)scratch_dS % 16 != 0) {
+        fprintf(stderr, "error: %s: dS's scratch is not 16-byte aligned\n", who);
+        exit(1);
+    }
+    if (scratch_dS && !attention_backward_mma_scratch_bytes(B, T, NH)) {
+        fprintf(stderr, "error: %s: B = %d, NH = %d, T = %d: dS would exceed 2^32 values (pass no scratch)\n", who, B,
+                NH, T);
         exit(1);
     }
 }
@@ -747,7 +752,8 @@ __device__ __forceinline__ void attnm_dq_stored_tile(float (&dq)[HS / 8][4], con
 // row 0, rows C3 apart) and the pair (qt, kt)'s dS (ds_q: the pair (qt, 0))
 // by cp.async into buffer kt % 2 of tile_k ((2, 64, HS + 8)) and tile_ds
 // ((2, 64 * 64)); not committed. The pair's 8 KB are contiguous: thread i
-// copies 16-byte pieces i + 128 k, coalesced.
+// copies 16-byte pieces i + 128 k, coalesced (chunks dkdv never wrote, above
+// the diagonal or past T, come along unread).
 template <int HS>
 __device__ __forceinline__ void attnm_load_k_dscores(floatX* tile_k, floatX* tile_ds, const floatX* kbase, size_t C3,
                                                      const floatX* ds_q, int kt, int T) {

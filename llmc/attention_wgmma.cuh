@@ -9,12 +9,14 @@
 // the masks, P and dS and the epilogues are attention_mma.cuh's functions.
 // - forward: S = Q K^T (Q, K from shared memory), the softmax, out += P V
 //   (P from registers, as mma.sync's A fragments).
-// - dq: per half of a key tile (32 keys: half the registers; whole tiles
-//   as a variant the bench times), S = Q K^T and dP = dO V^T, P and dS,
-//   dQ += dS K.
 // - dkdv: per half of a query tile, S^T = K Q^T and dP^T = V dO^T, P^T and
-//   dS^T, dV += P^T dO and dK += dS^T Q. The same three kernels' division
-//   of work, without atomics: the same determinism.
+//   dS^T, dV += P^T dO and dK += dS^T Q; dS^T stored as attention_mma.cuh's
+//   dkdv stores it ("dS, stored"), for its dq kernel (mma.sync: one matmul).
+// - dq without that scratch: per half of a key tile (32 keys: half the
+//   registers; whole tiles as a variant the bench times), S = Q K^T and dP
+//   = dO V^T, P and dS, dQ += dS K.
+// The same division of work as the mma.sync kernels, without atomics: the
+// same determinism.
 //
 // What differs from the mma.sync kernels:
 // - The tiles are staged in the layout a wgmma descriptor describes

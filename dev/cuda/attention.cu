@@ -350,7 +350,7 @@ static int check(Shape s, uint32_t seed) {
     floatX *d_qkv = NULL, *d_dout = NULL, *d_out = NULL, *d_dqkv = NULL, *d_dS = NULL;
     float *d_scratch = NULL, *d_lse = NULL, *d_D = NULL;   // set by cudaMalloc (NULL: for -Wmaybe-uninitialized)
     cudaCheck(cudaMalloc(&d_qkv, n_qkv * sizeof(floatX)));
-    cudaCheck(cudaMalloc(&d_dS, attention_backward_mma_scratch_bytes(B, T, NH)));   // (poisoned: 0xFF)
+    cudaCheck(cudaMalloc(&d_dS, attention_backward_mma_scratch_bytes(B, T, NH)));
     cudaCheck(cudaMalloc(&d_dout, n_out * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_out, n_out * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_dqkv, n_qkv * sizeof(floatX)));
@@ -385,6 +385,7 @@ static int check(Shape s, uint32_t seed) {
         cudaCheck(cudaMemset(d_out, 0xFF, n_out * sizeof(floatX)));
         cudaCheck(cudaMemset(d_dqkv, 0xFF, n_qkv * sizeof(floatX)));
         cudaCheck(cudaMemset(d_lse, 0xFF, n_row * sizeof(float)));
+        cudaCheck(cudaMemset(d_dS, 0xFF, attention_backward_mma_scratch_bytes(B, T, NH)));   // (each writes its own)
         run_forward(version, d_out, d_lse, d_scratch, d_qkv, B, T, C, NH);
         cudaCheck(cudaDeviceSynchronize());
         cudaCheck(cudaMemcpy(got, d_out, n_out * sizeof(floatX), cudaMemcpyDeviceToHost));
