@@ -67,8 +67,9 @@ static struct {
                           // matmul's; 0: separate kernels (-ge)
     int reduce_fp32;      // 1: gradients summed over the ranks in fp32, rounded to bf16 once (-gr)
     int attention_wgmma;  // 1: our attention on wgmma (llmc/attention_wgmma.cuh), 0: on mma.sync (-aw)
+    int attention_stored_ds;  // 1: our attention's dq reads the dS its dkdv stores, 0: dq recomputes dS (-as)
     const char *init_method, *rendezvous_server, *rendezvous_file;  // how the ranks meet (-pi, -ps, -pf)
-} gpu_options = {0, 0, 0, 1, 0, 0, "mpi", "", ""};
+} gpu_options = {0, 0, 0, 1, 0, 0, 1, "mpi", "", ""};
 
 // the kernel families -pk 1 times (llmc/profile.cuh)
 enum { K_COPY, K_ENCODER, K_LAYERNORM, K_MATMUL, K_ATTENTION, K_GELU, K_CLASSIFIER, K_NORM, K_ADAMW, K_COMM,
@@ -119,8 +120,8 @@ typedef struct {
     float *matmul;       // matmul_backward's scratch (dbias partials)
     float *layernorm;    // layernorm_backward's partial sums
     float *att_D;        // (B,NH,T) attention backward's rowsum(dout * out)
-    floatX *att_dS;      // our attention backward's dS (attention_backward_mma_scratch_bytes): Activations.logits,
-                         // free from the head's backward to the next forward; NULL if too large
+    floatX *att_dS;      // our attention backward's dS (attention_dS_bytes): Activations.logits, free from the
+                         // head's backward to the next forward; NULL where dq recomputes dS instead
     int *encoder;        // encoder_backward's token buckets
     float *norm;         // global_norm_squared's partials, then the result
     float *head_dwte;    // (Vp,C) fp32, or (ZeRO-2/3) one vocabulary chunk's (chunk_rows,C): the classifier's
@@ -210,9 +211,26 @@ static size_t carve_bytes(void **ptrs[], const size_t *bytes, int n, char *memor
 // 2.2 times the head's at NH = 25), so it takes the larger of the two sizes.
 #define HEAD_CHUNKS 8
 static int head_chunk_rows(int BT) { return (BT + HEAD_CHUNKS - 1) / HEAD_CHUNKS; }
+
+#ifdef USE_CUDNN
+// whether cuDNN's attention takes a (B,T) (see cudnn_attention_shape)
+static int cudnn_attention_takes(int B, int T, int NH) { return T > 1 && (size_t)B * T * NH % 4 == 0; }
+#endif
+
+// the bytes of our attention backward's dS at (B,T) (llmc/attention_mma.cuh,
+// "dS, stored"), in the logits buffer; 0 where dq recomputes dS instead:
+// with -as 0, past 2^32 values of dS (B NH > 7710 at T = 1024), and in the
+// cuDNN build where cuDNN's attention takes the training shape's backward
+static size_t attention_dS_bytes(int B, int T, int NH) {
+#ifdef USE_CUDNN
+    if (cudnn_attention_takes(B, T, NH)) return 0;
+#endif
+    return gpu_options.attention_stored_ds ? attention_backward_mma_scratch_bytes(B, T, NH) : 0;
+}
+
 static size_t logits_bytes(int B, int T, int NH, int Vp) {
     size_t head = (size_t)head_chunk_rows(B * T) * Vp * sizeof(floatX);
-    size_t dS = attention_backward_mma_scratch_bytes(B, T, NH);
+    size_t dS = attention_dS_bytes(B, T, NH);
     return head > dS ? head : dS;
 }
 
@@ -291,7 +309,10 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     scratch_bytes += (size_t)B * T * c->channels * F;   // cuDNN attention's fp32 dQ (its workspace, allocated at first use)
     printf("attention: cuDNN's fused kernels (USE_CUDNN=1; their backward is not bitwise reproducible)\n");
 #else
-    printf("attention: ours on %s\n", gpu_options.attention_wgmma ? "wgmma (-aw 1)" : "mma.sync");
+    printf("attention: ours on %s; its dq %s\n", gpu_options.attention_wgmma ? "wgmma (-aw 1)" : "mma.sync",
+           attention_dS_bytes(B, T, c->num_heads) ? "reads the dS its dkdv stores (in the logits buffer)"
+           : gpu_options.attention_stored_ds ? "recomputes dS (stored, it would pass 2^32 values)"
+                                             : "recomputes dS (-as 0)");
 #endif
     size_t total = param_bytes + grad_bytes + moment_bytes + master_bytes + act_bytes + scratch_bytes;
     size_t free_bytes, total_bytes;
@@ -366,8 +387,7 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     activation_layout(model, B, T, (char *)model->acts_memory);
     cudaCheck(cudaMalloc(&model->scratch_memory, scratch_layout(model, B, T, NULL)));
     scratch_layout(model, B, T, (char *)model->scratch_memory);
-    // (past 2^32 values of dS, B NH > 7710 at T = 1024, dq recomputes it instead)
-    model->scratch.att_dS = attention_backward_mma_scratch_bytes(B, T, c->num_heads) ? model->acts.logits : NULL;
+    model->scratch.att_dS = attention_dS_bytes(B, T, c->num_heads) ? model->acts.logits : NULL;   // NULL: dq recomputes
     model->inputs_host = (int *)malloc_check((size_t)B * T * sizeof(int));
     model->encoder_host = (int *)malloc_check(encoder_backward_host_scratch_bytes(B, T, c->vocab_size));
     model->losses_host = (float *)malloc_check((size_t)B * T * sizeof(float));
@@ -691,7 +711,7 @@ static void wte_grads_reduce_start(GPT2 *model, int e) {
 // backward there), nor where a layer's lse (B,NH,T) fp32 slice would not
 // start 16 bytes aligned.
 static int cudnn_attention_shape(const GPT2 *model, int B, int T) {
-    return B == model->max_B && T == model->max_T && T > 1 && (size_t)B * T * model->config.num_heads % 4 == 0;
+    return B == model->max_B && T == model->max_T && cudnn_attention_takes(B, T, model->config.num_heads);
 }
 #endif
 
@@ -1318,6 +1338,7 @@ void gpt2_configure(const TrainConfig *cfg, const Comm *comm) {
     gpu_options.profile = cfg->profile;
     gpu_options.gelu_fusion = cfg->gelu_fusion;
     gpu_options.attention_wgmma = cfg->attention_wgmma;
+    gpu_options.attention_stored_ds = cfg->attention_stored_ds;
     if (cfg->attention_wgmma && !attention_wgmma_supported()) {
         fprintf(stderr, "error: -aw 1: wgmma needs a GPU of compute capability 9.0 (H100, H200) and a build for "
                         "sm_90a (the Makefile's); this device or build is not\n");

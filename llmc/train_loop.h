@@ -89,6 +89,7 @@ typedef struct {
     int gelu_fusion;     // GPU only: 1 = GELU, gelu' and dbias in matmul epilogues, 0 = their own kernels
     int matmul_autotune; // GPU only: 1 = time cuBLASLt's candidate algorithms per matmul shape, keep the fastest
     int attention_wgmma; // GPU only: 1 = our attention on Hopper's wgmma (llmc/attention_wgmma.cuh), 0 = mma.sync
+    int attention_stored_ds; // GPU only: 1 = our attention's dq reads the dS its dkdv stores, 0 = dq recomputes dS
     int reduce_fp32;     // GPU only: 1 = gradients summed over the ranks in fp32, 0 = in bf16
     int log_gpu_every;   // GPU only: a line on the GPU's state every N steps (0: never)
     int tf32;            // GPU only: llm.c's -f, accepted; no fp32 matmul here for it to act on
@@ -130,6 +131,7 @@ static TrainConfig train_defaults(void) {
     c.temperature = 1.0f;
     c.top_k = 0;
     c.gelu_fusion = 1;
+    c.attention_stored_ds = 1;
     c.tf32 = 1;
     c.skip_loss_z = 0.0f;
     c.skip_norm_z = 0.0f;
@@ -193,6 +195,7 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-ge", "--gelu-fusion", ARG_INT, &c->gelu_fusion, 0, 1, "1: GELU, its gradient and the bias gradients in matmul epilogues; 0: separate kernels"},
         {"-at", "--matmul-autotune", ARG_INT, &c->matmul_autotune, 0, 1, "1: time cuBLASLt's candidate algorithms at each matmul shape's first call and keep the fastest, saved with the checkpoints in -o and used again by a run there (its resume keeps the bits; two fresh runs may differ); 0: its heuristic's first"},
         {"-aw", "--attention-wgmma", ARG_INT, &c->attention_wgmma, 0, 1, "1: our attention kernels on Hopper's wgmma (compute capability 9.0 only; new, see docs/gpu-validation.md); 0: on mma.sync, any GPU from sm_80"},
+        {"-as", "--attention-stored-ds", ARG_INT, &c->attention_stored_ds, 0, 1, "1: our attention backward's dq reads the dS its dkdv stores (one matmul; B*NH*T*T/2 bf16 in the logits buffer, free then); 0: dq recomputes dS (three matmuls, no buffer)"},
         {"-f", "--tf32", ARG_INT, &c->tf32, 0, 1, "TF32 for fp32 matmuls (llm.c's flag): every matmul here takes bf16, so, as in llm.c's bf16 build, no effect"},
         {"-gr", "--grad-reduce-fp32", ARG_INT, &c->reduce_fp32, 0, 1, "several ranks: 1 sums gradients over them in fp32 (one rounding, twice the traffic); 0 in bf16"},
         {"-pk", "--profile-kernels", ARG_INT, &c->profile, 0, 1, "1: time each kernel family per step, print a table at the end"},

@@ -38,7 +38,8 @@
 #      algorithms chosen by timing (-at 1), against the default run; on
 #      compute capability 9.0, our attention on wgmma (-aw 1): the tiny
 #      model against the CPU trainer (with check 3) and tokens/s against
-#      the default (mma.sync).
+#      the default (mma.sync); our attention's dq recomputing dS (-as 0):
+#      tokens/s against the default (dq from the dS dkdv stores).
 # Then writes REPORT_DIR/report.md (GPU, versions, a pass/fail table per
 # kernel and trainer check, every bench line, the training numbers) beside
 # one log per run, and exits 1 if anything failed.
@@ -403,6 +404,14 @@ else
             'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "n/a" }')
         echo "attention on wgmma: $aw1_toks tok/s ($aw1_vs the mma.sync run)"
     fi
+    # our attention's dq recomputing dS (-as 0) against the default, which
+    # reads the dS dkdv stores: what storing it buys (or costs) at this batch
+    r=$(run_one "$LOGS/speed_as0.log" "$GPU_TRAINER" "${SPEED[@]}" -as 0 -j "" -g 0 -tz "" -pk 1)
+    trainer_row "$bench_what, our attention's dq recomputing dS (-as 0): trains" "$r"
+    as0_toks=$(LOG=$LOGS/speed_as0.log median_field tok/s -1)
+    as0_vs=$(awk -v a="$speed_toks" -v b="$as0_toks" \
+        'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "n/a" }')
+    echo "dq recomputing dS: $as0_toks tok/s (the default, dS stored, $as0_vs that)"
 
     # several GPUs, one rank each (mpirun; NCCL): the tiny model at every
     # ZeRO stage against one GPU at the same total batch, then the speed run
@@ -478,6 +487,9 @@ report=$REPORT_DIR/report.md
             echo "Our attention on wgmma (-aw 1): median ${aw1_toks} tokens/s, ${aw1_vs} the mma.sync run's (the"
             echo "profile of that run is in logs/speed_aw1.log)"
         fi
+        echo
+        echo "Our attention's dq recomputing dS (-as 0): median ${as0_toks:-?} tokens/s; the default (dq from"
+        echo "the dS dkdv stores) is ${as0_vs:-n/a} that (the profile of that run is in logs/speed_as0.log)"
         echo
         echo "Memory against llm.c at the same batch, both with llm.c's defaults (GELU recomputed, fp32 master"
         echo "weights): ours ${mem_ours:-?} GiB planned (-r 1 -w 1), llm.c ${mem_llmc:-?} GiB by its allocation list"

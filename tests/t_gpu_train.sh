@@ -108,6 +108,20 @@ if grep -q '^attention: ours on wgmma' "$TMP/gpu_aw1.txt" && [ -n "$(steps "$TMP
 then pass gpu_train_attention_wgmma_same_bits
 else fail gpu_train_attention_wgmma_same_bits "$(diff <(steps "$TMP/gpu.txt") <(steps "$TMP/gpu_aw1.txt") | head -4)"; fi
 
+# -as 0: our attention's dq recomputes dS instead of reading the dS its dkdv
+# stored (under the emulation the same sums in the same order: the same
+# bits), with mma.sync and with wgmma (whose dq kernels differ then)
+check gpu_train_attention_reads_stored_ds grep -q '^attention: ours on mma.sync; its dq reads the dS its dkdv stores' \
+    "$TMP/gpu.txt"
+for aw in 0 1; do
+    "$GPU" "${ARGS[@]}" -as 0 -aw $aw > "$TMP/gpu_as0_aw$aw.txt" 2>&1
+    if grep -q '^attention: ours on .*; its dq recomputes dS (-as 0)$' "$TMP/gpu_as0_aw$aw.txt" &&
+       [ -n "$(steps "$TMP/gpu.txt")" ] && [ "$(steps "$TMP/gpu.txt")" = "$(steps "$TMP/gpu_as0_aw$aw.txt")" ]
+    then pass gpu_train_attention_ds_recomputed_aw${aw}_same_bits
+    else fail gpu_train_attention_ds_recomputed_aw${aw}_same_bits \
+        "$(grep '^attention' "$TMP/gpu_as0_aw$aw.txt"; diff <(steps "$TMP/gpu.txt") <(steps "$TMP/gpu_as0_aw$aw.txt") | head -4)"; fi
+done
+
 # -f 0 (llm.c's TF32 switch): every matmul takes bf16, so the same bits
 "$GPU" "${ARGS[@]}" -f 0 > "$TMP/gpu_f0.txt" 2>&1
 if [ -n "$(steps "$TMP/gpu.txt")" ] && [ "$(steps "$TMP/gpu.txt" | grep -v ' val ')" = "$(steps "$TMP/gpu_f0.txt" | grep -v ' val ')" ]
@@ -227,6 +241,7 @@ expect_error cpu_trainer_has_no_gr "unknown flag '-gr'" ./train_gpt2 "${ARGS[@]}
 expect_error gpu_train_rejects_pk_2 "-pk must be in [0, 1]" "$GPU" "${ARGS[@]}" -pk 2
 expect_error gpu_train_rejects_aw_2 "-aw must be in [0, 1]" "$GPU" "${ARGS[@]}" -aw 2
 expect_error cpu_trainer_has_no_aw "unknown flag '-aw'" ./train_gpt2 "${ARGS[@]}" -aw 1
+expect_error gpu_train_rejects_as_2 "-as must be in [0, 1]" "$GPU" "${ARGS[@]}" -as 2
 $PY tests/make_model.py "$TMP/hs48.bin" 1 2 96 512 64 5   # head size 48
 expect_error gpu_train_rejects_head_size_48 "head size 32 or 64" "$GPU" -e "$TMP/hs48.bin" "${VAL_ARGS[@]}"
 

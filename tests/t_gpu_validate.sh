@@ -39,6 +39,12 @@ contains gpu_validate_wgmma_attention_row "$TMP/ok/report.md" "our attention on 
 if grep -Eq "^Our attention on wgmma \(-aw 1\): median [0-9.]+ tokens/s, [0-9.]+x the mma.sync run's" "$TMP/ok/report.md"
 then pass gpu_validate_wgmma_attention_speed
 else fail gpu_validate_wgmma_attention_speed "no speed ratio in: $(grep -A1 '(-aw 1)' "$TMP/ok/report.md")"; fi
+# -as 0: our attention's dq recomputing dS, against the default (stored dS)
+contains gpu_validate_recomputed_ds_row "$TMP/ok/report.md" "our attention's dq recomputing dS (-as 0): trains | PASS"
+if grep -Eq "^Our attention's dq recomputing dS \(-as 0\): median [0-9.]+ tokens/s; the default \(dq from$" "$TMP/ok/report.md" &&
+   grep -Eq "^the dS dkdv stores\) is [0-9.]+x that" "$TMP/ok/report.md"
+then pass gpu_validate_recomputed_ds_speed
+else fail gpu_validate_recomputed_ds_speed "no speed ratio in: $(grep -A1 '(-as 0)' "$TMP/ok/report.md")"; fi
 contains gpu_validate_trainer_profile "$TMP/ok/report.md" "GPU time per step by kernel family"
 # the memory comparison: both figures parsed and compared (the tiny model's llm.c figure is
 # mostly its 32 MiB workspace and fch-sized scratch, so only that a percentage came out is checked)
