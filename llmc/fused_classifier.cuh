@@ -22,6 +22,13 @@
 //   (FUSED_CLASSIFIER_HELD chunks a thread) the chunks stay in registers
 //   from pass 1, so the row crosses DRAM once each way; above, pass 2 reads
 //   them again (normally from L2: a row is Vp * 2 bytes).
+// - staged (bench only, to be timed against the held rows): the row is
+//   first copied into shared memory by cp.async and both passes read it
+//   there. Holding no row in registers, a block fits in 64 of them, so two
+//   blocks share an SM where its shared memory allows (Hopper: 2 x 98 KB of
+//   227 KB at GPT-2's Vp) and one block's copies overlap the other's
+//   arithmetic; held rows allow one block per SM, which loads, then
+//   computes, then loads again.
 //
 // Constraints (checked by the launcher): 0 < V <= Vp, Vp % 8 == 0 (whole
 // chunks per row), BT >= 0, logits 16-byte aligned. The caller guarantees
@@ -126,18 +133,43 @@ __device__ __forceinline__ Pack128<floatX> fused_classifier_chunk_dlogits(const 
     return d;
 }
 
+// pass 1 over a thread's chunks of a row (global or shared memory): the
+// chunks at first, first + stride, ... below V
+__device__ __forceinline__ void fused_classifier_row_stats(float& m, float& s, const floatX* row, int first, int stride,
+                                                           int V) {
+    const int P = Pack128<floatX>::N;
+    for (int c = first; c < V; c += stride) {
+        Pack128<floatX> v = load128(row + c);
+        if (c + P <= V) fused_classifier_chunk(m, s, v, P);
+        else fused_classifier_chunk(m, s, v, V - c);
+    }
+}
+
+// pass 2 over a thread's chunks of the row x (Vp,): their logits read from
+// `row` (x itself, or its copy in shared memory), their dlogits written to x
+__device__ __forceinline__ void fused_classifier_row_dlogits(floatX* x, const floatX* row, int first, int stride,
+                                                             int Vp, float m, float inv_s, float dloss_s, float dloss,
+                                                             int target, int V) {
+    for (int c = first; c < Vp; c += stride)
+        store128(x + c, fused_classifier_chunk_dlogits(load128(row + c), c, m, inv_s, dloss_s, dloss, target, V));
+}
+
 // logits (BT,Vp) -> losses (BT,) and, if write_dlogits, dlogits (BT,Vp) in
 // place of the logits; targets (BT,); one block per row; blockDim.x a
 // multiple of 32, at most 1024. With CH > 0 each thread holds its (at most
 // CH) chunks of the row in registers between the passes, so the row is
-// read once; with CH = 0 (any Vp) pass 2 reads it again (from L2, mostly).
-// The arithmetic, and so every bit, is the same either way.
-template <int CH>
-__global__ void __launch_bounds__(FUSED_CLASSIFIER_BLOCK_SIZE)
+// read once; with CH = 0 (any Vp) pass 2 reads it again (from L2, mostly),
+// or with STAGED both passes read the row's copy in shared memory (Vp bf16
+// of dynamic shared memory). The arithmetic, and so every bit, is the same
+// in all three.
+template <int CH, bool STAGED = false>
+__global__ void __launch_bounds__(FUSED_CLASSIFIER_BLOCK_SIZE, STAGED ? 2 : 1)
     fused_classifier_kernel(floatX* logits, float* losses, float dloss, const int* targets, int V, int Vp,
                             int write_dlogits) {
+    static_assert(!(STAGED && CH > 0), "a staged row is not also held in registers");
     __shared__ float warp_m[32];   // each warp's (m, s), at most 32 warps
     __shared__ float warp_s[32];
+    extern __shared__ __align__(16) floatX row_s[];   // STAGED: the row (Vp,)
     const int P = Pack128<floatX>::N, stride = (int)blockDim.x * P, first = (int)threadIdx.x * P;
     int row = blockIdx.x;
     floatX* x = logits + (size_t)row * Vp;
@@ -158,12 +190,13 @@ __global__ void __launch_bounds__(FUSED_CLASSIFIER_BLOCK_SIZE)
             if (c + P <= V) fused_classifier_chunk(m, s, held[j], P);   // a whole chunk: no per-value bounds check
             else if (c < V) fused_classifier_chunk(m, s, held[j], V - c);   // the last, partial one
         }
+    } else if (STAGED) {
+        for (int c = first; c < Vp; c += stride) cp_async16(row_s + c, x + c);
+        cp_async_commit();
+        cp_async_wait<0>();   // (this thread's copies: it reads back no other thread's)
+        fused_classifier_row_stats(m, s, row_s, first, stride, V);
     } else {
-        for (int c = first; c < V; c += stride) {
-            Pack128<floatX> v = load128(x + c);
-            if (c + P <= V) fused_classifier_chunk(m, s, v, P);
-            else fused_classifier_chunk(m, s, v, V - c);
-        }
+        fused_classifier_row_stats(m, s, x, first, stride, V);
     }
     fused_classifier_block_combine(m, s, warp_m, warp_s);   // every thread now holds the row's (m, s)
 
@@ -190,8 +223,7 @@ __global__ void __launch_bounds__(FUSED_CLASSIFIER_BLOCK_SIZE)
                 store128(x + c, fused_classifier_chunk_dlogits(held[j], c, m, inv_s, dloss_s, dloss, target, V));
         }
     } else {
-        for (int c = first; c < Vp; c += stride)
-            store128(x + c, fused_classifier_chunk_dlogits(load128(x + c), c, m, inv_s, dloss_s, dloss, target, V));
+        fused_classifier_row_dlogits(x, STAGED ? row_s : x, first, stride, Vp, m, inv_s, dloss_s, dloss, target, V);
     }
 }
 
@@ -266,7 +298,22 @@ __global__ void __launch_bounds__(256)
 // ----------------------------------------------------------------------------
 // launchers
 
-static int fused_classifier_general;   // 1: the kernel without held rows for every Vp (tests, benches: the same bits)
+// which kernel fused_classifier runs with dlogits (tests and benches; the
+// same bits): the launcher's choice (rows held in registers where they
+// fit, else the general kernel), the general kernel, or the staged one
+// (where fused_classifier_staged_fits, else the launcher's choice)
+enum { FUSED_CLASSIFIER_CHOICE, FUSED_CLASSIFIER_GENERAL, FUSED_CLASSIFIER_STAGED };
+static int fused_classifier_variant = FUSED_CLASSIFIER_CHOICE;
+
+// whether this device lets the staged kernel take a row of Vp bf16 of
+// shared memory (and lets it, from now on)
+static inline int fused_classifier_staged_fits(int Vp) {
+    if (cudaFuncSetAttribute(fused_classifier_kernel<0, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             (int)(Vp * sizeof(floatX))) == cudaSuccess)
+        return 1;
+    (void)cudaGetLastError();   // (not sticky: the device is fine, the row too large for it)
+    return 0;
+}
 
 // logits (BT,Vp) bf16, overwritten by dlogits (BT,Vp) if write_dlogits (then
 // padding columns V..Vp-1 are 0, else logits are left as they are); losses
@@ -294,9 +341,15 @@ static inline void fused_classifier(floatX* logits, float* losses, float dloss, 
     // GPT-2's Vp); losses alone read the row once anyway, and there the
     // general kernel's four blocks per SM stream faster (0.30 against 0.38 ms)
     auto kernel = fused_classifier_kernel<0>;
-    if (!fused_classifier_general && write_dlogits && per_thread <= FUSED_CLASSIFIER_HELD)
+    size_t smem = 0;
+    if (write_dlogits && fused_classifier_variant == FUSED_CLASSIFIER_STAGED && fused_classifier_staged_fits(Vp)) {
+        kernel = fused_classifier_kernel<0, true>;
+        smem = (size_t)Vp * sizeof(floatX);
+    } else if (fused_classifier_variant != FUSED_CLASSIFIER_GENERAL && write_dlogits &&
+               per_thread <= FUSED_CLASSIFIER_HELD) {
         kernel = per_thread <= 4 ? fused_classifier_kernel<4> : fused_classifier_kernel<FUSED_CLASSIFIER_HELD>;
-    kernel<<<BT, FUSED_CLASSIFIER_BLOCK_SIZE, 0, stream>>>(logits, losses, dloss, targets, V, Vp, write_dlogits);
+    }
+    kernel<<<BT, FUSED_CLASSIFIER_BLOCK_SIZE, smem, stream>>>(logits, losses, dloss, targets, V, Vp, write_dlogits);
     cudaCheck(cudaGetLastError());
 }
 

@@ -56,6 +56,8 @@ for build in asan plain; do
     for o in $ORDERS; do
         check "emu_${build}_good_kernels_$o" env EMU_ORDER=$o build/emu/$build/good_kernels
         check "emu_${build}_bad_kernels_control_$o" env EMU_ORDER=$o build/emu/$build/bad_kernels good
+        # dynamic shared memory past 48 KB after the opt-in, static on top
+        check "emu_${build}_shared_optin_$o" env EMU_ORDER=$o build/emu/$build/bad_kernels optin
         # cooperative groups: tile reduce (plus, greater), tile shuffles, partial tiles
         check "emu_${build}_coop_groups_$o" env EMU_ORDER=$o build/emu/$build/coop_groups
         # warp matrix multiply-accumulate (nvcuda::wmma, bf16 m16n16k16)
@@ -207,6 +209,9 @@ for build in asan plain; do
         caught emu_plain_catches_shared_oob build/emu/plain/bad_kernels shared_oob -- \
             "kernel shift_shared_oob_kernel" "wrote past the end of __shared__ buf"
     fi
+    # static + dynamic shared memory over 48 KB without the opt-in
+    caught "emu_${build}_catches_shared_memory_over_48k" build/emu/$build/bad_kernels shared_over -- \
+        "kernel sum_kernel" "__shared__ buf: 512 bytes of static shared memory with 49152 of dynamic (opt-in: 0)"
 done
 
 if [ "${EMU_BF16_ALL:-0}" = 1 ]; then check emu_bf16_all_2pow32 build/emu/plain/bf16 all; fi

@@ -11,13 +11,15 @@
 //                            unchanged), then with them (in place); with
 //                            the launcher's choice (with dlogits, the
 //                            kernel that holds a row in registers, up to
-//                            Vp = 53248), then the general kernel, which
-//                            must give the same bits
+//                            Vp = 53248), then the general kernel and
+//                            the one staging its rows in shared memory,
+//                            which must give the same bits
 //                            and fused_classifier_columns, the same row
 //                            in blocks of about a third of Vp
 //   fused_classifier bench   also time both modes on (B*T, V, Vp) =
 //                            (8*1024, 50257, 50304) (real GPU only), and
-//                            the general kernel's dlogits beside them
+//                            the general and staged kernels' dlogits
+//                            beside them
 //   fused_classifier badvp   Vp % 8 != 0: must fail with a message
 //   fused_classifier badv    V > Vp: must fail with a message
 //   fused_classifier badw    fused_classifier_columns_stats with a block of
@@ -208,13 +210,22 @@ static int check(int BT, int V, int Vp, uint32_t seed) {
     int bad = 0;
     int cpt = ((V + 7) / 8 + FUSED_CLASSIFIER_BLOCK_SIZE - 1) / FUSED_CLASSIFIER_BLOCK_SIZE;
     // the launcher's choice (with dlogits at these Vp: the kernel holding
-    // its rows in registers), then the general kernel: the same checks, and
-    // the same bits
+    // its rows in registers), then the general kernel and the staged one:
+    // the same checks, and the same bits
     floatX* held_dlogits = (floatX*)xmalloc(n * sizeof(floatX));
     float* held_losses = (float*)xmalloc(BT * sizeof(float));
-    for (int general = 0; general < 2; general++) {
-        fused_classifier_general = general;
-        const char* which = general ? "fused_classifier (general kernel)" : "fused_classifier";
+    const int variants[] = {FUSED_CLASSIFIER_CHOICE, FUSED_CLASSIFIER_GENERAL, FUSED_CLASSIFIER_STAGED};
+    const char* names[] = {"fused_classifier", "fused_classifier (general kernel)",
+                           "fused_classifier (rows staged in shared memory)"};
+    for (int k = 0; k < 3; k++) {
+        if (variants[k] == FUSED_CLASSIFIER_STAGED && !fused_classifier_staged_fits(Vp)) {
+            fprintf(stderr, "error: fused_classifier Vp=%d: the staged kernel does not fit the device's shared "
+                    "memory\n", Vp);   // (every Vp checked here fits an sm_80 or later, and the emulation)
+            bad = 1;
+            continue;
+        }
+        fused_classifier_variant = variants[k];
+        const char* which = names[k];
         char what[96];
         cudaCheck(cudaMemcpy(d_logits, logits, n * sizeof(floatX), cudaMemcpyHostToDevice));
 
@@ -237,16 +248,15 @@ static int check(int BT, int V, int Vp, uint32_t seed) {
         cudaCheck(cudaMemcpy(losses, d_losses, BT * sizeof(float), cudaMemcpyDeviceToHost));
         snprintf(what, sizeof what, "%s with dlogits", which);
         bad |= compare(what, BT, V, Vp, dloss, xf, targets, losses, got, cpt, 10);
-        if (!general) {
+        if (k == 0) {
             memcpy(held_dlogits, got, n * sizeof(floatX));
             memcpy(held_losses, losses, BT * sizeof(float));
         } else if (memcmp(held_dlogits, got, n * sizeof(floatX)) || memcmp(held_losses, losses, BT * sizeof(float))) {
-            fprintf(stderr, "error: fused_classifier BT=%d V=%d Vp=%d: the general kernel gives other bits than "
-                    "the one holding its rows\n", BT, V, Vp);
+            fprintf(stderr, "error: %s BT=%d V=%d Vp=%d: other bits than the launcher's choice\n", which, BT, V, Vp);
             bad = 1;
         }
     }
-    fused_classifier_general = 0;
+    fused_classifier_variant = FUSED_CLASSIFIER_CHOICE;
     free(held_dlogits);
     free(held_losses);
     bad |= check_columns(BT, V, Vp, dloss, logits, xf, targets, d_targets);
@@ -272,15 +282,27 @@ static void bench(void) {
     cudaCheck(cudaMemset(d_targets, 0, BT * sizeof(int)));
     float f = bench_ms([&] { fused_classifier(d_logits, d_losses, 1.0f / BT, d_targets, BT, V, Vp, 0, 0); }, 20);
     float b = bench_ms([&] { fused_classifier(d_logits, d_losses, 1.0f / BT, d_targets, BT, V, Vp, 1, 0); }, 20);
-    fused_classifier_general = 1;   // side by side: pass 2 reading the row again
+    fused_classifier_variant = FUSED_CLASSIFIER_GENERAL;   // side by side: pass 2 reading the row again
     float bg = bench_ms([&] { fused_classifier(d_logits, d_losses, 1.0f / BT, d_targets, BT, V, Vp, 1, 0); }, 20);
-    fused_classifier_general = 0;
+    float bs = -1.0f;   // the row staged in shared memory, where it fits
+    if (fused_classifier_staged_fits(Vp)) {
+        fused_classifier_variant = FUSED_CLASSIFIER_STAGED;
+        bs = bench_ms([&] { fused_classifier(d_logits, d_losses, 1.0f / BT, d_targets, BT, V, Vp, 1, 0); }, 20);
+    }
+    fused_classifier_variant = FUSED_CLASSIFIER_CHOICE;
     // bytes moved from/to DRAM: the logits read once (the general kernel's
     // re-read hits L2), written once with dlogits; losses and targets
     bench_report("fused_classifier_losses", f, n * sizeof(floatX) + 8.0 * BT, 0);
     bench_report("fused_classifier_dlogits", b, 2.0 * n * sizeof(floatX) + 8.0 * BT, 0);
     bench_report("fused_classifier_dlogits_general", bg, 2.0 * n * sizeof(floatX) + 8.0 * BT, 0);
     printf("bench fused_classifier: rows held in registers %.2fx the speed of the general kernel\n", bg / b);
+    if (bs > 0.0f) {
+        bench_report("fused_classifier_dlogits_staged", bs, 2.0 * n * sizeof(floatX) + 8.0 * BT, 0);
+        printf("bench fused_classifier: rows staged in shared memory (2 blocks per SM on Hopper) vs held in "
+               "registers (1): %.2fx faster\n", b / bs);
+    } else {
+        printf("bench fused_classifier: rows staged in shared memory: n/a (a row of Vp = %d does not fit)\n", Vp);
+    }
     cudaCheck(cudaFree(d_logits));
     cudaCheck(cudaFree(d_losses));
     cudaCheck(cudaFree(d_targets));

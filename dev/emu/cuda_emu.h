@@ -355,7 +355,8 @@ struct State {
     dim3 grid, block;
     uint3 block_idx{0, 0, 0};
     bool in_block = false;
-    size_t dyn_bytes = 0, shared_limit = kSharedLimit, static_bytes = 0;
+    size_t dyn_bytes = 0, static_bytes = 0;
+    size_t shared_optin = 0;   // the running kernel's cudaFuncAttributeMaxDynamicSharedMemorySize (0: not set)
     std::vector<Fiber> fibers;
     std::vector<unsigned> warp_waiting, warp_exited;   // per warp: lanes at a collective, lanes exited
     std::vector<char*> stacks;
@@ -824,14 +825,14 @@ inline void synchronize_device() {
 }
 
 template <class... P, class Args>
-void run_kernel(const std::string& name, void (*k)(P...), dim3 grid, dim3 block, size_t shmem, size_t limit,
+void run_kernel(const std::string& name, void (*k)(P...), dim3 grid, dim3 block, size_t shmem, size_t optin,
                 Args* args) {
     Call<void(P...), Args> call{k, args};
     g.kernel = name.c_str();
     g.grid = grid;
     g.block = block;
     g.dyn_bytes = shmem;
-    g.shared_limit = limit;
+    g.shared_optin = optin;
     g.invoke = &decltype(call)::run;
     g.invoke_ctx = &call;
     g.rng = g.seed * 0x2545f4914f6cdd1dull + (++g.launches);
@@ -855,16 +856,15 @@ void launch(const char* name, void (*k)(P...), dim3 grid, dim3 block, size_t shm
     static_assert(sizeof...(P) == sizeof...(A), "emu_launch: wrong number of kernel arguments");
     configure();
     if (!launch_config_ok(grid, block)) { g.last_error = cudaErrorInvalidConfiguration; return; }
-    size_t limit = kSharedLimit;
     auto it = g.smem_optin.find((const void*)k);
-    if (it != g.smem_optin.end()) limit = std::max(limit, it->second);
-    if (shmem > limit) { g.last_error = cudaErrorInvalidValue; return; }
+    size_t optin = it != g.smem_optin.end() ? it->second : 0;
+    if (shmem > std::max(kSharedLimit, optin)) { g.last_error = cudaErrorInvalidValue; return; }
     std::tuple<std::decay_t<P>...> args(std::forward<A>(a)...);
     // "(name)" from the rewrite: drop the parentheses
     size_t len = strlen(name);
     if (len >= 2 && name[0] == '(' && name[len - 1] == ')') { name++; len -= 2; }
     std::string kname(name, len);
-    submit(stream, [=]() mutable { run_kernel(kname, k, grid, block, shmem, limit, &args); });
+    submit(stream, [=]() mutable { run_kernel(kname, k, grid, block, shmem, optin, &args); });
 }
 
 // ----------------------------------------------------------------------------
@@ -891,9 +891,14 @@ T* shared_var(const void* key, const char* name) {
     for (const SharedVar& v : g.shared)
         if (v.key == key) return (T*)v.ptr;
     g.static_bytes += sizeof(T);
-    if (g.static_bytes + g.dyn_bytes > std::max(g.shared_limit, kSharedLimit))
-        fail("__shared__ %s: %zu bytes of static + %zu of dynamic shared memory exceed the %zu-byte limit",
-             name, g.static_bytes, g.dyn_bytes, std::max(g.shared_limit, kSharedLimit));
+    // as on the device: without the opt-in (cudaFuncSetAttribute) a block's
+    // static and dynamic shared memory share 48 KB; with it the dynamic part
+    // may take up to the attribute (checked at the launch), the static part
+    // 48 KB, and the two together (static + attribute) 227 KB
+    if (g.shared_optin ? g.static_bytes > kSharedLimit || g.static_bytes + g.shared_optin > kSharedOptinMax
+                       : g.static_bytes + g.dyn_bytes > kSharedLimit)
+        fail("__shared__ %s: %zu bytes of static shared memory with %zu of dynamic (opt-in: %zu) exceed the "
+             "block's limits", name, g.static_bytes, g.dyn_bytes, g.shared_optin);
     constexpr size_t align = Align > alignof(T) ? Align : alignof(T);
     static_assert(align <= 256, "__shared__ alignment over 256 bytes");
     size_t skip = align % 256;   // alloc_guarded's blocks are 256-byte aligned

@@ -33,7 +33,15 @@
 //                             not a __syncthreads: right while the warps
 //                             move in lockstep, wrong when warp 0 runs
 //                             ahead (EMU_WARPS=serial, forward order)
+//   bad_kernels shared_over   the correct reduction (512 bytes of static
+//                             shared memory) launched with 48 KB of dynamic
+//                             shared memory and no opt-in: over the 48 KB a
+//                             block gets, the emulator stops
 //   bad_kernels good          the correct reduction, as a control
+//   bad_kernels optin         the same with 100 KB of dynamic shared memory
+//                             after the opt-in (cudaFuncSetAttribute) for
+//                             it: the static part comes on top, as on the
+//                             device, so it runs (a control)
 // Real CUDA: compiles with nvcc too.
 #include <string.h>
 #include "common.cuh"
@@ -163,7 +171,7 @@ __global__ void sum_uninit_shared_kernel(float* out, const float* x) {
 
 int main(int argc, char** argv) {
     if (argc != 2) {
-        fprintf(stderr, "usage: bad_kernels nobarrier|divergent|divergent2|shared_oob|oob|shfl_exited|shfl_partial|shfl_barrier|shfl_ballot|uninit_shared|warp_partials|good\n");
+        fprintf(stderr, "usage: bad_kernels nobarrier|divergent|divergent2|shared_oob|shared_over|oob|shfl_exited|shfl_partial|shfl_barrier|shfl_ballot|uninit_shared|warp_partials|good|optin\n");
         return 2;
     }
     const char* which = argv[1];
@@ -182,8 +190,14 @@ int main(int argc, char** argv) {
     cuda_check(cudaMemcpy(d_x, x, n * sizeof(float), cudaMemcpyHostToDevice));
     int bad = 0;
     if (!strcmp(which, "good") || !strcmp(which, "nobarrier") || !strcmp(which, "divergent") ||
-        !strcmp(which, "uninit_shared") || !strcmp(which, "warp_partials")) {
+        !strcmp(which, "uninit_shared") || !strcmp(which, "warp_partials") || !strcmp(which, "shared_over") ||
+        !strcmp(which, "optin")) {
         if (!strcmp(which, "good")) sum_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
+        else if (!strcmp(which, "shared_over")) sum_kernel<<<nblocks, BLOCK, 48 * 1024>>>(d_out, d_x);
+        else if (!strcmp(which, "optin")) {
+            cuda_check(cudaFuncSetAttribute(sum_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 100 * 1024));
+            sum_kernel<<<nblocks, BLOCK, 100 * 1024>>>(d_out, d_x);
+        }
         else if (!strcmp(which, "warp_partials")) sum_warp_partials_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
         else if (!strcmp(which, "uninit_shared")) sum_uninit_shared_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
         else if (!strcmp(which, "nobarrier")) sum_nobarrier_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
