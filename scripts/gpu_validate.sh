@@ -377,6 +377,8 @@ else
         echo "cuDNN attention: $cudnn_toks tok/s ($cudnn_vs)"
     fi
 
+    # ratio A B: A / B as "R.RRx" (n/a where either is missing)
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "n/a" }'; }
     # speed_variant NAME FLAG VALUE: the speed run again with one setting
     # changed, with the faster attention (cuDNN's where it ran); its median
     # tokens/s in variant_toks, the default run's as a multiple of it in variant_vs
@@ -387,30 +389,31 @@ else
         trainer_row "$bench_what, $ab_what, $2 $3 ($1): trains" \
             "$(run_one "$log" "$ab_trainer" "${SPEED[@]}" "$2" "$3" -j "" -g 0 -tz "")"
         variant_toks=$(LOG=$log median_field tok/s -1)
-        variant_vs=$(awk -v a="$ab_toks" -v b="$variant_toks" \
-            'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "n/a" }')
+        variant_vs=$(ratio "$ab_toks" "$variant_toks")
+    }
+    # our_variant NAME FLAG VALUE: the speed run of our build again with one
+    # of our attention's settings changed, profiled (logs/speed_FLAGVALUE.log);
+    # its median tokens/s in variant_toks
+    our_variant() {
+        local log="$LOGS/speed_${2#-}$3.log"
+        trainer_row "$bench_what, $1 ($2 $3): trains" \
+            "$(run_one "$log" "$GPU_TRAINER" "${SPEED[@]}" "$2" "$3" -j "" -g 0 -tz "" -pk 1)"
+        variant_toks=$(LOG=$log median_field tok/s -1)
     }
     # the matmul epilogues' work (GELU, gelu', dbias) in our own kernels (-ge
     # 0): whether the fusions pay on this GPU; cuBLASLt's algorithms chosen
     # by timing (-at 1): whether its heuristic's first is the fastest
     speed_variant "epilogues apart" -ge 0; ge0_toks=$variant_toks; ge0_vs=$variant_vs
     speed_variant "matmuls autotuned" -at 1; at1_toks=$variant_toks; at1_vs=$variant_vs
-    # our attention on wgmma (-aw 1) against the default (mma.sync), our build
+    # our attention on wgmma (-aw 1) against the default (mma.sync)
     if [ "$WGMMA" = 1 ]; then
-        r=$(run_one "$LOGS/speed_aw1.log" "$GPU_TRAINER" "${SPEED[@]}" -aw 1 -j "" -g 0 -tz "" -pk 1)
-        trainer_row "$bench_what, our attention on wgmma (-aw 1): trains" "$r"
-        aw1_toks=$(LOG=$LOGS/speed_aw1.log median_field tok/s -1)
-        aw1_vs=$(awk -v a="$aw1_toks" -v b="$speed_toks" \
-            'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "n/a" }')
+        our_variant "our attention on wgmma" -aw 1; aw1_toks=$variant_toks; aw1_vs=$(ratio "$aw1_toks" "$speed_toks")
         echo "attention on wgmma: $aw1_toks tok/s ($aw1_vs the mma.sync run)"
     fi
     # our attention's dq recomputing dS (-as 0) against the default, which
     # reads the dS dkdv stores: what storing it buys (or costs) at this batch
-    r=$(run_one "$LOGS/speed_as0.log" "$GPU_TRAINER" "${SPEED[@]}" -as 0 -j "" -g 0 -tz "" -pk 1)
-    trainer_row "$bench_what, our attention's dq recomputing dS (-as 0): trains" "$r"
-    as0_toks=$(LOG=$LOGS/speed_as0.log median_field tok/s -1)
-    as0_vs=$(awk -v a="$speed_toks" -v b="$as0_toks" \
-        'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "n/a" }')
+    our_variant "our attention's dq recomputing dS" -as 0; as0_toks=$variant_toks
+    as0_vs=$(ratio "$speed_toks" "$as0_toks")
     echo "dq recomputing dS: $as0_toks tok/s (the default, dS stored, $as0_vs that)"
 
     # several GPUs, one rank each (mpirun; NCCL): the tiny model at every
