@@ -206,9 +206,10 @@ static size_t carve_bytes(void **ptrs[], const size_t *bytes, int n, char *memor
 // buffer, the largest activation, holds an eighth of them (GPT-2 124M at
 // B=64, T=1024: 0.77 GiB, not 6.1). It runs after the forward proper, in
 // gpt2_backward (fused with its gradient) or gpt2_mean_loss (losses only).
-// The blocks' backward, after it, uses the same buffer for attention's dS
-// (NH (T/2 + 32) bf16 per token against the head's Vp/8: 0.80 GiB there,
-// 2.2 times the head's at NH = 25), so it takes the larger of the two sizes.
+// The blocks' backward, after it, uses the same buffer for our attention's
+// dS where it stores one (attention_dS_bytes: NH (T/2 + 32) bf16 per token
+// against the head's Vp/8: 0.80 GiB there, 2.2 times the head's at NH =
+// 25), so it takes the larger of the two sizes.
 #define HEAD_CHUNKS 8
 static int head_chunk_rows(int BT) { return (BT + HEAD_CHUNKS - 1) / HEAD_CHUNKS; }
 
@@ -311,7 +312,7 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
 #else
     printf("attention: ours on %s; its dq %s\n", gpu_options.attention_wgmma ? "wgmma (-aw 1)" : "mma.sync",
            attention_dS_bytes(B, T, c->num_heads) ? "reads the dS its dkdv stores (in the logits buffer)"
-           : gpu_options.attention_stored_ds ? "recomputes dS (stored, it would pass 2^32 values)"
+           : gpu_options.attention_stored_ds ? "recomputes dS (storing it would pass 2^32 values)"
                                              : "recomputes dS (-as 0)");
 #endif
     size_t total = param_bytes + grad_bytes + moment_bytes + master_bytes + act_bytes + scratch_bytes;

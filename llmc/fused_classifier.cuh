@@ -306,13 +306,15 @@ enum { FUSED_CLASSIFIER_CHOICE, FUSED_CLASSIFIER_GENERAL, FUSED_CLASSIFIER_STAGE
 static int fused_classifier_variant = FUSED_CLASSIFIER_CHOICE;
 
 // whether this device lets the staged kernel take a row of Vp bf16 of
-// shared memory (and lets it, from now on)
+// shared memory (and lets it, from now on; asked once per Vp)
 static inline int fused_classifier_staged_fits(int Vp) {
-    if (cudaFuncSetAttribute(fused_classifier_kernel<0, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             (int)(Vp * sizeof(floatX))) == cudaSuccess)
-        return 1;
-    (void)cudaGetLastError();   // (not sticky: the device is fine, the row too large for it)
-    return 0;
+    static int asked_vp = -1, fits = 0;
+    if (Vp == asked_vp) return fits;
+    asked_vp = Vp;
+    fits = cudaFuncSetAttribute(fused_classifier_kernel<0, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                (int)(Vp * sizeof(floatX))) == cudaSuccess;
+    if (!fits) (void)cudaGetLastError();   // (not sticky: the device is fine, the row too large for it)
+    return fits;
 }
 
 // logits (BT,Vp) bf16, overwritten by dlogits (BT,Vp) if write_dlogits (then

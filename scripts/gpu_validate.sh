@@ -38,8 +38,9 @@
 #      algorithms chosen by timing (-at 1), against the default run; on
 #      compute capability 9.0, our attention on wgmma (-aw 1): the tiny
 #      model against the CPU trainer (with check 3) and tokens/s against
-#      the default (mma.sync); our attention's dq recomputing dS (-as 0):
-#      tokens/s against the default (dq from the dS dkdv stores).
+#      the default (mma.sync); on any GPU, our attention's dq recomputing
+#      dS (-as 0): tokens/s against the default (dq from the dS dkdv
+#      stores).
 # Then writes REPORT_DIR/report.md (GPU, versions, a pass/fail table per
 # kernel and trainer check, every bench line, the training numbers) beside
 # one log per run, and exits 1 if anything failed.
@@ -328,6 +329,8 @@ else
             awk -v key="$1" -v off="$2" '{ for (i = 2; i < NF; i++) if ($i == key) print $(i + off) }' |
             tr -d '%' | sort -n | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]; else print "n/a"}'
     }
+    # ratio A B: A / B as "R.RRx" (n/a where either is missing)
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "n/a" }'; }
     speed_ms=$(median_field ms -1); speed_toks=$(median_field tok/s -1); speed_mfu=$(median_field MFU 1)
     speed_mem=$(grep -m1 '^memory:' "$LOGS/gpu_speed.log" | sed 's/^memory: //')
     echo "speed: $bench_what: $speed_ms ms/step, $speed_toks tok/s, MFU $speed_mfu%"
@@ -373,27 +376,25 @@ else
         r=$(run_one "$LOGS/cudnn_speed.log" "$CUDNN_TRAINER" "${SPEED[@]}" -j "" -g 0 -tz "" -pk 1)
         trainer_row "cuDNN attention: $bench_what: trains" "$r"
         cudnn_toks=$(LOG=$LOGS/cudnn_speed.log median_field tok/s -1)
-        cudnn_vs=$(awk -v a="$cudnn_toks" -v b="$speed_toks" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx ours", a / b; else print "n/a" }')
+        cudnn_vs=$(ratio "$cudnn_toks" "$speed_toks"); [ "$cudnn_vs" = n/a ] || cudnn_vs="$cudnn_vs ours"
         echo "cuDNN attention: $cudnn_toks tok/s ($cudnn_vs)"
     fi
 
-    # ratio A B: A / B as "R.RRx" (n/a where either is missing)
-    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "n/a" }'; }
     # speed_variant NAME FLAG VALUE: the speed run again with one setting
     # changed, with the faster attention (cuDNN's where it ran); its median
     # tokens/s in variant_toks, the default run's as a multiple of it in variant_vs
     if [ -n "${cudnn_toks:-}" ]; then ab_trainer=$CUDNN_TRAINER ab_toks=$cudnn_toks ab_what="cuDNN attention"
     else ab_trainer=$GPU_TRAINER ab_toks=$speed_toks ab_what="our attention"; fi
     speed_variant() {
-        local log="$LOGS/speed${2}${3}.log"
+        local log="$LOGS/speed_${2#-}$3.log"
         trainer_row "$bench_what, $ab_what, $2 $3 ($1): trains" \
             "$(run_one "$log" "$ab_trainer" "${SPEED[@]}" "$2" "$3" -j "" -g 0 -tz "")"
         variant_toks=$(LOG=$log median_field tok/s -1)
         variant_vs=$(ratio "$ab_toks" "$variant_toks")
     }
     # our_variant NAME FLAG VALUE: the speed run of our build again with one
-    # of our attention's settings changed, profiled (logs/speed_FLAGVALUE.log);
-    # its median tokens/s in variant_toks
+    # of our attention's settings changed, profiled (logs/speed_aw1.log for
+    # -aw 1); its median tokens/s in variant_toks
     our_variant() {
         local log="$LOGS/speed_${2#-}$3.log"
         trainer_row "$bench_what, $1 ($2 $3): trains" \

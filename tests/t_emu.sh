@@ -212,6 +212,9 @@ for build in asan plain; do
     # static + dynamic shared memory over 48 KB without the opt-in
     caught "emu_${build}_catches_shared_memory_over_48k" build/emu/$build/bad_kernels shared_over -- \
         "kernel sum_kernel" "__shared__ buf: 512 bytes of static shared memory with 49152 of dynamic (opt-in: 0)"
+    # dynamic shared memory over the opt-in (16 KB), though under 48 KB: the launch fails
+    caught "emu_${build}_catches_shared_memory_over_optin" build/emu/$build/bad_kernels optin_over -- \
+        "invalid argument"
 done
 
 if [ "${EMU_BF16_ALL:-0}" = 1 ]; then check emu_bf16_all_2pow32 build/emu/plain/bf16 all; fi

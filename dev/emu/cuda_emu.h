@@ -356,7 +356,8 @@ struct State {
     uint3 block_idx{0, 0, 0};
     bool in_block = false;
     size_t dyn_bytes = 0, static_bytes = 0;
-    size_t shared_optin = 0;   // the running kernel's cudaFuncAttributeMaxDynamicSharedMemorySize (0: not set)
+    bool shared_optin_set = false;   // the running kernel's cudaFuncAttributeMaxDynamicSharedMemorySize: set,
+    size_t shared_optin = 0;         // and its value
     std::vector<Fiber> fibers;
     std::vector<unsigned> warp_waiting, warp_exited;   // per warp: lanes at a collective, lanes exited
     std::vector<char*> stacks;
@@ -825,13 +826,14 @@ inline void synchronize_device() {
 }
 
 template <class... P, class Args>
-void run_kernel(const std::string& name, void (*k)(P...), dim3 grid, dim3 block, size_t shmem, size_t optin,
-                Args* args) {
+void run_kernel(const std::string& name, void (*k)(P...), dim3 grid, dim3 block, size_t shmem, bool optin_set,
+                size_t optin, Args* args) {
     Call<void(P...), Args> call{k, args};
     g.kernel = name.c_str();
     g.grid = grid;
     g.block = block;
     g.dyn_bytes = shmem;
+    g.shared_optin_set = optin_set;
     g.shared_optin = optin;
     g.invoke = &decltype(call)::run;
     g.invoke_ctx = &call;
@@ -857,14 +859,15 @@ void launch(const char* name, void (*k)(P...), dim3 grid, dim3 block, size_t shm
     configure();
     if (!launch_config_ok(grid, block)) { g.last_error = cudaErrorInvalidConfiguration; return; }
     auto it = g.smem_optin.find((const void*)k);
-    size_t optin = it != g.smem_optin.end() ? it->second : 0;
-    if (shmem > std::max(kSharedLimit, optin)) { g.last_error = cudaErrorInvalidValue; return; }
+    const bool optin_set = it != g.smem_optin.end();
+    const size_t optin = optin_set ? it->second : 0;
+    if (shmem > (optin_set ? optin : kSharedLimit)) { g.last_error = cudaErrorInvalidValue; return; }
     std::tuple<std::decay_t<P>...> args(std::forward<A>(a)...);
     // "(name)" from the rewrite: drop the parentheses
     size_t len = strlen(name);
     if (len >= 2 && name[0] == '(' && name[len - 1] == ')') { name++; len -= 2; }
     std::string kname(name, len);
-    submit(stream, [=]() mutable { run_kernel(kname, k, grid, block, shmem, optin, &args); });
+    submit(stream, [=]() mutable { run_kernel(kname, k, grid, block, shmem, optin_set, optin, &args); });
 }
 
 // ----------------------------------------------------------------------------
@@ -895,8 +898,8 @@ T* shared_var(const void* key, const char* name) {
     // static and dynamic shared memory share 48 KB; with it the dynamic part
     // may take up to the attribute (checked at the launch), the static part
     // 48 KB, and the two together (static + attribute) 227 KB
-    if (g.shared_optin ? g.static_bytes > kSharedLimit || g.static_bytes + g.shared_optin > kSharedOptinMax
-                       : g.static_bytes + g.dyn_bytes > kSharedLimit)
+    if (g.shared_optin_set ? g.static_bytes > kSharedLimit || g.static_bytes + g.shared_optin > kSharedOptinMax
+                           : g.static_bytes + g.dyn_bytes > kSharedLimit)
         fail("__shared__ %s: %zu bytes of static shared memory with %zu of dynamic (opt-in: %zu) exceed the "
              "block's limits", name, g.static_bytes, g.dyn_bytes, g.shared_optin);
     constexpr size_t align = Align > alignof(T) ? Align : alignof(T);

@@ -37,6 +37,8 @@
 //                             shared memory) launched with 48 KB of dynamic
 //                             shared memory and no opt-in: over the 48 KB a
 //                             block gets, the emulator stops
+//   bad_kernels optin_over    an opt-in of 16 KB, then a launch with 32 KB
+//                             of dynamic shared memory: the launch fails
 //   bad_kernels good          the correct reduction, as a control
 //   bad_kernels optin         the same with 100 KB of dynamic shared memory
 //                             after the opt-in (cudaFuncSetAttribute) for
@@ -171,7 +173,7 @@ __global__ void sum_uninit_shared_kernel(float* out, const float* x) {
 
 int main(int argc, char** argv) {
     if (argc != 2) {
-        fprintf(stderr, "usage: bad_kernels nobarrier|divergent|divergent2|shared_oob|shared_over|oob|shfl_exited|shfl_partial|shfl_barrier|shfl_ballot|uninit_shared|warp_partials|good|optin\n");
+        fprintf(stderr, "usage: bad_kernels nobarrier|divergent|divergent2|shared_oob|shared_over|oob|shfl_exited|shfl_partial|shfl_barrier|shfl_ballot|uninit_shared|warp_partials|good|optin|optin_over\n");
         return 2;
     }
     const char* which = argv[1];
@@ -191,12 +193,13 @@ int main(int argc, char** argv) {
     int bad = 0;
     if (!strcmp(which, "good") || !strcmp(which, "nobarrier") || !strcmp(which, "divergent") ||
         !strcmp(which, "uninit_shared") || !strcmp(which, "warp_partials") || !strcmp(which, "shared_over") ||
-        !strcmp(which, "optin")) {
+        !strcmp(which, "optin") || !strcmp(which, "optin_over")) {
         if (!strcmp(which, "good")) sum_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
         else if (!strcmp(which, "shared_over")) sum_kernel<<<nblocks, BLOCK, 48 * 1024>>>(d_out, d_x);
-        else if (!strcmp(which, "optin")) {
-            cuda_check(cudaFuncSetAttribute(sum_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 100 * 1024));
-            sum_kernel<<<nblocks, BLOCK, 100 * 1024>>>(d_out, d_x);
+        else if (!strcmp(which, "optin") || !strcmp(which, "optin_over")) {
+            const int optin = !strcmp(which, "optin") ? 100 * 1024 : 16 * 1024;
+            cuda_check(cudaFuncSetAttribute(sum_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
+            sum_kernel<<<nblocks, BLOCK, !strcmp(which, "optin") ? optin : 32 * 1024>>>(d_out, d_x);
         }
         else if (!strcmp(which, "warp_partials")) sum_warp_partials_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
         else if (!strcmp(which, "uninit_shared")) sum_uninit_shared_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
