@@ -10,12 +10,15 @@
 //                      across thread orders
 //   global_norm bench  also time both types on 124M values (GPT-2 124M's
 //                      parameter count) and print GB/s (real GPU only)
+//   global_norm misaligned  values not 16-byte aligned: must fail with a
+//                      message
 //
 // Tolerance: the reference sums the same values' squares in double (its own
 // error, about count * 2^-53 relative, is negligible). The kernels' fp32 result
 // is a sum of non-negative terms in which each term goes through at most
-// d = 1 + K + 23 roundings (its square; K = ceil(count / (BLOCKS * THREADS))
-// additions in its thread; 5 + 5 levels of warp reduces in stage 1; 2
+// d = 1 + K + 23 roundings (its square; K = N ceil(count / N / (BLOCKS *
+// THREADS)) + 1 additions in its thread, N values per 16-byte pack and one
+// of the ragged end; 5 + 5 levels of warp reduces in stage 1; 2
 // sequential additions and 5 + 5 levels in stage 2, where 512 partials / 256
 // threads = 2), each a factor (1 + delta) with |delta| <= u = 2^-24. For
 // non-negative terms that bounds the relative error by d u / (1 - d u)
@@ -43,10 +46,13 @@ static uint32_t float_bits(float f) {
     return u;
 }
 
-// relative error bound of the kernels' fp32 sum (see the top of the file)
+// relative error bound of the kernels' fp32 sum over count values of type T
+// (see the top of the file)
+template <class T>
 static double rel_bound(size_t count) {
-    size_t threads = (size_t)GLOBAL_NORM_BLOCKS * GLOBAL_NORM_THREADS;
-    return gamma_u(1.0 + (double)((count + threads - 1) / threads) + 23.0);
+    const size_t threads = (size_t)GLOBAL_NORM_BLOCKS * GLOBAL_NORM_THREADS, N = Pack128<T>::N;
+    const size_t K = N * ((count / N + threads - 1) / threads) + 1;
+    return gamma_u(1.0 + (double)K + 23.0);
 }
 
 // runs global_norm_squared on the host values hv (converted to T), twice; 0 if
@@ -78,7 +84,7 @@ static int check(const char* type, size_t count, uint32_t seed) {
         cudaCheck(cudaMemcpy(&got[run], d_out, sizeof(float), cudaMemcpyDeviceToHost));
     }
     int bad = 0;
-    double tol = rel_bound(count) * want;
+    double tol = rel_bound<T>(count) * want;
     if (!(fabs((double)got[0] - want) <= tol)) {
         fprintf(stderr, "error: global_norm %s count=%zu: got %.9g, want %.9g (CPU, double): error %.3g > bound %.3g\n",
                 type, count, got[0], want, fabs((double)got[0] - want), tol);
@@ -91,7 +97,7 @@ static int check(const char* type, size_t count, uint32_t seed) {
     }
     if (!bad)
         printf("global_norm %s count=%zu: %.9g bits 0x%08x (CPU %.9g, rel error %.2e <= %.2e)\n", type, count, got[0],
-               float_bits(got[0]), want, want ? fabs((double)got[0] - want) / want : 0.0, rel_bound(count));
+               float_bits(got[0]), want, want ? fabs((double)got[0] - want) / want : 0.0, rel_bound<T>(count));
     cudaCheck(cudaFree(d_v));
     cudaCheck(cudaFree(d_out));
     cudaCheck(cudaFree(d_scratch));
@@ -122,13 +128,22 @@ static void bench(const char* type) {
 
 int main(int argc, char** argv) {
     const char* mode = argc > 1 ? argv[1] : "check";
-    if (argc > 2 || (strcmp(mode, "check") && strcmp(mode, "bench"))) {
-        fprintf(stderr, "error: usage: global_norm [check|bench]\n");
+    if (argc > 2 || (strcmp(mode, "check") && strcmp(mode, "bench") && strcmp(mode, "misaligned"))) {
+        fprintf(stderr, "error: usage: global_norm [check|bench|misaligned]\n");
         return 2;
     }
+    if (!strcmp(mode, "misaligned")) {
+        floatX* d_v;
+        float* d_scratch;
+        cudaCheck(cudaMalloc(&d_v, 64 * sizeof(floatX)));
+        cudaCheck(cudaMalloc(&d_scratch, (GLOBAL_NORM_BLOCKS + 1) * sizeof(float)));
+        global_norm_squared(d_scratch + GLOBAL_NORM_BLOCKS, d_v + 1, 32, d_scratch, 0);   // exits
+        return 0;
+    }
     size_t grid = (size_t)GLOBAL_NORM_BLOCKS * GLOBAL_NORM_THREADS;
-    // empty; one value; a partial warp; a partial grid; 2+ strides, ragged end
-    size_t sizes[] = {0, 1, 17, 1000 * 37 + 3, 2 * grid + 12345};
+    // empty; one value; a partial warp; a partial grid; 2+ strides of 16-byte
+    // packs (8 bf16, 4 fp32 values), ragged end
+    size_t sizes[] = {0, 1, 17, 1000 * 37 + 3, 2 * grid * 8 + 12345};
     int bad = 0;
     for (int i = 0; i < (int)(sizeof sizes / sizeof sizes[0]); i++) {
         bad |= check<float>("fp32", sizes[i], 1234u + i);
