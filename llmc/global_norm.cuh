@@ -8,8 +8,8 @@
 // - stage 1, a fixed grid of GLOBAL_NORM_BLOCKS blocks of GLOBAL_NORM_THREADS
 //   threads, whatever the GPU (not sized from the SM count, which would change
 //   the summation order between GPUs), reading 16 bytes at a time (N = 8
-//   bf16 or 4 fp32 values: a value a load left too few loads in flight, 15%
-//   of an H200's bandwidth in bf16): thread g = b * GLOBAL_NORM_THREADS + t
+//   bf16 or 4 fp32 values; one value per load kept too few bytes in flight:
+//   15% of an H200's bandwidth in bf16): thread g = b * GLOBAL_NORM_THREADS + t
 //   of block b sums, in increasing order, the squares of the N values of
 //   each pack p = g + k * GLOBAL_NORM_BLOCKS * GLOBAL_NORM_THREADS, and
 //   thread g < count % N of block 0 then the square of the ragged end's
