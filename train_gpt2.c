@@ -345,6 +345,28 @@ void residual_forward(float *out, const float *a, const float *b, size_t N) {
 
 #define SIMD_LANES 16  // independent partial sums: vectorisable, and a fixed order
 
+// The largest of x[0..n), NaNs skipped. `v > m ? v : m` over an array of
+// lanes stays scalar: the compiler may not turn it into a vector max (its
+// NaN rule differs) unless told the math is finite. So the lanes are one
+// GCC/clang vector and the select is spelled out with the comparison's mask.
+typedef float f32_lanes __attribute__((vector_size(SIMD_LANES * sizeof(float))));
+typedef int32_t i32_lanes __attribute__((vector_size(SIMD_LANES * sizeof(float))));
+static float max_of(const float *x, int n) {
+    f32_lanes m;
+    for (int j = 0; j < SIMD_LANES; j++) m[j] = -INFINITY;
+    int i = 0;
+    for (; i + SIMD_LANES <= n; i += SIMD_LANES) {
+        f32_lanes v;
+        memcpy(&v, x + i, sizeof(v));
+        i32_lanes greater = v > m;  // all ones where v[j] > m[j]
+        m = (f32_lanes)((greater & (i32_lanes)v) | (~greater & (i32_lanes)m));
+    }
+    float maxv = -INFINITY;
+    for (int j = 0; j < SIMD_LANES; j++) maxv = m[j] > maxv ? m[j] : maxv;
+    for (; i < n; i++) maxv = x[i] > maxv ? x[i] : maxv;
+    return maxv;
+}
+
 // Softmax + cross-entropy over the V real entries of each logits row
 // (B*T rows of Vp). losses (BT,) = logsumexp - logit[target]; lse (BT,) is
 // kept so that backward needs one pass. Padded entries are never read.
@@ -353,17 +375,11 @@ void crossentropy_forward(float *losses, float *lse, const float *logits, const 
 #pragma omp parallel for
     for (int n = 0; n < BT; n++) {
         const float *row = logits + (size_t)n * Vp;
+        float maxv = max_of(row, V);
         float lane[SIMD_LANES];
-        for (int j = 0; j < SIMD_LANES; j++) lane[j] = -INFINITY;
+        for (int j = 0; j < SIMD_LANES; j++) lane[j] = 0.0f;
         int i = 0;
         for (; i + SIMD_LANES <= V; i += SIMD_LANES) {
-            for (int j = 0; j < SIMD_LANES; j++) lane[j] = row[i + j] > lane[j] ? row[i + j] : lane[j];
-        }
-        float maxv = -INFINITY;
-        for (int j = 0; j < SIMD_LANES; j++) maxv = lane[j] > maxv ? lane[j] : maxv;
-        for (int k = i; k < V; k++) maxv = row[k] > maxv ? row[k] : maxv;
-        for (int j = 0; j < SIMD_LANES; j++) lane[j] = 0.0f;
-        for (i = 0; i + SIMD_LANES <= V; i += SIMD_LANES) {
             for (int j = 0; j < SIMD_LANES; j++) lane[j] += exp_nonpositive(row[i + j] - maxv);
         }
         double sum = 0.0;

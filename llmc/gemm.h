@@ -22,7 +22,9 @@
  * micro-panel (MR x KC, 8 KiB) stays in L1 while the kernel walks a packed B
  * block (KC x NC, 384 KiB) in L2. While one block is computed, the source of
  * the next one is prefetched, so that reading the weights from memory overlaps
- * the arithmetic. Edge tiles run the same kernel on zero-padded panels.
+ * the arithmetic. Edge tiles read zero-padded panels; on AVX-512 a narrower
+ * kernel computes only the 16-column vectors they cover (C = 64 channels is a
+ * tile and a third, not two), with the full kernel's arithmetic.
  *
  * Threads: C is cut along its longer side into chunks of whole tiles, handed
  * out as threads come free (one slowed by another process takes fewer). Each
@@ -140,6 +142,58 @@ static inline void gemm_kernel(int kc, const float *restrict a, const float *res
     GEMM_ROW_STORE_(4); GEMM_ROW_STORE_(5); GEMM_ROW_STORE_(6); GEMM_ROW_STORE_(7);
 }
 
+// An edge tile (mr <= MR rows, nr <= NR columns) with the arithmetic of gemm_kernel on only
+// the nv = ceil(nr/16) vectors of columns it needs, storing the mr x nr corner under masks.
+// So C = 64 (16 past one tile) costs 4/3 of a tile's work, not 2, and every element still gets
+// gemm_kernel's bits. nv must be a constant (1..3): the loops unroll, acc stays in registers.
+static inline __attribute__((always_inline)) void gemm_kernel_edge_nv(
+    const int nv, int kc, const float *restrict a, const float *restrict b, float *restrict c,
+    size_t ldc, int load_c, int mr, int nr) {
+    __m512 acc[GEMM_MR][3];
+#pragma GCC unroll 8
+    for (int i = 0; i < GEMM_MR; i++) {
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
+    }
+    for (int k = 0; k < kc; k++) {
+        __m512 bv[3];
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 8
+        for (int i = 0; i < GEMM_MR; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 3
+            for (int v = 0; v < nv; v++) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+        }
+        a += GEMM_MR;
+        b += GEMM_NR;
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < GEMM_MR; i++) {
+        if (i >= mr) break;
+        float *ci = c + (size_t)i * ldc;
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) {
+            int n = nr - 16 * v;
+            __mmask16 m = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+            __m512 r = acc[i][v];
+            if (load_c) r = _mm512_add_ps(_mm512_maskz_loadu_ps(m, ci + 16 * v), r);
+            _mm512_mask_storeu_ps(ci + 16 * v, m, r);
+        }
+    }
+}
+
+static inline void gemm_kernel_edge(int kc, const float *restrict a, const float *restrict b,
+                                    float *restrict c, size_t ldc, int load_c, int mr, int nr) {
+    if (nr <= 16) {
+        gemm_kernel_edge_nv(1, kc, a, b, c, ldc, load_c, mr, nr);
+    } else if (nr <= 32) {
+        gemm_kernel_edge_nv(2, kc, a, b, c, ldc, load_c, mr, nr);
+    } else {
+        gemm_kernel_edge_nv(3, kc, a, b, c, ldc, load_c, mr, nr);
+    }
+}
+
 #else  // portable path: GCC vector extensions, 8 floats per vector
 
 typedef float gemm_v8 __attribute__((vector_size(32)));
@@ -180,6 +234,21 @@ static inline void gemm_kernel(int kc, const float *restrict a, const float *res
     }
     GEMM_ROW_STORE_(0); GEMM_ROW_STORE_(1); GEMM_ROW_STORE_(2);
     GEMM_ROW_STORE_(3); GEMM_ROW_STORE_(4); GEMM_ROW_STORE_(5);
+}
+
+// an edge tile (mr <= MR rows, nr <= NR columns): the same kernel on a full-size copy
+static inline void gemm_kernel_edge(int kc, const float *restrict a, const float *restrict b,
+                                    float *restrict c, size_t ldc, int load_c, int mr, int nr) {
+    float tile_c[GEMM_MR * GEMM_NR] = {0};
+    if (load_c) {
+        for (int i = 0; i < mr; i++) {
+            memcpy(tile_c + i * GEMM_NR, c + (size_t)i * ldc, (size_t)nr * sizeof(float));
+        }
+    }
+    gemm_kernel(kc, a, b, tile_c, GEMM_NR, load_c);
+    for (int i = 0; i < mr; i++) {
+        memcpy(c + (size_t)i * ldc, tile_c + i * GEMM_NR, (size_t)nr * sizeof(float));
+    }
 }
 
 #endif  // __AVX512F__
@@ -466,18 +535,8 @@ static inline void gemm_chunk(int m0, int m1, int n0, int n1, int K, const float
                         gemm_prefetch_slice(&next_b, tile, tiles);
                         if (mr == GEMM_MR && nr == GEMM_NR) {
                             gemm_kernel(kc, a, b, c, ldc, load_c);
-                            continue;
-                        }
-                        // edge tile: same kernel on a full-size copy, so the same arithmetic
-                        float tile_c[GEMM_MR * GEMM_NR] = {0};
-                        if (load_c) {
-                            for (int i = 0; i < mr; i++) {
-                                memcpy(tile_c + i * GEMM_NR, c + (size_t)i * ldc, (size_t)nr * sizeof(float));
-                            }
-                        }
-                        gemm_kernel(kc, a, b, tile_c, GEMM_NR, load_c);
-                        for (int i = 0; i < mr; i++) {
-                            memcpy(c + (size_t)i * ldc, tile_c + i * GEMM_NR, (size_t)nr * sizeof(float));
+                        } else {
+                            gemm_kernel_edge(kc, a, b, c, ldc, load_c, mr, nr);
                         }
                     }
                 }

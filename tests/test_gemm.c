@@ -4,7 +4,8 @@
  * Covers all four transpose combinations, beta 0 and 1 (beta 0 with NaN in C,
  * which must not leak through), odd sizes around the tile edges, leading
  * dimensions larger than the rows, C's padding columns left untouched, and
- * the trainer's three call shapes scaled down. Then checks bitwise
+ * the trainer's three call shapes scaled down; an edge tile's elements get the
+ * bits they get inside a full tile. Then checks bitwise
  * determinism: the trainer's full GPT-2 124M shapes give the same bits on 1,
  * 2 and 3 threads. Prints one line per failing case; exits non-zero on any.
  *
@@ -113,6 +114,40 @@ static void check_case(int ta, int tb, int M, int N, int K, float beta, int pad_
     free(C0);
 }
 
+// An element gets the same bits whether it lies in an edge tile or a full one (gemm.h's
+// edge kernels do the full kernel's arithmetic): C (M x N) against the top-left corner of
+// the same product widened to whole tiles (Mw x Nw, the extra rows and columns random).
+static void check_edge_bits(int ta, int tb, int M, int N, int K) {
+    int Mw = (M + GEMM_MR - 1) / GEMM_MR * GEMM_MR, Nw = (N + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
+    // wide operands; the narrow call reads their corner through the same leading dimensions
+    int lda = ta ? Mw : K, ldb = tb ? K : Nw;
+    size_t na = (size_t)(ta ? K : Mw) * lda, nb = (size_t)(tb ? Nw : K) * ldb, nc = (size_t)Mw * Nw;
+    float *A = malloc_check(na * sizeof(float)), *B = malloc_check(nb * sizeof(float));
+    float *Cw = malloc_check(nc * sizeof(float)), *Cn = malloc_check(nc * sizeof(float));
+    fill(A, na);
+    fill(B, nb);
+    fill(Cw, nc);
+    memcpy(Cn, Cw, nc * sizeof(float));
+    gemm(ta, tb, Mw, Nw, K, A, lda, B, ldb, 1.0f, Cw, Nw);
+    gemm(ta, tb, M, N, K, A, lda, B, ldb, 1.0f, Cn, Nw);
+    int bad = 0;
+    for (int i = 0; i < M && !bad; i++) {
+        bad = memcmp(Cw + (size_t)i * Nw, Cn + (size_t)i * Nw, (size_t)N * sizeof(float)) != 0;
+    }
+    n_checked++;
+    if (bad) {
+        printf("FAIL edge bits ta=%d tb=%d M=%d N=%d K=%d: an edge tile's result differs from "
+               "the same element's in a full tile\n", ta, tb, M, N, K);
+        n_failed++;
+    } else if (!quiet) {
+        printf("ok   edge bits ta=%d tb=%d M=%d N=%d K=%d\n", ta, tb, M, N, K);
+    }
+    free(A);
+    free(B);
+    free(Cw);
+    free(Cn);
+}
+
 #ifdef _OPENMP
 // the trainer's call at full size: same bits on 1, 2 and 3 threads
 static void check_determinism(const char *name, int ta, int tb, int M, int N, int K, float beta) {
@@ -175,7 +210,7 @@ int main(int argc, char **argv) {
     );
 
     // odd sizes around the tile edges, every transpose and beta, with padding
-    static const int sizes[] = {1, 3, 17, 65, 255, 257};
+    static const int sizes[] = {1, 3, 17, 40, 65, 255, 257};
     const int ns = sizeof(sizes) / sizeof(sizes[0]);
     for (int t = 0; t < 4; t++) {
         int ta = t >> 1, tb = t & 1;
@@ -194,6 +229,13 @@ int main(int argc, char **argv) {
         check_case(ta, tb, 9, 50, 0, 0.0f, 1, 1, 1);
         check_case(ta, tb, 9, 50, 0, 1.0f, 1, 1, 1);
         check_case(ta, tb, 33, 97, 40, 0.5f, 2, 0, 3);  // a general beta
+    }
+    // edge tiles of one, two and three vectors of columns (C = 64: 48 + 16), short rows,
+    // K over several blocks
+    for (int t = 0; t < 4; t++) {
+        check_edge_bits(t >> 1, t & 1, 13, 64, 300);
+        check_edge_bits(t >> 1, t & 1, 16, 80, 70);
+        check_edge_bits(t >> 1, t & 1, 5, 45, 257);
     }
     // operands too big to keep packed whole: repacked per block, several row and
     // column blocks, next-block prefetch; C split by columns, then by rows
