@@ -37,7 +37,7 @@ all: $(CPU_BINS)
 
 help:
 	@echo "make               build the CPU trainer (train_gpt2), its test (test_gpt2) and ./tokenize"
-	@echo "make quickstart    set up, tokenize Moby-Dick, train a small GPT on the CPU (~5 min), plot the loss"
+	@echo "make quickstart    set up, tokenize Moby-Dick, train a small GPT on the CPU (5-7 min), plot the loss"
 	@echo "make deps          install what the build and tests need (apt-get, npm; idempotent)"
 	@echo "make test          run the whole test suite; ends with 'N passed, N failed'"
 	@echo "make bench         one 124M training step (B=4, T=64, 2 threads): ours vs PyTorch"
