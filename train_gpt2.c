@@ -350,7 +350,7 @@ void residual_forward(float *out, const float *a, const float *b, size_t N) {
 // NaN rule differs) unless told the math is finite. So the lanes are one
 // GCC/clang vector and the select is spelled out with the comparison's mask.
 typedef float f32_lanes __attribute__((vector_size(SIMD_LANES * sizeof(float))));
-typedef int32_t i32_lanes __attribute__((vector_size(SIMD_LANES * sizeof(float))));
+typedef int32_t i32_lanes __attribute__((vector_size(SIMD_LANES * sizeof(int32_t))));
 static float max_of(const float *x, int n) {
     f32_lanes m;
     for (int j = 0; j < SIMD_LANES; j++) m[j] = -INFINITY;

@@ -5,9 +5,10 @@
 # a d1 model (1 layer, 64 channels: at this size the 50257-way output layer
 # is most of the work, so the smallest model learns fastest per second) with
 # samples along the way, and plots the loss curve. QUICKSTART_STEPS
-# overrides the number of steps, QUICKSTART_OUT the output folder. The recipe (README, Quickstart) is the best
-# val loss found for 3000 steps: small batches (more updates beat larger
-# ones per token here), a high peak LR, and a cosine decay to zero.
+# overrides the number of steps, QUICKSTART_OUT the output folder. The
+# recipe (README, Quickstart) is the best val loss found for 3000 steps:
+# small batches (more updates beat larger ones per token here), a high peak
+# LR, and a cosine decay to zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${QUICKSTART_OUT:-runs/quickstart}
