@@ -378,8 +378,12 @@ void crossentropy_forward(float *losses, float *lse, const float *logits, const 
         float maxv = max_of(row, V);
         float lane[SIMD_LANES];
         for (int j = 0; j < SIMD_LANES; j++) lane[j] = 0.0f;
+        // the row is in L2 after max_of; meanwhile bring in the next one, so max_of
+        // reads it from L2 too and its wait for memory overlaps this pass's exps
+        const float *next = n + 1 < BT ? row + Vp : row;
         int i = 0;
         for (; i + SIMD_LANES <= V; i += SIMD_LANES) {
+            __builtin_prefetch(next + i, 0, 2);
             for (int j = 0; j < SIMD_LANES; j++) lane[j] += exp_nonpositive(row[i + j] - maxv);
         }
         double sum = 0.0;
