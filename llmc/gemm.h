@@ -22,7 +22,8 @@
  * micro-panel (MR x KC, 8 KiB) stays in L1 while the kernel walks a packed B
  * block (KC x NC, 384 KiB) in L2. While one block is computed, the source of
  * the next one is prefetched, so that reading the weights from memory overlaps
- * the arithmetic. Edge tiles read zero-padded panels; on AVX-512 a narrower
+ * the arithmetic: a slice of it per micro-kernel call, one line every few
+ * values of k. Edge tiles read zero-padded panels; on AVX-512 a narrower
  * kernel computes only the 16-column vectors they cover (C = 64 channels is a
  * tile and a third, not two), with the full kernel's arithmetic.
  *
@@ -97,6 +98,32 @@
 // micro-kernels: c(MR,NR) = (load_c ? c : 0) + a(kc,MR)-panel^T @ b(kc,NR)-panel
 // a holds kc groups of MR floats (one per k), b holds kc groups of NR floats.
 
+// The cache lines of the next blocks' sources that one micro-kernel call
+// prefetches, one every few values of k. Issued together (tens of lines per
+// tile), they filled the core's line-fill buffers, and the kernel behind them
+// stalled until memory answered; spread over the k loop, they overlap its
+// arithmetic (4.6% faster over the trainer's shapes, 8% on the quickstart's
+// dwte: Xeon, 2 threads, interleaved with the burst version).
+#define GEMM_PREFETCH_MAX 256
+typedef struct {
+    const void *line[GEMM_PREFETCH_MAX];
+    int n;
+} GemmPrefetch;
+
+// the k loop's schedule, in the kernel's locals: line pf_next is due at
+// k == pf_due, one every kc/n values of k (those left at the end: after the loop)
+#define GEMM_PREFETCH_START(pf, kc) \
+    int pf_every = (pf)->n > 0 && (kc) / (pf)->n > 1 ? (kc) / (pf)->n : 1, pf_due = 0, pf_next = 0
+#define GEMM_PREFETCH_STEP(pf, k)                                 \
+    do {                                                          \
+        if ((k) == pf_due && pf_next < (pf)->n) {                 \
+            __builtin_prefetch((pf)->line[pf_next++]);            \
+            pf_due += pf_every;                                   \
+        }                                                         \
+    } while (0)
+#define GEMM_PREFETCH_REST(pf) \
+    while (pf_next < (pf)->n) __builtin_prefetch((pf)->line[pf_next++])
+
 #ifdef __AVX512F__
 
 #define GEMM_ROW_DECL_(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = c##i##0, c##i##2 = c##i##0
@@ -121,7 +148,7 @@
     } while (0)
 
 static inline void gemm_kernel(int kc, const float *restrict a, const float *restrict b,
-                               float *restrict c, size_t ldc, int load_c) {
+                               float *restrict c, size_t ldc, int load_c, const GemmPrefetch *pf) {
     // ask for the C tile now (for writing), so it is near by the end of the k loop
     for (int i = 0; i < GEMM_MR; i++) {
         _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_ET0);
@@ -131,13 +158,16 @@ static inline void gemm_kernel(int kc, const float *restrict a, const float *res
     }
     GEMM_ROW_DECL_(0); GEMM_ROW_DECL_(1); GEMM_ROW_DECL_(2); GEMM_ROW_DECL_(3);
     GEMM_ROW_DECL_(4); GEMM_ROW_DECL_(5); GEMM_ROW_DECL_(6); GEMM_ROW_DECL_(7);
+    GEMM_PREFETCH_START(pf, kc);
     for (int k = 0; k < kc; k++) {
+        GEMM_PREFETCH_STEP(pf, k);
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32);
         GEMM_ROW_FMA_(0); GEMM_ROW_FMA_(1); GEMM_ROW_FMA_(2); GEMM_ROW_FMA_(3);
         GEMM_ROW_FMA_(4); GEMM_ROW_FMA_(5); GEMM_ROW_FMA_(6); GEMM_ROW_FMA_(7);
         a += GEMM_MR;
         b += GEMM_NR;
     }
+    GEMM_PREFETCH_REST(pf);
     GEMM_ROW_STORE_(0); GEMM_ROW_STORE_(1); GEMM_ROW_STORE_(2); GEMM_ROW_STORE_(3);
     GEMM_ROW_STORE_(4); GEMM_ROW_STORE_(5); GEMM_ROW_STORE_(6); GEMM_ROW_STORE_(7);
 }
@@ -148,14 +178,16 @@ static inline void gemm_kernel(int kc, const float *restrict a, const float *res
 // gemm_kernel's bits. nv must be a constant (1..3): the loops unroll, acc stays in registers.
 static inline __attribute__((always_inline)) void gemm_kernel_edge_nv(
     const int nv, int kc, const float *restrict a, const float *restrict b, float *restrict c,
-    size_t ldc, int load_c, int mr, int nr) {
+    size_t ldc, int load_c, int mr, int nr, const GemmPrefetch *pf) {
     __m512 acc[GEMM_MR][3];
 #pragma GCC unroll 8
     for (int i = 0; i < GEMM_MR; i++) {
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
     }
+    GEMM_PREFETCH_START(pf, kc);
     for (int k = 0; k < kc; k++) {
+        GEMM_PREFETCH_STEP(pf, k);
         __m512 bv[3];
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++) bv[v] = _mm512_load_ps(b + 16 * v);
@@ -168,6 +200,7 @@ static inline __attribute__((always_inline)) void gemm_kernel_edge_nv(
         a += GEMM_MR;
         b += GEMM_NR;
     }
+    GEMM_PREFETCH_REST(pf);
 #pragma GCC unroll 8
     for (int i = 0; i < GEMM_MR; i++) {
         if (i >= mr) break;
@@ -184,13 +217,14 @@ static inline __attribute__((always_inline)) void gemm_kernel_edge_nv(
 }
 
 static inline void gemm_kernel_edge(int kc, const float *restrict a, const float *restrict b,
-                                    float *restrict c, size_t ldc, int load_c, int mr, int nr) {
+                                    float *restrict c, size_t ldc, int load_c, int mr, int nr,
+                                    const GemmPrefetch *pf) {
     if (nr <= 16) {
-        gemm_kernel_edge_nv(1, kc, a, b, c, ldc, load_c, mr, nr);
+        gemm_kernel_edge_nv(1, kc, a, b, c, ldc, load_c, mr, nr, pf);
     } else if (nr <= 32) {
-        gemm_kernel_edge_nv(2, kc, a, b, c, ldc, load_c, mr, nr);
+        gemm_kernel_edge_nv(2, kc, a, b, c, ldc, load_c, mr, nr, pf);
     } else {
-        gemm_kernel_edge_nv(3, kc, a, b, c, ldc, load_c, mr, nr);
+        gemm_kernel_edge_nv(3, kc, a, b, c, ldc, load_c, mr, nr, pf);
     }
 }
 
@@ -220,10 +254,12 @@ typedef float gemm_v8 __attribute__((vector_size(32)));
     } while (0)
 
 static inline void gemm_kernel(int kc, const float *restrict a, const float *restrict b,
-                               float *restrict c, size_t ldc, int load_c) {
+                               float *restrict c, size_t ldc, int load_c, const GemmPrefetch *pf) {
     GEMM_ROW_DECL_(0); GEMM_ROW_DECL_(1); GEMM_ROW_DECL_(2);
     GEMM_ROW_DECL_(3); GEMM_ROW_DECL_(4); GEMM_ROW_DECL_(5);
+    GEMM_PREFETCH_START(pf, kc);
     for (int k = 0; k < kc; k++) {
+        GEMM_PREFETCH_STEP(pf, k);
         gemm_v8 b0, b1;
         memcpy(&b0, b, sizeof(b0));
         memcpy(&b1, b + 8, sizeof(b1));
@@ -232,20 +268,22 @@ static inline void gemm_kernel(int kc, const float *restrict a, const float *res
         a += GEMM_MR;
         b += GEMM_NR;
     }
+    GEMM_PREFETCH_REST(pf);
     GEMM_ROW_STORE_(0); GEMM_ROW_STORE_(1); GEMM_ROW_STORE_(2);
     GEMM_ROW_STORE_(3); GEMM_ROW_STORE_(4); GEMM_ROW_STORE_(5);
 }
 
 // an edge tile (mr <= MR rows, nr <= NR columns): the same kernel on a full-size copy
 static inline void gemm_kernel_edge(int kc, const float *restrict a, const float *restrict b,
-                                    float *restrict c, size_t ldc, int load_c, int mr, int nr) {
+                                    float *restrict c, size_t ldc, int load_c, int mr, int nr,
+                                    const GemmPrefetch *pf) {
     float tile_c[GEMM_MR * GEMM_NR] = {0};
     if (load_c) {
         for (int i = 0; i < mr; i++) {
             memcpy(tile_c + i * GEMM_NR, c + (size_t)i * ldc, (size_t)nr * sizeof(float));
         }
     }
-    gemm_kernel(kc, a, b, tile_c, GEMM_NR, load_c);
+    gemm_kernel(kc, a, b, tile_c, GEMM_NR, load_c, pf);
     for (int i = 0; i < mr; i++) {
         memcpy(c + (size_t)i * ldc, tile_c + i * GEMM_NR, (size_t)nr * sizeof(float));
     }
@@ -408,8 +446,16 @@ typedef struct {
     int rows, kc;
 } GemmBlock;
 
-// prefetches slice `part` of `parts` of the block's lines
-static inline void gemm_prefetch_slice(const GemmBlock *blk, int part, int parts) {
+static inline void gemm_prefetch_add(GemmPrefetch *pf, const float *line) {
+    if (pf->n < GEMM_PREFETCH_MAX) {
+        pf->line[pf->n++] = line;
+    } else {
+        __builtin_prefetch(line);
+    }
+}
+
+// adds slice `part` of `parts` of the block's lines to pf (past its room: prefetched now)
+static inline void gemm_prefetch_slice(const GemmBlock *blk, int part, int parts, GemmPrefetch *pf) {
     if (blk->src == NULL) {
         return;
     }
@@ -421,9 +467,9 @@ static inline void gemm_prefetch_slice(const GemmBlock *blk, int part, int parts
     for (size_t o = outer * part / parts; o < outer * (part + 1) / parts; o++) {
         const float *p = blk->src + o * stride;
         for (size_t l = 0; l < len; l += 16) {
-            __builtin_prefetch(p + l);
+            gemm_prefetch_add(pf, p + l);
         }
-        __builtin_prefetch(p + len - 1);
+        gemm_prefetch_add(pf, p + len - 1);
     }
 }
 
@@ -531,12 +577,14 @@ static inline void gemm_chunk(int m0, int m1, int n0, int n1, int K, const float
                         int nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
                         const float *b = bp + (size_t)jr * kc;
                         float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
-                        gemm_prefetch_slice(&next_a, tile, tiles);
-                        gemm_prefetch_slice(&next_b, tile, tiles);
+                        GemmPrefetch pf;
+                        pf.n = 0;
+                        gemm_prefetch_slice(&next_a, tile, tiles, &pf);
+                        gemm_prefetch_slice(&next_b, tile, tiles, &pf);
                         if (mr == GEMM_MR && nr == GEMM_NR) {
-                            gemm_kernel(kc, a, b, c, ldc, load_c);
+                            gemm_kernel(kc, a, b, c, ldc, load_c, &pf);
                         } else {
-                            gemm_kernel_edge(kc, a, b, c, ldc, load_c, mr, nr);
+                            gemm_kernel_edge(kc, a, b, c, ldc, load_c, mr, nr, &pf);
                         }
                     }
                 }
