@@ -177,11 +177,12 @@ bench-tokenizer: tokenize vocab
 # (launch syntax, __shared__ declarations; includes resolve to the rewritten
 # copies) and compiled by g++ with dev/emu/cuda_emu.h force-included: under
 # ASan + UBSan into build/emu/asan/, without into build/emu/plain/ (the
-# emulator's own guard regions). The same sources compile with nvcc, compile
+# emulator's own guard regions), under ThreadSanitizer into build/emu/tsan/
+# (the race check). The same sources compile with nvcc, compile
 # only, warnings as errors, into build/emu/nvcc/. Two kinds of program: the
-# emulator's own tests (dev/emu/tests/*.cu -> build/emu/{asan,plain}/NAME) and
-# the kernel checks/benches (dev/cuda/*.cu, which include llmc/*.cuh ->
-# build/emu/{asan,plain}/cuda/NAME; run by tests/t_kernels.sh).
+# emulator's own tests (dev/emu/tests/*.cu -> build/emu/{asan,plain,tsan}/NAME)
+# and the kernel checks/benches (dev/cuda/*.cu, which include llmc/*.cuh ->
+# build/emu/{asan,plain,tsan}/cuda/NAME; run by tests/t_kernels.sh).
 
 EMU_CXX ?= g++
 EMU_CXXFLAGS = -std=c++17 -O1 -g -Wall -Wextra -MMD -MP -include dev/emu/cuda_emu.h
@@ -192,6 +193,8 @@ EMU_CXXFLAGS += -Wno-unknown-pragmas
 EMU_CXXFLAGS += -fno-strict-aliasing
 EMU_CXXFLAGS += $(if $(filter true 1,$(CI)),-Werror)
 EMU_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# the race check (dev/emu/cuda_emu.h, "data races")
+EMU_TSAN = -fsanitize=thread -fno-omit-frame-pointer
 NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
 # the toolkit's root as nvcc itself reports it: the nvcc on PATH may be a
 # wrapper script outside the toolkit (e.g. /usr/local/bin/nvcc)
@@ -208,8 +211,9 @@ EMU_KERNELS = $(sort $(notdir $(basename $(wildcard dev/cuda/*.cu))))
 # what dev/cuda/*.cu include: the kernel headers, the bench's shared code and
 # the plain C headers these use (rewritten too, so relative includes resolve)
 EMU_KERNEL_HDRS = $(wildcard llmc/*.cuh) $(wildcard llmc/*.h) dev/cuda/common.cuh
-EMU_BINS = $(EMU_TESTS:%=build/emu/asan/%) $(EMU_TESTS:%=build/emu/plain/%) build/emu/ucontext/good_kernels \
-	$(EMU_KERNELS:%=build/emu/asan/cuda/%) $(EMU_KERNELS:%=build/emu/plain/cuda/%)
+EMU_BINS = $(EMU_TESTS:%=build/emu/asan/%) $(EMU_TESTS:%=build/emu/plain/%) $(EMU_TESTS:%=build/emu/tsan/%) \
+	build/emu/ucontext/good_kernels $(EMU_KERNELS:%=build/emu/asan/cuda/%) $(EMU_KERNELS:%=build/emu/plain/cuda/%) \
+	$(EMU_KERNELS:%=build/emu/tsan/cuda/%)
 EMU_NVCC_OBJS = $(EMU_TESTS:%=build/emu/nvcc/%.o) $(EMU_KERNELS:%=build/emu/nvcc/cuda/%.o)
 
 .PHONY: emu emu-nvcc emu-clean
@@ -236,6 +240,10 @@ build/emu/asan/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) dev/emu/cuda
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_SAN) -x c++ $< -o $@
 
+build/emu/tsan/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) dev/emu/cuda_emu.h
+	@mkdir -p $(@D)
+	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_TSAN) -x c++ $< -o $@
+
 build/emu/plain/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) dev/emu/cuda_emu.h
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) -x c++ $< -o $@
@@ -250,12 +258,16 @@ build/emu/nvcc/%.o: dev/emu/tests/%.cu dev/emu/tests/common.cuh
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
 # the ptx test checks llmc/ptx.cuh's wrappers (and the headers it includes)
-build/emu/asan/ptx build/emu/plain/ptx: $(EMU_KERNEL_HDRS:%=build/emu/src/%)
+build/emu/asan/ptx build/emu/plain/ptx build/emu/tsan/ptx: $(EMU_KERNEL_HDRS:%=build/emu/src/%)
 build/emu/nvcc/ptx.o: $(EMU_KERNEL_HDRS)
 
 build/emu/asan/cuda/%: build/emu/src/dev/cuda/%.cu $(EMU_KERNEL_HDRS:%=build/emu/src/%) dev/emu/cuda_emu.h
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_SAN) -x c++ $< -o $@
+
+build/emu/tsan/cuda/%: build/emu/src/dev/cuda/%.cu $(EMU_KERNEL_HDRS:%=build/emu/src/%) dev/emu/cuda_emu.h
+	@mkdir -p $(@D)
+	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_TSAN) -x c++ $< -o $@
 
 build/emu/plain/cuda/%: build/emu/src/dev/cuda/%.cu $(EMU_KERNEL_HDRS:%=build/emu/src/%) dev/emu/cuda_emu.h
 	@mkdir -p $(@D)

@@ -217,6 +217,29 @@ for build in asan plain; do
         "invalid argument"
 done
 
+# the race check (build/emu/tsan: ThreadSanitizer sees every access; see
+# "data races" in dev/emu/cuda_emu.h): the correct kernels and the warp
+# instructions' emulation run with no race reported (thread order does not
+# matter to it: forward only)
+for t in good_kernels coop_groups wmma ptx bf16; do check "emu_tsan_${t}_no_race" build/emu/tsan/$t; done
+check emu_tsan_ptx_early_serial_no_race env EMU_CP_ASYNC=early EMU_WARPS=serial build/emu/tsan/ptx
+check emu_tsan_bad_kernels_control_no_race build/emu/tsan/bad_kernels good
+check emu_tsan_shared_optin_no_race build/emu/tsan/bad_kernels optin
+check emu_tsan_streams_no_race env EMU_LATE_STREAM=random build/emu/tsan/streams good
+# each race is reported in the first order, with both lines and the kernel: the missing barrier,
+# the warps' partials read after a __syncwarp only (without the race check, only
+# EMU_WARPS=serial shows it), and a block reading what the block before it wrote in the same
+# launch, which is right in every thread order without the race check (the blocks run in order)
+caught emu_tsan_catches_missing_barrier build/emu/tsan/bad_kernels nobarrier -- \
+    "ThreadSanitizer: data race" "sum_nobarrier_kernel(float*, float const*) dev/emu/tests/bad_kernels.cu:" \
+    "kernel sum_nobarrier_kernel (block (0,0,0)"
+caught emu_tsan_catches_missing_barrier_between_warps build/emu/tsan/bad_kernels warp_partials -- \
+    "ThreadSanitizer: data race" "kernel sum_warp_partials_kernel"
+for o in $ORDERS; do check "emu_plain_chained_blocks_right_in_order_$o" env EMU_ORDER=$o build/emu/plain/bad_kernels chained; done
+caught emu_tsan_catches_blocks_of_one_launch_in_sequence build/emu/tsan/bad_kernels chained -- \
+    "ThreadSanitizer: data race" "prefix_chained_kernel(float*, float const*) dev/emu/tests/bad_kernels.cu:" \
+    "kernel prefix_chained_kernel (block (1,0,0) thread (0,0,0)" "'block (0,0,0) thread (0,0,0)'"
+
 if [ "${EMU_BF16_ALL:-0}" = 1 ]; then check emu_bf16_all_2pow32 build/emu/plain/bf16 all; fi
 
 # a bad EMU_ORDER, EMU_WARPS, EMU_CP_ASYNC or EMU_WGMMA_SWAPPED_STRIDES is refused, not ignored

@@ -4,7 +4,8 @@
 # CPU reference: threads in forward, reverse and random order, and each warp
 # running alone between barriers (EMU_WARPS=serial, warps first to last and
 # last to first, cp.async copies landing at issue), under ASan + UBSan and
-# without; nvcc compiles every dev/cuda/*.cu (warnings as
+# without, and under ThreadSanitizer for the race check (forward order: it
+# needs no other); nvcc compiles every dev/cuda/*.cu (warnings as
 # errors), so they are real CUDA. Every dev/cuda/NAME.cu is picked up by
 # itself; checks that only concern one family (bad arguments refused,
 # bitwise determinism) live in tests/kernels/NAME.sh, sourced after that
@@ -59,6 +60,16 @@ for BUILD in asan plain; do
         done
         [ -f tests/kernels/$k.sh ] && source tests/kernels/$k.sh
     done
+done
+
+# the race check (ThreadSanitizer, build/emu/tsan; see "data races" in
+# dev/emu/cuda_emu.h): every check passes with no two threads' accesses to
+# one address, one a write, left unordered by a barrier, in one block or
+# across blocks; its result bits are the plain build's
+for k in $KERNELS; do
+    check "kernel_tsan_${k}_no_race" saving "$TMP/tsan_$k.out" env EMU_ORDER=forward timeout 600 build/emu/tsan/cuda/$k
+    if cmp -s "$TMP/tsan_$k.out" "$TMP/plain_${k}_forward.out"; then pass "kernel_${k}_same_output_tsan_plain"
+    else fail "kernel_${k}_same_output_tsan_plain" "the race check's run printed other results than the plain build's"; fi
 done
 
 for k in $KERNELS; do

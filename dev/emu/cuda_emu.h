@@ -40,6 +40,15 @@
 //   with another mask or collective. (A source lane outside the mask of a
 //   shuffle reads as 0xFF bytes: undefined on the device.) A bad launch
 //   configuration is returned by cudaGetLastError, as on the device.
+// - Data races: built with -fsanitize=thread (build/emu/tsan/), each thread
+//   is a ThreadSanitizer fiber and only what orders threads on the device
+//   (__syncthreads, __syncwarp, the launch) orders them there, so any two
+//   accesses to one address, one a write, by two threads of a block with no
+//   barrier between, or by threads of two blocks of one launch, stop the
+//   program with ThreadSanitizer's report (both source lines, both threads
+//   as "block (x,y,z) thread (x,y,z)") and the "error: emu: kernel ..."
+//   line, in any thread order, whether or not the result changes (see
+//   "data races").
 // - Out-of-bounds accesses: under AddressSanitizer every cudaMalloc buffer
 //   and shared variable is its own heap block, and an ASan or UBSan report
 //   gets the same "error: emu: kernel ..." line (through ASan's report
@@ -85,8 +94,10 @@
 //
 // Limits: the kernel of a <<<>>> launch must be a plain function or a
 // template with explicit arguments (no deduction of template arguments from
-// the call); a race is seen only when thread order changes the result;
-// reads past the end are seen only under ASan; every thread of a block is a
+// the call); without the race check a race is seen only when thread order
+// changes the result, and with it, between two blocks only when they are an
+// odd number of blocks apart (see "data races"); reads past the end are seen
+// only under ASan; every thread of a block is a
 // fiber with its own stack, fine for tests, slow for big grids.
 #ifndef CUDA_EMU_H
 #define CUDA_EMU_H
@@ -126,6 +137,31 @@
 #if EMU_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#endif
+
+#if defined(__SANITIZE_THREAD__)
+#define EMU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define EMU_TSAN 1
+#endif
+#endif
+#ifndef EMU_TSAN
+#define EMU_TSAN 0
+#endif
+#if EMU_TSAN
+#include <sanitizer/common_interface_defs.h>
+#include <sanitizer/tsan_interface.h>
+// (in the runtime, not in its header)
+extern "C" void __tsan_ignore_thread_begin();
+extern "C" void __tsan_ignore_thread_end();
+extern "C" void __tsan_func_exit();
+// the first race ends the program (its report names both accesses' kernel
+// lines and the threads as "block (x,y,z) thread (x,y,z)"); weak: the header
+// may be in several units
+extern "C" __attribute__((weak)) const char* __tsan_default_options() {
+    return "halt_on_error=1 exitcode=1 history_size=4";
+}
 #endif
 
 #define CUDA_EMU 1
@@ -335,6 +371,8 @@ struct Fiber {
     long wgmma_groups;
     bool wgmma_fenced;
     std::vector<std::pair<const char*, int>> unfenced_writes;
+    void* tsan;         // its ThreadSanitizer fiber (see "data races")
+    int quiet;          // nesting of Quiet scopes
 };
 
 struct SharedVar { const void* key; const char* name; char* ptr; size_t size; char* block; };
@@ -360,7 +398,11 @@ struct State {
     size_t shared_optin = 0;         // and its value
     std::vector<Fiber> fibers;
     std::vector<unsigned> warp_waiting, warp_exited;   // per warp: lanes at a collective, lanes exited
-    std::vector<char*> stacks;
+    // the threads' stacks; with the race check, two sets taken in turns by
+    // the blocks, with a ThreadSanitizer fiber per stack (see "data races")
+    std::vector<char*> stacks[2];
+    std::vector<void*> tsan_fibers[2];
+    int thread_set = 0;
     Fiber* cur = nullptr;
     Context sched;
     void (*invoke)(void*) = nullptr;
@@ -387,6 +429,11 @@ struct State {
     bool cp_async_early = false;        // EMU_CP_ASYNC=early: cp.async copies land at issue
     int wgmma_swapped = 0;              // EMU_WGMMA_SWAPPED_STRIDES: lbo, sbo swapped (1 K-major, 2 MN-major)
     int in_stream_work = 0;             // > 0 while a stream's queued operation runs
+    // addresses for the race check's orderings: the host's work before a
+    // block, each thread set's __syncthreads and per warp __syncwarp, the
+    // threads' exits before the host's next work
+    uint64_t block_start, sync_objects[2][33], launch_done;
+    void* host_tsan = nullptr;          // the host's ThreadSanitizer fiber
     char altstack[1 << 16];
 };
 inline State g;
@@ -506,6 +553,13 @@ inline void configure() {
     if (const char* s = getenv("EMU_REPORT_MEMORY"); s && !strcmp(s, "1")) {
         atexit([] { fprintf(stderr, "emu: device memory peak %zu bytes\n", g.peak); });
     }
+#if EMU_TSAN
+    // after its report (halt_on_error), the line that names the kernel
+    __sanitizer_set_death_callback([] {
+        if (g.kernel) report("ThreadSanitizer's report above: a data race (two threads' accesses to one address, "
+                             "one a write, with no barrier between them)");
+    });
+#endif
 #if EMU_ASAN
     __asan_set_error_report_callback(asan_report);
 #else
@@ -542,12 +596,72 @@ inline bool guard_intact(const char* p, size_t n) {
 }
 
 // ----------------------------------------------------------------------------
+// data races (built with -fsanitize=thread: build/emu/tsan/)
+//
+// ThreadSanitizer sees every memory access of the kernel's code. Each
+// thread of a block runs on a ThreadSanitizer fiber, and the host's
+// scheduling does not order the fibers (switches with no_sync). What orders
+// the accesses of two threads is what orders them on the device:
+// - __syncthreads: each thread releases the block's barrier object on
+//   arriving and acquires it on leaving;
+// - __syncwarp(mask) (and a tile's sync): the same with its warp's object;
+//   shuffles, ballots and the warp instructions (wmma, mma.sync, ldmatrix,
+//   movmatrix, wgmma) converge the lanes but order no memory, as on the
+//   device;
+// - a launch: a block's threads start after the host's work so far
+//   (block_start) and end before its later work (launch_done);
+// - atomics are __atomic operations (relaxed), which it knows.
+// Two accesses by different threads, one a write, with none of these between
+// them are a race: in one block (a missing barrier) or in two (one block
+// reads or writes what another writes). A fiber cannot forget what it has
+// seen, and making one per thread of every block costs about half a
+// millisecond each, so there are two sets of fibers (and of stacks), taken
+// by the blocks in turn: block b's threads follow block b - 2's in program
+// order, so a race between two blocks is seen when they are an odd number
+// of blocks apart in the launch (neighbours always are). The emulator's own
+// bookkeeping (the Fiber records, scratch shared between lanes, reused from
+// block to block) runs in Quiet scopes, which it does not see; the data a
+// warp instruction moves for a thread (cp.async, ldmatrix, wgmma operands,
+// wmma loads and stores) it does see, as that thread's accesses. The host
+// runs no kernel code, so it is not checked while blocks run.
+#if EMU_TSAN
+inline void hb_release(const void* a) { __tsan_release(const_cast<void*>(a)); }
+inline void hb_acquire(const void* a) { __tsan_acquire(const_cast<void*>(a)); }
+// emulator bookkeeping on a fiber: not the kernel's accesses (the nesting
+// count is kept with atomics, which never race, being outside the scope)
+inline int quiet_add(Fiber* f, int d) { return f ? __atomic_add_fetch(&f->quiet, d, __ATOMIC_RELAXED) : -1; }
+struct Quiet {
+    Fiber* f = g.cur;
+    Quiet() { if (quiet_add(f, 1) == 1) __tsan_ignore_thread_begin(); }
+    ~Quiet() { if (quiet_add(f, -1) == 0) __tsan_ignore_thread_end(); }
+    Quiet(const Quiet&) = delete;
+};
+// inside a Quiet scope, the kernel's own access again (e.g. the bytes a
+// warp instruction reads for this thread)
+struct Loud {
+    Fiber* f = g.cur;
+    int depth = f ? __atomic_exchange_n(&f->quiet, 0, __ATOMIC_RELAXED) : 0;
+    Loud() { if (depth) __tsan_ignore_thread_end(); }
+    ~Loud() { if (depth) { __atomic_store_n(&f->quiet, depth, __ATOMIC_RELAXED); __tsan_ignore_thread_begin(); } }
+    Loud(const Loud&) = delete;
+};
+#else
+inline void hb_release(const void*) {}
+inline void hb_acquire(const void*) {}
+struct Quiet { Quiet() {} Quiet(const Quiet&) = delete; };
+struct Loud { Loud() {} Loud(const Loud&) = delete; };
+#endif
+
+// ----------------------------------------------------------------------------
 // fibers and the block scheduler
 
 inline void fiber_entry();
 
 inline void switch_to(Fiber& f) {
     g.cur = &f;
+#if EMU_TSAN
+    __tsan_switch_to_fiber(f.tsan, __tsan_switch_to_fiber_no_sync);
+#endif
 #if EMU_ASAN
     void* fake = nullptr;
     __sanitizer_start_switch_fiber(&fake, f.stack, g.stack_bytes);
@@ -562,6 +676,9 @@ inline void switch_to(Fiber& f) {
 // the current fiber gives control back to the scheduler
 inline void yield() {
     Fiber* f = g.cur;
+#if EMU_TSAN
+    __tsan_switch_to_fiber(g.host_tsan, __tsan_switch_to_fiber_no_sync);
+#endif
 #if EMU_ASAN
     void* fake = nullptr;
     __sanitizer_start_switch_fiber(&fake, g.main_stack_bottom, g.main_stack_size);
@@ -574,17 +691,32 @@ inline void yield() {
 
 inline void collective_check_exit(Fiber& f);
 
+// (not inlined into fiber_entry, which never returns: its locals' stack
+// would stay poisoned for ASan)
+__attribute__((noinline)) inline void mark_exited(Fiber& f) {
+    Quiet quiet;
+    f.state = Wait::exited;
+    g.warp_exited[f.warp] |= 1u << f.lane;
+    collective_check_exit(f);
+}
+
 inline void fiber_entry() {
 #if EMU_ASAN
     __sanitizer_finish_switch_fiber(nullptr, &g.main_stack_bottom, &g.main_stack_size);
 #endif
+    hb_acquire(&g.block_start);
     g.invoke(g.invoke_ctx);
     Fiber& f = *g.cur;
-    f.state = Wait::exited;
-    g.warp_exited[f.warp] |= 1u << f.lane;
-    collective_check_exit(f);
+    mark_exited(f);
+    hb_release(&g.launch_done);
 #if EMU_ASAN
     __sanitizer_start_switch_fiber(nullptr, g.main_stack_bottom, g.main_stack_size);
+#endif
+#if EMU_TSAN
+    // this function never returns: leave its frame on the fiber's call
+    // stack and every block would add one
+    __tsan_func_exit();
+    __tsan_switch_to_fiber(g.host_tsan, __tsan_switch_to_fiber_no_sync);
 #endif
     context_switch(f.ctx, g.sched);   // never resumed
 }
@@ -658,14 +790,19 @@ inline void run_block() {
     g.fibers.assign(n, Fiber{});
     g.warp_waiting.assign((n + 31) / 32, 0);
     g.warp_exited.assign((n + 31) / 32, 0);
-    while (g.stacks.size() < n) {
+    if (EMU_TSAN) g.thread_set ^= 1;
+    std::vector<char*>& stacks = g.stacks[g.thread_set];
+    while (stacks.size() < n) {
         // a guard page below each stack: an overflow faults instead of
         // overwriting the neighbour
         size_t len = g.stack_bytes + g.page;
         void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED) fail("mmap of a %zu-byte fiber stack failed", len);
         mprotect(p, g.page, PROT_NONE);
-        g.stacks.push_back((char*)p + g.page);
+        stacks.push_back((char*)p + g.page);
+#if EMU_TSAN
+        g.tsan_fibers[g.thread_set].push_back(__tsan_create_fiber(0));
+#endif
     }
     for (size_t i = 0; i < n; i++) {
         Fiber& f = g.fibers[i];
@@ -674,11 +811,19 @@ inline void run_block() {
         f.lane = (int)(i % 32);
         f.warp = (int)(i / 32);
         f.state = Wait::runnable;
-        f.stack = g.stacks[i];
+        f.stack = stacks[i];
         context_make(f.ctx, f.stack, g.stack_bytes, fiber_entry);
+#if EMU_TSAN
+        f.tsan = g.tsan_fibers[g.thread_set][i];
+        char name[64];
+        snprintf(name, sizeof name, "block (%u,%u,%u) thread (%u,%u,%u)", g.block_idx.x, g.block_idx.y,
+                 g.block_idx.z, f.tid.x, f.tid.y, f.tid.z);
+        __tsan_set_fiber_name(f.tsan, name);
+#endif
     }
     g.dyn = alloc_guarded(g.dyn_bytes);
     if (!g.dyn) fail("out of memory for %zu bytes of dynamic shared memory", g.dyn_bytes);
+    hb_release(&g.block_start);
     std::vector<size_t> order(n);
     for (;;) {
         for (size_t i = 0; i < n; i++) order[i] = g.order == Order::reverse ? n - 1 - i : i;
@@ -838,6 +983,11 @@ void run_kernel(const std::string& name, void (*k)(P...), dim3 grid, dim3 block,
     g.invoke = &decltype(call)::run;
     g.invoke_ctx = &call;
     g.rng = g.seed * 0x2545f4914f6cdd1dull + (++g.launches);
+#if EMU_TSAN
+    // the host's bookkeeping while blocks run is not checked ("data races")
+    if (!g.host_tsan) g.host_tsan = __tsan_get_current_fiber();
+    __tsan_ignore_thread_begin();
+#endif
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
@@ -849,6 +999,10 @@ void run_kernel(const std::string& name, void (*k)(P...), dim3 grid, dim3 block,
     g.block_idx = uint3{0, 0, 0};
     check_allocs();
     g.kernel = nullptr;
+#if EMU_TSAN
+    __tsan_ignore_thread_end();
+    hb_acquire(&g.launch_done);
+#endif
 }
 
 // a launch: its configuration is checked now (cudaGetLastError), the kernel
@@ -891,6 +1045,7 @@ inline const dim3& grid_dim() { return g.grid; }
 // vector load or wmma fragment that needs more shows (UBSan, the wmma checks)
 template <class T, size_t Align>
 T* shared_var(const void* key, const char* name) {
+    Quiet quiet;   // (the first thread to get here allocates it)
     for (const SharedVar& v : g.shared)
         if (v.key == key) return (T*)v.ptr;
     g.static_bytes += sizeof(T);
@@ -978,9 +1133,11 @@ inline void collective_try_complete(Fiber& f) {
     waiting &= ~f.mask;
 }
 
+// (orders_memory: a __syncwarp of the kernel's, see "data races")
 inline uint64_t collective(const char* file, int line, Op op, unsigned mask, uint64_t in, int arg, int width,
-                           int pred) {
+                           int pred, bool orders_memory = false) {
     Fiber& f = self();
+    Quiet quiet;
     f.file = file;
     f.line = line;
     f.op = op;
@@ -1002,8 +1159,11 @@ inline uint64_t collective(const char* file, int line, Op op, unsigned mask, uin
     f.pred = pred;
     f.state = Wait::warp;
     g.warp_waiting[f.warp] |= 1u << f.lane;
+    const void* warp_object = &g.sync_objects[g.thread_set][1 + f.warp];
+    if (orders_memory) hb_release(warp_object);
     collective_try_complete(f);
     yield();
+    if (orders_memory) hb_acquire(warp_object);
     return f.out;
 }
 
@@ -1025,16 +1185,26 @@ T from_bits(uint64_t b) {
 struct Site {
     const char* file;
     int line;
-    void syncthreads() const {
-        Fiber& f = self();
-        f.file = file;
-        f.line = line;
-        f.state = Wait::barrier;
-        yield();
-    }
+    void syncthreads() const { barrier(true); }
     void syncwarp(unsigned mask = 0xffffffffu) const {
-        collective(file, line, Op::syncwarp, mask, 0, 0, 32, 0);
+        collective(file, line, Op::syncwarp, mask, 0, 0, 32, 0, true);
     }
+    // the emulator's own: all threads of the block (or the warp's lanes)
+    // meet, with the checks of __syncthreads (__syncwarp), but no memory is
+    // ordered for the race check, as with the device instruction it emulates
+    void barrier(bool orders_memory) const {
+        Fiber& f = self();
+        {
+            Quiet quiet;
+            f.file = file;
+            f.line = line;
+            f.state = Wait::barrier;
+        }
+        if (orders_memory) hb_release(&g.sync_objects[g.thread_set][0]);
+        yield();
+        if (orders_memory) hb_acquire(&g.sync_objects[g.thread_set][0]);
+    }
+    void converge(unsigned mask = 0xffffffffu) const { collective(file, line, Op::syncwarp, mask, 0, 0, 32, 0); }
     template <class T> T shfl(unsigned mask, T v, int src, int width = 32) const {
         return from_bits<T>(collective(file, line, Op::shfl_idx, mask, to_bits(v), src, width, 0));
     }
@@ -1226,10 +1396,23 @@ T reduce(const thread_block_tile<Size, P>& tile, T v, Op op, const char* file = 
 } // namespace cooperative_groups
 
 // ----------------------------------------------------------------------------
-// atomics: fibers switch only at barriers and collectives, so a plain
-// read-modify-write is atomic here
+// atomics: fibers switch only at barriers and collectives, so any
+// read-modify-write is atomic here; it is one __atomic compare-and-swap
+// (relaxed, as CUDA's atomics) so that the race check knows it is atomic
 
-template <class T> inline T emu_atomic_add(T* p, T v) { T old = *p; *p = old + v; return old; }
+template <class T, class F> inline T emu_atomic(T* p, F f) {
+    using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+    static_assert(sizeof(T) == sizeof(Bits), "atomics on 4- and 8-byte values");
+    Bits old_bits = __atomic_load_n((Bits*)p, __ATOMIC_RELAXED), new_bits;
+    T old, v;
+    do {
+        memcpy(&old, &old_bits, sizeof old);
+        v = f(old);
+        memcpy(&new_bits, &v, sizeof v);
+    } while (!__atomic_compare_exchange_n((Bits*)p, &old_bits, new_bits, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return old;
+}
+template <class T> inline T emu_atomic_add(T* p, T v) { return emu_atomic(p, [v](T old) { return (T)(old + v); }); }
 inline float atomicAdd(float* p, float v) { return emu_atomic_add(p, v); }
 inline double atomicAdd(double* p, double v) { return emu_atomic_add(p, v); }
 inline int atomicAdd(int* p, int v) { return emu_atomic_add(p, v); }
@@ -1237,10 +1420,12 @@ inline unsigned atomicAdd(unsigned* p, unsigned v) { return emu_atomic_add(p, v)
 inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) { return emu_atomic_add(p, v); }
 inline int atomicSub(int* p, int v) { return emu_atomic_add(p, -v); }
 inline unsigned atomicSub(unsigned* p, unsigned v) { return emu_atomic_add(p, 0u - v); }
-template <class T> inline T atomicExch(T* p, T v) { T old = *p; *p = v; return old; }
-template <class T> inline T atomicMax(T* p, T v) { T old = *p; if (v > old) *p = v; return old; }
-template <class T> inline T atomicMin(T* p, T v) { T old = *p; if (v < old) *p = v; return old; }
-template <class T> inline T atomicCAS(T* p, T cmp, T v) { T old = *p; if (old == cmp) *p = v; return old; }
+template <class T> inline T atomicExch(T* p, T v) { return emu_atomic(p, [v](T) { return v; }); }
+template <class T> inline T atomicMax(T* p, T v) { return emu_atomic(p, [v](T old) { return v > old ? v : old; }); }
+template <class T> inline T atomicMin(T* p, T v) { return emu_atomic(p, [v](T old) { return v < old ? v : old; }); }
+template <class T> inline T atomicCAS(T* p, T cmp, T v) {
+    return emu_atomic(p, [cmp, v](T old) { return old == cmp ? v : old; });
+}
 
 // bit intrinsics
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
@@ -1567,7 +1752,7 @@ template <class Use, class T, class Layout>
 inline void load_matrix_sync(fragment<Use, 16, 16, 16, T, Layout>& a, const T* p, unsigned ldm,
                              const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     static_assert(!std::is_same<Use, accumulator>::value, "an accumulator load needs a layout_t");
-    ::emu::Site{file, line}.syncwarp();
+    ::emu::Site{file, line}.converge();
     emu_wmma_check_memory("wmma::load_matrix_sync", p, ldm, file, line);
     int lane = ::emu::self().lane;
     for (int i = 0; i < 8; i++) {
@@ -1578,7 +1763,7 @@ inline void load_matrix_sync(fragment<Use, 16, 16, 16, T, Layout>& a, const T* p
 
 inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& a, const float* p, unsigned ldm,
                              layout_t layout, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
-    ::emu::Site{file, line}.syncwarp();
+    ::emu::Site{file, line}.converge();
     emu_wmma_check_memory("wmma::load_matrix_sync", p, ldm, file, line);
     int lane = ::emu::self().lane;
     for (int i = 0; i < 8; i++) {
@@ -1589,7 +1774,7 @@ inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& a, const 
 
 inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& a, unsigned ldm,
                               layout_t layout, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
-    ::emu::Site{file, line}.syncwarp();
+    ::emu::Site{file, line}.converge();
     emu_wmma_check_memory("wmma::store_matrix_sync", p, ldm, file, line);
     int lane = ::emu::self().lane;
     for (int i = 0; i < 8; i++) {
@@ -1608,6 +1793,7 @@ inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment
                      const fragment<matrix_b, 16, 16, 16, T, LB>& b, const fragment<accumulator, 16, 16, 16, float>& c,
                      const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     ::emu::Fiber& f = ::emu::self();
+    ::emu::Quiet quiet;   // the scratch (the fragments are this thread's registers)
     float (&s)[3][256] = emu_wmma_scratch(f.warp);
     for (int i = 0; i < 8; i++) {
         int e = emu_wmma_element(f.lane, i);
@@ -1615,7 +1801,7 @@ inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment
         s[1][e] = emu_wmma_float(b.x[i]);   // B (k,n)
         s[2][e] = c.x[i];
     }
-    ::emu::Site{file, line}.syncwarp();   // every lane's fragments are in
+    ::emu::Site{file, line}.converge();   // every lane's fragments are in
     float out[8];
     for (int i = 0; i < 8; i++) {
         int e = emu_wmma_element(f.lane, i), r = e / 16, col = e % 16;
@@ -1623,7 +1809,7 @@ inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment
         for (int k = 0; k < 16; k++) acc += s[0][r * 16 + k] * s[1][k * 16 + col];
         out[i] = acc;
     }
-    ::emu::Site{file, line}.syncwarp();   // every lane has read the scratch
+    ::emu::Site{file, line}.converge();   // every lane has read the scratch
     for (int i = 0; i < 8; i++) d.x[i] = out[i];
 }
 
@@ -1668,6 +1854,7 @@ inline float emu_bf16_half(uint32_t r, int hi) { return __bfloat162float(__ushor
 inline void emu_mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
                                   const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     ::emu::Fiber& f = ::emu::self();
+    ::emu::Quiet quiet;   // the scratch (the fragments are this thread's registers)
     EmuMmaScratch& s = emu_mma_scratch(f.warp);
     const int g = f.lane / 4, t = f.lane % 4;
     for (int h = 0; h < 2; h++) {
@@ -1676,7 +1863,7 @@ inline void emu_mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], const u
         s.c[g * 8 + 2 * t + h] = d[h];
         s.c[(g + 8) * 8 + 2 * t + h] = d[2 + h];
     }
-    ::emu::Site{file, line}.syncwarp();   // every lane's fragments are in
+    ::emu::Site{file, line}.converge();   // every lane's fragments are in
     float out[4];
     for (int i = 0; i < 4; i++) {
         const int r = g + 8 * (i / 2), col = 2 * t + i % 2;
@@ -1684,7 +1871,7 @@ inline void emu_mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], const u
         for (int k = 0; k < 16; k++) acc += s.a[r * 16 + k] * s.b[k * 8 + col];
         out[i] = acc;
     }
-    ::emu::Site{file, line}.syncwarp();   // every lane has read the scratch
+    ::emu::Site{file, line}.converge();   // every lane has read the scratch
     for (int i = 0; i < 4; i++) d[i] = out[i];
 }
 
@@ -1696,26 +1883,29 @@ inline void emu_ldmatrix_x4(uint32_t (&r)[4], const void* row, bool trans, const
         ::emu::fail("ldmatrix at %s:%d: row address %p is not 16-byte aligned", file, line, row);
     if (!::emu::shared_range(row, 16))
         ::emu::fail("ldmatrix at %s:%d: row address %p is not in shared memory", file, line, row);
+    ::emu::Quiet quiet;   // the scratch; the shared memory read is this thread's
     s.rows[f.lane] = (const unsigned short*)row;
-    ::emu::Site{file, line}.syncwarp();   // every lane's row address is in
+    ::emu::Site{file, line}.converge();   // every lane's row address is in
     const int g = f.lane / 4, t = f.lane % 4;
     for (int j = 0; j < 4; j++) {
         const unsigned short* const* m = s.rows + 8 * j;   // matrix j's rows
-        const uint32_t lo = trans ? m[2 * t][g] : m[g][2 * t], hi = trans ? m[2 * t + 1][g] : m[g][2 * t + 1];
-        r[j] = lo | hi << 16;
+        const unsigned short *lo = trans ? &m[2 * t][g] : &m[g][2 * t], *hi = trans ? &m[2 * t + 1][g] : &m[g][2 * t + 1];
+        ::emu::Loud loud;
+        r[j] = (uint32_t)*lo | (uint32_t)*hi << 16;
     }
-    ::emu::Site{file, line}.syncwarp();   // every lane has read the addresses
+    ::emu::Site{file, line}.converge();   // every lane has read the addresses
 }
 
 inline uint32_t emu_movmatrix_trans(uint32_t m, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     ::emu::Fiber& f = ::emu::self();
+    ::emu::Quiet quiet;   // the scratch
     EmuMmaScratch& s = emu_mma_scratch(f.warp);
     const int g = f.lane / 4, t = f.lane % 4;
     s.m[g * 8 + 2 * t] = (unsigned short)m;
     s.m[g * 8 + 2 * t + 1] = (unsigned short)(m >> 16);
-    ::emu::Site{file, line}.syncwarp();   // every lane's pair is in
+    ::emu::Site{file, line}.converge();   // every lane's pair is in
     const uint32_t r = (uint32_t)s.m[2 * t * 8 + g] | (uint32_t)s.m[(2 * t + 1) * 8 + g] << 16;
-    ::emu::Site{file, line}.syncwarp();   // every lane has read the scratch
+    ::emu::Site{file, line}.converge();   // every lane has read the scratch
     return r;
 }
 
@@ -1746,16 +1936,19 @@ inline void emu_cp_async(void* dst, const void* src, int size, const char* file 
         ::emu::fail("cp.async at %s:%d: destination %p is not in shared memory", file, line, dst);
     if (::emu::g.cp_async_early) {
         memcpy(dst, src, (size_t)size);
+        ::emu::Quiet quiet;
         ::emu::self().unfenced_writes.emplace_back((const char*)dst, size);
         return;
     }
     ::emu::Fiber::AsyncCopy c{(char*)dst, {}, size, -1};
     memcpy(c.bytes, src, (size_t)size);
+    ::emu::Quiet quiet;
     ::emu::self().async_copies.push_back(c);
 }
 
 inline void emu_cp_async_commit() {
     ::emu::Fiber& f = ::emu::self();
+    ::emu::Quiet quiet;
     for (auto& c : f.async_copies)
         if (c.group < 0) c.group = f.async_groups;
     f.async_groups++;
@@ -1764,10 +1957,11 @@ inline void emu_cp_async_commit() {
 // lands every committed copy but those of the newest n groups
 inline void emu_cp_async_wait(int n) {
     ::emu::Fiber& f = ::emu::self();
-    size_t kept = 0;   // the copies still in flight, kept in order in place
+    ::emu::Quiet quiet;   // the bookkeeping; the copy's store is this thread's
+    size_t kept = 0;      // the copies still in flight, kept in order in place
     for (const auto& c : f.async_copies) {
         if (c.group >= 0 && c.group < f.async_groups - n) {
-            memcpy(c.dst, c.bytes, (size_t)c.size);
+            ::emu::Loud(), memcpy(c.dst, c.bytes, (size_t)c.size);
             f.unfenced_writes.emplace_back(c.dst, c.size);
         } else {
             f.async_copies[kept++] = c;
@@ -1823,11 +2017,12 @@ inline void emu_wgmma_block_check(const char* what, const char* file, int line) 
                     file, line, ::emu::g.fibers.size());
 }
 
-inline void emu_wgmma_fence() { ::emu::self().wgmma_fenced = true; }
-inline void emu_fence_proxy_async() { ::emu::self().unfenced_writes.clear(); }
+inline void emu_wgmma_fence() { ::emu::Quiet quiet; ::emu::self().wgmma_fenced = true; }
+inline void emu_fence_proxy_async() { ::emu::Quiet quiet; ::emu::self().unfenced_writes.clear(); }
 
 inline void emu_wgmma_commit() {
     ::emu::Fiber& f = ::emu::self();
+    ::emu::Quiet quiet;
     for (auto& w : f.wgmmas)
         if (w.group < 0) w.group = f.wgmma_groups;
     f.wgmma_groups++;
@@ -1850,8 +2045,9 @@ inline const char* emu_wgmma_element_at(uint64_t desc, int mn, int k, int mn_maj
 }
 
 inline float emu_wgmma_element(uint64_t desc, int mn, int k, int mn_major, const char* file, int line) {
+    const char* p = emu_wgmma_element_at(desc, mn, k, mn_major, file, line);
     unsigned short bits;
-    memcpy(&bits, emu_wgmma_element_at(desc, mn, k, mn_major, file, line), 2);
+    ::emu::Loud(), memcpy(&bits, p, 2);   // this thread's share of the operand
     return __bfloat162float(__ushort_as_bfloat16(bits));
 }
 
@@ -1876,6 +2072,7 @@ inline void emu_wgmma_check_fenced(uint64_t desc, int rows, int mn_major, const 
 inline void emu_wgmma(float* d, int n, const uint32_t* a_regs, uint64_t a_desc, uint64_t b_desc, int accumulate,
                       int b_mn_major, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     ::emu::Fiber& f = ::emu::self();
+    ::emu::Quiet quiet;
     emu_wgmma_block_check("wgmma.mma_async", file, line);
     if (!f.wgmma_fenced)
         ::emu::fail("wgmma.mma_async at %s:%d without a wgmma.fence since the last wgmma.commit_group", file, line);
@@ -1892,6 +2089,7 @@ inline void emu_wgmma(float* d, int n, const uint32_t* a_regs, uint64_t a_desc, 
 // runs every committed operation but those of the newest n groups
 inline void emu_wgmma_wait(int n, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     ::emu::Fiber& f = ::emu::self();
+    ::emu::Quiet quiet;   // the bookkeeping and scratch; the operands' bytes are read as this thread's
     emu_wgmma_block_check("wgmma.wait_group", file, line);
     EmuWgmmaScratch& s = emu_wgmma_scratch();
     const ::emu::Site site{file, line};
@@ -1902,11 +2100,11 @@ inline void emu_wgmma_wait(int n, const char* file = __builtin_FILE(), int line 
         s.count = count;
         if (count) s.first = f.wgmmas[0];
     }
-    site.syncthreads();
+    site.barrier(false);
     if (count != s.count)
         ::emu::fail("wgmma.wait_group at %s:%d completes %ld operations in this thread, %ld in thread 0", file, line,
                     count, s.count);
-    site.syncthreads();   // every thread has compared (thread 0 may post the next wait's count after this)
+    site.barrier(false);   // every thread has compared (thread 0 may post the next wait's count after this)
     const int w = (int)f.tid.x / 32, g = (int)f.tid.x % 32 / 4, t = (int)f.tid.x % 4;
     for (long i = 0; i < count; i++) {
         const ::emu::Fiber::Wgmma& op = f.wgmmas[i];
@@ -1931,7 +2129,7 @@ inline void emu_wgmma_wait(int n, const char* file = __builtin_FILE(), int line 
         }
         for (int j = (int)f.tid.x; j < 16 * op.n; j += 128)   // element j of B (16,n), row-major
             s.b[j] = emu_wgmma_element(op.b_desc, j % op.n, j / op.n, op.b_mn_major, op.file, op.line);
-        site.syncthreads();   // the operands are in
+        site.barrier(false);   // the operands are in
         std::vector<float> out((size_t)op.n / 2);
         for (int v = 0; v < op.n / 2; v++) {
             const int m = 16 * w + g + 8 * (v % 4 / 2), col = 8 * (v / 4) + 2 * t + v % 2;
@@ -1939,10 +2137,10 @@ inline void emu_wgmma_wait(int n, const char* file = __builtin_FILE(), int line 
             for (int k = 0; k < 16; k++) acc += s.a[m * 16 + k] * s.b[k * op.n + col];
             out[(size_t)v] = acc;
         }
-        site.syncthreads();   // every thread has read the scratch
+        site.barrier(false);   // every thread has read the scratch
         for (int v = 0; v < op.n / 2; v++) op.d[v] = out[(size_t)v];
         if (i + 1 < count && f.tid.x == 0) s.first = f.wgmmas[i + 1];
-        if (i + 1 < count) site.syncthreads();   // thread 0's next operation is posted
+        if (i + 1 < count) site.barrier(false);   // thread 0's next operation is posted
     }
     f.wgmmas.erase(f.wgmmas.begin(), f.wgmmas.begin() + count);
 }

@@ -39,6 +39,12 @@
 //                             block gets, the emulator stops
 //   bad_kernels optin_over    an opt-in of 16 KB, then a launch with 32 KB
 //                             of dynamic shared memory: the launch fails
+//   bad_kernels chained       each block adds the running total the block
+//                             before it wrote in the same launch: right in
+//                             every thread order, since the emulator runs
+//                             the blocks in order, but a race on the device,
+//                             where nothing orders two blocks of a launch;
+//                             only the race check (build/emu/tsan) sees it
 //   bad_kernels good          the correct reduction, as a control
 //   bad_kernels optin         the same with 100 KB of dynamic shared memory
 //                             after the opt-in (cudaFuncSetAttribute) for
@@ -50,14 +56,19 @@
 
 #define BLOCK 128
 
-__global__ void sum_kernel(float* out, const float* x) {
-    __shared__ float buf[BLOCK];
+// the block's sum of x, correctly: into buf[0]
+__device__ void block_sum(float* buf, const float* x) {
     buf[threadIdx.x] = x[blockIdx.x * BLOCK + threadIdx.x];
     __syncthreads();
     for (int stride = BLOCK / 2; stride > 0; stride /= 2) {
         if ((int)threadIdx.x < stride) buf[threadIdx.x] += buf[threadIdx.x + stride];
         __syncthreads();
     }
+}
+
+__global__ void sum_kernel(float* out, const float* x) {
+    __shared__ float buf[BLOCK];
+    block_sum(buf, x);
     if (threadIdx.x == 0) out[blockIdx.x] = buf[0];
 }
 
@@ -70,6 +81,13 @@ __global__ void sum_nobarrier_kernel(float* out, const float* x) {
         __syncthreads();
     }
     if (threadIdx.x == 0) out[blockIdx.x] = buf[0];
+}
+
+// BUG: block b reads out[b - 1], which block b - 1 writes in this launch
+__global__ void prefix_chained_kernel(float* out, const float* x) {
+    __shared__ float buf[BLOCK];
+    block_sum(buf, x);
+    if (threadIdx.x == 0) out[blockIdx.x] = buf[0] + (blockIdx.x > 0 ? out[blockIdx.x - 1] : 0.0f);
 }
 
 // BUG: the barrier of the reduction loop sits inside "if (threadIdx.x < stride)"
@@ -173,7 +191,7 @@ __global__ void sum_uninit_shared_kernel(float* out, const float* x) {
 
 int main(int argc, char** argv) {
     if (argc != 2) {
-        fprintf(stderr, "usage: bad_kernels nobarrier|divergent|divergent2|shared_oob|shared_over|oob|shfl_exited|shfl_partial|shfl_barrier|shfl_ballot|uninit_shared|warp_partials|good|optin|optin_over\n");
+        fprintf(stderr, "usage: bad_kernels nobarrier|divergent|divergent2|shared_oob|shared_over|oob|shfl_exited|shfl_partial|shfl_barrier|shfl_ballot|uninit_shared|warp_partials|chained|good|optin|optin_over\n");
         return 2;
     }
     const char* which = argv[1];
@@ -193,8 +211,12 @@ int main(int argc, char** argv) {
     int bad = 0;
     if (!strcmp(which, "good") || !strcmp(which, "nobarrier") || !strcmp(which, "divergent") ||
         !strcmp(which, "uninit_shared") || !strcmp(which, "warp_partials") || !strcmp(which, "shared_over") ||
-        !strcmp(which, "optin") || !strcmp(which, "optin_over")) {
+        !strcmp(which, "optin") || !strcmp(which, "optin_over") || !strcmp(which, "chained")) {
         if (!strcmp(which, "good")) sum_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
+        else if (!strcmp(which, "chained")) {
+            prefix_chained_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
+            for (int b = 1; b < nblocks; b++) want[b] += want[b - 1];
+        }
         else if (!strcmp(which, "shared_over")) sum_kernel<<<nblocks, BLOCK, 48 * 1024>>>(d_out, d_x);
         else if (!strcmp(which, "optin") || !strcmp(which, "optin_over")) {
             const int optin = !strcmp(which, "optin") ? 100 * 1024 : 16 * 1024;
