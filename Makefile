@@ -328,8 +328,8 @@ build/cuda/%: dev/cuda/%.cu $(EMU_KERNEL_HDRS) build/gpu_flags
 
 # The GPU trainer and its test against PyTorch: train_gpt2cu, test_gpt2cu
 # (nvcc; need the CUDA toolkit, not a GPU, to build), and the same sources
-# under the emulation: build/emu/{asan,plain}/train_gpt2cu (tests/t_gpu_train.sh
-# runs them against the CPU trainer) and build/emu/plain/test_gpt2cu
+# under the emulation: build/emu/{asan,plain,tsan}/train_gpt2cu (tests/t_gpu_train.sh
+# runs them against the CPU trainer; tsan: the race check) and build/emu/plain/test_gpt2cu
 # (tests/t_gpu_reference.sh). PCRE2 linked statically into the nvcc builds:
 # GPU machines often lack its library.
 GPU_TRAINER_DEPS = train_gpt2.cu $(wildcard llmc/*.h) $(wildcard llmc/*.cuh)
@@ -351,13 +351,13 @@ build/cudnn/train_gpt2cu: $(GPU_TRAINER_DEPS) build/mpi_flags
 		$(PCRE2_STATIC) $(GPU_COMM_LIBS)
 
 # (the emulated trainers run several ranks with MPI standing in for NCCL)
-build/emu/asan/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h build/mpi_flags
+EMU_TRAINER_FLAGS_asan = $(EMU_SAN)
+EMU_TRAINER_FLAGS_tsan = $(EMU_TSAN)
+EMU_TRAINERS = build/emu/asan/train_gpt2cu build/emu/plain/train_gpt2cu build/emu/tsan/train_gpt2cu
+$(EMU_TRAINERS): build/emu/%/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h build/mpi_flags
 	@mkdir -p $(@D)
-	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_SAN) $(PCRE2_CFLAGS) $(MPI_CFLAGS) -x c++ $< $(PCRE2_LIBS) $(MPI_LIBS) -o $@
-
-build/emu/plain/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h build/mpi_flags
-	@mkdir -p $(@D)
-	$(EMU_CXX) $(EMU_CXXFLAGS) $(PCRE2_CFLAGS) $(MPI_CFLAGS) -x c++ $< $(PCRE2_LIBS) $(MPI_LIBS) -o $@
+	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_TRAINER_FLAGS_$*) $(PCRE2_CFLAGS) $(MPI_CFLAGS) -x c++ $< $(PCRE2_LIBS) \
+		$(MPI_LIBS) -o $@
 
 build/emu/plain/test_gpt2cu: build/emu/src/test_gpt2.cu $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h
 	@mkdir -p $(@D)

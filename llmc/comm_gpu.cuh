@@ -15,7 +15,8 @@
  * itself stands in for NCCL, with a bf16 sum of its own that rounds as
  * NCCL's does (fp32 add, round to nearest even); each MPI collective is
  * queued on the communication stream as NCCL's kernel would be, so dev/emu's
- * late streams (EMU_LATE_STREAM) check the waits between the two streams.
+ * late streams (EMU_LATE_STREAM) and its race check (the buffers each one
+ * reads and writes declared) check the waits between the two streams.
  *
  * Every function is a collective: all ranks call it in the same order.
  */
@@ -285,6 +286,7 @@ static inline void device_all_reduce_sum(DeviceComm *d, void *buf, size_t n, Dev
     device_done(d, what);
 #elif defined(CUDA_EMU) && defined(USE_MPI)
     emu::submit(d->stream, [=] {
+        emu::op_writes(buf, n * device_type_size(t));
         for (size_t done = 0; done < n; done += COMM_MAX_COUNT) {
             size_t k = n - done < COMM_MAX_COUNT ? n - done : COMM_MAX_COUNT;
             CommRequest r = comm_begin(d->host, what);
@@ -322,6 +324,7 @@ static inline void device_all_gather_range(DeviceComm *d, void *buf, size_t n, s
     ncclCheckDeadline(c, what, ncclGroupEnd());
 #elif defined(CUDA_EMU) && defined(USE_MPI)
     emu::submit(d->stream, [=] {
+        emu::op_writes(buf, (b - a) * es);
         int *counts = (int *)malloc_check((size_t)c->world * sizeof(int));
         int *displs = (int *)malloc_check((size_t)c->world * sizeof(int));
         comm_range_counts(c, n * es, slice * es, a * es, b * es, counts, displs, what);
@@ -371,6 +374,10 @@ static inline void device_reduce_scatter_range(DeviceComm *d, const void *send, 
     ncclCheckDeadline(c, what, ncclGroupEnd());
 #elif defined(CUDA_EMU) && defined(USE_MPI)
     emu::submit(d->stream, [=] {
+        size_t lo, hi;
+        comm_range_part(n, slice, a, b, c->rank, &lo, &hi);
+        emu::op_reads(send, (b - a) * es);
+        emu::op_writes(recv, (hi - lo) * es);
         int *counts = (int *)malloc_check((size_t)c->world * sizeof(int));
         int *displs = (int *)malloc_check((size_t)c->world * sizeof(int));
         comm_range_counts(c, n, slice, a, b, counts, displs, what);
@@ -399,6 +406,8 @@ static inline void device_reduce_scatter(DeviceComm *d, const void *send, void *
     ncclCheckDeadline(d->host, what, ncclReduceScatter(send, recv, slice, nccl_type(t), ncclSum, d->nccl, d->stream));
 #elif defined(CUDA_EMU) && defined(USE_MPI)
     emu::submit(d->stream, [=] {
+        emu::op_reads(send, (size_t)d->host->world * slice * device_type_size(t));
+        emu::op_writes(recv, slice * device_type_size(t));
         CommRequest r = comm_begin(d->host, what);
         MPI_Ireduce_scatter_block(send, recv, comm_count(slice, what), t == DEVICE_BF16 ? MPI_UINT16_T : MPI_FLOAT,
                                   emu_sum_op(t), d->host->comm, &r.req);
@@ -420,6 +429,7 @@ static inline void device_all_gather(DeviceComm *d, void *buf, size_t slice, Dev
     ncclCheckDeadline(c, what, ncclAllGather((char *)buf + (size_t)c->rank * slice * es, buf, slice, nccl_type(t), d->nccl, d->stream));
 #elif defined(CUDA_EMU) && defined(USE_MPI)
     emu::submit(d->stream, [=] {
+        emu::op_writes(buf, (size_t)c->world * slice * es);
         CommRequest r = comm_begin(c, what);
         MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, comm_count(slice * es, what), MPI_BYTE, c->comm,
                        &r.req);

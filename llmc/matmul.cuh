@@ -546,6 +546,11 @@ static inline int matmul_cublaslt(void* d, const floatX* a, const floatX* b, con
     return ok;
 }
 #else
+// What a stand-in reads and writes, n elements at p (none if p is NULL), for
+// the emulation's race check: it runs on the host, in its stream's name
+template <class T> static inline void matmul_emu_reads(const T* p, size_t n) { if (p) emu::op_reads(p, n * sizeof(T)); }
+template <class T> static inline void matmul_emu_writes(T* p, size_t n) { if (p) emu::op_writes(p, n * sizeof(T)); }
+
 // The stand-ins work on fp32 copies of their bf16 operands (the conversion is
 // exact), laid out so that every sum runs along contiguous memory: the same
 // sums in the same order as over the bf16 arrays, without a conversion per
@@ -594,6 +599,12 @@ static inline std::vector<float> matmul_emu_dots(const std::vector<float>& a, co
 // (OC,)), fp32 sum in order of c; pre_gelu as in matmul_forward
 static inline void matmul_emu_forward(floatX* out, floatX* pre_gelu, const floatX* inp, const floatX* weight,
                                const floatX* bias, int BT, int C, int OC) {
+    size_t rows = (size_t)BT;
+    matmul_emu_reads(inp, rows * C);
+    matmul_emu_reads(weight, (size_t)OC * C);
+    matmul_emu_reads(bias, OC);
+    matmul_emu_writes(pre_gelu, rows * OC);
+    matmul_emu_writes(out, rows * OC);
     std::vector<float> y = matmul_emu_dots(matmul_emu_floats(inp, BT, C, 0), matmul_emu_floats(weight, OC, C, 0), BT,
                                            OC, C);
     for (int r = 0; r < BT; r++)
@@ -772,6 +783,13 @@ static inline void matmul_backward(floatX* dinp, floatX* dweight, floatX* dbias,
 #else
     int dgelu_apart = matmul_ctx.dgelu_apart;
     emu::submit(stream, [=] {
+        matmul_emu_reads(dout, (size_t)BT * OC);
+        matmul_emu_reads(weight, (size_t)OC * C);
+        matmul_emu_reads(inp_pre_gelu, (size_t)BT * C);
+        matmul_emu_writes(dinp, (size_t)BT * C);
+        if (dweight != NULL) matmul_emu_reads(inp, (size_t)BT * C);
+        matmul_emu_writes(dweight, (size_t)OC * C);
+        if (dbias_fused) matmul_emu_writes(bgrad, OC);
         std::vector<float> di = matmul_emu_dots(matmul_emu_floats(dout, BT, OC, 0), matmul_emu_floats(weight, OC, C, 1),
                                                 BT, C, OC);
         for (int r = 0; r < BT; r++)
@@ -811,6 +829,9 @@ static inline void matmul_backward_dweight_f32(float* dweight, const floatX* dou
     matmul_cublaslt(dweight, inp, dout, NULL, NULL, C, OC, BT, 0, 1, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, stream, 1);
 #else
     emu::submit(stream, [=] {
+        matmul_emu_reads(dout, (size_t)BT * OC);
+        matmul_emu_reads(inp, (size_t)BT * C);
+        matmul_emu_writes(dweight, (size_t)OC * C);
         std::vector<float> dw = matmul_emu_dweight(dout, inp, BT, C, OC);
         for (size_t i = 0; i < dw.size(); i++) dweight[i] += dw[i];
     });
@@ -830,6 +851,9 @@ static inline void matmul_backward_dinp_f32(float* dinp, const floatX* dout, con
     matmul_cublaslt(dinp, weight, dout, NULL, NULL, C, BT, OC, 0, 0, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, stream, 1);
 #else
     emu::submit(stream, [=] {
+        matmul_emu_reads(dout, (size_t)BT * OC);
+        matmul_emu_reads(weight, (size_t)OC * C);
+        matmul_emu_writes(dinp, (size_t)BT * C);
         std::vector<float> di = matmul_emu_dots(matmul_emu_floats(dout, BT, OC, 0), matmul_emu_floats(weight, OC, C, 1),
                                                 BT, C, OC);
         for (size_t i = 0; i < di.size(); i++) dinp[i] += di[i];

@@ -17,6 +17,8 @@
 # errors), so they are real CUDA. bf16 conversions (dev/emu/tests/bf16.cu)
 # round as the device does. Streams (dev/emu/tests/streams.cu): with one of
 # them held back (EMU_LATE_STREAM), a missing wait between two reads stale data.
+# The race check (build/emu/tsan) reports races within a block, between the
+# blocks of a launch and between streams, in the default order.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
 
@@ -226,6 +228,21 @@ check emu_tsan_ptx_early_serial_no_race env EMU_CP_ASYNC=early EMU_WARPS=serial 
 check emu_tsan_bad_kernels_control_no_race build/emu/tsan/bad_kernels good
 check emu_tsan_shared_optin_no_race build/emu/tsan/bad_kernels optin
 check emu_tsan_streams_no_race env EMU_LATE_STREAM=random build/emu/tsan/streams good
+check emu_tsan_streams_no_race_in_order build/emu/tsan/streams good
+# on two streams, each bug that only a late stream shows by its stale data
+# above is a race in the default order, where every value read is right:
+# the consumer's missing wait, the producer overwriting what the consumer
+# has yet to read, and cudaMemcpy reading a non-blocking stream's work
+caught emu_tsan_catches_missing_wait_between_streams build/emu/tsan/streams no-wait -- \
+    "ThreadSanitizer: data race" "twice(float*, float const*, int) dev/emu/tests/streams.cu:" \
+    "fill(float*, float, int) dev/emu/tests/streams.cu:" "'stream 1 block" "'stream 2 block" "kernel twice"
+caught emu_tsan_catches_overwrite_before_read_on_another_stream build/emu/tsan/streams no-free -- \
+    "ThreadSanitizer: data race" "Previous read of size 4" "kernel fill"
+caught emu_tsan_catches_memcpy_skipping_nonblocking_stream build/emu/tsan/streams legacy -- \
+    "ThreadSanitizer: data race" "fill(float*, float, int) dev/emu/tests/streams.cu:" \
+    "a copy, memset or library call on stream 0"
+# EMU_DROP_WAITS=1 (every cudaStreamWaitEvent ignored) turns the good program into a racy one
+caught emu_tsan_catches_dropped_waits env EMU_DROP_WAITS=1 build/emu/tsan/streams good -- "ThreadSanitizer: data race"
 # each race is reported in the first order, with both lines and the kernel: the missing barrier,
 # the warps' partials read after a __syncwarp only (without the race check, only
 # EMU_WARPS=serial shows it), and a block reading what the block before it wrote in the same
@@ -238,14 +255,15 @@ caught emu_tsan_catches_missing_barrier_between_warps build/emu/tsan/bad_kernels
 for o in $ORDERS; do check "emu_plain_chained_blocks_right_in_order_$o" env EMU_ORDER=$o build/emu/plain/bad_kernels chained; done
 caught emu_tsan_catches_blocks_of_one_launch_in_sequence build/emu/tsan/bad_kernels chained -- \
     "ThreadSanitizer: data race" "prefix_chained_kernel(float*, float const*) dev/emu/tests/bad_kernels.cu:" \
-    "kernel prefix_chained_kernel (block (1,0,0) thread (0,0,0)" "'block (0,0,0) thread (0,0,0)'"
+    "kernel prefix_chained_kernel (block (1,0,0) thread (0,0,0)" "'stream 0 block (0,0,0) thread (0,0,0)'"
 
 if [ "${EMU_BF16_ALL:-0}" = 1 ]; then check emu_bf16_all_2pow32 build/emu/plain/bf16 all; fi
 
-# a bad EMU_ORDER, EMU_WARPS, EMU_CP_ASYNC or EMU_WGMMA_SWAPPED_STRIDES is refused, not ignored
+# a bad EMU_ORDER, EMU_WARPS, EMU_CP_ASYNC, EMU_DROP_WAITS or EMU_WGMMA_SWAPPED_STRIDES is refused, not ignored
 caught emu_rejects_bad_order env EMU_ORDER=sideways build/emu/plain/good_kernels -- "EMU_ORDER=sideways"
 caught emu_rejects_bad_warps env EMU_WARPS=parallel build/emu/plain/good_kernels -- "EMU_WARPS=parallel" "lockstep or serial"
 caught emu_rejects_bad_cp_async env EMU_CP_ASYNC=never build/emu/plain/good_kernels -- "EMU_CP_ASYNC=never" "late or early"
+caught emu_rejects_bad_drop_waits env EMU_DROP_WAITS=yes build/emu/plain/good_kernels -- "EMU_DROP_WAITS=yes" "0 or 1"
 caught emu_rejects_bad_wgmma_swapped_strides env EMU_WGMMA_SWAPPED_STRIDES=m build/emu/plain/good_kernels -- \
     "EMU_WGMMA_SWAPPED_STRIDES=m" "k, mn or both"
 

@@ -18,7 +18,8 @@
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
 
-if ! out=$(make -s -j"$(nproc)" build/emu/asan/train_gpt2cu build/emu/plain/train_gpt2cu train_gpt2 2>&1); then
+if ! out=$(make -s -j"$(nproc)" build/emu/asan/train_gpt2cu build/emu/plain/train_gpt2cu build/emu/tsan/train_gpt2cu \
+        train_gpt2 2>&1); then
     fail gpu_train_build "make failed"; printf '%s\n' "$out" | tail -20 | sed 's/^/    /'; exit 0
 fi
 PY=/usr/bin/python3
@@ -146,6 +147,15 @@ build/emu/asan/train_gpt2cu "${ARGS[@]}" > "$TMP/asan.txt" 2>&1
 if [ -n "$(steps "$TMP/gpu.txt")" ] && [ "$(steps "$TMP/gpu.txt" | grep -v ' val ')" = "$(steps "$TMP/asan.txt" | grep -v ' val ')" ]
 then pass gpu_train_deterministic_asan_and_plain
 else fail gpu_train_deterministic_asan_and_plain "$(diff <(steps "$TMP/gpu.txt") <(steps "$TMP/asan.txt") | head -6)"; fi
+# the race check (build/emu/tsan; dev/emu/cuda_emu.h, "data races"): two
+# steps, val losses, a sample and a checkpoint with no race between any two
+# threads, blocks, launches or streams, and the plain build's bits
+"$GPU" "${ARGS[@]}" -x 2 -o "$TMP/plain2" > "$TMP/plain2.txt" 2>&1
+if build/emu/tsan/train_gpt2cu "${ARGS[@]}" -x 2 -o "$TMP/tsan2" > "$TMP/tsan2.txt" 2>&1 \
+        && [ -n "$(steps "$TMP/plain2.txt")" ] && [ "$(steps "$TMP/plain2.txt")" = "$(steps "$TMP/tsan2.txt")" ] \
+        && grep -q '^sample: ' "$TMP/tsan2.txt" && cmp -s "$TMP/plain2/model_00000002.bin" "$TMP/tsan2/model_00000002.bin"
+then pass gpu_train_no_race_same_bits
+else fail gpu_train_no_race_same_bits "$(grep -m4 -E 'WARNING|^error|^step' "$TMP/tsan2.txt")"; fi
 # each warp running alone between barriers, last warp first, and cp.async
 # copies landing at issue (dev/emu: a race between warps, or a buffer refilled
 # under a reader, changes the bits): the same steps, bit for bit

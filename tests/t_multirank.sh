@@ -303,6 +303,34 @@ if ASAN_OPTIONS=detect_leaks=0 mpi 2 build/emu/asan/train_gpt2cu "${GARGS[@]}" -
         && [ -f "$TMP/gasan/model_00000002.bin" ]; then
     pass "emulated GPU trainer under ASan: 2 ranks, ZeRO-3, samples and a checkpoint, no memory errors"
 else fail "emulated GPU trainer under ASan: 2 ranks, ZeRO-3" "$(grep -m3 -i 'error' "$TMP/gasan.txt")"; fi
+# the race check (build/emu/tsan; dev/emu/cuda_emu.h, "data races"): at
+# ZeRO-2 and 3 the backward's reductions and ZeRO-3's gathers run on the
+# communication stream beside the compute stream; the waits between them
+# order every access, in the default order where all values are right
+# anyway (with the gathers' wait removed, or at ZeRO-2 the slots' wait, it
+# reported a race), and the plain build's bits. With every wait dropped
+# (EMU_DROP_WAITS=1) the plain build still gives those bits, and the race
+# check reports a race
+make -s build/emu/tsan/train_gpt2cu >/dev/null 2>&1
+for z in 2 3; do
+    args=(-e "$TMP/g4.bin" "${GARGS[@]:2}" -x 2 -z $z)
+    mpi 2 "$GPU" "${args[@]}" -o "$TMP/plain_z$z" > "$TMP/plain_z$z.txt" 2>&1
+    if mpi 2 build/emu/tsan/train_gpt2cu "${args[@]}" -o "$TMP/tsan_z$z" > "$TMP/tsan_z$z.txt" 2>&1 \
+            && [ -n "$(steps_only "$TMP/plain_z$z.txt")" ] \
+            && [ "$(steps_only "$TMP/plain_z$z.txt")" = "$(steps_only "$TMP/tsan_z$z.txt")" ]; then
+        pass "emulated GPU trainer under the race check: 2 ranks, ZeRO-$z, no race between the streams, the same bits"
+    else fail "emulated GPU trainer under the race check: 2 ranks, ZeRO-$z" \
+        "$(grep -m4 -E 'WARNING|^error|^step' "$TMP/tsan_z$z.txt")"; fi
+done
+EMU_DROP_WAITS=1 mpi 2 "$GPU" "${args[@]}" -o "$TMP/nowait_z3" > "$TMP/nowait_z3.txt" 2>&1
+if [ -n "$(steps_only "$TMP/plain_z3.txt")" ] && [ "$(steps_only "$TMP/plain_z3.txt")" = "$(steps_only "$TMP/nowait_z3.txt")" ]
+then pass "emulated GPU trainer: 2 ranks, ZeRO-3, its waits dropped: the same bits in the default order"
+else fail "emulated GPU trainer: 2 ranks, ZeRO-3, its waits dropped" "$(diff <(steps_only "$TMP/plain_z3.txt") \
+    <(steps_only "$TMP/nowait_z3.txt") | head -4)"; fi
+if ! EMU_DROP_WAITS=1 mpi 2 build/emu/tsan/train_gpt2cu "${args[@]}" -o "$TMP/tsan_nowait" > "$TMP/tsan_nowait.txt" 2>&1 \
+        && grep -q 'ThreadSanitizer: data race' "$TMP/tsan_nowait.txt" && grep -q '^error: emu: ' "$TMP/tsan_nowait.txt"
+then pass "emulated GPU trainer under the race check: 2 ranks, ZeRO-3, its waits dropped: a race reported"
+else fail "emulated GPU trainer under the race check: ZeRO-3 without its waits" "$(tail -3 "$TMP/tsan_nowait.txt")"; fi
 "$GPU" "${GARGS[@]}" -z 3 > "$TMP/g1z3.txt" 2>&1
 compare_gpu "emulated GPU trainer: ZeRO-3 on one GPU = ZeRO-0" "$TMP/g1.txt" "$TMP/g1z3.txt"
 # -w 1: fp32 master weights, sharded like the moments (ZeRO-1+); a resume of

@@ -9,6 +9,8 @@
 //   EMU_LATE_STREAM=k holds one stream back until something waits for it,
 //   or =random lets every stream lag by a random part of its work, so a
 //   missing cudaStreamWaitEvent between streams shows (see "streams").
+//   EMU_DROP_WAITS=1 ignores every cudaStreamWaitEvent: a program whose
+//   streams the race check passes must then fail it.
 // - A launch runs the blocks one after another. The threads of a block are
 //   cooperative fibers (see "context switches") that switch only
 //   at __syncthreads, __syncwarp and the warp collectives (shuffles, ballot,
@@ -44,11 +46,12 @@
 //   is a ThreadSanitizer fiber and only what orders threads on the device
 //   (__syncthreads, __syncwarp, the launch) orders them there, so any two
 //   accesses to one address, one a write, by two threads of a block with no
-//   barrier between, or by threads of two blocks of one launch, stop the
-//   program with ThreadSanitizer's report (both source lines, both threads
-//   as "block (x,y,z) thread (x,y,z)") and the "error: emu: kernel ..."
-//   line, in any thread order, whether or not the result changes (see
-//   "data races").
+//   barrier between, or by threads of two blocks of one launch, or by the
+//   work of two streams with no event wait between, stop the program with
+//   ThreadSanitizer's report (both source lines, both threads as "stream s
+//   block (x,y,z) thread (x,y,z)") and an "error: emu: ..." line, in any
+//   thread and stream order, whether or not the result changes (see "data
+//   races").
 // - Out-of-bounds accesses: under AddressSanitizer every cudaMalloc buffer
 //   and shared variable is its own heap block, and an ASan or UBSan report
 //   gets the same "error: emu: kernel ..." line (through ASan's report
@@ -156,6 +159,8 @@
 extern "C" void __tsan_ignore_thread_begin();
 extern "C" void __tsan_ignore_thread_end();
 extern "C" void __tsan_func_exit();
+extern "C" void __tsan_read_range(void* addr, unsigned long size);
+extern "C" void __tsan_write_range(void* addr, unsigned long size);
 // the first race ends the program (its report names both accesses' kernel
 // lines and the threads as "block (x,y,z) thread (x,y,z)"); weak: the header
 // may be in several units
@@ -220,6 +225,23 @@ enum cudaMemcpyKind {
     cudaMemcpyDefault = 4,
 };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+// how a stream's work runs: its kernels' thread stacks, and the race
+// check's view of the stream (see "data races" below): its ThreadSanitizer
+// fiber, which runs the stream's operations in order (and schedules the
+// blocks' threads), and the addresses its orderings go through
+struct emu_stream_exec {
+    // the threads' stacks; with the race check, two sets taken in turns by
+    // the blocks, with a ThreadSanitizer fiber per stack
+    std::vector<char*> stacks[2];
+    std::vector<void*> thread_fibers[2];
+    int thread_set = 0;
+    void* fiber = nullptr;
+    // the host's work before an operation is queued (submitted), the
+    // stream's operations so far (done), a launch's start (block_start) and
+    // end (launch_done), each thread set's __syncthreads and per warp
+    // __syncwarp
+    uint64_t submitted, done, block_start, launch_done, sync_objects[2][33];
+};
 // a stream made by cudaStreamCreate: the work queued on it, not run yet (see
 // "streams" below)
 struct emu_stream {
@@ -228,6 +250,8 @@ struct emu_stream {
     bool running = false;
     bool blocking = true;            // orders with the legacy default stream (not cudaStreamNonBlocking)
     bool late = false;               // EMU_LATE_STREAM: runs only when something waits for it (or by chance)
+    long index = 0;                  // 0 the legacy stream, k the k-th made
+    emu_stream_exec exec;
 };
 typedef emu_stream* cudaStream_t;
 struct emu_event {
@@ -235,6 +259,7 @@ struct emu_event {
     uint64_t at = 0;                // it has happened when stream->done >= at
     uint64_t records = 0;           // the time is that of the latest record
     std::chrono::steady_clock::time_point t;
+    std::shared_ptr<uint64_t> recorded;   // the race check's: the stream's work up to the latest record
 };
 typedef emu_event* cudaEvent_t;
 typedef void (*cudaHostFn_t)(void*);
@@ -398,11 +423,7 @@ struct State {
     size_t shared_optin = 0;         // and its value
     std::vector<Fiber> fibers;
     std::vector<unsigned> warp_waiting, warp_exited;   // per warp: lanes at a collective, lanes exited
-    // the threads' stacks; with the race check, two sets taken in turns by
-    // the blocks, with a ThreadSanitizer fiber per stack (see "data races")
-    std::vector<char*> stacks[2];
-    std::vector<void*> tsan_fibers[2];
-    int thread_set = 0;
+    emu_stream* stream = nullptr;   // whose operation runs (nullptr: none, the host)
     Fiber* cur = nullptr;
     Context sched;
     void (*invoke)(void*) = nullptr;
@@ -427,13 +448,9 @@ struct State {
     uint64_t stream_rng = 0;            // its random numbers (from EMU_SEED)
     bool warps_serial = false;          // EMU_WARPS=serial: each warp runs alone between barriers
     bool cp_async_early = false;        // EMU_CP_ASYNC=early: cp.async copies land at issue
+    bool drop_waits = false;            // EMU_DROP_WAITS=1: cudaStreamWaitEvent does nothing
     int wgmma_swapped = 0;              // EMU_WGMMA_SWAPPED_STRIDES: lbo, sbo swapped (1 K-major, 2 MN-major)
     int in_stream_work = 0;             // > 0 while a stream's queued operation runs
-    // addresses for the race check's orderings: the host's work before a
-    // block, each thread set's __syncthreads and per warp __syncwarp, the
-    // threads' exits before the host's next work
-    uint64_t block_start, sync_objects[2][33], launch_done;
-    void* host_tsan = nullptr;          // the host's ThreadSanitizer fiber
     char altstack[1 << 16];
 };
 inline State g;
@@ -545,6 +562,10 @@ inline void configure() {
         if (strcmp(s, "late") && strcmp(s, "early")) fail("EMU_CP_ASYNC=%s: expected late or early", s);
         g.cp_async_early = !strcmp(s, "early");
     }
+    if (const char* s = getenv("EMU_DROP_WAITS"); s && *s) {
+        if (strcmp(s, "0") && strcmp(s, "1")) fail("EMU_DROP_WAITS=%s: expected 0 or 1", s);
+        g.drop_waits = !strcmp(s, "1");
+    }
     if (const char* s = getenv("EMU_WGMMA_SWAPPED_STRIDES"); s && *s) {
         if (strcmp(s, "k") && strcmp(s, "mn") && strcmp(s, "both"))
             fail("EMU_WGMMA_SWAPPED_STRIDES=%s: expected k, mn or both", s);
@@ -556,8 +577,11 @@ inline void configure() {
 #if EMU_TSAN
     // after its report (halt_on_error), the line that names the kernel
     __sanitizer_set_death_callback([] {
-        if (g.kernel) report("ThreadSanitizer's report above: a data race (two threads' accesses to one address, "
-                             "one a write, with no barrier between them)");
+        const char* what = "ThreadSanitizer's report above: a data race (two accesses to one address, one a write, "
+                           "with nothing between them that orders them on the device: a barrier, the launch, "
+                           "the stream's order or an event wait)";
+        if (g.kernel) report("%s", what);
+        else if (g.stream) report("a copy, memset or library call on stream %ld: %s", g.stream->index, what);
     });
 #endif
 #if EMU_ASAN
@@ -608,25 +632,47 @@ inline bool guard_intact(const char* p, size_t n) {
 //   shuffles, ballots and the warp instructions (wmma, mma.sync, ldmatrix,
 //   movmatrix, wgmma) converge the lanes but order no memory, as on the
 //   device;
-// - a launch: a block's threads start after the host's work so far
+// - a launch: a block's threads start after the stream's work so far
 //   (block_start) and end before its later work (launch_done);
-// - atomics are __atomic operations (relaxed), which it knows.
+// - atomics are __atomic operations (relaxed), which it knows;
+// - streams, as on the device: each stream has a fiber of its own, which
+//   runs its operations in order, each after the host's work up to its
+//   submission; another stream's work is ordered before them only by what
+//   orders it on the device (cudaStreamWaitEvent up to the event's latest
+//   record, the legacy stream's waits for the blocking streams), and the
+//   host sees a stream's work only after a synchronization
+//   (cudaStreamSynchronize, cudaEventSynchronize, cudaDeviceSynchronize, a
+//   synchronous copy). Copies, memsets and the libraries' stand-ins run on
+//   the host's code but in the stream's name: their fiber ignores the code
+//   and declares the memory they read and write (op_reads, op_writes).
 // Two accesses by different threads, one a write, with none of these between
-// them are a race: in one block (a missing barrier) or in two (one block
-// reads or writes what another writes). A fiber cannot forget what it has
-// seen, and making one per thread of every block costs about half a
-// millisecond each, so there are two sets of fibers (and of stacks), taken
-// by the blocks in turn: block b's threads follow block b - 2's in program
-// order, so a race between two blocks is seen when they are an odd number
-// of blocks apart in the launch (neighbours always are). The emulator's own
-// bookkeeping (the Fiber records, scratch shared between lanes, reused from
-// block to block) runs in Quiet scopes, which it does not see; the data a
-// warp instruction moves for a thread (cp.async, ldmatrix, wgmma operands,
-// wmma loads and stores) it does see, as that thread's accesses. The host
-// runs no kernel code, so it is not checked while blocks run.
+// them are a race: in one block (a missing barrier), in two (one block reads
+// or writes what another writes), or on two streams (a missing event wait).
+// A fiber cannot forget what it has seen, and making one per thread of
+// every block costs about half a millisecond each, so each stream has two
+// sets of fibers (and of stacks), taken by its blocks in turn: block b's
+// threads follow block b - 2's in program order, so a race between two
+// blocks is seen when they are an odd number of blocks apart in the launch
+// (neighbours always are). The emulator's own bookkeeping (the Fiber
+// records, scratch shared between lanes, reused from block to block) runs
+// in Quiet scopes, which it does not see; the data a warp instruction moves
+// for a thread (cp.async, ldmatrix, wgmma operands, wmma loads and stores)
+// it does see, as that thread's accesses. Under EMU_LATE_STREAM a wait may
+// order more than it does on the device (a stream's work up to where it has
+// run, not up to the event): races are looked for in the default order.
 #if EMU_TSAN
 inline void hb_release(const void* a) { __tsan_release(const_cast<void*>(a)); }
 inline void hb_acquire(const void* a) { __tsan_acquire(const_cast<void*>(a)); }
+// a stream operation run by host code (a copy, a library's stand-in)
+// accesses [p, p + n), in the name of the stream's fiber, which ignores the
+// code itself
+inline void op_access(const void* p, size_t n, bool write) {
+    if (!g.stream || !n) return;
+    __tsan_ignore_thread_end();
+    if (write) __tsan_write_range(const_cast<void*>(p), n);
+    else __tsan_read_range(const_cast<void*>(p), n);
+    __tsan_ignore_thread_begin();
+}
 // emulator bookkeeping on a fiber: not the kernel's accesses (the nesting
 // count is kept with atomics, which never race, being outside the scope)
 inline int quiet_add(Fiber* f, int d) { return f ? __atomic_add_fetch(&f->quiet, d, __ATOMIC_RELAXED) : -1; }
@@ -648,9 +694,12 @@ struct Loud {
 #else
 inline void hb_release(const void*) {}
 inline void hb_acquire(const void*) {}
+inline void op_access(const void*, size_t, bool) {}
 struct Quiet { Quiet() {} Quiet(const Quiet&) = delete; };
 struct Loud { Loud() {} Loud(const Loud&) = delete; };
 #endif
+inline void op_reads(const void* p, size_t n) { op_access(p, n, false); }
+inline void op_writes(void* p, size_t n) { op_access(p, n, true); }
 
 // ----------------------------------------------------------------------------
 // fibers and the block scheduler
@@ -677,7 +726,7 @@ inline void switch_to(Fiber& f) {
 inline void yield() {
     Fiber* f = g.cur;
 #if EMU_TSAN
-    __tsan_switch_to_fiber(g.host_tsan, __tsan_switch_to_fiber_no_sync);
+    __tsan_switch_to_fiber(g.stream->exec.fiber, __tsan_switch_to_fiber_no_sync);
 #endif
 #if EMU_ASAN
     void* fake = nullptr;
@@ -704,11 +753,11 @@ inline void fiber_entry() {
 #if EMU_ASAN
     __sanitizer_finish_switch_fiber(nullptr, &g.main_stack_bottom, &g.main_stack_size);
 #endif
-    hb_acquire(&g.block_start);
+    hb_acquire(&g.stream->exec.block_start);
     g.invoke(g.invoke_ctx);
     Fiber& f = *g.cur;
     mark_exited(f);
-    hb_release(&g.launch_done);
+    hb_release(&g.stream->exec.launch_done);
 #if EMU_ASAN
     __sanitizer_start_switch_fiber(nullptr, g.main_stack_bottom, g.main_stack_size);
 #endif
@@ -716,7 +765,7 @@ inline void fiber_entry() {
     // this function never returns: leave its frame on the fiber's call
     // stack and every block would add one
     __tsan_func_exit();
-    __tsan_switch_to_fiber(g.host_tsan, __tsan_switch_to_fiber_no_sync);
+    __tsan_switch_to_fiber(g.stream->exec.fiber, __tsan_switch_to_fiber_no_sync);
 #endif
     context_switch(f.ctx, g.sched);   // never resumed
 }
@@ -790,8 +839,9 @@ inline void run_block() {
     g.fibers.assign(n, Fiber{});
     g.warp_waiting.assign((n + 31) / 32, 0);
     g.warp_exited.assign((n + 31) / 32, 0);
-    if (EMU_TSAN) g.thread_set ^= 1;
-    std::vector<char*>& stacks = g.stacks[g.thread_set];
+    emu_stream_exec& exec = g.stream->exec;
+    if (EMU_TSAN) exec.thread_set ^= 1;
+    std::vector<char*>& stacks = exec.stacks[exec.thread_set];
     while (stacks.size() < n) {
         // a guard page below each stack: an overflow faults instead of
         // overwriting the neighbour
@@ -801,7 +851,7 @@ inline void run_block() {
         mprotect(p, g.page, PROT_NONE);
         stacks.push_back((char*)p + g.page);
 #if EMU_TSAN
-        g.tsan_fibers[g.thread_set].push_back(__tsan_create_fiber(0));
+        exec.thread_fibers[exec.thread_set].push_back(__tsan_create_fiber(0));
 #endif
     }
     for (size_t i = 0; i < n; i++) {
@@ -814,16 +864,16 @@ inline void run_block() {
         f.stack = stacks[i];
         context_make(f.ctx, f.stack, g.stack_bytes, fiber_entry);
 #if EMU_TSAN
-        f.tsan = g.tsan_fibers[g.thread_set][i];
-        char name[64];
-        snprintf(name, sizeof name, "block (%u,%u,%u) thread (%u,%u,%u)", g.block_idx.x, g.block_idx.y,
-                 g.block_idx.z, f.tid.x, f.tid.y, f.tid.z);
+        f.tsan = exec.thread_fibers[exec.thread_set][i];
+        char name[80];
+        snprintf(name, sizeof name, "stream %ld block (%u,%u,%u) thread (%u,%u,%u)", g.stream->index, g.block_idx.x,
+                 g.block_idx.y, g.block_idx.z, f.tid.x, f.tid.y, f.tid.z);
         __tsan_set_fiber_name(f.tsan, name);
 #endif
     }
     g.dyn = alloc_guarded(g.dyn_bytes);
     if (!g.dyn) fail("out of memory for %zu bytes of dynamic shared memory", g.dyn_bytes);
-    hb_release(&g.block_start);
+    hb_release(&exec.block_start);
     std::vector<size_t> order(n);
     for (;;) {
         for (size_t i = 0; i < n; i++) order[i] = g.order == Order::reverse ? n - 1 - i : i;
@@ -883,8 +933,11 @@ struct Call {
     Args* args;
     static void run(void* c) {
         Call* x = (Call*)c;
-        Args local = *x->args;   // each thread gets its own copy of the parameters
-        std::apply(x->k, local);
+        // each thread gets its own copy of the parameters (not an access of
+        // the kernel's: the launch's record is the stream's)
+        Args local = [x] { Quiet quiet; return *x->args; }();
+        F* k = [x] { Quiet quiet; return x->k; }();
+        std::apply(k, local);
     }
 };
 
@@ -910,6 +963,41 @@ struct Call {
 // the device, the legacy stream and the blocking streams (cudaStreamCreate
 // without cudaStreamNonBlocking) wait for each other's earlier work.
 
+// one operation of s runs (for the race check on s's fiber, after the
+// host's work up to its submission; see "data races"; g.stream is written
+// on the stream's fiber, which ignores it)
+struct OnStream {
+    emu_stream* s;
+    emu_stream* outer = g.stream;
+#if EMU_TSAN
+    void* from = __tsan_get_current_fiber();
+    explicit OnStream(emu_stream* s) : s(s) {
+        bool first = !s->exec.fiber;
+        if (first) {
+            __tsan_ignore_thread_begin();   // (bookkeeping the blocks' threads read)
+            s->exec.fiber = __tsan_create_fiber(0);
+            __tsan_ignore_thread_end();
+            char name[32];
+            snprintf(name, sizeof name, "stream %ld", s->index);
+            __tsan_set_fiber_name(s->exec.fiber, name);
+        }
+        __tsan_switch_to_fiber(s->exec.fiber, __tsan_switch_to_fiber_no_sync);
+        if (first) __tsan_ignore_thread_begin();   // for good: the operations declare their accesses
+        g.stream = s;
+        hb_acquire(&s->exec.submitted);
+    }
+    ~OnStream() {
+        hb_release(&s->exec.done);
+        g.stream = outer;
+        __tsan_switch_to_fiber(from, __tsan_switch_to_fiber_no_sync);
+    }
+#else
+    explicit OnStream(emu_stream* s) : s(s) { g.stream = s; }
+    ~OnStream() { g.stream = outer; }
+#endif
+    OnStream(const OnStream&) = delete;
+};
+
 // runs s's queued work until `at` operations are done
 inline void run_until(emu_stream* s, uint64_t at) {
     if (s->done >= at) return;
@@ -920,7 +1008,10 @@ inline void run_until(emu_stream* s, uint64_t at) {
         std::function<void()> op = std::move(s->work.front());
         s->work.pop_front();
         g.in_stream_work++;
-        op();
+        {
+            OnStream on(s);
+            op();
+        }
         g.in_stream_work--;
         s->done++;
     }
@@ -944,11 +1035,17 @@ inline emu_stream* stream_of(cudaStream_t s) { return s ? s : &g.legacy; }
 inline void push(emu_stream* q, std::function<void()> op) {
     q->work.push_back(std::move(op));
     q->queued++;
+    hb_release(&q->exec.submitted);
 }
-// q's later work waits until `from` has done `at` operations
-inline void push_wait(emu_stream* q, emu_stream* from, uint64_t at) {
-    if (from != q && from->done < at) push(q, [from, at] { run_until(from, at); });
+// q's later work waits until `from` has done `at` operations (for the race
+// check: ordered after the clock at `recorded`, or else after from's work)
+inline void push_wait(emu_stream* q, emu_stream* from, uint64_t at, std::shared_ptr<uint64_t> recorded = nullptr) {
+    if (from == q) return;
+    if (from->done < at) push(q, [from, at] { run_until(from, at); });
+    if (EMU_TSAN) push(q, [from, recorded] { hb_acquire(recorded ? recorded.get() : &from->exec.done); });
 }
+// the host has seen s's work so far (the race check's ordering)
+inline void host_follows(emu_stream* s) { hb_acquire(&s->exec.done); }
 // op in s's order (the legacy and blocking streams after each other's
 // earlier work); runs now unless s is the late stream
 inline void submit(cudaStream_t s, std::function<void()> op) {
@@ -967,7 +1064,11 @@ inline void submit(cudaStream_t s, std::function<void()> op) {
 inline void synchronize_device() {
     configure();
     drain(&g.legacy);
-    for (emu_stream* s : g.streams) drain(s);
+    host_follows(&g.legacy);
+    for (emu_stream* s : g.streams) {
+        drain(s);
+        host_follows(s);
+    }
 }
 
 template <class... P, class Args>
@@ -983,11 +1084,6 @@ void run_kernel(const std::string& name, void (*k)(P...), dim3 grid, dim3 block,
     g.invoke = &decltype(call)::run;
     g.invoke_ctx = &call;
     g.rng = g.seed * 0x2545f4914f6cdd1dull + (++g.launches);
-#if EMU_TSAN
-    // the host's bookkeeping while blocks run is not checked ("data races")
-    if (!g.host_tsan) g.host_tsan = __tsan_get_current_fiber();
-    __tsan_ignore_thread_begin();
-#endif
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
@@ -999,10 +1095,7 @@ void run_kernel(const std::string& name, void (*k)(P...), dim3 grid, dim3 block,
     g.block_idx = uint3{0, 0, 0};
     check_allocs();
     g.kernel = nullptr;
-#if EMU_TSAN
-    __tsan_ignore_thread_end();
-    hb_acquire(&g.launch_done);
-#endif
+    hb_acquire(&g.stream->exec.launch_done);
 }
 
 // a launch: its configuration is checked now (cudaGetLastError), the kernel
@@ -1159,7 +1252,8 @@ inline uint64_t collective(const char* file, int line, Op op, unsigned mask, uin
     f.pred = pred;
     f.state = Wait::warp;
     g.warp_waiting[f.warp] |= 1u << f.lane;
-    const void* warp_object = &g.sync_objects[g.thread_set][1 + f.warp];
+    const emu_stream_exec& exec = g.stream->exec;
+    const void* warp_object = &exec.sync_objects[exec.thread_set][1 + f.warp];
     if (orders_memory) hb_release(warp_object);
     collective_try_complete(f);
     yield();
@@ -1200,9 +1294,10 @@ struct Site {
             f.line = line;
             f.state = Wait::barrier;
         }
-        if (orders_memory) hb_release(&g.sync_objects[g.thread_set][0]);
+        const emu_stream_exec& exec = g.stream->exec;
+        if (orders_memory) hb_release(&exec.sync_objects[exec.thread_set][0]);
         yield();
-        if (orders_memory) hb_acquire(&g.sync_objects[g.thread_set][0]);
+        if (orders_memory) hb_acquire(&exec.sync_objects[exec.thread_set][0]);
     }
     void converge(unsigned mask = 0xffffffffu) const { collective(file, line, Op::syncwarp, mask, 0, 0, 32, 0); }
     template <class T> T shfl(unsigned mask, T v, int src, int width = 32) const {
@@ -1570,22 +1665,36 @@ inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMem
         return emu::g.last_error = cudaErrorInvalidValue;
     if (n == 0) return cudaSuccess;
     if (dd) {
-        emu::submit(s, [=] { memmove(dst, src, n); });
+        emu::submit(s, [=] {
+            emu::op_reads(src, n);
+            emu::op_writes(dst, n);
+            memmove(dst, src, n);
+        });
     } else {
         auto staged = std::make_shared<std::vector<char>>((const char*)src, (const char*)src + n);
-        emu::submit(s, [=] { memmove(dst, staged->data(), n); });
+        emu::submit(s, [=] {
+            emu::op_writes(dst, n);
+            memmove(dst, staged->data(), n);
+        });
     }
-    if (!ds) emu::drain(emu::stream_of(s));
+    if (!ds) {
+        emu::drain(emu::stream_of(s));
+        emu::host_follows(emu::stream_of(s));
+    }
     return cudaSuccess;
 }
 inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
     cudaError_t e = cudaMemcpyAsync(dst, src, n, kind, nullptr);
     emu::drain(&emu::g.legacy);
+    emu::host_follows(&emu::g.legacy);
     return e;
 }
 inline cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t s = nullptr) {
     if (!emu::device_range(p, n)) return emu::g.last_error = cudaErrorInvalidValue;
-    emu::submit(s, [=] { memset(p, v, n); });
+    emu::submit(s, [=] {
+        emu::op_writes(p, n);
+        memset(p, v, n);
+    });
     return cudaSuccess;
 }
 inline cudaError_t cudaMemset(void* p, int v, size_t n) { return cudaMemsetAsync(p, v, n, nullptr); }
@@ -1606,7 +1715,8 @@ inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
     static std::vector<emu_stream*>* made = new std::vector<emu_stream*>;   // never freed (see cudaStreamDestroy)
     made->push_back(*s = new emu_stream);
     (*s)->blocking = !(flags & cudaStreamNonBlocking);
-    (*s)->late = ++emu::g.created == emu::g.late_stream || emu::g.late_random;
+    (*s)->index = ++emu::g.created;
+    (*s)->late = (*s)->index == emu::g.late_stream || emu::g.late_random;
     emu::g.streams.push_back(*s);
     return cudaSuccess;
 }
@@ -1621,6 +1731,7 @@ inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
 inline cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     if (!s) emu::submit(nullptr, [] {});   // the legacy stream: after the blocking streams' work
     emu::drain(emu::stream_of(s));
+    emu::host_follows(emu::stream_of(s));
     return cudaSuccess;
 }
 inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = new emu_event; return cudaSuccess; }
@@ -1634,16 +1745,20 @@ inline cudaError_t cudaEventDestroy(cudaEvent_t e) {
 }
 inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr) {
     uint64_t record = ++e->records;
-    emu::submit(s, [e, record] {
+    std::shared_ptr<uint64_t> recorded = EMU_TSAN ? std::make_shared<uint64_t>() : nullptr;
+    emu::submit(s, [e, record, recorded] {
         if (e->records == record) e->t = std::chrono::steady_clock::now();
+        emu::hb_release(recorded.get());
     });
     e->stream = emu::stream_of(s);
     e->at = e->stream->queued;
+    e->recorded = recorded;
     return cudaSuccess;
 }
 // the event's stream runs up to it (as if the device had got there)
 inline cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     if (e->stream) emu::run_until(e->stream, e->at);
+    if (e->recorded) emu::hb_acquire(e->recorded.get());
     return cudaSuccess;
 }
 inline cudaError_t cudaEventQuery(cudaEvent_t e) { return cudaEventSynchronize(e); }
@@ -1651,8 +1766,8 @@ inline cudaError_t cudaEventQuery(cudaEvent_t e) { return cudaEventSynchronize(e
 inline cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned = 0) {
     emu::configure();
     emu_stream* q = emu::stream_of(s);
-    if (!e->stream) return cudaSuccess;
-    emu::push_wait(q, e->stream, e->at);
+    if (!e->stream || emu::g.drop_waits) return cudaSuccess;
+    emu::push_wait(q, e->stream, e->at, e->recorded);
     if (!q->late) emu::drain(q);
     emu::advance_random();
     return cudaSuccess;
