@@ -599,12 +599,11 @@ static inline std::vector<float> matmul_emu_dots(const std::vector<float>& a, co
 // (OC,)), fp32 sum in order of c; pre_gelu as in matmul_forward
 static inline void matmul_emu_forward(floatX* out, floatX* pre_gelu, const floatX* inp, const floatX* weight,
                                const floatX* bias, int BT, int C, int OC) {
-    size_t rows = (size_t)BT;
-    matmul_emu_reads(inp, rows * C);
+    matmul_emu_reads(inp, (size_t)BT * C);
     matmul_emu_reads(weight, (size_t)OC * C);
     matmul_emu_reads(bias, OC);
-    matmul_emu_writes(pre_gelu, rows * OC);
-    matmul_emu_writes(out, rows * OC);
+    matmul_emu_writes(pre_gelu, (size_t)BT * OC);
+    matmul_emu_writes(out, (size_t)BT * OC);
     std::vector<float> y = matmul_emu_dots(matmul_emu_floats(inp, BT, C, 0), matmul_emu_floats(weight, OC, C, 0), BT,
                                            OC, C);
     for (int r = 0; r < BT; r++)

@@ -305,23 +305,29 @@ if ASAN_OPTIONS=detect_leaks=0 mpi 2 build/emu/asan/train_gpt2cu "${GARGS[@]}" -
 else fail "emulated GPU trainer under ASan: 2 ranks, ZeRO-3" "$(grep -m3 -i 'error' "$TMP/gasan.txt")"; fi
 # the race check (build/emu/tsan; dev/emu/cuda_emu.h, "data races"): at
 # ZeRO-2 and 3 the backward's reductions and ZeRO-3's gathers run on the
-# communication stream beside the compute stream; the waits between them
+# communication stream beside the compute stream (with -gr 1 through one
+# fp32 buffer, with -w 1 into master weights); the waits between them
 # order every access, in the default order where all values are right
 # anyway (with the gathers' wait removed, or at ZeRO-2 the slots' wait, it
 # reported a race), and the plain build's bits. With every wait dropped
 # (EMU_DROP_WAITS=1) the plain build still gives those bits, and the race
 # check reports a race
 make -s build/emu/tsan/train_gpt2cu >/dev/null 2>&1
-for z in 2 3; do
-    args=(-e "$TMP/g4.bin" "${GARGS[@]:2}" -x 2 -z $z)
-    mpi 2 "$GPU" "${args[@]}" -o "$TMP/plain_z$z" > "$TMP/plain_z$z.txt" 2>&1
-    if mpi 2 build/emu/tsan/train_gpt2cu "${args[@]}" -o "$TMP/tsan_z$z" > "$TMP/tsan_z$z.txt" 2>&1 \
-            && [ -n "$(steps_only "$TMP/plain_z$z.txt")" ] \
-            && [ "$(steps_only "$TMP/plain_z$z.txt")" = "$(steps_only "$TMP/tsan_z$z.txt")" ]; then
-        pass "emulated GPU trainer under the race check: 2 ranks, ZeRO-$z, no race between the streams, the same bits"
-    else fail "emulated GPU trainer under the race check: 2 ranks, ZeRO-$z" \
-        "$(grep -m4 -E 'WARNING|^error|^step' "$TMP/tsan_z$z.txt")"; fi
-done
+race_free() {  # LABEL NAME ARGS...: the race check's run = the plain build's
+    local label=$1 name=$2; shift 2
+    mpi 2 "$GPU" "$@" -o "$TMP/plain_$name" > "$TMP/plain_$name.txt" 2>&1
+    if mpi 2 build/emu/tsan/train_gpt2cu "$@" -o "$TMP/tsan_$name" > "$TMP/tsan_$name.txt" 2>&1 \
+            && [ -n "$(steps_only "$TMP/plain_$name.txt")" ] \
+            && [ "$(steps_only "$TMP/plain_$name.txt")" = "$(steps_only "$TMP/tsan_$name.txt")" ]; then
+        pass "emulated GPU trainer under the race check: 2 ranks, $label: no race between the streams, the same bits"
+    else fail "emulated GPU trainer under the race check: 2 ranks, $label" \
+        "$(grep -m4 -E 'WARNING|^error|^step' "$TMP/tsan_$name.txt")"; fi
+}
+args=(-e "$TMP/g4.bin" "${GARGS[@]:2}" -x 2)
+race_free ZeRO-2 z2 "${args[@]}" -z 2
+race_free "ZeRO-3 -gr 1 -w 1" z3_gr_w "${args[@]}" -z 3 -gr 1 -w 1
+race_free ZeRO-3 z3 "${args[@]}" -z 3
+args+=(-z 3)
 EMU_DROP_WAITS=1 mpi 2 "$GPU" "${args[@]}" -o "$TMP/nowait_z3" > "$TMP/nowait_z3.txt" 2>&1
 if [ -n "$(steps_only "$TMP/plain_z3.txt")" ] && [ "$(steps_only "$TMP/plain_z3.txt")" = "$(steps_only "$TMP/nowait_z3.txt")" ]
 then pass "emulated GPU trainer: 2 ranks, ZeRO-3, its waits dropped: the same bits in the default order"
