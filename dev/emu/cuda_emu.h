@@ -1737,10 +1737,12 @@ inline cudaError_t cudaStreamSynchronize(cudaStream_t s) {
 inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = new emu_event; return cudaSuccess; }
 #define cudaEventDisableTiming 0x2
 inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { return cudaEventCreate(e); }
-// (after the work queued so far, whose records may still name it)
+// As on the device, it waits for nothing (a late stream stays late, the host
+// is not ordered after any work); its memory is kept, as a destroyed
+// stream's, for the records queued before, which still name it
 inline cudaError_t cudaEventDestroy(cudaEvent_t e) {
-    emu::synchronize_device();
-    delete e;
+    static std::vector<emu_event*>* kept = new std::vector<emu_event*>;   // never freed
+    kept->push_back(e);
     return cudaSuccess;
 }
 inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr) {

@@ -74,6 +74,9 @@ int main(int argc, char** argv) {
             fill<<<(N + 63) / 64, 64, 0, producer>>>(x, 100.0f * round, N);
             cuda_check(cudaGetLastError());
             cuda_check(cudaEventRecord(written, producer));
+            cudaEvent_t unused;   // destroyed between the streams, it orders nothing on the device
+            cuda_check(cudaEventCreate(&unused));
+            cuda_check(cudaEventDestroy(unused));
             if (!no_wait) cuda_check(cudaStreamWaitEvent(consumer, written, 0));
             twice<<<(N + 63) / 64, 64, 0, consumer>>>(y + round * N, x, N);
             cuda_check(cudaGetLastError());
