@@ -961,7 +961,9 @@ struct Call {
 // picks the draws): any stream may lag any other at any point, in turns, as
 // a bug that needs two streams to lag at different moments would. As on
 // the device, the legacy stream and the blocking streams (cudaStreamCreate
-// without cudaStreamNonBlocking) wait for each other's earlier work.
+// without cudaStreamNonBlocking) wait for each other's earlier work. The
+// race check (see "data races") needs no late stream: there a missing wait
+// is a race in the default order, whatever the values.
 
 // one operation of s runs (for the race check on s's fiber, after the
 // host's work up to its submission; see "data races"; g.stream is written
