@@ -450,7 +450,6 @@ struct State {
     bool cp_async_early = false;        // EMU_CP_ASYNC=early: cp.async copies land at issue
     bool drop_waits = false;            // EMU_DROP_WAITS=1: cudaStreamWaitEvent does nothing
     int wgmma_swapped = 0;              // EMU_WGMMA_SWAPPED_STRIDES: lbo, sbo swapped (1 K-major, 2 MN-major)
-    int in_stream_work = 0;             // > 0 while a stream's queued operation runs
     char altstack[1 << 16];
 };
 inline State g;
@@ -1009,12 +1008,10 @@ inline void run_until(emu_stream* s, uint64_t at) {
     while (s->done < at) {
         std::function<void()> op = std::move(s->work.front());
         s->work.pop_front();
-        g.in_stream_work++;
         {
             OnStream on(s);
             op();
         }
-        g.in_stream_work--;
         s->done++;
     }
     s->running = false;
@@ -1024,7 +1021,7 @@ inline void drain(emu_stream* s) { run_until(s, s->queued); }
 // drawn at random, runs a random part of that work (not from inside a
 // stream's work, nor into a stream already running)
 inline void advance_random() {
-    if (!g.late_random || g.in_stream_work || next_random(g.stream_rng) % 4) return;   // mostly none: queues grow
+    if (!g.late_random || g.stream || next_random(g.stream_rng) % 4) return;   // mostly none: queues grow
     std::vector<emu_stream*> ready;
     if (g.legacy.queued > g.legacy.done && !g.legacy.running) ready.push_back(&g.legacy);
     for (emu_stream* s : g.streams)
