@@ -217,6 +217,9 @@ for build in asan plain; do
     # dynamic shared memory over the opt-in (16 KB), though under 48 KB: the launch fails
     caught "emu_${build}_catches_shared_memory_over_optin" build/emu/$build/bad_kernels optin_over -- \
         "invalid argument"
+    # more threads per block than the kernel's __launch_bounds__: refused on the device
+    caught "emu_${build}_catches_launch_over_bounds" build/emu/$build/bad_kernels over_bounds -- \
+        "kernel sum_overbounds_kernel" "launched with 128 threads per block, over its __launch_bounds__ of 64"
 done
 
 # the race check (build/emu/tsan: ThreadSanitizer sees every access; see

@@ -41,7 +41,9 @@
 //   names a lane that exited, does not exist, waits at a barrier or joins
 //   with another mask or collective. (A source lane outside the mask of a
 //   shuffle reads as 0xFF bytes: undefined on the device.) A bad launch
-//   configuration is returned by cudaGetLastError, as on the device.
+//   configuration is returned by cudaGetLastError, as on the device; a
+//   launch of more threads per block than the kernel's __launch_bounds__
+//   stops the program (the device refuses it).
 // - Data races: built with -fsanitize=thread (build/emu/tsan/), each thread
 //   is a ThreadSanitizer fiber and only what orders threads on the device
 //   (__syncthreads, __syncwarp, the launch) orders them there, so any two
@@ -1126,6 +1128,17 @@ inline Fiber& self() {
     }
     return *g.cur;
 }
+// the first statement of a kernel declared __launch_bounds__(max_threads,
+// min_blocks) (put there by rewrite.py): the device refuses a launch of more
+// threads per block than max_threads, since ptxas budgeted the kernel's
+// registers for that many; min_blocks only steers that budget
+inline void launch_bounds(unsigned max_threads, unsigned = 0) {
+    const unsigned threads = g.block.x * g.block.y * g.block.z;
+    if (threads > max_threads)
+        fail("launched with %u threads per block, over its __launch_bounds__ of %u: the device refuses the launch",
+             threads, max_threads);
+}
+
 inline const uint3& thread_idx() { return self().tid; }
 inline const uint3& block_idx() { return g.block_idx; }
 inline const dim3& block_dim() { return g.block; }

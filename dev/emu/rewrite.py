@@ -3,7 +3,7 @@
 
     python3 dev/emu/rewrite.py IN.cu OUT.cpp
 
-Three rewrites, each keeping the line count, so compiler, ASan and emulator
+Four rewrites, each keeping the line count, so compiler, ASan and emulator
 messages point at the original lines (a #line directive names the original
 file):
   k<<<grid, block, shmem, stream>>>(args)  ->  emu_launch((k), grid, block, shmem, stream, args)
@@ -11,6 +11,9 @@ file):
       stream)
   __shared__ T name[N]...;                 ->  a per-block arena lookup
   extern __shared__ T name[];              ->  T* name = the block's dynamic shared memory
+  __launch_bounds__(N, M) f(params) {      ->  the same, then ::emu::launch_bounds(N, M);
+      (cuda_emu.h defines the attribute away and checks the launch against
+      it: the device refuses more than N threads per block)
 Everything else is left as it is; dev/emu/cuda_emu.h (force-included) does
 the rest. Comments and string literals are not rewritten. Exits non-zero with
 "error: ..." on a launch it cannot parse.
@@ -172,6 +175,37 @@ def rewrite_shared(text):
     return STATIC.sub(static, text)
 
 
+BOUNDS = re.compile(r"__launch_bounds__\s*\(")
+
+
+def rewrite_launch_bounds(path, text):
+    """Starts the body of each kernel defined with __launch_bounds__ by a
+    check of its launch against them (on the same line)."""
+    out, pos = [], 0
+    mask = code_mask(text)
+    for m in BOUNDS.finditer(text):
+        if not mask[m.start()]:
+            continue
+        close = match_close(text, m.end() - 1)
+        params = text.find("(", close + 1) if close >= 0 else -1
+        params_close = match_close(text, params) if params >= 0 else -1
+        if params_close < 0:
+            fail(path, text, m.start(), "__launch_bounds__ without a parameter list after it")
+        body = params_close + 1
+        while body < len(text) and text[body].isspace():
+            body += 1
+        if body < len(text) and text[body] == ";":   # a declaration
+            continue
+        if body >= len(text) or text[body] != "{":
+            fail(path, text, m.start(), "__launch_bounds__ on a kernel whose body does not follow its parameters")
+        bounds = " ".join(text[m.end():close].split())
+        out.append(text[pos:body + 1])
+        out.append(f" ::emu::launch_bounds({bounds});")
+        pos = body + 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def main():
     if len(sys.argv) != 3:
         sys.stderr.write("usage: rewrite.py IN.cu OUT.cpp\n")
@@ -179,7 +213,7 @@ def main():
     src, dst = sys.argv[1], sys.argv[2]
     with open(src) as f:
         text = f.read()
-    text = rewrite_shared(rewrite_launches(src, text))
+    text = rewrite_shared(rewrite_launch_bounds(src, rewrite_launches(src, text)))
     with open(dst, "w") as f:
         # the path as written in the sources (make may reach a header as
         # dev/cuda/../../llmc/x.cuh through a dependency file)

@@ -45,6 +45,9 @@
 //                             the blocks in order, but a race on the device,
 //                             where nothing orders two blocks of a launch;
 //                             only the race check (build/emu/tsan) sees it
+//   bad_kernels over_bounds   the correct reduction in a kernel declared
+//                             __launch_bounds__(64), launched with 128
+//                             threads per block: the emulator stops
 //   bad_kernels good          the correct reduction, as a control
 //   bad_kernels optin         the same with 100 KB of dynamic shared memory
 //                             after the opt-in (cudaFuncSetAttribute) for
@@ -66,7 +69,16 @@ __device__ void block_sum(float* buf, const float* x) {
     }
 }
 
-__global__ void sum_kernel(float* out, const float* x) {
+__global__ void __launch_bounds__(BLOCK) sum_kernel(float* out, const float* x) {
+    __shared__ float buf[BLOCK];
+    block_sum(buf, x);
+    if (threadIdx.x == 0) out[blockIdx.x] = buf[0];
+}
+
+// BUG: declared for at most BLOCK / 2 threads (ptxas may give it twice the
+// registers), launched with BLOCK: the device refuses the launch
+__global__ void __launch_bounds__(BLOCK / 2, 2)
+    sum_overbounds_kernel(float* out, const float* x) {
     __shared__ float buf[BLOCK];
     block_sum(buf, x);
     if (threadIdx.x == 0) out[blockIdx.x] = buf[0];
@@ -191,7 +203,7 @@ __global__ void sum_uninit_shared_kernel(float* out, const float* x) {
 
 int main(int argc, char** argv) {
     if (argc != 2) {
-        fprintf(stderr, "usage: bad_kernels nobarrier|divergent|divergent2|shared_oob|shared_over|oob|shfl_exited|shfl_partial|shfl_barrier|shfl_ballot|uninit_shared|warp_partials|chained|good|optin|optin_over\n");
+        fprintf(stderr, "usage: bad_kernels nobarrier|divergent|divergent2|shared_oob|shared_over|oob|shfl_exited|shfl_partial|shfl_barrier|shfl_ballot|uninit_shared|warp_partials|chained|over_bounds|good|optin|optin_over\n");
         return 2;
     }
     const char* which = argv[1];
@@ -211,8 +223,10 @@ int main(int argc, char** argv) {
     int bad = 0;
     if (!strcmp(which, "good") || !strcmp(which, "nobarrier") || !strcmp(which, "divergent") ||
         !strcmp(which, "uninit_shared") || !strcmp(which, "warp_partials") || !strcmp(which, "shared_over") ||
-        !strcmp(which, "optin") || !strcmp(which, "optin_over") || !strcmp(which, "chained")) {
+        !strcmp(which, "optin") || !strcmp(which, "optin_over") || !strcmp(which, "chained") ||
+        !strcmp(which, "over_bounds")) {
         if (!strcmp(which, "good")) sum_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
+        else if (!strcmp(which, "over_bounds")) sum_overbounds_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
         else if (!strcmp(which, "chained")) {
             prefix_chained_kernel<<<nblocks, BLOCK>>>(d_out, d_x);
             for (int b = 1; b < nblocks; b++) want[b] += want[b - 1];
