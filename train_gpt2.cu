@@ -286,6 +286,11 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
         fatal("the GPU trainer needs C a multiple of 8 and head size 32 or 64; this model has C=%d, NH=%d",
               c->channels, c->num_heads);
     }
+    // the kernels index a layer's (B,T,4C) activations with ints (and round their grids up by a block)
+    if ((size_t)B * T * 4 * c->channels > 0x7FFFFFFF - 65536) {
+        fatal("B*T*4C = %d*%d*%d is over 2^31 - 2^16, which the kernels' int indices allow; use a smaller -b or -t",
+              B, T, 4 * c->channels);
+    }
     gpt2_parameter_sizes(c, model->param_sizes);
     model->num_parameters = gpt2_num_parameters(c);
     int stage = model->zero_stage, world = model->comm->world;

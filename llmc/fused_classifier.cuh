@@ -357,9 +357,9 @@ static inline void fused_classifier(floatX* logits, float* losses, float dloss, 
 
 // exits with a message when a block of columns breaks the kernels' constraints
 static inline void fused_classifier_columns_check(const char* who, const void* tile, int n, int W, int v0, int V) {
-    if (n < 0 || W <= 0 || W % Pack128<floatX>::N != 0 || v0 < 0 || V <= 0 || (long long)n * W / 8 > 0x7FFFFFFFLL) {
+    if (n < 0 || W <= 0 || W % Pack128<floatX>::N != 0 || v0 < 0 || V <= 0 || (long long)n * W / 8 > 0x7FFFFFFFLL - 255) {
         fprintf(stderr, "error: %s: n = %d, W = %d, v0 = %d, V = %d: need n >= 0, W > 0 a multiple of %d, "
-                "v0 >= 0, V > 0, n * W / 8 within int\n", who, n, W, v0, V, Pack128<floatX>::N);
+                "v0 >= 0, V > 0, n * W / 8 + 255 within int\n", who, n, W, v0, V, Pack128<floatX>::N);
         exit(1);
     }
     if ((uintptr_t)tile % 16 != 0) {

@@ -54,8 +54,10 @@ __global__ void gelu_backward_kernel(floatX* dinp, const floatX* inp, const floa
 
 // exits with a message when the pointers or N break the kernels' constraints
 static inline void gelu_check_args(const char* who, int N, const void* a, const void* b, const void* c) {
-    if (N < 0 || N % Pack128<floatX>::N != 0) {
-        fprintf(stderr, "error: %s: N = %d is not a non-negative multiple of %d\n", who, N, Pack128<floatX>::N);
+    // (the grid's rounding up must stay within int too)
+    if (N < 0 || N % Pack128<floatX>::N != 0 || N > 0x7FFFFFFF - (GELU_BLOCK_SIZE * Pack128<floatX>::N - 1)) {
+        fprintf(stderr, "error: %s: N = %d is not a non-negative multiple of %d below 2^31 - %d\n", who, N,
+                Pack128<floatX>::N, GELU_BLOCK_SIZE * Pack128<floatX>::N);
         exit(1);
     }
     if (((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) % 16 != 0) {

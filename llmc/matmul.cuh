@@ -722,6 +722,10 @@ static inline size_t matmul_backward_scratch_bytes(int BT, int OC) {
 // partial sums over 64-row chunks into scratch, then added in chunk order
 static inline void matmul_dbias_apart(floatX* dbias, float* scratch, const floatX* dout, int BT, int OC,
                                       cudaStream_t stream) {
+    if (BT > 65535 * MATMUL_DBIAS_ROWS) {   // the chunks are the grid's y
+        fprintf(stderr, "error: matmul_dbias_apart: BT = %d is over %d\n", BT, 65535 * MATMUL_DBIAS_ROWS);
+        exit(1);
+    }
     int chunks = (BT + MATMUL_DBIAS_ROWS - 1) / MATMUL_DBIAS_ROWS;
     dim3 grid((OC + MATMUL_DBIAS_COLS - 1) / MATMUL_DBIAS_COLS, chunks);
     matmul_dbias_partial_kernel<<<grid, MATMUL_DBIAS_THREADS, 0, stream>>>(scratch, dout, BT, OC);

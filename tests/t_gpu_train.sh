@@ -254,6 +254,11 @@ expect_error cpu_trainer_has_no_aw "unknown flag '-aw'" ./train_gpt2 "${ARGS[@]}
 expect_error gpu_train_rejects_as_2 "-as must be in [0, 1]" "$GPU" "${ARGS[@]}" -as 2
 $PY tests/make_model.py "$TMP/hs48.bin" 1 2 96 512 64 5   # head size 48
 expect_error gpu_train_rejects_head_size_48 "head size 32 or 64" "$GPU" -e "$TMP/hs48.bin" "${VAL_ARGS[@]}"
+# a batch whose (B,T,4C) activations the kernels' int indices cannot reach:
+# refused before any allocation (a shard holds the batch, so the loader passes)
+$PY tests/make_shard.py "$TMP/big_000.bin" 4194305 1 512
+expect_error gpu_train_rejects_int_overflowing_batch "B*T*4C = 65536*64*512 is over 2^31 - 2^16" \
+    "$GPU" -e "$TMP/tiny.bin" -i "$TMP/big_*.bin" -j "" -b 65536 -t 64 -x 1 -tz ""
 
 if out=$(make -s train_gpt2cu 2>&1); then pass gpu_train_nvcc_builds
 else fail gpu_train_nvcc_builds "nvcc failed on train_gpt2.cu"; printf '%s\n' "$out" | tail -20 | sed 's/^/    /'; fi
