@@ -62,7 +62,8 @@
 
 // att (B,NH,T,T) = q_t . k_t2 * scale for t2 <= t (entries t2 > t untouched);
 // one thread per (b,h,t,t2)
-__global__ void attention_scores_kernel(float* att, const floatX* qkv, int B, int T, int C, int NH, float scale) {
+__global__ void __launch_bounds__(ATTN_SIMPLE_BLOCK)
+    attention_scores_kernel(float* att, const floatX* qkv, int B, int T, int C, int NH, float scale) {
     size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (size_t)B * NH * T * T) return;
     int t2 = (int)(idx % T), t = (int)(idx / T % T), h = (int)(idx / T / T % NH), b = (int)(idx / T / T / NH);
@@ -87,7 +88,8 @@ __device__ inline float attention_warp_max(float v) {
 // att (rows,T), rows = B*NH*T, row r holding the scores of t = r % T: in
 // place, P = softmax over t2 <= t (max subtracted), 0 for t2 > t; one warp
 // per row
-__global__ void attention_softmax_kernel(float* att, int rows, int T) {
+__global__ void __launch_bounds__(ATTN_SIMPLE_BLOCK)
+    attention_softmax_kernel(float* att, int rows, int T) {
     int row = (int)(blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32), lane = (int)(threadIdx.x % 32);
     if (row >= rows) return;   // uniform over the warp
     int t = row % T;
@@ -106,8 +108,8 @@ __global__ void attention_softmax_kernel(float* att, int rows, int T) {
 }
 
 // out (B,T,C) = sum_{t2 <= t} P[b,h,t,t2] v[b,t2,h,:]; one thread per output value
-__global__ void attention_weighted_sum_kernel(floatX* out, const float* att, const floatX* qkv, int B, int T, int C,
-                                              int NH) {
+__global__ void __launch_bounds__(ATTN_SIMPLE_BLOCK)
+    attention_weighted_sum_kernel(floatX* out, const float* att, const floatX* qkv, int B, int T, int C, int NH) {
     size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (size_t)B * T * C) return;
     int c = (int)(idx % C), t = (int)(idx / C % T), b = (int)(idx / C / T), h = c / (C / NH);
@@ -119,7 +121,8 @@ __global__ void attention_weighted_sum_kernel(floatX* out, const float* att, con
 }
 
 // datt (B,NH,T,T) = dout_t . v_t2 for t2 <= t; one thread per (b,h,t,t2)
-__global__ void attention_dp_kernel(float* datt, const floatX* dout, const floatX* qkv, int B, int T, int C, int NH) {
+__global__ void __launch_bounds__(ATTN_SIMPLE_BLOCK)
+    attention_dp_kernel(float* datt, const floatX* dout, const floatX* qkv, int B, int T, int C, int NH) {
     size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (size_t)B * NH * T * T) return;
     int t2 = (int)(idx % T), t = (int)(idx / T % T), h = (int)(idx / T / T % NH), b = (int)(idx / T / T / NH);
@@ -134,7 +137,8 @@ __global__ void attention_dp_kernel(float* datt, const floatX* dout, const float
 
 // datt (rows,T) in place: dS = P (dP - sum_{t2 <= t} dP P) * scale for
 // t2 <= t, from att = P (rows,T); one warp per row
-__global__ void attention_softmax_backward_kernel(float* datt, const float* att, int rows, int T, float scale) {
+__global__ void __launch_bounds__(ATTN_SIMPLE_BLOCK)
+    attention_softmax_backward_kernel(float* datt, const float* att, int rows, int T, float scale) {
     int row = (int)(blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32), lane = (int)(threadIdx.x % 32);
     if (row >= rows) return;   // uniform over the warp
     int t = row % T;
@@ -149,8 +153,9 @@ __global__ void attention_softmax_backward_kernel(float* datt, const float* att,
 // dqkv (B,T,3C), overwritten: dq_t = sum_{t2 <= t} dS[t][t2] k_t2, dk_t =
 // sum_{t1 >= t} dS[t1][t] q_t1, dv_t = sum_{t1 >= t} P[t1][t] dout_t1; one
 // thread per dqkv value
-__global__ void attention_dqkv_kernel(floatX* dqkv, const float* att, const float* datt, const floatX* dout,
-                                      const floatX* qkv, int B, int T, int C, int NH) {
+__global__ void __launch_bounds__(ATTN_SIMPLE_BLOCK)
+    attention_dqkv_kernel(floatX* dqkv, const float* att, const float* datt, const floatX* dout, const floatX* qkv,
+                          int B, int T, int C, int NH) {
     size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (size_t)B * T * 3 * C) return;
     int j = (int)(idx % (3 * C)), t = (int)(idx / (3 * C) % T), b = (int)(idx / (3 * C) / T);
@@ -278,7 +283,8 @@ __global__ void __launch_bounds__(ATTN_TILE)
 
 // D (B,NH,T) = sum over the head's HS values of dout * out (both (B,T,C));
 // one thread per (b,h,t)
-__global__ void attention_rowdot_kernel(float* D, const floatX* dout, const floatX* out, int B, int T, int NH, int HS) {
+__global__ void __launch_bounds__(ATTN_SIMPLE_BLOCK)
+    attention_rowdot_kernel(float* D, const floatX* dout, const floatX* out, int B, int T, int NH, int HS) {
     size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (size_t)B * NH * T) return;
     int t = (int)(idx % T), h = (int)(idx / T % NH), b = (int)(idx / T / NH);

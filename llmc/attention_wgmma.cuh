@@ -421,7 +421,8 @@ __global__ void __launch_bounds__(32 * ATTNM_WARPS, 4)
 
 // 1 into *out where the code the device runs was built for sm_90a
 // (wgmma's target; the kernels above trap in code built for others)
-__global__ void attnw_sm90a_probe_kernel(int* out) {
+__global__ void __launch_bounds__(1)
+    attnw_sm90a_probe_kernel(int* out) {
 #if defined(CUDA_EMU) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
     *out = 1;
 #else

@@ -26,7 +26,8 @@ __host__ __device__ inline float gelu_grad_tanh(float x) {
 // kernels
 
 // out (N,) = gelu(inp (N,)); one thread per 8 values
-__global__ void gelu_forward_kernel(floatX* out, const floatX* inp, int N) {
+__global__ void __launch_bounds__(GELU_BLOCK_SIZE)
+    gelu_forward_kernel(floatX* out, const floatX* inp, int N) {
     int i = (blockIdx.x * blockDim.x + threadIdx.x) * Pack128<floatX>::N;
     if (i >= N) return;
     Pack128<floatX> x = load128(inp + i), y;
@@ -40,7 +41,8 @@ __global__ void gelu_forward_kernel(floatX* out, const floatX* inp, int N) {
 }
 
 // dinp (N,) = dout (N,) * gelu'(inp (N,)); one thread per 8 values
-__global__ void gelu_backward_kernel(floatX* dinp, const floatX* inp, const floatX* dout, int N) {
+__global__ void __launch_bounds__(GELU_BLOCK_SIZE)
+    gelu_backward_kernel(floatX* dinp, const floatX* inp, const floatX* dout, int N) {
     int i = (blockIdx.x * blockDim.x + threadIdx.x) * Pack128<floatX>::N;
     if (i >= N) return;
     Pack128<floatX> x = load128(inp + i), d = load128(dout + i), r;

@@ -92,6 +92,7 @@
 #define MATMUL_DBIAS_ROWS 64    // rows of dout per block of the dbias partial sums
 #define MATMUL_DBIAS_THREADS 256   // 8 warps; a lane sums 8 columns: 256 columns per block, one per thread
 #define MATMUL_DBIAS_COLS (32 * 8)   // columns per block of the dbias partial sums (= MATMUL_DBIAS_THREADS)
+#define MATMUL_DBIAS_FINISH_THREADS 256   // the finish kernel: one thread per column
 
 // tanh-GELU as llmc/gelu.cuh (GPT-2), in fp32, host and device (the CPU
 // stand-in and the tiled kernel's epilogue)
@@ -375,7 +376,8 @@ __global__ void __launch_bounds__(MATMUL_DBIAS_THREADS)
 
 // dbias[o] (OC,) = bf16(dbias[o] + sum over the chunks y of partial[y][o]
 // (chunks, OC)), in order of y; one thread per column
-__global__ void matmul_dbias_finish_kernel(floatX* dbias, const float* partial, int chunks, int OC) {
+__global__ void __launch_bounds__(MATMUL_DBIAS_FINISH_THREADS)
+    matmul_dbias_finish_kernel(floatX* dbias, const float* partial, int chunks, int OC) {
     int o = (int)(blockIdx.x * blockDim.x + threadIdx.x);
     if (o >= OC) return;
     float t = 0.0f;
@@ -730,7 +732,8 @@ static inline void matmul_dbias_apart(floatX* dbias, float* scratch, const float
     dim3 grid((OC + MATMUL_DBIAS_COLS - 1) / MATMUL_DBIAS_COLS, chunks);
     matmul_dbias_partial_kernel<<<grid, MATMUL_DBIAS_THREADS, 0, stream>>>(scratch, dout, BT, OC);
     cudaCheck(cudaGetLastError());
-    matmul_dbias_finish_kernel<<<(OC + 255) / 256, 256, 0, stream>>>(dbias, scratch, chunks, OC);
+    matmul_dbias_finish_kernel<<<(OC + MATMUL_DBIAS_FINISH_THREADS - 1) / MATMUL_DBIAS_FINISH_THREADS,
+                                 MATMUL_DBIAS_FINISH_THREADS, 0, stream>>>(dbias, scratch, chunks, OC);
     cudaCheck(cudaGetLastError());
 }
 

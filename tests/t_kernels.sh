@@ -79,3 +79,11 @@ for k in $KERNELS; do
         printf '%s\n' "$out" | tail -20 | sed 's/^/    /'
     fi
 done
+
+# every kernel of llmc/ declares __launch_bounds__: ptxas then budgets its
+# registers so that many threads per block fit on an SM, and the emulation
+# stops a launch of more (emu::launch_bounds in dev/emu/cuda_emu.h), so no
+# launch the tests make can fail on the device for want of registers
+unbounded=$(grep -n '__global__' llmc/*.cuh | grep -v '__launch_bounds__')
+if [ -z "$unbounded" ]; then pass kernels_declare_launch_bounds
+else fail kernels_declare_launch_bounds "no __launch_bounds__ on: $unbounded"; fi
