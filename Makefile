@@ -185,6 +185,8 @@ bench-tokenizer: tokenize vocab
 # build/emu/{asan,plain,tsan}/cuda/NAME; run by tests/t_kernels.sh).
 
 EMU_CXX ?= g++
+# the emulation: cuda_emu.h and the parts it includes
+EMU_HEADERS = $(wildcard dev/emu/*.h)
 EMU_CXXFLAGS = -std=c++17 -O1 -g -Wall -Wextra -MMD -MP -include dev/emu/cuda_emu.h
 # CUDA's "#pragma unroll" means nothing to g++
 EMU_CXXFLAGS += -Wno-unknown-pragmas
@@ -193,7 +195,7 @@ EMU_CXXFLAGS += -Wno-unknown-pragmas
 EMU_CXXFLAGS += -fno-strict-aliasing
 EMU_CXXFLAGS += $(if $(filter true 1,$(CI)),-Werror)
 EMU_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-# the race check (dev/emu/cuda_emu.h, "data races")
+# the race check (dev/emu/emu_races.h)
 EMU_TSAN = -fsanitize=thread -fno-omit-frame-pointer
 NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
 # the toolkit's root as nvcc itself reports it: the nvcc on PATH may be a
@@ -236,20 +238,20 @@ build/emu/src/%.h: %.h dev/emu/rewrite.py
 	@mkdir -p $(@D)
 	$(PYTHON) dev/emu/rewrite.py $< $@
 
-build/emu/asan/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) dev/emu/cuda_emu.h
+build/emu/asan/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) $(EMU_HEADERS)
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_SAN) -x c++ $< -o $@
 
-build/emu/tsan/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) dev/emu/cuda_emu.h
+build/emu/tsan/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) $(EMU_HEADERS)
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_TSAN) -x c++ $< -o $@
 
-build/emu/plain/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) dev/emu/cuda_emu.h
+build/emu/plain/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) $(EMU_HEADERS)
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) -x c++ $< -o $@
 
 # the fibers on ucontext's switches, as on machines other than x86-64
-build/emu/ucontext/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) dev/emu/cuda_emu.h
+build/emu/ucontext/%: build/emu/src/dev/emu/tests/%.cu $(EMU_TEST_HDRS) $(EMU_HEADERS)
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) -DEMU_UCONTEXT -x c++ $< -o $@
 
@@ -261,15 +263,15 @@ build/emu/nvcc/%.o: dev/emu/tests/%.cu dev/emu/tests/common.cuh
 build/emu/asan/ptx build/emu/plain/ptx build/emu/tsan/ptx: $(EMU_KERNEL_HDRS:%=build/emu/src/%)
 build/emu/nvcc/ptx.o: $(EMU_KERNEL_HDRS)
 
-build/emu/asan/cuda/%: build/emu/src/dev/cuda/%.cu $(EMU_KERNEL_HDRS:%=build/emu/src/%) dev/emu/cuda_emu.h
+build/emu/asan/cuda/%: build/emu/src/dev/cuda/%.cu $(EMU_KERNEL_HDRS:%=build/emu/src/%) $(EMU_HEADERS)
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_SAN) -x c++ $< -o $@
 
-build/emu/tsan/cuda/%: build/emu/src/dev/cuda/%.cu $(EMU_KERNEL_HDRS:%=build/emu/src/%) dev/emu/cuda_emu.h
+build/emu/tsan/cuda/%: build/emu/src/dev/cuda/%.cu $(EMU_KERNEL_HDRS:%=build/emu/src/%) $(EMU_HEADERS)
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_TSAN) -x c++ $< -o $@
 
-build/emu/plain/cuda/%: build/emu/src/dev/cuda/%.cu $(EMU_KERNEL_HDRS:%=build/emu/src/%) dev/emu/cuda_emu.h
+build/emu/plain/cuda/%: build/emu/src/dev/cuda/%.cu $(EMU_KERNEL_HDRS:%=build/emu/src/%) $(EMU_HEADERS)
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) -x c++ $< -o $@
 
@@ -354,12 +356,12 @@ build/cudnn/train_gpt2cu: $(GPU_TRAINER_DEPS) build/mpi_flags
 EMU_TRAINER_FLAGS_asan = $(EMU_SAN)
 EMU_TRAINER_FLAGS_tsan = $(EMU_TSAN)
 EMU_TRAINERS = build/emu/asan/train_gpt2cu build/emu/plain/train_gpt2cu build/emu/tsan/train_gpt2cu
-$(EMU_TRAINERS): build/emu/%/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h build/mpi_flags
+$(EMU_TRAINERS): build/emu/%/train_gpt2cu: $(GPU_TRAINER_DEPS:%=build/emu/src/%) $(EMU_HEADERS) build/mpi_flags
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_TRAINER_FLAGS_$*) $(PCRE2_CFLAGS) $(MPI_CFLAGS) -x c++ $< $(PCRE2_LIBS) \
 		$(MPI_LIBS) -o $@
 
-build/emu/plain/test_gpt2cu: build/emu/src/test_gpt2.cu $(GPU_TRAINER_DEPS:%=build/emu/src/%) dev/emu/cuda_emu.h
+build/emu/plain/test_gpt2cu: build/emu/src/test_gpt2.cu $(GPU_TRAINER_DEPS:%=build/emu/src/%) $(EMU_HEADERS)
 	@mkdir -p $(@D)
 	$(EMU_CXX) $(EMU_CXXFLAGS) $(PCRE2_CFLAGS) -x c++ $< $(PCRE2_LIBS) -o $@
 

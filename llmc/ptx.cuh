@@ -16,7 +16,7 @@
 // rounded to bf16, is exactly the A operand for k step k of the next
 // matmul (FlashAttention's P V without a trip through shared memory):
 // pack_bf16x2 of c[0,1], c[2,3] of tile 2k, then of tile 2k+1.
-// Under the emulation (CUDA_EMU) these call dev/emu/cuda_emu.h's versions,
+// Under the emulation (CUDA_EMU) these call dev/emu/emu_ptx.h's versions,
 // which implement the same layouts.
 #ifndef LLMC_PTX_CUH
 #define LLMC_PTX_CUH

@@ -223,7 +223,7 @@ for build in asan plain; do
 done
 
 # the race check (build/emu/tsan: ThreadSanitizer sees every access; see
-# "data races" in dev/emu/cuda_emu.h): the correct kernels and the warp
+# dev/emu/emu_races.h): the correct kernels and the warp
 # instructions' emulation run with no race reported (thread order does not
 # matter to it: forward only)
 for t in good_kernels coop_groups wmma ptx bf16; do check "emu_tsan_${t}_no_race" build/emu/tsan/$t; done

@@ -147,7 +147,7 @@ build/emu/asan/train_gpt2cu "${ARGS[@]}" > "$TMP/asan.txt" 2>&1
 if [ -n "$(steps "$TMP/gpu.txt")" ] && [ "$(steps "$TMP/gpu.txt" | grep -v ' val ')" = "$(steps "$TMP/asan.txt" | grep -v ' val ')" ]
 then pass gpu_train_deterministic_asan_and_plain
 else fail gpu_train_deterministic_asan_and_plain "$(diff <(steps "$TMP/gpu.txt") <(steps "$TMP/asan.txt") | head -6)"; fi
-# the race check (build/emu/tsan; dev/emu/cuda_emu.h, "data races"): two
+# the race check (build/emu/tsan; dev/emu/emu_races.h): two
 # steps, val losses, a sample and a checkpoint with no race between any two
 # threads, blocks, launches or streams, and the plain build's bits
 "$GPU" "${ARGS[@]}" -x 2 -o "$TMP/plain2" > "$TMP/plain2.txt" 2>&1

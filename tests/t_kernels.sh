@@ -62,8 +62,8 @@ for BUILD in asan plain; do
     done
 done
 
-# the race check (ThreadSanitizer, build/emu/tsan; see "data races" in
-# dev/emu/cuda_emu.h): every check passes with no two threads' accesses to
+# the race check (ThreadSanitizer, build/emu/tsan; see
+# dev/emu/emu_races.h): every check passes with no two threads' accesses to
 # one address, one a write, left unordered by a barrier, in one block or
 # across blocks; its result bits are the plain build's
 for k in $KERNELS; do
@@ -82,7 +82,7 @@ done
 
 # every kernel of llmc/ declares __launch_bounds__: ptxas then budgets its
 # registers so that many threads per block fit on an SM, and the emulation
-# stops a launch of more (emu::launch_bounds in dev/emu/cuda_emu.h), so no
+# stops a launch of more (emu::launch_bounds in dev/emu/emu_kernel.h), so no
 # launch the tests make can fail on the device for want of registers
 unbounded=$(grep -n '__global__' llmc/*.cuh | grep -v '__launch_bounds__')
 if [ -z "$unbounded" ]; then pass kernels_declare_launch_bounds

@@ -303,7 +303,7 @@ if ASAN_OPTIONS=detect_leaks=0 mpi 2 build/emu/asan/train_gpt2cu "${GARGS[@]}" -
         && [ -f "$TMP/gasan/model_00000002.bin" ]; then
     pass "emulated GPU trainer under ASan: 2 ranks, ZeRO-3, samples and a checkpoint, no memory errors"
 else fail "emulated GPU trainer under ASan: 2 ranks, ZeRO-3" "$(grep -m3 -i 'error' "$TMP/gasan.txt")"; fi
-# the race check (build/emu/tsan; dev/emu/cuda_emu.h, "data races"): at
+# the race check (build/emu/tsan; dev/emu/emu_races.h): at
 # ZeRO-2 and 3 the backward's reductions and ZeRO-3's gathers run on the
 # communication stream beside the compute stream (with -gr 1 through one
 # fp32 buffer, with -w 1 into master weights); the waits between them

@@ -7,13 +7,13 @@ Four rewrites, each keeping the line count, so compiler, ASan and emulator
 messages point at the original lines (a #line directive names the original
 file):
   k<<<grid, block, shmem, stream>>>(args)  ->  emu_launch((k), grid, block, shmem, stream, args)
-      (shmem and stream default to 0; cuda_emu.h queues the launch on the
+      (shmem and stream default to 0; emu_streams.h queues the launch on the
       stream)
   __shared__ T name[N]...;                 ->  a per-block arena lookup
   extern __shared__ T name[];              ->  T* name = the block's dynamic shared memory
   __launch_bounds__(N, M) f(params) {      ->  the same, then ::emu::launch_bounds(N, M);
-      (cuda_emu.h defines the attribute away and checks the launch against
-      it: the device refuses more than N threads per block)
+      (emu_types.h defines the attribute away; emu_kernel.h checks the
+      launch against it: the device refuses more than N threads per block)
 Everything else is left as it is; dev/emu/cuda_emu.h (force-included) does
 the rest. Comments and string literals are not rewritten. Exits non-zero with
 "error: ..." on a launch it cannot parse.

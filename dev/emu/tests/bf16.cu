@@ -1,5 +1,5 @@
 // dev/emu/tests/bf16.cu: bf16 conversions and the 128-bit vector types of the
-// emulation (dev/emu/cuda_emu.h) against a reference of our own. Real CUDA:
+// emulation (dev/emu/emu_bf16.h) against a reference of our own. Real CUDA:
 // nvcc compiles it against <cuda_bf16.h>, so the emulated API is the real one.
 //
 //   bf16            every float whose low 16 bits are a boundary pattern

@@ -1,7 +1,7 @@
 // dev/emu/tests/ptx.cu: the emulation of the PTX instructions llmc/ptx.cuh
 // wraps. mma.sync m16n8k16 (bf16 -> fp32), ldmatrix x4 (with and without
 // .trans) and movmatrix .trans against register layouts written out here
-// from the PTX ISA's tables, independently of dev/emu/cuda_emu.h's code;
+// from the PTX ISA's tables, independently of dev/emu/emu_ptx.h's code;
 // cp.async in a two-buffer pipeline; wgmma (sm_90a) against the PTX ISA's
 // wgmma register and shared-memory (no swizzle) layouts, written out here
 // too.
@@ -472,7 +472,7 @@ static void diagnose_wgmma_strides(int bad, const __nv_bfloat16* in, const float
         else
             fprintf(stderr, "error: wgmma probe: with lbo and sbo swapped in the %s descriptors the results match: "
                     "this device reads them the other way round (swap them in llmc/attention_wgmma.cuh's "
-                    "attnw_desc_%s, in dev/emu/cuda_emu.h's emu_wgmma_element_at and in this test's desc_at, "
+                    "attnw_desc_%s, in dev/emu/emu_ptx.h's emu_wgmma_element_at and in this test's desc_at, "
                     "and say so where llmc/ptx.cuh defines lbo and sbo)\n", kind[b], b ? "mn_major" : "k_major");
     }
 }

@@ -1,5 +1,5 @@
-// dev/emu/tests/streams.cu: the emulation's streams (dev/emu/cuda_emu.h,
-// "streams"). Real CUDA: nvcc compiles it too.
+// dev/emu/tests/streams.cu: the emulation's streams (dev/emu/emu_streams.h).
+// Real CUDA: nvcc compiles it too.
 //
 //   streams good      a producer and a consumer on two streams, ordered by
 //                     events both ways: the consumer reads what the producer
