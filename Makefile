@@ -51,6 +51,7 @@ help:
 	@echo "make train_gpt2cu  the GPU trainer (nvcc, sm_80 and sm_90a; USE_CUDNN=1: cuDNN's attention); make test_gpt2cu: its check against PyTorch"
 	@echo "make cuda-bench    the kernel checks and benches for a GPU machine (build/cuda/; scripts/gpu_validate.sh runs them)"
 	@echo "make cudnn         build/cudnn/: the trainer, its test and the attention bench with cuDNN's attention"
+	@echo "make gpu-prebuilt  all that scripts/gpu_validate.sh runs, for a GPU machine without compilers (GPU_VALIDATE_PREBUILT=1)"
 	@echo "make clean         remove build outputs (keeps downloaded packages and data)"
 	@echo "variables: NO_OMP=1 (no OpenMP), NO_MPI=1 (no mpirun data parallelism), CC=..., CFLAGS=..., PYTHON=..."
 
@@ -321,6 +322,26 @@ build/cudnn/attention_graphs: dev/cuda/cudnn_attention_graphs.c llmc/attention_c
 
 .PHONY: cuda-bench
 cuda-bench: $(CUDA_BENCHES) build/cuda/ptx_layouts
+
+# everything scripts/gpu_validate.sh runs, built here for a GPU machine lent
+# without compilers or OpenMPI (docs/gpu-validation.md, "the PREBUILT
+# recipe"): the kernel checks, the GPU trainer and its test (ours and cuDNN's
+# attention) without MPI, and the CPU trainer (the script's reference) for any
+# x86-64-v2 CPU with PCRE2 linked in; in one archive (69 MB of programs, 17
+# compressed: what a device call carries is limited)
+GPU_PREBUILT = build/cuda build/cudnn build/portable train_gpt2cu test_gpt2cu
+.PHONY: gpu-prebuilt
+gpu-prebuilt:
+	$(MAKE) NO_MPI=1 cuda-bench train_gpt2cu test_gpt2cu cudnn build/portable/train_gpt2
+	tar czf build/gpu-prebuilt.tar.gz $(GPU_PREBUILT)
+	@echo "carry build/gpu-prebuilt.tar.gz ($$(du -h build/gpu-prebuilt.tar.gz | cut -f1)); run there:"
+	@echo "tar xzf build/gpu-prebuilt.tar.gz && cp build/portable/train_gpt2 . &&" \
+		"GPU_VALIDATE_PREBUILT=1 GPU_VALIDATE_JOBS=8 bash scripts/gpu_validate.sh"
+
+build/portable/train_gpt2: train_gpt2.c $(wildcard llmc/*.h)
+	@mkdir -p $(@D)
+	$(CC) -O3 -march=x86-64-v2 -std=gnu11 -Wall -Wextra -fopenmp -fno-math-errno $(PCRE2_CFLAGS) $< \
+		$(shell $(CC) -print-file-name=libpcre2-8.a) -lm -o $@
 
 # the emulator's PTX test on the device: llmc/ptx.cuh's wrappers (mma.sync,
 # ldmatrix, cp.async, wgmma) against the layouts it writes out from the PTX

@@ -90,3 +90,13 @@ if only_library_hazards "$TMP/nvjet.log"; then pass gpu_validate_racecheck_libra
 else fail gpu_validate_racecheck_library_hazards_named "hazards inside nvjet kernels were blamed on ours"; fi
 if only_library_hazards "$TMP/ours.log"; then fail gpu_validate_racecheck_our_hazards_fail "a hazard in our kernel passed"
 else pass gpu_validate_racecheck_our_hazards_fail; fi
+
+# the PREBUILT recipe's CPU trainer (`make gpu-prebuilt`, the script's
+# reference on a GPU machine that may lack PCRE2 and AVX): PCRE2 linked in,
+# no AVX or AVX-512 register in its code (x86-64-v2), and it runs
+portable=build/portable/train_gpt2
+if ! out=$(make -s $portable 2>&1); then fail gpu_prebuilt_portable_cpu_trainer "make $portable failed: $out"
+elif ldd $portable | grep -q pcre2; then fail gpu_prebuilt_portable_cpu_trainer "links PCRE2 dynamically"
+elif objdump -d $portable | grep -qE '%[yz]mm[0-9]'; then fail gpu_prebuilt_portable_cpu_trainer "uses AVX registers"
+elif ! $portable -h | grep -q '^usage:'; then fail gpu_prebuilt_portable_cpu_trainer "-h printed no usage"
+else pass gpu_prebuilt_portable_cpu_trainer; fi
