@@ -343,29 +343,33 @@ void residual_forward(float *out, const float *a, const float *b, size_t N) {
     for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
 }
 
-#define SIMD_LANES 16  // independent partial sums: vectorisable, and a fixed order
-
 // The largest of x[0..n), NaNs skipped. `v > m ? v : m` over an array of
 // lanes stays scalar: the compiler may not turn it into a vector max (its
 // NaN rule differs) unless told the math is finite. So the lanes are one
 // GCC/clang vector and the select is spelled out with the comparison's mask.
-typedef float f32_lanes __attribute__((vector_size(SIMD_LANES * sizeof(float))));
-typedef int32_t i32_lanes __attribute__((vector_size(SIMD_LANES * sizeof(int32_t))));
+// The vector is one register wide (__BIGGEST_ALIGNMENT__ bytes: 16 for SSE or
+// NEON, 32 for AVX, 64 for AVX-512): gcc splits a wider one into scalars, not
+// registers (3x slower on AVX2, 5x on SSE).
+#define MAX_LANES (__BIGGEST_ALIGNMENT__ / 4)
+typedef float f32_lanes __attribute__((vector_size(MAX_LANES * sizeof(float))));
+typedef int32_t i32_lanes __attribute__((vector_size(MAX_LANES * sizeof(int32_t))));
 static float max_of(const float *x, int n) {
     f32_lanes m;
-    for (int j = 0; j < SIMD_LANES; j++) m[j] = -INFINITY;
+    for (int j = 0; j < MAX_LANES; j++) m[j] = -INFINITY;
     int i = 0;
-    for (; i + SIMD_LANES <= n; i += SIMD_LANES) {
+    for (; i + MAX_LANES <= n; i += MAX_LANES) {
         f32_lanes v;
         memcpy(&v, x + i, sizeof(v));
         i32_lanes greater = v > m;  // all ones where v[j] > m[j]
         m = (f32_lanes)((greater & (i32_lanes)v) | (~greater & (i32_lanes)m));
     }
     float maxv = -INFINITY;
-    for (int j = 0; j < SIMD_LANES; j++) maxv = m[j] > maxv ? m[j] : maxv;
+    for (int j = 0; j < MAX_LANES; j++) maxv = m[j] > maxv ? m[j] : maxv;
     for (; i < n; i++) maxv = x[i] > maxv ? x[i] : maxv;
     return maxv;
 }
+
+#define SIMD_LANES 16  // independent partial sums: vectorisable, and a fixed order
 
 // Softmax + cross-entropy over the V real entries of each logits row
 // (B*T rows of Vp). losses (BT,) = logsumexp - logit[target]; lse (BT,) is

@@ -189,3 +189,25 @@ h[22]=99; open('$B/s_pos.bin','wb').write(h.tobytes()+d[1024:])"
 state_bad "edited data position (header checksum)" "corrupt" "$B/s_pos.bin"
 rm -rf "$TMP/sb"; mkdir -p "$TMP/sb"; cp "$M" "$TMP/sb/model_00000020.bin"; cp "$S" "$TMP/sb/state_00000020_00000.bin"
 expect_error "state file: other B" "was written with B=4" "${RUN[@]}" -b 2 -x 30 -o "$TMP/sb" -y 1
+
+# --- the softmax and GELU loops are vectorised on AVX2 (x86-64-v3, whatever
+# this machine has). gcc leaves them scalar there unless told that no FP trap
+# is enabled (-fno-trapping-math), and splits a vector wider than a register
+# into scalar selects (cmov); AVX-512 hides both, and the step took 2x longer.
+if ! out=$(make -s build/avx2/train_gpt2.o 2>&1); then
+    fail avx2_loops_vectorised "make build/avx2/train_gpt2.o failed: $out"
+else
+    counts=$(objdump -d --no-show-raw-insn build/avx2/train_gpt2.o | awk '
+        /^[0-9a-f]+ <(crossentropy|gelu)_(forward|backward)\._omp_fn\.0>:/ { f = $2; fma[f] = 0; cmov[f] = 0; next }
+        /^$/ { f = "" }
+        f && /\tvfmadd[0-9]+ps .*%ymm/ { fma[f]++ }
+        f && /\tcmov/ { cmov[f]++ }
+        END { for (f in fma) printf "%s fma=%d cmov=%d\n", f, fma[f], cmov[f] }' | sort)
+    if [ "$(echo "$counts" | grep -c 'fma=[1-9]')" != 4 ]; then
+        fail avx2_loops_vectorised "a loop without packed ymm FMAs: $(echo $counts)"
+    elif ! echo "$counts" | grep -q '<crossentropy_forward._omp_fn.0>: fma=[0-9]* cmov=0'; then
+        fail avx2_loops_vectorised "max_of's lanes became scalar selects: $(echo $counts)"
+    else
+        pass avx2_loops_vectorised
+    fi
+fi

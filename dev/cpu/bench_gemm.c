@@ -5,8 +5,9 @@
  *
  * Shapes: GPT-2 124M at B*T = 256 tokens, C = 768, for OC in {2304 (qkv),
  * 768 (attention projection), 3072 (MLP fc), 50304 (lm head)}, plus the MLP
- * projection (C = 3072 -> OC = 768); for each, the forward, dinp and dweight
- * calls. PyTorch runs in a helper process that stays up; shape by shape the
+ * projection (C = 3072 -> OC = 768); and the quickstart's classifier (d1:
+ * C = 64, B*T = 512), whose K = 64 leaves little work per packed block; for
+ * each, the forward, dinp and dweight calls. PyTorch runs in a helper process that stays up; shape by shape the
  * two libraries take turns for several rounds, so that both see the same load
  * on a shared machine. Each number is the median of all timed runs of that
  * shape; "overall" divides all the flops by the sum of the medians. It ends
@@ -29,7 +30,8 @@
 #include "../../llmc/utils.h"
 
 #define BENCH_BT 256  // B*T tokens per step (B=4, T=64)
-#define BENCH_MAX_SHAPES 16
+#define BENCH_BT_D1 512  // the quickstart's B*T (B=8, T=64)
+#define BENCH_MAX_SHAPES 24
 #define BENCH_MAX_SAMPLES 256
 // pause before each turn: after a call, OpenBLAS's threads keep spinning for
 // tens of ms and OpenMP's for a few; they would steal the other side's cores
@@ -60,8 +62,7 @@ static double median(double *v, int n) {
 }
 
 // adds the trainer's three calls for one linear layer C -> OC
-static void add_layer(Shape *s, int *n, const char *layer, int C, int OC) {
-    const int BT = BENCH_BT;
+static void add_layer(Shape *s, int *n, const char *layer, int BT, int C, int OC) {
     Shape fwd = {.ta = 0, .tb = 1, .M = BT, .N = OC, .K = C, .beta = 0.0f};
     Shape dinp = {.ta = 0, .tb = 0, .M = BT, .N = C, .K = OC, .beta = 1.0f};
     Shape dw = {.ta = 1, .tb = 0, .M = OC, .N = C, .K = BT, .beta = 1.0f};
@@ -248,11 +249,12 @@ int main(int argc, char **argv) {
 
     static Shape shapes[BENCH_MAX_SHAPES];
     int n = 0;
-    add_layer(shapes, &n, "qkv 768->2304", 768, 2304);
-    add_layer(shapes, &n, "attproj 768->768", 768, 768);
-    add_layer(shapes, &n, "fc 768->3072", 768, 3072);
-    add_layer(shapes, &n, "fcproj 3072->768", 3072, 768);
-    add_layer(shapes, &n, "lmhead 768->50304", 768, 50304);
+    add_layer(shapes, &n, "qkv 768->2304", BENCH_BT, 768, 2304);
+    add_layer(shapes, &n, "attproj 768->768", BENCH_BT, 768, 768);
+    add_layer(shapes, &n, "fc 768->3072", BENCH_BT, 768, 3072);
+    add_layer(shapes, &n, "fcproj 3072->768", BENCH_BT, 3072, 768);
+    add_layer(shapes, &n, "lmhead 768->50304", BENCH_BT, 768, 50304);
+    add_layer(shapes, &n, "d1 lmhead 64->50304", BENCH_BT_D1, 64, 50304);
     int kept = 0;
     for (int i = 0; i < n; i++) {
         if (strstr(shapes[i].name, select) != NULL) {
@@ -265,8 +267,8 @@ int main(int argc, char **argv) {
     }
 
     const char *wait_policy = getenv("OMP_WAIT_POLICY");
-    printf("gemm bench: B*T=%d, %d threads, %d rounds x %d reps, tile %dx%d, KC=%d, "
-           "OMP_WAIT_POLICY=%s\n", BENCH_BT, threads, rounds, reps, GEMM_MR, GEMM_NR, GEMM_KC,
+    printf("gemm bench: B*T=%d (d1: %d), %d threads, %d rounds x %d reps, tile %dx%d, KC=%d, "
+           "OMP_WAIT_POLICY=%s\n", BENCH_BT, BENCH_BT_D1, threads, rounds, reps, GEMM_MR, GEMM_NR, GEMM_KC,
            wait_policy ? wait_policy : "(unset)");
     double busy0 = 0, total0 = 0, own0 = own_cpu_seconds();
     int have_stat = machine_cpu_seconds(&busy0, &total0);
