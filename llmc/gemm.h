@@ -77,8 +77,8 @@
 #define GEMM_MR 8    // rows of the register tile
 #define GEMM_NR 48   // columns of the register tile: 3 zmm of 16 floats
 #else
-#define GEMM_MR 6    // 6 x 2 vectors of 8 floats = 12 of 16 ymm registers
-#define GEMM_NR 16
+#define GEMM_MR 6    // AVX: 6 x 2 vectors of 8 floats = 12 of 16 ymm registers
+#define GEMM_NR 16   // (SSE, NEON: 6 x 4 vectors of 4 floats)
 #endif
 #define GEMM_KC 256              // k block: an A micro-panel is MR*KC floats (8 KiB), kept in L1
 #define GEMM_MC (GEMM_MR * 32)   // rows of A packed at once: 256 (AVX-512), all of B*T = 256
@@ -228,51 +228,60 @@ static inline void gemm_kernel_edge(int kc, const float *restrict a, const float
     }
 }
 
-#else  // portable path: GCC vector extensions, 8 floats per vector
+#undef GEMM_ROW_DECL_
+#undef GEMM_ROW_FMA_
+#undef GEMM_ROW_STORE_
 
-typedef float gemm_v8 __attribute__((vector_size(32)));
+#else  // portable path: GCC vector extensions, one register of floats per vector
 
-#define GEMM_ROW_DECL_(i) gemm_v8 c##i##0 = {0}, c##i##1 = {0}
-// a[i] * b0 broadcasts a[i] from memory into the multiply; writing the broadcast
-// as (gemm_v8){0} + a[i] cost a scalar add per row and k (x + 0 is not x for
-// x = -0), which held the AVX2 kernel at 0.6x OpenBLAS's speed, not 0.8x
-#define GEMM_ROW_FMA_(i)          \
-    do {                          \
-        c##i##0 += a[i] * b0;     \
-        c##i##1 += a[i] * b1;     \
-    } while (0)
-#define GEMM_ROW_STORE_(i)                          \
-    do {                                            \
-        float *ci = c + (size_t)(i) * ldc;          \
-        if (load_c) {                               \
-            gemm_v8 o0, o1;                         \
-            memcpy(&o0, ci, sizeof(o0));            \
-            memcpy(&o1, ci + 8, sizeof(o1));        \
-            c##i##0 = o0 + c##i##0;                 \
-            c##i##1 = o1 + c##i##1;                 \
-        }                                           \
-        memcpy(ci, &c##i##0, sizeof(c##i##0));      \
-        memcpy(ci + 8, &c##i##1, sizeof(c##i##1));  \
-    } while (0)
+// The vectors are one register wide (__BIGGEST_ALIGNMENT__ bytes: 32 for AVX,
+// 16 for SSE or NEON): gcc splits a wider vector into scalars through memory,
+// not into registers (3.4 GFLOP/s on SSE with 8-float vectors). Each element of
+// C still sums over k in the same order, so the width changes no result.
+#define GEMM_VF (__BIGGEST_ALIGNMENT__ / 4)  // floats per vector
+#define GEMM_NV (GEMM_NR / GEMM_VF)           // vectors per row of the tile
+typedef float gemm_vec __attribute__((vector_size(GEMM_VF * sizeof(float))));
 
+// acc[i][v] += a[i] * b[v]: a[i] * bv broadcasts a[i] from memory into the
+// multiply. Writing the broadcast as (gemm_vec){0} + a[i] cost a scalar add
+// per row and k (x + 0 is not x for x = -0): AVX2 at 0.6x OpenBLAS, not 0.8x.
+// The loops unroll fully, so acc stays in registers.
 static inline void gemm_kernel(int kc, const float *restrict a, const float *restrict b,
                                float *restrict c, size_t ldc, int load_c, const GemmPrefetch *pf) {
-    GEMM_ROW_DECL_(0); GEMM_ROW_DECL_(1); GEMM_ROW_DECL_(2);
-    GEMM_ROW_DECL_(3); GEMM_ROW_DECL_(4); GEMM_ROW_DECL_(5);
+    gemm_vec acc[GEMM_MR][GEMM_NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < GEMM_MR; i++) {
+#pragma GCC unroll 4
+        for (int v = 0; v < GEMM_NV; v++) acc[i][v] = (gemm_vec){0};
+    }
     GEMM_PREFETCH_START(pf, kc);
     for (int k = 0; k < kc; k++) {
         GEMM_PREFETCH_STEP(pf, k);
-        gemm_v8 b0, b1;
-        memcpy(&b0, b, sizeof(b0));
-        memcpy(&b1, b + 8, sizeof(b1));
-        GEMM_ROW_FMA_(0); GEMM_ROW_FMA_(1); GEMM_ROW_FMA_(2);
-        GEMM_ROW_FMA_(3); GEMM_ROW_FMA_(4); GEMM_ROW_FMA_(5);
+        gemm_vec bv[GEMM_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < GEMM_NV; v++) memcpy(&bv[v], b + v * GEMM_VF, sizeof(bv[v]));
+#pragma GCC unroll 8
+        for (int i = 0; i < GEMM_MR; i++) {
+#pragma GCC unroll 4
+            for (int v = 0; v < GEMM_NV; v++) acc[i][v] += a[i] * bv[v];
+        }
         a += GEMM_MR;
         b += GEMM_NR;
     }
     GEMM_PREFETCH_REST(pf);
-    GEMM_ROW_STORE_(0); GEMM_ROW_STORE_(1); GEMM_ROW_STORE_(2);
-    GEMM_ROW_STORE_(3); GEMM_ROW_STORE_(4); GEMM_ROW_STORE_(5);
+#pragma GCC unroll 8
+    for (int i = 0; i < GEMM_MR; i++) {
+        float *ci = c + (size_t)i * ldc;
+#pragma GCC unroll 4
+        for (int v = 0; v < GEMM_NV; v++) {
+            if (load_c) {
+                gemm_vec old;
+                memcpy(&old, ci + v * GEMM_VF, sizeof(old));
+                acc[i][v] = old + acc[i][v];
+            }
+            memcpy(ci + v * GEMM_VF, &acc[i][v], sizeof(acc[i][v]));
+        }
+    }
 }
 
 // an edge tile (mr <= MR rows, nr <= NR columns): the same kernel on a full-size copy
@@ -292,10 +301,6 @@ static inline void gemm_kernel_edge(int kc, const float *restrict a, const float
 }
 
 #endif  // __AVX512F__
-
-#undef GEMM_ROW_DECL_
-#undef GEMM_ROW_FMA_
-#undef GEMM_ROW_STORE_
 
 // ----------------------------------------------------------------------------
 // packing: copy a (rows x kc) block of a matrix into panels of w rows, k-major.
