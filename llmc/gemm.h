@@ -363,6 +363,10 @@ static inline void gemm_pack_cols(float *restrict dst, int w, const float *restr
             if (k + GEMM_PREFETCH_ROWS < kc) {
                 __builtin_prefetch(s + (k + GEMM_PREFETCH_ROWS) * cs);
             }
+            if (n == w) {  // a whole panel: one straight copy per k
+                memcpy(d + (size_t)k * w, s + k * cs, (size_t)w * sizeof(float));
+                continue;
+            }
             for (int r = 0; r < w; r++) {
                 d[(size_t)k * w + r] = r < n ? s[k * cs + r] : 0.0f;
             }
