@@ -5,10 +5,13 @@
 
 CC ?= gcc
 PYTHON ?= /usr/bin/python3
+# x86-64 (1) or another target such as AArch64 (empty), by what $(CC) builds for
+X86_64 := $(if $(filter x86_64-%,$(shell $(CC) -dumpmachine 2>/dev/null)),1)
 # 512-bit vectors where the CPU has them: gcc's default for Intel's AVX-512
 # parts is 256, and the softmax, AdamW and the layer loops run about 8% faster
-# (quickstart step, Xeon); gemm.h's kernels use 512-bit registers either way
-CFLAGS ?= -O3 -march=native -mprefer-vector-width=512
+# (quickstart step, Xeon); gemm.h's kernels use 512-bit registers either way.
+# The option is x86's: other targets' gcc rejects it
+CFLAGS ?= -O3 -march=native $(if $(X86_64),-mprefer-vector-width=512)
 CFLAGS += -std=gnu11 -Wall -Wextra -MMD -MP
 # sqrtf and friends need not set errno: lets the compiler vectorise them.
 # No floating-point traps are ever enabled, and without that promise gcc (not
@@ -123,13 +126,14 @@ tests/test_gemm: tests/test_gemm.c $(GEMM_DEPS)
 	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
 
 # the same test on the portable (non-AVX-512) path, so this machine checks it too
+# (off x86-64, the default build already is that path)
 tests/test_gemm_noavx512: tests/test_gemm.c $(GEMM_DEPS)
-	$(CC) $(CFLAGS) -mno-avx512f $< $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(if $(X86_64),-mno-avx512f) $< $(LDLIBS) -o $@
 
 # and without OpenMP (the pragmas must compile away cleanly, no warnings) on
 # SSE4.2 (x86-64-v2), where the portable kernel's vectors are 4 floats, not 8
 tests/test_gemm_sse_noomp: tests/test_gemm.c $(GEMM_DEPS)
-	$(CC) $(filter-out -fopenmp -march=% -mprefer-vector-width=%,$(CFLAGS)) $(if $(filter x86_64,$(shell uname -m)),-march=x86-64-v2) $< $(LDLIBS) -o $@
+	$(CC) $(filter-out -fopenmp -march=% -mprefer-vector-width=%,$(CFLAGS)) $(if $(X86_64),-march=x86-64-v2) $< $(LDLIBS) -o $@
 
 dev/cpu/bench_gemm: dev/cpu/bench_gemm.c $(GEMM_DEPS)
 	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
