@@ -2,6 +2,8 @@
 #
 # CPU build: gcc with OpenMP when available (NO_OMP=1 to build without).
 # Warnings are errors under CI (the CI environment sets CI=true).
+# CFLAGS=... on the command line replaces the optimisation flags (-O3
+# -march=native); the language, warning, math and OpenMP flags are added to it.
 
 CC ?= gcc
 PYTHON ?= /usr/bin/python3
@@ -12,27 +14,27 @@ X86_64 := $(if $(filter x86_64-%,$(shell $(CC) -dumpmachine 2>/dev/null)),1)
 # (quickstart step, Xeon); gemm.h's kernels use 512-bit registers either way.
 # The option is x86's: other targets' gcc rejects it
 CFLAGS ?= -O3 -march=native $(if $(X86_64),-mprefer-vector-width=512)
-CFLAGS += -std=gnu11 -Wall -Wextra -MMD -MP
+override CFLAGS += -std=gnu11 -Wall -Wextra -MMD -MP
 # sqrtf and friends need not set errno: lets the compiler vectorise them.
 # No floating-point traps are ever enabled, and without that promise gcc (not
 # clang) keeps a clamp such as `x < -87 ? -87 : x` that feeds arithmetic a
 # branch: exp_nonpositive, the softmax and GELU loops stay scalar on AVX2
 # (the quickstart step took 1.5x longer on a Zen 3; AVX-512 hides it)
-CFLAGS += -fno-math-errno -fno-trapping-math
-CFLAGS += $(if $(filter true 1,$(CI)),-Werror)
+override CFLAGS += -fno-math-errno -fno-trapping-math
+override CFLAGS += $(if $(filter true 1,$(CI)),-Werror)
 LDLIBS = -lm
 
 # (without OpenMP its pragmas are ignored on purpose: no warning for them)
 ifeq ($(NO_OMP),)
   ifeq ($(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo ok),ok)
-    CFLAGS += -fopenmp
+    override CFLAGS += -fopenmp
     $(info OpenMP: enabled)
   else
-    CFLAGS += -Wno-unknown-pragmas
+    override CFLAGS += -Wno-unknown-pragmas
     $(info OpenMP: not found, building single-threaded)
   endif
 else
-  CFLAGS += -Wno-unknown-pragmas
+  override CFLAGS += -Wno-unknown-pragmas
   $(info OpenMP: off (NO_OMP=1))
 endif
 
