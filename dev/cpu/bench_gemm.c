@@ -7,12 +7,13 @@
  * 768 (attention projection), 3072 (MLP fc), 50304 (lm head)}, plus the MLP
  * projection (C = 3072 -> OC = 768); and the quickstart's classifier (d1:
  * C = 64, B*T = 512), whose K = 64 leaves little work per packed block; for
- * each, the forward, dinp and dweight calls. PyTorch runs in a helper process that stays up; shape by shape the
- * two libraries take turns for several rounds, so that both see the same load
- * on a shared machine. Each number is the median of all timed runs of that
- * shape; "overall" divides all the flops by the sum of the medians. It ends
- * by saying how much CPU other processes took meanwhile, since that skews the
- * numbers. No assertion on time: it reports, it does not judge.
+ * each, the forward, dinp and dweight calls. PyTorch runs in a helper process
+ * that stays up; shape by shape the two libraries take turns for several
+ * rounds, so that both see the same load on a shared machine. Each number is
+ * the median of all timed runs of that shape; "overall" divides all the flops
+ * by the sum of the medians. It ends by saying how much CPU other processes
+ * took meanwhile, since that skews the numbers. No assertion on time: it
+ * reports, it does not judge.
  *
  * usage: bench_gemm [-t threads] [-r rounds] [-n reps] [-p python] [-s name]   (make bench-gemm)
  */
