@@ -14,29 +14,31 @@ X86_64 := $(if $(filter x86_64-%,$(shell $(CC) -dumpmachine 2>/dev/null)),1)
 # (quickstart step, Xeon); gemm.h's kernels use 512-bit registers either way.
 # The option is x86's: other targets' gcc rejects it
 CFLAGS ?= -O3 -march=native $(if $(X86_64),-mprefer-vector-width=512)
-override CFLAGS += -std=gnu11 -Wall -Wextra -MMD -MP
+# what every C build needs, added to CFLAGS whatever it says
+C_REQUIRED = -std=gnu11 -Wall -Wextra -MMD -MP
 # sqrtf and friends need not set errno: lets the compiler vectorise them.
 # No floating-point traps are ever enabled, and without that promise gcc (not
 # clang) keeps a clamp such as `x < -87 ? -87 : x` that feeds arithmetic a
 # branch: exp_nonpositive, the softmax and GELU loops stay scalar on AVX2
 # (the quickstart step took 1.5x longer on a Zen 3; AVX-512 hides it)
-override CFLAGS += -fno-math-errno -fno-trapping-math
-override CFLAGS += $(if $(filter true 1,$(CI)),-Werror)
+C_REQUIRED += -fno-math-errno -fno-trapping-math
+C_REQUIRED += $(if $(filter true 1,$(CI)),-Werror)
 LDLIBS = -lm
 
 # (without OpenMP its pragmas are ignored on purpose: no warning for them)
 ifeq ($(NO_OMP),)
   ifeq ($(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo ok),ok)
-    override CFLAGS += -fopenmp
+    C_REQUIRED += -fopenmp
     $(info OpenMP: enabled)
   else
-    override CFLAGS += -Wno-unknown-pragmas
+    C_REQUIRED += -Wno-unknown-pragmas
     $(info OpenMP: not found, building single-threaded)
   endif
 else
-  override CFLAGS += -Wno-unknown-pragmas
+  C_REQUIRED += -Wno-unknown-pragmas
   $(info OpenMP: off (NO_OMP=1))
 endif
+override CFLAGS += $(C_REQUIRED)
 
 CPU_BINS = train_gpt2 test_gpt2
 
@@ -358,8 +360,7 @@ gpu-prebuilt:
 
 build/portable/train_gpt2: train_gpt2.c $(wildcard llmc/*.h)
 	@mkdir -p $(@D)
-	$(CC) -O3 -march=x86-64-v2 -std=gnu11 -Wall -Wextra -fopenmp -fno-math-errno -fno-trapping-math $(PCRE2_CFLAGS) $< \
-		$(shell $(CC) -print-file-name=libpcre2-8.a) -lm -o $@
+	$(CC) -O3 -march=x86-64-v2 $(C_REQUIRED) $(PCRE2_CFLAGS) $< $(PCRE2_STATIC) $(LDLIBS) -o $@
 
 # the emulator's PTX test on the device: llmc/ptx.cuh's wrappers (mma.sync,
 # ldmatrix, cp.async, wgmma) against the layouts it writes out from the PTX
