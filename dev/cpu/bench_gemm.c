@@ -15,6 +15,11 @@
  * took meanwhile, since that skews the numbers. No assertion on time: it
  * reports, it does not judge.
  *
+ * Built with -DBENCH_GEMM_REV (make bench-gemm-rev REV=...), the baseline is
+ * not PyTorch but llmc/gemm.h as it was at a git revision, linked in under
+ * another name (dev/cpu/gemm_rev.c): two versions of our gemm taking turns in
+ * one process, the way to see a change of a few percent on a noisy machine.
+ *
  * usage: bench_gemm [-t threads] [-r rounds] [-n reps] [-p python] [-s name]   (make bench-gemm)
  */
 #include <errno.h>
@@ -42,9 +47,15 @@ typedef struct {
     char name[32];
     int ta, tb, M, N, K;
     float beta;
-    double ours[BENCH_MAX_SAMPLES], torch[BENCH_MAX_SAMPLES];
-    int n_ours, n_torch;
+    double ours[BENCH_MAX_SAMPLES], base[BENCH_MAX_SAMPLES];  // seconds per call; base: the baseline's
+    int n_ours, n_base;
 } Shape;
+
+typedef void GemmFn(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc);
+#ifdef BENCH_GEMM_REV
+GemmFn gemm_rev;  // llmc/gemm.h of another revision (dev/cpu/gemm_rev.c)
+#endif
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -82,14 +93,15 @@ static void fill_random(float *x, size_t n, unsigned *seed) {
     }
 }
 
-// times `reps` runs of ours (after one warm-up) on one shape's matrices
-static void time_ours(Shape *s, const float *A, const float *B, float *C, int reps) {
+// times `reps` runs of f (after one warm-up) on one shape's matrices, into samples[*n...]
+static void time_gemm(GemmFn *f, const Shape *s, const float *A, const float *B, float *C, int reps,
+                      double *samples, int *n) {
     int lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N;
-    gemm(s->ta, s->tb, s->M, s->N, s->K, A, lda, B, ldb, s->beta, C, s->N);  // warm-up
-    for (int r = 0; r < reps && s->n_ours < BENCH_MAX_SAMPLES; r++) {
+    f(s->ta, s->tb, s->M, s->N, s->K, A, lda, B, ldb, s->beta, C, s->N);  // warm-up
+    for (int r = 0; r < reps && *n < BENCH_MAX_SAMPLES; r++) {
         double t0 = now_seconds();
-        gemm(s->ta, s->tb, s->M, s->N, s->K, A, lda, B, ldb, s->beta, C, s->N);
-        s->ours[s->n_ours++] = now_seconds() - t0;
+        f(s->ta, s->tb, s->M, s->N, s->K, A, lda, B, ldb, s->beta, C, s->N);
+        samples[(*n)++] = now_seconds() - t0;
     }
 }
 
@@ -143,8 +155,8 @@ static void time_torch(Torch *t, Shape *s, int reps) {
         if (fscanf(t->from, "%lf", &x) != 1) {
             fatal("PyTorch helper stopped answering (shape %s)", s->name);
         }
-        if (s->n_torch < BENCH_MAX_SAMPLES) {
-            s->torch[s->n_torch++] = x;
+        if (s->n_base < BENCH_MAX_SAMPLES) {
+            s->base[s->n_base++] = x;
         }
     }
 }
@@ -204,7 +216,8 @@ static void usage(void) {
            "  -t threads  threads for both libraries (default 2)\n"
            "  -r rounds   turns each library takes per shape, alternating (default 5)\n"
            "  -n reps     timed runs per turn (default 5)\n"
-           "  -p python   interpreter with torch, or 'none' to skip PyTorch (default /usr/bin/python3)\n"
+           "  -p python   interpreter with torch, or 'none' to skip PyTorch (default /usr/bin/python3;\n"
+           "              a -DBENCH_GEMM_REV build compares with another revision's gemm instead)\n"
            "  -s name     only the shapes whose name contains this, e.g. 'lmhead' or 'dW'\n");
 }
 
@@ -239,7 +252,13 @@ int main(int argc, char **argv) {
     if (rounds * reps > BENCH_MAX_SAMPLES) {
         fatal("rounds * reps must be at most %d", BENCH_MAX_SAMPLES);
     }
-    int use_torch = strcmp(python, "none") != 0;
+#ifdef BENCH_GEMM_REV
+    const char *base_name = "rev";
+    int use_torch = 0, use_base = 1;
+#else
+    const char *base_name = "torch";
+    int use_torch = strcmp(python, "none") != 0, use_base = use_torch;
+#endif
 #ifdef _OPENMP
     omp_set_num_threads(threads);
 #else
@@ -283,7 +302,8 @@ int main(int argc, char **argv) {
         snprintf(script, sizeof(script), "%.*sbench_gemm_torch.py", dir_len, argv[0]);
         torch_start(&torch, python, script, threads);
     }
-    // shape by shape, the two take turns `rounds` times, so both see the same load
+    // shape by shape, the two take turns `rounds` times, so both see the same load (with
+    // PyTorch, a pause before each turn: see BENCH_PAUSE_US)
     for (int i = 0; i < n; i++) {
         Shape *s = &shapes[i];
         size_t na = (size_t)s->M * s->K, nb = (size_t)s->K * s->N, nc = (size_t)s->M * s->N;
@@ -292,12 +312,17 @@ int main(int argc, char **argv) {
         fill_random(A, na, &seed);
         fill_random(B, nb, &seed);
         for (int r = 0; r < rounds; r++) {
-            usleep(BENCH_PAUSE_US);
-            time_ours(s, A, B, C, reps);
+            if (use_torch) {
+                usleep(BENCH_PAUSE_US);
+            }
+            time_gemm(gemm, s, A, B, C, reps, s->ours, &s->n_ours);
             if (use_torch) {
                 usleep(BENCH_PAUSE_US);
                 time_torch(&torch, s, reps);
             }
+#ifdef BENCH_GEMM_REV
+            time_gemm(gemm_rev, s, A, B, C, reps, s->base, &s->n_base);
+#endif
         }
         free(A);
         free(B);
@@ -307,9 +332,9 @@ int main(int argc, char **argv) {
         torch_stop(&torch);
     }
 
-    printf("%-26s %5s %6s %6s %6s %9s %9s %7s\n", "shape", "op", "M", "N", "K", "ours", "torch",
+    printf("%-26s %5s %6s %6s %6s %9s %9s %7s\n", "shape", "op", "M", "N", "K", "ours", base_name,
            "ratio");
-    double t_ours = 0, t_torch = 0, flops_total = 0;
+    double t_ours = 0, t_base = 0, flops_total = 0;
     for (int i = 0; i < n; i++) {
         Shape *s = &shapes[i];
         double flops = 2.0 * s->M * s->N * s->K;
@@ -318,23 +343,23 @@ int main(int argc, char **argv) {
         flops_total += flops;
         char op[8];
         snprintf(op, sizeof(op), "%c%c", s->ta ? 'T' : 'N', s->tb ? 'T' : 'N');
-        if (use_torch) {
-            double mt = median(s->torch, s->n_torch);
-            t_torch += mt;
+        if (use_base) {
+            double mt = median(s->base, s->n_base);
+            t_base += mt;
             printf("%-26s %5s %6d %6d %6d %9.1f %9.1f %7.3f\n", s->name, op, s->M, s->N, s->K,
                    flops / mo * 1e-9, flops / mt * 1e-9, mt / mo);
         } else {
             printf("%-26s %5s %6d %6d %6d %9.1f\n", s->name, op, s->M, s->N, s->K, flops / mo * 1e-9);
         }
     }
-    if (use_torch) {
+    if (use_base) {
         printf("%-26s %5s %6s %6s %6s %9.1f %9.1f %7.3f\n", "overall (by total time)", "", "", "",
-               "", flops_total / t_ours * 1e-9, flops_total / t_torch * 1e-9, t_torch / t_ours);
+               "", flops_total / t_ours * 1e-9, flops_total / t_base * 1e-9, t_base / t_ours);
     } else {
         printf("%-26s %5s %6s %6s %6s %9.1f\n", "overall (by total time)", "", "", "", "",
                flops_total / t_ours * 1e-9);
     }
-    printf("GFLOP/s; ratio = ours/torch in speed (> 1: ours faster)\n");
+    printf("GFLOP/s; ratio = ours/%s in speed (> 1: ours faster)\n", base_name);
     double busy1, total1;
     if (have_stat && machine_cpu_seconds(&busy1, &total1) && total1 > total0) {
         // other processes on the machine skew both columns (ours more): say how busy it was
