@@ -423,8 +423,26 @@ static inline gemm_v4 gemm_load4(const float *p, int valid) {
     return v;
 }
 
-static inline void gemm_store4(float *p, gemm_v4 v) {
-    memcpy(p, &v, sizeof(v));
+// packs g (4 or 2, a constant once inlined) rows of a panel, the first at s, for k up to
+// kc4 (a multiple of 4): 4 x 4 blocks transposed in registers, g floats stored per k.
+// n: how many of the g rows lie inside the matrix (the others are zeros)
+static inline void gemm_pack_row_group(float *d, int w, const float *s, size_t rs, int g, int n,
+                                       int kc4) {
+    for (int k = 0; k < kc4; k += 4, s += 4) {
+        gemm_v4 a = gemm_load4(s, n > 0), b = gemm_load4(s + rs, n > 1);
+        gemm_v4 c = gemm_load4(s + 2 * rs, g > 2 && n > 2), e = gemm_load4(s + 3 * rs, g > 3 && n > 3);
+        gemm_v4 ab01 = __builtin_shufflevector(a, b, 0, 4, 1, 5);  // a0 b0 a1 b1
+        gemm_v4 ab23 = __builtin_shufflevector(a, b, 2, 6, 3, 7);
+        gemm_v4 ce01 = __builtin_shufflevector(c, e, 0, 4, 1, 5);
+        gemm_v4 ce23 = __builtin_shufflevector(c, e, 2, 6, 3, 7);
+        gemm_v4 t[4] = {__builtin_shufflevector(ab01, ce01, 0, 1, 4, 5),   // a0 b0 c0 e0
+                        __builtin_shufflevector(ab01, ce01, 2, 3, 6, 7),
+                        __builtin_shufflevector(ab23, ce23, 0, 1, 4, 5),
+                        __builtin_shufflevector(ab23, ce23, 2, 3, 6, 7)};
+        for (int j = 0; j < 4; j++) {
+            memcpy(d + (size_t)(k + j) * w, &t[j], (size_t)g * sizeof(float));
+        }
+    }
 }
 #endif
 
@@ -469,35 +487,10 @@ static inline void gemm_pack_rows(float *restrict dst, int w, const float *restr
         float *d = dst + (size_t)r0 * kc;
         int r = 0;
         for (; r + 4 <= w; r += 4) {
-            const float *s = src + (size_t)(r0 + r) * rs;
-            int n = rows - (r0 + r);  // rows of the group inside the matrix (past it: zeros)
-            for (int k = 0; k < kc4; k += 4) {
-                gemm_v4 a = gemm_load4(s, n > 0), b = gemm_load4(s + rs, n > 1);
-                gemm_v4 c = gemm_load4(s + 2 * rs, n > 2), e = gemm_load4(s + 3 * rs, n > 3);
-                s += 4;
-                gemm_v4 ab01 = __builtin_shufflevector(a, b, 0, 4, 1, 5);  // a0 b0 a1 b1
-                gemm_v4 ab23 = __builtin_shufflevector(a, b, 2, 6, 3, 7);
-                gemm_v4 ce01 = __builtin_shufflevector(c, e, 0, 4, 1, 5);
-                gemm_v4 ce23 = __builtin_shufflevector(c, e, 2, 6, 3, 7);
-                gemm_store4(d + (size_t)(k + 0) * w + r, __builtin_shufflevector(ab01, ce01, 0, 1, 4, 5));
-                gemm_store4(d + (size_t)(k + 1) * w + r, __builtin_shufflevector(ab01, ce01, 2, 3, 6, 7));
-                gemm_store4(d + (size_t)(k + 2) * w + r, __builtin_shufflevector(ab23, ce23, 0, 1, 4, 5));
-                gemm_store4(d + (size_t)(k + 3) * w + r, __builtin_shufflevector(ab23, ce23, 2, 3, 6, 7));
-            }
+            gemm_pack_row_group(d + r, w, src + (size_t)(r0 + r) * rs, rs, 4, rows - (r0 + r), kc4);
         }
         for (; r + 2 <= w; r += 2) {
-            const float *s = src + (size_t)(r0 + r) * rs;
-            int n = rows - (r0 + r);
-            for (int k = 0; k < kc4; k += 4) {
-                gemm_v4 a = gemm_load4(s, n > 0), b = gemm_load4(s + rs, n > 1);
-                s += 4;
-                gemm_v4 ab01 = __builtin_shufflevector(a, b, 0, 4, 1, 5);  // a0 b0 a1 b1
-                gemm_v4 ab23 = __builtin_shufflevector(a, b, 2, 6, 3, 7);
-                memcpy(d + (size_t)(k + 0) * w + r, (float *)&ab01, 2 * sizeof(float));
-                memcpy(d + (size_t)(k + 1) * w + r, (float *)&ab01 + 2, 2 * sizeof(float));
-                memcpy(d + (size_t)(k + 2) * w + r, (float *)&ab23, 2 * sizeof(float));
-                memcpy(d + (size_t)(k + 3) * w + r, (float *)&ab23 + 2, 2 * sizeof(float));
-            }
+            gemm_pack_row_group(d + r, w, src + (size_t)(r0 + r) * rs, rs, 2, rows - (r0 + r), kc4);
         }
         for (r = 0; r < w; r++) {
             for (int k = kc4; k < kc; k++) {
