@@ -3,7 +3,7 @@
  *
  * This file is the readable specification of the model: every layer's
  * forward and backward pass is written out below as a plain function, and the
- * GPU trainer's kernels are tested against these. It is also a real trainer
+ * GPU trainer's training steps are tested against this trainer's. It is also a real trainer
  * for small models: from token shards to checkpoints, with resume.
  *
  * Conventions: B batch, T sequence length, C channels, NH heads, hs = C/NH,

@@ -1329,7 +1329,7 @@ void gpt2_gpu_info(char *out, size_t size) {
 }
 
 #ifndef TESTING
-#define TRAINER_SUMMARY "Trains GPT-2 on one NVIDIA GPU (bf16) from token shards; writes checkpoints to -o."
+#define TRAINER_SUMMARY "Trains GPT-2 on NVIDIA GPUs (bf16, one per rank) from token shards; writes checkpoints to -o."
 #define TRAINER_GPU
 #include "llmc/train_loop.h"
 

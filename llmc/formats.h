@@ -41,7 +41,7 @@
 #define DEBUG_STATE_MAGIC 20240327
 #define DEBUG_STATE_VERSION 2
 
-// training state (ours): see train_gpt2.c save_state()
+// training state (ours): see llmc/checkpoint.h state_file_write()
 #define STATE_MAGIC 20240527
 #define STATE_VERSION 1
 

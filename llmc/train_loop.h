@@ -7,12 +7,13 @@
 // What the including trainer provides, before the #include:
 //   TRAINER_SUMMARY                 a one-line description for --help
 //   TRAINER_GPU                     defined by the GPU trainer: its own flags
-//   gpt2_configure(&TrainConfig, &Comm)   takes the trainer's own settings (-r, -w,
-//                                   -ge, -pk) and this process's rank (the GPU to use),
-//                                   before any model is built
+//   gpt2_configure(&TrainConfig, &Comm)   takes the trainer's own settings (the GPU's:
+//                                   -r, -w, -ge, -at, -aw, -as, -gr, -pk, -pi/-ps/-pf)
+//                                   and this process's rank (the GPU to use), before
+//                                   any model is built
 //   GPT2                            the model: fields config (GPT2Config),
-//                                   num_parameters, max_T (the longest T its
-//                                   activations hold) and mean_loss
+//                                   num_parameters and max_T (the longest T its
+//                                   activations hold)
 //   gpt2_build(&m, source, seed, B, T, &comm, zero_stage)   from a model file or
 //                                   descriptor, spread over the ranks (llmc/zero.h;
 //                                   comm NULL: one process): a rank allocates only
