@@ -289,9 +289,9 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
 // exp(x) for x <= 0 (a stable softmax's arguments), within 2 ulp of expf,
 // and written so the compiler vectorises it: libm's expf is a scalar call,
 // and the softmax runs it over 50257 logits per position. x = n ln2 + r with |r| <= ln2/2; exp(r) by its degree-7 Taylor series
-// (truncation error < 5e-9 relative); 2^n put into the exponent bits.
+// (truncation error < 8e-9 relative); 2^n put into the exponent bits.
 static inline float exp_nonpositive(float x) {
-    x = x < -87.0f ? -87.0f : x;  // below this the result is under FLT_MIN
+    x = x < -87.0f ? -87.0f : x;  // keeps n + 127 >= 1 below (exp(-87) = 1.6e-38, near FLT_MIN)
     float t = x * 1.44269504f + 12582912.0f;  // adding 1.5*2^23 rounds to an integer
     float n = t - 12582912.0f;
     float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;  // ln2 split in two: exact first product
@@ -527,6 +527,7 @@ static size_t carve(float ***ptrs, const size_t *sizes, int n, float *memory) {
 
 static void gpt2_allocate(GPT2 *model, int B, int T) {
     const GPT2Config *c = &model->config;
+    gpt2_check_batch_shape(c, B, T);
     size_t L = c->num_layers, C = c->channels, NH = c->num_heads, Vp = c->padded_vocab_size;
     size_t BT = (size_t)B * T;
     gpt2_parameter_sizes(c, model->param_sizes);
@@ -994,7 +995,7 @@ void gpt2_zero_grad(GPT2 *model) {
 
 // Backward pass of the last forward (which must have had targets); adds
 // into the parameter gradients. loss_scale weighs this batch's mean loss in
-// the objective (1 / gradient-accumulation steps). Destroys the logits.
+// the objective (1 / (accumulation steps x ranks): the ranks' gradients are summed). Destroys the logits.
 void gpt2_backward(GPT2 *model, float loss_scale) {
     if (model->mean_loss < 0.0f || model->backward_done) {
         fatal("gpt2_backward needs a forward pass with targets first (one backward per forward)");

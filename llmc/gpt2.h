@@ -73,6 +73,15 @@ static inline void gpt2_config_validate(const GPT2Config *c, const char *source)
     }
 }
 
+// The largest batch (B,T) a model is built for: the position embedding wpe has
+// max_seq_len rows, and the encoder reads row t for every t < T.
+static inline void gpt2_check_batch_shape(const GPT2Config *c, int B, int T) {
+    if (B < 1 || T < 1) fatal("batch (B,T) = (%d,%d): both must be at least 1", B, T);
+    if (T > c->max_seq_len) {
+        fatal("T=%d exceeds the model's maximum sequence length %d", T, c->max_seq_len);
+    }
+}
+
 // Token ids of a batch (n inputs and, if not NULL, n targets) must index the
 // vocabulary: the embedding and the classifier read rows by them.
 static inline void gpt2_check_tokens(const int *inputs, const int *targets, int n, int V) {
