@@ -13,10 +13,10 @@
  *
  * Tolerances. The reference computes in fp32 from fp32 weights; we round
  * the weights to bf16 (8 significant bits: a relative error up to
- * u = 2^-9 each), keep every activation in bf16 (one more rounding per
+ * u = 2^-8 each), keep every activation in bf16 (one more rounding per
  * layer output) and accumulate in fp32. Independent roundings add up like a
  * random walk over the ~10 roundings between the input and a logit, about
- * 3u ~ 6e-3 of a tensor's scale; the gradients go back through the same
+ * 3u ~ 1.2e-2 of a tensor's scale; the gradients go back through the same
  * chain and through products of two rounded values, and on a GPU cuBLASLt
  * rounds dweight twice per call (llmc/matmul.cuh). The bounds, as a fraction
  * of the tensor's largest reference value, and what the d2 reference with

@@ -16,7 +16,8 @@
  * The program around the model (flags, data, schedules, validation,
  * samples, checkpoints, resume, the log) is llmc/train_loop.h, shared with
  * the CPU trainer: same flags, same files. Model files are written in bf16
- * (version 5); the CPU trainer reads them, and this one reads its fp32 ones.
+ * (version 5), or with -w 1 as the fp32 master weights (version 3); each
+ * trainer reads the other's.
  *
  * Conventions as in train_gpt2.c: B batch, T sequence length, C channels,
  * NH heads, L layers, V vocab, Vp padded vocab; shapes like (B,T,C).
@@ -161,7 +162,7 @@ typedef struct {
     int zero_stage;
     ZeroLayout shards;   // this rank's slices (the state files' layout)
     ZeroLayout optim;    // the layout of m_memory, v_memory: shards, or (ZeRO-0) the whole model
-    // ZeRO-2: the gradients are this rank's shard; the backward writes a
+    // ZeRO-2/3: the gradients are this rank's shard; the backward writes a
     // bucket's (embeddings: slot 0; block l: slot 1 + l % 2) into a slot,
     // whose reduce-scatter then runs on the communication stream while the
     // next block computes
@@ -177,7 +178,7 @@ typedef struct {
     int params_of[3];                      // the bucket whose parameters a slot holds, or -1
     cudaEvent_t params_ready[3];           // recorded when a slot's gather is done
     // ZeRO-2/3: the tied wte moves in vocabulary chunks (llmc/zero.h), so no
-    // rank holds it whole: chunk e's gradient is made in slot e % 2 and
+    // rank holds its gradient (ZeRO-3: nor its parameters) whole: chunk e's gradient is made in slot e % 2 and
     // reduce-scattered from there, (ZeRO-3) its parameters gathered into one
     floatX *wte_grads[2], *wte_reduced[2]; // (chunk_rows,C); this rank's part of a chunk's sum
     cudaEvent_t wte_grads_free[2];         // recorded when a slot's reduction is done
@@ -282,6 +283,7 @@ static double gib(size_t bytes) { return bytes / (double)(1 << 30); }
 // model too big for one GPU trains on several with ZeRO-3.
 static void gpt2_allocate(GPT2 *model, int B, int T) {
     const GPT2Config *c = &model->config;
+    gpt2_check_batch_shape(c, B, T);
     if (c->channels % 8 != 0 || (c->channels / c->num_heads != 32 && c->channels / c->num_heads != 64)) {
         fatal("the GPU trainer needs C a multiple of 8 and head size 32 or 64; this model has C=%d, NH=%d",
               c->channels, c->num_heads);
@@ -335,8 +337,8 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
            gpu_options.recompute == 2 ? ", GELU and layernorms recomputed" :
            gpu_options.recompute ? ", GELU recomputed" : "",
            gib(scratch_bytes), gib(total), share, gib(free_bytes));
-    if (chunk) printf("wte in %d vocabulary chunks of %d rows at ZeRO-%d: no rank holds it whole\n", z->vocab_chunks,
-                      z->chunk_rows, stage);
+    if (chunk) printf("wte in %d vocabulary chunks of %d rows at ZeRO-%d: no rank holds its gradient%s whole\n",
+                      z->vocab_chunks, z->chunk_rows, stage, stage >= 3 ? " or its parameters" : "");
     if (reduce_n) printf("gradients summed over the ranks in fp32 (-gr 1): %.3f GiB of fp32 buffers\n",
                          gib((reduce_n + reduced_n) * F));
     if (total > free_bytes) {
@@ -590,7 +592,7 @@ static ParameterTensorsGPU gpt2_grads(GPT2 *model, int l) {
     return tensors_at(z, NULL, model->bucket_grads[k], l);
 }
 
-// ZeRO-2: bucket b's gradients are complete: reduce-scatter them on the
+// ZeRO-2/3: bucket b's gradients are complete: reduce-scatter them on the
 // communication stream and add this rank's slices into its shard there.
 static void grads_reduce_start(GPT2 *model, int b) {
     if (model->zero_stage < 2) return;
@@ -836,7 +838,7 @@ static void gpt2_head(GPT2 *model, ParameterTensorsGPU p, floatX *g_wte, float d
 }
 
 // The classifier at ZeRO-2/3, where wte moves in vocabulary chunks (llmc/zero.h)
-// and no rank holds it whole: pass 1 runs each chunk's logits (W = its rows
+// and no rank holds its gradient whole (ZeRO-3: nor its parameters): pass 1 runs each chunk's logits (W = its rows
 // of columns; rows of head_chunk_rows at a time) through
 // fused_classifier_columns_stats, which carries each row's max and sum of
 // exp from chunk to chunk and ends with the losses. With the backward pass
@@ -1141,15 +1143,15 @@ static void *download(const void *src, size_t bytes) {
     return host;
 }
 
-// The model file holds the master weights (fp32) when there are some, else
-// the bf16 parameters; each rank's state file its slices of the AdamW
-// moments. State files first: rank 0's model file marks the checkpoint complete.
 // -at 1's choices of this rank (each times its own at first), beside the
 // checkpoints in the first dir_len characters of dir (llmc/autotune_file.h)
 static void autotune_path(char *out, size_t size, const char *dir, int dir_len, int rank) {
     snprintf(out, size, "%.*s/matmul_autotune_%05d.txt", dir_len, dir, rank);
 }
 
+// The model file holds the master weights (fp32) when there are some, else
+// the bf16 parameters; each rank's state file its slices of the AdamW
+// moments. State files first: rank 0's model file marks the checkpoint complete.
 void gpt2_save(GPT2 *model, const char *model_path, const char *state_path, const TrainState *st) {
     size_t n = model->num_parameters;
     const ZeroLayout *z = &model->shards;

@@ -187,7 +187,7 @@ static inline CudnnDesc cudnn_causal(CudnnGraph *g, CudnnDesc s, CudnnDesc neg_i
 }
 
 // The tensors of our layouts, as cuDNN's (batch, head, row, column):
-// q, k, v of qkv (B,T,3,NH,HS) (uid_k transposed: (B,NH,HS,T)), and a
+// q, k, v of qkv (B,T,3,NH,HS) (K also transposed: (B,NH,HS,T)), and a
 // (B,T,NH,HS) tensor such as out
 static inline CudnnDesc cudnn_qkv_tensor(CudnnGraph *g, int64_t uid, int transposed, int64_t B, int64_t T,
                                          int64_t NH, int64_t HS) {

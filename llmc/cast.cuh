@@ -1,8 +1,9 @@
 // llmc/cast.cuh: element-wise conversion between fp32 and bf16 on the GPU:
 // fp32 -> bf16 rounds to nearest, ties to even (as __float2bfloat16: NaN
 // becomes the canonical 0x7FFF, overflow rounds to infinity, denormals are
-// kept), bf16 -> fp32 is exact. Used to write fp32 master weights back to the
-// bf16 parameters and to read bf16 tensors into fp32 ones (e.g. checkpoints).
+// kept), bf16 -> fp32 is exact. Used for -gr 1's gradient sums in fp32 (a
+// bucket widened, reduced, rounded back) and to round fp32 gradient sums
+// (wte's chunks, dlnf) to bf16.
 // Also bf16 += bf16 or fp32 (the sum in fp32, rounded to nearest even once):
 // ZeRO-2 adds each micro-batch's reduced gradient slice into a rank's shard.
 //

@@ -33,7 +33,7 @@ static inline void llmc_cuda_check(cudaError_t err, const char* what, const char
 
 typedef __nv_bfloat16 floatX;
 
-// PACK128_N values of T in 16 bytes; load/store need 16-byte-aligned pointers
+// Pack128<T>::N values of T in 16 bytes; load/store need 16-byte-aligned pointers
 // (cudaMalloc gives 256-byte alignment, so offsets must be multiples of
 // 16 bytes, e.g. of 8 bf16)
 template <class T>

@@ -75,7 +75,7 @@ static inline int64_t dataloader_slots(const DataLoader *dl, int64_t ntok) {
     return (ntok - 1) / ((int64_t)dl->B * dl->T);
 }
 
-// Opens shard_order[shard_pos] and builds its group order for this epoch.
+// Opens shard_order[shard_pos] and builds its slot order for this epoch.
 static inline void dataloader_open_shard(DataLoader *dl) {
     if (dl->file) fclose_check(dl->file);
     int64_t s = dl->shard_order[dl->shard_pos];

@@ -232,7 +232,7 @@ static inline void encoder_check_args(const char* who, int B, int T, int C, int 
 // row v at (v - v0) * C); the other positions are left as they are. Called
 // for blocks of rows that cover [0, V) once each, it writes what
 // encoder_forward does, bit for bit (a bad id's NaN row with the block at
-// v0 = 0). (The GPU trainer's vocabulary chunks at ZeRO-3.)
+// v0 = 0). (The GPU trainer's vocabulary chunks at ZeRO-2/3.)
 static inline void encoder_forward_rows(floatX* out, const int* inp, const floatX* wte_rows, const floatX* wpe,
                                         int v0, int v1, int B, int T, int C, int V, cudaStream_t stream) {
     encoder_check_args("encoder_forward", B, T, C, V, out, wte_rows, wpe);

@@ -3,10 +3,10 @@
  *
  * Every file starts with a 256 x int32 little-endian header: [0] magic,
  * [1] version, then fields. The magics and versions are llm.c's, so files
- * llm.c writes load here unchanged. read_file_header() checks magic and
- * version and that the file is at least as long as the header says it should
- * be, with a one-line error naming the file, what was expected and what was
- * found.
+ * llm.c writes load here unchanged. open_with_header() checks magic and
+ * version and reads the whole header; check_file_size() checks that the file
+ * is exactly as long as its header implies; each fails with a one-line error
+ * naming the file, what was expected and what was found.
  */
 #ifndef LLMC_FORMATS_H
 #define LLMC_FORMATS_H

@@ -1,7 +1,6 @@
 // llmc/fused_classifier.cuh: softmax + cross-entropy loss + its gradient in
-// one kernel, the classifier at the end of GPT-2 (as softmax_forward,
-// crossentropy_forward and crossentropy_softmax_backward in train_gpt2.c,
-// without the (B,T,Vp) probability buffer).
+// one kernel, the classifier at the end of GPT-2 (as crossentropy_forward
+// and crossentropy_backward in train_gpt2.c, in one pass over the logits).
 //
 // One block per row i of the logits (BT, Vp) bf16 (V real columns, then
 // Vp - V padding columns that never count):
@@ -230,7 +229,7 @@ __global__ void __launch_bounds__(FUSED_CLASSIFIER_BLOCK_SIZE, STAGED ? 2 : 1)
 
 // ----------------------------------------------------------------------------
 // the classifier over blocks of columns (the GPU trainer's vocabulary chunks
-// at ZeRO-2/3, where no rank holds all of wte): the logits of a row arrive a
+// at ZeRO-2/3, where no rank holds all of wte's gradient): the logits of a row arrive a
 // block of W columns [v0, v0 + W) at a time, in a (n, W) tile. Pass 1 runs
 // over every block in turn, carrying each row's (m, s) across them in
 // row_max, row_sum (n,) fp32; the last block's call writes the losses. Pass

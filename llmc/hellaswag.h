@@ -73,10 +73,8 @@ static inline void hellaswag_load(HellaSwag *h, const char *path, int vocab_size
               HELLASWAG_MAGIC, HELLASWAG_VERSION);
     }
     if (header[2] < 1) fatal("'%s' says it holds %d examples", path, header[2]);
-    fseek(f, 0, SEEK_END);
-    long bytes = ftell(f) - (long)sizeof(header);
-    fseek(f, (long)sizeof(header), SEEK_SET);
-    if (bytes <= 0 || bytes % 2) fatal("'%s': %ld bytes of examples, not whole uint16s", path, bytes);
+    long long bytes = file_size_of(f) - (long long)sizeof(header);
+    if (bytes <= 0 || bytes % 2) fatal("'%s': %lld bytes of examples, not whole uint16s", path, bytes);
     size_t n = (size_t)bytes / 2;
     h->data = (uint16_t *)malloc_check(n * sizeof(uint16_t));
     if (fread(h->data, sizeof(uint16_t), n, f) != n) fatal("'%s': short read", path);

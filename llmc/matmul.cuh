@@ -10,8 +10,8 @@
 //   (fp32 accumulation in order of k, epilogue in fp32, one round to
 //   nearest even to bf16), queued on the stream as cuBLASLt's kernel would
 //   be, so the trainer runs emulated.
-// - matmul_forward_tiled: our own kernel on the CUDA cores (the fallback and
-//   the baseline cuBLASLt is benched against): 128x128 output tiles per block
+// - matmul_forward_tiled: our own kernel on the CUDA cores (the baseline
+//   cuBLASLt is benched against in dev/cuda/matmul.cu; the trainer never calls it): 128x128 output tiles per block
 //   of 256 threads, k in steps of 32 through shared memory (converted to fp32
 //   once on the way in), each thread an 8x8 register tile; bias + GELU in the
 //   epilogue.
@@ -658,7 +658,7 @@ static inline void matmul_check_args(const char* who, int BT, int C, int OC, int
 }
 
 // out (BT,OC) = inp (BT,C) @ weight (OC,C)^T + bias (OC,) (bias may be NULL);
-// if pre_gelu != NULL: pre_gelu (BT,OC) = that, out = gelu_tanh(pre_gelu)
+// if pre_gelu != NULL: pre_gelu (BT,OC) = that, out = GELU(pre_gelu), tanh form
 // (of the fp32 value). cuBLASLt (CPU stand-in under the emulation).
 static inline void matmul_forward(floatX* out, floatX* pre_gelu, const floatX* inp, const floatX* weight,
                            const floatX* bias, int BT, int C, int OC, cudaStream_t stream) {

@@ -27,9 +27,9 @@ typedef struct {
     double bf16_tflops;
 } GpuPeak;
 
-// more specific names first: "H100 PCIe" before "H100"
+// more specific names first: "H100 PCIe" before "H100", "GH200" before "H200"
 static const GpuPeak GPU_PEAKS[] = {
-    {"H200", 989.4},      {"GH200", 989.4},     {"H100 PCIe", 756.0}, {"H100 NVL", 835.0},
+    {"GH200", 989.4},     {"H200", 989.4},     {"H100 PCIe", 756.0}, {"H100 NVL", 835.0},
     {"H100", 989.4},      {"H800", 989.4},      {"B200", 2250.0},     {"A100", 312.0},
     {"A800", 312.0},      {"A10G", 70.0},       {"A10", 125.0},       {"L40S", 362.0},
     {"L4", 121.0},        {"RTX 4090", 165.2},  {"RTX 3090", 71.0},

@@ -157,7 +157,7 @@ typedef struct {
     int32_t *tok, *next, *prev;  // (n) token of the part, neighbours; tok -1 = merged away
     uint32_t *ver;               // (n) bumped whenever the pair starting here changes
     size_t scratch_cap;
-    TokHeapEntry *heap;          // (n)
+    TokHeapEntry *heap;          // (2n): n-1 pairs at first, at most one more per merge
 } TokenizerState;
 
 // ----------------------------------------------------------------------------
@@ -304,7 +304,7 @@ static inline TokPair *tok_pair_slot(const Tokenizer *t, uint64_t key) {
     }
 }
 
-// The merge of two adjacent tokens, or NULL when their concatenation is no token.
+// The merge of two adjacent tokens, or NULL when no merge joins this pair.
 static inline const TokPair *tok_pair_find(const Tokenizer *t, int32_t left, int32_t right) {
     const TokPair *p = tok_pair_slot(t, tok_pair_key(left, right));
     return p->key == UINT64_MAX ? NULL : p;

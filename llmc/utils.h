@@ -1,7 +1,8 @@
 /*
  * utils.h: checked I/O and allocation, fatal errors that name file:line.
  *
- * Every fallible libc call in the project goes through one of these helpers.
+ * The project's fallible libc calls go through these helpers (the few that
+ * do not check their result themselves, on the spot).
  * On failure they print one line to stderr naming the call, the caller's
  * file:line and the cause, then exit(1). Nothing here uses assert(): release
  * builds keep every check.

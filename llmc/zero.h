@@ -58,7 +58,8 @@ typedef struct {
     int num_buckets; // 1 + L
     size_t *offset;        // (num_units,) unit start in the checkpoint-ordered parameters
     size_t *count;         // (num_units,) its elements
-    size_t *slice;         // (num_units,) elements each rank owns, ceil(count / world)
+    size_t *slice;         // (num_units,) elements each rank owns: ceil(count / world), rounded
+                           // up to ZERO_ALIGN with several ranks
     size_t *shard_offset;  // (num_units,) start of this rank's slice in its shard
     size_t *bucket_offset; // (num_units,) start of the unit in its bucket's buffer
     int *tensor;           // (num_units,) its parameter tensor (0..15)
@@ -203,8 +204,8 @@ static inline int zero_overlap(const ZeroLayout *a, const ZeroLayout *b) {
 }
 
 // Copies the elements that two ranks' shards have in common: from `src`,
-// the shard of rank src_rank of src_world ranks, into `dst`, this layout's
-// shard. Re-shards a checkpoint written on a different number of ranks.
+// the shard src_layout describes (a rank of another rank count), into `dst`,
+// this layout's shard. Re-shards a checkpoint written on a different number of ranks.
 static inline void zero_copy_overlap(const ZeroLayout *z, float *dst, const float *src,
                                      const ZeroLayout *src_layout) {
     for (int u = 0; u < z->num_units; u++) {
