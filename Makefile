@@ -65,7 +65,7 @@ help:
 	@echo "make cudnn         build/cudnn/: the trainer, its test and the attention bench with cuDNN's attention"
 	@echo "make gpu-prebuilt  all that scripts/gpu_validate.sh runs, for a GPU machine without compilers (GPU_VALIDATE_PREBUILT=1)"
 	@echo "make clean         remove build outputs (keeps downloaded packages and data)"
-	@echo "variables: NO_OMP=1 (no OpenMP), NO_MPI=1 (no mpirun data parallelism), CC=..., CFLAGS=..., PYTHON=..."
+	@echo "variables: NO_OMP=1 (no OpenMP), NO_MPI=1 (no mpirun data parallelism), NO_NCCL=1 (train_gpt2cu on one GPU), CC=..., CFLAGS=..., PYTHON=..."
 
 # ----------------------------------------------------------------------------
 # CPU trainer and its test
@@ -327,9 +327,13 @@ build/emu/nvcc/cuda/%.o: dev/cuda/%.cu $(EMU_KERNEL_HDRS)
 # (scripts/gpu_validate.sh runs them): build/cuda/NAME from dev/cuda/NAME.cu
 CUDA_BENCHES = $(EMU_KERNELS:%=build/cuda/%)
 CUDA_LIBS = -L$(CUDA_DIR)/lib64 -lcublasLt -lcublas
-# several GPUs: NCCL, set up over MPI; without both, train_gpt2cu runs on one
-# GPU (NO_MPI=1 builds that on purpose: e.g. for a GPU machine without OpenMPI)
-ifneq ($(and $(MPI_PKG),$(wildcard $(dir $(NVCC))../include/nccl.h)),)
+# several GPUs: NCCL, where its header is (the toolkit's or the system's),
+# its id passed over MPI when built with it, else by -pi tcp or -pi fs;
+# without NCCL (or with NO_NCCL=1), train_gpt2cu runs on one GPU
+ifeq ($(NO_NCCL),)
+  NCCL_H := $(firstword $(wildcard $(CUDA_DIR)/include/nccl.h /usr/include/nccl.h))
+endif
+ifneq ($(NCCL_H),)
   GPU_COMM_FLAGS = $(MPI_CFLAGS) -DUSE_NCCL
   GPU_COMM_LIBS = -lnccl $(MPI_LIBS)
 endif
@@ -364,13 +368,13 @@ cuda-bench: $(CUDA_BENCHES) build/cuda/ptx_layouts
 # everything scripts/gpu_validate.sh runs, built here for a GPU machine lent
 # without compilers or OpenMPI (docs/gpu-validation.md, "the PREBUILT
 # recipe"): the kernel checks, the GPU trainer and its test (ours and cuDNN's
-# attention) without MPI, and the CPU trainer (the script's reference) for any
+# attention) without MPI or NCCL (one GPU), and the CPU trainer (the script's reference) for any
 # x86-64-v2 CPU with PCRE2 linked in; in one archive (69 MB of programs, 17
 # compressed: what a device call carries is limited)
 GPU_PREBUILT = build/cuda build/cudnn build/portable train_gpt2cu test_gpt2cu
 .PHONY: gpu-prebuilt
 gpu-prebuilt:
-	$(MAKE) NO_MPI=1 cuda-bench train_gpt2cu test_gpt2cu cudnn build/portable/train_gpt2
+	$(MAKE) NO_MPI=1 NO_NCCL=1 cuda-bench train_gpt2cu test_gpt2cu cudnn build/portable/train_gpt2
 	tar czf build/gpu-prebuilt.tar.gz $(GPU_PREBUILT)
 	@echo "carry build/gpu-prebuilt.tar.gz ($$(du -h build/gpu-prebuilt.tar.gz | cut -f1)); run there:"
 	@echo "tar xzf build/gpu-prebuilt.tar.gz && cp build/portable/train_gpt2 . &&" \
@@ -453,6 +457,6 @@ bench: deps train_gpt2
 
 clean:
 	rm -f $(CPU_BINS) build/test_dataloader build/test_dataloader.d tests/test_zero tests/test_zero.d tests/test_rendezvous tests/test_rendezvous.d $(GEMM_BINS) $(GEMM_BINS:=.d) $(DATA_BINS) $(DATA_TESTS) $(DATA_TESTS:=.d) *.d
-	rm -rf build/ref build/avx2 build/gemm_rev
+	rm -rf build/ref build/avx2 build/gemm_rev build/portable build/gpu-prebuilt.tar.gz build/mpi_flags
 
 -include $(wildcard *.d)

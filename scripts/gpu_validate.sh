@@ -47,9 +47,10 @@
 #
 # Settings (environment):
 #   GPU_VALIDATE_KERNELS="gelu layernorm"  only these families (default: all)
-#   GPU_VALIDATE_PREBUILT=1                use build/cuda/*, train_gpt2cu and
+#   GPU_VALIDATE_PREBUILT=1                use build/cuda/*, build/cudnn/*,
+#                                          train_gpt2cu, test_gpt2cu and
 #                                          train_gpt2 as they are (built
-#                                          elsewhere: make cuda-bench train_gpt2cu)
+#                                          elsewhere: make gpu-prebuilt)
 #   GPU_VALIDATE_CPU_REF=FILE              the CPU trainer's output for check 3
 #                                          (when train_gpt2 cannot run there)
 #   GPU_VALIDATE_B=N, GPU_VALIDATE_STEPS=N 124M benchmark batch (64), steps (20)

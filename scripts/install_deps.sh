@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # scripts/install_deps.sh: installs what building, training and testing need,
 # from Debian's packages and the npm registry (into build/npm, git-ignored).
+# The CUDA toolkit (nvcc, cuBLAS, cuDNN, NCCL) is not a Debian package here:
+# the GPU tests expect it installed (the Makefile finds it through nvcc).
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(gcc make python3-torch python3-numpy libopenblas0-pthread gnuplot-nox libpcre2-dev pkg-config
+debs=(gcc g++ make python3-torch python3-numpy libopenblas0-pthread gnuplot-nox libpcre2-dev pkg-config
       openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${debs[@]}"; do   # (a package removed but for its configuration files counts as missing)

@@ -22,8 +22,9 @@ mkdir -p "$OUT"
 rm -f "$OUT"/model_*.bin "$OUT"/state_*.bin
 
 echo
-echo "training a d1 GPT on Moby-Dick: $STEPS steps of 8 x 64 tokens, $(nproc) threads"
-OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)} ./train_gpt2 -e d1 \
+threads=${OMP_NUM_THREADS:-$(nproc)}
+echo "training a d1 GPT on Moby-Dick: $STEPS steps of 8 x 64 tokens, $threads threads"
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} OMP_NUM_THREADS=$threads ./train_gpt2 -e d1 \
     -i 'data/mobydick/mobydick_train_*.bin' -j 'data/mobydick/mobydick_val_*.bin' \
     -b 8 -t 64 -x "$STEPS" -l 7e-3 -u 200 -k cosine -q 0 \
     -v 250 -m 20 -s 500 -g 48 -tk 40 -o "$OUT"

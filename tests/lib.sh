@@ -30,6 +30,8 @@ expect_error() {
     if [ $rc -eq 124 ]; then fail "$name" "hung (timeout)"; return; fi
     if [ $rc -ge 128 ]; then fail "$name" "killed by signal $((rc-128)): $err"; return; fi
     if ! printf '%s' "$err" | grep -q '^error: '; then fail "$name" "no 'error:' line in: $err"; return; fi
-    if ! printf '%s' "$err" | grep -qiF -- "$want"; then fail "$name" "message lacks '$want': $err"; return; fi
+    if ! printf '%s\n' "$err" | grep '^error: ' | grep -qiF -- "$want"; then
+        fail "$name" "no 'error:' line says '$want': $err"; return
+    fi
     pass "$name"
 }

@@ -6,5 +6,5 @@ cd "$ROOT"
 make -s build/test_dataloader >/dev/null || { fail build "make build/test_dataloader"; exit 1; }
 build/test_dataloader "$TMP" > "$TMP/out.txt" 2>&1
 rc=$?
-sed -n 's/^ok   \(.*\)/PASS dataloader: \1/p; s/^FAIL \(.*\)/FAIL dataloader: \1: see above/p' "$TMP/out.txt"
+sed -n 's/^ok   \(.*\)/PASS dataloader: \1/p; s/^FAIL \(.*\)/FAIL dataloader: \1: see below/p' "$TMP/out.txt"
 [ $rc -eq 0 ] || { cat "$TMP/out.txt"; exit 1; }

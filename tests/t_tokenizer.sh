@@ -97,7 +97,7 @@ corpus_check() {  # NAME FILE...
 }
 corpus_check mobydick "${moby_files[@]}"
 corpus_check sotu "${sotu_files[@]}"
-cat "${moby_files[@]}" >"$TMP/moby_one.txt"   # 2.4 MB: cut into chunks at safe newlines
+cat "${moby_files[@]}" >"$TMP/moby_one.txt"   # 1.2 MB, over the 1 MiB chunk: cut at safe newlines
 corpus_check moby_one "$TMP/moby_one.txt"
 for n in 1 4; do
     ./tokenize -q -o "$TMP/t$n" --name x --val-docs 0 --threads $n "${sotu_files[@]}" "$TMP/moby_one.txt"
@@ -143,7 +143,13 @@ printf 'Doc one\nline two\n' >"$D/one.txt"; printf 'Doc two\n' >"$D/two.txt"
 ./tokenize -q -o "$D/split" --val-docs 0 --split-on --- "$D/split.txt"
 check "--split-on ---: documents between separator lines" \
     cmp -s <(shard_ids "$D/split/split_train_000000.bin") <("${ORACLE[@]}" --docs "$D/one.txt" "$D/two.txt")
-check "-h lists every flag" bash -c "./tokenize -h | grep -q -- --split-on && ./tokenize --help | grep -q -- '-o, --output DIR'"
+# every long flag of tokenize.c's table in -h, and --help the same text
+long_flags=$(sed -n 's/^ *{\(NULL\|"-[a-z]"\), "\(--[a-z-]*\)".*/\2/p' dev/data/tokenize.c)
+missing=$(for f in $long_flags; do ./tokenize -h | grep -qF -- "$f" || echo "$f"; done)
+if [ "$(echo $long_flags | wc -w)" -ge 14 ] && [ -z "$missing" ] && cmp -s <(./tokenize -h) <(./tokenize --help) \
+        && ./tokenize -h | grep -qF -- '-o, --output DIR'; then
+    pass "-h lists every flag of the table ($(echo $long_flags | wc -w))"
+else fail "-h lists every flag of the table" "missing: $missing (table: $(echo $long_flags | wc -w))"; fi
 
 # ----------------------------------------------------------------------------
 # bytes that are not UTF-8: each becomes its own byte token, a piece boundary

@@ -131,7 +131,13 @@ expect_error "more memory than the machine" "lower -b or -t" "${RUN[@]}" -e d12 
 expect_error "-e neither file nor descriptor" "neither a model file" "${RUN[@]}" -e nosuchmodel.bin
 expect_error "-y without a checkpoint" "no checkpoint" "${RUN[@]}" -o "$TMP/empty" -y 1
 expect_error "-i matching nothing" "no token shards match" ./train_gpt2 -e d1 -i "$D/nothing_*.bin"
-check "--help lists every flag" sh -c './train_gpt2 --help | grep -q -- "-nk, --checkpoints-keep"'
+# every flag of the CPU trainer's table (llmc/train_loop.h, before the GPU's) as "-x, --name"
+table_flags=$(sed -n '/ArgSpec table\[\] = {/,/#ifdef TRAINER_GPU/s/.*{"\(-[a-z0-9]*\)", "\(--[a-z0-9-]*\)".*/\1, \2/p' llmc/train_loop.h)
+help_text=$(./train_gpt2 --help)
+missing=$(printf '%s\n' "$table_flags" | while IFS= read -r f; do printf '%s\n' "$help_text" | grep -qF -- "$f" || echo "$f"; done)
+if [ "$(printf '%s\n' "$table_flags" | wc -l)" -ge 30 ] && [ -z "$missing" ]; then
+    pass "--help lists every flag of the table ($(printf '%s\n' "$table_flags" | wc -l))"
+else fail "--help lists every flag of the table" "missing: $missing (table: $(printf '%s\n' "$table_flags" | wc -l) flags)"; fi
 
 # --- bad files: shard, model, state; each a one-line error, never a crash
 hdr() { # hdr FILE MAGIC VERSION FIELD2 : a 1024-byte header

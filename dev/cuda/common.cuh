@@ -2,7 +2,8 @@
 // deterministic bf16 test inputs, tolerance arithmetic and, on a real GPU,
 // timing and one report line per kernel version against the GPU's peak.
 //
-// Bench lines have one fixed form, read by scripts/gpu_validate.sh:
+// Bench lines of one kernel version have one fixed form, read by
+// scripts/gpu_validate.sh (with the comparisons' "bench A vs B: ... x" lines):
 //   bench NAME: MS ms, X GB/s (P% of peak)       memory-bound kernels
 //   bench NAME: MS ms, X TFLOP/s (P% of peak)    compute-bound kernels
 // where the peak is the device's DRAM bandwidth (from its clock and bus

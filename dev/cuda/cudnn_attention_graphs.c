@@ -8,13 +8,13 @@
  * graphs of llmc/attention_cudnn.cuh must get at least one engine
  * configuration from cuDNN's heuristics for that device, and the first one
  * must compile. Without a GPU driver, cuDNN needs libcuda.so.1 to compile
- * at all: the CUDA toolkit's stub library serves (tests/t_kernels.sh puts it
+ * at all: the CUDA toolkit's stub library serves (tests/t_cudnn.sh puts it
  * first on LD_LIBRARY_PATH); the stub cannot load the compiled kernel, so
  * here a plan counts as built when only that load fails
  * (CUDNN_STATUS_EXECUTION_FAILED_CUDA_DRIVER). On a GPU machine the plan
- * finalizes and runs: build/cuda/attention checks its numbers there.
+ * finalizes and runs: build/cudnn/attention checks its numbers there.
  *
- * usage: cudnn_attention_graphs DEVICE.json   (dev/cuda/h100.json, a100.json:
+ * usage: build/cudnn/attention_graphs DEVICE.json   (dev/cuda/h100.json, a100.json:
  *        the properties cuDNN reads, with these GPUs' published figures)
  * Prints one line per check; exits 1 if any fails.
  */
@@ -71,9 +71,11 @@ int main(int argc, char **argv) {
     }
     CudnnDesc device = device_from_json(argv[1]);
     // GPT-2 124M at the shape gpu_validate.sh trains, then the shapes
-    // build/cuda/attention checks (one row, ragged tiles, head size 32)
-    const int shapes[][4] = {{64, 1024, 12, 64}, {1, 1, 1, 64}, {2, 13, 2, 64}, {1, 64, 2, 64},
-                             {1, 70, 1, 64},     {1, 33, 2, 32}, {1, 150, 1, 32}};
+    // dev/cuda/attention.cu checks (one row, ragged tiles, head size 32, four
+    // whole tiles) and, on a GPU, also benches
+    const int shapes[][4] = {{64, 1024, 12, 64}, {1, 1, 1, 64},   {2, 13, 2, 64},   {1, 64, 2, 64},
+                             {1, 70, 1, 64},     {1, 33, 2, 32},  {1, 150, 1, 32},  {1, 256, 1, 64},
+                             {1, 1024, 2, 64},   {2, 257, 3, 64}};
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         for (int backward = 0; backward < 2; backward++) {
             const int *d = shapes[s];

@@ -15,7 +15,8 @@ file):
       (emu_types.h defines the attribute away; emu_kernel.h checks the
       launch against it: the device refuses more than N threads per block)
 Everything else is left as it is; dev/emu/cuda_emu.h (force-included) does
-the rest. Comments and string literals are not rewritten. Exits non-zero with
+the rest. Launches and __launch_bounds__ inside comments and string literals
+are not rewritten (__shared__ declarations are matched anywhere). Exits non-zero with
 "error: ..." on a launch it cannot parse.
 """
 import os
