@@ -297,6 +297,7 @@ static inline float exp_nonpositive(float x) {
     float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;  // ln2 split in two: exact first product
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
               r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    n = n == n ? n : 0.0f;  // x NaN: p is NaN, and a NaN cast to int would be undefined
     int32_t bits = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof(scale));
@@ -525,6 +526,21 @@ static size_t carve(float ***ptrs, const size_t *sizes, int n, float *memory) {
     return total;
 }
 
+// Memory a new allocation can have: Linux's MemAvailable (free memory and
+// reclaimable caches), else the machine's total; 0 when neither is known
+static double available_memory_gib(void) {
+    double total = (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) / (1 << 30);
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return total > 0 ? total : 0;
+    char line[256];
+    long long kib = -1;
+    while (kib < 0 && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "MemAvailable: %lld kB", &kib) != 1) kib = -1;
+    }
+    fclose(f);
+    return kib >= 0 ? (double)kib / (1 << 20) : (total > 0 ? total : 0);
+}
+
 static void gpt2_allocate(GPT2 *model, int B, int T) {
     const GPT2Config *c = &model->config;
     gpt2_check_batch_shape(c, B, T);
@@ -554,9 +570,9 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     // two AdamW moments, activations, scratch, losses and lse
     double gib = (4.0 * model->num_parameters + num_acts + num_scratch + 2.0 * BT) *
                  sizeof(float) / (1 << 30);
-    double ram = (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) / (1 << 30);
+    double ram = available_memory_gib();
     if (ram > 0 && gib > ram) {
-        fatal("the model needs %.1f GiB at B=%d T=%d, this machine has %.1f GiB: lower -b or -t",
+        fatal("the model needs %.1f GiB at B=%d T=%d, this machine has %.1f GiB available: lower -b or -t",
               gib, B, T, ram);
     }
 

@@ -3,9 +3,12 @@
  *
  * Model file (llm.c's format): header [0] MODEL_MAGIC, [1] 3 (fp32) or 5
  * (bf16), [2..7] maxT, V, L, NH, C, Vp, then the 16 tensors in checkpoint
- * order (wte padded to (Vp,C)). Our addition: [8] = CHECKSUM_CRC32 and [9] =
- * CRC-32 of the tensor bytes. llm.c leaves those slots zero, so its files
- * load unchecked and ours load in llm.c unchanged.
+ * order (wte padded to (Vp,C)). Our addition: [8] = CHECKSUM_CRC32_CONFIG and
+ * [9] = CRC-32 of header slots 0..7 (magic, version, the config) then the
+ * tensor bytes, so an edited config is caught like a flipped weight. llm.c
+ * leaves those slots zero, so its files load unchecked and ours load in
+ * llm.c unchanged; [8] = CHECKSUM_CRC32 (files written before the config
+ * was covered) checks the tensor bytes alone; any other value is an error.
  *
  * Training-state file (ours, STATE_MAGIC), one per rank: everything beyond
  * the weights that an exact resume needs: step, data position, sampler RNG,
@@ -34,7 +37,9 @@
 #include "utils.h"
 #include "zero.h"
 
-#define CHECKSUM_CRC32 1
+#define CHECKSUM_CRC32 1         // state files; model files: the tensor bytes
+#define CHECKSUM_CRC32_CONFIG 2  // model files: header slots 0..7, then the tensor bytes
+#define MODEL_CHECKSUMMED_INTS 8
 #define CHECKPOINT_CHUNK (1 << 20)  // floats per read/write chunk
 
 // ----------------------------------------------------------------------------
@@ -82,6 +87,10 @@ static inline FILE *model_file_open(const char *path, GPT2Config *c, int32_t *he
     c->channels = header[6];
     c->padded_vocab_size = header[7];
     gpt2_config_validate(c, path);
+    if (header[8] != 0 && header[8] != CHECKSUM_CRC32 && header[8] != CHECKSUM_CRC32_CONFIG) {
+        fatal("model checkpoint '%s': unknown checksum kind %d in header slot 8 (0 none, %d, %d)", path,
+              header[8], CHECKSUM_CRC32, CHECKSUM_CRC32_CONFIG);
+    }
     long long elem = header[1] == MODEL_VERSION_FP32 ? 4 : 2;
     check_file_size(f, path, "model checkpoint",
                     (long long)HEADER_BYTES + elem * (long long)gpt2_num_parameters(c));
@@ -94,7 +103,8 @@ static inline void model_file_read(FILE *f, const char *path, const int32_t *hea
                                    float *params, size_t n) {
     int bf16 = header[1] == MODEL_VERSION_BF16;
     uint16_t *chunk16 = bf16 ? (uint16_t *)malloc_check(CHECKPOINT_CHUNK * sizeof(uint16_t)) : NULL;
-    uint32_t crc = 0;
+    uint32_t crc = header[8] == CHECKSUM_CRC32_CONFIG
+                       ? crc32_update(0, header, MODEL_CHECKSUMMED_INTS * sizeof(int32_t)) : 0;
     for (size_t done = 0; done < n; done += CHECKPOINT_CHUNK) {
         size_t k = n - done < CHECKPOINT_CHUNK ? n - done : CHECKPOINT_CHUNK;
         if (bf16) {
@@ -110,7 +120,7 @@ static inline void model_file_read(FILE *f, const char *path, const int32_t *hea
         }
     }
     free(chunk16);
-    if (header[8] == CHECKSUM_CRC32 && (uint32_t)header[9] != crc) {
+    if (header[8] != 0 && (uint32_t)header[9] != crc) {
         fatal("model checkpoint '%s' is corrupt: checksum %08x, header says %08x", path, crc,
               (uint32_t)header[9]);
     }
@@ -130,8 +140,9 @@ static inline void model_file_write_version(const char *path, const GPT2Config *
     header[5] = c->num_heads;
     header[6] = c->channels;
     header[7] = c->padded_vocab_size;
-    header[8] = CHECKSUM_CRC32;
-    header[9] = (int32_t)crc32_update(0, params, bytes);
+    header[8] = CHECKSUM_CRC32_CONFIG;
+    uint32_t crc = crc32_update(0, header, MODEL_CHECKSUMMED_INTS * sizeof(int32_t));
+    header[9] = (int32_t)crc32_update(crc, params, bytes);
     AtomicFile af;
     atomic_open(&af, path);
     write_header(af.f, header);
@@ -231,7 +242,9 @@ static inline FILE *state_file_open(const char *path, TrainState *s, size_t *n, 
 }
 
 // Reads the payload of a state file opened by state_file_open into *m, *v
-// (malloc'ed, n floats each) and verifies its checksum.
+// (malloc'ed, n floats each) and verifies its checksum, and that the moments
+// are ones AdamW can have made: finite, the second ones not negative (a NaN
+// there would reach every weight it touches at the first update).
 static inline void state_file_read_payload(FILE *f, const char *path, const int32_t *header, size_t n,
                                            float **m, float **v) {
     *m = alloc_floats(n);
@@ -247,6 +260,12 @@ static inline void state_file_read_payload(FILE *f, const char *path, const int3
     if (header[7] != CHECKSUM_CRC32 || (uint32_t)header[8] != crc) {
         fatal("training state '%s' is corrupt: checksum %08x, header says %08x", path, crc,
               (uint32_t)header[8]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite((*m)[i]) || !isfinite((*v)[i]) || (*v)[i] < 0.0f) {
+            fatal("training state '%s': AdamW moments at element %zu are m=%g v=%g (not finite, or v < 0)",
+                  path, i, (*m)[i], (*v)[i]);
+        }
     }
 }
 

@@ -173,10 +173,10 @@ static inline void comm_init(Comm *c, int *argc, char ***argv) {
 #else
     (void)argc;
     (void)argv;
-    const char *size = getenv("OMPI_COMM_WORLD_SIZE");
-    if (!size) size = getenv("SLURM_STEP_NUM_TASKS");
-    if (size && atoi(size) > 1) {
-        fatal("started as one of %s ranks, but this build has no MPI: install OpenMPI (make deps) "
+    const char *const size_vars[] = {"OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"};
+    int size = comm_env_int(size_vars, 2, 1, 1 << 20);
+    if (size > 1) {
+        fatal("started as one of %d ranks, but this build has no MPI: install OpenMPI (make deps) "
               "and rebuild", size);
     }
 #endif

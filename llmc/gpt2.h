@@ -42,7 +42,7 @@ static inline int pad_vocab(int V) {
 // (1 <= N <= 64) has N layers, N heads and 64*N channels (head size 64).
 // Returns 0 when `desc` is not a descriptor.
 static inline int gpt2_config_from_descriptor(const char *desc, GPT2Config *c) {
-    if (desc[0] != 'd' || desc[1] == '\0') return 0;
+    if (desc[0] != 'd' || desc[1] < '1' || desc[1] > '9') return 0;  // "d" and digits, no sign or 0
     char *end = NULL;
     long depth = strtol(desc + 1, &end, 10);
     if (*end != '\0' || depth < 1 || depth > 64) return 0;

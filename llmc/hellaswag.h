@@ -79,6 +79,9 @@ static inline void hellaswag_load(HellaSwag *h, const char *path, int vocab_size
     h->data = (uint16_t *)malloc_check(n * sizeof(uint16_t));
     if (fread(h->data, sizeof(uint16_t), n, f) != n) fatal("'%s': short read", path);
     fclose_check(f);
+    if ((size_t)header[2] > n / 6) {  // an example is at least its 6-value header
+        fatal("'%s' says it holds %d examples, but its %zu values hold at most %zu", path, header[2], n, n / 6);
+    }
     h->num_in_file = header[2];
     h->examples = (HellaSwagExample *)calloc_check((size_t)h->num_in_file, sizeof(HellaSwagExample));
     size_t at = 0;

@@ -530,7 +530,13 @@ int main(int argc, char **argv) {
         check_ranks_agree(&comm, &cfg, mc, gpt2_params_checksum(&model), &train_loader, resume_step, argc, argv);
     }
     int64_t epoch_steps = dataloader_batches_per_epoch(&train_loader) / accum_steps;
-    if (cfg.max_steps == -1) cfg.max_steps = epoch_steps > 0 ? (int)epoch_steps : 1;
+    if (cfg.max_steps == -1) {
+        if (epoch_steps == 0) {
+            fatal("-x -1 (one epoch): the training data (%lld tokens) is less than one step of -d %lld tokens",
+                  (long long)train_loader.total_tokens, (long long)accum_steps * B * T * world_size);
+        }
+        cfg.max_steps = (int)epoch_steps;
+    }
     sched = (LRScheduler){(LRScheduleType)schedule_type, cfg.lr, cfg.warmup, cfg.max_steps, cfg.final_frac};
 
     int start_step = 0;
@@ -549,8 +555,10 @@ int main(int argc, char **argv) {
         start_step = st.step;
         // st.group_pos groups of st.world_size slots are used up: on another
         // number of ranks, continue at the first group not yet started
-        if (st.group_pos < 0 || st.group_pos > ((int64_t)1 << 40)) {
-            fatal("'%s' holds an invalid data position %lld", state_path, (long long)st.group_pos);
+        if (st.group_pos < 0 || st.group_pos > ((int64_t)1 << 40) || st.epoch < 0 ||
+            st.epoch > ((int64_t)1 << 40)) {
+            fatal("'%s' holds an invalid data position: epoch %lld, batch %lld", state_path,
+                  (long long)st.epoch, (long long)st.group_pos);
         }
         int64_t group_pos = st.group_pos;
         if (st.world_size != world_size) {

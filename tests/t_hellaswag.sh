@@ -52,6 +52,7 @@ bad() {  # NAME WANT PYTHON-EDIT: the file edited in place by PYTHON-EDIT (d: it
 bad hellaswag_bad_magic "is not a HellaSwag file" "d[0] ^= 1"
 bad hellaswag_truncated "example 7 has a bad size" "d = d[:-7 * 2]"
 bad hellaswag_bad_label "want 4 and 0..3" "d[1024 + 6:1024 + 8] = (7).to_bytes(2, 'little')"
+bad hellaswag_count_past_the_file "hold at most" "d[8:12] = (2**31 - 1).to_bytes(4, 'little')"
 bad hellaswag_token_outside_vocab "outside the vocabulary" "d[1024 + 12:1024 + 14] = (600).to_bytes(2, 'little')"
 expect_error hellaswag_needs_b4 "it needs -b 4 or more" ./train_gpt2 "${EVAL[@]}" -b 2 -hs "$TMP/hs.bin"
 expect_error hellaswag_nothing_fits "none of the 8 examples" ./train_gpt2 "${EVAL[@]}" -t 8 -hs "$TMP/hs.bin"

@@ -131,6 +131,8 @@ expect_error "more memory than the machine" "lower -b or -t" "${RUN[@]}" -e d12 
 expect_error "-e neither file nor descriptor" "neither a model file" "${RUN[@]}" -e nosuchmodel.bin
 expect_error "-y without a checkpoint" "no checkpoint" "${RUN[@]}" -o "$TMP/empty" -y 1
 expect_error "-i matching nothing" "no token shards match" ./train_gpt2 -e d1 -i "$D/nothing_*.bin"
+expect_error "-e d01 is no descriptor" "neither a model file nor a descriptor" ./train_gpt2 -e d01
+expect_error "-x -1 with less data than one step of -d" "less than one step" "${RUN[@]}" -d $((4 * 32 * 4096)) -x -1
 # every flag of the CPU trainer's table (llmc/train_loop.h, before the GPU's) as "-x, --name"
 table_flags=$(sed -n '/ArgSpec table\[\] = {/,/#ifdef TRAINER_GPU/s/.*{"\(-[a-z0-9]*\)", "\(--[a-z0-9-]*\)".*/\1, \2/p' llmc/train_loop.h)
 help_text=$(./train_gpt2 --help)
@@ -178,6 +180,19 @@ h[4]=100000; open('$B/m_config.bin','wb').write(h.tobytes()+d[1024:])
 d[5000]^=1; open('$B/m_flip.bin','wb').write(d)"
 model_bad "nonsense config" "invalid model config" "$B/m_config.bin"
 model_bad "flipped bit (checksum)" "corrupt" "$B/m_flip.bin"
+# the checksum covers the config too (slot 8 = 2); slot 8 = 1, the tensors
+# alone, is what files written before that hold, and must still load
+$PY -c "
+import zlib, numpy as np; d=open('$M','rb').read(); h=np.frombuffer(d[:1024],np.int32).copy()
+e=h.copy(); e[5]*=2; open('$B/m_heads.bin','wb').write(e.tobytes()+d[1024:])
+e=h.copy(); e[8]=7; open('$B/m_kind.bin','wb').write(e.tobytes()+d[1024:])
+e=h.copy(); e[8]=1; e[9]=np.uint32(zlib.crc32(d[1024:])).view(np.int32); open('$B/m_kind1.bin','wb').write(e.tobytes()+d[1024:])
+e=h.copy(); e[8]=0; open('$B/m_nan.bin','wb').write(e.tobytes()+np.full((len(d)-1024)//4,np.nan,np.float32).tobytes())"
+model_bad "edited number of heads (checksum)" "corrupt" "$B/m_heads.bin"
+model_bad "unknown checksum kind" "unknown checksum kind 7" "$B/m_kind.bin"
+check "a model file checksummed without its config (slot 8 = 1) loads" \
+    ./train_gpt2 -e "$B/m_kind1.bin" -i "$TRAIN" -j "" -b 4 -t 32 -x 1 -g 0 -tz ""
+expect_error "sampling from NaN weights stops" "hold NaN or inf" "${gen[@]}" -e "$B/m_nan.bin"
 
 state_bad() { # state_bad NAME WANT FILE: resuming with FILE as the state must fail with WANT
     rm -rf "$TMP/sb"; mkdir -p "$TMP/sb"; cp "$M" "$TMP/sb/model_00000020.bin"; cp "$3" "$TMP/sb/state_00000020_00000.bin"
@@ -193,6 +208,19 @@ $PY -c "
 import numpy as np; d=bytearray(open('$S','rb').read()); h=np.frombuffer(d[:1024],np.int32).copy()
 h[22]=99; open('$B/s_pos.bin','wb').write(h.tobytes()+d[1024:])"
 state_bad "edited data position (header checksum)" "corrupt" "$B/s_pos.bin"
+# checksummed anew after the edit, so only the loader's own checks can catch
+# them: moments AdamW cannot make, an epoch past any run
+$PY -c "
+import zlib, numpy as np; d=open('$S','rb').read(); h=np.frombuffer(d[:1024],np.int32).copy()
+def put(name, h, payload):
+    u=h.copy(); u[8]=0; h=h.copy(); h[8]=np.uint32(zlib.crc32(payload, zlib.crc32(u.tobytes()))).view(np.int32)
+    open('$B/'+name,'wb').write(h.tobytes()+payload)
+p=np.frombuffer(d[1024:],np.float32).copy(); p[5]=np.nan; put('s_nan.bin', h, p.tobytes())
+p=np.frombuffer(d[1024:],np.float32).copy(); p[len(p)//2+5]=-1; put('s_negv.bin', h, p.tobytes())
+e=h.copy(); e[18]=-1; e[19]=2**31-1; put('s_epoch.bin', e, d[1024:])"
+state_bad "NaN first moment" "AdamW moments at element 5" "$B/s_nan.bin"
+state_bad "negative second moment" "not finite, or v < 0" "$B/s_negv.bin"
+state_bad "epoch past any run" "invalid data position: epoch 9223372036854775807" "$B/s_epoch.bin"
 rm -rf "$TMP/sb"; mkdir -p "$TMP/sb"; cp "$M" "$TMP/sb/model_00000020.bin"; cp "$S" "$TMP/sb/state_00000020_00000.bin"
 expect_error "state file: other B" "was written with B=4" "${RUN[@]}" -b 2 -x 30 -o "$TMP/sb" -y 1
 

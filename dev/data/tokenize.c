@@ -372,7 +372,7 @@ static void add_input(FileList *l, const char *path, int top) {
             if (names[n++] == NULL) fatal("out of memory listing '%s'", path);
         }
         closedir(d);
-        qsort(names, (size_t)n, sizeof(char *), cmp_str);
+        if (n > 1) qsort(names, (size_t)n, sizeof(char *), cmp_str);  // (names is NULL when n is 0)
         for (int i = 0; i < n; i++) {
             size_t len = strlen(path) + strlen(names[i]) + 2;
             char *child = (char *)malloc_check(len);
