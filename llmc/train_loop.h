@@ -108,7 +108,7 @@ static TrainConfig train_defaults(void) {
     c.output_dir = "";
     c.tokenizer_path = "build/gpt2_tokenizer.bin";
     c.schedule = "cosine";
-    c.prompt = "";
+    c.prompt = NULL;  // -p not given (-p "": a sample from the start token alone)
     c.merges_path = "build/gpt2_merges.bin";
     c.checkpoint_every = 0;
     c.checkpoints_keep = 0;
@@ -186,7 +186,7 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-sh", "--shuffle", ARG_INT, &c->shuffle, 0, 1, "shuffle shards and batches each epoch"},
         {"-sd", "--seed", ARG_INT, &c->seed, 0, MAX_INT, "seed for init, shuffling and sampling"},
         {"-tz", "--tokenizer", ARG_STRING, &c->tokenizer_path, 0, 0, "tokenizer file for decoding samples"},
-        {"-p", "--prompt", ARG_STRING, &c->prompt, 0, 0, "no training: continue this text by -g tokens and exit"},
+        {"-p", "--prompt", ARG_STRING, &c->prompt, 0, 0, "no training: continue this text by -g tokens and exit (\"\": a sample from nothing)"},
         {"-tm", "--merges", ARG_STRING, &c->merges_path, 0, 0, "BPE merges file, to encode -p"},
         {"-z", "--zero", ARG_INT, &c->zero_stage, 0, 3, "ZeRO stage with several ranks: 0 all-reduce, 1 shard AdamW, 2 + gradients, 3 + parameters"},
         {"-ct", "--comm-timeout", ARG_FLOAT, &c->comm_timeout, 0.1, 1e6, "seconds a collective may wait for the other ranks before the job ends"},
@@ -319,12 +319,18 @@ static void generate(GPT2 *model, const int *prompt, int n_prompt, int n, float 
 // -p: encodes the prompt (after start_token, as a new document), prints it
 // and continues it by cfg->gen_tokens sampled tokens.
 static void continue_prompt(const TrainConfig *cfg, const char *source, int max_seq_len,
-                            int start_token, Tokenizer *tok, Rng64 *rng) {
+                            int vocab_size, int start_token, Tokenizer *tok, Rng64 *rng) {
     tokenizer_init_encoder(tok, cfg->merges_path);
     TokenBuf ids;
     memset(&ids, 0, sizeof(ids));
     tokbuf_push(&ids, start_token);
     tokenizer_encode(tok, cfg->prompt, strlen(cfg->prompt), 0, &ids);
+    for (size_t i = 1; i < ids.n; i++) {  // a model with a smaller vocabulary than the tokenizer's
+        if (ids.ids[i] >= vocab_size) {
+            fatal("-p encodes to token %d, outside the model's vocabulary of %d (the tokenizer '%s' is GPT-2's)",
+                  ids.ids[i], vocab_size, cfg->tokenizer_path);
+        }
+    }
     int context = (int)ids.n + cfg->gen_tokens;
     if (context > max_seq_len) context = max_seq_len;
     GPT2 model;
@@ -489,9 +495,9 @@ int main(int argc, char **argv) {
     Tokenizer tok;
     int have_tok = tokenizer_load_optional(&tok, cfg.tokenizer_path);
     Rng64 sample_rng = {(uint64_t)cfg.seed * 0x2545f4914f6cdd1dull + 1};
-    if (cfg.prompt[0]) {  // generation only
+    if (cfg.prompt) {  // generation only
         if (!have_tok) fatal("-p needs the tokenizer file (-tz '%s' not found; make vocab)", cfg.tokenizer_path);
-        continue_prompt(&cfg, source, probe.max_seq_len, start_token, &tok, &sample_rng);
+        continue_prompt(&cfg, source, probe.max_seq_len, probe.vocab_size, start_token, &tok, &sample_rng);
         tokenizer_free(&tok);
         comm_finalize(&comm);
         return 0;

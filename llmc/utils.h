@@ -117,6 +117,11 @@ static inline void atomic_open(AtomicFile *af, const char *path) {
     }
     strcpy(af->final_path, path);
     snprintf(af->tmp_path, sizeof(af->tmp_path), "%s.tmp", path);
+    // a new file, not the old one truncated: a leftover .tmp may be mapped
+    // or open elsewhere (./tokenize reading its own output folder)
+    if (unlink(af->tmp_path) != 0 && errno != ENOENT) {
+        fatal("cannot remove '%s': %s", af->tmp_path, strerror(errno));
+    }
     af->f = fopen_check(af->tmp_path, "wb");
 }
 

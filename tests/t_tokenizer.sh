@@ -329,5 +329,15 @@ mkdir -p "$B/emptydir"
 expect_error "input: folder with no files" "no files found" ./tokenize -o "$B/o" "$B/emptydir"
 mkdir -p "$B/empties"; : >"$B/empties/a.txt"
 expect_error "input: only empty files" "hold no text" ./tokenize -o "$B/o" "$B/empties"
+mkdir -p "$B/loop"; echo text >"$B/loop/a.txt"; ln -sfn . "$B/loop/self"
+expect_error "input: a folder that links back to itself" "is a link back to" ./tokenize -o "$B/o" "$B/loop"
+mkfifo "$B/fifo"
+expect_error "--vocab: a FIFO, not a file (would block)" "not a regular file" "${V[@]}" "$B/fifo"
+# a leftover shard .tmp given as the input: writing the shard must not
+# truncate the file still being read (6000 documents: past one batch of chunks)
+mkdir -p "$B/self"
+$PY -c "print(''.join('doc %d\n===\n' % i for i in range(6000)))" > "$B/self/self_train_000000.bin.tmp"
+check "tokenize reads a file at the .tmp path of the shard it writes" \
+    ./tokenize -q --split-on === -o "$B/self" "$B/self/self_train_000000.bin.tmp"
 
 echo "compared $n_texts texts and documents, $n_bytes bytes, $n_tokens tokens with js-tiktoken"

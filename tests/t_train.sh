@@ -83,6 +83,13 @@ else
     fail "prompt generation" "$(head -c 300 "$TMP/gen1.txt")"
 fi
 expect_error "-p without a tokenizer file" "needs the tokenizer" "${gen[@]}" -tz "$TMP/none.bin"
+if ./train_gpt2 -e "$TMP/straight/model_00000020.bin" -p "" -g 12 -sd 7 > "$TMP/gen0.txt" 2>&1 && \
+        [ "$(wc -c < "$TMP/gen0.txt")" -gt 10 ] && ! grep -q '^step' "$TMP/gen0.txt"; then
+    pass "-p \"\" samples from the start token alone, no training"
+else fail "-p \"\" samples" "$(head -c 300 "$TMP/gen0.txt")"; fi
+$PY tests/make_model.py "$TMP/small_v.bin" 1 1 32 1000 64 3
+expect_error "-p with tokens outside a small model's vocabulary" "outside the model's vocabulary of 1000" \
+    "${gen[@]}" -e "$TMP/small_v.bin"
 
 # -nk keeps only the newest N checkpoints, the final one included
 "${RUN[@]}" -x 7 -o "$TMP/keep" -n 2 -nk 2 > /dev/null 2>&1

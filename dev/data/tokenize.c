@@ -350,12 +350,27 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void add_input(FileList *l, const char *path, int top) {
+// the folders add_input is inside, innermost first: a link back to one of
+// them would make the walk endless
+typedef struct Folder {
+    dev_t dev;
+    ino_t ino;
+    const char *path;
+    const struct Folder *outer;
+} Folder;
+
+static void add_input(FileList *l, const char *path, int top, const Folder *outer) {
     struct stat st;
     if (stat(path, &st) != 0) fatal("input '%s': %s", path, strerror(errno));
     if (S_ISREG(st.st_mode)) {
         filelist_add(l, path, (long long)st.st_size);
     } else if (S_ISDIR(st.st_mode)) {
+        for (const Folder *f = outer; f; f = f->outer) {
+            if (f->dev == st.st_dev && f->ino == st.st_ino) {
+                fatal("folder '%s' is a link back to '%s': a loop", path, f->path);
+            }
+        }
+        const Folder here = {st.st_dev, st.st_ino, path, outer};
         DIR *d = opendir(path);
         if (d == NULL) fatal("cannot open folder '%s': %s", path, strerror(errno));
         char **names = NULL;
@@ -377,7 +392,7 @@ static void add_input(FileList *l, const char *path, int top) {
             size_t len = strlen(path) + strlen(names[i]) + 2;
             char *child = (char *)malloc_check(len);
             snprintf(child, len, "%s/%s", path, names[i]);
-            add_input(l, child, 0);
+            add_input(l, child, 0, &here);
             free(child);
             free(names[i]);
         }
@@ -649,7 +664,7 @@ static int run_shards(Options *o, int ninputs, char **inputs) {
     if (ninputs == 0) fatal("no input files or folders given (see --help)");
     if (o->val_docs_set && o->val_fraction_set) fatal("pass --val-docs or --val-fraction, not both");
     FileList files = {0};
-    for (int i = 0; i < ninputs; i++) add_input(&files, inputs[i], 1);
+    for (int i = 0; i < ninputs; i++) add_input(&files, inputs[i], 1, NULL);
     if (files.n == 0) fatal("no files found in the inputs");
     long long total = 0;
     for (int i = 0; i < files.n; i++) total += files.sizes[i] > 0 ? files.sizes[i] : 0;
