@@ -3,8 +3,8 @@
 // multiply (wgmma, sm_90a; llmc/ptx.cuh). A block's 4 warps are one
 // warpgroup, owning 64 rows of one (b,h) as there, and each product of a
 // 64 by 64 tile is HS/16 or 4 wgmma instructions for the whole block, where
-// each mma.sync warp issues HS/2 mma.sync and HS/4 ldmatrix (32 and 16 at HS 64): the tensor cores
-// read the staged tiles straight from shared memory. The accumulators'
+// each mma.sync warp issues HS/2 mma.sync and HS/4 ldmatrix (32 and 16 at
+// HS 64): the tensor cores read the staged tiles straight from shared memory. The accumulators'
 // layout is mma.sync's (warp w rows 16w..16w+15), so the online softmax,
 // the masks, P and dS and the epilogues are attention_mma.cuh's functions.
 // - forward: S = Q K^T (Q, K from shared memory), the softmax, out += P V

@@ -73,8 +73,8 @@ static inline void gpt2_config_validate(const GPT2Config *c, const char *source)
     }
 }
 
-// The largest batch (B,T) a model is built for: the position embedding wpe has
-// max_seq_len rows, and the encoder reads row t for every t < T.
+// A batch shape (B,T) to build a model for: T at most max_seq_len, the rows of
+// the position embedding wpe (the encoder reads row t for every t < T).
 static inline void gpt2_check_batch_shape(const GPT2Config *c, int B, int T) {
     if (B < 1 || T < 1) fatal("batch (B,T) = (%d,%d): both must be at least 1", B, T);
     if (T > c->max_seq_len) {
