@@ -3,8 +3,8 @@
  *
  * This file is the readable specification of the model: every layer's
  * forward and backward pass is written out below as a plain function, and the
- * GPU trainer's training steps are tested against this trainer's. It is also a real trainer
- * for small models: from token shards to checkpoints, with resume.
+ * GPU trainer's training steps are tested against this trainer's. It is also
+ * a real trainer for small models: from token shards to checkpoints, with resume.
  *
  * Conventions: B batch, T sequence length, C channels, NH heads, hs = C/NH,
  * L layers, V vocab, Vp padded vocab, OC output channels. Tensor shapes are
@@ -1011,7 +1011,8 @@ void gpt2_zero_grad(GPT2 *model) {
 
 // Backward pass of the last forward (which must have had targets); adds
 // into the parameter gradients. loss_scale weighs this batch's mean loss in
-// the objective (1 / (accumulation steps x ranks): the ranks' gradients are summed). Destroys the logits.
+// the objective (1 / (accumulation steps x ranks): the ranks' gradients are
+// summed). Destroys the logits.
 void gpt2_backward(GPT2 *model, float loss_scale) {
     if (model->mean_loss < 0.0f || model->backward_done) {
         fatal("gpt2_backward needs a forward pass with targets first (one backward per forward)");

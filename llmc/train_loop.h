@@ -327,7 +327,7 @@ static void continue_prompt(const TrainConfig *cfg, const char *source, int max_
     tokenizer_encode(tok, cfg->prompt, strlen(cfg->prompt), 0, &ids);
     for (size_t i = 1; i < ids.n; i++) {  // a model with a smaller vocabulary than the tokenizer's
         if (ids.ids[i] >= vocab_size) {
-            fatal("-p encodes to token %d, outside the model's vocabulary of %d (the tokenizer '%s' is GPT-2's)",
+            fatal("-p encodes to token %d, outside the model's vocabulary of %d (tokenizer '%s')",
                   ids.ids[i], vocab_size, cfg->tokenizer_path);
         }
     }
