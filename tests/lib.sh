@@ -19,6 +19,16 @@ check() {
     fi
 }
 
+# check_help_lists NAME MIN FLAGS HELP: each line of FLAGS (a program's flag
+# table, at least MIN lines) appears in HELP (its --help text)
+check_help_lists() {
+    local name=$1 min=$2 flags=$3 help=$4 count missing
+    count=$(printf '%s\n' "$flags" | grep -c .)
+    missing=$(printf '%s\n' "$flags" | while IFS= read -r f; do printf '%s\n' "$help" | grep -qF -- "$f" || echo "$f"; done)
+    if [ "$count" -ge "$min" ] && [ -z "$missing" ]; then pass "$name ($count)"
+    else fail "$name" "missing: $missing (table: $count flags)"; fi
+}
+
 # expect_error NAME SUBSTRING CMD...: CMD must exit non-zero (not by a signal),
 # within 60 s, and print SUBSTRING (case-insensitive) on stderr as one
 # "error: ..." line

@@ -142,11 +142,7 @@ expect_error "-e d01 is no descriptor" "neither a model file nor a descriptor" .
 expect_error "-x -1 with less data than one step of -d" "less than one step" "${RUN[@]}" -d $((4 * 32 * 4096)) -x -1
 # every flag of the CPU trainer's table (llmc/train_loop.h, before the GPU's) as "-x, --name"
 table_flags=$(sed -n '/ArgSpec table\[\] = {/,/#ifdef TRAINER_GPU/s/.*{"\(-[a-z0-9]*\)", "\(--[a-z0-9-]*\)".*/\1, \2/p' llmc/train_loop.h)
-help_text=$(./train_gpt2 --help)
-missing=$(printf '%s\n' "$table_flags" | while IFS= read -r f; do printf '%s\n' "$help_text" | grep -qF -- "$f" || echo "$f"; done)
-if [ "$(printf '%s\n' "$table_flags" | wc -l)" -ge 30 ] && [ -z "$missing" ]; then
-    pass "--help lists every flag of the table ($(printf '%s\n' "$table_flags" | wc -l))"
-else fail "--help lists every flag of the table" "missing: $missing (table: $(printf '%s\n' "$table_flags" | wc -l) flags)"; fi
+check_help_lists "--help lists every flag of the table" 30 "$table_flags" "$(./train_gpt2 --help)"
 
 # --- bad files: shard, model, state; each a one-line error, never a crash
 hdr() { # hdr FILE MAGIC VERSION FIELD2 : a 1024-byte header
