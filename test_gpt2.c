@@ -41,6 +41,7 @@ static uint16_t bf16_round(float x) {
 }
 
 int main(int argc, char **argv) {
+    check_omp_num_threads();
     if (argc < 2) fatal("usage: test_gpt2 DIR [--init dN SEED] [--perturb TENSOR]");
     const char *dir = argv[1];
     const char *init_desc = NULL, *perturb = NULL;

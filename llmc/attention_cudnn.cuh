@@ -485,6 +485,10 @@ static inline void attention_backward_cudnn(floatX *dqkv, float *scratch_D, cons
     void *pointers[] = {(void *)qkv, (void *)(qkv + C), (void *)(qkv + 2 * C), (void *)out, (void *)dout,
                         (void *)lse, dqkv, dqkv + C, dqkv + 2 * C, &scale, &neg_inf, &one, scratch_D,
                         workspace + plan_bytes};
+    // dQ's engines add into the accumulator with atomics and do not promise to
+    // clear it first (cudnn-frontend zeroes it before every run): it still
+    // holds the previous layer's dQ
+    cudaCheck(cudaMemsetAsync(workspace + plan_bytes, 0, accum_bytes, stream));
     cudnn_execute(p, 14, uids, pointers, workspace, stream);
 }
 #endif  // CUDNN_GRAPHS_ONLY

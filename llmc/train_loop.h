@@ -223,10 +223,12 @@ static int compare_ints(const void *a, const void *b) {
 
 // The steps of the complete checkpoints (the model file and the state file
 // of every rank that wrote it) in dir, ascending, into *steps (malloc'ed);
-// returns how many. Lists the directory itself, so names with glob
+// returns how many, and counts the incomplete ones into *incomplete when
+// that is not NULL. Lists the directory itself, so names with glob
 // characters are no problem.
-static int checkpoint_steps(const char *dir, int **steps) {
+static int checkpoint_steps(const char *dir, int **steps, int *incomplete) {
     int n = 0, cap = 16;
+    if (incomplete) *incomplete = 0;
     *steps = (int *)malloc_check((size_t)cap * sizeof(int));
     DIR *d = opendir(dir);
     if (!d) return 0;
@@ -234,7 +236,10 @@ static int checkpoint_steps(const char *dir, int **steps) {
     while ((e = readdir(d)) != NULL) {
         int step, len = 0;
         if (sscanf(e->d_name, "model_%8d.bin%n", &step, &len) != 1 || len != 18 || step < 0) continue;
-        if (checkpoint_ranks(dir, step) == 0) continue;  // a state file missing: not resumable
+        if (checkpoint_ranks(dir, step) == 0) {  // a state file missing: not resumable
+            if (incomplete) (*incomplete)++;
+            continue;
+        }
         if (n == cap) *steps = (int *)realloc(*steps, (size_t)(cap *= 2) * sizeof(int));
         if (!*steps) fatal("out of memory listing '%s'", dir);
         (*steps)[n++] = step;
@@ -244,9 +249,10 @@ static int checkpoint_steps(const char *dir, int **steps) {
     return n;
 }
 
-// Latest complete checkpoint's step in dir, or -1.
-static int latest_checkpoint(const char *dir) {
-    int *steps, n = checkpoint_steps(dir, &steps);
+// Latest complete checkpoint's step in dir, or -1; counts the incomplete
+// ones as checkpoint_steps does.
+static int latest_checkpoint(const char *dir, int *incomplete) {
+    int *steps, n = checkpoint_steps(dir, &steps, incomplete);
     int latest = n > 0 ? steps[n - 1] : -1;
     free(steps);
     return latest;
@@ -257,7 +263,7 @@ static int latest_checkpoint(const char *dir) {
 // first (the checkpoint is then incomplete), then every rank's state file.
 static void remove_old_checkpoints(const char *dir, int keep, int major) {
     if (keep <= 0) return;
-    int *steps, n = checkpoint_steps(dir, &steps);
+    int *steps, n = checkpoint_steps(dir, &steps, NULL);
     for (int i = 0; i < n - keep; i++) {
         if (major > 0 && steps[i] % major == 0) continue;
         char mp[4200], sp[4200];
@@ -434,6 +440,7 @@ static void format_eta(char *out, size_t size, double seconds) {
 }
 
 int main(int argc, char **argv) {
+    check_omp_num_threads();
     TrainConfig cfg = train_defaults();
     ArgSpec specs[64];
     int nspecs = train_flag_table(&cfg, specs);
@@ -474,11 +481,13 @@ int main(int argc, char **argv) {
     }
 
     // model, possibly from the latest checkpoint
-    int resume_step = cfg.resume ? latest_checkpoint(cfg.output_dir) : -1;
+    int incomplete = 0;
+    int resume_step = cfg.resume ? latest_checkpoint(cfg.output_dir, &incomplete) : -1;
     if (cfg.resume && resume_step < 0) {
-        fatal("-y 1: no checkpoint (model + state file) in '%s' to resume from", cfg.output_dir);
+        fatal("-y 1: no checkpoint (model + state file of every rank) in '%s' to resume from%s",
+              cfg.output_dir, incomplete ? ": the model files there lack a rank's state file" : "");
     }
-    if (!cfg.resume && cfg.output_dir[0] && latest_checkpoint(cfg.output_dir) >= 0) {
+    if (!cfg.resume && cfg.output_dir[0] && latest_checkpoint(cfg.output_dir, NULL) >= 0) {
         fatal("'%s' already holds checkpoints: resume them with -y 1, or choose another -o",
               cfg.output_dir);
     }

@@ -169,4 +169,24 @@ static inline float *alloc_floats_at(size_t n, const char *file, int line) {
 }
 #define alloc_floats(n) alloc_floats_at(n, __FILE__, __LINE__)
 
+// ----------------------------------------------------------------------------
+// checked environment
+
+// libgomp reads OMP_NUM_THREADS as the program loads and trusts it: 2^31
+// becomes -2^31 threads, 10^8 a crash at the first parallel region. Checked
+// before that region: a thread count in 1..1024, or a comma-separated list of
+// them (one per nesting level, as OpenMP allows).
+static inline void check_omp_num_threads(void) {
+    const char *v = getenv("OMP_NUM_THREADS");
+    for (const char *p = v; p; p++) {
+        char *end = (char *)p;
+        long n = *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : 0;
+        if (n < 1 || n > 1024 || (*end != ',' && *end != '\0')) {
+            fatal("environment variable OMP_NUM_THREADS=%s is not a thread count in 1..1024", v);
+        }
+        if (*end == '\0') return;
+        p = end;  // (the loop steps over the comma)
+    }
+}
+
 #endif  // LLMC_UTILS_H

@@ -138,6 +138,15 @@ check "folder: files in name order, empty and hidden skipped; --val-fraction 0.5
     cmp -s <(shard_ids "$D/out/out_val_000000.bin") <("${ORACLE[@]}" --docs "$D/in/b.txt" "$D/in/sub/c.txt")
 check "--val-fraction 0.5: documents 1, 3 train" \
     cmp -s <(shard_ids "$D/out/out_train_000000.bin") <("${ORACLE[@]}" --docs "$D/in/a.txt" "$D/in/c.txt")
+# a file reached twice (named again; through a link to it; through a link to
+# its folder) is one document, read where it comes first (a/link/y.txt sorts
+# before a/x.txt), and said so
+mkdir -p "$D/twice/a" "$D/twice/b"; printf 'In a.\n' >"$D/twice/a/x.txt"; printf 'In b.\n' >"$D/twice/b/y.txt"
+ln -s ../b "$D/twice/a/link"; ln -s x.txt "$D/twice/a/z.txt"
+./tokenize -o "$D/tw" --val-docs 0 "$D/twice" "$D/twice/b/y.txt" >/dev/null 2>"$D/tw.err"
+check "a file reached 3 more times (links, named again) is read once, where first reached" \
+    cmp -s <(shard_ids "$D/tw/tw_train_000000.bin") <("${ORACLE[@]}" --docs "$D/twice/b/y.txt" "$D/twice/a/x.txt")
+check "... and stderr says so" grep -q "^tokenize: 3 input files were reached a second time" "$D/tw.err"
 printf -- '---\nDoc one\nline two\n---\n---\nDoc two\n---' >"$D/split.txt"
 printf 'Doc one\nline two\n' >"$D/one.txt"; printf 'Doc two\n' >"$D/two.txt"
 ./tokenize -q -o "$D/split" --val-docs 0 --split-on --- "$D/split.txt"

@@ -137,6 +137,10 @@ $PY tests/make_shard.py "$D/big_train_000.bin" 600000 4
 expect_error "more memory than the machine" "lower -b or -t" "${RUN[@]}" -e d12 -b 512 -t 1024 -i "$D/big_train_000.bin" -j ""
 expect_error "-e neither file nor descriptor" "neither a model file" "${RUN[@]}" -e nosuchmodel.bin
 expect_error "-y without a checkpoint" "no checkpoint" "${RUN[@]}" -o "$TMP/empty" -y 1
+# libgomp reads OMP_NUM_THREADS unchecked (2^31: -2^31 threads; 10^8: a crash)
+expect_error "OMP_NUM_THREADS=99999999" "OMP_NUM_THREADS=99999999 is not a thread count" \
+    env OMP_NUM_THREADS=99999999 "${RUN[@]}"
+check "OMP_NUM_THREADS=2,1 (a count per nesting level) is accepted" env OMP_NUM_THREADS=2,1 ./train_gpt2 -h
 expect_error "-i matching nothing" "no token shards match" ./train_gpt2 -e d1 -i "$D/nothing_*.bin"
 expect_error "-e d01 is no descriptor" "neither a model file nor a descriptor" ./train_gpt2 -e d01
 expect_error "-x -1 with less data than one step of -d" "less than one step" "${RUN[@]}" -d $((4 * 32 * 4096)) -x -1
@@ -220,10 +224,12 @@ def put(name, h, payload):
     open('$B/'+name,'wb').write(h.tobytes()+payload)
 p=np.frombuffer(d[1024:],np.float32).copy(); p[5]=np.nan; put('s_nan.bin', h, p.tobytes())
 p=np.frombuffer(d[1024:],np.float32).copy(); p[len(p)//2+5]=-1; put('s_negv.bin', h, p.tobytes())
-e=h.copy(); e[18]=-1; e[19]=2**31-1; put('s_epoch.bin', e, d[1024:])"
+e=h.copy(); e[18]=-1; e[19]=2**31-1; put('s_epoch.bin', e, d[1024:])
+e=h.copy(); e[3]=2; put('s_world2.bin', e, d[1024:])"
 state_bad "NaN first moment" "AdamW moments at element 5" "$B/s_nan.bin"
 state_bad "negative second moment" "not finite, or v < 0" "$B/s_negv.bin"
 state_bad "epoch past any run" "invalid data position: epoch 9223372036854775807" "$B/s_epoch.bin"
+state_bad "written by 2 ranks, rank 1's file missing" "lack a rank's state file" "$B/s_world2.bin"
 rm -rf "$TMP/sb"; mkdir -p "$TMP/sb"; cp "$M" "$TMP/sb/model_00000020.bin"; cp "$S" "$TMP/sb/state_00000020_00000.bin"
 expect_error "state file: other B" "was written with B=4" "${RUN[@]}" -b 2 -x 30 -o "$TMP/sb" -y 1
 

@@ -328,22 +328,75 @@ static int run_decode(const Options *o) {
 // ----------------------------------------------------------------------------
 // inputs: a flat list of files, folders expanded in name order
 
+// a regular file's identity: the same file reached by two paths has one
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    int index;  // in the FileList, the order of reading
+} FileId;
+
 typedef struct {
     char **paths;
     long long *sizes;  // -1: not a regular file (read whole when reached)
+    FileId *ids;
     int n, cap;
 } FileList;
 
-static void filelist_add(FileList *l, const char *path, long long size) {
+static void filelist_add(FileList *l, const char *path, const struct stat *st) {
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 64;
         l->paths = (char **)realloc(l->paths, (size_t)l->cap * sizeof(char *));
         l->sizes = (long long *)realloc(l->sizes, (size_t)l->cap * sizeof(long long));
-        if (l->paths == NULL || l->sizes == NULL) fatal("out of memory listing inputs");
+        l->ids = (FileId *)realloc(l->ids, (size_t)l->cap * sizeof(FileId));
+        if (l->paths == NULL || l->sizes == NULL || l->ids == NULL) fatal("out of memory listing inputs");
     }
     l->paths[l->n] = strdup(path);
     if (l->paths[l->n] == NULL) fatal("out of memory listing inputs");
-    l->sizes[l->n++] = size;
+    l->sizes[l->n] = S_ISREG(st->st_mode) ? (long long)st->st_size : -1;
+    l->ids[l->n] = (FileId){st->st_dev, st->st_ino, l->n};
+    l->n++;
+}
+
+static int cmp_file_ids(const void *a, const void *b) {
+    const FileId *x = (const FileId *)a, *y = (const FileId *)b;
+    if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
+    if (x->ino != y->ino) return x->ino < y->ino ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+// A regular file reached twice (named twice, or through a link to it or to
+// its folder) is read once, where it comes first: a corpus should not count a
+// document double because a folder links to it. Says so on stderr.
+static void drop_repeated_files(FileList *l) {
+    FileId *sorted = (FileId *)malloc_check((size_t)l->n * sizeof(FileId));
+    memcpy(sorted, l->ids, (size_t)l->n * sizeof(FileId));
+    qsort(sorted, (size_t)l->n, sizeof(FileId), cmp_file_ids);  // (l->n >= 1)
+    int dropped = 0, example = 0, example_of = 0;
+    for (int i = 1, first = 0; i < l->n; i++) {
+        if (sorted[i].dev != sorted[first].dev || sorted[i].ino != sorted[first].ino) {
+            first = i;
+            continue;
+        }
+        int keep = sorted[first].index, drop = sorted[i].index;
+        if (l->sizes[drop] < 0) continue;  // a pipe or device: read as often as named
+        if (dropped++ == 0) example = drop, example_of = keep;
+        l->sizes[drop] = -2;
+    }
+    free(sorted);
+    if (dropped == 0) return;
+    fprintf(stderr, "tokenize: %d input file%s reached a second time (e.g. '%s', the same file as '%s'): "
+            "each file is read once\n", dropped, dropped == 1 ? " was" : "s were", l->paths[example],
+            l->paths[example_of]);
+    int n = 0;
+    for (int i = 0; i < l->n; i++) {
+        if (l->sizes[i] == -2) {
+            free(l->paths[i]);
+            continue;
+        }
+        l->paths[n] = l->paths[i];
+        l->sizes[n++] = l->sizes[i];
+    }
+    l->n = n;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -363,7 +416,7 @@ static void add_input(FileList *l, const char *path, int top, const Folder *oute
     struct stat st;
     if (stat(path, &st) != 0) fatal("input '%s': %s", path, strerror(errno));
     if (S_ISREG(st.st_mode)) {
-        filelist_add(l, path, (long long)st.st_size);
+        filelist_add(l, path, &st);
     } else if (S_ISDIR(st.st_mode)) {
         for (const Folder *f = outer; f; f = f->outer) {
             if (f->dev == st.st_dev && f->ino == st.st_ino) {
@@ -398,7 +451,7 @@ static void add_input(FileList *l, const char *path, int top, const Folder *oute
         }
         free(names);
     } else if (top) {
-        filelist_add(l, path, -1);  // a pipe or device named on the command line
+        filelist_add(l, path, &st);  // a pipe or device named on the command line
     }
 }
 
@@ -666,6 +719,7 @@ static int run_shards(Options *o, int ninputs, char **inputs) {
     FileList files = {0};
     for (int i = 0; i < ninputs; i++) add_input(&files, inputs[i], 1, NULL);
     if (files.n == 0) fatal("no files found in the inputs");
+    drop_repeated_files(&files);
     long long total = 0;
     for (int i = 0; i < files.n; i++) total += files.sizes[i] > 0 ? files.sizes[i] : 0;
 
@@ -758,6 +812,7 @@ static int run_shards(Options *o, int ninputs, char **inputs) {
     for (int i = 0; i < files.n; i++) free(files.paths[i]);
     free(files.paths);
     free(files.sizes);
+    free(files.ids);
     free(states);
     free(chunks);
     free(bufs);
@@ -767,6 +822,7 @@ static int run_shards(Options *o, int ninputs, char **inputs) {
 }
 
 int main(int argc, char **argv) {
+    check_omp_num_threads();
     Options o;
     default_options(&o);
     int npos = parse_args(argc, argv, &o);
