@@ -4,6 +4,11 @@
 set -euo pipefail
 log=$1; out=$2; title=${3:-training loss}
 [ -f "$log" ] || { echo "error: no log file '$log'" >&2; exit 1; }
+# (gnuplot, failing to open the output, writes the PNG to stdout instead)
+dir=$(dirname -- "$out")
+[ -d "$dir" ] && [ -w "$dir" ] || { echo "error: cannot write '$out': no writable folder '$dir'" >&2; exit 1; }
+# a gnuplot string: single-quoted, a quote inside doubled
+gq() { printf "'%s'" "${1//\'/\'\'}"; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # JSON lines -> two columns per series
 sed -n 's/.*"step":\([0-9]*\),"train_loss":\([-0-9.eE+]*\).*/\1 \2/p' "$log" > "$tmp/train.dat"
@@ -12,9 +17,9 @@ sed -n 's/.*"step":\([0-9]*\),"val_loss":\([-0-9.eE+]*\).*/\1 \2/p' "$log" > "$t
 plots="'$tmp/train.dat' using 1:2 with lines lw 1.5 lc rgb '#4477aa' title 'train'"
 [ -s "$tmp/val.dat" ] && plots="$plots, '$tmp/val.dat' using 1:2 with linespoints lw 2 pt 7 ps 0.8 lc rgb '#cc3311' title 'val'"
 gnuplot <<GP
-set terminal pngcairo size 900,540 font 'sans,11'
-set output '$out'
-set title '$title'
+set terminal pngcairo noenhanced size 900,540 font 'sans,11'
+set output $(gq "$out")
+set title $(gq "$title")
 set xlabel 'step'
 set ylabel 'loss (nats per token)'
 set grid

@@ -73,6 +73,12 @@ if [ "$(samples "$TMP/straight.txt")" = "$(samples "$TMP/resumed.txt")" ]; then
     pass "resumed samples identical"; else fail "resumed samples identical" "sampler state not restored"; fi
 if ls "$TMP/straight"/*.tmp >/dev/null 2>&1; then fail "no temp files left" "$(ls "$TMP/straight")"; else pass "no temp files left"; fi
 check "log.jsonl has a line per step" test "$(grep -c train_loss "$TMP/straight/log.jsonl")" -eq 20
+# the loss curve: quotes in the path and title reach gnuplot as text; a
+# folder that is not there is an error (gnuplot itself would print the PNG)
+mkdir -p "$TMP/it's"
+check "plot_loss.sh: a PNG, with quotes in path and title" bash -c 'bash scripts/plot_loss.sh "$1" "$2" "Ahab'"'"'s run_1" &&
+    [ "$(head -c 4 "$2" | od -An -tx1 | tr -d " \n")" = 89504e47 ]' _ "$TMP/straight/log.jsonl" "$TMP/it's/loss.png"
+expect_error "plot_loss.sh: no such folder" "no writable folder" bash scripts/plot_loss.sh "$TMP/straight/log.jsonl" "$TMP/none/l.png"
 
 # generation from a prompt: the prompt, then -g tokens; the same seed gives the same text
 gen=(./train_gpt2 -e "$TMP/straight/model_00000020.bin" -p "Call me Ishmael." -g 12 -tk 40 -sd 7)
