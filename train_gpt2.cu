@@ -288,6 +288,10 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
         fatal("the GPU trainer needs C a multiple of 8 and head size 32 or 64; this model has C=%d, NH=%d",
               c->channels, c->num_heads);
     }
+    if (c->padded_vocab_size % 8 != 0) {  // (the classifier's matmuls take 8 bf16 rows, 16 bytes, at a time)
+        fatal("the GPU trainer needs the padded vocabulary Vp a multiple of 8; this model has Vp=%d",
+              c->padded_vocab_size);
+    }
     // the kernels index a layer's (B,T,4C) activations with ints (and round their grids up by a block)
     if ((size_t)B * T * 4 * c->channels > 0x7FFFFFFF - 65536) {
         fatal("B*T*4C = %d*%d*%d is over 2^31 - 2^16, which the kernels' int indices allow; use a smaller -b or -t",
@@ -337,8 +341,9 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
            gpu_options.recompute == 2 ? ", GELU and layernorms recomputed" :
            gpu_options.recompute ? ", GELU recomputed" : "",
            gib(scratch_bytes), gib(total), share, gib(free_bytes));
-    if (chunk) printf("wte in %d vocabulary chunks of %d rows at ZeRO-%d: no rank holds its gradient%s whole\n",
-                      z->vocab_chunks, z->chunk_rows, stage, stage >= 3 ? " or its parameters" : "");
+    if (chunk) printf("wte in %d vocabulary chunks of %d rows at ZeRO-%d%s\n", z->vocab_chunks, z->chunk_rows, stage,
+                      world == 1 ? "" : stage >= 3 ? ": no rank holds its gradient or its parameters whole"
+                                                   : ": no rank holds its gradient whole");
     if (reduce_n) printf("gradients summed over the ranks in fp32 (-gr 1): %.3f GiB of fp32 buffers\n",
                          gib((reduce_n + reduced_n) * F));
     if (total > free_bytes) {
@@ -346,8 +351,8 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
         if (gpu_options.recompute < 2) snprintf(hint, sizeof(hint), " or recompute with -r %d", gpu_options.recompute + 1);
         if (stage < 3) snprintf(hint + strlen(hint), sizeof(hint) - strlen(hint), "%s spread it over more GPUs with -z 3",
                                 hint[0] ? ", or" : " or");
-        fatal("the model needs %.2f GiB at B=%d T=%d, the GPU has %.2f GiB free: lower -b (activations grow "
-              "with B*T)%s", gib(total), B, T, gib(free_bytes), hint);
+        fatal("the model needs %.3f GiB at B=%d T=%d, the GPU has %.3f GiB free: lower %s (activations grow "
+              "with B*T)%s", gib(total), B, T, gib(free_bytes), B > 1 ? "-b" : "-t", hint);
     }
     model->stream = 0;
     if (stage == 3) {  // the parameters: a shard, and the bucket slots they are gathered into

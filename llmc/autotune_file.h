@@ -70,8 +70,9 @@ static inline int autotune_is_alignment(uint32_t a) { return a >= 1 && a <= 256 
 // else that is not a well-formed file of at most cap calls.
 static inline int autotune_file_read(const char *path, const char *device, int library, TunedChoice *choices,
                                      int cap) {
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;
+    FILE *f = fopen_check(path, "r");
     char line[1024], file_device[256] = "";
     int version = -1, file_library = -1, n = 0, lineno = 0, end = 0;
     for (; fgets(line, sizeof(line), f); lineno++) {

@@ -97,6 +97,21 @@ static inline FILE *model_file_open(const char *path, GPT2Config *c, int32_t *he
     return f;
 }
 
+// The index of the first of n parameters (fp32, or bf16 bits) that is NaN or
+// inf, or -1: such weights are neither loaded nor saved.
+static inline long long first_nonfinite(const void *params, size_t n, int bf16) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        if (bf16) {
+            bits = (uint32_t)((const uint16_t *)params)[i] << 16;
+        } else {
+            memcpy(&bits, (const float *)params + i, sizeof(bits));
+        }
+        if ((bits & 0x7f800000u) == 0x7f800000u) return (long long)i;  // exponent all ones
+    }
+    return -1;
+}
+
 // Reads the tensors of an open model file into params (fp32), converting
 // bf16 (v5) on the way, and verifies the checksum when the file has one.
 static inline void model_file_read(FILE *f, const char *path, const int32_t *header,
@@ -124,13 +139,19 @@ static inline void model_file_read(FILE *f, const char *path, const int32_t *hea
         fatal("model checkpoint '%s' is corrupt: checksum %08x, header says %08x", path, crc,
               (uint32_t)header[9]);
     }
+    long long bad = first_nonfinite(params, n, 0);
+    if (bad >= 0) fatal("model checkpoint '%s': its weights hold NaN or inf (parameter %lld)", path, bad);
 }
 
 // Writes a model file atomically, with its checksum: fp32 (v3) from float
 // params, or bf16 (v5) from the raw bf16 bits (uint16_t) the GPU trainer keeps.
 static inline void model_file_write_version(const char *path, const GPT2Config *c, int version,
                                             const void *params) {
-    size_t bytes = gpt2_num_parameters(c) * (version == MODEL_VERSION_BF16 ? 2 : 4);
+    size_t n = gpt2_num_parameters(c), bytes = n * (version == MODEL_VERSION_BF16 ? 2 : 4);
+    long long bad = first_nonfinite(params, n, version == MODEL_VERSION_BF16);
+    if (bad >= 0) {  // (the last good checkpoint stays the latest)
+        fatal("not writing '%s': the weights hold NaN or inf (parameter %lld); try a lower -l", path, bad);
+    }
     int32_t header[HEADER_INTS] = {0};
     header[0] = MODEL_MAGIC;
     header[1] = version;
@@ -257,7 +278,10 @@ static inline void state_file_read_payload(FILE *f, const char *path, const int3
     uint32_t crc = crc32_update(0, unsummed, HEADER_BYTES);
     crc = crc32_update(crc, *m, n * sizeof(float));
     crc = crc32_update(crc, *v, n * sizeof(float));
-    if (header[7] != CHECKSUM_CRC32 || (uint32_t)header[8] != crc) {
+    if (header[7] != CHECKSUM_CRC32) {
+        fatal("training state '%s': checksum kind %d in header slot 7, want %d", path, header[7], CHECKSUM_CRC32);
+    }
+    if ((uint32_t)header[8] != crc) {
         fatal("training state '%s' is corrupt: checksum %08x, header says %08x", path, crc,
               (uint32_t)header[8]);
     }

@@ -165,6 +165,17 @@ static inline void comm_init(Comm *c, int *argc, char ***argv) {
     MPI_Comm_dup(MPI_COMM_WORLD, &c->probe_comm);
     MPI_Comm_rank(c->comm, &c->rank);
     MPI_Comm_size(c->comm, &c->world);
+    // an MPI that cannot talk to the launcher starts each rank alone: N
+    // copies of one training, all writing to -o
+    const char *const size_vars[] = {"OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"};
+    for (int i = 0; i < 2; i++) {
+        int launched = comm_env_int(size_vars + i, 1, 1, 1 << 20);
+        if (launched > 0 && launched != c->world) {
+            fatal("%s says %d ranks, but MPI sees %d: start the ranks with this MPI's mpirun (or srun "
+                  "--mpi=pmix)", size_vars[i], launched, c->world);
+        }
+        if (launched > 0) break;
+    }
     MPI_Comm node;
     MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node);
     MPI_Comm_rank(node, &c->local_rank);

@@ -50,8 +50,6 @@
 // positioned just after the header.
 static inline FILE *open_with_header(const char *path, const char *kind, int32_t magic,
                                      const int *versions, int n_versions, int32_t *header) {
-    struct stat st;  // (a FIFO would block the open, a folder fail later with a worse message)
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) fatal("%s '%s' is not a regular file", kind, path);
     FILE *f = fopen_check(path, "rb");
     long long size = file_size_of(f);
     if (size < (long long)HEADER_BYTES) {

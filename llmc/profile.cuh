@@ -84,7 +84,11 @@ static inline void profile_end_step(Profile *p, cudaStream_t stream) {
 // one line per family with time: ms per step and share of the total
 static inline void profile_print(const Profile *p, const char *const *names, int families) {
     int steps = p->steps - 1;   // after the warm-up
-    if (!p->enabled || steps < 1) return;
+    if (!p->enabled) return;
+    if (steps < 1) {
+        printf("profile: none: -pk 1 times the steps after the first, and this run made %d\n", p->steps);
+        return;
+    }
     double total = 0.0;
     for (int f = 0; f < families; f++) total += p->ms[f];
     printf("profile: GPU time per step by kernel family, mean of %d steps after the first: %.3f ms\n", steps,

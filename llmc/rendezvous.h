@@ -72,6 +72,15 @@ static inline int rendezvous_connect(int fd, const struct addrinfo *addr, double
     return rc == 0 && fcntl(fd, F_SETFL, flags) == 0 ? 0 : -1;
 }
 
+// -ps "host:port" into host (room for 256) and port: 1 when it is one (a
+// host without ':', a port in 1..65535 and nothing after it), else 0
+static inline int rendezvous_parse_server(const char *server, char *host, int *port) {
+    int len = 0;
+    *port = 0;
+    return sscanf(server, "%255[^:]:%5d%n", host, port, &len) == 2 && server[len] == '\0' &&
+           server[strlen(host) + 1] >= '0' && server[strlen(host) + 1] <= '9' && *port >= 1 && *port <= 65535;
+}
+
 // tcp: rank 0 serves blob (n bytes) on port to world - 1 ranks; the others
 // read it from host:port, retrying the connection until the timeout.
 static inline void rendezvous_tcp(const char *host, int port, int rank, int world, void *blob, size_t n,

@@ -59,6 +59,7 @@
 #include "mfu.h"
 #include "outlier.h"
 #include "rand.h"
+#include "rendezvous.h"
 #include "sampler.h"
 #include "schedulers.h"
 #include "tokenizer.h"
@@ -446,6 +447,13 @@ int main(int argc, char **argv) {
     int nspecs = train_flag_table(&cfg, specs);
     args_parse(argc, argv, TRAINER_SUMMARY, specs, nspecs);
     Comm comm;
+    if (cfg.rendezvous_server[0] && strcmp(cfg.init_method, "tcp") != 0) fatal("-ps is for -pi tcp");
+    if (cfg.rendezvous_file[0] && strcmp(cfg.init_method, "fs") != 0) fatal("-pf is for -pi fs");
+    char server_host[256];
+    int server_port;
+    if (strcmp(cfg.init_method, "tcp") == 0 && !rendezvous_parse_server(cfg.rendezvous_server, server_host, &server_port)) {
+        fatal("-pi tcp needs -ps host:port (port 1..65535), got '%s'", cfg.rendezvous_server);
+    }
     if (strcmp(cfg.init_method, "mpi") == 0) {
         if (cfg.num_processes >= 0 || cfg.process_rank >= 0 || cfg.gpus_per_node >= 0) {
             fatal("-pn, -pr and -pg are for -pi tcp or fs: under -pi mpi, mpirun numbers the ranks");
@@ -624,6 +632,7 @@ int main(int argc, char **argv) {
         comm.step = step + 1;
         if (use_val && (step % cfg.val_every == 0 || last)) {
             float vl = val_loss(&model, &val_loader, cfg.val_batches, &comm);
+            if (!isfinite(vl)) fatal("step %d: val loss %f is not finite", step, vl);
             printf("step %d/%d | val loss %.4f\n", step, cfg.max_steps, vl);
             logger_val(&logger, step, vl);
         }

@@ -48,7 +48,14 @@ static inline void fatal_at(const char *file, int line, const char *fmt, ...) {
 // ----------------------------------------------------------------------------
 // checked file I/O
 
+// Every file the project opens is a regular file: anything else at the path is
+// refused before the open (a FIFO would block it forever, a folder fail later
+// with a worse message).
 static inline FILE *fopen_check_at(const char *path, const char *mode, const char *file, int line) {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        fatal_at(file, line, "cannot open '%s': not a regular file", path);
+    }
     FILE *f = fopen(path, mode);
     if (f == NULL) {
         fatal_at(file, line, "cannot open '%s' (mode %s): %s", path, mode, strerror(errno));

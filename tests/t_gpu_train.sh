@@ -44,6 +44,8 @@ OMP_NUM_THREADS=1 ./train_gpt2 "${ARGS[@]}" -l 1.1e-3 > "$TMP/cpu_lr.txt" 2>&1
 if compare_runs x "$TMP/cpu.txt" "$TMP/cpu_lr.txt" | grep -q '^FAIL'; then pass gpu_train_tolerance_sees_10pct_lr
 else fail gpu_train_tolerance_sees_10pct_lr "a 10% larger learning rate passes the comparison: the tolerance is too loose"; fi
 check gpu_train_prints_memory_plan grep -q '^memory: parameters .* GiB of .* GiB free' "$TMP/gpu.txt"
+"$GPU" "${ARGS[@]}" -x 1 -pk 1 > "$TMP/pk1.txt" 2>&1
+check gpu_train_profile_of_one_step_says_why_none grep -q '^profile: none: -pk 1 times the steps after the first' "$TMP/pk1.txt"
 
 # -r 1: GELU's output recomputed in the backward instead of stored, still the
 # CPU trainer's losses; with -pk 1, which must not change them, and prints
@@ -240,6 +242,9 @@ bad_autotune gpu_train_autotune_rejects_candidate_past_found "matmul_autotune_00
 bad_autotune gpu_train_autotune_rejects_bad_alignment "matmul_autotune_00000.txt:4: not a call line" \
     'llmc matmul autotune 1' "$dev" 'library 0' 'call 8 4 2 0 1 0 0 0 0 0 16 24 16 16 0 3'
 bad_autotune gpu_train_autotune_rejects_cut_header "ends after 2 line(s)" 'llmc matmul autotune 1' "$dev"
+rm -f "$ATF"; mkfifo "$ATF"   # (opening it would block for ever)
+expect_error gpu_train_autotune_rejects_fifo "not a regular file" "$GPU" "${AT[@]}" -y 1 -x 6 -o "$TMP/at"
+rm -f "$ATF"
 
 # the GPU trainer's own flags are range-checked like the others
 expect_error gpu_train_rejects_r_3 "-r must be in [0, 2]" "$GPU" "${ARGS[@]}" -r 3
@@ -254,6 +259,13 @@ expect_error cpu_trainer_has_no_aw "unknown flag '-aw'" ./train_gpt2 "${ARGS[@]}
 expect_error gpu_train_rejects_as_2 "-as must be in [0, 1]" "$GPU" "${ARGS[@]}" -as 2
 $PY tests/make_model.py "$TMP/hs48.bin" 1 2 96 512 64 5   # head size 48
 expect_error gpu_train_rejects_head_size_48 "head size 32 or 64" "$GPU" -e "$TMP/hs48.bin" "${VAL_ARGS[@]}"
+# Vp = V = 500 (the CPU trainer takes it): refused before anything is
+# allocated or written, not by a matmul's check mid-step
+$PY -c "
+import numpy as np; d=bytearray(open('$TMP/tiny.bin','rb').read()); h=np.frombuffer(d[:1024],np.int32).copy()
+L, C, T = h[4], h[6], h[2]; h[3] = h[7] = 500; h[8] = 0   # (make_model.py pads to 128: cut wte to 500 rows)
+open('$TMP/vp500.bin','wb').write(h.tobytes() + d[1024:1024 + 4 * 500 * C] + d[1024 + 4 * 512 * C:])"
+expect_error gpu_train_rejects_vp_500 "Vp a multiple of 8; this model has Vp=500" "$GPU" -e "$TMP/vp500.bin" "${VAL_ARGS[@]}"
 # a batch whose (B,T,4C) activations the kernels' int indices cannot reach:
 # refused before any allocation (a shard holds the batch, so the loader passes)
 $PY tests/make_shard.py "$TMP/big_000.bin" 4194305 1 512

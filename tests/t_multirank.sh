@@ -200,6 +200,11 @@ elif printf '%s' "$out" | grep -q "ranks disagree on model parameters"; then
 else fail "ranks with different model files are refused" "$(printf '%s' "$out" | grep -m2 error)"; fi
 expect_error "-z 4 is refused" "-z" "${RUN[@]}" -z 4
 expect_error "-ct 0 is refused" "-ct" "${RUN[@]}" -ct 0
+# a launcher whose ranks MPI does not see (srun with an MPI built without
+# its PMI) starts each alone: N copies of one training into one -o
+for var in SLURM_STEP_NUM_TASKS OMPI_COMM_WORLD_SIZE; do
+    expect_error "$var=4 but MPI sees 1 rank" "$var says 4 ranks, but MPI sees 1" env "$var=4" "${RUN[@]}" -x 1
+done
 # a build without MPI refuses to run as one of several ranks
 gcc -O1 -std=gnu11 -fopenmp train_gpt2.c -o "$TMP/train_nompi" $(pkg-config --cflags --libs libpcre2-8) -lm
 if out=$(mpi 2 "$TMP/train_nompi" -e "$TMP/m.bin" -i "$TMP/tr_*.bin" -j "" -x 1 2>&1); then
@@ -242,6 +247,11 @@ expect_error "-pn without -pr is refused" "-pn (ranks) and -pr (this rank) go to
 expect_error "-pr outside -pn is refused" "rank 5 is not below the number of ranks 2" \
     "$GPU" -pi fs -pf "$TMP/id" -pn 2 -pr 5
 expect_error "-pn under -pi mpi is refused" "are for -pi tcp or fs" "$GPU" -pn 2 -pr 0
+expect_error "-ps under -pi fs is refused" "-ps is for -pi tcp" "$GPU" -pi fs -pf "$TMP/id" -ps 127.0.0.1:1
+expect_error "-pf under -pi mpi is refused" "-pf is for -pi fs" "$GPU" -pf "$TMP/id"
+for bad in 127.0.0.1 127.0.0.1:0 127.0.0.1:65536 :29500 127.0.0.1:+1 a:b:1; do
+    expect_error "-ps $bad is no host:port, on one rank too" "needs -ps host:port" "$GPU" -pi tcp -ps "$bad" -pn 1 -pr 0
+done
 if LLMC_WORLD_SIZE=2 LLMC_RANK=5 "$GPU" "${GARGS[@]}" -x 1 -pi tcp -ps 127.0.0.1:1 -pn 1 -pr 0 -pg 8 \
         > "$TMP/pn.txt" 2>&1 && grep -q '^step 1/1 | loss' "$TMP/pn.txt"; then
     pass "-pn 1 -pr 0 -pg 8 runs one rank, whatever the environment says"

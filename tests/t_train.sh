@@ -143,6 +143,8 @@ $PY tests/make_shard.py "$D/big_train_000.bin" 600000 4
 expect_error "more memory than the machine" "lower -b or -t" "${RUN[@]}" -e d12 -b 512 -t 1024 -i "$D/big_train_000.bin" -j ""
 expect_error "-e neither file nor descriptor" "neither a model file" "${RUN[@]}" -e nosuchmodel.bin
 expect_error "-y without a checkpoint" "no checkpoint" "${RUN[@]}" -o "$TMP/empty" -y 1
+mkdir -p "$TMP/fifo_out"; mkfifo "$TMP/fifo_out/log.jsonl"   # (opening it for the log would block for ever)
+expect_error "-o holding a FIFO named log.jsonl" "not a regular file" "${RUN[@]}" -x 1 -o "$TMP/fifo_out"
 # libgomp reads OMP_NUM_THREADS unchecked (2^31: -2^31 threads; 10^8: a crash)
 expect_error "OMP_NUM_THREADS=99999999" "OMP_NUM_THREADS=99999999 is not a thread count" \
     env OMP_NUM_THREADS=99999999 "${RUN[@]}"
@@ -200,12 +202,18 @@ import zlib, numpy as np; d=open('$M','rb').read(); h=np.frombuffer(d[:1024],np.
 e=h.copy(); e[5]*=2; open('$B/m_heads.bin','wb').write(e.tobytes()+d[1024:])
 e=h.copy(); e[8]=7; open('$B/m_kind.bin','wb').write(e.tobytes()+d[1024:])
 e=h.copy(); e[8]=1; e[9]=np.uint32(zlib.crc32(d[1024:])).view(np.int32); open('$B/m_kind1.bin','wb').write(e.tobytes()+d[1024:])
-e=h.copy(); e[8]=0; open('$B/m_nan.bin','wb').write(e.tobytes()+np.full((len(d)-1024)//4,np.nan,np.float32).tobytes())"
+e=h.copy(); e[8]=0; p=np.frombuffer(d[1024:],np.float32).copy(); p[7]=np.nan; open('$B/m_nan.bin','wb').write(e.tobytes()+p.tobytes())
+e=h.copy(); e[8]=0; open('$B/m_huge.bin','wb').write(e.tobytes()+np.full((len(d)-1024)//4,3e38,np.float32).tobytes())"
 model_bad "edited number of heads (checksum)" "corrupt" "$B/m_heads.bin"
 model_bad "unknown checksum kind" "unknown checksum kind 7" "$B/m_kind.bin"
 check "a model file checksummed without its config (slot 8 = 1) loads" \
     ./train_gpt2 -e "$B/m_kind1.bin" -i "$TRAIN" -j "" -b 4 -t 32 -x 1 -g 0 -tz ""
-expect_error "sampling from NaN weights stops" "hold NaN or inf" "${gen[@]}" -e "$B/m_nan.bin"
+model_bad "a NaN weight" "weights hold NaN or inf (parameter 7)" "$B/m_nan.bin"
+# finite weights so large that the forward overflows: sampling and the val
+# loss stop (the val loss was printed as nan, and logged as such, exit 0)
+expect_error "sampling from overflowing weights stops" "forward overflows" "${gen[@]}" -e "$B/m_huge.bin"
+expect_error "a val loss that is not finite" "step 0: val loss -nan is not finite" \
+    ./train_gpt2 -e "$B/m_huge.bin" -i "$TRAIN" -j "$VAL" -b 4 -t 32 -x 1
 
 state_bad() { # state_bad NAME WANT FILE: resuming with FILE as the state must fail with WANT
     rm -rf "$TMP/sb"; mkdir -p "$TMP/sb"; cp "$M" "$TMP/sb/model_00000020.bin"; cp "$3" "$TMP/sb/state_00000020_00000.bin"
@@ -231,11 +239,21 @@ def put(name, h, payload):
 p=np.frombuffer(d[1024:],np.float32).copy(); p[5]=np.nan; put('s_nan.bin', h, p.tobytes())
 p=np.frombuffer(d[1024:],np.float32).copy(); p[len(p)//2+5]=-1; put('s_negv.bin', h, p.tobytes())
 e=h.copy(); e[18]=-1; e[19]=2**31-1; put('s_epoch.bin', e, d[1024:])
-e=h.copy(); e[3]=2; put('s_world2.bin', e, d[1024:])"
+e=h.copy(); e[3]=2; put('s_world2.bin', e, d[1024:])
+e=h.copy(); e[7]=0; put('s_kind0.bin', e, d[1024:])
+p=np.frombuffer(d[1024:],np.float32).copy(); p[100]=3e38; p[len(p)//2+100]=0; put('s_hugem.bin', h, p.tobytes())"
 state_bad "NaN first moment" "AdamW moments at element 5" "$B/s_nan.bin"
 state_bad "negative second moment" "not finite, or v < 0" "$B/s_negv.bin"
 state_bad "epoch past any run" "invalid data position: epoch 9223372036854775807" "$B/s_epoch.bin"
+# a first moment near FLT_MAX, its v 0: the next update makes a weight inf,
+# which must not be saved over as the latest checkpoint (no val loss here
+# to stop the run first)
+rm -rf "$TMP/sb"; mkdir -p "$TMP/sb"; cp "$M" "$TMP/sb/model_00000020.bin"; cp "$B/s_hugem.bin" "$TMP/sb/state_00000020_00000.bin"
+expect_error "an update that makes a weight inf is not saved" "not writing '$TMP/sb/model_00000021.bin': the weights hold NaN or inf" \
+    ./train_gpt2 -e d1 -i "$TRAIN" -j "" -b 4 -t 32 -g 0 -tz "" -x 21 -n 1 -o "$TMP/sb" -y 1
+check "... and the last good checkpoint is still the latest" test ! -e "$TMP/sb/model_00000021.bin"
 state_bad "written by 2 ranks, rank 1's file missing" "lack a rank's state file" "$B/s_world2.bin"
+state_bad "another checksum kind" "checksum kind 0 in header slot 7, want 1" "$B/s_kind0.bin"
 rm -rf "$TMP/sb"; mkdir -p "$TMP/sb"; cp "$M" "$TMP/sb/model_00000020.bin"; cp "$S" "$TMP/sb/state_00000020_00000.bin"
 expect_error "state file: other B" "was written with B=4" "${RUN[@]}" -b 2 -x 30 -o "$TMP/sb" -y 1
 

@@ -91,7 +91,8 @@
 //   the canonical 0x7FFF; operators compute in float) and the vector types
 //   float2/float4/int2/int4/uint4 with 16-byte alignment for 128-bit packed
 //   loads; checked bit for bit by dev/emu/tests/bf16.cu.
-// - Device memory is the host's RAM unless EMU_DEVICE_MIB=N gives the device
+// - Device memory is the host's RAM (free: what the host has available now)
+//   unless EMU_DEVICE_MIB=N gives the device
 //   N MiB: then cudaMemGetInfo and cudaGetDeviceProperties say so and a
 //   cudaMalloc past it fails with cudaErrorMemoryAllocation, so a program's
 //   plan for a GPU of that size is tested. EMU_REPORT_MEMORY=1 prints the
@@ -113,6 +114,7 @@
 #include <unistd.h>
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdarg>
 #include <cstdint>

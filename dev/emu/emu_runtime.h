@@ -176,7 +176,7 @@ inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b)
 }
 
 // one emulated device, 0, named so that reports say what ran; its memory is
-// EMU_DEVICE_MIB or the host's physical RAM (then all of it free)
+// EMU_DEVICE_MIB or the host's physical RAM (see cudaMemGetInfo for what is free)
 struct cudaDeviceProp {
     char name[256];
     int major, minor;
@@ -199,9 +199,24 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
     p->totalGlobalMem = emu_device_memory();
     return cudaSuccess;
 }
+// Without EMU_DEVICE_MIB, "device" memory is the host's: what is free is
+// what the host has available now (MemAvailable; what cudaMalloc took is
+// already in use there, its poison written), so a memory plan too big for
+// the machine is an error, not a kill by the OOM killer.
+inline size_t emu_host_available_memory() {
+    size_t kib = 0;
+    char line[256];
+    if (FILE* f = fopen("/proc/meminfo", "r")) {
+        while (fgets(line, sizeof(line), f)) {
+            if (sscanf(line, "MemAvailable: %zu kB", &kib) == 1) break;
+        }
+        fclose(f);
+    }
+    return kib ? kib * 1024 : (size_t)sysconf(_SC_AVPHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+}
 inline cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
     *total_bytes = emu_device_memory();
-    *free_bytes = emu::g.device_bytes ? *total_bytes - emu::g.allocated : *total_bytes;
+    *free_bytes = emu::g.device_bytes ? *total_bytes - emu::g.allocated : emu_host_available_memory();
     return cudaSuccess;
 }
 

@@ -188,6 +188,15 @@ inline void on_segv(int sig) {
 }
 #endif
 
+// The number in an EMU_* variable: digits only, in [lo, hi]
+inline unsigned long long env_number(const char* name, const char* s, unsigned long long lo, unsigned long long hi) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long x = *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
+    if (!end || *end || errno || x < lo || x > hi) fail("%s=%s: expected a number in %llu..%llu", name, s, lo, hi);
+    return x;
+}
+
 inline void configure() {
     if (g.configured) return;
     g.configured = true;
@@ -196,7 +205,7 @@ inline void configure() {
     else if (!strcmp(o, "reverse")) g.order = Order::reverse;
     else if (!strcmp(o, "random")) g.order = Order::random;
     else fail("EMU_ORDER=%s: expected forward, reverse or random", o);
-    if (const char* s = getenv("EMU_SEED")) g.seed = strtoull(s, nullptr, 10);
+    if (const char* s = getenv("EMU_SEED")) g.seed = env_number("EMU_SEED", s, 0, ~0ull);
     if (const char* s = getenv("EMU_LATE_STREAM"); s && !strcmp(s, "random")) {
         g.late_random = g.legacy.late = true;
         g.stream_rng = g.seed * 0x9e3779b97f4a7c15ull + 1;
@@ -209,15 +218,9 @@ inline void configure() {
     }
     g.page = (size_t)sysconf(_SC_PAGESIZE);
     size_t kb = EMU_ASAN ? 256 : 64;   // ASan's redzones make frames bigger
-    if (const char* s = getenv("EMU_STACK_KB")) kb = strtoull(s, nullptr, 10);
-    if (kb < 16) fail("EMU_STACK_KB=%zu: at least 16", kb);
+    if (const char* s = getenv("EMU_STACK_KB")) kb = env_number("EMU_STACK_KB", s, 16, 1 << 20);
     g.stack_bytes = (kb * 1024 + g.page - 1) / g.page * g.page;
-    if (const char* s = getenv("EMU_DEVICE_MIB")) {
-        char* end = nullptr;
-        unsigned long long mib = strtoull(s, &end, 10);
-        if (!*s || *end || mib == 0 || mib > (1ull << 30)) fail("EMU_DEVICE_MIB=%s: expected a positive number of MiB", s);
-        g.device_bytes = (size_t)mib << 20;
-    }
+    if (const char* s = getenv("EMU_DEVICE_MIB")) g.device_bytes = (size_t)env_number("EMU_DEVICE_MIB", s, 1, 1ull << 30) << 20;
     if (const char* s = getenv("EMU_WARPS"); s && *s) {
         if (strcmp(s, "lockstep") && strcmp(s, "serial")) fail("EMU_WARPS=%s: expected lockstep or serial", s);
         g.warps_serial = !strcmp(s, "serial");
@@ -235,7 +238,7 @@ inline void configure() {
             fail("EMU_WGMMA_SWAPPED_STRIDES=%s: expected k, mn or both", s);
         g.wgmma_swapped = !strcmp(s, "k") ? 1 : !strcmp(s, "mn") ? 2 : 3;
     }
-    if (const char* s = getenv("EMU_REPORT_MEMORY"); s && !strcmp(s, "1")) {
+    if (const char* s = getenv("EMU_REPORT_MEMORY"); s && env_number("EMU_REPORT_MEMORY", s, 0, 1)) {
         atexit([] { fprintf(stderr, "emu: device memory peak %zu bytes\n", g.peak); });
     }
 #if EMU_TSAN
