@@ -64,6 +64,16 @@ static inline int autotune_is_flag(int v) { return v == 0 || v == 1; }
 
 static inline int autotune_is_alignment(uint32_t a) { return a >= 1 && a <= 256 && (a & (a - 1)) == 0; }
 
+// no number of more than 9 digits (sscanf's %d past INT_MAX is undefined):
+// every line but the device's name
+static inline int autotune_numbers_fit(const char *s) {
+    for (int run = 0; *s; s++) {
+        run = *s >= '0' && *s <= '9' ? run + 1 : 0;
+        if (run > 9) return 0;
+    }
+    return 1;
+}
+
 // Reads path's choices into choices (room for cap): returns how many. 0
 // when there is no such file, or it was made on another device or library
 // (then one line says so). Exits with a message naming the line on anything
@@ -79,6 +89,7 @@ static inline int autotune_file_read(const char *path, const char *device, int l
         size_t len = strlen(line);
         if (len == 0 || line[len - 1] != '\n') fatal("%s:%d: a line that is too long or not ended", path, lineno + 1);
         line[len - 1] = '\0';
+        if (lineno != 1 && !autotune_numbers_fit(line)) fatal("%s:%d: a number of more than 9 digits", path, lineno + 1);
         if (lineno == 0) {
             if (sscanf(line, "llmc matmul autotune %d%n", &version, &end) != 1 || line[end] != '\0')
                 fatal("%s:1: not an autotune file (want 'llmc matmul autotune %d')", path, AUTOTUNE_FILE_VERSION);
