@@ -8,7 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${BENCH_MODEL:-d12}; B=${BENCH_B:-4}; T=${BENCH_T:-64}; THREADS=${BENCH_THREADS:-2}; STEPS=6
-PY=/usr/bin/python3
+for v in B T THREADS; do
+    [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 ] || { echo "error: BENCH_$v=${!v}: want a whole number >= 1" >&2; exit 1; }
+done
+PY=${PYTHON:-/usr/bin/python3}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 $PY tests/make_shard.py "$tmp/bench_train_000.bin" $((B * T * (STEPS + 2) + 1)) 1
 

@@ -8,6 +8,12 @@
 # the GPU trainer (bf16) to the CPU trainer (fp32).
 set -u
 [ $# -ge 2 ] || { echo "error: usage: compare_losses.sh A B [LOSS_TOL] [NORM_REL_TOL]" >&2; exit 2; }
+for f in "$1" "$2"; do [ -f "$f" ] || { echo "error: compare_losses.sh: no file '$f'" >&2; exit 2; }; done
+# (awk compares a non-number as a string: "abc" would pass any difference)
+for t in "${3:-0.01}" "${4:-0.01}"; do
+    [[ $t =~ ^[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?$ ]] ||
+        { echo "error: compare_losses.sh: tolerance '$t' is not a decimal number >= 0" >&2; exit 2; }
+done
 steps() { grep '^step' "$1" | sed 's/ | [0-9.]* ms .*//'; }
 paste -d'\n' <(steps "$1") <(steps "$2") | awk -v lt="${3:-0.01}" -v nt="${4:-0.01}" '
     { line[NR] = $0 }

@@ -71,13 +71,29 @@ EMU=${GPU_VALIDATE_EMU:-0}
 TIMEOUT=${GPU_VALIDATE_TIMEOUT:-300}
 KERNELS=${GPU_VALIDATE_KERNELS:-$(ls dev/cuda/*.cu | sed 's,.*/,,; s,\.cu$,,')}
 SANITIZERS="memcheck racecheck synccheck"
-mkdir -p "$REPORT_DIR" || exit 1
-LOGS=$REPORT_DIR/logs
-rm -rf "$LOGS" && mkdir -p "$LOGS" || exit 1
 
-for k in $KERNELS; do
-    [ -f "dev/cuda/$k.cu" ] || { echo "error: GPU_VALIDATE_KERNELS: no dev/cuda/$k.cu" >&2; exit 1; }
+# every setting checked before anything is built or run: device time is short
+die() { echo "error: $*" >&2; exit 1; }
+count() {  # NAME VALUE: a whole number >= 1
+    [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -ge 1 ] || die "$1=$2: want a whole number >= 1"
+}
+count GPU_VALIDATE_TIMEOUT "$TIMEOUT"
+count GPU_VALIDATE_JOBS "${GPU_VALIDATE_JOBS:-4}"
+count GPU_VALIDATE_B "${GPU_VALIDATE_B:-64}"
+count GPU_VALIDATE_STEPS "${GPU_VALIDATE_STEPS:-20}"
+[ -z "${GPU_VALIDATE_GPUS+set}" ] || count GPU_VALIDATE_GPUS "$GPU_VALIDATE_GPUS"
+for v in GPU_VALIDATE_EMU GPU_VALIDATE_PREBUILT GPU_VALIDATE_TRAINER GPU_VALIDATE_CUDNN; do
+    case ${!v:-0} in 0|1) ;; *) die "$v=${!v}: want 0 or 1" ;; esac
 done
+[ -z "${GPU_VALIDATE_CPU_REF:-}" ] || [ -f "$GPU_VALIDATE_CPU_REF" ] ||
+    die "GPU_VALIDATE_CPU_REF: no file '$GPU_VALIDATE_CPU_REF'"
+for k in $KERNELS; do
+    [ -f "dev/cuda/$k.cu" ] || die "GPU_VALIDATE_KERNELS: no dev/cuda/$k.cu"
+done
+LOGS=$REPORT_DIR/logs
+# (an earlier run's logs are replaced, marked as ours; any other logs/ folder is not ours to delete)
+[ ! -e "$LOGS" ] || [ -f "$LOGS/.gpu_validate" ] ||
+    die "'$LOGS' exists and is not an earlier run's (no .gpu_validate in it): choose another REPORT_DIR"
 
 # ----------------------------------------------------------------------------
 # the machine
@@ -86,8 +102,7 @@ if [ "$EMU" = 1 ]; then
     gpu="emulated (dev/emu, no GPU)"; driver="-"; cc="-"
 else
     if ! command -v nvidia-smi >/dev/null || ! nvidia-smi >/dev/null 2>&1; then
-        echo "error: no NVIDIA GPU found (nvidia-smi failed); GPU_VALIDATE_EMU=1 runs the emulated builds" >&2
-        exit 1
+        die "no NVIDIA GPU found (nvidia-smi failed); GPU_VALIDATE_EMU=1 runs the emulated builds"
     fi
     gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
     driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -1)
@@ -97,6 +112,7 @@ NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 nvcc_version=$("$NVCC" --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')
 SANITIZER=$(command -v compute-sanitizer || echo "$(dirname "$NVCC")/compute-sanitizer")
 echo "gpu_validate: $gpu (compute capability $cc, driver $driver), nvcc ${nvcc_version:-?}"
+mkdir -p "$REPORT_DIR" && rm -rf "$LOGS" && mkdir -p "$LOGS" && touch "$LOGS/.gpu_validate" || exit 1
 
 # ----------------------------------------------------------------------------
 # build
@@ -226,8 +242,10 @@ elif [ ! -x "$GPU_TRAINER" ]; then
 else
     # a python with numpy (and, for the reference files, PyTorch): Debian's
     # where the default one lacks them
-    PY=python3
+    PY=
     for p in /usr/bin/python3 python3; do "$p" -c 'import numpy, torch' 2>/dev/null && { PY=$p; break; }; done
+    for p in /usr/bin/python3 python3; do [ -z "$PY" ] && "$p" -c 'import numpy' 2>/dev/null && PY=$p; done
+    [ -n "$PY" ] || die "no python3 with numpy here (the trainer checks make their model and data with it)"
     # inputs and the PyTorch references (1 GB at 124M) in a temporary folder
     W=$(mktemp -d) || exit 1
     trap 'rm -rf "$W"' EXIT
@@ -527,12 +545,12 @@ report=$REPORT_DIR/report.md
         echo "## Failures"
         echo
         [ "$build_status" != ok ] && { echo "build (last lines of logs/build.log):"; echo '```'; tail -20 "$LOGS/build.log"; echo '```'; }
-        for f in $(sort "$LOGS/failed" 2>/dev/null); do
+        while IFS= read -r f; do
             echo "$(basename "$f") (first error lines):"
             echo '```'
             grep -m 6 -E '^error|========= (Error|Invalid|Barrier|Program hit)' "$f" || tail -5 "$f"
             echo '```'
-        done
+        done < <(sort "$LOGS/failed" 2>/dev/null)
     fi
 } >"$report"
 echo "report: $report"

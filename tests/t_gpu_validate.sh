@@ -67,13 +67,28 @@ contains gpu_validate_log_gpu_row "$TMP/ok/report.md" "| -lg: the GPU's utilizat
 contains gpu_validate_cudnn_row "$TMP/ok/report.md" "| cuDNN attention | n/a (emulation: cuDNN needs the GPU"
 
 # a kernel run that fails (here: the emulator refuses a bad EMU_ORDER)
-EMU_ORDER=bogus GPU_VALIDATE_TRAINER=0 bash scripts/gpu_validate.sh "$TMP/bad" >"$TMP/bad.out" 2>&1
+# (in a report folder with a space and a quote: the Failures section reads the logs' paths whole)
+EMU_ORDER=bogus GPU_VALIDATE_TRAINER=0 bash scripts/gpu_validate.sh "$TMP/bad dir's" >"$TMP/bad.out" 2>&1
 if [ $? -eq 1 ]; then pass gpu_validate_failure_exits_1; else fail gpu_validate_failure_exits_1 "exit status was not 1"; fi
-contains gpu_validate_failure_row "$TMP/bad/report.md" "| gelu | FAIL (exit 1) | PASS | PASS | PASS |"
-contains gpu_validate_failure_section "$TMP/bad/report.md" "EMU_ORDER=bogus: expected forward, reverse or random"
+contains gpu_validate_failure_row "$TMP/bad dir's/report.md" "| gelu | FAIL (exit 1) | PASS | PASS | PASS |"
+contains gpu_validate_failure_section "$TMP/bad dir's/report.md" "EMU_ORDER=bogus: expected forward, reverse or random"
 
 expect_error gpu_validate_unknown_kernel "GPU_VALIDATE_KERNELS: no dev/cuda/nosuch.cu" \
     env GPU_VALIDATE_KERNELS=nosuch bash scripts/gpu_validate.sh "$TMP/none"
+# every setting is checked before anything runs (0 jobs hung it; a bad
+# B or timeout failed late, after the builds, or blamed every kernel)
+for bad in GPU_VALIDATE_JOBS=0 GPU_VALIDATE_TIMEOUT=abc GPU_VALIDATE_B=-1 GPU_VALIDATE_STEPS=1.5 GPU_VALIDATE_GPUS=x; do
+    expect_error "gpu_validate_rejects_$bad" "$bad: want a whole number >= 1" env "$bad" bash scripts/gpu_validate.sh "$TMP/none"
+done
+expect_error gpu_validate_rejects_cudnn_no "GPU_VALIDATE_CUDNN=no: want 0 or 1" \
+    env GPU_VALIDATE_CUDNN=no bash scripts/gpu_validate.sh "$TMP/none"
+expect_error gpu_validate_rejects_missing_cpu_ref "GPU_VALIDATE_CPU_REF: no file" \
+    env GPU_VALIDATE_CPU_REF="$TMP/nosuch.txt" bash scripts/gpu_validate.sh "$TMP/none"
+# a logs/ folder the script did not make is not deleted (REPORT_DIR=. once took the user's)
+mkdir -p "$TMP/mine/logs"; echo keep > "$TMP/mine/logs/notes.txt"
+expect_error gpu_validate_keeps_foreign_logs "is not an earlier run's" bash scripts/gpu_validate.sh "$TMP/mine"
+check "... and notes.txt is still there" test -f "$TMP/mine/logs/notes.txt"
+check "an earlier run's logs are marked as its own" test -f "$TMP/ok/logs/.gpu_validate"
 
 # racecheck's hazards inside cuBLASLt's own kernels (nvjet*, as an H200
 # printed them) are told apart from hazards in ours

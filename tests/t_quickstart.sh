@@ -29,3 +29,12 @@ if out=$(eval "$gen" 2>&1) && printf '%s' "$out" | grep -q 'Call me Ishmael.'; t
 else
     fail quickstart_generate "'$gen': $(printf '%s' "$out" | tail -3)"
 fi
+# a second run in its own folder (marked .quickstart) starts afresh; a
+# folder holding another run's checkpoints is refused, and they stay
+check "quickstart runs again in its own folder" env QUICKSTART_STEPS=2 QUICKSTART_OUT="$OUT" bash scripts/quickstart.sh
+mkdir -p "$TMP/other"; cp "$OUT/model_00000002.bin" "$TMP/other/model_00001000.bin"
+expect_error "quickstart refuses a folder with another run's checkpoints" "holds checkpoints of another run" \
+    env QUICKSTART_STEPS=2 QUICKSTART_OUT="$TMP/other" bash scripts/quickstart.sh
+check "... and leaves them there" test -f "$TMP/other/model_00001000.bin"
+expect_error "QUICKSTART_STEPS=abc is refused up front" "QUICKSTART_STEPS=abc: want a whole number" \
+    env QUICKSTART_STEPS=abc bash scripts/quickstart.sh

@@ -79,6 +79,10 @@ mkdir -p "$TMP/it's"
 check "plot_loss.sh: a PNG, with quotes in path and title" bash -c 'bash scripts/plot_loss.sh "$1" "$2" "Ahab'"'"'s run_1" &&
     [ "$(head -c 4 "$2" | od -An -tx1 | tr -d " \n")" = 89504e47 ]' _ "$TMP/straight/log.jsonl" "$TMP/it's/loss.png"
 expect_error "plot_loss.sh: no such folder" "no writable folder" bash scripts/plot_loss.sh "$TMP/straight/log.jsonl" "$TMP/none/l.png"
+expect_error "plot_loss.sh: a folder as the output" "not a writable file" bash scripts/plot_loss.sh "$TMP/straight/log.jsonl" "$TMP"
+# compare_losses.sh's tolerances are numbers (awk took "abc" as a string: any difference passed)
+expect_error "compare_losses.sh: tolerance abc" "tolerance 'abc' is not a decimal number" \
+    bash scripts/compare_losses.sh "$TMP/learn.txt" "$TMP/learn.txt" abc
 
 # generation from a prompt: the prompt, then -g tokens; the same seed gives the same text
 gen=(./train_gpt2 -e "$TMP/straight/model_00000020.bin" -p "Call me Ishmael." -g 12 -tk 40 -sd 7)
@@ -280,3 +284,10 @@ else
         pass avx2_loops_vectorised
     fi
 fi
+
+# --- make bench's script (scripts/bench_cpu.sh): ours and PyTorch's step
+# side by side, at a tiny shape here; its settings are checked
+if out=$(BENCH_MODEL=d1 BENCH_B=1 BENCH_T=8 bash scripts/bench_cpu.sh 2>&1) &&
+   printf '%s\n' "$out" | grep -Eq '^speedup \(pytorch / train_gpt2\): [0-9.]+x$'; then pass "bench_cpu.sh: both steps timed, a ratio"
+else fail "bench_cpu.sh: both steps timed, a ratio" "$(printf '%s\n' "$out" | tail -3)"; fi
+expect_error "bench_cpu.sh: BENCH_B=abc" "BENCH_B=abc: want a whole number" env BENCH_B=abc bash scripts/bench_cpu.sh
