@@ -89,7 +89,9 @@ static inline int autotune_file_read(const char *path, const char *device, int l
         size_t len = strlen(line);
         if (len == 0 || line[len - 1] != '\n') fatal("%s:%d: a line that is too long or not ended", path, lineno + 1);
         line[len - 1] = '\0';
-        if (lineno != 1 && !autotune_numbers_fit(line)) fatal("%s:%d: a number of more than 9 digits", path, lineno + 1);
+        if (lineno != 1 && !autotune_numbers_fit(line)) {
+            fatal("%s:%d: a number of more than 9 digits", path, lineno + 1);
+        }
         if (lineno == 0) {
             if (sscanf(line, "llmc matmul autotune %d%n", &version, &end) != 1 || line[end] != '\0')
                 fatal("%s:1: not an autotune file (want 'llmc matmul autotune %d')", path, AUTOTUNE_FILE_VERSION);
@@ -118,6 +120,11 @@ static inline int autotune_file_read(const char *path, const char *device, int l
                      t.candidate >= 0 && t.candidate < t.found;
             for (int i = 0; i < 4; i++) ok = ok && autotune_is_alignment(c->align[i]);
             if (!ok) fatal("%s:%d: not a call line (want 'call' and 16 numbers in range)", path, lineno + 1);
+            for (int i = 0; i < n; i++) {  // (memset above: the padding compares equal too)
+                if (memcmp(&choices[i].call, c, sizeof(*c)) == 0) {
+                    fatal("%s:%d: the call of line %d again", path, lineno + 1, i + 4);
+                }
+            }
             choices[n++] = t;
         }
     }

@@ -207,7 +207,9 @@ static inline void device_comm_init(DeviceComm *d, Comm *host, cudaStream_t stre
     if (strcmp(method, "tcp") == 0) {
         char name[256];
         int port;
-        if (!rendezvous_parse_server(server, name, &port)) fatal("-ps must be host:port for -pi tcp, got '%s'", server);
+        if (!rendezvous_parse_server(server, name, &port)) {
+            fatal("-ps must be host:port for -pi tcp, got '%s'", server);
+        }
         rendezvous_tcp(name, port, host->rank, host->world, &id, sizeof(id), host->timeout_s);
     } else if (strcmp(method, "fs") == 0) {
         if (path[0] == '\0') fatal("-pi fs needs -pf, a fresh file path every rank sees");

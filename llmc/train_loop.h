@@ -449,9 +449,9 @@ int main(int argc, char **argv) {
     Comm comm;
     if (cfg.rendezvous_server[0] && strcmp(cfg.init_method, "tcp") != 0) fatal("-ps is for -pi tcp");
     if (cfg.rendezvous_file[0] && strcmp(cfg.init_method, "fs") != 0) fatal("-pf is for -pi fs");
-    char server_host[256];
-    int server_port;
-    if (strcmp(cfg.init_method, "tcp") == 0 && !rendezvous_parse_server(cfg.rendezvous_server, server_host, &server_port)) {
+    char host[256];
+    int port;
+    if (strcmp(cfg.init_method, "tcp") == 0 && !rendezvous_parse_server(cfg.rendezvous_server, host, &port)) {
         fatal("-pi tcp needs -ps host:port (port 1..65535), got '%s'", cfg.rendezvous_server);
     }
     if (strcmp(cfg.init_method, "mpi") == 0) {

@@ -242,6 +242,8 @@ bad_autotune gpu_train_autotune_rejects_candidate_past_found "matmul_autotune_00
 bad_autotune gpu_train_autotune_rejects_bad_alignment "matmul_autotune_00000.txt:4: not a call line" \
     'llmc matmul autotune 1' "$dev" 'library 0' 'call 8 4 2 0 1 0 0 0 0 0 16 24 16 16 0 3'
 bad_autotune gpu_train_autotune_rejects_cut_header "ends after 2 line(s)" 'llmc matmul autotune 1' "$dev"
+bad_autotune gpu_train_autotune_rejects_a_call_twice "matmul_autotune_00000.txt:5: the call of line 4 again" \
+    'llmc matmul autotune 1' "$dev" 'library 0' "$CALL" 'call 8 4 2 0 1 0 0 0 0 0 16 16 16 16 0 3'
 bad_autotune gpu_train_autotune_rejects_number_past_int "matmul_autotune_00000.txt:4: a number of more than 9 digits" \
     'llmc matmul autotune 1' "$dev" 'library 0' 'call 99999999999 4 2 0 1 0 0 0 0 0 16 16 16 16 1 3'
 rm -f "$ATF"; mkfifo "$ATF"   # (opening it would block for ever)

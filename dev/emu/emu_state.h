@@ -220,7 +220,9 @@ inline void configure() {
     size_t kb = EMU_ASAN ? 256 : 64;   // ASan's redzones make frames bigger
     if (const char* s = getenv("EMU_STACK_KB")) kb = env_number("EMU_STACK_KB", s, 16, 1 << 20);
     g.stack_bytes = (kb * 1024 + g.page - 1) / g.page * g.page;
-    if (const char* s = getenv("EMU_DEVICE_MIB")) g.device_bytes = (size_t)env_number("EMU_DEVICE_MIB", s, 1, 1ull << 30) << 20;
+    if (const char* s = getenv("EMU_DEVICE_MIB")) {
+        g.device_bytes = (size_t)env_number("EMU_DEVICE_MIB", s, 1, 1ull << 30) << 20;
+    }
     if (const char* s = getenv("EMU_WARPS"); s && *s) {
         if (strcmp(s, "lockstep") && strcmp(s, "serial")) fail("EMU_WARPS=%s: expected lockstep or serial", s);
         g.warps_serial = !strcmp(s, "serial");
