@@ -453,7 +453,7 @@ quickstart:
 	@bash scripts/quickstart.sh
 
 bench: deps train_gpt2
-	@PYTHON=$(PYTHON) bash scripts/bench_cpu.sh
+	@PYTHON="$(PYTHON)" bash scripts/bench_cpu.sh
 
 clean:
 	rm -f $(CPU_BINS) build/test_dataloader build/test_dataloader.d tests/test_zero tests/test_zero.d tests/test_rendezvous tests/test_rendezvous.d $(GEMM_BINS) $(GEMM_BINS:=.d) $(DATA_BINS) $(DATA_TESTS) $(DATA_TESTS:=.d) *.d

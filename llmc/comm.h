@@ -148,6 +148,22 @@ static inline int comm_env_int(const char *const *names, int count, int lo, int 
     return -1;
 }
 
+// The number of ranks the launcher says it started: the first of mpirun's,
+// MPICH Hydra's (or Slurm's PMI) and srun's variables that is set, named in
+// *name (in that order: an srun step's count is stale for an mpirun run
+// inside it); -1 when none is.
+static inline int comm_launcher_size(const char **name) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"};
+    for (int i = 0; i < 3; i++) {
+        int n = comm_env_int(vars + i, 1, 1, 1 << 20);
+        if (n > 0) {
+            *name = vars[i];
+            return n;
+        }
+    }
+    return -1;
+}
+
 static inline void comm_init_single(Comm *c) {
     memset(c, 0, sizeof(*c));
     c->world = 1;
@@ -167,14 +183,11 @@ static inline void comm_init(Comm *c, int *argc, char ***argv) {
     MPI_Comm_size(c->comm, &c->world);
     // an MPI that cannot talk to the launcher starts each rank alone: N
     // copies of one training, all writing to -o
-    const char *const size_vars[] = {"OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"};
-    for (int i = 0; i < 2; i++) {
-        int launched = comm_env_int(size_vars + i, 1, 1, 1 << 20);
-        if (launched > 0 && launched != c->world) {
-            fatal("%s says %d ranks, but MPI sees %d: start the ranks with this MPI's mpirun (or srun "
-                  "--mpi=pmix)", size_vars[i], launched, c->world);
-        }
-        if (launched > 0) break;
+    const char *var = NULL;
+    int launched = comm_launcher_size(&var);
+    if (launched > 0 && launched != c->world) {
+        fatal("%s says %d ranks, but MPI sees %d: start the ranks with this MPI's mpirun (or srun "
+              "--mpi=pmix)", var, launched, c->world);
     }
     MPI_Comm node;
     MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node);
@@ -184,11 +197,11 @@ static inline void comm_init(Comm *c, int *argc, char ***argv) {
 #else
     (void)argc;
     (void)argv;
-    const char *const size_vars[] = {"OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"};
-    int size = comm_env_int(size_vars, 2, 1, 1 << 20);
+    const char *var = NULL;
+    int size = comm_launcher_size(&var);
     if (size > 1) {
-        fatal("started as one of %d ranks, but this build has no MPI: install OpenMPI (make deps) "
-              "and rebuild", size);
+        fatal("started as one of %d ranks (%s), but this build has no MPI: install OpenMPI (make deps) "
+              "and rebuild", size, var);
     }
 #endif
 }

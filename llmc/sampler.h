@@ -15,15 +15,15 @@
 
 // logits (V,), temperature > 0 (values near 0 approach greedy), top_k <= 0
 // means the whole vocabulary. work is scratch of V floats. A logit that is
-// not finite (weights so large the forward overflows; NaN and inf are refused
-// when a model file loads) is a fatal error, not a token picked from garbage.
+// not finite (weights that hold NaN or inf, or so large the forward
+// overflows) is a fatal error, not a token picked from garbage.
 static inline int sample_token(const float *logits, int V, float temperature, int top_k,
                                float *work, Rng64 *rng) {
     float maxv = -INFINITY;
     int argmax = 0;
     for (int i = 0; i < V; i++) {
         if (!isfinite(logits[i])) {
-            fatal("sampling: logit %d is %g: the model's forward overflows (weights too large)", i, logits[i]);
+            fatal("sampling: logit %d is %g: the weights hold NaN or inf, or overflow the forward", i, logits[i]);
         }
         if (logits[i] > maxv) {
             maxv = logits[i];

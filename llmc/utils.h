@@ -48,9 +48,9 @@ static inline void fatal_at(const char *file, int line, const char *fmt, ...) {
 // ----------------------------------------------------------------------------
 // checked file I/O
 
-// Every file the project opens is a regular file: anything else at the path is
-// refused before the open (a FIFO would block it forever, a folder fail later
-// with a worse message).
+// Every file opened through here is a regular file: anything else at the path
+// is refused before the open (a FIFO would block it forever, a folder fail
+// later with a worse message).
 static inline FILE *fopen_check_at(const char *path, const char *mode, const char *file, int line) {
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
@@ -181,18 +181,22 @@ static inline float *alloc_floats_at(size_t n, const char *file, int line) {
 
 // libgomp reads OMP_NUM_THREADS as the program loads and trusts it: 2^31
 // becomes -2^31 threads, 10^8 a crash at the first parallel region. Checked
-// before that region: a thread count in 1..1024, or a comma-separated list of
-// them (one per nesting level, as OpenMP allows).
+// before that region: a thread count in 1..4096, or a comma-separated list of
+// them (one per nesting level, as OpenMP allows), spaces around each allowed;
+// empty is unset, as for libgomp.
 static inline void check_omp_num_threads(void) {
     const char *v = getenv("OMP_NUM_THREADS");
-    for (const char *p = v; p; p++) {
+    if (v == NULL || v[strspn(v, " \t")] == '\0') return;
+    for (const char *p = v;; p++) {  // (the loop steps over the comma)
+        p += strspn(p, " \t");
         char *end = (char *)p;
         long n = *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : 0;
-        if (n < 1 || n > 1024 || (*end != ',' && *end != '\0')) {
-            fatal("environment variable OMP_NUM_THREADS=%s is not a thread count in 1..1024", v);
+        end += strspn(end, " \t");
+        if (n < 1 || n > 4096 || (*end != ',' && *end != '\0')) {
+            fatal("environment variable OMP_NUM_THREADS=%s is not a thread count in 1..4096", v);
         }
         if (*end == '\0') return;
-        p = end;  // (the loop steps over the comma)
+        p = end;
     }
 }
 

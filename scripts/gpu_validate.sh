@@ -74,19 +74,25 @@ SANITIZERS="memcheck racecheck synccheck"
 
 # every setting checked before anything is built or run: device time is short
 die() { echo "error: $*" >&2; exit 1; }
-count() {  # NAME VALUE: a whole number >= 1
-    [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -ge 1 ] || die "$1=$2: want a whole number >= 1"
+count() {  # NAME VALUE: a whole number >= 1 (no leading 0: bash would read it as octal)
+    [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1=$2: want a whole number >= 1"
 }
 count GPU_VALIDATE_TIMEOUT "$TIMEOUT"
 count GPU_VALIDATE_JOBS "${GPU_VALIDATE_JOBS:-4}"
 count GPU_VALIDATE_B "${GPU_VALIDATE_B:-64}"
 count GPU_VALIDATE_STEPS "${GPU_VALIDATE_STEPS:-20}"
-[ -z "${GPU_VALIDATE_GPUS+set}" ] || count GPU_VALIDATE_GPUS "$GPU_VALIDATE_GPUS"
+[ -z "${GPU_VALIDATE_GPUS:-}" ] || count GPU_VALIDATE_GPUS "$GPU_VALIDATE_GPUS"
 for v in GPU_VALIDATE_EMU GPU_VALIDATE_PREBUILT GPU_VALIDATE_TRAINER GPU_VALIDATE_CUDNN; do
     case ${!v:-0} in 0|1) ;; *) die "$v=${!v}: want 0 or 1" ;; esac
 done
 [ -z "${GPU_VALIDATE_CPU_REF:-}" ] || [ -f "$GPU_VALIDATE_CPU_REF" ] ||
     die "GPU_VALIDATE_CPU_REF: no file '$GPU_VALIDATE_CPU_REF'"
+# a python with numpy for the trainer checks' model and data (and, for the
+# reference files, PyTorch): Debian's where the default one lacks them
+PY=
+for p in /usr/bin/python3 python3; do "$p" -c 'import numpy, torch' 2>/dev/null && { PY=$p; break; }; done
+for p in /usr/bin/python3 python3; do [ -z "$PY" ] && "$p" -c 'import numpy' 2>/dev/null && PY=$p; done
+[ -n "$PY" ] || [ "${GPU_VALIDATE_TRAINER:-1}" = 0 ] || die "no python3 with numpy here (the trainer checks need it; GPU_VALIDATE_TRAINER=0 skips them)"
 for k in $KERNELS; do
     [ -f "dev/cuda/$k.cu" ] || die "GPU_VALIDATE_KERNELS: no dev/cuda/$k.cu"
 done
@@ -240,12 +246,6 @@ if [ "${GPU_VALIDATE_TRAINER:-1}" = 0 ]; then
 elif [ ! -x "$GPU_TRAINER" ]; then
     trainer_row "GPU trainer builds" "FAIL ($GPU_TRAINER missing)"
 else
-    # a python with numpy (and, for the reference files, PyTorch): Debian's
-    # where the default one lacks them
-    PY=
-    for p in /usr/bin/python3 python3; do "$p" -c 'import numpy, torch' 2>/dev/null && { PY=$p; break; }; done
-    for p in /usr/bin/python3 python3; do [ -z "$PY" ] && "$p" -c 'import numpy' 2>/dev/null && PY=$p; done
-    [ -n "$PY" ] || die "no python3 with numpy here (the trainer checks make their model and data with it)"
     # inputs and the PyTorch references (1 GB at 124M) in a temporary folder
     W=$(mktemp -d) || exit 1
     trap 'rm -rf "$W"' EXIT

@@ -15,7 +15,7 @@ OUT=${QUICKSTART_OUT:-runs/quickstart}
 [ -z "${QUICKSTART_OUT:-}" ] || [ "${OUT#/}" != "$OUT" ] || OUT=$PWD/$OUT   # (relative to where it was run)
 cd "$(dirname "$0")/.."
 STEPS=${QUICKSTART_STEPS:-3000}
-[[ $STEPS =~ ^[0-9]+$ ]] && [ "$STEPS" -ge 1 ] || { echo "error: QUICKSTART_STEPS=$STEPS: want a whole number >= 1" >&2; exit 1; }
+[[ $STEPS =~ ^[1-9][0-9]*$ ]] || { echo "error: QUICKSTART_STEPS=$STEPS: want a whole number >= 1" >&2; exit 1; }
 # its own folder (the default, or one an earlier quickstart marked) starts
 # afresh; checkpoints of anything else are not ours to delete
 if [ -n "${QUICKSTART_OUT:-}" ] && [ ! -e "$OUT/.quickstart" ] && compgen -G "$OUT/model_*.bin" >/dev/null; then

@@ -115,3 +115,15 @@ elif ldd $portable | grep -q pcre2; then fail gpu_prebuilt_portable_cpu_trainer 
 elif objdump -d $portable | grep -qE '%[yz]mm[0-9]'; then fail gpu_prebuilt_portable_cpu_trainer "uses AVX registers"
 elif ! $portable -h | grep -q '^usage:'; then fail gpu_prebuilt_portable_cpu_trainer "-h printed no usage"
 else pass gpu_prebuilt_portable_cpu_trainer; fi
+
+# scripts/run_gpt2_124M.sh, dry (mpirun a stub that prints its arguments):
+# ~9.9B tokens at any batch, and a resume on another number of GPUs keeps
+# the schedule the run started with
+mkdir -p "$TMP/bin"; printf '#!/bin/sh\necho "$@"\n' > "$TMP/bin/mpirun"; chmod +x "$TMP/bin/mpirun"
+run124() { PATH="$TMP/bin:$PATH" OUT="$TMP/r124" TRAINER=/bin/true bash scripts/run_gpt2_124M.sh 2>&1 | tail -1; }
+if NGPU=16 run124 | grep -q -- '-d 1048576 -z 1 -l 6e-4 -u 350 -q 0.0 -c 0.1 -x 9433 '; then pass "run_gpt2_124M.sh: 16 GPUs take half the steps"
+else fail "run_gpt2_124M.sh: 16 GPUs take half the steps" "$(NGPU=16 run124)"; fi
+if RESUME=1 NGPU=3 run124 | grep -q -- '-d 589824 .*-u 350 .*-x 9433 '; then pass "run_gpt2_124M.sh: a resume on 3 GPUs keeps the schedule"
+else fail "run_gpt2_124M.sh: a resume on 3 GPUs keeps the schedule" "$(RESUME=1 NGPU=3 run124)"; fi
+expect_error "run_gpt2_124M.sh: NGPU=08 (octal to bash) is refused" "NGPU=08: want a number of GPUs" \
+    env NGPU=08 TRAINER=/bin/true bash scripts/run_gpt2_124M.sh

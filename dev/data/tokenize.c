@@ -394,6 +394,7 @@ static void drop_repeated_files(FileList *l) {
             continue;
         }
         l->paths[n] = l->paths[i];
+        l->ids[n] = l->ids[i];
         l->sizes[n++] = l->sizes[i];
     }
     l->n = n;

@@ -202,7 +202,8 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
 // Without EMU_DEVICE_MIB, "device" memory is the host's: what is free is
 // what the host has available now (MemAvailable; what cudaMalloc took is
 // already in use there, its poison written), so a memory plan too big for
-// the machine is an error, not a kill by the OOM killer.
+// the machine is an error, not a kill by the OOM killer (a container's
+// cgroup limit, which MemAvailable does not see, aside).
 inline size_t emu_host_available_memory() {
     size_t kib = 0;
     char line[256];
