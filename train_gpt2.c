@@ -1231,6 +1231,12 @@ void gpt2_save(GPT2 *model, const char *model_path, const char *state_path, cons
     comm_barrier_after_io(dp->comm, "checkpoint: model file written");
 }
 
+int gpt2_weights_finite(GPT2 *model) {
+    const DataParallel *dp = &model->dp;
+    if (dp->stage == 3) return first_nonfinite(dp->param_shard, dp->shards.shard_size, 0) < 0;
+    return first_nonfinite(model->params_memory, model->num_parameters, 0) < 0;
+}
+
 uint32_t gpt2_params_checksum(GPT2 *model) { return model->params_crc; }
 
 // Reads the AdamW moments of the checkpoint at `step` in dir, written on any

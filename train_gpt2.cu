@@ -1241,6 +1241,22 @@ void gpt2_save(GPT2 *model, const char *model_path, const char *state_path, cons
     comm_barrier_after_io(model->comm, "checkpoint: model file written");
 }
 
+// what gpt2_save writes: the master weights (all, or ZeRO-1+ this rank's shard)
+// when there are some, else the bf16 parameters (all, or ZeRO-3 this rank's shard)
+int gpt2_weights_finite(GPT2 *model) {
+    const void *weights = model->master_memory;
+    size_t n = model->optim.shard_size, bytes = n * sizeof(float);
+    if (!weights) {
+        weights = model->zero_stage == 3 ? (const void *)model->param_shard : (const void *)model->params_memory;
+        n = model->zero_stage == 3 ? model->shards.shard_size : model->num_parameters;
+        bytes = n * sizeof(floatX);
+    }
+    void *host = download(weights, bytes);
+    int finite = first_nonfinite(host, n, !model->master_memory) < 0;
+    free(host);
+    return finite;
+}
+
 uint32_t gpt2_params_checksum(GPT2 *model) { return model->params_crc; }
 
 // After the micro-batches' backward passes: every rank's gradients summed

@@ -31,6 +31,8 @@
 //   gpt2_reduce_gradients(&m)       sum the ranks' gradients
 //   gpt2_clip_grad_norm(&m, max_norm) -> norm before clipping,
 //   gpt2_update(&m, lr, beta1, beta2, eps, weight_decay, t)
+//   gpt2_weights_finite(&m)         1 if the weights this rank holds (those a model
+//                                   file gets) are all finite
 //   gpt2_save(&m, model_path, state_path, &TrainState)   a collective: this rank's
 //                                   state file, then (rank 0) the model file, atomically
 //   gpt2_load_state(&m, dir, step, &TrainState)   AdamW moments and position of a
@@ -650,6 +652,13 @@ int main(int argc, char **argv) {
         if (cfg.output_dir[0] && step > start_step &&
             (last || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0))) {
             checkpoint_paths(model_path, state_path, sizeof(model_path), cfg.output_dir, step, rank);
+            // checked on every rank before any file is written: a bad update leaves no
+            // state files without their model file, and no rank waits for the others' files
+            double bad = !gpt2_weights_finite(&model);
+            comm_allreduce_sum_f64(&comm, &bad, 1, "all-reduce of the weights check");
+            if (bad > 0) {  // (the last good checkpoint stays the latest)
+                fatal("step %d: the weights hold NaN or inf; not writing '%s'; try a lower -l", step, model_path);
+            }
             TrainState st = {step, world_size, rank, B, T, (int64_t)model.num_parameters,
                              train_loader.epoch, train_loader.shard_pos, train_loader.group_pos,
                              sample_rng.state};

@@ -179,6 +179,19 @@ if [ -n "$(late "$TMP/gpu_w.txt")" ] && [ "$(late "$TMP/gpu_w.txt")" = "$(late "
 then pass gpu_train_master_weights_resume_exact_losses
 else fail gpu_train_master_weights_resume_exact_losses "$(diff <(late "$TMP/gpu_w.txt") <(late "$TMP/gw_resumed.txt") | head -6)"; fi
 check gpu_train_master_weights_resume_same_weights cmp "$TMP/gw_model_10.bin" "$TMP/gw_split/model_00000010.bin"
+# a forged first moment (tests/huge_moment.py) and no val loss or sample to stop
+# the run first: the update makes a weight inf, in the bf16 parameters, the
+# master weights (-w 1) or ZeRO-3's shard, and the run stops before writing any
+# file of step 6
+for opt in "-w 0" "-w 1" "-z 3"; do
+    d="$TMP/inf${opt// /}"; mkdir -p "$d"; cp "$TMP/gpu/model_00000005.bin" "$d/"
+    $PY tests/huge_moment.py "$TMP/gpu/state_00000005_00000.bin" "$d/state_00000005_00000.bin" 100
+    expect_error "gpu_train_inf_weight_not_saved ($opt)" "step 6: the weights hold NaN or inf" \
+        "$GPU" "${ARGS[@]}" $opt -j "" -g 0 -l 2e-2 -x 6 -o "$d" -y 1
+    left=$(ls "$d" | grep -v log.jsonl | tr '\n' ' ')
+    [ "$left" = "model_00000005.bin state_00000005_00000.bin " ] && pass "... and no file of step 6 ($opt)" \
+        || fail "... and no file of step 6 ($opt)" "left: $left"
+done
 
 # checkpoints cross over: the CPU trainer evaluates the GPU's bf16 file, the
 # GPU trainer the CPU's fp32 file; each val loss matches the writer's

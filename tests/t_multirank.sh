@@ -157,6 +157,18 @@ left=$(ls "$TMP/keep" | grep -v log.jsonl | tr '\n' ' ')
 [ "$left" = "model_00000008.bin state_00000008_00000.bin state_00000008_00001.bin state_00000008_00002.bin " ] \
     && pass "-nk 1 on 3 ranks leaves the last checkpoint's 4 files" || fail "-nk 1 on 3 ranks" "left: $left"
 
+# a forged first moment in rank 0's slice (element 100 of wte), -l 2e-2 and no
+# val loss to stop the run first: the update makes a weight inf on rank 0
+# only, and both ranks stop before any file of step 9 is written (rank 0 used
+# to stop after every rank had written its state file: an incomplete checkpoint)
+mkdir -p "$TMP/inf"; cp "$TMP/ref/model_00000008.bin" "$TMP/inf/"
+$PY tests/huge_moment.py "$TMP/ref/state_00000008_00000.bin" "$TMP/inf/state_00000008_00000.bin" 100
+expect_error "a weight made inf on rank 0 only: both ranks stop at once, before writing" \
+    "step 9: the weights hold NaN or inf" mpirun --oversubscribe -np 2 "${RUN[@]}" -x 9 -l 2e-2 -j "" -z 3 -ct 100 -o "$TMP/inf" -y 1
+left=$(ls "$TMP/inf" | grep -v log.jsonl | tr '\n' ' ')
+[ "$left" = "model_00000008.bin state_00000008_00000.bin " ] \
+    && pass "... and no file of step 9" || fail "... and no file of step 9" "left: $left"
+
 # --- faults end the job in bounded time, naming the rank
 LONG=(./train_gpt2 -e "$TMP/m.bin" -i "$TMP/tr_*.bin" -j "" -b 2 -t 32 -x 1000000 -g 0 -tz "")
 fault_check() {  # NAME SIGNAL WANT: sends SIGNAL to rank 1 of 3 mid-run; the job must end within 30 s
