@@ -92,6 +92,11 @@ for build in asan plain; do
     caught "emu_${build}_streams_memcpy_skips_nonblocking_stream" env EMU_LATE_STREAM=1 build/emu/$build/streams legacy \
         -- "does not wait for a non-blocking stream"
     caught "emu_${build}_late_stream_bad_value" env EMU_LATE_STREAM=x build/emu/$build/streams good -- "EMU_LATE_STREAM=x"
+    caught "emu_${build}_late_stream_too_big" env EMU_LATE_STREAM=99999999999999999999 build/emu/$build/streams good \
+        -- "expected a number"
+    # a stream the program never made holds nothing back: the run proves nothing
+    caught "emu_${build}_late_stream_never_made" env EMU_LATE_STREAM=500 build/emu/$build/streams good \
+        -- "EMU_LATE_STREAM=500: the program made"
     # numbers are digits in range, not what strtoull makes of anything
     # (EMU_STACK_KB=18014398509481985 wrapped round to a 4 KiB stack)
     for bad in EMU_STACK_KB=abc EMU_STACK_KB=18014398509481985 EMU_SEED=-1 EMU_REPORT_MEMORY=2; do

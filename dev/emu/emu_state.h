@@ -210,11 +210,14 @@ inline void configure() {
         g.late_random = g.legacy.late = true;
         g.stream_rng = g.seed * 0x9e3779b97f4a7c15ull + 1;
     } else if (s && *s) {
-        char* end = nullptr;
-        g.late_stream = strtol(s, &end, 10);
-        if (*end || g.late_stream < 0)
+        if (*s < '0' || *s > '9')
             fail("EMU_LATE_STREAM=%s: expected 0 (the default stream), k (the k-th made) or random", s);
+        g.late_stream = (long)env_number("EMU_LATE_STREAM", s, 0, 1 << 20);
         g.legacy.late = g.late_stream == 0;
+        atexit([] {   // a stream never made held nothing back: the run proved nothing
+            if (g.late_stream > g.created)
+                fail("EMU_LATE_STREAM=%ld: the program made %ld stream(s)", g.late_stream, g.created);
+        });
     }
     g.page = (size_t)sysconf(_SC_PAGESIZE);
     size_t kb = EMU_ASAN ? 256 : 64;   // ASan's redzones make frames bigger
