@@ -32,3 +32,7 @@ for gpu in h100 a100; do   # Hopper and Ampere: the two architectures nvcc build
     printf '%s\n' "$out" | sed -n "s/^ok   /PASS cuDNN attention graphs, $gpu: /p; s/^FAIL /FAIL cuDNN attention graphs, $gpu: /p"
     [ $rc -eq 0 ] || printf '%s\n' "$out" | grep -q '^FAIL' || fail "cuDNN attention graphs, $gpu" "exit $rc: $(printf '%s\n' "$out" | tail -3)"
 done
+# a properties file past the 8 KiB buffer is refused, not cut short into JSON cuDNN cannot parse
+{ cat dev/cuda/h100.json; head -c 9000 /dev/zero | tr '\0' ' '; } > "$TMP/big.json"
+expect_error "cuDNN attention graphs: a device file over 8 KiB is refused" "over 8191 bytes" \
+    build/cudnn/attention_graphs "$TMP/big.json"

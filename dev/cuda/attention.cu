@@ -585,6 +585,8 @@ int main(int argc, char** argv) {
         if (bad) return 1;
         bench();
     }
+#else
+    emulated_bench_note(mode);
 #endif
     return 0;
 }

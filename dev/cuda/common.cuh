@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "../../llmc/cuda_common.cuh"
 #include "../../llmc/mfu.h"
 
@@ -55,7 +56,12 @@ static inline void fill_bf16(floatX* x, float* xf, size_t n, float offset, float
     }
 }
 
-#ifndef CUDA_EMU
+#ifdef CUDA_EMU
+// "bench" under the emulation: the checks ran, but there is no device to time
+static inline void emulated_bench_note(const char* mode) {
+    if (!strcmp(mode, "bench")) printf("bench: not timed (emulated build; the checks above ran)\n");
+}
+#else
 // mean milliseconds of one call of launch(), over reps calls after as many
 // warm-up calls
 template <class F>

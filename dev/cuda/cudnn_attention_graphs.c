@@ -26,11 +26,13 @@
 
 static int failures = 0;
 
-// The device from its JSON properties file
+// The device from its JSON properties file (a few hundred bytes)
 static CudnnDesc device_from_json(const char *path) {
     FILE *f = fopen_check(path, "rb");
     char json[8192];
-    size_t n = fread(json, 1, sizeof(json) - 1, f);
+    size_t n = fread(json, 1, sizeof(json), f);
+    if (ferror(f)) fatal("cannot read '%s'", path);
+    if (n == sizeof(json)) fatal("'%s' is not a device properties file: over %zu bytes", path, sizeof(json) - 1);
     fclose_check(f);
     json[n] = '\0';
     CudnnDesc device;
@@ -66,7 +68,7 @@ static void expect(int ok, const char *what) {
 
 int main(int argc, char **argv) {
     if (argc != 2) {
-        fprintf(stderr, "usage: %s DEVICE.json\n", argv[0]);
+        fprintf(stderr, "error: usage: %s DEVICE.json\n", argv[0]);
         return 2;
     }
     CudnnDesc device = device_from_json(argv[1]);

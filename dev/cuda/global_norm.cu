@@ -155,6 +155,8 @@ int main(int argc, char** argv) {
         bench<float>("fp32");
         bench<floatX>("bf16");
     }
+#else
+    emulated_bench_note(mode);
 #endif
     return 0;
 }

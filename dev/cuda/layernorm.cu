@@ -455,6 +455,8 @@ int main(int argc, char** argv) {
     if (bad) return 1;
 #ifndef CUDA_EMU
     if (!strcmp(mode, "bench")) bench();
+#else
+    emulated_bench_note(mode);
 #endif
     return 0;
 }
