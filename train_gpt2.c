@@ -541,7 +541,8 @@ static double available_memory_gib(void) {
     return kib >= 0 ? (double)kib / (1 << 20) : (total > 0 ? total : 0);
 }
 
-static void gpt2_allocate(GPT2 *model, int B, int T) {
+// forward_only: for sampling, no gradients, AdamW moments or backward scratch
+static void gpt2_allocate(GPT2 *model, int B, int T, int forward_only) {
     const GPT2Config *c = &model->config;
     gpt2_check_batch_shape(c, B, T);
     size_t L = c->num_layers, C = c->channels, NH = c->num_heads, Vp = c->padded_vocab_size;
@@ -566,9 +567,10 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     size_t num_acts = carve(act_ptrs, act_sizes, NUM_ACTIVATION_TENSORS, NULL);
     size_t num_scratch = carve(scratch_ptrs, scratch_sizes, NUM_GRAD_SCRATCH_TENSORS, NULL);
 
+    if (forward_only) num_scratch = 0;
     // a clear error rather than the OOM killer: parameters, gradients and
     // two AdamW moments, activations, scratch, losses and lse
-    double gib = (4.0 * model->num_parameters + num_acts + num_scratch + 2.0 * BT) *
+    double gib = ((forward_only ? 1.0 : 4.0) * model->num_parameters + num_acts + num_scratch + 2.0 * BT) *
                  sizeof(float) / (1 << 30);
     double ram = available_memory_gib();
     if (ram > 0 && gib > ram) {
@@ -577,15 +579,17 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     }
 
     model->params_memory = alloc_floats(model->num_parameters);
-    model->grads_memory = alloc_floats(model->num_parameters);
-    model->m_memory = alloc_floats(model->num_parameters);
-    model->v_memory = alloc_floats(model->num_parameters);
     gpt2_point_parameters(&model->params, model->params_memory, model->param_sizes);
-    gpt2_point_parameters(&model->grads, model->grads_memory, model->param_sizes);
+    if (!forward_only) {
+        model->grads_memory = alloc_floats(model->num_parameters);
+        model->m_memory = alloc_floats(model->num_parameters);
+        model->v_memory = alloc_floats(model->num_parameters);
+        gpt2_point_parameters(&model->grads, model->grads_memory, model->param_sizes);
+        model->scratch_memory = alloc_floats(num_scratch);
+        carve(scratch_ptrs, scratch_sizes, NUM_GRAD_SCRATCH_TENSORS, model->scratch_memory);
+    }
     model->acts_memory = alloc_floats(num_acts);
     carve(act_ptrs, act_sizes, NUM_ACTIVATION_TENSORS, model->acts_memory);
-    model->scratch_memory = alloc_floats(num_scratch);
-    carve(scratch_ptrs, scratch_sizes, NUM_GRAD_SCRATCH_TENSORS, model->scratch_memory);
     model->losses = alloc_floats(BT);
     model->lse = alloc_floats(BT);
     model->max_B = B;
@@ -596,17 +600,20 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
 
 // Builds a model from a checkpoint file or a descriptor such as "d12"
 // (GPT-2 init from seed), with activations for batches up to (B,T), spread
-// over comm's ranks at ZeRO stage `stage` (comm NULL: one process).
+// over comm's ranks at ZeRO stage `stage` (comm NULL: one process), or
+// GPT2_FORWARD_ONLY: for the forward alone, on one process.
 void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T, Comm *comm, int stage) {
     memset(model, 0, sizeof(*model));
+    int forward_only = stage == GPT2_FORWARD_ONLY;
+    if (forward_only) stage = 0;
     if (gpt2_config_from_descriptor(source, &model->config)) {
-        gpt2_allocate(model, B, T);
+        gpt2_allocate(model, B, T, forward_only);
         gpt2_init_parameters(&model->config, model->params_memory, seed);
     } else {
         gpt2_read_config(source, &model->config);
         int32_t header[HEADER_INTS];
         FILE *f = model_file_open(source, &model->config, header);
-        gpt2_allocate(model, B, T);
+        gpt2_allocate(model, B, T, forward_only);
         model_file_read(f, source, header, model->params_memory, model->num_parameters);
         fclose_check(f);
     }

@@ -160,6 +160,7 @@ typedef struct {
     Comm solo;           // the communicator of a single-process model
     DeviceComm dcomm;    // NCCL (or its emulated stand-in) over comm's ranks
     int zero_stage;
+    int forward_only;    // built for sampling (GPT2_FORWARD_ONLY): no gradients, AdamW moments or master weights
     ZeroLayout shards;   // this rank's slices (the state files' layout)
     ZeroLayout optim;    // the layout of m_memory, v_memory: shards, or (ZeRO-0) the whole model
     // ZeRO-2/3: the gradients are this rank's shard; the backward writes a
@@ -310,6 +311,7 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
     size_t grad_bytes = (stage >= 2 ? z->shard_size + slots + slots / world + 2 * (chunk + chunk_part) : n) * X;
     size_t moment_bytes = 2 * model->optim.shard_size * F;
     size_t master_bytes = gpu_options.master_weights ? model->optim.shard_size * F : 0;
+    if (model->forward_only) grad_bytes = moment_bytes = master_bytes = 0;
     // -gr 1 on several ranks: the fp32 copy of what is summed over them
     size_t bucket = z->bucket_size[0] > z->bucket_size[1] ? z->bucket_size[0] : z->bucket_size[1];
     size_t reduce_n = world == 1 || !gpu_options.reduce_fp32 ? 0 : stage >= 2 ? (bucket > chunk ? bucket : chunk) :
@@ -385,14 +387,16 @@ static void gpt2_allocate(GPT2 *model, int B, int T) {
             cudaCheck(cudaEventCreateWithFlags(&model->wte_grads_free[k], cudaEventDisableTiming));
             cudaCheck(cudaEventRecord(model->wte_grads_free[k], model->stream));
         }
-    } else {
+    } else if (grad_bytes) {
         cudaCheck(cudaMalloc(&model->grads_memory, n * X));
         cudaCheck(cudaMemset(model->grads_memory, 0, n * X));
     }
-    cudaCheck(cudaMalloc(&model->m_memory, moment_bytes / 2));
-    cudaCheck(cudaMalloc(&model->v_memory, moment_bytes / 2));
-    cudaCheck(cudaMemset(model->m_memory, 0, moment_bytes / 2));
-    cudaCheck(cudaMemset(model->v_memory, 0, moment_bytes / 2));
+    if (moment_bytes) {
+        cudaCheck(cudaMalloc(&model->m_memory, moment_bytes / 2));
+        cudaCheck(cudaMalloc(&model->v_memory, moment_bytes / 2));
+        cudaCheck(cudaMemset(model->m_memory, 0, moment_bytes / 2));
+        cudaCheck(cudaMemset(model->v_memory, 0, moment_bytes / 2));
+    }
     if (master_bytes) cudaCheck(cudaMalloc(&model->master_memory, master_bytes));
     if (reduce_n) cudaCheck(cudaMalloc(&model->reduce_f32, reduce_n * F));
     if (reduced_n) cudaCheck(cudaMalloc(&model->reduced_f32, reduced_n * F));
@@ -433,9 +437,12 @@ static void upload_bf16(floatX *dst, const float *src, size_t n) {
 // rounded to bf16), with activations for batches up to (B,T), spread over
 // comm's ranks, one GPU each, at ZeRO stage `stage` (comm NULL: one process).
 // The parameters are read or made whole on the host; the GPU receives only
-// what this rank keeps.
+// what this rank keeps. GPT2_FORWARD_ONLY as the stage: for the forward
+// alone, on one GPU.
 void gpt2_build(GPT2 *model, const char *source, uint32_t seed, int B, int T, Comm *comm, int stage) {
     memset(model, 0, sizeof(*model));
+    model->forward_only = stage == GPT2_FORWARD_ONLY;
+    if (model->forward_only) stage = 0;
     gpt2_read_config(source, &model->config);
     if (!comm) {
         comm_init_single(&model->solo);

@@ -24,6 +24,7 @@
 #define VOCAB_PAD_MULTIPLE 128  // padded vocab rows make the classifier matmul tile evenly
 #define NUM_PARAMETER_TENSORS 16
 #define INIT_STD 0.02
+#define GPT2_FORWARD_ONLY (-1)  // gpt2_build's stage for sampling (-p): no gradients or AdamW state
 
 typedef struct {
     int max_seq_len;        // maxT, 1024

@@ -17,7 +17,8 @@
 //   gpt2_build(&m, source, seed, B, T, &comm, zero_stage)   from a model file or
 //                                   descriptor, spread over the ranks (llmc/zero.h;
 //                                   comm NULL: one process): a rank allocates only
-//                                   what it keeps
+//                                   what it keeps; zero_stage GPT2_FORWARD_ONLY (comm
+//                                   NULL): for sampling, no gradients or AdamW state
 //   gpt2_free(&m)
 //   gpt2_forward(&m, inputs, targets, B, T)   targets may be NULL
 //   gpt2_mean_loss(&m)              the mean loss of that forward (with targets),
@@ -343,7 +344,7 @@ static void continue_prompt(const TrainConfig *cfg, const char *source, int max_
     int context = (int)ids.n + cfg->gen_tokens;
     if (context > max_seq_len) context = max_seq_len;
     GPT2 model;
-    gpt2_build(&model, source, (uint32_t)cfg->seed, 1, context, NULL, 0);
+    gpt2_build(&model, source, (uint32_t)cfg->seed, 1, context, NULL, GPT2_FORWARD_ONLY);
     fputs(cfg->prompt, stdout);
     generate(&model, ids.ids, (int)ids.n, cfg->gen_tokens, cfg->temperature, cfg->top_k, rng,
              tok, 1);

@@ -193,6 +193,14 @@ for opt in "-w 0" "-w 1" "-z 3"; do
         || fail "... and no file of step 6 ($opt)" "left: $left"
 done
 
+# -p builds the model for the forward alone, without gradients, AdamW moments
+# or master weights (6x the bf16 parameters, 10x with -w 1): on a GPU of 36
+# MiB the tiny model samples, where the plan with them (0.037 GiB) did not fit
+if out=$(EMU_DEVICE_MIB=36 "$GPU" -e "$TMP/gpu/model_00000005.bin" -p "" -g 8 -w 1 2>&1) &&
+        printf '%s' "$out" | grep -q '^memory: .* + gradients 0.000 + AdamW m,v 0.000 (fp32) + master weights 0.000 '
+then pass gpu_train_sampling_allocates_no_training_state
+else fail gpu_train_sampling_allocates_no_training_state "$(printf '%s' "$out" | grep -E '^(memory|error)')"; fi
+
 # checkpoints cross over: the CPU trainer evaluates the GPU's bf16 file, the
 # GPU trainer the CPU's fp32 file; each val loss matches the writer's
 val() { grep 'val loss' "$1" | tail -1 | sed 's/.*val loss //'; }
