@@ -40,18 +40,36 @@ static uint16_t bf16_round(float x) {
     return (uint16_t)(u >> 16);
 }
 
+// --init's SEED: a whole number in 0..2^32-1, digits only
+static uint32_t parse_seed(const char *text) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long long seed = text[0] >= '0' && text[0] <= '9' ? strtoull(text, &end, 10) : 0;
+    if (!end || *end || errno || seed > UINT32_MAX) fatal("--init: seed '%s' is not a number in 0..4294967295", text);
+    return (uint32_t)seed;
+}
+
 int main(int argc, char **argv) {
     check_omp_num_threads();
-    if (argc < 2) fatal("usage: test_gpt2 DIR [--init dN SEED] [--perturb TENSOR]");
+    if (argc < 2 || argv[1][0] == '-') fatal("usage: test_gpt2 DIR [--init dN SEED] [--perturb TENSOR]");
     const char *dir = argv[1];
-    const char *init_desc = NULL, *perturb = NULL;
+    const char *init_desc = NULL;
     uint32_t init_seed = 0;
+    int perturb = -1;  // the parameter tensor --perturb names
     for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--init") == 0 && i + 2 < argc) {
+        if (strcmp(argv[i], "--init") == 0) {
+            GPT2Config unused;
+            if (init_desc) fatal("--init given twice");
+            if (i + 2 >= argc) fatal("--init needs a descriptor and a seed: --init dN SEED");
             init_desc = argv[++i];
-            init_seed = (uint32_t)atoi(argv[++i]);
-        } else if (strcmp(argv[i], "--perturb") == 0 && i + 1 < argc) {
-            perturb = argv[++i];
+            if (!gpt2_config_from_descriptor(init_desc, &unused)) {
+                fatal("--init: '%s' is not a descriptor like d12", init_desc);
+            }
+            init_seed = parse_seed(argv[++i]);
+        } else if (strcmp(argv[i], "--perturb") == 0) {
+            if (perturb >= 0) fatal("--perturb given twice");
+            if (i + 1 >= argc) fatal("--perturb needs a tensor name, e.g. --perturb wpe");
+            perturb = perturbed_tensor(argv[++i]);
         } else {
             fatal("unknown argument '%s'", argv[i]);
         }
@@ -60,7 +78,7 @@ int main(int argc, char **argv) {
 
     // the model, then the debug state (batch, logits, loss, gradients) and steps
     int B, T;
-    debug_state_shape(dir, &B, &T);
+    reference_check(dir, &B, &T);
     char model_path[4096];
     snprintf(model_path, sizeof(model_path), "%s/model_fp32.bin", dir);
     GPT2 model;
@@ -71,7 +89,7 @@ int main(int argc, char **argv) {
     printf("reference %s: L=%d NH=%d C=%d, %.2fM parameters, B=%d T=%d\n", dir, c->num_layers,
            c->num_heads, c->channels, n / 1e6, B, T);
     DebugState ref;
-    debug_state_read(dir, V, n, &ref);
+    debug_state_read(dir, c, &ref);
     const int *x = ref.x, *y = ref.y;
     int failures = 0;
 
@@ -79,15 +97,17 @@ int main(int argc, char **argv) {
     if (init_desc) {
         GPT2 fresh;
         gpt2_build(&fresh, init_desc, init_seed, 1, 1, NULL, 0);
-        int same = fresh.num_parameters == n &&
-                   memcmp(fresh.params_memory, model.params_memory, n * sizeof(float)) == 0;
-        size_t diffs = 0;
-        for (size_t i = 0; same == 0 && fresh.num_parameters == n && i < n; i++) {
-            diffs += fresh.params_memory[i] != model.params_memory[i];
+        if (memcmp(&fresh.config, c, sizeof(*c)) != 0) {
+            printf("FAIL init %s: another shape than the reference's (%zu parameters, it has %zu)\n", init_desc,
+                   fresh.num_parameters, n);
+            failures++;
+        } else {
+            size_t diffs = 0;
+            for (size_t i = 0; i < n; i++) diffs += memcmp(&fresh.params_memory[i], &model.params_memory[i], 4) != 0;
+            printf("%-4s init %s seed %u == reference weights (%zu of %zu differ)\n", diffs ? "FAIL" : "ok",
+                   init_desc, init_seed, diffs, n);
+            failures += diffs != 0;
         }
-        printf("%-4s init %s seed %u == reference weights (%zu of %zu differ)\n", same ? "ok" : "FAIL",
-               init_desc, init_seed, diffs, n);
-        failures += !same;
         gpt2_free(&fresh);
     }
 
@@ -112,21 +132,16 @@ int main(int argc, char **argv) {
     printf("     loss: ours %.7f, reference %.7f\n", gpt2_mean_loss(&model), ref.loss);
     gpt2_zero_grad(&model);
     gpt2_backward(&model, 1.0f);
-    int found = perturb == NULL;
     size_t off = 0;
     for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
         size_t size = model.param_sizes[k];
-        if (perturb && strcmp(perturb, parameter_names[k]) == 0) {
-            model.grads_memory[off + size / 2] += 1e-2f;  // a plausible-looking bug
-            found = 1;
-        }
+        if (k == perturb) model.grads_memory[off + size / 2] += 1e-2f;  // a plausible-looking bug
         char what[64];
         snprintf(what, sizeof(what), "grad %s", parameter_names[k]);
         report(what, normalised_error(model.grads_memory + off, size, ref.grads + off, size, 1),
                TOL_GRAD);
         off += size;
     }
-    if (!found) fatal("--perturb: no parameter tensor named '%s'", perturb);
 
     // the first AdamW steps, all on the same batch, from the reference
     // weights (the gradient above may be perturbed)

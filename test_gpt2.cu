@@ -70,12 +70,13 @@ static float *download_floats(const floatX *src, size_t n) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2 && !(argc == 4 && strcmp(argv[2], "--perturb") == 0)) {
+    if ((argc != 2 && !(argc == 4 && strcmp(argv[2], "--perturb") == 0)) || argv[1][0] == '-') {
         fatal("usage: test_gpt2cu DIR [--perturb TENSOR]");
     }
-    const char *dir = argv[1], *perturb = argc == 4 ? argv[3] : NULL;
+    const char *dir = argv[1];
+    int perturb = argc == 4 ? perturbed_tensor(argv[3]) : -1;  // the parameter tensor --perturb names
     int B, T;
-    debug_state_shape(dir, &B, &T);
+    reference_check(dir, &B, &T);
     char model_path[4096], bf16_path[4096];
     snprintf(model_path, sizeof(model_path), "%s/model_fp32.bin", dir);
     snprintf(bf16_path, sizeof(bf16_path), "%s/model_bf16.bin", dir);
@@ -87,7 +88,7 @@ int main(int argc, char **argv) {
     printf("reference %s: L=%d NH=%d C=%d, %.2fM parameters, B=%d T=%d\n", dir, c->num_layers, c->num_heads,
            c->channels, n / 1e6, B, T);
     DebugState ref;
-    debug_state_read(dir, V, n, &ref);
+    debug_state_read(dir, c, &ref);
     if (!ref.bf16_steps) fatal("'%s' has no steps_bf16.txt (train_gpt2.py reference without --no_bf16)", dir);
 
     // the bf16 file loads as the same bits as the fp32 one rounded on load
@@ -117,22 +118,17 @@ int main(int argc, char **argv) {
     gpt2_zero_grad(&model);
     gpt2_backward(&model, 1.0f);
     float *grads = download_floats(model.grads_memory, n);
-    int found = perturb == NULL;
     size_t off = 0;
     for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
         size_t size = model.param_sizes[k];
-        if (perturb && strcmp(perturb, parameter_names[k]) == 0) {
-            grads[off + size / 2] += 1e-2f;  // a plausible-looking bug
-            found = 1;
-        }
+        if (k == perturb) grads[off + size / 2] += 1e-2f;  // a plausible-looking bug
         char what[64];
         snprintf(what, sizeof(what), "grad %s", parameter_names[k]);
         report(what, normalised_error(grads + off, size, ref.grads + off, size, 1), TOL_GRAD);
         off += size;
     }
     free(grads);
-    if (!found) fatal("--perturb: no parameter tensor named '%s'", perturb);
-    if (perturb) ref.steps = 0;   // (emulated steps are slow, and would prove nothing more)
+    if (perturb >= 0) ref.steps = 0;   // (emulated steps are slow, and would prove nothing more)
 
     // the first AdamW steps, all on the same batch, from the reference
     // weights (the gradient above may be perturbed), with fp32 master

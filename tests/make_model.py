@@ -2,7 +2,8 @@
 GPT-2 style random init, for tests that need a vocabulary smaller than
 GPT-2's (the emulated GPU trainer: its classifier dominates the run time).
 
-usage: make_model.py OUT L NH C V MAX_T SEED
+usage: make_model.py OUT L NH C V MAX_T SEED [bf16]
+With bf16: a version 5 file, the weights cut to bf16 (their top 16 bits).
 Tensors in checkpoint order (llmc/gpt2.h): weights normal(0, 0.02),
 projections into the residual stream normal(0, 0.02/sqrt(2L)), layernorm
 weights 1, biases 0; the padded vocabulary Vp is V rounded up to 128, its
@@ -14,10 +15,11 @@ import numpy as np
 
 out = sys.argv[1]
 L, NH, C, V, maxT, seed = (int(a) for a in sys.argv[2:8])
+bf16 = sys.argv[8:] == ["bf16"]
 Vp = (V + 127) // 128 * 128
 rng = np.random.default_rng(seed)
 header = np.zeros(256, dtype=np.int32)
-header[:8] = [20240326, 3, maxT, V, L, NH, C, Vp]
+header[:8] = [20240326, 5 if bf16 else 3, maxT, V, L, NH, C, Vp]
 
 
 def normal(shape, std):
@@ -38,4 +40,5 @@ tensors = [wte, normal((maxT, C), 0.02),
 with open(out, "wb") as f:
     f.write(header.tobytes())
     for t in tensors:
-        f.write(np.asarray(t, dtype=np.float32).tobytes())
+        t = np.asarray(t, dtype=np.float32)
+        f.write((t.view(np.uint32) >> 16).astype(np.uint16).tobytes() if bf16 else t.tobytes())

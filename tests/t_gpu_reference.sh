@@ -36,3 +36,10 @@ expect_error gpu_reference_bad_dir "cannot open" build/emu/plain/test_gpt2cu "$T
 # the steps' tolerance comes from PyTorch's own bf16 run: required
 cp -r "$REF" "$TMP/no_bf16" && rm "$TMP/no_bf16/steps_bf16.txt"
 expect_error gpu_reference_needs_bf16_steps "no steps_bf16.txt" build/emu/plain/test_gpt2cu "$TMP/no_bf16"
+# a bf16 model of another shape than the fp32 one is refused (its tensors
+# were read past the gradients' buffers); so are a bad --perturb, before the
+# slow forward and backward, and a flag where the folder goes
+cp -r "$REF" "$TMP/mism" && /usr/bin/python3 tests/make_model.py "$TMP/mism/model_bf16.bin" 1 1 64 300 32 1 bf16
+expect_error gpu_reference_bf16_model_other_shape "models of different shapes" build/emu/plain/test_gpt2cu "$TMP/mism"
+expect_error gpu_reference_unknown_perturb "no parameter tensor named 'nosuch'" build/emu/plain/test_gpt2cu "$REF" --perturb nosuch
+expect_error gpu_reference_flag_as_dir "usage: test_gpt2cu DIR" build/emu/plain/test_gpt2cu -h

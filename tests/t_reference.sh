@@ -53,23 +53,56 @@ else
     fail "20 training steps match PyTorch's losses" "max error $worst"
 fi
 
+# test_gpt2's own inputs, each refused before anything is sized from it: a
+# bf16 model of another shape (its tensors were read past the fp32 model's),
+# an fp32 file in its place, a debug state claiming B=1024 (1.8 GB of
+# activations were allocated before its size was checked), steps.txt cut,
+# garbled or too long (the reading stopped there and passed), --init with a
+# model file (it compared the reference with itself) or a bad seed (atoi),
+# an unknown --perturb (found only after the forward and backward)
+bad_ref() {  # NAME WANT FILE CMD...: a copy of the d2 reference with FILE made anew by CMD
+    local name=$1 want=$2 file=$3; shift 3
+    rm -rf "$TMP/bad" && cp -r $REF/d2 "$TMP/bad" && "$@" > "$TMP/bad/$file"
+    expect_error "test_gpt2: $name" "$want" ./test_gpt2 "$TMP/bad"
+}
+bad_ref "a bf16 model of another shape" "models of different shapes" model_bf16.bin \
+    $PY tests/make_model.py /dev/stdout 1 1 64 300 32 1 bf16
+bad_ref "an fp32 model as the bf16 one" "not a bf16 (v5) model file" model_bf16.bin cat $REF/d2/model_fp32.bin
+bad_ref "a debug state claiming B=1024" "debug state" debug_state.bin $PY -c "
+import sys, numpy as np
+d = open('$REF/d2/debug_state.bin', 'rb').read(); h = np.frombuffer(d[:1024], np.int32).copy(); h[2] = 1024
+sys.stdout.buffer.write(h.tobytes() + d[1024:])"
+bad_ref "steps.txt: junk after line 1's numbers" "line 1 is not" steps.txt sed '1s/$/ junk/' $REF/d2/steps.txt
+bad_ref "steps.txt: the last line cut" "line 10 is not" steps.txt head -c -3 $REF/d2/steps.txt
+bad_ref "steps.txt: 101 steps" "more than 100 steps" steps.txt awk 'BEGIN {for (i = 0; i < 101; i++) print i, 10.5, 2.5}'
+for args in "--init $REF/d2/model_fp32.bin 7|not a descriptor" "--init d2 1337abc|seed '1337abc'" \
+            "--init d2 -5|seed '-5'" "--init d2|needs a descriptor and a seed" "--init d2 1 --init d2 1|given twice" \
+            "--perturb nosuch|no parameter tensor"; do
+    expect_error "test_gpt2 ${args%%|*}" "${args#*|}" ./test_gpt2 $REF/d2 ${args%%|*}
+done
+expect_error "test_gpt2 --help is no folder" "usage: test_gpt2 DIR" ./test_gpt2 --help
+if ./test_gpt2 $REF/d2 --init d1 1337 > "$TMP/init_d1.txt" 2>&1; then fail "test_gpt2 --init of another shape fails" "exit 0"
+else check "test_gpt2 --init of another shape fails" grep -q '^FAIL init d1: another shape' "$TMP/init_d1.txt"; fi
+
 # a reference batch longer than the model's context (T=32 against a copy of
-# the d2 model cut to maxT=16: wpe's last rows dropped, no checksum)
-# must stop test_gpt2 before the encoder reads past wpe
+# the d2 model cut to maxT=16: wpe's last rows dropped, no checksum; the
+# bf16 file likewise) must stop test_gpt2 before the encoder reads past wpe
 mkdir -p "$TMP/short_ctx"
 cp $REF/d2/* "$TMP/short_ctx/"
-$PY - "$REF/d2/model_fp32.bin" "$TMP/short_ctx/model_fp32.bin" <<'PYEOF'
+for f in model_fp32.bin model_bf16.bin; do
+    $PY - "$REF/d2/$f" "$TMP/short_ctx/$f" <<'PYEOF'
 import sys
 import numpy as np
 src, dst = sys.argv[1], sys.argv[2]
 d = open(src, "rb").read()
 h = np.frombuffer(d[:1024], np.int32).copy()
-params = np.frombuffer(d[1024:], np.float32)
+params = np.frombuffer(d[1024:], np.float32 if h[1] == 3 else np.uint16)
 max_t, c, vp, keep = h[2], h[6], h[7], 16
 wpe = vp * c  # wpe follows wte (Vp,C)
 params = np.concatenate([params[:wpe + keep * c], params[wpe + max_t * c:]])
 h[2], h[8], h[9] = keep, 0, 0
 open(dst, "wb").write(h.tobytes() + params.tobytes())
 PYEOF
+done
 expect_error "a reference T past the model's maxT is refused" "maximum sequence length 16" \
     ./test_gpt2 "$TMP/short_ctx"
