@@ -60,15 +60,19 @@ static inline void args_set(const ArgSpec *s, const char *name, const char *text
         return;
     }
     double v;
+    // plain decimal only: strtol and strtod would also skip leading spaces and
+    // take '+', and strtod hex ("0x1p3"), "inf" and "nan"
+    int plain = ((text[0] >= '0' && text[0] <= '9') || text[0] == '-' || text[0] == '.') &&
+                text[strspn(text, s->type == ARG_INT ? "-0123456789" : "-+.eE0123456789")] == '\0';
     if (s->type == ARG_INT) {
         long x = strtol(text, &end, 10);
         v = (double)x;
-        if (errno || end == text || *end != '\0' || x < INT_MIN || x > INT_MAX) {
+        if (!plain || errno || end == text || *end != '\0' || x < INT_MIN || x > INT_MAX) {
             fatal("flag %s expects an integer, got '%s'", name, text);
         }
     } else {
         v = strtod(text, &end);
-        if (errno || end == text || *end != '\0' || v != v) {
+        if (!plain || errno || end == text || *end != '\0' || v != v) {
             fatal("flag %s expects a number, got '%s'", name, text);
         }
     }

@@ -131,6 +131,10 @@ expect_error "-sl negative" "-sl must be in" "${RUN[@]}" -sl -1
 expect_error "-nm negative" "-nm must be in" "${RUN[@]}" -nm -3
 expect_error "-b not a number" "expects an integer" "${RUN[@]}" -b four
 expect_error "-l not a number" "expects a number" "${RUN[@]}" -l 1e-3x
+# plain decimal only (strtol and strtod took these)
+for bad in "-b| 4" "-b|+4" "-l|0x1p-3" "-l|inf" "-l| 1e-3"; do
+    expect_error "${bad%%|*} '${bad#*|}' is refused" "got '${bad#*|}'" "${RUN[@]}" "${bad%%|*}" "${bad#*|}"
+done
 expect_error "flag without value" "needs a value" "${RUN[@]}" -x
 expect_error "-t above the model's maximum" "exceeds the model's maximum" "${RUN[@]}" -t 2048
 expect_error "-k unknown schedule" "-k must be" "${RUN[@]}" -k sine
