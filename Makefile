@@ -87,34 +87,39 @@ endif
 build/mpi_flags: FORCE
 	@mkdir -p $(@D); f='MPI=$(MPI_PKG)'; [ "$$(cat $@ 2>/dev/null)" = "$$f" ] || echo "$$f" > $@
 
+# build/c_flags remembers the compiler and flags the C binaries were built
+# with, so `make NO_OMP=1` or other CFLAGS after a build rebuilds them
+build/c_flags: FORCE
+	@mkdir -p $(@D); f='$(CC) $(CFLAGS)'; [ "$$(cat $@ 2>/dev/null)" = "$$f" ] || echo "$$f" > $@
+
 # (PCRE2: the tokenizer, for -p prompts; see the tokenizer section)
-train_gpt2: train_gpt2.c build/mpi_flags
+train_gpt2: train_gpt2.c build/mpi_flags build/c_flags
 	$(CC) $(CFLAGS) $(MPI_CFLAGS) $(PCRE2_CFLAGS) $< $(PCRE2_LIBS) $(MPI_LIBS) $(LDLIBS) -o $@
 
-test_gpt2: test_gpt2.c train_gpt2.c
+test_gpt2: test_gpt2.c train_gpt2.c build/c_flags
 	$(CC) $(CFLAGS) $(PCRE2_CFLAGS) $< $(PCRE2_LIBS) $(LDLIBS) -o $@
 
 # the trainer compiled for AVX2 without AVX-512 (x86-64-v3), whatever this
 # machine has: t_train checks in its code that the softmax and GELU loops are
 # vectorised there, where gcc leaves them scalar more easily than on AVX-512
-build/avx2/train_gpt2.o: train_gpt2.c $(wildcard llmc/*.h) Makefile
+build/avx2/train_gpt2.o: train_gpt2.c $(wildcard llmc/*.h) Makefile build/c_flags
 	@mkdir -p $(@D)
 	$(CC) $(filter-out -march=% -mprefer-vector-width=%,$(CFLAGS)) -march=x86-64-v3 $(PCRE2_CFLAGS) -c $< -o $@
 
-build/test_dataloader: tests/test_dataloader.c
+build/test_dataloader: tests/test_dataloader.c build/c_flags
 	@mkdir -p build
 	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
 
 -include build/test_dataloader.d
 
 # ZeRO's shard arithmetic (llmc/zero.h), run by tests/t_multirank.sh
-tests/test_zero: tests/test_zero.c
+tests/test_zero: tests/test_zero.c build/c_flags
 	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
 
 -include tests/test_zero.d
 
 # NCCL's id without MPI: over TCP or a file (llmc/rendezvous.h), run by tests/t_multirank.sh
-tests/test_rendezvous: tests/test_rendezvous.c
+tests/test_rendezvous: tests/test_rendezvous.c build/c_flags
 	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
 
 -include tests/test_rendezvous.d
@@ -127,20 +132,20 @@ GEMM_DEPS = llmc/gemm.h llmc/utils.h
 
 .PHONY: bench-gemm
 
-tests/test_gemm: tests/test_gemm.c $(GEMM_DEPS)
+tests/test_gemm: tests/test_gemm.c $(GEMM_DEPS) build/c_flags
 	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
 
 # the same test on the portable (non-AVX-512) path, so this machine checks it too
 # (off x86-64, the default build already is that path)
-tests/test_gemm_noavx512: tests/test_gemm.c $(GEMM_DEPS)
+tests/test_gemm_noavx512: tests/test_gemm.c $(GEMM_DEPS) build/c_flags
 	$(CC) $(CFLAGS) $(if $(X86_64),-mno-avx512f) $< $(LDLIBS) -o $@
 
 # and without OpenMP (the pragmas must compile away cleanly, no warnings) on
 # SSE4.2 (x86-64-v2), where the portable kernel's vectors are 4 floats, not 8
-tests/test_gemm_sse_noomp: tests/test_gemm.c $(GEMM_DEPS)
+tests/test_gemm_sse_noomp: tests/test_gemm.c $(GEMM_DEPS) build/c_flags
 	$(CC) $(filter-out -fopenmp -march=% -mprefer-vector-width=%,$(CFLAGS)) $(if $(X86_64),-march=x86-64-v2) $< $(LDLIBS) -o $@
 
-dev/cpu/bench_gemm: dev/cpu/bench_gemm.c $(GEMM_DEPS)
+dev/cpu/bench_gemm: dev/cpu/bench_gemm.c $(GEMM_DEPS) build/c_flags
 	$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
 
 # ours vs PyTorch on the trainer's matmul shapes, 2 threads each; reports, never fails on time
@@ -180,11 +185,11 @@ PCRE2_LIBS := $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8
 
 all: $(DATA_BINS)
 
-tokenize: dev/data/tokenize.c
+tokenize: dev/data/tokenize.c build/c_flags
 	$(CC) $(CFLAGS) $(PCRE2_CFLAGS) $< $(PCRE2_LIBS) $(LDLIBS) -o $@
 
 # checks of the tokenizer's insides, run by tests/t_tokenizer.sh
-$(DATA_TESTS): tests/test_tokenizer.c
+$(DATA_TESTS): tests/test_tokenizer.c build/c_flags
 	@mkdir -p build
 	$(CC) $(CFLAGS) $(PCRE2_CFLAGS) $< $(PCRE2_LIBS) $(LDLIBS) -o $@
 
@@ -457,6 +462,6 @@ bench: deps train_gpt2
 
 clean:
 	rm -f $(CPU_BINS) build/test_dataloader build/test_dataloader.d tests/test_zero tests/test_zero.d tests/test_rendezvous tests/test_rendezvous.d $(GEMM_BINS) $(GEMM_BINS:=.d) $(DATA_BINS) $(DATA_TESTS) $(DATA_TESTS:=.d) *.d
-	rm -rf build/ref build/avx2 build/gemm_rev build/portable build/gpu-prebuilt.tar.gz build/mpi_flags
+	rm -rf build/ref build/avx2 build/gemm_rev build/portable build/gpu-prebuilt.tar.gz build/mpi_flags build/c_flags
 
 -include $(wildcard *.d)

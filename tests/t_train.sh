@@ -296,3 +296,11 @@ if out=$(BENCH_MODEL=d1 BENCH_B=1 BENCH_T=8 bash scripts/bench_cpu.sh 2>&1) &&
    printf '%s\n' "$out" | grep -Eq '^speedup \(pytorch / train_gpt2\): [0-9.]+x$'; then pass "bench_cpu.sh: both steps timed, a ratio"
 else fail "bench_cpu.sh: both steps timed, a ratio" "$(printf '%s\n' "$out" | tail -3)"; fi
 expect_error "bench_cpu.sh: BENCH_B=abc" "BENCH_B=abc: want a whole number" env BENCH_B=abc bash scripts/bench_cpu.sh
+
+# --- make NO_OMP=1 after a build rebuilds (build/c_flags: the flags are part
+# of what a binary is made from), and the default build comes back the same way
+make -s NO_OMP=1 train_gpt2 > /dev/null 2>&1
+if ldd train_gpt2 | grep -q libgomp; then omp_after_no_omp=yes; else omp_after_no_omp=no; fi
+make -s train_gpt2 > /dev/null 2>&1
+if [ $omp_after_no_omp = no ] && ldd train_gpt2 | grep -q libgomp; then pass "make NO_OMP=1, then make: each rebuilds train_gpt2"
+else fail "make NO_OMP=1, then make: each rebuilds train_gpt2" "OpenMP after NO_OMP=1: $omp_after_no_omp; then: $(ldd train_gpt2 | grep -c libgomp)"; fi
