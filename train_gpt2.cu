@@ -1,5 +1,6 @@
 /*
- * train_gpt2.cu: GPT-2 training on one NVIDIA GPU, in bf16 mixed precision.
+ * train_gpt2.cu: GPT-2 training on NVIDIA GPUs (one per rank; NCCL and ZeRO
+ * 0-3 across them), in bf16 mixed precision.
  *
  * The same model as train_gpt2.c (the readable fp32 reference), with the
  * layers as the GPU kernels of the llmc .cuh headers: parameters, gradients and
@@ -9,7 +10,8 @@
  * with its tiles in registers (llmc/attention_mma.cuh; with -aw 1 on Hopper's
  * wgmma, llmc/attention_wgmma.cuh), or built with USE_CUDNN=1 cuDNN's
  * (llmc/attention_cudnn.cuh); the classifier's softmax, loss and gradient
- * in one pass over the logits. Every kernel of ours is deterministic, so two
+ * in one pass over the logits (at ZeRO-2/3, where wte moves in vocabulary
+ * chunks, two passes over the chunks). Every kernel of ours is deterministic, so two
  * runs with the same flags give the same bits (cuDNN's attention backward
  * is not: it adds dQ with atomics).
  *

@@ -167,7 +167,7 @@ static int train_flag_table(TrainConfig *c, ArgSpec *s) {
         {"-y", "--resume", ARG_INT, &c->resume, 0, 1, "resume from the latest checkpoint in -o"},
         {"-b", "--batch-size", ARG_INT, &c->B, 1, 65536, "micro-batch size B"},
         {"-t", "--seq-len", ARG_INT, &c->T, 1, 1048576, "sequence length T (at most the model's)"},
-        {"-d", "--total-batch", ARG_INT, &c->total_batch, -1, MAX_INT, "total batch in tokens, a multiple of B*T (-1: B*T)"},
+        {"-d", "--total-batch", ARG_INT, &c->total_batch, -1, MAX_INT, "total batch in tokens, a multiple of B*T*ranks (-1: B*T*ranks)"},
         {"-x", "--max-steps", ARG_INT, &c->max_steps, -1, MAX_INT, "optimizer steps (-1: one epoch)"},
         {"-k", "--schedule", ARG_STRING, &c->schedule, 0, 0, "LR schedule: cosine, linear, constant, wsd"},
         {"-l", "--lr", ARG_FLOAT, &c->lr, 0, 10, "peak learning rate"},

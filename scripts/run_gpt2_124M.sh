@@ -13,9 +13,10 @@
 # The batch is GPT-2's, 524,288 tokens per step, where NGPU divides 8: each
 # GPU accumulates ceil(8 / NGPU) micro-batches of 64 x 1024 (so 3 GPUs take
 # 589,824; more than 8 GPUs, 64 x 1024 x NGPU). The script prints the total.
-# Shards: TRAIN and VAL (glob patterns; the defaults are where llm.c's
-# dev/data/fineweb.py writes FineWeb-10B; ./tokenize makes shards of any
-# text, see the README's "Text to tokens"); the
+# Shards: TRAIN and VAL (glob patterns; the defaults name FineWeb-10B's
+# shards as llm.c's dev/data/fineweb.py writes them, there into
+# dev/data/fineweb10B/: link or move that folder to data/fineweb10B;
+# ./tokenize makes shards of any text, see the README's "Text to tokens"); the
 # checkpoints and log go to OUT; RESUME=1 continues from OUT's latest
 # checkpoint, on this or any other number of GPUs.
 set -euo pipefail
