@@ -12,7 +12,11 @@ it. The tests run it to write the files they compare against:
              DIR/steps_bf16.txt (the same steps with the forward autocast to
              bf16: how far PyTorch itself drifts in bf16, which sets the bf16
              GPU trainer's tolerance on the steps; --no_bf16 leaves it out).
-  train      trains a checkpoint on a token shard, to compare loss curves.
+             An earlier run's files in DIR are removed first and the model
+             files are renamed into place last: where they are, every file
+             in DIR is from one finished run.
+  train      trains a checkpoint on a token shard (checked as the C loader
+             checks it: checksum, finite weights), to compare loss curves.
   bench      times full training steps of PyTorch on the CPU, for `make bench`.
 
 The model is GPT-2 written out plainly in fp32: token + position embedding,
@@ -31,13 +35,16 @@ flags or files end with one "error: ..." line on stderr and exit status 1.
 """
 
 import argparse
+import contextlib
 import glob
 import math
 import os
 import re
+import stat
 import statistics
 import sys
 import time
+import zlib
 
 import numpy as np
 import torch
@@ -56,6 +63,16 @@ DEBUG_STATE_MAGIC = 20240327
 DEBUG_STATE_VERSION = 2
 SHARD_MAGIC = 20240520
 SHARD_VERSION = 1
+# model files' header slot 8 (llmc/checkpoint.h): 0 no checksum; CRC-32 in
+# slot 9 of the tensor bytes, or of header slots 0..7 and then the tensor bytes
+CHECKSUM_CRC32 = 1
+CHECKSUM_CRC32_CONFIG = 2
+MODEL_CHECKSUMMED_INTS = 8
+# what llmc/debug_state.h reads back: at most MAX_REF_STEPS lines of
+# steps.txt, a batch of at most MAX_B rows (train and bench take the same
+# limit: a CPU step of PyTorch at that batch takes minutes)
+MAX_REF_STEPS = 100
+MAX_B = 1024
 
 # GPT-2's fixed sizes
 MAX_SEQ_LEN = 1024
@@ -276,7 +293,11 @@ def train_step(model, opt, x, y, grad_clip, inspect=None, clip=clip_grad_norm, b
         inspect(logits, loss)
     norm = clip(model.tensors(), grad_clip)
     opt.step()
-    return loss.item(), norm.item()
+    loss, norm = loss.item(), norm.item()
+    if not (math.isfinite(loss) and math.isfinite(norm)):  # every later step would be NaN
+        raise InputError(f"loss {loss}, gradient norm {norm}: not finite, the training "
+                         f"diverged (try a lower --lr)")
+    return loss, norm
 
 
 def step_line(i, loss, norm):
@@ -291,16 +312,53 @@ def steps_text(lines):
 # -----------------------------------------------------------------------------
 # writing and reading files
 
-def write_atomically(path, chunks):
-    """Writes the byte strings `chunks` to path.tmp, then renames it to path."""
+def write_temp(path, chunks):
+    """Writes the byte strings `chunks` to path.tmp and fsyncs it; returns
+    path.tmp, for publish(). On any failure path.tmp is gone again."""
     tmp = path + ".tmp"
     try:
         with open(tmp, "wb") as f:
             for c in chunks:
                 f.write(c)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException as e:
+        discard(tmp)
+        if isinstance(e, OSError):
+            raise InputError(f"cannot write '{path}': {e.strerror}")
+        raise
+    return tmp
+
+
+def publish(tmp, path):
+    """Renames a finished path.tmp over path (removes it if that fails)."""
+    try:
         os.replace(tmp, path)
     except OSError as e:
+        discard(tmp)
         raise InputError(f"cannot write '{path}': {e.strerror}")
+
+
+def discard(path):
+    with contextlib.suppress(OSError):  # (absent, or a folder: not ours to remove)
+        os.remove(path)
+
+
+def write_atomically(path, chunks):
+    """path gets either all of `chunks` or keeps what it held: a crash or an
+    error never leaves it half-written."""
+    publish(write_temp(path, chunks), path)
+
+
+def regular_file(path, what):
+    """Checks that path is a regular file before it is opened: open() of a
+    FIFO would wait for a writer forever."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise InputError(f"{what} '{path}': {e.strerror}")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{what} '{path}' is not a regular file")
 
 
 def header_bytes(*fields):
@@ -314,7 +372,8 @@ def to_bf16_bits(t):
     return t.detach().to(torch.bfloat16).view(torch.int16).numpy().astype("<i2").tobytes()
 
 
-def write_model(path, model, version):
+def model_chunks(model, version):
+    """The bytes of a model file (no checksum: slot 8 = 0) of model's weights."""
     cfg = model.cfg
     chunks = [header_bytes(MODEL_MAGIC, version, cfg.max_seq_len, cfg.V, cfg.L, cfg.NH, cfg.C,
                            cfg.Vp)]
@@ -323,7 +382,7 @@ def write_model(path, model, version):
             chunks.append(to_bf16_bits(t))
         else:
             chunks.append(t.detach().numpy().astype("<f4").tobytes())
-    write_atomically(path, chunks)
+    return chunks
 
 
 def write_debug_state(path, x, y, logits, loss, grads):
@@ -347,8 +406,10 @@ def read_header(f, path, kind):
 
 
 def load_model(path):
-    """Reads a v3 (fp32) or v5 (bf16) checkpoint into a GPT in fp32."""
+    """Reads a v3 (fp32) or v5 (bf16) checkpoint into a GPT in fp32, with the
+    checks of llmc/checkpoint.h's reader: checksum, finite weights."""
     kind = "model checkpoint"
+    regular_file(path, "--init")
     with open(path, "rb") as f:
         h = read_header(f, path, kind)
         if h[0] != MODEL_MAGIC:
@@ -362,6 +423,10 @@ def load_model(path):
             raise InputError(f"{kind} '{path}' has an invalid shape: max_seq_len={maxT} V={V} "
                              f"L={L} NH={NH} C={C} Vp={Vp} (need all >= 1, Vp >= V, "
                              f"C divisible by NH)")
+        checksum = int(h[8])
+        if checksum not in (0, CHECKSUM_CRC32, CHECKSUM_CRC32_CONFIG):
+            raise InputError(f"{kind} '{path}': unknown checksum kind {checksum} in header "
+                             f"slot 8 (0 none, {CHECKSUM_CRC32}, {CHECKSUM_CRC32_CONFIG})")
         cfg = GPTConfig(L, NH, C, max_seq_len=maxT, V=V, Vp=Vp)
         n = num_params(cfg)
         elem = 4 if version == MODEL_VERSION_FP32 else 2
@@ -370,12 +435,23 @@ def load_model(path):
         if size != expected:
             raise InputError(f"{kind} '{path}' has {size} bytes but its header implies "
                              f"{expected} ({n} parameters, {elem} bytes each)")
-        if version == MODEL_VERSION_FP32:
-            flat = np.fromfile(f, dtype="<f4", count=n).astype(np.float32)
-        else:
-            # bf16 is the top half of an fp32: widen by shifting the bits up
-            bits = np.fromfile(f, dtype="<u2", count=n).astype(np.uint32) << 16
-            flat = bits.view(np.float32)
+        payload = f.read(elem * n)
+    if checksum:
+        crc = 0 if checksum == CHECKSUM_CRC32 else zlib.crc32(h[:MODEL_CHECKSUMMED_INTS].tobytes())
+        crc = zlib.crc32(payload, crc)
+        if crc != int(h[9]) & 0xFFFFFFFF:
+            raise InputError(f"{kind} '{path}' is corrupt: checksum {crc:08x}, header says "
+                             f"{int(h[9]) & 0xFFFFFFFF:08x}")
+    if version == MODEL_VERSION_FP32:
+        flat = np.frombuffer(payload, dtype="<f4").astype(np.float32)
+    else:
+        # bf16 is the top half of an fp32: widen by shifting the bits up
+        flat = (np.frombuffer(payload, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+    del payload
+    finite = np.isfinite(flat)
+    if not finite.all():
+        raise InputError(f"{kind} '{path}': its weights hold NaN or inf "
+                         f"(parameter {int(np.argmin(finite))})")
     model = GPT(cfg)
     offset = 0
     with torch.no_grad():
@@ -388,6 +464,7 @@ def load_model(path):
 def load_shard(path, V):
     """Reads a token shard: uint16 tokens, each checked to be < V."""
     kind = "token shard"
+    regular_file(path, "--train_bin")
     with open(path, "rb") as f:
         h = read_header(f, path, kind)
         if h[0] != SHARD_MAGIC:
@@ -432,22 +509,58 @@ def seeded_model_and_batch(args):
     return cfg, model, x, y
 
 
-def cmd_reference(args):
-    cfg, model, x, y = seeded_model_and_batch(args)
-    os.makedirs(args.out, exist_ok=True)
-    # the checkpoints hold the initial weights, the ones the debug state was computed from
-    write_model(os.path.join(args.out, "model_fp32.bin"), model, MODEL_VERSION_FP32)
-    write_model(os.path.join(args.out, "model_bf16.bin"), model, MODEL_VERSION_BF16)
+REFERENCE_FILES = ["model_fp32.bin", "model_bf16.bin", "debug_state.bin", "steps.txt",
+                   "steps_bf16.txt"]
 
+
+def cmd_reference(args):
+    if not args.out:
+        raise InputError("--out is empty: want an output directory")
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--out '{args.out}': cannot create the directory: {e.strerror}")
+
+    def out(name):
+        return os.path.join(args.out, name)
+
+    cfg, model, x, y = seeded_model_and_batch(args)
+    # an earlier run's files go first: the GPU test reads steps_bf16.txt where
+    # there is one, so a --no_bf16 or failed run must not leave old files beside new
+    for name in REFERENCE_FILES:
+        if os.path.lexists(out(name)):
+            os.remove(out(name))
+    # the checkpoints hold the initial weights, the ones the debug state is
+    # computed from: written now, renamed into place last, so model files in
+    # --out mean that every file there is from one finished run
+    pending = []
+    try:
+        for name, version in [("model_fp32.bin", MODEL_VERSION_FP32),
+                              ("model_bf16.bin", MODEL_VERSION_BF16)]:
+            pending.append((write_temp(out(name), model_chunks(model, version)), out(name)))
+        reference_steps(args, model, x, y, out)
+        for tmp, path in pending:
+            publish(tmp, path)
+    finally:
+        for tmp, _ in pending:
+            discard(tmp)  # (gone already where published)
+    print(f"# {args.model} ({cfg}), {num_params(cfg)} parameters (with padding): wrote "
+          f"model_fp32.bin, model_bf16.bin, debug_state.bin, steps.txt"
+          f"{'' if args.no_bf16 else ', steps_bf16.txt'} in {args.out}",
+          file=sys.stderr)
+
+
+def reference_steps(args, model, x, y, out):
+    """debug_state.bin from the first step, steps.txt (and steps_bf16.txt)."""
     def save_first_step(logits, loss):
         # raw gradients, before clipping; wte's (Vp,C) with zero padding rows
         grads = [t.grad.detach().clone() for t in model.tensors()]
-        write_debug_state(os.path.join(args.out, "debug_state.bin"), x, y, logits, loss, grads)
+        write_debug_state(out("debug_state.bin"), x, y, logits, loss, grads)
 
     runs = [("steps.txt", False)] + ([] if args.no_bf16 else [("steps_bf16.txt", True)])
     for name, bf16 in runs:
         if bf16:  # the same steps again from the same weights, matmuls in bf16
-            cfg, model, x, y = seeded_model_and_batch(args)
+            _, model, x, y = seeded_model_and_batch(args)
         opt = make_optimizer(model, args)
         lines = []
         for i in range(args.steps):
@@ -455,16 +568,15 @@ def cmd_reference(args):
             loss, norm = train_step(model, opt, x, y, args.grad_clip, inspect=inspect, bf16=bf16)
             lines.append(step_line(i, loss, norm))
             print(("bf16 " if bf16 else "") + lines[-1], flush=True)
-        write_atomically(os.path.join(args.out, name), [steps_text(lines)])
-    print(f"# {args.model} ({cfg}), {num_params(cfg)} parameters (with padding): wrote "
-          f"model_fp32.bin, model_bf16.bin, debug_state.bin, steps.txt"
-          f"{'' if args.no_bf16 else ', steps_bf16.txt'} in {args.out}",
-          file=sys.stderr)
+        write_atomically(out(name), [steps_text(lines)])
 
 
 def cmd_train(args):
-    if args.steps_out and not os.path.isdir(os.path.dirname(args.steps_out) or "."):
-        raise InputError(f"--steps_out '{args.steps_out}': its directory does not exist")
+    if args.steps_out is not None:  # checked now, not after the training
+        if not args.steps_out or os.path.isdir(args.steps_out):
+            raise InputError(f"--steps_out '{args.steps_out}' is not a file name")
+        if not os.path.isdir(os.path.dirname(args.steps_out) or "."):
+            raise InputError(f"--steps_out '{args.steps_out}': its directory does not exist")
     torch.set_num_threads(args.threads)
     model = load_model(args.init)
     cfg = model.cfg
@@ -492,7 +604,7 @@ def cmd_train(args):
         loss, norm = train_step(model, opt, x, y, args.grad_clip)
         lines.append(step_line(i, loss, norm))
         print(lines[-1], flush=True)
-    if args.steps_out:
+    if args.steps_out is not None:
         write_atomically(args.steps_out, [steps_text(lines)])
 
 
@@ -593,11 +705,12 @@ def build_parser():
     r.add_argument("--model", default="d2", help=model_help + " (default d2)")
     r.add_argument("--seed", type=seed, default=1337, help="init seed; seed+1 draws the batch "
                    "(default 1337)")
-    r.add_argument("--B", type=int_in(1), default=4, help="batch size (default 4)")
+    r.add_argument("--B", type=int_in(1, MAX_B), default=4,
+                   help=f"batch size, 1..{MAX_B} (default 4)")
     r.add_argument("--T", type=int_in(1, MAX_SEQ_LEN), default=32,
                    help=f"sequence length, 1..{MAX_SEQ_LEN} (default 32)")
-    r.add_argument("--steps", type=int_in(1), default=10,
-                   help="AdamW steps on the one batch (default 10)")
+    r.add_argument("--steps", type=int_in(1, MAX_REF_STEPS), default=10,
+                   help=f"AdamW steps on the one batch, 1..{MAX_REF_STEPS} (default 10)")
     r.add_argument("--no_bf16", action="store_true",
                    help="leave out steps_bf16.txt (only the bf16 GPU test reads it)")
     r.add_argument("--vocab", type=int_in(1, VOCAB_SIZE),
@@ -613,7 +726,8 @@ def build_parser():
                    help="glob of token shards; only the first in sorted order is read. Batch i "
                         "is its tokens [i*B*T, i*B*T + B*T + 1), starting over at token 0 "
                         "when the next batch would run past the end")
-    t.add_argument("--B", type=int_in(1), default=4, help="batch size (default 4)")
+    t.add_argument("--B", type=int_in(1, MAX_B), default=4,
+                   help=f"batch size, 1..{MAX_B} (default 4)")
     t.add_argument("--T", type=int_in(1, MAX_SEQ_LEN), default=64,
                    help="sequence length, at most the checkpoint's max_seq_len (default 64)")
     t.add_argument("--steps", type=int_in(1), default=50, help="training steps (default 50)")
@@ -624,7 +738,8 @@ def build_parser():
                        help="time full training steps; last line 'pytorch_ms_per_step MS'")
     b.add_argument("--model", default="d12", help=model_help + " (default d12)")
     b.add_argument("--seed", type=seed, default=1337, help="init and batch seed (default 1337)")
-    b.add_argument("--B", type=int_in(1), default=4, help="batch size (default 4)")
+    b.add_argument("--B", type=int_in(1, MAX_B), default=4,
+                   help=f"batch size, 1..{MAX_B} (default 4)")
     b.add_argument("--T", type=int_in(1, MAX_SEQ_LEN), default=64,
                    help=f"sequence length, 1..{MAX_SEQ_LEN} (default 64)")
     b.add_argument("--steps", type=int_in(1), default=5,

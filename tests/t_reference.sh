@@ -106,3 +106,46 @@ PYEOF
 done
 expect_error "a reference T past the model's maxT is refused" "maximum sequence length 16" \
     ./test_gpt2 "$TMP/short_ctx"
+
+# train_gpt2.py's own inputs and outputs (d1 with a 512-token vocabulary: cheap).
+# reference: an earlier run's steps_bf16.txt (test_gpt2.cu's bf16 tolerance)
+# must not outlive a --no_bf16 run, nor a failed run leave old files beside
+# new ones; a diverging run stops; flags past what the C readers take
+REF_PY=($PY train_gpt2.py reference --model d1 --vocab 512 --max_seq_len 16 --B 2 --T 8 --steps 2)
+R=$TMP/pyref
+"${REF_PY[@]}" --out "$R" > /dev/null 2>&1 && "${REF_PY[@]}" --no_bf16 --out "$R" > /dev/null 2>&1
+check "reference --no_bf16 removes an earlier run's steps_bf16.txt" \
+    test -s "$R/model_fp32.bin" -a -s "$R/steps.txt" -a ! -e "$R/steps_bf16.txt"
+expect_error "reference: a diverging run (--lr 1e30) stops" "not finite" "${REF_PY[@]}" --steps 5 --lr 1e30 --out "$R"
+check "reference: the diverged run left only its debug_state.bin (no model file, no earlier run's files)" \
+    test "$(ls -A "$R")" = debug_state.bin
+expect_error "reference: --out ''" "--out" "${REF_PY[@]}" --out ""
+expect_error "reference: --steps past test_gpt2's 100" "--steps: 101 is out of range" "${REF_PY[@]}" --steps 101 --out "$R"
+expect_error "reference: --B past debug_state.h's 1024" "--B: 1025 is out of range" "${REF_PY[@]}" --B 1025 --out "$R"
+expect_error "reference: a 20-digit --B" "--B" "${REF_PY[@]}" --B 99999999999999999999 --out "$R"
+expect_error "bench: a 20-digit --B" "--B" $PY train_gpt2.py bench --model d1 --B 99999999999999999999
+# train: --init is checked as the C loader checks it (the checksum the C
+# trainer wrote, finite weights); FIFOs are refused, not waited on forever
+TRAIN_PY=($PY train_gpt2.py train --train_bin "$TMP/cmp_train_000.bin" --B 4 --T 32 --steps 1)
+C_MODEL=$TMP/c_run/model_00000020.bin
+check "train --init: the C trainer's checksummed checkpoint loads" "${TRAIN_PY[@]}" --init "$C_MODEL"
+cp "$C_MODEL" "$TMP/corrupt.bin"
+printf '\001' | dd of="$TMP/corrupt.bin" bs=1 seek=5000 conv=notrunc 2>/dev/null
+expect_error "train --init: a flipped weight bit is caught by the checksum" "is corrupt" "${TRAIN_PY[@]}" --init "$TMP/corrupt.bin"
+cp $REF/d2/model_fp32.bin "$TMP/nan.bin"  # no checksum (slot 8 = 0): a NaN in wte
+printf '\000\000\300\177' | dd of="$TMP/nan.bin" bs=1 seek=2048 conv=notrunc 2>/dev/null
+expect_error "train --init: NaN weights are refused" "NaN or inf" "${TRAIN_PY[@]}" --init "$TMP/nan.bin"
+mkfifo "$TMP/fifo"
+expect_error "train --init: a FIFO is refused" "--init" "${TRAIN_PY[@]}" --init "$TMP/fifo"
+expect_error "train --train_bin: a FIFO is refused" "--train_bin" "${TRAIN_PY[@]}" --init "$C_MODEL" --train_bin "$TMP/fifo"
+mkdir -p "$TMP/steps_dir/sub"
+expect_error "train --steps_out: a folder is refused" "--steps_out" "${TRAIN_PY[@]}" --init "$C_MODEL" --steps_out "$TMP/steps_dir"
+expect_error "train: a diverging run (--lr 1e30) stops" "not finite" "${TRAIN_PY[@]}" --init "$C_MODEL" --steps 5 --lr 1e30
+check "write_atomically: a failed write leaves no .tmp behind" $PY -c '
+import os, sys, train_gpt2
+path = sys.argv[1]  # a folder: the rename fails
+try:
+    train_gpt2.write_atomically(path, [b"data"])
+except train_gpt2.InputError:
+    sys.exit(path + ".tmp is left behind" if os.path.lexists(path + ".tmp") else 0)
+sys.exit("no error")' "$TMP/steps_dir"
