@@ -94,3 +94,30 @@ else fail "the trainer scores the converted file" "$(grep -m2 'hellaswag\|error'
 printf '{"ctx": "x", "endings": ["a", "b", "c"], "label": 0}\n' > "$TMP/bad.jsonl"
 expect_error hellaswag_converter_refuses_3_endings "bad.jsonl:1: want a non-empty ctx, 4 non-empty endings" \
     $PY dev/data/hellaswag.py "$TMP/bad.jsonl" "$TMP/x.bin"
+# bad input lines (after a good line 1), named by line; no traceback
+GOOD='{"ctx": "a b", "endings": ["c", "d", "e", "f"], "label": 0}'
+bad_line() {  # NAME WANT LINE2 (printf format: \xff is a raw byte)
+    printf "%s\n$3\n" "$GOOD" > "$TMP/bad2.jsonl"
+    expect_error "hellaswag.py: $1" "$2" $PY dev/data/hellaswag.py "$TMP/bad2.jsonl" "$TMP/x.bin"
+}
+bad_line "endings that are not strings" "bad2.jsonl:2: want" '{"ctx": "a b", "endings": [1, 2, 3, 4], "label": 0}'
+bad_line "a line that is not UTF-8" "bad2.jsonl:2: not UTF-8" '{"ctx": "a \xff b", "endings": ["c", "d", "e", "f"], "label": 0}'
+bad_line "a lone surrogate" "bad2.jsonl:2: want" '{"ctx": "a \\ud800 b", "endings": ["c", "d", "e", "f"], "label": 0}'
+bad_line "label true (a bool, not 1)" "bad2.jsonl:2: want" '{"ctx": "a b", "endings": ["c", "d", "e", "f"], "label": true}'
+bad_line "JSON nested past the recursion limit" "bad2.jsonl:2: not a HellaSwag example" "$(printf '[%.0s' $(seq 100000))"
+$PY -c "import sys; sys.stdout.write((sys.argv[1] + '\n') * 65537)" "$GOOD" > "$TMP/many.jsonl"
+expect_error "hellaswag.py: more examples than the 16-bit index holds" "many.jsonl:65537: more than 65536" \
+    $PY dev/data/hellaswag.py "$TMP/many.jsonl" "$TMP/x.bin"
+mkfifo "$TMP/hs_fifo"
+expect_error "hellaswag.py: a FIFO input" "not a regular file" $PY dev/data/hellaswag.py "$TMP/hs_fifo" "$TMP/x.bin"
+printf '%s\n' "$GOOD" > "$TMP/one.jsonl"
+expect_error "hellaswag.py: --tokenize missing" "--tokenize" $PY dev/data/hellaswag.py "$TMP/one.jsonl" "$TMP/x.bin" --tokenize "$TMP/nonexist"
+expect_error "hellaswag.py: --tokenize a folder" "--tokenize" $PY dev/data/hellaswag.py "$TMP/one.jsonl" "$TMP/x.bin" --tokenize "$TMP"
+expect_error "hellaswag.py: OUT in a missing folder" "cannot write" $PY dev/data/hellaswag.py "$TMP/one.jsonl" "$TMP/nodir/x.bin"
+mkdir -p "$TMP/out_dir"
+expect_error "hellaswag.py: OUT a folder" "cannot write" $PY dev/data/hellaswag.py "$TMP/one.jsonl" "$TMP/out_dir"
+check "hellaswag.py: no OUT.tmp left behind" test ! -e "$TMP/out_dir.tmp"
+# a raw U+2028 and U+0085 inside JSON strings: legal JSON, no line breaks
+printf '{"ctx": "a\xe2\x80\xa8b", "endings": ["c", "d\xc2\x85e", "e", "f"], "label": 1}\n' > "$TMP/u2028.jsonl"
+check "hellaswag.py: U+2028 and U+0085 inside strings do not end the line" \
+    $PY dev/data/hellaswag.py "$TMP/u2028.jsonl" "$TMP/u2028.bin"
