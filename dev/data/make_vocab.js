@@ -12,8 +12,9 @@
 //                             right id, merged id.
 //
 // Rule i of vocab.bpe must make token 256 + i: that is what makes GPT-2's ids
-// tiktoken's ranks. Both files are written atomically (temporary file, fsync,
-// rename). Constants match llmc/formats.h.
+// tiktoken's ranks. Every input is checked before anything is written; both
+// files are then written atomically (temporary files, fsync, renames). A bad
+// input is one "error:" line. Constants match llmc/formats.h.
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -51,13 +52,42 @@ function tokenBytes(str, u2b) {
     return Buffer.from(out);
 }
 
-function writeAtomic(file, buf) {
-    const tmp = file + ".tmp";
-    const fd = fs.openSync(tmp, "w");
-    fs.writeSync(fd, buf);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, file);
+function readText(file) {
+    let st;
+    try {
+        st = fs.statSync(file);
+    } catch (e) {
+        die(`cannot read ${file}: ${e.code === "ENOENT" ? "no such file" : e.message}`);
+    }
+    if (!st.isFile()) die(`${file} is not a regular file`);  // (a FIFO would block)
+    try {
+        return fs.readFileSync(file, "utf8");
+    } catch (e) {
+        die(`cannot read ${file}: ${e.message}`);
+    }
+}
+
+// Writes each [file, buffer] to file.tmp (fsync'ed), then renames them all:
+// either every file is new or, on an error, each keeps what it held.
+function writeAllAtomic(outputs) {
+    const tmps = [];
+    try {
+        for (const [file, buf] of outputs) {
+            const tmp = file + ".tmp";
+            const fd = fs.openSync(tmp, "w");
+            tmps.push(tmp);  // (ours to remove from here on)
+            try {
+                fs.writeFileSync(fd, buf);  // (all of it: writeSync may write less)
+                fs.fsyncSync(fd);
+            } finally {
+                fs.closeSync(fd);
+            }
+        }
+        outputs.forEach(([file], i) => fs.renameSync(tmps[i], file));
+    } catch (e) {
+        for (const tmp of tmps) fs.rmSync(tmp, { force: true });  // (renamed ones are gone)
+        die(`cannot write: ${e.message}`);
+    }
 }
 
 function header(fields) {
@@ -67,10 +97,30 @@ function header(fields) {
 }
 
 function main() {
-    const [srcDir, outDir] = process.argv.slice(2);
-    if (!srcDir || !outDir) die("usage: node make_vocab.js ENCODER_DIR OUT_DIR");
-    const encoder = JSON.parse(fs.readFileSync(path.join(srcDir, "encoder.json"), "utf8"));
-    const rules = fs.readFileSync(path.join(srcDir, "vocab.bpe"), "utf8").split("\n")
+    const args = process.argv.slice(2);
+    if (args.length !== 2) die("usage: node make_vocab.js ENCODER_DIR OUT_DIR");
+    const [srcDir, outDir] = args;
+    const isDir = (p) => {
+        try {
+            return fs.statSync(p).isDirectory();
+        } catch {
+            return false;
+        }
+    };
+    if (!isDir(outDir)) die(`OUT_DIR ${outDir} is not an existing folder`);
+    const encoderFile = path.join(srcDir, "encoder.json");
+    let encoder;
+    try {
+        encoder = JSON.parse(readText(encoderFile));
+    } catch (e) {
+        die(`${encoderFile} is not JSON: ${e.message}`);
+    }
+    if (typeof encoder !== "object" || encoder === null || Array.isArray(encoder)) {
+        die(`${encoderFile} is not an object of token -> id`);
+    }
+    // own keys only: a rule naming "__proto__" or "toString" must find no token
+    const idOf = (str) => (Object.hasOwn(encoder, str) ? encoder[str] : undefined);
+    const rules = readText(path.join(srcDir, "vocab.bpe")).split("\n")
         .filter((line, i) => line.length > 0 && !(i === 0 && line.startsWith("#version")));
 
     const n = Object.keys(encoder).length;
@@ -81,20 +131,14 @@ function main() {
         bytes[id] = str === EOT ? Buffer.from(EOT) : tokenBytes(str, u2b);
         if (bytes[id].length === 0 || bytes[id].length > 255) die(`token ${id} has ${bytes[id].length} bytes`);
     }
-    const eot = encoder[EOT];
+    const eot = idOf(EOT);
     if (eot === undefined) die(`encoder.json has no ${EOT}`);
-
-    // tokenizer file: header, then length-prefixed bytes per id
-    writeAtomic(path.join(outDir, "gpt2_tokenizer.bin"), Buffer.concat([
-        header([TOKENIZER_MAGIC, TOKENIZER_VERSION, n, eot]),
-        ...bytes.map((b) => Buffer.concat([Buffer.from([b.length]), b])),
-    ]));
 
     // merges: vocab.bpe's rules as ids, in rank order
     const entries = [];
     rules.forEach((rule, i) => {
         const parts = rule.split(" ");
-        const [left, right, merged] = [encoder[parts[0]], encoder[parts[1]], encoder[parts.join("")]];
+        const [left, right, merged] = [idOf(parts[0]), idOf(parts[1]), idOf(parts.join(""))];
         if (parts.length !== 2 || left === undefined || right === undefined || merged !== 256 + i) {
             die(`vocab.bpe rule ${i + 1} '${rule}' does not make token ${256 + i} from two tokens`);
         }
@@ -102,8 +146,17 @@ function main() {
     });
     const body = Buffer.alloc(entries.length * 4);
     entries.forEach((v, i) => body.writeInt32LE(v, 4 * i));
-    writeAtomic(path.join(outDir, "gpt2_merges.bin"),
-        Buffer.concat([header([MERGES_MAGIC, MERGES_VERSION, rules.length]), body]));
+
+    // everything checked: now both files
+    writeAllAtomic([
+        // tokenizer file: header, then length-prefixed bytes per id
+        [path.join(outDir, "gpt2_tokenizer.bin"), Buffer.concat([
+            header([TOKENIZER_MAGIC, TOKENIZER_VERSION, n, eot]),
+            ...bytes.map((b) => Buffer.concat([Buffer.from([b.length]), b])),
+        ])],
+        [path.join(outDir, "gpt2_merges.bin"),
+            Buffer.concat([header([MERGES_MAGIC, MERGES_VERSION, rules.length]), body])],
+    ]);
     console.log(`wrote ${outDir}/gpt2_tokenizer.bin (${n} tokens, EOT ${eot}) and ` +
         `${outDir}/gpt2_merges.bin (${rules.length} merges)`);
 }

