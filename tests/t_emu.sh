@@ -25,6 +25,27 @@ cd "$ROOT" || exit 1
 ORDERS="forward reverse random"
 export EMU_SEED=1
 
+# dev/emu/rewrite.py's own input errors: one "error:" line each, OUT written
+# atomically, the #line path a valid C string (checked first: no build needed)
+RW=(/usr/bin/python3 dev/emu/rewrite.py)
+expect_error emu_rewrite_usage "usage" "${RW[@]}" only_one_argument
+expect_error emu_rewrite_missing_input "cannot read" "${RW[@]}" "$TMP/nope.cu" "$TMP/out.cu"
+expect_error emu_rewrite_folder_input "not a regular file" "${RW[@]}" "$TMP" "$TMP/out.cu"
+printf 'int x; // \xff\n' > "$TMP/latin1.cu"
+expect_error emu_rewrite_not_utf8 "not UTF-8" "${RW[@]}" "$TMP/latin1.cu" "$TMP/out.cu"
+expect_error emu_rewrite_out_in_missing_folder "cannot write" "${RW[@]}" dev/emu/tests/common.cuh "$TMP/nodir/out.cu"
+mkdir -p "$TMP/out_dir"
+expect_error emu_rewrite_out_a_folder "cannot write" "${RW[@]}" dev/emu/tests/common.cuh "$TMP/out_dir"
+# a write that fails part way (a 1 KiB file size limit): OUT keeps what it
+# held, not a truncated file with a fresh time make would take as up to date
+printf '%4000s\n' 'int x;' > "$TMP/big.cu"; echo old > "$TMP/big.cpp"
+expect_error emu_rewrite_failed_write "cannot write" bash -c 'ulimit -f 1; "$@"' _ "${RW[@]}" "$TMP/big.cu" "$TMP/big.cpp"
+check emu_rewrite_failed_write_keeps_out_and_no_tmp test "$(cat "$TMP/big.cpp")" = old -a ! -e "$TMP/big.cpp.tmp"
+mkdir -p "$TMP/a\"b\\c"; echo 'int x = ;' > "$TMP/a\"b\\c/q.cu"
+"${RW[@]}" "$TMP/a\"b\\c/q.cu" "$TMP/q.cpp"
+check emu_rewrite_line_names_a_path_with_quote_and_backslash \
+    bash -c 'g++ -fsyntax-only -x c++ "$1" 2>&1 | grep -qF "$2:1:"' _ "$TMP/q.cpp" "$TMP/a\"b\\c/q.cu"
+
 if ! out=$(make -s -j"$(nproc)" emu 2>&1); then
     fail emu_build "make emu failed"
     printf '%s\n' "$out" | tail -20 | sed 's/^/    /'

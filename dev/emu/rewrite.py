@@ -17,10 +17,12 @@ file):
 Everything else is left as it is; dev/emu/cuda_emu.h (force-included) does
 the rest. Launches and __launch_bounds__ inside comments and string literals
 are not rewritten (__shared__ declarations are matched anywhere). Exits non-zero with
-"error: ..." on a launch it cannot parse.
+one "error: ..." line on a launch it cannot parse or a file it cannot read
+or write; OUT is written atomically.
 """
 import os
 import re
+import stat
 import sys
 
 CLOSE = {"(": ")", "[": "]", "{": "}"}
@@ -207,18 +209,44 @@ def rewrite_launch_bounds(path, text):
     return "".join(out)
 
 
+def read_source(src):
+    try:
+        if not stat.S_ISREG(os.stat(src).st_mode):  # (open() of a FIFO would wait)
+            sys.exit(f"error: {src} is not a regular file")
+        with open(src, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        sys.exit(f"error: cannot read {src}: {e.strerror}")
+    except UnicodeDecodeError:
+        sys.exit(f"error: {src} is not UTF-8 text")
+
+
+def write_atomically(dst, text):
+    """dst gets all of text or keeps what it held: a failed write leaves no
+    truncated file that make would take as up to date."""
+    tmp = dst + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except OSError as e:
+        if os.path.isfile(tmp):
+            os.remove(tmp)
+        sys.exit(f"error: cannot write {dst}: {e.strerror}")
+
+
 def main():
     if len(sys.argv) != 3:
-        sys.stderr.write("usage: rewrite.py IN.cu OUT.cpp\n")
+        sys.stderr.write("error: usage: rewrite.py IN.cu OUT.cpp\n")
         sys.exit(2)
     src, dst = sys.argv[1], sys.argv[2]
-    with open(src) as f:
-        text = f.read()
-    text = rewrite_shared(rewrite_launch_bounds(src, rewrite_launches(src, text)))
-    with open(dst, "w") as f:
-        # the path as written in the sources (make may reach a header as
-        # dev/cuda/../../llmc/x.cuh through a dependency file)
-        f.write(f'#line 1 "{os.path.normpath(src)}"\n' + text)
+    text = rewrite_shared(rewrite_launch_bounds(src, rewrite_launches(src, read_source(src))))
+    # the path as written in the sources (make may reach a header as
+    # dev/cuda/../../llmc/x.cuh through a dependency file), as a C string
+    name = os.path.normpath(src).replace("\\", "\\\\").replace('"', '\\"')
+    write_atomically(dst, f'#line 1 "{name}"\n' + text)
 
 
 if __name__ == "__main__":
