@@ -5,7 +5,10 @@
 # CFLAGS=... on the command line replaces the optimisation flags (-O3
 # -march=native); the language, warning, math and OpenMP flags are added to it.
 
-CC ?= gcc
+# (make's built-in default is cc; a CC from the command line or environment wins)
+ifeq ($(origin CC),default)
+  CC = gcc
+endif
 PYTHON ?= /usr/bin/python3
 # x86-64 (1) or another target such as AArch64 (empty), by what $(CC) builds for
 X86_64 := $(if $(filter x86_64-%,$(shell $(CC) -dumpmachine 2>/dev/null)),1)
@@ -66,6 +69,7 @@ help:
 	@echo "make data-sotu     tokenize the State of the Union addresses (1790-2021) into data/sotu/"
 	@echo "make bench-tokenizer  encoding MB/s, single-threaded: ours vs js-tiktoken on ~20 MB"
 	@echo "make emu           build the CUDA emulation's tests and the kernel checks (dev/emu, dev/cuda; build/emu/), run by tests/t_emu.sh, tests/t_kernels.sh"
+	@echo "make emu-nvcc      compile the same programs with nvcc (warnings as errors: they are real CUDA); make emu-clean: remove every GPU build"
 	@echo "make train_gpt2cu  the GPU trainer (nvcc, sm_80 and sm_90a; USE_CUDNN=1: cuDNN's attention); make test_gpt2cu: its check against PyTorch"
 	@echo "make cuda-bench    the kernel checks and benches for a GPU machine (build/cuda/; scripts/gpu_validate.sh runs them)"
 	@echo "make cudnn         build/cudnn/: the trainer, its test and the attention bench with cuDNN's attention"
@@ -261,7 +265,7 @@ NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
 CUDA_DIR ?= $(or $(CUDA_HOME),$(shell $(NVCC) --dryrun -x cu -E /dev/null 2>&1 | sed -n 's/^\#\$$ TOP=//p'),/usr/local/cuda)
 CUDA_DIR := $(CUDA_DIR)
 .PHONY: cuda-dir
-cuda-dir:   # for scripts that need the toolkit's files
+cuda-dir:   # for scripts (and tests) that need the toolkit's files: prints its folder
 	@echo $(CUDA_DIR)
 NVCC_FLAGS = -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a \
 	-Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -warn-spills,-warn-lmem-usage
