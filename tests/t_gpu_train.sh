@@ -196,6 +196,8 @@ done
 # -p builds the model for the forward alone, without gradients, AdamW moments
 # or master weights (6x the bf16 parameters, 10x with -w 1): on a GPU of 36
 # MiB the tiny model samples, where the plan with them (0.037 GiB) did not fit
+# (-p needs the tokenizer file, even for the empty prompt)
+make -s vocab > /dev/null 2>&1 || fail gpu_train_vocab "make vocab failed"
 if out=$(EMU_DEVICE_MIB=36 "$GPU" -e "$TMP/gpu/model_00000005.bin" -p "" -g 8 -w 1 2>&1) &&
         printf '%s' "$out" | grep -q '^memory: .* + gradients 0.000 + AdamW m,v 0.000 (fp32) + master weights 0.000 '
 then pass gpu_train_sampling_allocates_no_training_state
