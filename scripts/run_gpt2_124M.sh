@@ -23,37 +23,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 NGPU=${NGPU:-$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)}
 TRAINER=${TRAINER:-./train_gpt2cu}
-TRAIN=${TRAIN:-data/fineweb10B/fineweb_train_*.bin}
-VAL=${VAL:-data/fineweb10B/fineweb_val_*.bin}
-OUT=${OUT:-runs/gpt2_124M}
 [ -n "$NGPU" ] && [ "$NGPU" != 0 ] || { echo "error: no GPUs found: set NGPU" >&2; exit 1; }
 [[ $NGPU =~ ^[1-9][0-9]*$ ]] || { echo "error: NGPU=$NGPU: want a number of GPUs" >&2; exit 1; }
-case ${RESUME:-0} in 0|1) ;; *) echo "error: RESUME=$RESUME: want 0 or 1" >&2; exit 1 ;; esac
 [ -x "$TRAINER" ] || { echo "error: $TRAINER not found: make train_gpt2cu" >&2; exit 1; }
 
-micro=$((64 * 1024))
-accum=$(( (8 + NGPU - 1) / NGPU ))  # 8 micro-batches per step in all, or one per GPU
-total=$((micro * NGPU * accum))
-# GPT-2 124M's 18865 steps of 524,288 tokens (~9.9B) and 700 warm-up steps,
-# in tokens whatever the batch; kept in OUT, so a resume on another number of
-# GPUs keeps the schedule it started with (flags after the script win)
-if [ "${RESUME:-0}" = 1 ] && [ -f "$OUT/schedule.txt" ]; then
-    read -r steps warmup < "$OUT/schedule.txt" && [[ $steps =~ ^[1-9][0-9]*$ && $warmup =~ ^[1-9][0-9]*$ ]] ||
-        { echo "error: $OUT/schedule.txt: want two numbers, steps and warm-up steps" >&2; exit 1; }
-else
-    steps=$(( (18865 * 524288 + total - 1) / total )); warmup=$(( (700 * 524288 + total - 1) / total ))
-    # (a run starting afresh; with checkpoints there the trainer refuses to start)
-    compgen -G "$OUT/model_*.bin" >/dev/null || { mkdir -p "$OUT" && echo "$steps $warmup" > "$OUT/schedule.txt"; }
-fi
+RANKS=$NGPU
+source scripts/gpt2_124M_plan.sh
 mpi=(mpirun -np "$NGPU" --bind-to none)
 [ -n "${HOSTFILE:-}" ] && mpi+=(--hostfile "$HOSTFILE" -x PATH -x LD_LIBRARY_PATH)
 [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
 # shellcheck disable=SC2206  # MPIRUN_ARGS: extra mpirun options, split on spaces
 [ -n "${MPIRUN_ARGS:-}" ] && mpi+=($MPIRUN_ARGS)
-resume=()
-[ "${RESUME:-0}" = 1 ] && resume=(-y 1)
 echo "GPT-2 124M on $NGPU GPU(s): $total tokens per step ($accum micro-batch(es) of 64 x 1024 per GPU), $steps steps"
-# lr 6e-4 after the warm-up, cosine to 0
-"${mpi[@]}" "$TRAINER" -e d12 -i "$TRAIN" -j "$VAL" -o "$OUT" "${resume[@]}" \
-    -b 64 -t 1024 -d "$total" -z 1 -l 6e-4 -u "$warmup" -q 0.0 -c 0.1 -x "$steps" \
-    -v 250 -m 20 -s 5000 -g 144 -n 2000 -nk 2 "$@"
+"${mpi[@]}" "$TRAINER" "${TRAINER_FLAGS[@]}" "$@"

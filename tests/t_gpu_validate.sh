@@ -127,3 +127,10 @@ if RESUME=1 NGPU=3 run124 | grep -q -- '-d 589824 .*-u 350 .*-x 9433 '; then pas
 else fail "run_gpt2_124M.sh: a resume on 3 GPUs keeps the schedule" "$(RESUME=1 NGPU=3 run124)"; fi
 expect_error "run_gpt2_124M.sh: NGPU=08 (octal to bash) is refused" "NGPU=08: want a number of GPUs" \
     env NGPU=08 TRAINER=/bin/true bash scripts/run_gpt2_124M.sh
+# the Slurm script, dry the same way (srun a stub): the same plan
+printf '#!/bin/sh\necho "$@"\n' > "$TMP/bin/srun"; chmod +x "$TMP/bin/srun"
+slurm124() { PATH="$TMP/bin:$PATH" OUT="$TMP/s124" TRAINER=/bin/true bash scripts/run_gpt2_124M.slurm -x 5 2>&1 | tail -1; }
+if SLURM_NTASKS=16 slurm124 | grep -q -- '^--mpi=pmix /bin/true -e d12 .* -d 1048576 -z 1 -l 6e-4 -u 350 -q 0.0 -c 0.1 -x 9433 .*-nk 2 -x 5$'
+then pass "run_gpt2_124M.slurm: 16 ranks take half the steps, flags after the script last"
+else fail "run_gpt2_124M.slurm: 16 ranks take half the steps, flags after the script last" "$(SLURM_NTASKS=16 slurm124)"; fi
+expect_error "run_gpt2_124M.slurm: outside sbatch" "SLURM_NTASKS" env -u SLURM_NTASKS TRAINER=/bin/true bash scripts/run_gpt2_124M.slurm
