@@ -98,7 +98,8 @@ static inline FILE *model_file_open(const char *path, GPT2Config *c, int32_t *he
 }
 
 // The index of the first of n parameters (fp32, or bf16 bits) that is NaN or
-// inf, or -1: such weights are neither loaded nor saved.
+// inf, or -1: such weights are not loaded (nor saved: llmc/train_loop.h checks
+// every rank's before a checkpoint's first file).
 static inline long long first_nonfinite(const void *params, size_t n, int bf16) {
     for (size_t i = 0; i < n; i++) {
         uint32_t bits;
@@ -147,11 +148,7 @@ static inline void model_file_read(FILE *f, const char *path, const int32_t *hea
 // params, or bf16 (v5) from the raw bf16 bits (uint16_t) the GPU trainer keeps.
 static inline void model_file_write_version(const char *path, const GPT2Config *c, int version,
                                             const void *params) {
-    size_t n = gpt2_num_parameters(c), bytes = n * (version == MODEL_VERSION_BF16 ? 2 : 4);
-    long long bad = first_nonfinite(params, n, version == MODEL_VERSION_BF16);
-    if (bad >= 0) {  // (the last good checkpoint stays the latest)
-        fatal("not writing '%s': the weights hold NaN or inf (parameter %lld); try a lower -l", path, bad);
-    }
+    size_t bytes = gpt2_num_parameters(c) * (version == MODEL_VERSION_BF16 ? 2 : 4);
     int32_t header[HEADER_INTS] = {0};
     header[0] = MODEL_MAGIC;
     header[1] = version;
